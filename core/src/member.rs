@@ -1,0 +1,44 @@
+//! Members of the pool and their records in ZooKeeper.
+
+/// A member's state: `active` members own targets, `draining` ones are handing theirs over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberState {
+    /// Owns targets.
+    Active,
+    /// Shutting down: owns nothing, scrapes on for the handoff grace period.
+    Draining,
+}
+
+/// The JSON data of `/members/<id>`, as DESIGN.md fixes it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct MemberRecord {
+    /// The member id (also the znode's name).
+    pub id: String,
+    /// Active or draining.
+    pub state: MemberState,
+    /// scrapepool's version.
+    pub version: String,
+    /// `host:port` of its web server.
+    pub web: String,
+    /// When it started, RFC 3339.
+    pub started_at: String,
+}
+
+/// All members, as one versioned snapshot (never a delta).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MembersSnapshot {
+    /// Increases with every change the coordinator saw (e.g. the `/members` cversion).
+    pub version: i64,
+    /// Every member record, any order.
+    pub members: Vec<MemberRecord>,
+}
+
+/// All jobs, as one versioned snapshot: name and raw YAML of every `/jobs/<name>`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JobsSnapshot {
+    /// Increases with every change the coordinator saw.
+    pub version: i64,
+    /// `(name, yaml)` of every job, any order.
+    pub jobs: Vec<(String, String)>,
+}

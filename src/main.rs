@@ -1,0 +1,5 @@
+//! The `scrapepool` command line.
+
+fn main() {
+    println!("scrapepool {}", env!("CARGO_PKG_VERSION"));
+}
