@@ -1,0 +1,17 @@
+//! `scrapepool check`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Arguments of `scrapepool check`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The file to read.
+    pub file: PathBuf,
+}
+
+/// Runs the command.
+pub fn run(args: Args) -> ExitCode {
+    eprintln!("scrapepool check {}: not implemented yet", args.file.display());
+    ExitCode::FAILURE
+}
