@@ -59,6 +59,7 @@
 
 pub mod config;
 pub mod encode;
+pub mod jobs_file;
 pub mod exposition;
 pub mod labels;
 pub mod member;

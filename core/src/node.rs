@@ -418,17 +418,20 @@ impl Node {
             Event::JobsChanged(snapshot) => self.on_jobs(now, snapshot),
             Event::DiscoveryUpdated { provider, result } => self.on_discovery(now, provider, result),
             Event::ScrapeFinished(finished) => self.on_scrape_finished(now, finished),
-            Event::DeliveryFinished { delivery, delivered_samples, failed_samples } => {
-                if self.in_flight_deliveries.remove(&delivery).is_some() {
-                    self.stats.deliveries_in_flight = self.in_flight_deliveries.len() as u64;
-                }
-                self.stats.samples_delivered += delivered_samples;
-                self.stats.samples_not_delivered += failed_samples;
-            }
+            Event::DeliveryFinished { delivery, delivered_samples, failed_samples } => self.on_delivery(delivery, delivered_samples, failed_samples),
             Event::ShutdownRequested => self.on_shutdown(now),
             Event::Tick => {}
         }
         self.fire_timers(now);
+    }
+
+    /// After `Exit`: accounts a `DeliveryFinished` (the only event an exited node takes), so
+    /// the driver can wait for the sink to settle before the process ends.
+    pub fn settle(&mut self, now: Timestamp, event: Event) {
+        let _ = now;
+        if let Event::DeliveryFinished { delivery, delivered_samples, failed_samples } = event {
+            self.on_delivery(delivery, delivered_samples, failed_samples);
+        }
     }
 
     /// The next command to carry out, if any. Drain until `None` after every `handle`.
@@ -960,6 +963,14 @@ impl Node {
         s.in_flight = None;
         s.cache = Some(task.cache);
         s.health = Health { last_scrape: Some(task.scheduled_at), report: Some(report) };
+    }
+
+    fn on_delivery(&mut self, delivery: u64, delivered_samples: u64, failed_samples: u64) {
+        if self.in_flight_deliveries.remove(&delivery).is_some() {
+            self.stats.deliveries_in_flight = self.in_flight_deliveries.len() as u64;
+        }
+        self.stats.samples_delivered += delivered_samples;
+        self.stats.samples_not_delivered += failed_samples;
     }
 
     fn emit(&mut self, records: Vec<Record>) {
