@@ -31,6 +31,40 @@ pub enum Exit {
     EventsClosed,
 }
 
+/// Most queries from the web server waiting for the loop.
+pub const QUERY_QUEUE_LEN_MAX: usize = 64;
+
+/// A read of the node, run on the driver's loop between two events.
+pub type Query = Box<dyn FnOnce(&Node) + Send>;
+
+/// Asks the driver's loop to read the node: status pages, APIs and metrics use it, so they
+/// always see the node's current state without a copy of it being kept up to date.
+#[derive(Clone)]
+pub struct QueryHandle {
+    tx: mpsc::Sender<Query>,
+}
+
+impl QueryHandle {
+    /// Runs `read` with the node on the loop and returns its result; `None` if the loop is gone
+    /// or does not answer within `QUERY_TIMEOUT`.
+    pub async fn ask<R: Send + 'static>(&self, read: impl FnOnce(&Node) -> R + Send + 'static) -> Option<R> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let query: Query = Box::new(move |node| {
+            let _ = tx.send(read(node));
+        });
+        tokio::time::timeout(QUERY_TIMEOUT, async {
+            self.tx.send(query).await.ok()?;
+            rx.await.ok()
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+}
+
+/// How long a query waits for the loop.
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The ports a driver carries commands out with (the coordinator runs on its own task and
 /// only exchanges channels with the driver).
 pub struct Ports<F, D, S, K> {
@@ -51,6 +85,8 @@ pub struct Driver<F, D, S, K> {
     events_tx: EventSender,
     events_rx: mpsc::Receiver<Event>,
     coord_tx: Option<mpsc::Sender<CoordRequest>>,
+    queries_tx: mpsc::Sender<Query>,
+    queries_rx: mpsc::Receiver<Query>,
     discovery: BTreeMap<(String, usize), JoinHandle<()>>,
     /// Called with the node after every event.
     observer: Option<Box<dyn FnMut(&Node) + Send>>,
@@ -61,12 +97,18 @@ impl<F: Fetcher, D: Discoverer, S: Sink, K: Clock> Driver<F, D, S, K> {
     /// (give clones to the coordinator and to signal handlers).
     pub fn new(node: Node, ports: Ports<F, D, S, K>) -> Self {
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE_LEN_MAX);
-        Driver { node, ports, events_tx, events_rx, coord_tx: None, discovery: BTreeMap::new(), observer: None }
+        let (queries_tx, queries_rx) = mpsc::channel(QUERY_QUEUE_LEN_MAX);
+        Driver { node, ports, events_tx, events_rx, coord_tx: None, queries_tx, queries_rx, discovery: BTreeMap::new(), observer: None }
     }
 
     /// A sender of events into this driver.
     pub fn events(&self) -> EventSender {
         self.events_tx.clone()
+    }
+
+    /// A handle for reading the node from other tasks (the web server).
+    pub fn queries(&self) -> QueryHandle {
+        QueryHandle { tx: self.queries_tx.clone() }
     }
 
     /// Connects a coordinator: returns the receiver of member requests to hand to
@@ -94,16 +136,15 @@ impl<F: Fetcher, D: Discoverer, S: Sink, K: Clock> Driver<F, D, S, K> {
             if let Some(exit) = self.drain_commands().await {
                 return exit;
             }
-            let event = match self.node.poll_timeout() {
-                Some(at) => {
-                    let wait = at.since(self.ports.clock.now());
-                    tokio::select! {
-                        biased;
-                        event = self.events_rx.recv() => event,
-                        _ = tokio::time::sleep(wait) => Some(Event::Tick),
-                    }
+            let wait = self.node.poll_timeout().map(|at| at.since(self.ports.clock.now()));
+            let event = tokio::select! {
+                biased;
+                event = self.events_rx.recv() => event,
+                Some(query) = self.queries_rx.recv() => {
+                    query(&self.node);
+                    continue;
                 }
-                None => self.events_rx.recv().await,
+                _ = sleep_or_forever(wait) => Some(Event::Tick),
             };
             let Some(event) = event else {
                 self.stop_all_discovery();
@@ -194,5 +235,12 @@ impl<F: Fetcher, D: Discoverer, S: Sink, K: Clock> Driver<F, D, S, K> {
             }
         }
         Exit::Drained
+    }
+}
+
+async fn sleep_or_forever(wait: Option<Duration>) {
+    match wait {
+        Some(wait) => tokio::time::sleep(wait).await,
+        None => std::future::pending().await,
     }
 }
