@@ -1,0 +1,3 @@
+//! Unit tests of both formats' rules.
+
+use super::*;
