@@ -4,3 +4,4 @@
 //! commands, and one thin adapter per outside system behind a port trait. Adapters hold no
 //! policy: every decision is the core's.
 pub mod ports;
+pub mod zk;
