@@ -6,5 +6,7 @@
 
 pub mod driver;
 pub mod http;
+pub mod kafka;
 pub mod ports;
+pub mod sink;
 pub mod zk;
