@@ -35,9 +35,9 @@ use super::{join_host_port, Reporter, ADDRESS_LABEL};
 use crate::ports::{Discoverer, EventSender};
 
 /// Longest one name's lookup may take, all retries and servers included.
-pub const LOOKUP_DEADLINE: Duration = Duration::from_secs(15);
+pub const LOOKUP_DEADLINE: Duration = Duration::from_secs(10);
 /// Timeout of one query to one server (the resolver retries within [`LOOKUP_DEADLINE`]).
-pub const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 /// Shortest wait between rounds, whatever `refresh_interval` says (guards against a 0 interval).
 pub const REFRESH_INTERVAL_MIN: Duration = Duration::from_millis(100);
 
