@@ -41,18 +41,34 @@ fn config(server: &str) -> ConsulSdConfig {
 
 /// Runs a discoverer whose blocking queries wait `wait` (long, so only a wake-up on change
 /// can explain a prompt update) and which retries after 100ms.
-fn start(config: ConsulSdConfig, wait: Duration) -> (mpsc::Receiver<Event>, tokio::task::JoinHandle<()>) {
+fn start(
+    config: ConsulSdConfig,
+    wait: Duration,
+) -> (mpsc::Receiver<Event>, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(64);
-    let discoverer = ConsulDiscoverer { wait, retry_interval: Duration::from_millis(100) };
-    let provider = ProviderId { job: "consul".into(), index: 2 };
-    let task = tokio::spawn(async move { discoverer.run(provider, SdConfig::Consul(config), tx).await });
+    let discoverer = ConsulDiscoverer {
+        wait,
+        retry_interval: Duration::from_millis(100),
+    };
+    let provider = ProviderId {
+        job: "consul".into(),
+        index: 2,
+    };
+    let task =
+        tokio::spawn(async move { discoverer.run(provider, SdConfig::Consul(config), tx).await });
     (rx, task)
 }
 
 async fn next_within(rx: &mut mpsc::Receiver<Event>, limit: Duration) -> Update {
     match tokio::time::timeout(limit, rx.recv()).await {
         Ok(Some(Event::DiscoveryUpdated { provider, result })) => {
-            assert_eq!(provider, ProviderId { job: "consul".into(), index: 2 });
+            assert_eq!(
+                provider,
+                ProviderId {
+                    job: "consul".into(),
+                    index: 2
+                }
+            );
             result
         }
         Ok(Some(other)) => panic!("unexpected event {other:?}"),
@@ -66,7 +82,11 @@ async fn next(rx: &mut mpsc::Receiver<Event>) -> Update {
 }
 
 /// Waits for the next Ok update satisfying `want`, skipping intermediate ones.
-async fn until(rx: &mut mpsc::Receiver<Event>, limit: Duration, want: impl Fn(&[TargetGroup]) -> bool) -> Vec<TargetGroup> {
+async fn until(
+    rx: &mut mpsc::Receiver<Event>,
+    limit: Duration,
+    want: impl Fn(&[TargetGroup]) -> bool,
+) -> Vec<TargetGroup> {
     let deadline = Instant::now() + limit;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -82,8 +102,18 @@ fn node(name: &str, address: &str, meta: &[(&str, &str)]) -> FakeNode {
     FakeNode {
         name: name.into(),
         address: address.into(),
-        tagged_addresses: [("lan".to_string(), address.to_string()), ("wan".to_string(), format!("203.0.113.{}", &address[address.len() - 1..]))].into(),
-        meta: meta.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        tagged_addresses: [
+            ("lan".to_string(), address.to_string()),
+            (
+                "wan".to_string(),
+                format!("203.0.113.{}", &address[address.len() - 1..]),
+            ),
+        ]
+        .into(),
+        meta: meta
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
     }
 }
 
@@ -101,7 +131,15 @@ fn instance(id: &str, service: &str, node: &str, tags: &[&str], port: u16) -> Fa
 }
 
 fn addresses(groups: &[TargetGroup], service: &str) -> Vec<String> {
-    groups.iter().filter(|g| g.source == service).flat_map(|g| g.targets.iter().map(|t| t.get("__address__").unwrap().to_string())).collect()
+    groups
+        .iter()
+        .filter(|g| g.source == service)
+        .flat_map(|g| {
+            g.targets
+                .iter()
+                .map(|t| t.get("__address__").unwrap().to_string())
+        })
+        .collect()
 }
 
 fn sources(groups: &[TargetGroup]) -> Vec<&str> {
@@ -125,7 +163,13 @@ async fn labels_are_prometheus_and_changes_arrive_promptly() {
     let groups = next(&mut rx).await.expect("first result");
     assert_eq!(sources(&groups), vec!["db", "web"]);
     let web = &groups[1];
-    assert_eq!(web.labels, Labels::from_pairs([("__meta_consul_service", "web"), ("__meta_consul_dc", "dc-test")]));
+    assert_eq!(
+        web.labels,
+        Labels::from_pairs([
+            ("__meta_consul_service", "web"),
+            ("__meta_consul_dc", "dc-test")
+        ])
+    );
     let expected_web1 = Labels::from_pairs([
         ("__address__", "10.0.0.1:8080"),
         ("__meta_consul_address", "10.0.0.1"),
@@ -155,19 +199,35 @@ async fn labels_are_prometheus_and_changes_arrive_promptly() {
     // The datacenter came from /v1/agent/self and is sent on every query; stale is allowed.
     let reqs = consul.requests();
     assert_eq!(reqs[0].path, "/v1/agent/self");
-    let health = reqs.iter().find(|r| r.path == "/v1/health/service/web").expect("health query");
-    assert!(health.query.contains(&("dc".into(), "dc-test".into())), "{:?}", health.query);
-    assert!(health.query.iter().any(|(k, _)| k == "stale"), "{:?}", health.query);
+    let health = reqs
+        .iter()
+        .find(|r| r.path == "/v1/health/service/web")
+        .expect("health query");
+    assert!(
+        health.query.contains(&("dc".into(), "dc-test".into())),
+        "{:?}",
+        health.query
+    );
+    assert!(
+        health.query.iter().any(|(k, _)| k == "stale"),
+        "{:?}",
+        health.query
+    );
 
     // Let the watchers settle into their blocking queries, then change the catalog.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let blocked = consul.requests().iter().any(|r| r.path == "/v1/health/service/web" && r.query.iter().any(|(k, v)| k == "index" && v != "0"));
+    let blocked = consul.requests().iter().any(|r| {
+        r.path == "/v1/health/service/web" && r.query.iter().any(|(k, v)| k == "index" && v != "0")
+    });
     assert!(blocked, "the watcher must use blocking queries");
     let t0 = Instant::now();
     consul.register(instance("web-3", "web", "n2", &["prod"], 9000));
     let groups = until(&mut rx, PROMPT, |g| addresses(g, "web").len() == 3).await;
     assert!(t0.elapsed() < PROMPT);
-    assert_eq!(addresses(&groups, "web"), vec!["10.0.0.1:8080", "10.0.0.2:9000", "[fd00::2]:8081"]);
+    assert_eq!(
+        addresses(&groups, "web"),
+        vec!["10.0.0.1:8080", "10.0.0.2:9000", "[fd00::2]:8081"]
+    );
 
     // A service leaving the catalog takes its group with it; a new one appears.
     consul.deregister("db-1");
@@ -198,12 +258,35 @@ async fn tags_and_node_meta_filter_services_and_instances() {
     assert_eq!(sources(&groups), vec!["web"]);
     assert_eq!(addresses(&groups, "web"), vec!["10.0.0.1:80"]);
     let reqs = consul.requests();
-    assert!(reqs.iter().all(|r| r.path != "/v1/agent/self"), "a configured datacenter needs no agent lookup");
-    assert!(reqs.iter().all(|r| r.path != "/v1/health/service/batch"), "a service without the tags is not watched");
-    let catalog = reqs.iter().find(|r| r.path == "/v1/catalog/services").unwrap();
-    assert!(catalog.query.contains(&("node-meta".into(), "rack:r1".into())), "{:?}", catalog.query);
-    let health = reqs.iter().find(|r| r.path == "/v1/health/service/web").unwrap();
-    let tags: Vec<&str> = health.query.iter().filter(|(k, _)| k == "tag").map(|(_, v)| v.as_str()).collect();
+    assert!(
+        reqs.iter().all(|r| r.path != "/v1/agent/self"),
+        "a configured datacenter needs no agent lookup"
+    );
+    assert!(
+        reqs.iter().all(|r| r.path != "/v1/health/service/batch"),
+        "a service without the tags is not watched"
+    );
+    let catalog = reqs
+        .iter()
+        .find(|r| r.path == "/v1/catalog/services")
+        .unwrap();
+    assert!(
+        catalog
+            .query
+            .contains(&("node-meta".into(), "rack:r1".into())),
+        "{:?}",
+        catalog.query
+    );
+    let health = reqs
+        .iter()
+        .find(|r| r.path == "/v1/health/service/web")
+        .unwrap();
+    let tags: Vec<&str> = health
+        .query
+        .iter()
+        .filter(|(k, _)| k == "tag")
+        .map(|(_, v)| v.as_str())
+        .collect();
     assert_eq!(tags, vec!["prod", "http"]);
     task.abort();
 }
@@ -225,7 +308,11 @@ async fn listed_services_without_tags_skip_the_catalog() {
     assert!(groups[1].targets.is_empty());
     let reqs = consul.requests();
     assert!(reqs.iter().all(|r| r.path != "/v1/catalog/services"));
-    assert!(reqs.iter().all(|r| !r.query.iter().any(|(k, _)| k == "stale")), "allow_stale: false sends no stale");
+    assert!(
+        reqs.iter()
+            .all(|r| !r.query.iter().any(|(k, _)| k == "stale")),
+        "allow_stale: false sends no stale"
+    );
     task.abort();
 }
 
@@ -235,7 +322,12 @@ async fn health_is_aggregated_as_prometheus_reports_it() {
     consul.put_node(node("n1", "10.0.0.1", &[]));
     consul.register(instance("web-1", "web", "n1", &[], 80));
     let (mut rx, task) = start(config(&consul.server()), Duration::from_secs(30));
-    let health = |g: &[TargetGroup]| g.iter().flat_map(|g| g.targets.iter()).map(|t| t.get("__meta_consul_health").unwrap_or("").to_string()).collect::<Vec<_>>();
+    let health = |g: &[TargetGroup]| {
+        g.iter()
+            .flat_map(|g| g.targets.iter())
+            .map(|t| t.get("__meta_consul_health").unwrap_or("").to_string())
+            .collect::<Vec<_>>()
+    };
     let groups = next(&mut rx).await.unwrap();
     assert_eq!(health(&groups), vec!["passing"]);
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -276,7 +368,11 @@ async fn index_going_backwards_resets_the_watch() {
     let t0 = Instant::now();
     consul.deregister("w-1");
     until(&mut rx, wait, |g| addresses(g, "web").len() == 18).await;
-    assert!(t0.elapsed() < Duration::from_millis(1000), "took {:?}: the watch did not reset", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_millis(1000),
+        "took {:?}: the watch did not reset",
+        t0.elapsed()
+    );
     task.abort();
 }
 
@@ -290,12 +386,22 @@ async fn zero_index_does_not_turn_into_a_busy_loop() {
     cfg.services = vec!["web".into()];
     cfg.refresh_interval = Duration::from_millis(10);
     let (mut rx, task) = start(cfg, Duration::from_secs(30));
-    assert_eq!(addresses(&next(&mut rx).await.unwrap(), "web"), vec!["10.0.0.1:80"]);
+    assert_eq!(
+        addresses(&next(&mut rx).await.unwrap(), "web"),
+        vec!["10.0.0.1:80"]
+    );
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let count = consul.requests().iter().filter(|r| r.path == "/v1/health/service/web").count();
+    let count = consul
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/v1/health/service/web")
+        .count();
     // Treating 0 as 1 makes the second request block; with index 0 it would return at once
     // and repeat every 10ms (about 60 requests here).
-    assert!(count <= 3, "{count} requests in 600ms: index 0 was used for blocking");
+    assert!(
+        count <= 3,
+        "{count} requests in 600ms: index 0 was used for blocking"
+    );
     task.abort();
 }
 
@@ -310,18 +416,36 @@ async fn token_is_sent_in_the_header_and_never_shown() {
     cfg.token = Some(Secret("wrong-token-456".into()));
     let (mut rx, task) = start(cfg.clone(), Duration::from_secs(30));
     let error = next(&mut rx).await.expect_err("a wrong token is refused");
-    assert!(error.contains(&consul.server()), "error names the server: {error}");
+    assert!(
+        error.contains(&consul.server()),
+        "error names the server: {error}"
+    );
     assert!(error.contains("403"), "{error}");
-    assert!(!error.contains("wrong-token-456"), "the token leaked into: {error}");
-    assert!(!format!("{cfg:?}").contains("wrong-token-456"), "the config's Debug shows the token");
+    assert!(
+        !error.contains("wrong-token-456"),
+        "the token leaked into: {error}"
+    );
+    assert!(
+        !format!("{cfg:?}").contains("wrong-token-456"),
+        "the config's Debug shows the token"
+    );
     task.abort();
 
     cfg.token = Some(Secret("right-token-123".into()));
     let (mut rx, task) = start(cfg, Duration::from_secs(30));
-    assert_eq!(addresses(&next(&mut rx).await.unwrap(), "web"), vec!["10.0.0.1:80"]);
+    assert_eq!(
+        addresses(&next(&mut rx).await.unwrap(), "web"),
+        vec!["10.0.0.1:80"]
+    );
     let last = consul.requests().pop().unwrap();
     assert_eq!(last.token.as_deref(), Some("right-token-123"));
-    assert!(consul.requests().iter().all(|r| r.query.iter().all(|(_, v)| !v.contains("token"))), "the token must not go in the URL");
+    assert!(
+        consul
+            .requests()
+            .iter()
+            .all(|r| r.query.iter().all(|(_, v)| !v.contains("token"))),
+        "the token must not go in the URL"
+    );
     task.abort();
 }
 
@@ -335,7 +459,10 @@ async fn errors_name_server_and_what_failed_and_recovery_clears_them() {
     let server = format!("127.0.0.1:{port}");
     let (mut rx, task) = start(config(&server), Duration::from_secs(30));
     let error = next(&mut rx).await.expect_err("nothing listens");
-    assert!(error.contains(&server) && error.contains("/v1/agent/self"), "{error}");
+    assert!(
+        error.contains(&server) && error.contains("/v1/agent/self"),
+        "{error}"
+    );
     task.abort();
 
     let consul = FakeConsul::start("dc1").await;
@@ -345,7 +472,12 @@ async fn errors_name_server_and_what_failed_and_recovery_clears_them() {
     cfg.datacenter = Some("elsewhere".into());
     let (mut rx, task) = start(cfg, Duration::from_secs(30));
     let error = next(&mut rx).await.expect_err("unknown datacenter");
-    assert!(error.contains(&consul.server()) && error.contains("No path to datacenter") && error.contains("/v1/catalog/services"), "{error}");
+    assert!(
+        error.contains(&consul.server())
+            && error.contains("No path to datacenter")
+            && error.contains("/v1/catalog/services"),
+        "{error}"
+    );
     task.abort();
 
     // A token that starts being required mid-watch: error, then recovery when it is dropped.
@@ -361,11 +493,17 @@ async fn errors_name_server_and_what_failed_and_recovery_clears_them() {
             break e;
         }
     };
-    assert!(error.contains("403") && error.contains(&consul.server()), "{error}");
+    assert!(
+        error.contains("403") && error.contains(&consul.server()),
+        "{error}"
+    );
     // The token requirement goes away: the watchers retry and the error clears.
     consul.clear_token();
     let groups = until(&mut rx, PROMPT, |_| true).await;
-    assert_eq!(addresses(&groups, "web"), vec!["10.0.0.1:80", "10.0.0.1:81"]);
+    assert_eq!(
+        addresses(&groups, "web"),
+        vec!["10.0.0.1:80", "10.0.0.1:81"]
+    );
     task.abort();
 }
 
@@ -375,6 +513,9 @@ async fn https_is_refused_clearly() {
     cfg.scheme = Scheme::Https;
     let (mut rx, task) = start(cfg, Duration::from_secs(30));
     let error = next(&mut rx).await.expect_err("https unsupported");
-    assert!(error.contains("https") && error.contains("127.0.0.1:1"), "{error}");
+    assert!(
+        error.contains("https") && error.contains("127.0.0.1:1"),
+        "{error}"
+    );
     task.abort();
 }

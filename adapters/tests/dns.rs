@@ -33,7 +33,11 @@ fn dnsmasq_bin() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("SCRAPEPOOL_DNSMASQ_BIN") {
         return Some(PathBuf::from(p));
     }
-    let on_path = std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|d| d.join("dnsmasq")).find(|p| p.is_file()));
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("dnsmasq"))
+            .find(|p| p.is_file())
+    });
     on_path.or_else(|| Some(PathBuf::from("/usr/sbin/dnsmasq")).filter(|p| p.is_file()))
 }
 
@@ -42,7 +46,9 @@ fn require_dnsmasq() -> Option<PathBuf> {
     match dnsmasq_bin() {
         Some(p) => Some(p),
         None if std::env::var("SCRAPEPOOL_REQUIRE_SERVICES").as_deref() == Ok("1") => {
-            panic!("dnsmasq not found (set SCRAPEPOOL_DNSMASQ_BIN) and SCRAPEPOOL_REQUIRE_SERVICES=1")
+            panic!(
+                "dnsmasq not found (set SCRAPEPOOL_DNSMASQ_BIN) and SCRAPEPOOL_REQUIRE_SERVICES=1"
+            )
         }
         None => {
             println!("SKIPPED: dnsmasq not found (apt-get install dnsmasq, or set SCRAPEPOOL_DNSMASQ_BIN)");
@@ -66,7 +72,12 @@ impl Dnsmasq {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let port = free_port();
-        let mut d = Dnsmasq { bin, dir, port, child: None };
+        let mut d = Dnsmasq {
+            bin,
+            dir,
+            port,
+            child: None,
+        };
         d.write_hosts(hosts);
         d.restart(records);
         d
@@ -115,7 +126,11 @@ impl Dnsmasq {
     /// Asks dnsmasq to re-read its hosts files.
     fn sighup(&self) {
         let pid = self.child.as_ref().expect("running").id();
-        let status = Command::new("kill").arg("-HUP").arg(pid.to_string()).status().expect("run kill");
+        let status = Command::new("kill")
+            .arg("-HUP")
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
         assert!(status.success());
     }
 
@@ -150,11 +165,24 @@ fn free_port() -> u16 {
     }
 }
 
-fn start(nameserver: SocketAddr, names: &[&str], record_type: DnsRecordType, port: Option<u16>) -> (mpsc::Receiver<Event>, tokio::task::JoinHandle<()>) {
+fn start(
+    nameserver: SocketAddr,
+    names: &[&str],
+    record_type: DnsRecordType,
+    port: Option<u16>,
+) -> (mpsc::Receiver<Event>, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(64);
     let discoverer = DnsDiscoverer::with_nameservers(vec![nameserver]);
-    let config = SdConfig::Dns(DnsSdConfig { names: names.iter().map(|s| s.to_string()).collect(), record_type, port, refresh_interval: REFRESH });
-    let provider = ProviderId { job: "dns".into(), index: 0 };
+    let config = SdConfig::Dns(DnsSdConfig {
+        names: names.iter().map(|s| s.to_string()).collect(),
+        record_type,
+        port,
+        refresh_interval: REFRESH,
+    });
+    let provider = ProviderId {
+        job: "dns".into(),
+        index: 0,
+    };
     let task = tokio::spawn(async move { discoverer.run(provider, config, tx).await });
     (rx, task)
 }
@@ -172,7 +200,10 @@ async fn next(rx: &mut mpsc::Receiver<Event>, limit: Duration) -> Result<Vec<Tar
 }
 
 /// The next Ok update satisfying `want`; errors in between (dnsmasq restarting) are skipped.
-async fn until(rx: &mut mpsc::Receiver<Event>, want: impl Fn(&[TargetGroup]) -> bool) -> Vec<TargetGroup> {
+async fn until(
+    rx: &mut mpsc::Receiver<Event>,
+    want: impl Fn(&[TargetGroup]) -> bool,
+) -> Vec<TargetGroup> {
     let deadline = Instant::now() + UPDATE_WAIT;
     let mut last = None;
     loop {
@@ -189,14 +220,29 @@ async fn until(rx: &mut mpsc::Receiver<Event>, want: impl Fn(&[TargetGroup]) -> 
 }
 
 fn addresses(groups: &[TargetGroup], source: &str) -> Vec<String> {
-    groups.iter().filter(|g| g.source == source).flat_map(|g| g.targets.iter().map(|t| t.get("__address__").unwrap().to_string())).collect()
+    groups
+        .iter()
+        .filter(|g| g.source == source)
+        .flat_map(|g| {
+            g.targets
+                .iter()
+                .map(|t| t.get("__address__").unwrap().to_string())
+        })
+        .collect()
 }
 
 #[tokio::test]
 async fn srv_records_with_prometheus_labels_and_changes_after_restart() {
     let Some(bin) = require_dnsmasq() else { return };
     let srv = "_web._tcp.example.test";
-    let mut dnsmasq = Dnsmasq::start(bin, &["srv-host=_web._tcp.example.test,web1.example.test,8080", "srv-host=_web._tcp.example.test,web2.example.test,8081,1,5"], "");
+    let mut dnsmasq = Dnsmasq::start(
+        bin,
+        &[
+            "srv-host=_web._tcp.example.test,web1.example.test,8080",
+            "srv-host=_web._tcp.example.test,web2.example.test,8081,1,5",
+        ],
+        "",
+    );
     let (mut rx, task) = start(dnsmasq.addr(), &[srv], DnsRecordType::Srv, None);
 
     let groups = until(&mut rx, |g| addresses(g, srv).len() == 2).await;
@@ -227,33 +273,94 @@ async fn srv_records_with_prometheus_labels_and_changes_after_restart() {
     }
 
     // New records: web2 leaves, web3 arrives.
-    dnsmasq.restart(&["srv-host=_web._tcp.example.test,web1.example.test,8080", "srv-host=_web._tcp.example.test,web3.example.test,9090"]);
-    let groups = until(&mut rx, |g| addresses(g, srv) == vec!["web1.example.test:8080", "web3.example.test:9090"]).await;
-    assert_eq!(groups[0].targets[1].get("__meta_dns_srv_record_port"), Some("9090"));
+    dnsmasq.restart(&[
+        "srv-host=_web._tcp.example.test,web1.example.test,8080",
+        "srv-host=_web._tcp.example.test,web3.example.test,9090",
+    ]);
+    let groups = until(&mut rx, |g| {
+        addresses(g, srv) == vec!["web1.example.test:8080", "web3.example.test:9090"]
+    })
+    .await;
+    assert_eq!(
+        groups[0].targets[1].get("__meta_dns_srv_record_port"),
+        Some("9090")
+    );
     task.abort();
 }
 
 #[tokio::test]
 async fn a_and_aaaa_records_with_port_follow_hosts_file_changes_on_sighup() {
     let Some(bin) = require_dnsmasq() else { return };
-    let dnsmasq = Dnsmasq::start(bin, &["host-record=fixed.example.test,10.9.0.1,fd00::9"], "10.0.0.1 app.example.test\nfd00::1 app.example.test\n");
-    let (mut rx_a, task_a) = start(dnsmasq.addr(), &["app.example.test", "fixed.example.test"], DnsRecordType::A, Some(9100));
-    let (mut rx_aaaa, task_aaaa) = start(dnsmasq.addr(), &["app.example.test", "fixed.example.test"], DnsRecordType::Aaaa, Some(9100));
+    let dnsmasq = Dnsmasq::start(
+        bin,
+        &["host-record=fixed.example.test,10.9.0.1,fd00::9"],
+        "10.0.0.1 app.example.test\nfd00::1 app.example.test\n",
+    );
+    let (mut rx_a, task_a) = start(
+        dnsmasq.addr(),
+        &["app.example.test", "fixed.example.test"],
+        DnsRecordType::A,
+        Some(9100),
+    );
+    let (mut rx_aaaa, task_aaaa) = start(
+        dnsmasq.addr(),
+        &["app.example.test", "fixed.example.test"],
+        DnsRecordType::Aaaa,
+        Some(9100),
+    );
 
-    let groups = until(&mut rx_a, |g| addresses(g, "app.example.test").len() == 1 && addresses(g, "fixed.example.test").len() == 1).await;
-    assert_eq!(groups.iter().map(|g| g.source.as_str()).collect::<Vec<_>>(), vec!["app.example.test", "fixed.example.test"]);
-    assert_eq!(groups[0].targets, vec![Labels::from_pairs([("__address__", "10.0.0.1:9100"), ("__meta_dns_name", "app.example.test")])]);
-    assert_eq!(addresses(&groups, "fixed.example.test"), vec!["10.9.0.1:9100"]);
-    let groups = until(&mut rx_aaaa, |g| addresses(g, "app.example.test").len() == 1).await;
-    assert_eq!(groups[0].targets, vec![Labels::from_pairs([("__address__", "[fd00::1]:9100"), ("__meta_dns_name", "app.example.test")])]);
-    assert_eq!(addresses(&groups, "fixed.example.test"), vec!["[fd00::9]:9100"]);
+    let groups = until(&mut rx_a, |g| {
+        addresses(g, "app.example.test").len() == 1 && addresses(g, "fixed.example.test").len() == 1
+    })
+    .await;
+    assert_eq!(
+        groups.iter().map(|g| g.source.as_str()).collect::<Vec<_>>(),
+        vec!["app.example.test", "fixed.example.test"]
+    );
+    assert_eq!(
+        groups[0].targets,
+        vec![Labels::from_pairs([
+            ("__address__", "10.0.0.1:9100"),
+            ("__meta_dns_name", "app.example.test")
+        ])]
+    );
+    assert_eq!(
+        addresses(&groups, "fixed.example.test"),
+        vec!["10.9.0.1:9100"]
+    );
+    let groups = until(&mut rx_aaaa, |g| {
+        addresses(g, "app.example.test").len() == 1
+    })
+    .await;
+    assert_eq!(
+        groups[0].targets,
+        vec![Labels::from_pairs([
+            ("__address__", "[fd00::1]:9100"),
+            ("__meta_dns_name", "app.example.test")
+        ])]
+    );
+    assert_eq!(
+        addresses(&groups, "fixed.example.test"),
+        vec!["[fd00::9]:9100"]
+    );
 
-    dnsmasq.write_hosts("10.0.0.1 app.example.test\n10.0.0.2 app.example.test\nfd00::2 app.example.test\n");
+    dnsmasq.write_hosts(
+        "10.0.0.1 app.example.test\n10.0.0.2 app.example.test\nfd00::2 app.example.test\n",
+    );
     dnsmasq.sighup();
     let groups = until(&mut rx_a, |g| addresses(g, "app.example.test").len() == 2).await;
-    assert_eq!(addresses(&groups, "app.example.test"), vec!["10.0.0.1:9100", "10.0.0.2:9100"]);
-    let groups = until(&mut rx_aaaa, |g| addresses(g, "app.example.test") == vec!["[fd00::2]:9100"]).await;
-    assert_eq!(addresses(&groups, "fixed.example.test"), vec!["[fd00::9]:9100"]);
+    assert_eq!(
+        addresses(&groups, "app.example.test"),
+        vec!["10.0.0.1:9100", "10.0.0.2:9100"]
+    );
+    let groups = until(&mut rx_aaaa, |g| {
+        addresses(g, "app.example.test") == vec!["[fd00::2]:9100"]
+    })
+    .await;
+    assert_eq!(
+        addresses(&groups, "fixed.example.test"),
+        vec!["[fd00::9]:9100"]
+    );
     task_a.abort();
     task_aaaa.abort();
 }
@@ -262,10 +369,18 @@ async fn a_and_aaaa_records_with_port_follow_hosts_file_changes_on_sighup() {
 async fn unknown_name_is_an_empty_group_and_a_dead_server_keeps_groups_and_reports() {
     let Some(bin) = require_dnsmasq() else { return };
     let mut dnsmasq = Dnsmasq::start(bin, &[], "10.0.0.1 app.example.test\n");
-    let (mut rx, task) = start(dnsmasq.addr(), &["app.example.test", "nothing.example.test"], DnsRecordType::A, Some(80));
+    let (mut rx, task) = start(
+        dnsmasq.addr(),
+        &["app.example.test", "nothing.example.test"],
+        DnsRecordType::A,
+        Some(80),
+    );
     let groups = until(&mut rx, |g| addresses(g, "app.example.test").len() == 1).await;
     // NXDOMAIN: an empty group for that name, as Prometheus.
-    let nothing: Vec<&TargetGroup> = groups.iter().filter(|g| g.source == "nothing.example.test").collect();
+    let nothing: Vec<&TargetGroup> = groups
+        .iter()
+        .filter(|g| g.source == "nothing.example.test")
+        .collect();
     assert_eq!(nothing.len(), 1);
     assert!(nothing[0].targets.is_empty());
 
@@ -275,10 +390,54 @@ async fn unknown_name_is_an_empty_group_and_a_dead_server_keeps_groups_and_repor
     let error = loop {
         match next(&mut rx, Duration::from_secs(30)).await {
             Err(e) => break e,
-            Ok(groups) => assert_eq!(addresses(&groups, "app.example.test"), vec!["10.0.0.1:80"], "targets must not vanish"),
+            Ok(groups) => assert_eq!(
+                addresses(&groups, "app.example.test"),
+                vec!["10.0.0.1:80"],
+                "targets must not vanish"
+            ),
         }
     };
     let server = dnsmasq.addr().to_string();
-    assert!(error.contains("app.example.test") && error.contains(&server), "{error}");
+    assert!(
+        error.contains("app.example.test") && error.contains(&server),
+        "{error}"
+    );
+    task.abort();
+}
+
+#[tokio::test]
+async fn one_failing_name_leaves_the_others_updating_and_is_reported() {
+    let Some(bin) = require_dnsmasq() else { return };
+    let dnsmasq = Dnsmasq::start(bin, &[], "10.0.0.1 app.example.test\n");
+    // dnsmasq has no upstream server: a name outside example.test is refused.
+    let (mut rx, task) = start(
+        dnsmasq.addr(),
+        &["app.example.test", "svc.elsewhere.test"],
+        DnsRecordType::A,
+        Some(80),
+    );
+    let groups = until(&mut rx, |g| addresses(g, "app.example.test").len() == 1).await;
+    assert!(
+        groups.iter().all(|g| g.source != "svc.elsewhere.test"),
+        "a name that never resolved has no group"
+    );
+    let error = next(&mut rx, UPDATE_WAIT)
+        .await
+        .expect_err("the failing name is reported after the good groups");
+    assert!(
+        error.contains("svc.elsewhere.test") && !error.contains("app.example.test"),
+        "{error}"
+    );
+
+    // The good name still follows its records; each round's error follows its groups.
+    dnsmasq.write_hosts("10.0.0.7 app.example.test\n");
+    dnsmasq.sighup();
+    let groups = until(&mut rx, |g| {
+        addresses(g, "app.example.test") == vec!["10.0.0.7:80"]
+    })
+    .await;
+    assert_eq!(groups.len(), 1);
+    let error = next(&mut rx, UPDATE_WAIT).await.expect_err("still failing");
+    assert!(error.contains("svc.elsewhere.test"), "{error}");
     task.abort();
 }

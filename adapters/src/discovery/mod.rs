@@ -134,6 +134,62 @@ pub fn join_host_port(host: &str, port: u16) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use scrapepool_core::labels::Labels;
+
+    fn group(source: &str) -> TargetGroup {
+        TargetGroup {
+            targets: vec![Labels::from_pairs([(ADDRESS_LABEL, "a:1")])],
+            labels: Labels::new(),
+            source: source.into(),
+        }
+    }
+
+    fn drain(rx: &mut tokio::sync::mpsc::Receiver<Event>) -> Vec<Result<Vec<TargetGroup>, String>> {
+        let mut out = Vec::new();
+        while let Ok(Event::DiscoveryUpdated { result, .. }) = rx.try_recv() {
+            out.push(result);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn reporter_sends_changes_and_errors_after_the_good_groups() {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        let mut r = Reporter::new(
+            ProviderId {
+                job: "j".into(),
+                index: 0,
+            },
+            tx,
+        );
+        // First round, everything failed: only the error.
+        assert!(r.report_round(vec![], vec!["x failed".into()]).await);
+        assert_eq!(drain(&mut rx), vec![Err("x failed".to_string())]);
+        // Same failure again: nothing.
+        assert!(r.report_round(vec![], vec!["x failed".into()]).await);
+        assert_eq!(drain(&mut rx), vec![]);
+        // Partial success: the groups, then the error.
+        assert!(
+            r.report_round(vec![group("a")], vec!["x failed".into()])
+                .await
+        );
+        assert_eq!(
+            drain(&mut rx),
+            vec![Ok(vec![group("a")]), Err("x failed".to_string())]
+        );
+        // Recovery with the same groups: an Ok clears the error.
+        assert!(r.report_round(vec![group("a")], vec![]).await);
+        assert_eq!(drain(&mut rx), vec![Ok(vec![group("a")])]);
+        // No change: nothing.
+        assert!(r.report_round(vec![group("a")], vec![]).await);
+        assert_eq!(drain(&mut rx), vec![]);
+        // A change: the new groups.
+        assert!(r.report_round(vec![group("a"), group("b")], vec![]).await);
+        assert_eq!(drain(&mut rx), vec![Ok(vec![group("a"), group("b")])]);
+        // The driver went away: report says so.
+        drop(rx);
+        assert!(!r.report_round(vec![], vec![]).await);
+    }
 
     #[test]
     fn sanitize_replaces_invalid_characters() {

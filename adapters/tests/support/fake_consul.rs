@@ -107,7 +107,11 @@ impl State {
         if self.zero_index {
             return 0;
         }
-        self.service_index.get(service).copied().unwrap_or(self.catalog_index).max(1)
+        self.service_index
+            .get(service)
+            .copied()
+            .unwrap_or(self.catalog_index)
+            .max(1)
     }
 
     fn catalog_index(&self) -> u64 {
@@ -139,20 +143,34 @@ impl FakeConsul {
     pub async fn start(datacenter: &str) -> FakeConsul {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let state = Arc::new(Mutex::new(State { datacenter: datacenter.to_string(), index: 1, catalog_index: 1, ..State::default() }));
+        let state = Arc::new(Mutex::new(State {
+            datacenter: datacenter.to_string(),
+            index: 1,
+            catalog_index: 1,
+            ..State::default()
+        }));
         let (changed, _) = watch::channel(0u64);
         let (st, ch) = (state.clone(), changed.clone());
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let (st, ch) = (st.clone(), ch.clone());
                 tokio::spawn(async move {
                     let service = service_fn(move |req| handle(st.clone(), ch.clone(), req));
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
                 });
             }
         });
-        FakeConsul { addr, state, changed, task }
+        FakeConsul {
+            addr,
+            state,
+            changed,
+            task,
+        }
     }
 
     /// `host:port` for the `server` setting.
@@ -182,7 +200,12 @@ impl FakeConsul {
     /// Adds or replaces a node (its services' health indexes move).
     pub fn put_node(&self, node: FakeNode) {
         self.mutate(|st| {
-            let services: BTreeSet<String> = st.instances.values().filter(|i| i.node == node.name).map(|i| i.service.clone()).collect();
+            let services: BTreeSet<String> = st
+                .instances
+                .values()
+                .filter(|i| i.node == node.name)
+                .map(|i| i.service.clone())
+                .collect();
             st.nodes.insert(node.name.clone(), node);
             for s in services {
                 st.bump_service(&s);
@@ -194,7 +217,11 @@ impl FakeConsul {
     /// Registers (or replaces) a service instance.
     pub fn register(&self, instance: FakeInstance) {
         self.mutate(|st| {
-            assert!(st.nodes.contains_key(&instance.node), "register the node {} first", instance.node);
+            assert!(
+                st.nodes.contains_key(&instance.node),
+                "register the node {} first",
+                instance.node
+            );
             let old = st.instances.insert(instance.id.clone(), instance.clone());
             if let Some(old) = old {
                 st.bump_service(&old.service);
@@ -220,7 +247,9 @@ impl FakeConsul {
             let instance = st.instances.get_mut(id).expect("instance");
             match instance.checks.iter_mut().find(|(c, _)| c == check_id) {
                 Some(c) => c.1 = status.to_string(),
-                None => instance.checks.push((check_id.to_string(), status.to_string())),
+                None => instance
+                    .checks
+                    .push((check_id.to_string(), status.to_string())),
             }
             let service = instance.service.clone();
             st.bump_service(&service);
@@ -285,7 +314,9 @@ fn decode(s: &str) -> String {
 
 /// Go duration as Consul accepts for `wait`: `<n>ms`, `<n>s`, `<n>m`.
 fn parse_wait(s: &str) -> Option<Duration> {
-    let (num, unit) = s.find(|c: char| !c.is_ascii_digit()).map(|i| s.split_at(i))?;
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map(|i| s.split_at(i))?;
     let n: u64 = num.parse().ok()?;
     match unit {
         "ms" => Some(Duration::from_millis(n)),
@@ -296,27 +327,63 @@ fn parse_wait(s: &str) -> Option<Duration> {
 }
 
 fn respond(status: StatusCode, index: Option<u64>, body: String) -> Response<Full<Bytes>> {
-    let mut b = Response::builder().status(status).header("Content-Type", if status.is_success() { "application/json" } else { "text/plain" });
+    let mut b = Response::builder().status(status).header(
+        "Content-Type",
+        if status.is_success() {
+            "application/json"
+        } else {
+            "text/plain"
+        },
+    );
     if let Some(i) = index {
-        b = b.header("X-Consul-Index", i.to_string()).header("X-Consul-KnownLeader", "true").header("X-Consul-LastContact", "0");
+        b = b
+            .header("X-Consul-Index", i.to_string())
+            .header("X-Consul-KnownLeader", "true")
+            .header("X-Consul-LastContact", "0");
     }
     b.body(Full::new(Bytes::from(body))).unwrap()
 }
 
 fn node_matches(node: Option<&FakeNode>, node_meta: &[(String, String)]) -> bool {
-    node_meta.iter().all(|(k, v)| node.and_then(|n| n.meta.get(k)) == Some(v))
+    node_meta
+        .iter()
+        .all(|(k, v)| node.and_then(|n| n.meta.get(k)) == Some(v))
 }
 
-async fn handle(state: Arc<Mutex<State>>, changed: watch::Sender<u64>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    state: Arc<Mutex<State>>,
+    changed: watch::Sender<u64>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_string();
     let query = parse_query(req.uri().query());
-    let token = req.headers().get("X-Consul-Token").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let token = req
+        .headers()
+        .get("X-Consul-Token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    let all = |k: &str| query.iter().filter(|(n, _)| n == k).map(|(_, v)| v.clone()).collect::<Vec<_>>();
-    let node_meta: Vec<(String, String)> = all("node-meta").iter().filter_map(|s| s.split_once(':').map(|(k, v)| (k.to_string(), v.to_string()))).collect();
+    let all = |k: &str| {
+        query
+            .iter()
+            .filter(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .collect::<Vec<_>>()
+    };
+    let node_meta: Vec<(String, String)> = all("node-meta")
+        .iter()
+        .filter_map(|s| {
+            s.split_once(':')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect();
     {
         let mut st = state.lock().unwrap();
-        st.log.push(LoggedRequest { path: path.clone(), query: query.clone(), token: token.clone() });
+        st.log.push(LoggedRequest {
+            path: path.clone(),
+            query: query.clone(),
+            token: token.clone(),
+        });
         if let Some(want) = &st.token {
             if token.as_deref() != Some(want.as_str()) {
                 return Ok(respond(StatusCode::FORBIDDEN, None, "ACL not found".into()));
@@ -324,12 +391,20 @@ async fn handle(state: Arc<Mutex<State>>, changed: watch::Sender<u64>, req: Requ
         }
         if let Some(dc) = get("dc") {
             if dc != st.datacenter {
-                return Ok(respond(StatusCode::INTERNAL_SERVER_ERROR, None, "No path to datacenter".into()));
+                return Ok(respond(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    None,
+                    "No path to datacenter".into(),
+                ));
             }
         }
     }
     if req.method() != hyper::Method::GET {
-        return Ok(respond(StatusCode::METHOD_NOT_ALLOWED, None, "method not allowed".into()));
+        return Ok(respond(
+            StatusCode::METHOD_NOT_ALLOWED,
+            None,
+            "method not allowed".into(),
+        ));
     }
     if path == "/v1/agent/self" {
         let st = state.lock().unwrap();
@@ -341,14 +416,21 @@ async fn handle(state: Arc<Mutex<State>>, changed: watch::Sender<u64>, req: Requ
     } else if let Some(name) = path.strip_prefix("/v1/health/service/") {
         Some(decode(name))
     } else {
-        return Ok(respond(StatusCode::NOT_FOUND, None, format!("Invalid URL path: not a recognized HTTP API endpoint: {path}")));
+        return Ok(respond(
+            StatusCode::NOT_FOUND,
+            None,
+            format!("Invalid URL path: not a recognized HTTP API endpoint: {path}"),
+        ));
     };
     let index_of = |st: &State| match &service {
         None => st.catalog_index(),
         Some(s) => st.health_index(s),
     };
     let wanted: u64 = get("index").and_then(|v| v.parse().ok()).unwrap_or(0);
-    let wait = get("wait").and_then(|w| parse_wait(&w)).unwrap_or(Duration::from_secs(300)).min(Duration::from_secs(600));
+    let wait = get("wait")
+        .and_then(|w| parse_wait(&w))
+        .unwrap_or(Duration::from_secs(300))
+        .min(Duration::from_secs(600));
     if wanted > 0 {
         let deadline = tokio::time::Instant::now() + wait;
         let mut rx = changed.subscribe();
@@ -369,7 +451,10 @@ async fn handle(state: Arc<Mutex<State>>, changed: watch::Sender<u64>, req: Requ
             let mut services: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
             for i in st.instances.values() {
                 if node_matches(st.nodes.get(&i.node), &node_meta) {
-                    services.entry(i.service.clone()).or_default().extend(i.tags.iter().cloned());
+                    services
+                        .entry(i.service.clone())
+                        .or_default()
+                        .extend(i.tags.iter().cloned());
                 }
             }
             json!(services).to_string()
