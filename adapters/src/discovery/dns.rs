@@ -67,13 +67,6 @@ impl DnsDiscoverer {
     }
 
     fn build_resolver(&self) -> Result<TokioResolver, String> {
-        let mut opts = ResolverOpts::default();
-        opts.timeout = QUERY_TIMEOUT;
-        opts.attempts = 2;
-        // Prometheus asks DNS servers directly: no hosts file, and no answer kept between
-        // rounds (the cache is also cleared before each round, see `run`).
-        opts.use_hosts_file = hickory_resolver::config::ResolveHosts::Never;
-        opts.cache_size = 0;
         let builder = match &self.nameservers {
             Some(servers) => {
                 let name_servers = servers
@@ -94,8 +87,15 @@ impl DnsDiscoverer {
             None => TokioResolver::builder_tokio()
                 .map_err(|e| format!("dns: reading /etc/resolv.conf: {e}"))?,
         };
-        // System options (ndots, search) stay; ours override timeouts, hosts and caching.
-        let builder = builder.with_options(opts);
+        let mut builder = builder;
+        // Only these options change: resolv.conf's own (ndots, ...) stay.
+        let opts: &mut ResolverOpts = builder.options_mut();
+        opts.timeout = QUERY_TIMEOUT;
+        opts.attempts = 2;
+        // Prometheus asks DNS servers directly: no hosts file, and no answer kept between
+        // rounds (the cache is also cleared before each round, see `run`).
+        opts.use_hosts_file = hickory_resolver::config::ResolveHosts::Never;
+        opts.cache_size = 0;
         builder.build().map_err(|e| {
             format!(
                 "dns: building resolver for {}: {e}",
