@@ -1,0 +1,501 @@
+//! A fake Consul agent speaking the part of Consul's HTTP API that discovery uses, built from
+//! Consul's documented responses:
+//!
+//! - `GET /v1/agent/self` → `{"Config": {"Datacenter": ..., "NodeName": ...}, "Member": {...}}`
+//! - `GET /v1/catalog/services` → `{"<service>": ["<tag>", ...]}` (tags deduplicated over the
+//!   instances), honouring `node-meta=key:value` (repeatable) and `dc`.
+//! - `GET /v1/health/service/<service>` → `[{"Node": {ID, Node, Address, Datacenter,
+//!   TaggedAddresses, Meta, CreateIndex, ModifyIndex}, "Service": {ID, Service, Tags, Address,
+//!   Meta, Port, Weights, EnableTagOverride, CreateIndex, ModifyIndex}, "Checks": [{Node,
+//!   CheckID, Name, Status, Notes, Output, ServiceID, ServiceName, ServiceTags, ...}]}]`,
+//!   honouring `tag` (repeatable: all must match), `node-meta`, `passing`, `dc`.
+//! - Every answer carries `X-Consul-Index`, `X-Consul-KnownLeader` and `X-Consul-LastContact`.
+//! - Blocking queries: with `index=N` (N > 0) the request waits until the endpoint's index
+//!   exceeds N or `wait` (Go duration, default 5m, at most 10m) passes, then answers with the
+//!   current state. The catalog's index moves on every service registration change; a
+//!   service's health index moves when one of its instances, their nodes or checks change.
+//! - ACLs: when a token is set, a request without `X-Consul-Token` equal to it gets
+//!   `403 ACL not found` (the token is never echoed).
+//! - An unknown `dc` gets `500 No path to datacenter`.
+//!
+//! Test hooks: mutate the catalog, rewind every index (a restored snapshot), make the server
+//! answer index 0 (the bug Consul's docs warn about), and read the request log.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// A node of the fake catalog.
+#[derive(Clone, Debug, Default)]
+pub struct FakeNode {
+    /// Node name.
+    pub name: String,
+    /// Node address.
+    pub address: String,
+    /// Tagged addresses (`lan`, `wan`, ...).
+    pub tagged_addresses: BTreeMap<String, String>,
+    /// Node metadata.
+    pub meta: BTreeMap<String, String>,
+}
+
+/// A service instance of the fake catalog.
+#[derive(Clone, Debug, Default)]
+pub struct FakeInstance {
+    /// Instance id.
+    pub id: String,
+    /// Service name.
+    pub service: String,
+    /// Node it runs on.
+    pub node: String,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Service address (empty: the node's).
+    pub address: String,
+    /// Port.
+    pub port: u16,
+    /// Service metadata.
+    pub meta: BTreeMap<String, String>,
+    /// Health checks: (check id, status).
+    pub checks: Vec<(String, String)>,
+}
+
+/// One request the fake received.
+#[derive(Clone, Debug)]
+pub struct LoggedRequest {
+    /// Path.
+    pub path: String,
+    /// Query pairs, decoded.
+    pub query: Vec<(String, String)>,
+    /// The `X-Consul-Token` header, if any.
+    pub token: Option<String>,
+}
+
+#[derive(Default)]
+struct State {
+    datacenter: String,
+    token: Option<String>,
+    index: u64,
+    catalog_index: u64,
+    service_index: BTreeMap<String, u64>,
+    nodes: BTreeMap<String, FakeNode>,
+    instances: BTreeMap<String, FakeInstance>,
+    zero_index: bool,
+    log: Vec<LoggedRequest>,
+}
+
+impl State {
+    fn bump_service(&mut self, service: &str) {
+        self.index += 1;
+        self.service_index.insert(service.to_string(), self.index);
+    }
+
+    fn health_index(&self, service: &str) -> u64 {
+        if self.zero_index {
+            return 0;
+        }
+        self.service_index
+            .get(service)
+            .copied()
+            .unwrap_or(self.catalog_index)
+            .max(1)
+    }
+
+    fn catalog_index(&self) -> u64 {
+        if self.zero_index {
+            0
+        } else {
+            self.catalog_index.max(1)
+        }
+    }
+}
+
+/// The fake Consul agent; stops when dropped.
+pub struct FakeConsul {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    changed: watch::Sender<u64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeConsul {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FakeConsul {
+    /// Starts a fake agent of datacenter `datacenter` on 127.0.0.1, any free port.
+    pub async fn start(datacenter: &str) -> FakeConsul {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(State {
+            datacenter: datacenter.to_string(),
+            index: 1,
+            catalog_index: 1,
+            ..State::default()
+        }));
+        let (changed, _) = watch::channel(0u64);
+        let (st, ch) = (state.clone(), changed.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (st, ch) = (st.clone(), ch.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| handle(st.clone(), ch.clone(), req));
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        FakeConsul {
+            addr,
+            state,
+            changed,
+            task,
+        }
+    }
+
+    /// `host:port` for the `server` setting.
+    pub fn server(&self) -> String {
+        self.addr.to_string()
+    }
+
+    fn mutate(&self, f: impl FnOnce(&mut State)) {
+        let index = {
+            let mut st = self.state.lock().unwrap();
+            f(&mut st);
+            st.index
+        };
+        self.changed.send_replace(index);
+    }
+
+    /// Requires `token` in `X-Consul-Token` from now on.
+    pub fn require_token(&self, token: &str) {
+        self.mutate(|st| st.token = Some(token.to_string()));
+    }
+
+    /// Stops requiring a token.
+    pub fn clear_token(&self) {
+        self.mutate(|st| st.token = None);
+    }
+
+    /// Adds or replaces a node (its services' health indexes move).
+    pub fn put_node(&self, node: FakeNode) {
+        self.mutate(|st| {
+            let services: BTreeSet<String> = st
+                .instances
+                .values()
+                .filter(|i| i.node == node.name)
+                .map(|i| i.service.clone())
+                .collect();
+            st.nodes.insert(node.name.clone(), node);
+            for s in services {
+                st.bump_service(&s);
+            }
+            st.catalog_index = st.index;
+        });
+    }
+
+    /// Registers (or replaces) a service instance.
+    pub fn register(&self, instance: FakeInstance) {
+        self.mutate(|st| {
+            assert!(
+                st.nodes.contains_key(&instance.node),
+                "register the node {} first",
+                instance.node
+            );
+            let old = st.instances.insert(instance.id.clone(), instance.clone());
+            if let Some(old) = old {
+                st.bump_service(&old.service);
+            }
+            st.bump_service(&instance.service);
+            st.catalog_index = st.index;
+        });
+    }
+
+    /// Deregisters the instance `id`.
+    pub fn deregister(&self, id: &str) {
+        self.mutate(|st| {
+            if let Some(old) = st.instances.remove(id) {
+                st.bump_service(&old.service);
+                st.catalog_index = st.index;
+            }
+        });
+    }
+
+    /// Sets the status of check `check_id` of instance `id` (adding the check if needed).
+    pub fn set_check(&self, id: &str, check_id: &str, status: &str) {
+        self.mutate(|st| {
+            let instance = st.instances.get_mut(id).expect("instance");
+            match instance.checks.iter_mut().find(|(c, _)| c == check_id) {
+                Some(c) => c.1 = status.to_string(),
+                None => instance
+                    .checks
+                    .push((check_id.to_string(), status.to_string())),
+            }
+            let service = instance.service.clone();
+            st.bump_service(&service);
+        });
+    }
+
+    /// Rewinds every index to `index` (a snapshot restore on a new cluster): indexes go backwards.
+    pub fn rewind_indexes(&self, index: u64) {
+        self.mutate(|st| {
+            st.index = index;
+            st.catalog_index = index;
+            for v in st.service_index.values_mut() {
+                *v = index;
+            }
+        });
+    }
+
+    /// Makes every answer carry `X-Consul-Index: 0`.
+    pub fn answer_zero_index(&self, on: bool) {
+        self.mutate(|st| st.zero_index = on);
+    }
+
+    /// Every request received so far.
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.state.lock().unwrap().log.clone()
+    }
+
+    /// The current index of `service`'s health endpoint.
+    pub fn service_index(&self, service: &str) -> u64 {
+        self.state.lock().unwrap().health_index(service)
+    }
+}
+
+fn parse_query(q: Option<&str>) -> Vec<(String, String)> {
+    let Some(q) = q else { return Vec::new() };
+    q.split('&')
+        .filter(|s| !s.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Go duration as Consul accepts for `wait`: `<n>ms`, `<n>s`, `<n>m`.
+fn parse_wait(s: &str) -> Option<Duration> {
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map(|i| s.split_at(i))?;
+    let n: u64 = num.parse().ok()?;
+    match unit {
+        "ms" => Some(Duration::from_millis(n)),
+        "s" => Some(Duration::from_secs(n)),
+        "m" => Some(Duration::from_secs(60 * n)),
+        _ => None,
+    }
+}
+
+fn respond(status: StatusCode, index: Option<u64>, body: String) -> Response<Full<Bytes>> {
+    let mut b = Response::builder().status(status).header(
+        "Content-Type",
+        if status.is_success() {
+            "application/json"
+        } else {
+            "text/plain"
+        },
+    );
+    if let Some(i) = index {
+        b = b
+            .header("X-Consul-Index", i.to_string())
+            .header("X-Consul-KnownLeader", "true")
+            .header("X-Consul-LastContact", "0");
+    }
+    b.body(Full::new(Bytes::from(body))).unwrap()
+}
+
+fn node_matches(node: Option<&FakeNode>, node_meta: &[(String, String)]) -> bool {
+    node_meta
+        .iter()
+        .all(|(k, v)| node.and_then(|n| n.meta.get(k)) == Some(v))
+}
+
+async fn handle(
+    state: Arc<Mutex<State>>,
+    changed: watch::Sender<u64>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = req.uri().path().to_string();
+    let query = parse_query(req.uri().query());
+    let token = req
+        .headers()
+        .get("X-Consul-Token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let all = |k: &str| {
+        query
+            .iter()
+            .filter(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .collect::<Vec<_>>()
+    };
+    let node_meta: Vec<(String, String)> = all("node-meta")
+        .iter()
+        .filter_map(|s| {
+            s.split_once(':')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect();
+    {
+        let mut st = state.lock().unwrap();
+        st.log.push(LoggedRequest {
+            path: path.clone(),
+            query: query.clone(),
+            token: token.clone(),
+        });
+        if let Some(want) = &st.token {
+            if token.as_deref() != Some(want.as_str()) {
+                return Ok(respond(StatusCode::FORBIDDEN, None, "ACL not found".into()));
+            }
+        }
+        if let Some(dc) = get("dc") {
+            if dc != st.datacenter {
+                return Ok(respond(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    None,
+                    "No path to datacenter".into(),
+                ));
+            }
+        }
+    }
+    if req.method() != hyper::Method::GET {
+        return Ok(respond(
+            StatusCode::METHOD_NOT_ALLOWED,
+            None,
+            "method not allowed".into(),
+        ));
+    }
+    if path == "/v1/agent/self" {
+        let st = state.lock().unwrap();
+        let body = json!({"Config": {"Datacenter": st.datacenter, "NodeName": "fake-agent", "Server": true, "Version": "1.15.0"}, "Member": {"Name": "fake-agent", "Addr": "127.0.0.1", "Port": 8301}});
+        return Ok(respond(StatusCode::OK, None, body.to_string()));
+    }
+    let service = if path == "/v1/catalog/services" {
+        None
+    } else if let Some(name) = path.strip_prefix("/v1/health/service/") {
+        Some(decode(name))
+    } else {
+        return Ok(respond(
+            StatusCode::NOT_FOUND,
+            None,
+            format!("Invalid URL path: not a recognized HTTP API endpoint: {path}"),
+        ));
+    };
+    let index_of = |st: &State| match &service {
+        None => st.catalog_index(),
+        Some(s) => st.health_index(s),
+    };
+    let wanted: u64 = get("index").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let wait = get("wait")
+        .and_then(|w| parse_wait(&w))
+        .unwrap_or(Duration::from_secs(300))
+        .min(Duration::from_secs(600));
+    if wanted > 0 {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut rx = changed.subscribe();
+        loop {
+            if index_of(&state.lock().unwrap()) > wanted {
+                break;
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => continue,
+                _ => break,
+            }
+        }
+    }
+    let st = state.lock().unwrap();
+    let index = index_of(&st);
+    let body = match &service {
+        None => {
+            let mut services: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            for i in st.instances.values() {
+                if node_matches(st.nodes.get(&i.node), &node_meta) {
+                    services
+                        .entry(i.service.clone())
+                        .or_default()
+                        .extend(i.tags.iter().cloned());
+                }
+            }
+            json!(services).to_string()
+        }
+        Some(name) => {
+            let tags = all("tag");
+            let passing_only = get("passing").is_some();
+            let mut entries = Vec::new();
+            for i in st.instances.values().filter(|i| &i.service == name) {
+                let node = st.nodes.get(&i.node);
+                if !node_matches(node, &node_meta) || !tags.iter().all(|t| i.tags.contains(t)) {
+                    continue;
+                }
+                if passing_only && i.checks.iter().any(|(_, s)| s != "passing") {
+                    continue;
+                }
+                let node = node.cloned().unwrap_or_default();
+                let checks: Vec<Value> = i
+                    .checks
+                    .iter()
+                    .map(|(id, status)| {
+                        let service_check = !id.starts_with("serf") && id != "_node_maintenance";
+                        json!({"Node": node.name, "CheckID": id, "Name": format!("check {id}"), "Status": status, "Notes": "", "Output": "",
+                               "ServiceID": if service_check { i.id.clone() } else { String::new() },
+                               "ServiceName": if service_check { i.service.clone() } else { String::new() },
+                               "ServiceTags": if service_check { i.tags.clone() } else { Vec::new() },
+                               "Type": "", "CreateIndex": 1, "ModifyIndex": index})
+                    })
+                    .collect();
+                entries.push(json!({
+                    "Node": {"ID": format!("id-{}", node.name), "Node": node.name, "Address": node.address, "Datacenter": st.datacenter,
+                             "TaggedAddresses": node.tagged_addresses, "Meta": node.meta, "CreateIndex": 1, "ModifyIndex": index},
+                    "Service": {"ID": i.id, "Service": i.service, "Tags": i.tags, "Address": i.address, "Meta": i.meta, "Port": i.port,
+                                "Weights": {"Passing": 1, "Warning": 1}, "EnableTagOverride": false, "CreateIndex": 1, "ModifyIndex": index},
+                    "Checks": checks,
+                }));
+            }
+            // Consul sorts by node name.
+            entries.sort_by(|a, b| a["Node"]["Node"].as_str().cmp(&b["Node"]["Node"].as_str()));
+            Value::Array(entries).to_string()
+        }
+    };
+    Ok(respond(StatusCode::OK, Some(index), body))
+}
