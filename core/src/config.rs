@@ -98,7 +98,8 @@ pub struct TargetGroup {
     pub targets: Vec<Labels>,
     /// Labels shared by every target of the group.
     pub labels: Labels,
-    /// Where the group came from (`static/0`, a DNS name, a Consul service, a file).
+    /// Where the group came from: the index of a `static_configs` entry as Prometheus names it
+    /// (`0`, `1`, ...), a DNS name, a Consul service, a file.
     pub source: String,
 }
 
@@ -1817,6 +1818,8 @@ pub fn format_duration(d: Duration) -> String {
         ("s", 1000, false),
         ("ms", 1, false),
     ] {
+        // `is_multiple_of` needs Rust 1.87; the workspace supports 1.85.
+        #[allow(clippy::manual_is_multiple_of)]
         if exact && ms % len != 0 {
             continue;
         }

@@ -151,8 +151,13 @@ impl Action {
 }
 
 /// Compiles `regex` fully anchored, as Prometheus's `relabel.NewRegexp`.
+///
+/// Go's RE2 reads `\d`, `\w`, `\s` and `\b` as ASCII classes where the `regex` crate reads
+/// them as Unicode ones; they are rewritten to their ASCII forms first so that a label value
+/// such as `١٢` (Arabic-Indic digits) matches `\d+` in neither.
 pub fn compile_anchored(regex: &str) -> Result<regex::Regex, String> {
-    regex::Regex::new(&format!("^(?:{regex})$")).map_err(|e| {
+    let translated = ascii_perl_classes(regex);
+    regex::Regex::new(&format!("^(?:{translated})$")).map_err(|e| {
         // The regex crate's message spans lines (pattern, caret, reason): keep the reason.
         let text = e.to_string();
         let reason = text
@@ -164,6 +169,74 @@ pub fn compile_anchored(regex: &str) -> Result<regex::Regex, String> {
             .to_string();
         format!("invalid regex {regex:?}: {reason}")
     })
+}
+
+/// Rewrites the Perl classes `\d \D \w \W \s \S \b \B` to the ASCII meaning they have in Go.
+/// Negated classes inside a bracket (`[\D]`) are left as they are: rare, and without a
+/// short ASCII spelling there.
+fn ascii_perl_classes(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 16);
+    let mut chars = pattern.chars().peekable();
+    let mut in_class = false;
+    // Just after `[` or `[^`, where a `]` is a literal.
+    let mut class_start = false;
+    while let Some(c) = chars.next() {
+        let at_class_start = std::mem::take(&mut class_start);
+        match c {
+            '\\' => {
+                let Some(next) = chars.next() else {
+                    out.push(c);
+                    break;
+                };
+                let replacement = match (in_class, next) {
+                    (false, 'd') => Some("[0-9]"),
+                    (false, 'D') => Some("[^0-9]"),
+                    (false, 'w') => Some("[0-9A-Za-z_]"),
+                    (false, 'W') => Some("[^0-9A-Za-z_]"),
+                    (false, 's') => Some("[\\t\\n\\f\\r ]"),
+                    (false, 'S') => Some("[^\\t\\n\\f\\r ]"),
+                    (false, 'b') => Some("(?-u:\\b)"),
+                    (false, 'B') => Some("(?-u:\\B)"),
+                    (true, 'd') => Some("0-9"),
+                    (true, 'w') => Some("0-9A-Za-z_"),
+                    (true, 's') => Some("\\t\\n\\f\\r "),
+                    _ => None,
+                };
+                match replacement {
+                    Some(r) => out.push_str(r),
+                    None => {
+                        out.push(c);
+                        out.push(next);
+                    }
+                }
+            }
+            '[' if !in_class => {
+                in_class = true;
+                class_start = true;
+                out.push(c);
+                if chars.peek() == Some(&'^') {
+                    out.push('^');
+                    chars.next();
+                }
+            }
+            '[' if in_class && chars.peek() == Some(&':') => {
+                // A POSIX class `[:alpha:]` inside a bracket: copy it whole.
+                out.push(c);
+                for d in chars.by_ref() {
+                    out.push(d);
+                    if d == ']' {
+                        break;
+                    }
+                }
+            }
+            ']' if in_class && !at_class_start => {
+                in_class = false;
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// Whether `s` is a `target_label` template Prometheus accepts for `replace` and a
@@ -702,6 +775,27 @@ mod tests {
     }
 
     #[test]
+    fn perl_classes_are_ascii_as_in_go() {
+        let digits = compile_anchored("\\d+").unwrap();
+        assert!(digits.is_match("0123456789"));
+        assert!(!digits.is_match("١٢"));
+        let word = compile_anchored("\\w+").unwrap();
+        assert!(word.is_match("a_Z9"));
+        assert!(!word.is_match("é"));
+        let class = compile_anchored("[\\d.]+").unwrap();
+        assert!(class.is_match("1.5"));
+        assert!(!class.is_match("١"));
+        let space = compile_anchored("a\\sb").unwrap();
+        assert!(space.is_match("a b") && !space.is_match("a\u{a0}b"));
+        assert!(compile_anchored("[]a]+").unwrap().is_match("]a"));
+        assert!(compile_anchored("[[:alpha:]\\d]+").unwrap().is_match("a1"));
+        assert!(compile_anchored("\\bfoo\\b.*").unwrap().is_match("foo bar"));
+        // Escapes other than the Perl classes pass through.
+        assert!(compile_anchored("a\\.b").unwrap().is_match("a.b"));
+        assert!(!compile_anchored("a\\.b").unwrap().is_match("axb"));
+    }
+
+    #[test]
     fn keep_and_drop() {
         let keep = rule(&[
             ("source_labels", "env"),
@@ -713,13 +807,13 @@ mod tests {
             ("regex", "prod|staging"),
             ("action", "drop"),
         ]);
-        assert!(run(&[keep.clone()], &[("env", "prod")]).is_some());
-        assert!(run(&[keep.clone()], &[("env", "dev")]).is_none());
+        assert!(run(std::slice::from_ref(&keep), &[("env", "prod")]).is_some());
+        assert!(run(std::slice::from_ref(&keep), &[("env", "dev")]).is_none());
         // Anchored: `prod` does not match `production`.
-        assert!(run(&[keep.clone()], &[("env", "production")]).is_none());
+        assert!(run(std::slice::from_ref(&keep), &[("env", "production")]).is_none());
         // A missing label is the empty string, which does not match.
         assert!(run(&[keep], &[("other", "x")]).is_none());
-        assert!(run(&[drop.clone()], &[("env", "prod")]).is_none());
+        assert!(run(std::slice::from_ref(&drop), &[("env", "prod")]).is_none());
         assert_eq!(
             run(&[drop], &[("env", "dev")]),
             Some(labels(&[("env", "dev")]))
@@ -734,10 +828,8 @@ mod tests {
         // '10.0.0.4:8080' -> 10811611273248037869 (mod 10 = 9, mod 7 = 1)
         // 'x;y'           -> 15403037210241300238 (mod 7 = 3)
         // ''              -> 16825458760271544958 (mod 1000 = 958)
-        assert_eq!(
-            hashmod("10.0.0.1:8080", u64::MAX),
-            8530149591427357260 % u64::MAX
-        );
+        // Below u64::MAX, so the modulus leaves the whole 64-bit value.
+        assert_eq!(hashmod("10.0.0.1:8080", u64::MAX), 8530149591427357260);
         assert_eq!(hashmod("10.0.0.1:8080", 10), 0);
         assert_eq!(hashmod("10.0.0.1:8080", 1000), 260);
         assert_eq!(hashmod("10.0.0.4:8080", 10), 9);
@@ -832,11 +924,23 @@ mod tests {
             ("target_label", "port"),
             ("action", "dropequal"),
         ]);
-        assert!(run(&[keep.clone()], &[("__meta_port", "80"), ("port", "80")]).is_some());
-        assert!(run(&[keep.clone()], &[("__meta_port", "80"), ("port", "81")]).is_none());
+        assert!(run(
+            std::slice::from_ref(&keep),
+            &[("__meta_port", "80"), ("port", "80")]
+        )
+        .is_some());
+        assert!(run(
+            std::slice::from_ref(&keep),
+            &[("__meta_port", "80"), ("port", "81")]
+        )
+        .is_none());
         // Both absent: both empty, so equal.
         assert!(run(&[keep], &[("x", "1")]).is_some());
-        assert!(run(&[drop.clone()], &[("__meta_port", "80"), ("port", "80")]).is_none());
+        assert!(run(
+            std::slice::from_ref(&drop),
+            &[("__meta_port", "80"), ("port", "80")]
+        )
+        .is_none());
         assert!(run(&[drop], &[("__meta_port", "80"), ("port", "81")]).is_some());
     }
 
@@ -869,7 +973,8 @@ mod tests {
 
     #[test]
     fn validation_table() {
-        let cases: &[(&[(&str, &str)], &str, &str)] = &[
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+        let cases: &[Case] = &[
             (&[("action", "explode")], "action", "unknown relabel action \"explode\""),
             (&[("action", "")], "action", "relabel action cannot be empty"),
             (&[("regex", "(")], "regex", "invalid regex \"(\""),
