@@ -2423,6 +2423,23 @@ scrape_configs:
     }
 
     #[test]
+    fn no_prefix_of_a_real_file_panics() {
+        // Every truncation of the fixtures: an editor saving half a file, a torn znode.
+        for fixture in [include_str!("../../testdata/jobs/good.yml"), include_str!("../../testdata/jobs/bad.yml")] {
+            // Every fifth character keeps the test quick in debug builds.
+            let mut ends: Vec<usize> = fixture.char_indices().map(|(i, _)| i).step_by(5).collect();
+            ends.push(fixture.len());
+            for end in ends {
+                let (jobs, errs) = load(&fixture[..end]);
+                for e in &errs {
+                    assert!(e.position.line >= 1 && e.position.column >= 1, "{e:?} at {end}");
+                }
+                assert!(jobs.len() <= 4);
+            }
+        }
+    }
+
+    #[test]
     fn whole_prometheus_files_are_accepted() {
         let text = "global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\nrule_files: [a.yml]\nalerting: {}\nscrape_configs:\n  - job_name: p\n";
         let j = one(text);
