@@ -170,3 +170,92 @@ fn targets_match_a_real_prometheus() {
         "scrapepool (left) and prometheus (right) differ"
     );
 }
+
+/// Job bodies with one error each, whose message must be Prometheus's own.
+const ONE_ERROR_JOBS: &[&str] = &[
+    "    scrape_interval: 1.5s",
+    "    scrape_interval: 10s\n    scrape_timeout: 11s",
+    "    honor_labels: maybe",
+    "    sample_limit: -1",
+    "    body_size_limit: 100",
+    "    relabel_configs:\n      - action: hashmod\n        target_label: t",
+    "    relabel_configs:\n      - source_labels: [a]",
+    "    relabel_configs:\n      - action: labeldrop\n        regex: x\n        target_label: t",
+    "    relabel_configs:\n      - action: keepequal\n        source_labels: [a]\n        target_label: b\n        regex: (.*)",
+    "    relabel_configs:\n      - action: lowercase\n        source_labels: [a]\n        target_label: b\n        replacement: x",
+    "    relabel_configs:\n      - action: labelmap\n        replacement: a-b",
+    "    relabel_configs:\n      - target_label: 1abc",
+    "    relabel_configs:\n      - target_label: a-$1",
+    "    relabel_configs:\n      - action: explode",
+    "    bearer_token: a\n    bearer_token_file: b",
+    "    authorization: {type: basic, credentials: x}",
+    "    static_configs:\n      - targets: ['http://a/b']",
+    "    static_configs:\n      - targets: ['a:1']\n        labels: {0bad: x}",
+    "    dns_sd_configs:\n      - names: [a]\n        type: A",
+    "    dns_sd_configs:\n      - names: [a]\n        type: TXT",
+    "    file_sd_configs:\n      - files: [a.txt]",
+    // An absolute path: Prometheus joins relative ones to the file's directory, scrapepool does not.
+    "    tls_config: {cert_file: /a}",
+];
+
+#[test]
+fn check_messages_match_promtool() {
+    let Some(promtool) = prometheus_bin()
+        .map(|p| p.with_file_name("promtool"))
+        .filter(|p| p.is_file())
+    else {
+        assert!(
+            std::env::var("SCRAPEPOOL_REQUIRE_SERVICES").as_deref() != Ok("1"),
+            "no promtool and SCRAPEPOOL_REQUIRE_SERVICES=1"
+        );
+        println!("SKIPPED: no promtool next to the prometheus binary");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for (i, body) in ONE_ERROR_JOBS.iter().enumerate() {
+        let file = dir.path().join(format!("case{i}.yml"));
+        std::fs::write(&file, format!("scrape_configs:\n  - job_name: j\n{body}\n")).unwrap();
+        let theirs = Command::new(&promtool)
+            .args(["check", "config"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            !theirs.status.success(),
+            "promtool accepted case {i}: {body}"
+        );
+        // promtool: "FAILED: parsing YAML file F: <message>" or "...unmarshal errors:\n  line N: <message>".
+        let text = String::from_utf8_lossy(&theirs.stderr).to_string()
+            + &String::from_utf8_lossy(&theirs.stdout);
+        let last = text
+            .lines()
+            .rev()
+            .find(|l| l.contains("FAILED") || l.trim_start().starts_with("line "))
+            .unwrap_or_else(|| panic!("case {i}: {text}"));
+        let message = last
+            .rsplit_once(": ")
+            .map(|(_, m)| m)
+            .unwrap_or(last)
+            .trim();
+        let message = if last.contains("FAILED: parsing YAML file") {
+            last.split_once(".yml: ").unwrap().1.trim()
+        } else {
+            message
+        };
+        let ours = Command::new(env!("CARGO_BIN_EXE_scrapepool"))
+            .arg("check")
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert_eq!(ours.status.code(), Some(1), "case {i}");
+        let ours = String::from_utf8_lossy(&ours.stderr)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string();
+        assert!(
+            ours.contains(message),
+            "case {i} ({body}):\n  promtool:   {message}\n  scrapepool: {ours}"
+        );
+    }
+}
