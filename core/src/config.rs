@@ -2,6 +2,31 @@
 //!
 //! OWNER: config helper. The public types below are the contract the rest of the core uses;
 //! fields may be added, not renamed.
+//!
+//! ## How a document is read
+//!
+//! serde-saphyr (pinned) parses the text into a tree of `Spanned` nodes, so every value keeps
+//! its line and column; merge keys (`<<: *base`) are expanded by the parser, an explicit key
+//! winning over a merged one. The tree is then walked by hand rather than through derived
+//! `Deserialize` impls, because a derive stops at the first error while a jobs file must
+//! report every error of every job. Scalars are typed the way Go's `yaml.v2` types them for
+//! Prometheus: a plain `yes`/`on`/`y` is a bool in a bool field and its text in a string
+//! field, integers follow `strconv.ParseInt(s, 0, 64)` (`0x10`, `010` octal), a null leaves
+//! the zero value, a quoted scalar is always a string.
+//!
+//! ## Where scrapepool differs from Prometheus 2.42 on purpose
+//!
+//! - Every error is reported, each with its job, field and position; Prometheus stops at
+//!   the first. The messages are Prometheus's (checked against promtool 2.42 by
+//!   `tests/prometheus_parity.rs`).
+//! - `scheme` must be `http` or `https` (Prometheus accepts any string and fails the targets).
+//! - A negative `body_size_limit` and a zero `refresh_interval` are rejected.
+//! - DNS `MX` records and the fields in `UNSUPPORTED_JOB_FIELDS` are named as unsupported.
+//! - Relative file paths (`ca_file`, `password_file`, file SD `files`, ...) are kept as
+//!   written: a job from ZooKeeper has no directory to join them to.
+//! - Top-level `rule_files`, `alerting`, `remote_write`, `remote_read`, `storage`, `tracing`
+//!   and `global.evaluation_interval`/`external_labels`/`query_log_file` are accepted and
+//!   ignored, so a whole `prometheus.yml` can be checked.
 
 use std::collections::BTreeMap;
 use std::fmt;
