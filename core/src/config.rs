@@ -2450,14 +2450,20 @@ scrape_configs:
     #[test]
     fn no_prefix_of_a_real_file_panics() {
         // Every truncation of the fixtures: an editor saving half a file, a torn znode.
-        for fixture in [include_str!("../../testdata/jobs/good.yml"), include_str!("../../testdata/jobs/bad.yml")] {
+        for fixture in [
+            include_str!("../../testdata/jobs/good.yml"),
+            include_str!("../../testdata/jobs/bad.yml"),
+        ] {
             // Every fifth character keeps the test quick in debug builds.
             let mut ends: Vec<usize> = fixture.char_indices().map(|(i, _)| i).step_by(5).collect();
             ends.push(fixture.len());
             for end in ends {
                 let (jobs, errs) = load(&fixture[..end]);
                 for e in &errs {
-                    assert!(e.position.line >= 1 && e.position.column >= 1, "{e:?} at {end}");
+                    assert!(
+                        e.position.line >= 1 && e.position.column >= 1,
+                        "{e:?} at {end}"
+                    );
                 }
                 assert!(jobs.len() <= 4);
             }
