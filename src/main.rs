@@ -25,6 +25,8 @@ enum Command {
     Targets(cmd::targets::Args),
     /// Parse an exposition file and print its samples as JSON lines.
     Parse(cmd::parse::Args),
+    /// Manage the jobs in ZooKeeper: apply, list, get, delete.
+    Jobs(cmd::jobs::Args),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
         Command::Check(args) => cmd::check::run(args),
         Command::Targets(args) => cmd::targets::run(args),
         Command::Parse(args) => cmd::parse::run(args),
+        Command::Jobs(args) => cmd::jobs::run(args),
     }
 }
 

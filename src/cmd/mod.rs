@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
 pub mod check;
+pub mod jobs;
 pub mod parse;
 pub mod targets;
