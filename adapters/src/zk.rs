@@ -396,27 +396,39 @@ impl Coordinator for ZkCoordinator {
         };
         let mut delay = RECONNECT_DELAY_MIN;
         loop {
-            let opened = tokio::select! {
-                r = open_client(&connect, self.config.session_timeout, self.config.op_timeout, &[JOBS_PATH, MEMBERS_PATH]) => r,
-                req = requests.recv() => match req {
-                    None => return,
-                    Some(req) => {
-                        // Remembered and carried out once a session is up.
-                        intent.apply_request(req);
-                        continue;
+            // Requests that arrive while the session is being built are remembered (and
+            // carried out once it is up) without restarting the attempt.
+            let opened = {
+                let open = open_client(
+                    &connect,
+                    self.config.session_timeout,
+                    self.config.op_timeout,
+                    &[JOBS_PATH, MEMBERS_PATH],
+                );
+                tokio::pin!(open);
+                loop {
+                    tokio::select! {
+                        r = &mut open => break r,
+                        req = requests.recv() => match req {
+                            None => return,
+                            Some(req) => intent.apply_request(req),
+                        },
                     }
-                },
+                }
             };
             let client = match opened {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "ZooKeeper session could not be built");
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        req = requests.recv() => match req {
-                            None => return,
-                            Some(req) => intent.apply_request(req),
-                        },
+                    let wake = Instant::now() + delay;
+                    loop {
+                        tokio::select! {
+                            _ = sleep_until(wake) => break,
+                            req = requests.recv() => match req {
+                                None => return,
+                                Some(req) => intent.apply_request(req),
+                            },
+                        }
                     }
                     delay = (delay * 2).min(RECONNECT_DELAY_MAX);
                     continue;

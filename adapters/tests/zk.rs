@@ -57,8 +57,9 @@ impl Member {
         let (jobs_tx, jobs) = watch::channel(JobsSnapshot::default());
         let log = Arc::new(Mutex::new(Vec::new()));
         let regressions = Arc::new(Mutex::new(Vec::new()));
+        // Weak, so that dropping the `Member` closes the request channel (ending the session).
         let (req, rec, lg, reg) = (
-            req_tx.clone(),
+            req_tx.downgrade(),
             record.clone(),
             log.clone(),
             regressions.clone(),
@@ -69,6 +70,7 @@ impl Member {
                     Event::SessionConnected => {
                         lg.lock().unwrap().push("connected");
                         let r = rec.lock().unwrap().clone();
+                        let Some(req) = req.upgrade() else { return };
                         if req.send(CoordRequest::Register(r)).await.is_err() {
                             return;
                         }
@@ -260,9 +262,65 @@ async fn members_and_jobs_flow_as_snapshots() {
     // Deregister removes the record at once (no waiting for the session to end).
     b.requests.send(CoordRequest::Deregister).await.unwrap();
     a.wait_members("b deregistered", |s| ids(s) == ["a"]).await;
-    // Closing the request channel ends b's session: its ephemeral record is gone for good.
     a.assert_no_regressions();
     b.assert_no_regressions();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_the_requests_ends_the_session_and_its_record() {
+    let Some(connect) = zk_chroot("closing_the_requests_ends_the_session_and_its_record") else {
+        return;
+    };
+    // A long session timeout: the record must go because the session is closed, not expired.
+    let mut a = Member::start(
+        &connect,
+        record("a", MemberState::Active),
+        Duration::from_secs(30),
+    );
+    let b = Member::start(
+        &connect,
+        record("b", MemberState::Active),
+        Duration::from_secs(30),
+    );
+    a.wait_members("both", |s| ids(s) == ["a", "b"]).await;
+    drop(b);
+    let started = std::time::Instant::now();
+    a.wait_members("b gone", |s| ids(s) == ["a"]).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "b's record outlived its closed session: {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coordinator_waits_for_a_server_that_is_not_up_yet() {
+    const TEST: &str = "coordinator_waits_for_a_server_that_is_not_up_yet";
+    let port = support::free_port();
+    let connect = format!("127.0.0.1:{port}/late");
+    let mut a = Member::start(
+        &connect,
+        record("a", MemberState::Active),
+        Duration::from_secs(5),
+    );
+    // Nothing listens yet: the coordinator keeps trying (and says nothing to the core).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        a.log.lock().unwrap().is_empty(),
+        "{:?}",
+        a.log.lock().unwrap()
+    );
+    let server = match tokio::task::spawn_blocking(move || support::start_zk_on(port))
+        .await
+        .unwrap()
+    {
+        Ok(s) => s,
+        Err(why) => return support::skip(TEST, &why),
+    };
+    a.wait_members("a registered once the server is up", |s| ids(s) == ["a"])
+        .await;
+    assert_eq!(a.log.lock().unwrap().first(), Some(&"connected"));
+    drop(server);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

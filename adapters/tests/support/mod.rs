@@ -100,7 +100,8 @@ pub fn zk_ok(connect: &str) -> bool {
     answer == "imok"
 }
 
-fn free_port() -> u16 {
+/// A loopback port nobody listens on (free when asked; small race with other processes).
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -113,6 +114,11 @@ fn free_port() -> u16 {
 /// The JVM runs under a small watchdog shell that kills it when this test process is gone,
 /// so no server outlives the tests even when they are killed.
 pub fn start_zk() -> Result<ZkServer, String> {
+    start_zk_on(free_port())
+}
+
+/// Starts a private standalone ZooKeeper server on `port`; see [`start_zk`].
+pub fn start_zk_on(port: u16) -> Result<ZkServer, String> {
     if !Path::new(ZK_JAR).exists() {
         return Err(format!("{ZK_JAR} not found (apt-get install zookeeper)"));
     }
@@ -127,7 +133,6 @@ pub fn start_zk() -> Result<ZkServer, String> {
         return Err("no `java` on PATH".into());
     }
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let port = free_port();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
     let cfg = dir.path().join("zoo.cfg");
