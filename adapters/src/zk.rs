@@ -203,16 +203,20 @@ async fn open_client(
     session_timeout: Duration,
     op_timeout: Duration,
     dirs: &[&str],
+    fail_eagerly: bool,
 ) -> Result<zk::Client, ZkError> {
+    let mut connector = zk::Client::connector().with_session_timeout(session_timeout);
+    if fail_eagerly {
+        // One pass over the servers, for a command line tool that should fail fast.
+        connector = connector.with_fail_eagerly();
+    }
     // The library keeps trying the servers for about one session timeout; our deadline is a
     // little longer so that its own, more precise error wins when it has one.
     let root = call(
         "connect",
         &connect.servers,
         session_timeout + op_timeout,
-        zk::Client::connector()
-            .with_session_timeout(session_timeout)
-            .connect(&connect.servers),
+        connector.connect(&connect.servers),
     )
     .await?;
     let client = match &connect.chroot {
@@ -404,6 +408,7 @@ impl Coordinator for ZkCoordinator {
                     self.config.session_timeout,
                     self.config.op_timeout,
                     &[JOBS_PATH, MEMBERS_PATH],
+                    false,
                 );
                 tokio::pin!(open);
                 loop {
@@ -745,8 +750,14 @@ impl ZkJobs {
     /// Connects (`host:port[,host:port][/chroot]`), creating the chroot and `/jobs` if missing.
     pub async fn connect(connect: &str, op_timeout: Duration) -> Result<ZkJobs, ZkError> {
         let connect = ConnectString::parse(connect)?;
-        let client =
-            open_client(&connect, SESSION_TIMEOUT_DEFAULT, op_timeout, &[JOBS_PATH]).await?;
+        let client = open_client(
+            &connect,
+            SESSION_TIMEOUT_DEFAULT,
+            op_timeout,
+            &[JOBS_PATH],
+            true,
+        )
+        .await?;
         Ok(ZkJobs { client, op_timeout })
     }
 

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 /// The jar of Debian's `zookeeper` package.
 pub const ZK_JAR: &str = "/usr/share/java/zookeeper.jar";
-/// Longest wait for a started server to answer `ruok`.
+/// Longest wait for a started server to serve.
 pub const ZK_START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Whether missing services are a failure rather than a skip.
@@ -83,21 +83,20 @@ impl ZkServer {
     }
 }
 
-/// Whether `connect` answers ZooKeeper's `ruok` with `imok`.
+/// Whether the server at `connect` serves requests: its `srvr` four-letter word reports a
+/// mode (`ruok` alone answers `imok` before the server accepts sessions).
 pub fn zk_ok(connect: &str) -> bool {
-    let Ok(addr) = connect.parse() else {
-        return false;
-    };
+    let Ok(addr) = connect.parse() else { return false };
     let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
-    if s.write_all(b"ruok").is_err() {
+    if s.write_all(b"srvr").is_err() {
         return false;
     }
     let mut answer = String::new();
     let _ = s.read_to_string(&mut answer);
-    answer == "imok"
+    answer.contains("Mode: ")
 }
 
 /// A loopback port nobody listens on (free when asked; small race with other processes).
@@ -187,7 +186,7 @@ pub fn start_zk_on(port: u16) -> Result<ZkServer, String> {
     }
     let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
     Err(format!(
-        "ZooKeeper did not answer ruok on {connect} within {ZK_START_TIMEOUT:?}; log:\n{log}"
+        "ZooKeeper did not serve (srvr) on {connect} within {ZK_START_TIMEOUT:?}; log:\n{log}"
     ))
 }
 
