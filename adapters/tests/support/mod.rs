@@ -86,7 +86,9 @@ impl ZkServer {
 /// Whether the server at `connect` serves requests: its `srvr` four-letter word reports a
 /// mode (`ruok` alone answers `imok` before the server accepts sessions).
 pub fn zk_ok(connect: &str) -> bool {
-    let Ok(addr) = connect.parse() else { return false };
+    let Ok(addr) = connect.parse() else {
+        return false;
+    };
     let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
         return false;
     };
