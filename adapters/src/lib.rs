@@ -6,3 +6,4 @@
 pub mod ports;
 pub mod zk;
 pub mod http;
+pub mod contract;
