@@ -304,3 +304,40 @@ pub async fn check_jobs<F: CoordinatorFixture>(f: &F) {
     a.assert_no_regressions();
     b.assert_no_regressions();
 }
+
+/// After every session is lost (`lose_sessions` makes the service drop them and then come
+/// back), each member reports `SessionExpired`, then `SessionConnected` again, registers
+/// again (as the core does), and sees the others back, with a higher version.
+///
+/// Returns the two probes, for checks particular to one implementation.
+pub async fn check_session_loss<F: CoordinatorFixture>(
+    f: &F,
+    lose_sessions: impl Future<Output = ()>,
+) -> (Probe, Probe) {
+    let mut a = Probe::start(f.coordinator(), record("a", MemberState::Active));
+    let mut b = Probe::start(f.coordinator(), record("b", MemberState::Active));
+    a.wait_members("both", |s| ids(s) == ["a", "b"]).await;
+    let before = b
+        .wait_members("both", |s| ids(s) == ["a", "b"])
+        .await
+        .version;
+    lose_sessions.await;
+    for p in [&a, &b] {
+        p.wait_log("expired, then connected again", |l| {
+            l.iter()
+                .position(|e| *e == "expired")
+                .is_some_and(|i| l[i..].contains(&"connected"))
+        })
+        .await;
+    }
+    let sa = a
+        .wait_members("both back", |s| ids(s) == ["a", "b"] && s.version > before)
+        .await;
+    let sb = b
+        .wait_members("both back", |s| ids(s) == ["a", "b"] && s.version > before)
+        .await;
+    assert!(sa.version > before && sb.version > before);
+    a.assert_no_regressions();
+    b.assert_no_regressions();
+    (a, b)
+}

@@ -27,13 +27,18 @@ fn start(connect: &str, me: MemberRecord, session_timeout: Duration) -> Probe {
 struct ZkPool {
     connect: String,
     admin: ZkJobs,
+    session_timeout: Duration,
 }
 
 impl CoordinatorFixture for ZkPool {
     type Coordinator = ZkCoordinator;
 
     fn coordinator(&self) -> ZkCoordinator {
-        ZkCoordinator::new(ZkConfig::new(self.connect.clone())).unwrap()
+        let config = ZkConfig {
+            session_timeout: self.session_timeout,
+            ..ZkConfig::new(self.connect.clone())
+        };
+        ZkCoordinator::new(config).unwrap()
     }
 
     async fn put_job(&self, name: &str, yaml: &str) {
@@ -50,7 +55,11 @@ async fn pool(test: &str) -> Option<ZkPool> {
     let admin = ZkJobs::connect(&connect, Duration::from_secs(5))
         .await
         .unwrap();
-    Some(ZkPool { connect, admin })
+    Some(ZkPool {
+        connect,
+        admin,
+        session_timeout: Duration::from_secs(10),
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -310,51 +319,35 @@ async fn session_expiry_is_survived() {
         Err(why) => return support::skip(TEST, &why),
     };
     let session_timeout = Duration::from_secs(2);
-    let mut a = start(
-        &server.connect,
-        record("a", MemberState::Active),
+    let admin = ZkJobs::connect(&server.connect, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let pool = ZkPool {
+        connect: server.connect.clone(),
+        admin,
         session_timeout,
-    );
-    let mut b = start(
-        &server.connect,
-        record("b", MemberState::Active),
-        session_timeout,
-    );
-    a.wait_members("both", |s| ids(s) == ["a", "b"]).await;
-    b.wait_members("both", |s| ids(s) == ["a", "b"]).await;
-    let before = a.members.borrow().version;
-
-    server.pause();
-    a.wait_log("disconnected while the server is stopped", |l| {
-        l.ends_with(&["connected", "disconnected"])
-    })
-    .await;
-    // Longer than the session timeout, so the server expires our sessions once it runs again.
-    tokio::time::sleep(session_timeout * 3).await;
-    server.resume();
-
-    for m in [&a, &b] {
-        m.wait_log("disconnected, expired, connected again", |l| {
-            let i = l.iter().position(|e| *e == "disconnected");
-            i.is_some_and(|i| {
-                let rest = &l[i..];
-                let e = rest.iter().position(|e| *e == "expired");
-                e.is_some_and(|e| rest[e..].contains(&"connected"))
-            })
-        })
-        .await;
+    };
+    let lose_sessions = async {
+        server.pause();
+        // Longer than the session timeout, so the server expires our sessions once it runs again.
+        tokio::time::sleep(session_timeout * 3).await;
+        server.resume();
+    };
+    let (a, b) = contract::check_session_loss(&pool, lose_sessions).await;
+    // ZooKeeper also reports the lost connection before the expiry.
+    for p in [&a, &b] {
+        let log = p.log.lock().unwrap().clone();
+        let d = log.iter().position(|e| *e == "disconnected");
+        let e = log.iter().position(|e| *e == "expired");
+        assert!(
+            d.is_some() && d < e,
+            "disconnected must come before expired: {log:?}"
+        );
     }
-    // Both registered again with new sessions, and each sees the other back.
-    let sa = a
-        .wait_members("both back", |s| ids(s) == ["a", "b"] && s.version > before)
-        .await;
-    b.wait_members("both back", |s| ids(s) == ["a", "b"] && s.version > before)
-        .await;
-    assert!(sa.version > before);
     let root = zk::Client::connect(&server.connect).await.unwrap();
-    let (_, stat) = root.get_data("/members/a").await.unwrap();
-    assert_ne!(stat.ephemeral_owner, 0);
+    for id in ["a", "b"] {
+        let (_, stat) = root.get_data(&format!("/members/{id}")).await.unwrap();
+        assert_ne!(stat.ephemeral_owner, 0, "{id} is ephemeral again");
+    }
     eprintln!("session events of a: {:?}", a.log.lock().unwrap());
-    a.assert_no_regressions();
-    b.assert_no_regressions();
 }
