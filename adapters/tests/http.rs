@@ -530,3 +530,74 @@ async fn tls_bad_ca_file_is_reported() {
     let e = error(HttpFetcher::new().fetch(&s).await);
     assert!(e.contains("missing.pem"), "{e}");
 }
+
+/// A connector that is not TCP at all: in-memory pipes to an in-process server, the way the
+/// simulation plugs turmoil's streams into the same request code.
+#[derive(Clone)]
+struct PipeConnector {
+    server: tokio::sync::mpsc::Sender<tokio::io::DuplexStream>,
+    dialed: Arc<Mutex<Vec<(String, u16)>>>,
+}
+
+impl scrapepool_adapters::http::Connector for PipeConnector {
+    type Io = tokio::io::DuplexStream;
+
+    async fn connect(&self, host: &str, port: u16) -> std::io::Result<tokio::io::DuplexStream> {
+        self.dialed.lock().unwrap().push((host.to_string(), port));
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        self.server
+            .send(server)
+            .await
+            .map_err(|_| std::io::Error::other("server gone"))?;
+        Ok(client)
+    }
+}
+
+#[tokio::test]
+async fn runs_over_any_connector() {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<tokio::io::DuplexStream>(4);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    tokio::spawn(async move {
+        while let Some(stream) = rx.recv().await {
+            let seen = seen2.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    seen.lock().unwrap().push(req.headers().clone());
+                    let body = gzip(b"piped 1\n");
+                    async move {
+                        Ok::<_, Infallible>(
+                            Response::builder()
+                                .header("content-encoding", "gzip")
+                                .header("content-type", "text/plain; version=0.0.4")
+                                .body(Full::new(body))
+                                .unwrap(),
+                        )
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    let dialed = Arc::new(Mutex::new(Vec::new()));
+    let fetcher = HttpFetcher::with_connector(PipeConnector {
+        server: tx,
+        dialed: dialed.clone(),
+    });
+    let (b, ct) = body(
+        fetcher
+            .fetch(&spec("http://exporter.sim:9100/metrics".into()))
+            .await,
+    );
+    assert_eq!(b, b"piped 1\n");
+    assert_eq!(ct.as_deref(), Some("text/plain; version=0.0.4"));
+    assert_eq!(
+        *dialed.lock().unwrap(),
+        [("exporter.sim".to_string(), 9100)]
+    );
+    let h = seen.lock().unwrap()[0].clone();
+    assert_eq!(h["host"], "exporter.sim:9100");
+    assert_eq!(h["accept"], ACCEPT_HEADER);
+}
