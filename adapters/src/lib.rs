@@ -7,6 +7,7 @@
 pub mod discovery;
 pub mod driver;
 pub mod http;
+pub mod contract;
 pub mod kafka;
 pub mod ports;
 pub mod sink;
