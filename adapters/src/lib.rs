@@ -5,3 +5,4 @@
 //! policy: every decision is the core's.
 pub mod ports;
 pub mod driver;
+pub mod web;
