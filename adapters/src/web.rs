@@ -274,7 +274,10 @@ impl View {
                         last_error: report.and_then(|r| r.error.clone()),
                     }
                 })
-                .collect();
+                .collect::<Vec<_>>();
+            // By URL, so every member lists a job's targets in the same, readable order.
+            let mut targets = targets;
+            targets.sort_by(|a, b| a.url.cmp(&b.url).then_with(|| a.labels.cmp(&b.labels)));
             // A job over its target_limit is scraped by nobody, so it counts for no member.
             if job.targets.limit_error.is_none() && job.config.is_some() {
                 for t in &targets {
@@ -698,6 +701,7 @@ h1{font-size:22px;margin:8px 0 12px}
 h2{font-size:17px;margin:0 0 8px}
 section{background:#fff;border:1px solid #d0d7de;border-radius:6px;padding:12px 16px;margin-bottom:16px}
 table{border-collapse:collapse;width:100%}
+table.targets{table-layout:fixed}
 th,td{text-align:left;padding:6px 8px;border-top:1px solid #eaeef2;vertical-align:top}
 th{font-size:12px;color:#57606a;font-weight:600;border-top:none}
 .count{font-weight:normal;color:#57606a;font-size:14px}
@@ -817,7 +821,9 @@ async fn targets_page(State(state): State<WebState>) -> Response {
         if job.targets.is_empty() {
             b.push_str("<p class=\"muted\">No active targets.</p>");
         } else {
-            b.push_str("<table><tr><th>Endpoint</th><th>State</th><th>Labels</th><th>Last scrape</th><th>Duration</th><th>Error</th><th>Owner(s)</th></tr>");
+            // Fixed column widths, so every job's table lines up with the others.
+            b.push_str("<table class=\"targets\"><colgroup><col style=\"width:23%\"><col style=\"width:9%\"><col style=\"width:27%\"><col style=\"width:10%\"><col style=\"width:7%\"><col style=\"width:12%\"><col style=\"width:12%\"></colgroup>\
+                        <tr><th>Endpoint</th><th>State</th><th>Labels</th><th>Last scrape</th><th>Duration</th><th>Error</th><th>Owner(s)</th></tr>");
             for t in &job.targets {
                 let health = t.health();
                 let mut state = state_badge(health.as_str(), health.as_str());
@@ -920,7 +926,7 @@ async fn cluster_page(State(state): State<WebState>) -> Response {
         for r in view.rebalances.iter().rev() {
             let _ = write!(
                 b,
-                "<tr><td><span title=\"{at}\">{at}</span> <span class=\"muted\">({ago})</span></td><td>{cause}</td><td>{members}</td><td>+{gained}</td><td>−{lost}</td></tr>",
+                "<tr><td><span title=\"{at}\">{at}</span> <span class=\"muted\">({ago})</span></td><td>{cause}</td><td>{members}</td><td>{gained}</td><td>{lost}</td></tr>",
                 at = e(&rfc3339(r.at)),
                 ago = e(&ago(now, r.at)),
                 cause = e(r.cause),
