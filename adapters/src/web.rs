@@ -28,7 +28,9 @@ use prometheus_client::registry::{Registry, Unit};
 use scrapepool_core::config::{format_duration, SdConfig};
 use scrapepool_core::labels::Labels;
 use scrapepool_core::member::{MemberRecord, MemberState};
-use scrapepool_core::node::{DurationHistogram, Rebalance, Role, SessionState, Stats, SCRAPE_DURATION_BUCKETS_US};
+use scrapepool_core::node::{
+    DurationHistogram, Rebalance, Role, SessionState, Stats, SCRAPE_DURATION_BUCKETS_US,
+};
 use scrapepool_core::{Node, Timestamp};
 
 use crate::driver::QueryHandle;
@@ -42,7 +44,8 @@ pub const SECRET_PLACEHOLDER: &str = "<secret>";
 pub const SECRET_FILTER_LEN_MIN: usize = 4;
 
 /// Content type of `/metrics`.
-pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Series an adapter adds to `/metrics` (the Kafka sink's queue and deliveries, the
 /// ZooKeeper adapter's session details).
@@ -86,14 +89,24 @@ pub fn router(state: WebState) -> Router {
 }
 
 /// Binds `addr` (the daemon's `--listen`) and serves until `shutdown` completes.
-pub async fn serve(addr: SocketAddr, state: WebState, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    addr: SocketAddr,
+    state: WebState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     serve_on(listener, state, shutdown).await
 }
 
 /// Serves on a listener already bound (tests bind port 0 and read the address first).
-pub async fn serve_on(listener: tokio::net::TcpListener, state: WebState, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    state: WebState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 // ---- the snapshot ---------------------------------------------------------------------
@@ -171,7 +184,10 @@ impl JobSnapshot {
 
     /// Targets whose last scrape here succeeded.
     pub fn up(&self) -> usize {
-        self.targets.iter().filter(|t| t.health() == TargetHealth::Up).count()
+        self.targets
+            .iter()
+            .filter(|t| t.health() == TargetHealth::Up)
+            .count()
     }
 }
 
@@ -294,14 +310,23 @@ impl View {
                 limit_error: job.targets.limit_error.clone(),
                 target_errors: job.targets.errors.clone(),
                 targets,
-                dropped: job.targets.dropped.iter().map(|d| d.discovered_labels.clone()).collect(),
+                dropped: job
+                    .targets
+                    .dropped
+                    .iter()
+                    .map(|d| d.discovered_labels.clone())
+                    .collect(),
             });
         }
         let mut members: Vec<MemberView> = node
             .members()
             .members
             .iter()
-            .map(|m| MemberView { record: m.clone(), targets: owned_by.get(&m.id).copied().unwrap_or(0), is_self: m.id == config.id })
+            .map(|m| MemberView {
+                record: m.clone(),
+                targets: owned_by.get(&m.id).copied().unwrap_or(0),
+                is_self: m.id == config.id,
+            })
             .collect();
         members.sort_by(|a, b| a.record.id.cmp(&b.record.id));
         secrets.retain(|s| s.len() >= SECRET_FILTER_LEN_MIN);
@@ -326,14 +351,25 @@ impl View {
 
     /// The web address of member `id`, if it is in the snapshot.
     fn web_of(&self, id: &str) -> Option<&str> {
-        self.members.iter().find(|m| m.record.id == id).map(|m| m.record.web.as_str())
+        self.members
+            .iter()
+            .find(|m| m.record.id == id)
+            .map(|m| m.record.web.as_str())
     }
 
-    /// Replaces every configured secret in `body` by `<secret>`.
+    /// Replaces every configured secret in `body` by `<secret>`: as written, and as HTML,
+    /// JSON and OpenMetrics escape it (a secret holding `"`, `&` or `\\` looks different there).
     fn redact(&self, mut body: String) -> String {
         for s in &self.secrets {
-            if body.contains(s.as_str()) {
-                body = body.replace(s.as_str(), SECRET_PLACEHOLDER);
+            let json = serde_json::to_string(s).unwrap_or_default();
+            let json = json
+                .get(1..json.len().saturating_sub(1))
+                .unwrap_or_default()
+                .to_string();
+            for form in [s.clone(), escape_html(s), json] {
+                if !form.is_empty() && body.contains(form.as_str()) {
+                    body = body.replace(form.as_str(), SECRET_PLACEHOLDER);
+                }
             }
         }
         body
@@ -344,7 +380,11 @@ fn collect_secrets(c: &scrapepool_core::config::JobConfig, out: &mut Vec<String>
     if let Some(p) = c.basic_auth.as_ref().and_then(|b| b.password.as_ref()) {
         out.push(p.expose().to_string());
     }
-    if let Some(p) = c.authorization.as_ref().and_then(|a| a.credentials.as_ref()) {
+    if let Some(p) = c
+        .authorization
+        .as_ref()
+        .and_then(|a| a.credentials.as_ref())
+    {
         out.push(p.expose().to_string());
     }
     for sd in &c.sd_configs {
@@ -358,15 +398,19 @@ fn collect_secrets(c: &scrapepool_core::config::JobConfig, out: &mut Vec<String>
 
 /// Reads a view from the loop, or answers 503 when the loop does not.
 async fn view(state: &WebState) -> Result<View, Response> {
-    state
-        .queries
-        .ask(View::capture)
-        .await
-        .ok_or_else(|| (StatusCode::SERVICE_UNAVAILABLE, "the driver's loop did not answer\n").into_response())
+    state.queries.ask(View::capture).await.ok_or_else(|| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the driver's loop did not answer\n",
+        )
+            .into_response()
+    })
 }
 
 fn now() -> Timestamp {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     Timestamp(scrapepool_core::time::duration_ms(d))
 }
 
@@ -375,19 +419,36 @@ fn now() -> Timestamp {
 async fn healthy(State(state): State<WebState>) -> Response {
     match state.queries.ask(|_| ()).await {
         Some(()) => (StatusCode::OK, "scrapepool is Healthy.\n").into_response(),
-        None => (StatusCode::SERVICE_UNAVAILABLE, "the driver's loop did not answer\n").into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the driver's loop did not answer\n",
+        )
+            .into_response(),
     }
 }
 
 async fn ready(State(state): State<WebState>) -> Response {
-    let answer = state.queries.ask(|node| (node.is_ready(), node.session(), node.members().members.len())).await;
+    let answer = state
+        .queries
+        .ask(|node| {
+            (
+                node.is_ready(),
+                node.session(),
+                node.members().members.len(),
+            )
+        })
+        .await;
     match answer {
         Some((true, _, _)) => (StatusCode::OK, "scrapepool is Ready.\n").into_response(),
         Some((false, session, _)) => {
             let why = format!("scrapepool is not ready: session {}, or not registered yet, or the first member or job snapshot not applied\n", session_str(session));
             (StatusCode::SERVICE_UNAVAILABLE, why).into_response()
         }
-        None => (StatusCode::SERVICE_UNAVAILABLE, "the driver's loop did not answer\n").into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the driver's loop did not answer\n",
+        )
+            .into_response(),
     }
 }
 
@@ -411,9 +472,17 @@ async fn metrics(State(state): State<WebState>) -> Response {
     state.extra.register(&mut registry);
     let mut body = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut body, &registry) {
-        return (StatusCode::INTERNAL_SERVER_ERROR, format!("encoding metrics failed: {e}\n")).into_response();
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding metrics failed: {e}\n"),
+        )
+            .into_response();
     }
-    ([(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], view.redact(body)).into_response()
+    (
+        [(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)],
+        view.redact(body),
+    )
+        .into_response()
 }
 
 fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
@@ -430,52 +499,194 @@ fn gauge(registry: &mut Registry, name: &str, help: &str, value: u64) {
 
 type LabelPairs = Vec<(&'static str, String)>;
 
-fn gauge_family(registry: &mut Registry, name: &str, help: &str, values: impl IntoIterator<Item = (LabelPairs, u64)>) {
+fn gauge_family(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    values: impl IntoIterator<Item = (LabelPairs, u64)>,
+) {
     let family: Family<LabelPairs, Gauge> = Family::default();
     for (labels, v) in values {
-        family.get_or_create(&labels).set(i64::try_from(v).unwrap_or(i64::MAX));
+        family
+            .get_or_create(&labels)
+            .set(i64::try_from(v).unwrap_or(i64::MAX));
     }
     registry.register(name, help, family);
 }
 
 fn register_node_metrics(r: &mut Registry, v: &View) {
     let s = &v.stats;
-    gauge_family(r, "job_targets", "Active targets of each job after relabeling, whoever owns them.", v.jobs.iter().map(|j| (vec![("job", j.name.clone())], j.targets.len() as u64)));
-    gauge_family(r, "job_targets_owned", "Targets of each job this member owns (any replica rank).", v.jobs.iter().map(|j| (vec![("job", j.name.clone())], j.owned() as u64)));
+    gauge_family(
+        r,
+        "job_targets",
+        "Active targets of each job after relabeling, whoever owns them.",
+        v.jobs
+            .iter()
+            .map(|j| (vec![("job", j.name.clone())], j.targets.len() as u64)),
+    );
+    gauge_family(
+        r,
+        "job_targets_owned",
+        "Targets of each job this member owns (any replica rank).",
+        v.jobs
+            .iter()
+            .map(|j| (vec![("job", j.name.clone())], j.owned() as u64)),
+    );
     gauge_family(
         r,
         "job_targets_handing_off",
         "Targets of each job that moved away and this member still scrapes for the handoff grace.",
-        v.jobs.iter().map(|j| (vec![("job", j.name.clone())], j.targets.iter().filter(|t| t.handing_off_until.is_some()).count() as u64)),
+        v.jobs.iter().map(|j| {
+            (
+                vec![("job", j.name.clone())],
+                j.targets
+                    .iter()
+                    .filter(|t| t.handing_off_until.is_some())
+                    .count() as u64,
+            )
+        }),
     );
-    gauge_family(r, "job_config_valid", "1 when the job's latest configuration was accepted, 0 when it was rejected.", v.jobs.iter().map(|j| (vec![("job", j.name.clone())], u64::from(j.config_errors.is_empty()))));
-    counter(r, "scrapes_started", "Scrapes handed to the HTTP client.", s.scrapes_started);
-    counter(r, "scrapes_failed", "Scrapes that failed (up 0).", s.scrapes_failed);
-    counter(r, "scrapes_skipped", "Scrapes not started because the previous scrape of the target was still running.", s.scrapes_skipped);
-    r.register_collector(Box::new(HistogramCollector { name: "scrape_duration", help: "How long fetching a target took.", histogram: s.scrape_durations.clone() }));
-    counter(r, "samples_emitted", "Samples handed to the sink.", s.samples_emitted);
-    counter(r, "samples_delivered", "Samples the broker acknowledged.", s.samples_delivered);
-    counter(r, "samples_not_delivered", "Samples that will never be delivered (queue full, broker refused, gave up).", s.samples_not_delivered);
-    gauge(r, "deliveries_in_flight", "Batches of records handed to the sink and not yet settled.", s.deliveries_in_flight);
-    let active = v.members.iter().filter(|m| m.record.state == MemberState::Active).count() as u64;
-    let draining = v.members.iter().filter(|m| m.record.state == MemberState::Draining).count() as u64;
-    gauge_family(r, "members", "Members in the latest snapshot, by state.", [(vec![("state", "active".to_string())], active), (vec![("state", "draining".to_string())], draining)]);
-    counter(r, "rebalances", "Ownership changes that changed what this member scrapes.", s.rebalances);
+    gauge_family(
+        r,
+        "job_config_valid",
+        "1 when the job's latest configuration was accepted, 0 when it was rejected.",
+        v.jobs.iter().map(|j| {
+            (
+                vec![("job", j.name.clone())],
+                u64::from(j.config_errors.is_empty()),
+            )
+        }),
+    );
+    counter(
+        r,
+        "scrapes_started",
+        "Scrapes handed to the HTTP client.",
+        s.scrapes_started,
+    );
+    counter(
+        r,
+        "scrapes_failed",
+        "Scrapes that failed (up 0).",
+        s.scrapes_failed,
+    );
+    counter(
+        r,
+        "scrapes_skipped",
+        "Scrapes not started because the previous scrape of the target was still running.",
+        s.scrapes_skipped,
+    );
+    r.register_collector(Box::new(HistogramCollector {
+        name: "scrape_duration",
+        help: "How long fetching a target took.",
+        histogram: s.scrape_durations.clone(),
+    }));
+    counter(
+        r,
+        "samples_emitted",
+        "Samples handed to the sink.",
+        s.samples_emitted,
+    );
+    counter(
+        r,
+        "samples_delivered",
+        "Samples the broker acknowledged.",
+        s.samples_delivered,
+    );
+    counter(
+        r,
+        "samples_not_delivered",
+        "Samples that will never be delivered (queue full, broker refused, gave up).",
+        s.samples_not_delivered,
+    );
+    gauge(
+        r,
+        "deliveries_in_flight",
+        "Batches of records handed to the sink and not yet settled.",
+        s.deliveries_in_flight,
+    );
+    let active = v
+        .members
+        .iter()
+        .filter(|m| m.record.state == MemberState::Active)
+        .count() as u64;
+    let draining = v
+        .members
+        .iter()
+        .filter(|m| m.record.state == MemberState::Draining)
+        .count() as u64;
+    gauge_family(
+        r,
+        "members",
+        "Members in the latest snapshot, by state.",
+        [
+            (vec![("state", "active".to_string())], active),
+            (vec![("state", "draining".to_string())], draining),
+        ],
+    );
+    counter(
+        r,
+        "rebalances",
+        "Ownership changes that changed what this member scrapes.",
+        s.rebalances,
+    );
     let moved: Family<LabelPairs, Counter> = Family::default();
-    moved.get_or_create(&vec![("direction", "gained".to_string())]).inc_by(s.targets_gained);
-    moved.get_or_create(&vec![("direction", "lost".to_string())]).inc_by(s.targets_lost);
-    r.register("targets_moved", "Targets that came to this member as owner (gained) or moved away from it (lost).", moved);
+    moved
+        .get_or_create(&vec![("direction", "gained".to_string())])
+        .inc_by(s.targets_gained);
+    moved
+        .get_or_create(&vec![("direction", "lost".to_string())])
+        .inc_by(s.targets_lost);
+    r.register(
+        "targets_moved",
+        "Targets that came to this member as owner (gained) or moved away from it (lost).",
+        moved,
+    );
     gauge_family(
         r,
         "zookeeper_session_state",
         "1 for the ZooKeeper session's current state, 0 for the others.",
-        [SessionState::Connected, SessionState::Disconnected, SessionState::Expired].map(|st| (vec![("state", session_str(st).to_string())], u64::from(st == v.session))),
+        [
+            SessionState::Connected,
+            SessionState::Disconnected,
+            SessionState::Expired,
+        ]
+        .map(|st| {
+            (
+                vec![("state", session_str(st).to_string())],
+                u64::from(st == v.session),
+            )
+        }),
     );
-    gauge(r, "ready", "1 when registered in a connected session with the first member and job snapshots applied.", u64::from(v.ready));
-    gauge(r, "draining", "1 while this member drains before leaving.", u64::from(v.draining));
-    counter(r, "job_config_errors", "Job texts rejected as invalid.", s.job_config_errors);
-    counter(r, "discovery_errors", "Failed discovery rounds (the last good result stays in force).", s.discovery_errors);
-    counter(r, "stale_snapshots", "Member or job snapshots ignored because they were older than the one applied.", s.stale_snapshots);
+    gauge(
+        r,
+        "ready",
+        "1 when registered in a connected session with the first member and job snapshots applied.",
+        u64::from(v.ready),
+    );
+    gauge(
+        r,
+        "draining",
+        "1 while this member drains before leaving.",
+        u64::from(v.draining),
+    );
+    counter(
+        r,
+        "job_config_errors",
+        "Job texts rejected as invalid.",
+        s.job_config_errors,
+    );
+    counter(
+        r,
+        "discovery_errors",
+        "Failed discovery rounds (the last good result stays in force).",
+        s.discovery_errors,
+    );
+    counter(
+        r,
+        "stale_snapshots",
+        "Member or job snapshots ignored because they were older than the one applied.",
+        s.stale_snapshots,
+    );
 }
 
 /// A histogram whose buckets were counted elsewhere (the node's stats), encoded as seconds.
@@ -489,10 +700,23 @@ struct HistogramCollector {
 impl Collector for HistogramCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let h = &self.histogram;
-        let mut buckets: Vec<(f64, u64)> = SCRAPE_DURATION_BUCKETS_US.iter().zip(h.buckets.iter()).map(|(&le, &n)| (le as f64 / 1e6, n)).collect();
+        let mut buckets: Vec<(f64, u64)> = SCRAPE_DURATION_BUCKETS_US
+            .iter()
+            .zip(h.buckets.iter())
+            .map(|(&le, &n)| (le as f64 / 1e6, n))
+            .collect();
         buckets.push((f64::INFINITY, h.buckets[SCRAPE_DURATION_BUCKETS_US.len()]));
-        let metric = ConstHistogram { sum_seconds: h.sum_us as f64 / 1e6, count: h.count, buckets };
-        let m = encoder.encode_descriptor(self.name, self.help, Some(&Unit::Seconds), metric.metric_type())?;
+        let metric = ConstHistogram {
+            sum_seconds: h.sum_us as f64 / 1e6,
+            count: h.count,
+            buckets,
+        };
+        let m = encoder.encode_descriptor(
+            self.name,
+            self.help,
+            Some(&Unit::Seconds),
+            metric.metric_type(),
+        )?;
         metric.encode(m)
     }
 }
@@ -505,7 +729,10 @@ struct ConstHistogram {
 }
 
 impl EncodeMetric for ConstHistogram {
-    fn encode(&self, mut encoder: prometheus_client::encoding::MetricEncoder) -> Result<(), std::fmt::Error> {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::MetricEncoder,
+    ) -> Result<(), std::fmt::Error> {
         encoder.encode_histogram::<NoLabelSet>(self.sum_seconds, self.count, &self.buckets, None)
     }
 
@@ -526,7 +753,10 @@ pub struct TargetsParams {
 /// Go's zero time, which Prometheus shows for a target never scraped.
 const NEVER: &str = "0001-01-01T00:00:00Z";
 
-async fn targets_api(State(state): State<WebState>, Query(params): Query<TargetsParams>) -> Response {
+async fn targets_api(
+    State(state): State<WebState>,
+    Query(params): Query<TargetsParams>,
+) -> Response {
     let view = match view(&state).await {
         Ok(v) => v,
         Err(r) => return r,
@@ -577,19 +807,31 @@ async fn members_api(State(state): State<WebState>) -> Response {
 }
 
 fn json_response(view: &View, body: &serde_json::Value) -> Response {
-    let text = serde_json::to_string(body).unwrap_or_else(|e| format!("{{\"status\":\"error\",\"error\":\"{e}\"}}"));
-    ([(header::CONTENT_TYPE, "application/json")], view.redact(text)).into_response()
+    let text = serde_json::to_string(body)
+        .unwrap_or_else(|e| format!("{{\"status\":\"error\",\"error\":\"{e}\"}}"));
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        view.redact(text),
+    )
+        .into_response()
 }
 
 /// Prometheus's global URL: a loopback host is replaced by this member's host, so the link
 /// works from elsewhere; other URLs stay as they are.
 fn global_url(url: &str, our_web: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
     let authority_end = rest.find('/').unwrap_or(rest.len());
     let (authority, path) = rest.split_at(authority_end);
     let (host, port) = split_host_port(authority);
     let (our_host, _) = split_host_port(our_web);
-    if !is_loopback(host) || is_loopback(our_host) || our_host.is_empty() || our_host == "0.0.0.0" || our_host == "[::]" {
+    if !is_loopback(host)
+        || is_loopback(our_host)
+        || our_host.is_empty()
+        || our_host == "0.0.0.0"
+        || our_host == "[::]"
+    {
         return url.to_string();
     }
     match port {
@@ -626,7 +868,12 @@ fn rfc3339(t: Timestamp) -> String {
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    let mut out = format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", sod / 3600, sod % 3600 / 60, sod % 60);
+    let mut out = format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    );
     if frac != 0 {
         let f = format!("{frac:03}");
         out.push('.');
@@ -727,7 +974,11 @@ fn page(view: &View, title: &str, body: &str) -> Response {
         web = e(&view.web),
         version = e(&view.version),
     );
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], view.redact(html)).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        view.redact(html),
+    )
+        .into_response()
 }
 
 async fn index_page(State(state): State<WebState>) -> Response {
@@ -763,7 +1014,12 @@ fn state_badge(class: &str, text: &str) -> String {
 fn labels_html(labels: &Labels) -> String {
     let mut out = String::new();
     for l in labels.iter() {
-        let _ = write!(out, "<span class=\"label\">{}=&quot;{}&quot;</span> ", e(&l.name), e(&l.value));
+        let _ = write!(
+            out,
+            "<span class=\"label\">{}=&quot;{}&quot;</span> ",
+            e(&l.name),
+            e(&l.value)
+        );
     }
     out
 }
@@ -771,7 +1027,9 @@ fn labels_html(labels: &Labels) -> String {
 /// A link to member `id`'s page `path`, if we know its web address; its id alone otherwise.
 fn member_link(view: &View, id: &str, path: &str) -> String {
     match view.web_of(id) {
-        Some(web) if !web.is_empty() => format!("<a href=\"http://{}{}\">{}</a>", e(web), e(path), e(id)),
+        Some(web) if !web.is_empty() => {
+            format!("<a href=\"http://{}{}\">{}</a>", e(web), e(path), e(id))
+        }
         _ => e(id),
     }
 }
@@ -806,8 +1064,17 @@ async fn targets_page(State(state): State<WebState>) -> Response {
             owned = job.owned(),
         );
         if !job.config_errors.is_empty() {
-            let what = if job.has_config { "the latest configuration was rejected; the last valid one stays in force" } else { "the configuration was rejected; nothing of this job runs" };
-            let _ = write!(b, "<div class=\"banner\">{}:\n{}</div>", e(what), e(&job.config_errors.join("\n")));
+            let what = if job.has_config {
+                "the latest configuration was rejected; the last valid one stays in force"
+            } else {
+                "the configuration was rejected; nothing of this job runs"
+            };
+            let _ = write!(
+                b,
+                "<div class=\"banner\">{}:\n{}</div>",
+                e(what),
+                e(&job.config_errors.join("\n"))
+            );
         }
         for err in &job.discovery_errors {
             let _ = write!(b, "<div class=\"banner\">discovery failed (the last good result stays in force): {}</div>", e(err));
@@ -831,7 +1098,11 @@ async fn targets_page(State(state): State<WebState>) -> Response {
                     let _ = write!(state, "<br><span class=\"state handoff\">handing off</span> <span class=\"muted\">until {}</span>", e(&rfc3339(until)));
                 }
                 let last = match t.last_scrape {
-                    Some(at) => format!("<span title=\"{}\">{}</span>", e(&rfc3339(at)), e(&ago(now, at))),
+                    Some(at) => format!(
+                        "<span title=\"{}\">{}</span>",
+                        e(&rfc3339(at)),
+                        e(&ago(now, at))
+                    ),
                     None => "<span class=\"muted\">never</span>".to_string(),
                 };
                 let duration = t.last_duration.map(short_duration).unwrap_or_default();
@@ -886,7 +1157,12 @@ async fn cluster_page(State(state): State<WebState>) -> Response {
         view.replication_factor,
         view.members_version,
     );
-    let total: usize = view.jobs.iter().filter(|j| j.limit_error.is_none() && j.has_config).map(|j| j.targets.len()).sum();
+    let total: usize = view
+        .jobs
+        .iter()
+        .filter(|j| j.limit_error.is_none() && j.has_config)
+        .map(|j| j.targets.len())
+        .sum();
     let _ = write!(
         b,
         "<section><h2>Members <span class=\"count\">({} active, {} draining; {} targets)</span></h2>",
@@ -949,24 +1225,51 @@ mod tests {
     fn rfc3339_formats_known_instants() {
         assert_eq!(rfc3339(Timestamp(0)), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(Timestamp(951_782_400_000)), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(Timestamp(1_700_000_000_123)), "2023-11-14T22:13:20.123Z");
-        assert_eq!(rfc3339(Timestamp(1_700_000_000_500)), "2023-11-14T22:13:20.5Z");
+        assert_eq!(
+            rfc3339(Timestamp(1_700_000_000_123)),
+            "2023-11-14T22:13:20.123Z"
+        );
+        assert_eq!(
+            rfc3339(Timestamp(1_700_000_000_500)),
+            "2023-11-14T22:13:20.5Z"
+        );
         assert_eq!(rfc3339(Timestamp(-1)), "1969-12-31T23:59:59.999Z");
-        assert_eq!(rfc3339(Timestamp(4_107_542_400_000)), "2100-03-01T00:00:00Z");
+        assert_eq!(
+            rfc3339(Timestamp(4_107_542_400_000)),
+            "2100-03-01T00:00:00Z"
+        );
     }
 
     #[test]
     fn escape_html_escapes_every_special_character() {
-        assert_eq!(escape_html("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+        assert_eq!(
+            escape_html("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
     }
 
     #[test]
     fn global_url_replaces_only_loopback_hosts() {
-        assert_eq!(global_url("http://localhost:9100/metrics", "scraper1.example:8080"), "http://scraper1.example:9100/metrics");
-        assert_eq!(global_url("http://127.0.0.1:9100/metrics?a=b", "10.1.2.3:8080"), "http://10.1.2.3:9100/metrics?a=b");
-        assert_eq!(global_url("http://node1:9100/metrics", "10.1.2.3:8080"), "http://node1:9100/metrics");
-        assert_eq!(global_url("http://localhost:9100/metrics", "127.0.0.1:8080"), "http://localhost:9100/metrics");
-        assert_eq!(global_url("http://localhost:9100/metrics", "0.0.0.0:8080"), "http://localhost:9100/metrics");
+        assert_eq!(
+            global_url("http://localhost:9100/metrics", "scraper1.example:8080"),
+            "http://scraper1.example:9100/metrics"
+        );
+        assert_eq!(
+            global_url("http://127.0.0.1:9100/metrics?a=b", "10.1.2.3:8080"),
+            "http://10.1.2.3:9100/metrics?a=b"
+        );
+        assert_eq!(
+            global_url("http://node1:9100/metrics", "10.1.2.3:8080"),
+            "http://node1:9100/metrics"
+        );
+        assert_eq!(
+            global_url("http://localhost:9100/metrics", "127.0.0.1:8080"),
+            "http://localhost:9100/metrics"
+        );
+        assert_eq!(
+            global_url("http://localhost:9100/metrics", "0.0.0.0:8080"),
+            "http://localhost:9100/metrics"
+        );
     }
 
     #[test]
@@ -976,15 +1279,40 @@ mod tests {
         h.observe(Duration::from_millis(7));
         h.observe(Duration::from_secs(120));
         let mut registry = Registry::with_prefix("scrapepool");
-        registry.register_collector(Box::new(HistogramCollector { name: "scrape_duration", help: "h", histogram: h }));
+        registry.register_collector(Box::new(HistogramCollector {
+            name: "scrape_duration",
+            help: "h",
+            histogram: h,
+        }));
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
-        assert!(out.contains("# TYPE scrapepool_scrape_duration_seconds histogram"), "{out}");
-        assert!(out.contains("scrapepool_scrape_duration_seconds_count 3"), "{out}");
-        assert!(out.contains("scrapepool_scrape_duration_seconds_sum 120.01"), "{out}");
-        assert!(out.contains("scrapepool_scrape_duration_seconds_bucket{le=\"0.005\"} 1"), "{out}");
-        assert!(out.contains("scrapepool_scrape_duration_seconds_bucket{le=\"0.01\"} 2"), "{out}");
-        assert!(out.contains("scrapepool_scrape_duration_seconds_bucket{le=\"60.0\"} 2"), "{out}");
-        assert!(out.contains("scrapepool_scrape_duration_seconds_bucket{le=\"+Inf\"} 3"), "{out}");
+        assert!(
+            out.contains("# TYPE scrapepool_scrape_duration_seconds histogram"),
+            "{out}"
+        );
+        assert!(
+            out.contains("scrapepool_scrape_duration_seconds_count 3"),
+            "{out}"
+        );
+        assert!(
+            out.contains("scrapepool_scrape_duration_seconds_sum 120.01"),
+            "{out}"
+        );
+        assert!(
+            out.contains("scrapepool_scrape_duration_seconds_bucket{le=\"0.005\"} 1"),
+            "{out}"
+        );
+        assert!(
+            out.contains("scrapepool_scrape_duration_seconds_bucket{le=\"0.01\"} 2"),
+            "{out}"
+        );
+        assert!(
+            out.contains("scrapepool_scrape_duration_seconds_bucket{le=\"60.0\"} 2"),
+            "{out}"
+        );
+        assert!(
+            out.contains("scrapepool_scrape_duration_seconds_bucket{le=\"+Inf\"} 3"),
+            "{out}"
+        );
     }
 }

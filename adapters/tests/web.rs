@@ -25,6 +25,8 @@ use serde_json::Value;
 /// Every fetch of a URL with this port fails with [`FETCH_ERROR`].
 const FAILING_PORT: &str = "19199";
 const FETCH_ERROR: &str = "connection refused (test fetcher)";
+/// Every fetch of a URL with this port fails with an error that quotes the bearer credentials.
+const ECHOING_PORT: &str = "19132";
 
 #[derive(Clone)]
 struct FixtureFetcher {
@@ -34,10 +36,27 @@ struct FixtureFetcher {
 impl Fetcher for FixtureFetcher {
     async fn fetch(&self, spec: &ScrapeSpec) -> FetchOutcome {
         if spec.url.contains(FAILING_PORT) {
-            return FetchOutcome::Failed { error: FETCH_ERROR.to_string() };
+            return FetchOutcome::Failed {
+                error: FETCH_ERROR.to_string(),
+            };
+        }
+        if spec.url.contains(ECHOING_PORT) {
+            // A careless exporter (or proxy) that quotes the credentials it was sent.
+            let credentials = spec
+                .authorization
+                .as_ref()
+                .and_then(|a| a.credentials.as_ref())
+                .map(|c| c.expose().to_string())
+                .unwrap_or_default();
+            return FetchOutcome::Failed {
+                error: format!("401 Unauthorized: token {credentials} is not valid"),
+            };
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
-        FetchOutcome::Body { body: self.body.to_vec(), content_type: Some("text/plain; version=0.0.4; charset=utf-8".into()) }
+        FetchOutcome::Body {
+            body: self.body.to_vec(),
+            content_type: Some("text/plain; version=0.0.4; charset=utf-8".into()),
+        }
     }
 }
 
@@ -57,13 +76,20 @@ impl Sink for AckingSink {
         let delivered_samples = records.iter().map(|r| r.samples as u64).sum();
         let events = events.clone();
         tokio::spawn(async move {
-            let _ = events.send(Event::DeliveryFinished { delivery, delivered_samples, failed_samples: 0 }).await;
+            let _ = events
+                .send(Event::DeliveryFinished {
+                    delivery,
+                    delivered_samples,
+                    failed_samples: 0,
+                })
+                .await;
         });
     }
 }
 
 fn fixture_body() -> Arc<Vec<u8>> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/exposition/node_exporter-1.5.0.prom");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/exposition/node_exporter-1.5.0.prom");
     Arc::new(std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display())))
 }
 
@@ -90,7 +116,13 @@ impl Drop for Member {
 }
 
 fn record(id: &str, addr: SocketAddr) -> MemberRecord {
-    MemberRecord { id: id.into(), state: MemberState::Active, version: "0.1.0-test".into(), web: addr.to_string(), started_at: "2026-11-25T12:00:00Z".into() }
+    MemberRecord {
+        id: id.into(),
+        state: MemberState::Active,
+        version: "0.1.0-test".into(),
+        web: addr.to_string(),
+        started_at: "2026-11-25T12:00:00Z".into(),
+    }
 }
 
 /// Starts a member on `listener`; it sees no event until the test sends some.
@@ -101,28 +133,57 @@ fn start(id: &str, listener: tokio::net::TcpListener) -> Member {
     config.version = "0.1.0-test".into();
     config.started_at = "2026-11-25T12:00:00Z".into();
     let node = Node::new(config, SystemClock.now());
-    let ports = Ports { fetcher: FixtureFetcher { body: fixture_body() }, discoverer: SilentDiscoverer, sink: AckingSink, clock: SystemClock };
+    let ports = Ports {
+        fetcher: FixtureFetcher {
+            body: fixture_body(),
+        },
+        discoverer: SilentDiscoverer,
+        sink: AckingSink,
+        clock: SystemClock,
+    };
     let driver = Driver::new(node, ports);
     let events = driver.events();
-    let state = WebState { queries: driver.queries(), extra: Arc::new(NoExtraMetrics) };
+    let state = WebState {
+        queries: driver.queries(),
+        extra: Arc::new(NoExtraMetrics),
+    };
     let driver = tokio::spawn(async move {
         driver.run().await;
     });
     let server = tokio::spawn(async move {
-        web::serve_on(listener, state, std::future::pending()).await.expect("web server failed");
+        web::serve_on(listener, state, std::future::pending())
+            .await
+            .expect("web server failed");
     });
-    Member { id: id.into(), addr, events, driver, server }
+    Member {
+        id: id.into(),
+        addr,
+        events,
+        driver,
+        server,
+    }
 }
 
 async fn bind() -> tokio::net::TcpListener {
     tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()
 }
 
-const NODE_TARGETS: [&str; 6] = ["127.0.0.1:19101", "127.0.0.1:19102", "127.0.0.1:19103", "127.0.0.1:19104", "127.0.0.1:19105", "127.0.0.1:19106"];
+const NODE_TARGETS: [&str; 6] = [
+    "127.0.0.1:19101",
+    "127.0.0.1:19102",
+    "127.0.0.1:19103",
+    "127.0.0.1:19104",
+    "127.0.0.1:19105",
+    "127.0.0.1:19106",
+];
 const APP_TARGETS: [&str; 3] = ["127.0.0.1:19111", "127.0.0.1:19112", "127.0.0.1:19199"];
 
 fn static_job(name: &str, targets: &[&str]) -> String {
-    let list = targets.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(", ");
+    let list = targets
+        .iter()
+        .map(|t| format!("'{t}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!("job_name: {name}\nscrape_interval: 1s\nscrape_timeout: 500ms\nstatic_configs:\n  - targets: [{list}]\n    labels:\n      env: test\n")
 }
 
@@ -140,23 +201,49 @@ fn jobs() -> Vec<(String, String)> {
 /// Two members `scraper-a` and `scraper-b` that know each other, with the jobs above.
 async fn pool(jobs: Vec<(String, String)>) -> (Member, Member) {
     let (la, lb) = (bind().await, bind().await);
-    let members = vec![record("scraper-a", la.local_addr().unwrap()), record("scraper-b", lb.local_addr().unwrap())];
+    let members = vec![
+        record("scraper-a", la.local_addr().unwrap()),
+        record("scraper-b", lb.local_addr().unwrap()),
+    ];
     let (a, b) = (start("scraper-a", la), start("scraper-b", lb));
     for m in [&a, &b] {
         m.events.send(Event::SessionConnected).await.unwrap();
-        m.events.send(Event::MembersChanged(MembersSnapshot { version: 1, members: members.clone() })).await.unwrap();
-        m.events.send(Event::JobsChanged(JobsSnapshot { version: 1, jobs: jobs.clone() })).await.unwrap();
+        m.events
+            .send(Event::MembersChanged(MembersSnapshot {
+                version: 1,
+                members: members.clone(),
+            }))
+            .await
+            .unwrap();
+        m.events
+            .send(Event::JobsChanged(JobsSnapshot {
+                version: 1,
+                jobs: jobs.clone(),
+            }))
+            .await
+            .unwrap();
     }
     (a, b)
 }
 
 async fn get(url: &str) -> (u16, String, String) {
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-    let response = tokio::time::timeout(Duration::from_secs(10), client.get(url.parse().unwrap())).await.expect("GET timed out").unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let response = tokio::time::timeout(Duration::from_secs(10), client.get(url.parse().unwrap()))
+        .await
+        .expect("GET timed out")
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
     let status = response.status().as_u16();
-    let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
     let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, content_type, String::from_utf8(body.to_vec()).unwrap())
+    (
+        status,
+        content_type,
+        String::from_utf8(body.to_vec()).unwrap(),
+    )
 }
 
 async fn get_json(url: &str) -> Value {
@@ -168,7 +255,9 @@ async fn get_json(url: &str) -> Value {
 
 fn active_targets(v: &Value) -> &Vec<Value> {
     assert_eq!(v["status"], "success");
-    v["data"]["activeTargets"].as_array().expect("activeTargets is an array")
+    v["data"]["activeTargets"]
+        .as_array()
+        .expect("activeTargets is an array")
 }
 
 /// Waits until every target the member owns has been scraped once; returns the targets API.
@@ -177,7 +266,10 @@ async fn wait_scraped(m: &Member, expected_targets: usize) -> Value {
     loop {
         let v = get_json(&m.url("/api/v1/targets")).await;
         let targets = active_targets(&v);
-        let pending = targets.iter().filter(|t| t["replicaRank"].is_number() && t["health"] == "unknown").count();
+        let pending = targets
+            .iter()
+            .filter(|t| t["replicaRank"].is_number() && t["health"] == "unknown")
+            .count();
         if targets.len() == expected_targets && pending == 0 {
             return v;
         }
@@ -201,13 +293,20 @@ async fn targets_api_has_prometheus_shape_and_each_target_has_one_owner_across_t
     let mut scraped_somewhere = 0;
     for t in ta {
         let inst = instance(t);
-        let other = tb.iter().find(|o| instance(o) == inst && o["scrapePool"] == t["scrapePool"]).unwrap_or_else(|| panic!("{inst} missing on scraper-b"));
+        let other = tb
+            .iter()
+            .find(|o| instance(o) == inst && o["scrapePool"] == t["scrapePool"])
+            .unwrap_or_else(|| panic!("{inst} missing on scraper-b"));
         // Every member computes the same owner.
         assert_eq!(t["owners"], other["owners"], "{inst}");
         let owners = t["owners"].as_array().unwrap();
         assert_eq!(owners.len(), 1, "replication factor 1: {t}");
         let owner = owners[0].as_str().unwrap();
-        let (mine, theirs) = if owner == "scraper-a" { (t, other) } else { (other, t) };
+        let (mine, theirs) = if owner == "scraper-a" {
+            (t, other)
+        } else {
+            (other, t)
+        };
         assert!(owner == "scraper-a" || owner == "scraper-b", "{t}");
         assert_eq!(mine["replicaRank"], 0, "{mine}");
         assert_eq!(theirs["replicaRank"], Value::Null, "{theirs}");
@@ -215,10 +314,16 @@ async fn targets_api_has_prometheus_shape_and_each_target_has_one_owner_across_t
         assert_eq!(theirs["lastScrape"], "0001-01-01T00:00:00Z", "{theirs}");
         assert_eq!(theirs["lastScrapeDuration"], 0.0, "{theirs}");
         assert_ne!(mine["lastScrape"], "0001-01-01T00:00:00Z", "{mine}");
-        assert!(mine["lastScrape"].as_str().unwrap().ends_with('Z'), "{mine}");
+        assert!(
+            mine["lastScrape"].as_str().unwrap().ends_with('Z'),
+            "{mine}"
+        );
         if inst.ends_with(FAILING_PORT) {
             assert_eq!(mine["health"], "down", "{mine}");
-            assert!(mine["lastError"].as_str().unwrap().contains(FETCH_ERROR), "{mine}");
+            assert!(
+                mine["lastError"].as_str().unwrap().contains(FETCH_ERROR),
+                "{mine}"
+            );
         } else {
             assert_eq!(mine["health"], "up", "{mine}");
             assert_eq!(mine["lastError"], "", "{mine}");
@@ -229,7 +334,11 @@ async fn targets_api_has_prometheus_shape_and_each_target_has_one_owner_across_t
         let job = t["scrapePool"].as_str().unwrap();
         assert!(job == "node" || job == "app", "{t}");
         assert_eq!(t["scrapeUrl"], format!("http://{inst}/metrics"));
-        assert_eq!(t["globalUrl"], format!("http://{inst}/metrics"), "loopback targets of a loopback member keep their URL");
+        assert_eq!(
+            t["globalUrl"],
+            format!("http://{inst}/metrics"),
+            "loopback targets of a loopback member keep their URL"
+        );
         assert_eq!(t["labels"]["job"], job);
         assert_eq!(t["labels"]["env"], "test");
         assert_eq!(t["discoveredLabels"]["__address__"], inst);
@@ -266,10 +375,19 @@ async fn members_api_lists_each_member_with_its_share_of_the_targets() {
         assert_eq!(m["version"], "0.1.0-test");
         assert_eq!(m["started_at"], "2026-11-25T12:00:00Z");
         assert_eq!(m["self"], member.id == "scraper-a");
-        let owned = active_targets(&targets).iter().filter(|t| t["owners"][0] == member.id.as_str()).count();
+        let owned = active_targets(&targets)
+            .iter()
+            .filter(|t| t["owners"][0] == member.id.as_str())
+            .count();
         assert_eq!(m["targets"], owned, "{m}");
     }
-    assert_eq!(members.iter().map(|m| m["targets"].as_u64().unwrap()).sum::<u64>(), total as u64);
+    assert_eq!(
+        members
+            .iter()
+            .map(|m| m["targets"].as_u64().unwrap())
+            .sum::<u64>(),
+        total as u64
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -280,10 +398,22 @@ async fn health_answers_while_the_loop_runs_and_ready_waits_for_registration_and
     let (status, _, body) = get(&m.url("/-/ready")).await;
     assert_eq!(status, 503, "not registered, no snapshot yet: {body}");
     m.events.send(Event::SessionConnected).await.unwrap();
-    m.events.send(Event::MembersChanged(MembersSnapshot { version: 1, members: vec![record("lonely", m.addr)] })).await.unwrap();
+    m.events
+        .send(Event::MembersChanged(MembersSnapshot {
+            version: 1,
+            members: vec![record("lonely", m.addr)],
+        }))
+        .await
+        .unwrap();
     let (status, _, _) = get(&m.url("/-/ready")).await;
     assert_eq!(status, 503, "no job snapshot yet");
-    m.events.send(Event::JobsChanged(JobsSnapshot { version: 1, jobs: vec![] })).await.unwrap();
+    m.events
+        .send(Event::JobsChanged(JobsSnapshot {
+            version: 1,
+            jobs: vec![],
+        }))
+        .await
+        .unwrap();
     let (status, _, body) = get(&m.url("/-/ready")).await;
     assert_eq!(status, 200, "{body}");
     m.events.send(Event::SessionDisconnected).await.unwrap();
@@ -301,7 +431,11 @@ async fn health_answers_while_the_loop_runs_and_ready_waits_for_registration_and
 
 /// The value of the series `name` exactly (labels included) in an OpenMetrics text.
 fn series(text: &str, name: &str) -> Option<f64> {
-    text.lines().find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')).map(|v| v.trim().parse().unwrap()))
+    text.lines().find_map(|l| {
+        l.strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .map(|v| v.trim().parse().unwrap())
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -309,51 +443,143 @@ async fn metrics_report_targets_scrapes_samples_members_session_and_config_error
     let (a, _b) = pool(jobs()).await;
     let total = NODE_TARGETS.len() + APP_TARGETS.len();
     let targets = wait_scraped(&a, total).await;
-    let owned = |job: &str| active_targets(&targets).iter().filter(|t| t["scrapePool"] == job && t["owners"][0] == "scraper-a").count() as f64;
+    let owned = |job: &str| {
+        active_targets(&targets)
+            .iter()
+            .filter(|t| t["scrapePool"] == job && t["owners"][0] == "scraper-a")
+            .count() as f64
+    };
     // Deliveries are acknowledged at once; wait until the counters agree.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let text = loop {
         let (status, content_type, text) = get(&a.url("/metrics")).await;
         assert_eq!(status, 200);
-        assert!(content_type.starts_with("application/openmetrics-text"), "{content_type}");
+        assert!(
+            content_type.starts_with("application/openmetrics-text"),
+            "{content_type}"
+        );
         let emitted = series(&text, "scrapepool_samples_emitted_total").unwrap();
         let delivered = series(&text, "scrapepool_samples_delivered_total").unwrap();
         if emitted == delivered && series(&text, "scrapepool_deliveries_in_flight") == Some(0.0) {
             break text;
         }
-        assert!(tokio::time::Instant::now() < deadline, "deliveries never settled:\n{text}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "deliveries never settled:\n{text}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(text.trim_end().ends_with("# EOF"), "{text}");
-    assert_eq!(series(&text, "scrapepool_job_targets{job=\"node\"}"), Some(NODE_TARGETS.len() as f64), "{text}");
-    assert_eq!(series(&text, "scrapepool_job_targets{job=\"app\"}"), Some(APP_TARGETS.len() as f64), "{text}");
-    assert_eq!(series(&text, "scrapepool_job_targets_owned{job=\"node\"}"), Some(owned("node")), "{text}");
-    assert_eq!(series(&text, "scrapepool_job_targets_owned{job=\"app\"}"), Some(owned("app")), "{text}");
-    assert_eq!(series(&text, "scrapepool_job_config_valid{job=\"node\"}"), Some(1.0), "{text}");
-    assert_eq!(series(&text, "scrapepool_job_config_valid{job=\"broken\"}"), Some(0.0), "{text}");
-    assert_eq!(series(&text, "scrapepool_job_config_errors_total"), Some(1.0), "{text}");
-    assert_eq!(series(&text, "scrapepool_discovery_errors_total"), Some(0.0), "{text}");
+    assert_eq!(
+        series(&text, "scrapepool_job_targets{job=\"node\"}"),
+        Some(NODE_TARGETS.len() as f64),
+        "{text}"
+    );
+    assert_eq!(
+        series(&text, "scrapepool_job_targets{job=\"app\"}"),
+        Some(APP_TARGETS.len() as f64),
+        "{text}"
+    );
+    assert_eq!(
+        series(&text, "scrapepool_job_targets_owned{job=\"node\"}"),
+        Some(owned("node")),
+        "{text}"
+    );
+    assert_eq!(
+        series(&text, "scrapepool_job_targets_owned{job=\"app\"}"),
+        Some(owned("app")),
+        "{text}"
+    );
+    assert_eq!(
+        series(&text, "scrapepool_job_config_valid{job=\"node\"}"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        series(&text, "scrapepool_job_config_valid{job=\"broken\"}"),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        series(&text, "scrapepool_job_config_errors_total"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        series(&text, "scrapepool_discovery_errors_total"),
+        Some(0.0),
+        "{text}"
+    );
     let started = series(&text, "scrapepool_scrapes_started_total").unwrap();
     assert!(started >= owned("node") + owned("app"), "{text}");
-    let failing_here = active_targets(&targets).iter().any(|t| instance(t).ends_with(FAILING_PORT) && t["owners"][0] == "scraper-a");
+    let failing_here = active_targets(&targets)
+        .iter()
+        .any(|t| instance(t).ends_with(FAILING_PORT) && t["owners"][0] == "scraper-a");
     let failed = series(&text, "scrapepool_scrapes_failed_total").unwrap();
     assert_eq!(failed > 0.0, failing_here, "{text}");
     let count = series(&text, "scrapepool_scrape_duration_seconds_count").unwrap();
     assert!(count > 0.0 && count <= started, "{text}");
-    assert_eq!(series(&text, "scrapepool_scrape_duration_seconds_bucket{le=\"+Inf\"}"), Some(count), "{text}");
-    assert!(series(&text, "scrapepool_samples_emitted_total").unwrap() > 0.0, "{text}");
-    assert_eq!(series(&text, "scrapepool_samples_not_delivered_total"), Some(0.0), "{text}");
-    assert_eq!(series(&text, "scrapepool_members{state=\"active\"}"), Some(2.0), "{text}");
-    assert_eq!(series(&text, "scrapepool_members{state=\"draining\"}"), Some(0.0), "{text}");
-    assert_eq!(series(&text, "scrapepool_zookeeper_session_state{state=\"connected\"}"), Some(1.0), "{text}");
-    assert_eq!(series(&text, "scrapepool_zookeeper_session_state{state=\"expired\"}"), Some(0.0), "{text}");
+    assert_eq!(
+        series(
+            &text,
+            "scrapepool_scrape_duration_seconds_bucket{le=\"+Inf\"}"
+        ),
+        Some(count),
+        "{text}"
+    );
+    assert!(
+        series(&text, "scrapepool_samples_emitted_total").unwrap() > 0.0,
+        "{text}"
+    );
+    assert_eq!(
+        series(&text, "scrapepool_samples_not_delivered_total"),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        series(&text, "scrapepool_members{state=\"active\"}"),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        series(&text, "scrapepool_members{state=\"draining\"}"),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        series(
+            &text,
+            "scrapepool_zookeeper_session_state{state=\"connected\"}"
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        series(
+            &text,
+            "scrapepool_zookeeper_session_state{state=\"expired\"}"
+        ),
+        Some(0.0),
+        "{text}"
+    );
     assert_eq!(series(&text, "scrapepool_ready"), Some(1.0), "{text}");
-    assert!(series(&text, "scrapepool_rebalances_total").unwrap() >= 1.0, "{text}");
-    assert_eq!(series(&text, "scrapepool_targets_moved_total{direction=\"gained\"}"), Some(owned("node") + owned("app")), "{text}");
-    assert_eq!(series(&text, "scrapepool_targets_moved_total{direction=\"lost\"}"), Some(0.0), "{text}");
-    for line in text.lines().filter(|l| l.starts_with("# TYPE counter")) {
-        panic!("unprefixed metric: {line}");
-    }
+    assert!(
+        series(&text, "scrapepool_rebalances_total").unwrap() >= 1.0,
+        "{text}"
+    );
+    assert_eq!(
+        series(
+            &text,
+            "scrapepool_targets_moved_total{direction=\"gained\"}"
+        ),
+        Some(owned("node") + owned("app")),
+        "{text}"
+    );
+    assert_eq!(
+        series(&text, "scrapepool_targets_moved_total{direction=\"lost\"}"),
+        Some(0.0),
+        "{text}"
+    );
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         assert!(line.starts_with("scrapepool_"), "{line}");
     }
@@ -369,40 +595,104 @@ async fn pages_show_jobs_targets_states_owners_members_and_rebalances() {
     let (status, content_type, index) = get(&a.url("/")).await;
     assert_eq!(status, 200);
     assert!(content_type.starts_with("text/html"));
-    assert!(index.contains("href=\"/targets\"") && index.contains("href=\"/cluster\""), "{index}");
+    assert!(
+        index.contains("href=\"/targets\"") && index.contains("href=\"/cluster\""),
+        "{index}"
+    );
 
     let (status, _, html) = get(&a.url("/targets")).await;
     assert_eq!(status, 200);
     for job in ["node", "app", "broken"] {
-        assert!(html.contains(&format!("id=\"job-{job}\"")), "section of {job} missing");
+        assert!(
+            html.contains(&format!("id=\"job-{job}\"")),
+            "section of {job} missing"
+        );
     }
-    assert!(html.contains("scrape_interval"), "the broken job's error names the field: {html}");
+    assert!(
+        html.contains("scrape_interval"),
+        "the broken job's error names the field: {html}"
+    );
     for t in active_targets(&targets) {
         let url = t["scrapeUrl"].as_str().unwrap();
         assert!(html.contains(&format!(">{url}</a>")), "{url} missing");
         if t["owners"][0] == "scraper-b" {
-            assert!(html.contains(&format!("<a href=\"http://{}/targets\">scraper-b</a>", b.addr)), "link to scraper-b missing");
+            assert!(
+                html.contains(&format!(
+                    "<a href=\"http://{}/targets\">scraper-b</a>",
+                    b.addr
+                )),
+                "link to scraper-b missing"
+            );
         }
     }
-    let up = active_targets(&targets).iter().filter(|t| t["health"] == "up").count();
-    let down = active_targets(&targets).iter().filter(|t| t["health"] == "down").count();
-    let unknown = active_targets(&targets).iter().filter(|t| t["health"] == "unknown").count();
-    assert_eq!(html.matches("<span class=\"state up\">up</span>").count(), up);
-    assert_eq!(html.matches("<span class=\"state down\">down</span>").count(), down);
-    assert_eq!(html.matches("<span class=\"state unknown\">unknown</span>").count(), unknown);
+    let up = active_targets(&targets)
+        .iter()
+        .filter(|t| t["health"] == "up")
+        .count();
+    let down = active_targets(&targets)
+        .iter()
+        .filter(|t| t["health"] == "down")
+        .count();
+    let unknown = active_targets(&targets)
+        .iter()
+        .filter(|t| t["health"] == "unknown")
+        .count();
+    assert_eq!(
+        html.matches("<span class=\"state up\">up</span>").count(),
+        up
+    );
+    assert_eq!(
+        html.matches("<span class=\"state down\">down</span>")
+            .count(),
+        down
+    );
+    assert_eq!(
+        html.matches("<span class=\"state unknown\">unknown</span>")
+            .count(),
+        unknown
+    );
 
     let (status, _, html) = get(&a.url("/cluster")).await;
     assert_eq!(status, 200);
     for m in [&a, &b] {
         assert!(html.contains(&format!("<td>{}", m.id)), "{} missing", m.id);
-        assert!(html.contains(&format!("href=\"http://{}/cluster\"", m.addr)), "web link of {} missing", m.id);
+        assert!(
+            html.contains(&format!("href=\"http://{}/cluster\"", m.addr)),
+            "web link of {} missing",
+            m.id
+        );
     }
-    assert!(html.contains("<td>members</td>") || html.contains("<td>jobs</td>"), "a rebalance with its cause: {html}");
+    assert!(
+        html.contains("<td>members</td>") || html.contains("<td>jobs</td>"),
+        "a rebalance with its cause: {html}"
+    );
 }
 
 /// Secrets in three forms: basic_auth password, authorization credentials, Consul token; and
 /// one more in a job the loader rejects.
-const SECRETS: [&str; 4] = ["hunter2-basic-pw", "s3cr3t-bearer-credentials", "consul-acl-token-0042", "rejected-job-pw-77"];
+/// The bearer credentials hold characters that HTML and JSON escape, so a leak in escaped
+/// form is caught too.
+const SECRETS: [&str; 4] = [
+    "hunter2-basic-pw",
+    "s3cr3t&\"bearer<cred>",
+    "consul-acl-token-0042",
+    "rejected-job-pw-77",
+];
+
+/// `secret` as written and as HTML and JSON write it.
+fn secret_forms(secret: &str) -> Vec<String> {
+    let html = secret
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;");
+    let json = serde_json::to_string(secret).unwrap();
+    vec![
+        secret.to_string(),
+        html,
+        json[1..json.len() - 1].to_string(),
+    ]
+}
 
 fn secret_jobs() -> Vec<(String, String)> {
     vec![
@@ -413,7 +703,7 @@ fn secret_jobs() -> Vec<(String, String)> {
         (
             "bearer".into(),
             format!(
-                "job_name: bearer\nscrape_interval: 1s\nscrape_timeout: 500ms\nauthorization:\n  credentials: {}\nconsul_sd_configs:\n  - server: 127.0.0.1:18500\n    token: {}\nstatic_configs:\n  - targets: ['127.0.0.1:19132']\n",
+                "job_name: bearer\nscrape_interval: 1s\nscrape_timeout: 500ms\nauthorization:\n  credentials: '{}'\nconsul_sd_configs:\n  - server: 127.0.0.1:18500\n    token: {}\nstatic_configs:\n  - targets: ['127.0.0.1:19132']\n",
                 SECRETS[1], SECRETS[2]
             ),
         ),
@@ -423,18 +713,56 @@ fn secret_jobs() -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_never_appear_in_any_endpoint() {
-    let (a, _b) = pool(secret_jobs()).await;
-    wait_scraped(&a, 2).await;
-    for path in ["/", "/targets", "/cluster", "/metrics", "/api/v1/targets", "/api/v1/targets?state=dropped", "/api/v1/members", "/-/healthy", "/-/ready"] {
-        let (status, _, body) = get(&a.url(path)).await;
-        assert_eq!(status, 200, "{path}: {body}");
-        for secret in SECRETS {
-            assert!(!body.contains(secret), "{path} shows the secret {secret:?}:\n{body}");
+    let (a, b) = pool(secret_jobs()).await;
+    let mut echoed = 0;
+    for m in [&a, &b] {
+        let targets = wait_scraped(m, 2).await;
+        // The echoing target's owner scraped it, and its error (which quoted the credentials)
+        // is shown with the credentials replaced.
+        for t in active_targets(&targets)
+            .iter()
+            .filter(|t| instance(t).ends_with(ECHOING_PORT) && t["owners"][0] == m.id.as_str())
+        {
+            assert_eq!(
+                t["lastError"], "401 Unauthorized: token <secret> is not valid",
+                "{t}"
+            );
+            echoed += 1;
+        }
+        for path in [
+            "/",
+            "/targets",
+            "/cluster",
+            "/metrics",
+            "/api/v1/targets",
+            "/api/v1/targets?state=dropped",
+            "/api/v1/members",
+            "/-/healthy",
+            "/-/ready",
+        ] {
+            let (status, _, body) = get(&m.url(path)).await;
+            assert_eq!(status, 200, "{path}: {body}");
+            for form in SECRETS.iter().flat_map(|s| secret_forms(s)) {
+                assert!(
+                    !body.contains(&form),
+                    "{} {path} shows the secret {form:?}:\n{body}",
+                    m.id
+                );
+            }
         }
     }
+    assert_eq!(
+        echoed, 1,
+        "the echoing target is scraped by exactly one member"
+    );
     // The jobs are there (so the check above looked at pages that show them).
     let (_, _, html) = get(&a.url("/targets")).await;
-    assert!(html.contains("id=\"job-basic\"") && html.contains("id=\"job-bearer\"") && html.contains("id=\"job-rejected\""), "{html}");
+    assert!(
+        html.contains("id=\"job-basic\"")
+            && html.contains("id=\"job-bearer\"")
+            && html.contains("id=\"job-rejected\""),
+        "{html}"
+    );
 }
 
 // ---- headless Chromium ----------------------------------------------------------------------
@@ -443,7 +771,14 @@ fn chromium() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("SCRAPEPOOL_CHROMIUM") {
         return Some(PathBuf::from(p));
     }
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].iter().map(PathBuf::from).find(|p| p.exists())
+    [
+        "/usr/bin/chromium",
+        "/usr/bin/chromium-browser",
+        "/usr/bin/google-chrome",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
 }
 
 /// Most time one Chromium run may take.
@@ -453,7 +788,16 @@ const CHROMIUM_TIMEOUT: Duration = Duration::from_secs(60);
 fn run_chromium(binary: &Path, args: &[String], url: &str) -> String {
     let profile = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new(binary)
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"])
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-dev-shm-usage",
+        ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .args(args)
         .arg(url)
@@ -485,7 +829,9 @@ fn run_chromium(binary: &Path, args: &[String], url: &str) -> String {
 
 async fn dump_dom(binary: &Path, url: String) -> String {
     let binary = binary.to_path_buf();
-    tokio::task::spawn_blocking(move || run_chromium(&binary, &["--dump-dom".to_string()], &url)).await.unwrap()
+    tokio::task::spawn_blocking(move || run_chromium(&binary, &["--dump-dom".to_string()], &url))
+        .await
+        .unwrap()
 }
 
 /// Text content of the DOM, tags dropped, entities for `"` `'` `&` decoded, whitespace squeezed.
@@ -503,15 +849,25 @@ fn text_of(dom: &str) -> String {
             _ => {}
         }
     }
-    let out = out.replace("&quot;", "\"").replace("&#39;", "'").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&");
+    let out = out
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&");
     out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_render_in_headless_chromium() {
     let Some(binary) = chromium() else {
-        assert!(std::env::var("SCRAPEPOOL_REQUIRE_SERVICES").as_deref() != Ok("1"), "chromium is required (SCRAPEPOOL_REQUIRE_SERVICES=1) but not installed");
-        println!("SKIPPED: chromium not found (install Debian's chromium or set SCRAPEPOOL_CHROMIUM)");
+        assert!(
+            std::env::var("SCRAPEPOOL_REQUIRE_SERVICES").as_deref() != Ok("1"),
+            "chromium is required (SCRAPEPOOL_REQUIRE_SERVICES=1) but not installed"
+        );
+        println!(
+            "SKIPPED: chromium not found (install Debian's chromium or set SCRAPEPOOL_CHROMIUM)"
+        );
         return;
     };
     let (a, b) = pool(jobs()).await;
@@ -523,28 +879,57 @@ async fn pages_render_in_headless_chromium() {
     assert!(dom.contains("</html>"), "no document: {dom}");
     let text = text_of(&dom);
     for job in ["node", "app", "broken"] {
-        assert!(text.contains(&format!("{job} (")), "job {job} missing: {text}");
+        assert!(
+            text.contains(&format!("{job} (")),
+            "job {job} missing: {text}"
+        );
     }
     for t in active_targets(&targets) {
         let url = t["scrapeUrl"].as_str().unwrap();
         let owner = t["owners"][0].as_str().unwrap();
         let health = t["health"].as_str().unwrap();
         // The row reads: endpoint, state, labels ..., owner.
-        let row_start = text.find(url).unwrap_or_else(|| panic!("{url} not shown: {text}"));
+        let row_start = text
+            .find(url)
+            .unwrap_or_else(|| panic!("{url} not shown: {text}"));
         let row = &text[row_start..];
-        let row = &row[..row[url.len()..].find("http://127.0.0.1:191").map(|i| i + url.len()).unwrap_or(row.len())];
-        assert!(row.starts_with(&format!("{url} {health} ")), "{url} should show {health}: {row}");
-        assert!(row.contains(owner), "{url} should name its owner {owner}: {row}");
-        assert!(row.contains(&format!("instance=\"{}\"", instance(t))), "{row}");
+        let row = &row[..row[url.len()..]
+            .find("http://127.0.0.1:191")
+            .map(|i| i + url.len())
+            .unwrap_or(row.len())];
+        assert!(
+            row.starts_with(&format!("{url} {health} ")),
+            "{url} should show {health}: {row}"
+        );
+        assert!(
+            row.contains(owner),
+            "{url} should name its owner {owner}: {row}"
+        );
+        assert!(
+            row.contains(&format!("instance=\"{}\"", instance(t))),
+            "{row}"
+        );
     }
 
     let dom = dump_dom(&binary, a.url("/cluster")).await;
     let text = text_of(&dom);
     for m in [&a, &b] {
-        let owned = active_targets(&targets).iter().filter(|t| t["owners"][0] == m.id.as_str()).count();
-        let row_start = text.find(&format!("{} ", m.id)).unwrap_or_else(|| panic!("{} not shown: {text}", m.id));
+        let owned = active_targets(&targets)
+            .iter()
+            .filter(|t| t["owners"][0] == m.id.as_str())
+            .count();
+        let row_start = text
+            .find(&format!("{} ", m.id))
+            .unwrap_or_else(|| panic!("{} not shown: {text}", m.id));
         let row = &text[row_start..];
-        assert!(row.contains(&format!("active {} 0.1.0-test 2026-11-25T12:00:00Z {owned}", m.addr)), "{}: {row}", m.id);
+        assert!(
+            row.contains(&format!(
+                "active {} 0.1.0-test 2026-11-25T12:00:00Z {owned}",
+                m.addr
+            )),
+            "{}: {row}",
+            m.id
+        );
     }
     assert!(text.contains("Recent rebalances"), "{text}");
 
@@ -552,10 +937,16 @@ async fn pages_render_in_headless_chromium() {
     if let Ok(dir) = std::env::var("SCRAPEPOOL_SCREENSHOT_DIR") {
         for page in ["targets", "cluster"] {
             let file = Path::new(&dir).join(format!("{page}.png"));
-            let args = vec![format!("--screenshot={}", file.display()), "--window-size=1280,900".to_string(), "--hide-scrollbars".to_string()];
+            let args = vec![
+                format!("--screenshot={}", file.display()),
+                "--window-size=1280,900".to_string(),
+                "--hide-scrollbars".to_string(),
+            ];
             let binary = binary.clone();
             let url = a.url(&format!("/{page}"));
-            tokio::task::spawn_blocking(move || run_chromium(&binary, &args, &url)).await.unwrap();
+            tokio::task::spawn_blocking(move || run_chromium(&binary, &args, &url))
+                .await
+                .unwrap();
             assert!(file.exists(), "{} not written", file.display());
         }
     }
