@@ -53,7 +53,8 @@ pub trait ExtraMetrics: Send + Sync + 'static {
     /// Registers this adapter's metrics in the registry built for one `/metrics` request.
     /// The registry's prefix is `scrapepool`, so names come out as `scrapepool_<name>`;
     /// register clones of long-lived metrics (prometheus-client's metrics share their value
-    /// between clones) or a [`Collector`].
+    /// between clones) or a [`Collector`]. `Registry::register` ends help texts with a
+    /// period itself.
     fn register(&self, registry: &mut Registry);
 }
 
@@ -170,18 +171,19 @@ pub struct JobSnapshot {
     pub limit_error: Option<String>,
     /// Targets whose labels were invalid.
     pub target_errors: Vec<String>,
-    /// Active targets, sorted by key.
+    /// Active targets (after relabeling), whoever owns them.
+    pub total: usize,
+    /// Targets we own (any rank).
+    pub owned: usize,
+    /// Targets that moved away and we still scrape for the handoff grace.
+    pub handing_off: usize,
+    /// Active targets, sorted by URL (empty in a [`View::capture_counts`] view).
     pub targets: Vec<TargetSnapshot>,
-    /// Discovered labels of the targets relabeling dropped.
+    /// Discovered labels of the targets relabeling dropped (empty in a counts-only view).
     pub dropped: Vec<Labels>,
 }
 
 impl JobSnapshot {
-    /// Targets we own (any rank).
-    pub fn owned(&self) -> usize {
-        self.targets.iter().filter(|t| t.rank.is_some()).count()
-    }
-
     /// Targets whose last scrape here succeeded.
     pub fn up(&self) -> usize {
         self.targets
@@ -256,7 +258,27 @@ impl TargetSnapshot {
 impl View {
     /// Copies what the web server shows out of `node` (runs on the driver's loop).
     pub fn capture(node: &Node) -> View {
+        View::capture_with(node, true)
+    }
+
+    /// Like [`View::capture`] without the targets themselves (no target list, no dropped
+    /// targets, no per-member target counts): what `/metrics` needs, cheap enough for the
+    /// loop even with many thousands of targets.
+    pub fn capture_counts(node: &Node) -> View {
+        View::capture_with(node, false)
+    }
+
+    fn capture_with(node: &Node, with_targets: bool) -> View {
         let config = node.config();
+        // Our own targets per job, from what we scrape (no ownership computed).
+        let mut ours: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+        for (_, job, role) in node.scraped_targets() {
+            let entry = ours.entry(job).or_default();
+            match role {
+                Role::Owner { .. } => entry.0 += 1,
+                Role::HandingOff { .. } => entry.1 += 1,
+            }
+        }
         let mut owned_by: BTreeMap<String, usize> = BTreeMap::new();
         let mut secrets = Vec::new();
         let mut jobs = Vec::new();
@@ -264,7 +286,12 @@ impl View {
             if let Some(c) = job.config {
                 collect_secrets(c, &mut secrets);
             }
-            let views = node.job_targets(job.name);
+            let (owned, handing_off) = ours.get(job.name).copied().unwrap_or_default();
+            let views = if with_targets {
+                node.job_targets(job.name)
+            } else {
+                Vec::new()
+            };
             let targets: Vec<TargetSnapshot> = views
                 .into_iter()
                 .map(|v| {
@@ -305,17 +332,23 @@ impl View {
             jobs.push(JobSnapshot {
                 name: job.name.to_string(),
                 has_config: job.config.is_some(),
+                total: job.targets.active.len(),
+                owned,
+                handing_off,
                 config_errors: job.errors.iter().map(|e| e.to_string()).collect(),
                 discovery_errors: job.discovery_errors.iter().map(|e| e.to_string()).collect(),
                 limit_error: job.targets.limit_error.clone(),
                 target_errors: job.targets.errors.clone(),
                 targets,
-                dropped: job
-                    .targets
-                    .dropped
-                    .iter()
-                    .map(|d| d.discovered_labels.clone())
-                    .collect(),
+                dropped: if with_targets {
+                    job.targets
+                        .dropped
+                        .iter()
+                        .map(|d| d.discovered_labels.clone())
+                        .collect()
+                } else {
+                    Vec::new()
+                },
             });
         }
         let mut members: Vec<MemberView> = node
@@ -398,7 +431,11 @@ fn collect_secrets(c: &scrapepool_core::config::JobConfig, out: &mut Vec<String>
 
 /// Reads a view from the loop, or answers 503 when the loop does not.
 async fn view(state: &WebState) -> Result<View, Response> {
-    state.queries.ask(View::capture).await.ok_or_else(|| {
+    ask_view(state, View::capture).await
+}
+
+async fn ask_view(state: &WebState, capture: fn(&Node) -> View) -> Result<View, Response> {
+    state.queries.ask(capture).await.ok_or_else(|| {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             "the driver's loop did not answer\n",
@@ -463,7 +500,7 @@ fn session_str(s: SessionState) -> &'static str {
 // ---- /metrics -----------------------------------------------------------------------------
 
 async fn metrics(State(state): State<WebState>) -> Response {
-    let view = match view(&state).await {
+    let view = match ask_view(&state, View::capture_counts).await {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -519,37 +556,31 @@ fn register_node_metrics(r: &mut Registry, v: &View) {
     gauge_family(
         r,
         "job_targets",
-        "Active targets of each job after relabeling, whoever owns them.",
+        "Active targets of each job after relabeling, whoever owns them",
         v.jobs
             .iter()
-            .map(|j| (vec![("job", j.name.clone())], j.targets.len() as u64)),
+            .map(|j| (vec![("job", j.name.clone())], j.total as u64)),
     );
     gauge_family(
         r,
         "job_targets_owned",
-        "Targets of each job this member owns (any replica rank).",
+        "Targets of each job this member owns (any replica rank)",
         v.jobs
             .iter()
-            .map(|j| (vec![("job", j.name.clone())], j.owned() as u64)),
+            .map(|j| (vec![("job", j.name.clone())], j.owned as u64)),
     );
     gauge_family(
         r,
         "job_targets_handing_off",
-        "Targets of each job that moved away and this member still scrapes for the handoff grace.",
-        v.jobs.iter().map(|j| {
-            (
-                vec![("job", j.name.clone())],
-                j.targets
-                    .iter()
-                    .filter(|t| t.handing_off_until.is_some())
-                    .count() as u64,
-            )
-        }),
+        "Targets of each job that moved away and this member still scrapes for the handoff grace",
+        v.jobs
+            .iter()
+            .map(|j| (vec![("job", j.name.clone())], j.handing_off as u64)),
     );
     gauge_family(
         r,
         "job_config_valid",
-        "1 when the job's latest configuration was accepted, 0 when it was rejected.",
+        "1 when the job's latest configuration was accepted, 0 when it was rejected",
         v.jobs.iter().map(|j| {
             (
                 vec![("job", j.name.clone())],
@@ -560,19 +591,19 @@ fn register_node_metrics(r: &mut Registry, v: &View) {
     counter(
         r,
         "scrapes_started",
-        "Scrapes handed to the HTTP client.",
+        "Scrapes handed to the HTTP client",
         s.scrapes_started,
     );
     counter(
         r,
         "scrapes_failed",
-        "Scrapes that failed (up 0).",
+        "Scrapes that failed (up 0)",
         s.scrapes_failed,
     );
     counter(
         r,
         "scrapes_skipped",
-        "Scrapes not started because the previous scrape of the target was still running.",
+        "Scrapes not started because the previous scrape of the target was still running",
         s.scrapes_skipped,
     );
     r.register_collector(Box::new(HistogramCollector {
@@ -583,25 +614,25 @@ fn register_node_metrics(r: &mut Registry, v: &View) {
     counter(
         r,
         "samples_emitted",
-        "Samples handed to the sink.",
+        "Samples handed to the sink",
         s.samples_emitted,
     );
     counter(
         r,
         "samples_delivered",
-        "Samples the broker acknowledged.",
+        "Samples the broker acknowledged",
         s.samples_delivered,
     );
     counter(
         r,
         "samples_not_delivered",
-        "Samples that will never be delivered (queue full, broker refused, gave up).",
+        "Samples that will never be delivered (queue full, broker refused, gave up)",
         s.samples_not_delivered,
     );
     gauge(
         r,
         "deliveries_in_flight",
-        "Batches of records handed to the sink and not yet settled.",
+        "Batches of records handed to the sink and not yet settled",
         s.deliveries_in_flight,
     );
     let active = v
@@ -617,7 +648,7 @@ fn register_node_metrics(r: &mut Registry, v: &View) {
     gauge_family(
         r,
         "members",
-        "Members in the latest snapshot, by state.",
+        "Members in the latest snapshot, by state",
         [
             (vec![("state", "active".to_string())], active),
             (vec![("state", "draining".to_string())], draining),
@@ -626,7 +657,7 @@ fn register_node_metrics(r: &mut Registry, v: &View) {
     counter(
         r,
         "rebalances",
-        "Ownership changes that changed what this member scrapes.",
+        "Ownership changes that changed what this member scrapes",
         s.rebalances,
     );
     let moved: Family<LabelPairs, Counter> = Family::default();
@@ -638,13 +669,13 @@ fn register_node_metrics(r: &mut Registry, v: &View) {
         .inc_by(s.targets_lost);
     r.register(
         "targets_moved",
-        "Targets that came to this member as owner (gained) or moved away from it (lost).",
+        "Targets that came to this member as owner (gained) or moved away from it (lost)",
         moved,
     );
     gauge_family(
         r,
         "zookeeper_session_state",
-        "1 for the ZooKeeper session's current state, 0 for the others.",
+        "1 for the ZooKeeper session's current state, 0 for the others",
         [
             SessionState::Connected,
             SessionState::Disconnected,
@@ -660,31 +691,31 @@ fn register_node_metrics(r: &mut Registry, v: &View) {
     gauge(
         r,
         "ready",
-        "1 when registered in a connected session with the first member and job snapshots applied.",
+        "1 when registered in a connected session with the first member and job snapshots applied",
         u64::from(v.ready),
     );
     gauge(
         r,
         "draining",
-        "1 while this member drains before leaving.",
+        "1 while this member drains before leaving",
         u64::from(v.draining),
     );
     counter(
         r,
         "job_config_errors",
-        "Job texts rejected as invalid.",
+        "Job texts rejected as invalid",
         s.job_config_errors,
     );
     counter(
         r,
         "discovery_errors",
-        "Failed discovery rounds (the last good result stays in force).",
+        "Failed discovery rounds (the last good result stays in force)",
         s.discovery_errors,
     );
     counter(
         r,
         "stale_snapshots",
-        "Member or job snapshots ignored because they were older than the one applied.",
+        "Member or job snapshots ignored because they were older than the one applied",
         s.stale_snapshots,
     );
 }
@@ -986,8 +1017,8 @@ async fn index_page(State(state): State<WebState>) -> Response {
         Ok(v) => v,
         Err(r) => return r,
     };
-    let targets: usize = view.jobs.iter().map(|j| j.targets.len()).sum();
-    let owned: usize = view.jobs.iter().map(|j| j.owned()).sum();
+    let targets: usize = view.jobs.iter().map(|j| j.total).sum();
+    let owned: usize = view.jobs.iter().map(|j| j.owned).sum();
     let mut b = String::new();
     let _ = write!(
         b,
@@ -1041,8 +1072,8 @@ async fn targets_page(State(state): State<WebState>) -> Response {
     };
     let now = now();
     let mut b = String::new();
-    let total: usize = view.jobs.iter().map(|j| j.targets.len()).sum();
-    let owned: usize = view.jobs.iter().map(|j| j.owned()).sum();
+    let total: usize = view.jobs.iter().map(|j| j.total).sum();
+    let owned: usize = view.jobs.iter().map(|j| j.owned).sum();
     let _ = write!(
         b,
         "<h1>Targets</h1><p class=\"muted\">{} jobs, {} targets; member {} owns {}. State is known only for targets this member scrapes; follow the owner link for the others.</p>",
@@ -1061,7 +1092,7 @@ async fn targets_page(State(state): State<WebState>) -> Response {
             name = e(&job.name),
             up = job.up(),
             total = job.targets.len(),
-            owned = job.owned(),
+            owned = job.owned,
         );
         if !job.config_errors.is_empty() {
             let what = if job.has_config {

@@ -13,7 +13,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use scrapepool_adapters::driver::{Driver, Ports};
 use scrapepool_adapters::ports::{Clock, Discoverer, EventSender, Fetcher, Sink, SystemClock};
-use scrapepool_adapters::web::{self, NoExtraMetrics, WebState};
+use scrapepool_adapters::web::{self, ExtraMetrics, NoExtraMetrics, WebState};
 use scrapepool_core::config::SdConfig;
 use scrapepool_core::encode::Record;
 use scrapepool_core::member::{JobsSnapshot, MemberRecord, MemberState, MembersSnapshot};
@@ -127,8 +127,17 @@ fn record(id: &str, addr: SocketAddr) -> MemberRecord {
 
 /// Starts a member on `listener`; it sees no event until the test sends some.
 fn start(id: &str, listener: tokio::net::TcpListener) -> Member {
+    start_with(id, listener, Arc::new(NoExtraMetrics))
+}
+
+/// How long a previous owner keeps scraping a moved target in these tests: long enough for
+/// a test to see the handoff.
+const HANDOFF_GRACE: Duration = Duration::from_secs(60);
+
+fn start_with(id: &str, listener: tokio::net::TcpListener, extra: Arc<dyn ExtraMetrics>) -> Member {
     let addr = listener.local_addr().unwrap();
     let mut config = NodeConfig::for_tests(id);
+    config.handoff_grace = Some(HANDOFF_GRACE);
     config.web = addr.to_string();
     config.version = "0.1.0-test".into();
     config.started_at = "2026-11-25T12:00:00Z".into();
@@ -145,7 +154,7 @@ fn start(id: &str, listener: tokio::net::TcpListener) -> Member {
     let events = driver.events();
     let state = WebState {
         queries: driver.queries(),
-        extra: Arc::new(NoExtraMetrics),
+        extra,
     };
     let driver = tokio::spawn(async move {
         driver.run().await;
@@ -954,4 +963,145 @@ async fn pages_render_in_headless_chromium() {
             assert!(file.exists(), "{} not written", file.display());
         }
     }
+}
+
+/// What the Kafka sink will do: keep its metrics and register clones per request.
+struct QueueMetrics {
+    depth: prometheus_client::metrics::gauge::Gauge,
+}
+
+impl ExtraMetrics for QueueMetrics {
+    fn register(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register(
+            "sink_queue_depth",
+            "Records waiting in the sink's queue.",
+            self.depth.clone(),
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adapters_add_their_own_series_to_metrics() {
+    let depth = prometheus_client::metrics::gauge::Gauge::default();
+    let m = start_with(
+        "lonely",
+        bind().await,
+        Arc::new(QueueMetrics {
+            depth: depth.clone(),
+        }),
+    );
+    depth.set(7);
+    let (_, _, text) = get(&m.url("/metrics")).await;
+    assert_eq!(
+        series(&text, "scrapepool_sink_queue_depth"),
+        Some(7.0),
+        "{text}"
+    );
+    depth.set(3);
+    let (_, _, text) = get(&m.url("/metrics")).await;
+    assert_eq!(
+        series(&text, "scrapepool_sink_queue_depth"),
+        Some(3.0),
+        "{text}"
+    );
+    assert!(text.trim_end().ends_with("# EOF"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_joining_shows_as_handoff_and_rebalance() {
+    let (a, b) = pool(jobs()).await;
+    let total = NODE_TARGETS.len() + APP_TARGETS.len();
+    let before = [wait_scraped(&a, total).await, wait_scraped(&b, total).await];
+    // scraper-0 joins (it runs no daemon here; its id sorts first, which matters to no real ring); some targets move to it.
+    let new_web: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let members = vec![
+        record("scraper-a", a.addr),
+        record("scraper-b", b.addr),
+        record("scraper-0", new_web),
+    ];
+    for m in [&a, &b] {
+        m.events
+            .send(Event::MembersChanged(MembersSnapshot {
+                version: 2,
+                members: members.clone(),
+            }))
+            .await
+            .unwrap();
+    }
+    let mut moved_to_new = 0;
+    let mut lost_by = std::collections::BTreeMap::new();
+    for (m, before) in [&a, &b].into_iter().zip(before.iter()) {
+        let after = get_json(&m.url("/api/v1/targets")).await;
+        for t in active_targets(&after) {
+            let was = active_targets(before)
+                .iter()
+                .find(|o| o["scrapeUrl"] == t["scrapeUrl"])
+                .unwrap();
+            let owner = t["owners"][0].as_str().unwrap();
+            if owner == "scraper-0" && was["owners"][0] == m.id.as_str() {
+                // We owned it and it moved: we scrape on (health known) without a rank.
+                assert_eq!(t["replicaRank"], Value::Null, "{t}");
+                assert_ne!(t["health"], "unknown", "{t}");
+                *lost_by.entry(m.id.clone()).or_insert(0) += 1;
+                moved_to_new += 1;
+            } else if owner == m.id.as_str() {
+                assert_eq!(t["replicaRank"], 0, "{t}");
+                assert_eq!(
+                    was["owners"][0],
+                    m.id.as_str(),
+                    "a join never moves a target between the old members: {t}"
+                );
+            }
+        }
+        let (_, _, html) = get(&m.url("/targets")).await;
+        let lost = lost_by.get(&m.id).copied().unwrap_or(0);
+        assert_eq!(
+            html.matches(">handing off</span>").count(),
+            lost,
+            "{}",
+            m.id
+        );
+        let (_, _, text) = get(&m.url("/metrics")).await;
+        let handing_off: f64 = ["node", "app"]
+            .iter()
+            .map(|j| {
+                series(
+                    &text,
+                    &format!("scrapepool_job_targets_handing_off{{job=\"{j}\"}}"),
+                )
+                .unwrap()
+            })
+            .sum();
+        assert_eq!(handing_off, lost as f64, "{text}");
+        assert_eq!(
+            series(&text, "scrapepool_targets_moved_total{direction=\"lost\"}"),
+            Some(lost as f64),
+            "{text}"
+        );
+        assert_eq!(
+            series(&text, "scrapepool_members{state=\"active\"}"),
+            Some(3.0),
+            "{text}"
+        );
+        let (_, _, html) = get(&m.url("/cluster")).await;
+        assert!(html.contains("scraper-0"), "{html}");
+        if lost > 0 {
+            assert!(
+                html.contains(&format!(
+                    "<td>members</td><td>3</td><td>0</td><td>{lost}</td>"
+                )),
+                "{}: {html}",
+                m.id
+            );
+        }
+    }
+    assert!(moved_to_new > 0, "with 9 targets a third member takes some");
+    let members = get_json(&a.url("/api/v1/members")).await;
+    let c = members["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "scraper-0")
+        .unwrap();
+    assert_eq!(c["targets"], moved_to_new, "{members}");
 }
