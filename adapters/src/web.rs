@@ -20,9 +20,8 @@ use axum::routing::get;
 use axum::Router;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 use scrapepool_core::config::{format_duration, SdConfig};
@@ -538,17 +537,55 @@ type LabelPairs = Vec<(&'static str, String)>;
 
 fn gauge_family(
     registry: &mut Registry,
-    name: &str,
+    name: &'static str,
     help: &str,
     values: impl IntoIterator<Item = (LabelPairs, u64)>,
 ) {
-    let family: Family<LabelPairs, Gauge> = Family::default();
-    for (labels, v) in values {
-        family
-            .get_or_create(&labels)
-            .set(i64::try_from(v).unwrap_or(i64::MAX));
+    registry.register_collector(Box::new(OrderedFamily {
+        name,
+        help: format!("{help}."),
+        metric_type: MetricType::Gauge,
+        series: values.into_iter().collect(),
+    }));
+}
+
+fn counter_family(
+    registry: &mut Registry,
+    name: &'static str,
+    help: &str,
+    values: impl IntoIterator<Item = (LabelPairs, u64)>,
+) {
+    registry.register_collector(Box::new(OrderedFamily {
+        name,
+        help: format!("{help}."),
+        metric_type: MetricType::Counter,
+        series: values.into_iter().collect(),
+    }));
+}
+
+/// A family of series written in the order given (prometheus-client's `Family` writes
+/// in hash order), so `/metrics` lists jobs and states the same way every time.
+#[derive(Debug)]
+struct OrderedFamily {
+    name: &'static str,
+    help: String,
+    metric_type: MetricType,
+    series: Vec<(LabelPairs, u64)>,
+}
+
+impl Collector for OrderedFamily {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut family =
+            encoder.encode_descriptor(self.name, &self.help, None, self.metric_type)?;
+        for (labels, value) in &self.series {
+            let metric = family.encode_family(labels)?;
+            match self.metric_type {
+                MetricType::Counter => ConstCounter::new(*value).encode(metric)?,
+                _ => ConstGauge::new(i64::try_from(*value).unwrap_or(i64::MAX)).encode(metric)?,
+            }
+        }
+        Ok(())
     }
-    registry.register(name, help, family);
 }
 
 fn register_node_metrics(r: &mut Registry, v: &View) {
@@ -660,17 +697,14 @@ fn register_node_metrics(r: &mut Registry, v: &View) {
         "Ownership changes that changed what this member scrapes",
         s.rebalances,
     );
-    let moved: Family<LabelPairs, Counter> = Family::default();
-    moved
-        .get_or_create(&vec![("direction", "gained".to_string())])
-        .inc_by(s.targets_gained);
-    moved
-        .get_or_create(&vec![("direction", "lost".to_string())])
-        .inc_by(s.targets_lost);
-    r.register(
+    counter_family(
+        r,
         "targets_moved",
         "Targets that came to this member as owner (gained) or moved away from it (lost)",
-        moved,
+        [
+            (vec![("direction", "gained".to_string())], s.targets_gained),
+            (vec![("direction", "lost".to_string())], s.targets_lost),
+        ],
     );
     gauge_family(
         r,
@@ -1300,6 +1334,33 @@ mod tests {
         assert_eq!(
             global_url("http://localhost:9100/metrics", "0.0.0.0:8080"),
             "http://localhost:9100/metrics"
+        );
+    }
+
+    #[test]
+    fn families_keep_their_order_and_counters_get_total() {
+        let mut registry = Registry::with_prefix("scrapepool");
+        let states = ["zeta", "alpha", "mid"].map(|s| (vec![("state", s.to_string())], 1));
+        gauge_family(&mut registry, "things", "Things", states);
+        counter_family(
+            &mut registry,
+            "moves",
+            "Moves",
+            [(vec![("direction", "gained".to_string())], 3)],
+        );
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
+        let zeta = out.find("scrapepool_things{state=\"zeta\"} 1").expect(&out);
+        let alpha = out
+            .find("scrapepool_things{state=\"alpha\"} 1")
+            .expect(&out);
+        let mid = out.find("scrapepool_things{state=\"mid\"} 1").expect(&out);
+        assert!(zeta < alpha && alpha < mid, "{out}");
+        assert!(out.contains("# HELP scrapepool_things Things.\n"), "{out}");
+        assert!(out.contains("# TYPE scrapepool_moves counter\n"), "{out}");
+        assert!(
+            out.contains("scrapepool_moves_total{direction=\"gained\"} 3\n"),
+            "{out}"
         );
     }
 
