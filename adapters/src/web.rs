@@ -1017,7 +1017,7 @@ table.targets{table-layout:fixed}
 th,td{text-align:left;padding:6px 8px;border-top:1px solid #eaeef2;vertical-align:top}
 th{font-size:12px;color:#57606a;font-weight:600;border-top:none}
 .count{font-weight:normal;color:#57606a;font-size:14px}
-.state{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600;color:#fff}
+.state{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600;color:#fff;white-space:nowrap;margin-bottom:2px}
 .up,.active,.connected{background:#1a7f37}.down,.expired{background:#cf222e}.unknown{background:#8c959f}.draining,.disconnected,.handoff{background:#bf8700}
 .label{display:inline-block;background:#ddf4ff;color:#0550ae;border-radius:4px;padding:0 5px;margin:1px 2px;font-size:12px;font-family:monospace}
 .url{font-family:monospace;font-size:13px;word-break:break-all}
@@ -1160,7 +1160,14 @@ async fn targets_page(State(state): State<WebState>) -> Response {
                 let health = t.health();
                 let mut state = state_badge(health.as_str(), health.as_str());
                 if let Some(until) = t.handing_off_until {
-                    let _ = write!(state, "<br><span class=\"state handoff\">handing off</span> <span class=\"muted\">until {}</span>", e(&rfc3339(until)));
+                    // Short enough for the narrow column; the exact end is on hover.
+                    let left = format_duration(Duration::from_secs(until.since(now).as_secs()));
+                    let _ = write!(
+                        state,
+                        "<br><span class=\"state handoff\" title=\"until {}\">handing off</span><br><span class=\"muted\">{} left</span>",
+                        e(&rfc3339(until)),
+                        e(&left)
+                    );
                 }
                 let last = match t.last_scrape {
                     Some(at) => format!(
