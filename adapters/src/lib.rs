@@ -11,4 +11,5 @@ pub mod http;
 pub mod kafka;
 pub mod ports;
 pub mod sink;
+pub mod web;
 pub mod zk;

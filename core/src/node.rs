@@ -300,6 +300,37 @@ pub struct Stats {
     pub discovery_errors: u64,
     /// Snapshots ignored because they were older than the one applied.
     pub stale_snapshots: u64,
+    /// How long the fetches of finished scrapes took.
+    pub scrape_durations: DurationHistogram,
+}
+
+/// Upper bounds (inclusive, microseconds) of [`DurationHistogram`]'s buckets: Prometheus's
+/// default buckets from 5ms to 10s, plus 30s and 60s for slow exporters.
+pub const SCRAPE_DURATION_BUCKETS_US: [u64; 13] =
+    [5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000, 30_000_000, 60_000_000];
+
+/// A histogram of durations in fixed buckets, in integers (microseconds) so it stays exact
+/// and comparable; the metrics endpoint turns it into seconds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DurationHistogram {
+    /// Observations per bucket of [`SCRAPE_DURATION_BUCKETS_US`] (not cumulative); the last
+    /// entry counts those above the largest bound.
+    pub buckets: [u64; SCRAPE_DURATION_BUCKETS_US.len() + 1],
+    /// Number of observations.
+    pub count: u64,
+    /// Sum of the observations, in microseconds.
+    pub sum_us: u64,
+}
+
+impl DurationHistogram {
+    /// Counts one observation.
+    pub fn observe(&mut self, d: Duration) {
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let bucket = SCRAPE_DURATION_BUCKETS_US.iter().position(|&le| us <= le).unwrap_or(SCRAPE_DURATION_BUCKETS_US.len());
+        self.buckets[bucket] += 1;
+        self.count += 1;
+        self.sum_us = self.sum_us.saturating_add(us);
+    }
 }
 
 /// One change of what this node owns.
@@ -948,6 +979,7 @@ impl Node {
         if !report.up {
             self.stats.scrapes_failed += 1;
         }
+        self.stats.scrape_durations.observe(report.duration);
         self.emit(records);
         if let Some((spec, how)) = self.orphans.remove(&task.scrape_id) {
             if how == Orphan::MarkStale {
@@ -991,5 +1023,24 @@ fn role_until(role: Role) -> Timestamp {
     match role {
         Role::HandingOff { until } => until,
         Role::Owner { .. } => Timestamp(i64::MIN),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duration_histogram_counts_each_observation_in_its_bucket() {
+        let mut h = DurationHistogram::default();
+        h.observe(Duration::from_millis(5)); // on the bound: inclusive
+        h.observe(Duration::from_micros(5_001));
+        h.observe(Duration::from_secs(61));
+        assert_eq!(h.buckets[0], 1);
+        assert_eq!(h.buckets[1], 1);
+        assert_eq!(h.buckets[SCRAPE_DURATION_BUCKETS_US.len()], 1);
+        assert_eq!(h.buckets.iter().sum::<u64>(), 3);
+        assert_eq!(h.count, 3);
+        assert_eq!(h.sum_us, 5_000 + 5_001 + 61_000_000);
     }
 }
