@@ -19,6 +19,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the daemon: standalone (jobs from a file, samples to stdout), or with
+    /// `--zookeeper`, `--kafka` and `--topic` as a member of the pool.
+    Run(cmd::run::Args),
     /// Validate a jobs file, like `promtool check config`.
     Check(cmd::check::Args),
     /// Resolve a jobs file's static targets and print them as Prometheus's /api/v1/targets.
@@ -35,6 +38,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     match cli.command {
+        Command::Run(args) => cmd::run::run(args),
         Command::Check(args) => cmd::check::run(args),
         Command::Targets(args) => cmd::targets::run(args),
         Command::Parse(args) => cmd::parse::run(args),

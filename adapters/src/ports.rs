@@ -81,3 +81,10 @@ impl Clock for SystemClock {
         Timestamp(scrapepool_core::time::duration_ms(d))
     }
 }
+
+/// A shared sink is a sink: the daemon keeps a handle for its metrics and its final flush.
+impl<S: Sink> Sink for std::sync::Arc<S> {
+    fn submit(&self, delivery: u64, records: Vec<Record>, events: &EventSender) {
+        (**self).submit(delivery, records, events)
+    }
+}

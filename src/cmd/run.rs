@@ -1,0 +1,226 @@
+//! `scrapepool run`: the daemon. Standalone (jobs from a file, samples to stdout) without
+//! `--zookeeper`; a member of the pool (jobs and members in ZooKeeper, samples to Kafka) with it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use scrapepool_adapters::discovery::Discovery;
+use scrapepool_adapters::driver::{Driver, Exit, Ports};
+use scrapepool_adapters::http::HttpFetcher;
+use scrapepool_adapters::kafka::{parse_kafka_option, KafkaSink, KafkaSinkConfig};
+use scrapepool_adapters::ports::{Clock, Coordinator, SystemClock};
+use scrapepool_adapters::sink::{SinkSeries, StdoutSink};
+use scrapepool_adapters::web::{self, ExtraMetrics, WebState};
+use scrapepool_adapters::zk::{ZkConfig, ZkCoordinator};
+use scrapepool_core::encode::Encoding;
+use scrapepool_core::member::{JobsSnapshot, MemberRecord, MemberState, MembersSnapshot};
+use scrapepool_core::{Event, Node, NodeConfig};
+
+/// The jobs a standalone daemon runs when no `--jobs` is given: it scrapes its own metrics.
+pub const DEFAULT_JOBS: &str = include_str!("../../examples/jobs.yml");
+
+/// How long the last flush of the sink may take at exit.
+const SINK_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Arguments of `scrapepool run`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Jobs file for standalone mode (default: a built-in job scraping our own /metrics).
+    #[arg(long)]
+    pub jobs: Option<PathBuf>,
+    /// Standalone: write samples here (JSON lines) instead of stdout.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// ZooKeeper, `host:port[,host:port][/chroot]`: join the pool.
+    #[arg(long, requires_all = ["kafka", "topic"])]
+    pub zookeeper: Option<String>,
+    /// Kafka bootstrap brokers, `host:port[,host:port]`.
+    #[arg(long)]
+    pub kafka: Option<String>,
+    /// The Kafka topic (the metric bus).
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// A librdkafka option passed through, `key=value` (TLS, SASL, ...); repeatable.
+    #[arg(long = "kafka-option", value_parser = parse_kafka_option)]
+    pub kafka_options: Vec<(String, String)>,
+    /// Our member id (default: host name and listen port).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Address of the web server (/metrics, /targets, /cluster, APIs).
+    #[arg(long, default_value = "127.0.0.1:9091")]
+    pub listen: SocketAddr,
+    /// How many members scrape each target.
+    #[arg(long, default_value_t = 1)]
+    pub replication_factor: usize,
+    /// How long a previous owner keeps scraping a moved target (default: one interval).
+    #[arg(long, value_parser = parse_duration)]
+    pub handoff_grace: Option<Duration>,
+    /// Bus encoding: `remote-write` or `json` (standalone always writes JSON lines).
+    #[arg(long, default_value = "remote-write", value_parser = parse_encoding)]
+    pub encoding: Encoding,
+    /// ZooKeeper session timeout.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub session_timeout: Duration,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    scrapepool_core::config::parse_duration(s)
+}
+
+fn parse_encoding(s: &str) -> Result<Encoding, String> {
+    match s {
+        "remote-write" => Ok(Encoding::RemoteWrite),
+        "json" => Ok(Encoding::Json),
+        other => Err(format!("unknown encoding {other:?}: remote-write or json")),
+    }
+}
+
+/// Runs the daemon until it has drained (SIGTERM, SIGINT) or fails to start.
+pub fn run(args: Args) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("scrapepool run: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(daemon(args)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("scrapepool run: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn default_id(listen: SocketAddr) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "scrapepool".into());
+    format!("{host}-{}", listen.port())
+}
+
+async fn daemon(args: Args) -> anyhow::Result<ExitCode> {
+    let clock = SystemClock;
+    let id = args.id.clone().unwrap_or_else(|| default_id(args.listen));
+    let standalone = args.zookeeper.is_none();
+    let config = NodeConfig {
+        id: id.clone(),
+        replication_factor: args.replication_factor.max(1),
+        handoff_grace: args.handoff_grace,
+        // Alone there is nobody to hand targets to: leave at once.
+        drain_grace: standalone.then_some(Duration::ZERO),
+        web: args.listen.to_string(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        started_at: scrapepool_core::format::rfc3339_ms(clock.now().as_millis()),
+        encoding: if standalone { Encoding::Json } else { args.encoding },
+        message_bytes_max: 1 << 20,
+    };
+    let node = Node::new(config, clock.now());
+    let fetcher = HttpFetcher::new();
+    let discoverer = Discovery::default();
+    let listener = tokio::net::TcpListener::bind(args.listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let web_shutdown = {
+        let mut rx = shutdown_rx.clone();
+        async move {
+            let _ = rx.wait_for(|done| *done).await;
+        }
+    };
+
+    let exit = if standalone {
+        let sink = Arc::new(match &args.output {
+            Some(path) => StdoutSink::to_file(path).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?,
+            None => StdoutSink::stdout(),
+        });
+        let (origin, text) = match &args.jobs {
+            Some(path) => (path.display().to_string(), std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?),
+            None => ("built-in jobs".to_string(), DEFAULT_JOBS.replace("127.0.0.1:9091", &args.listen.to_string())),
+        };
+        let (_, errors) = scrapepool_core::config::load_jobs(&text, &origin, &Default::default());
+        if !errors.is_empty() {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+        let jobs = scrapepool_core::jobs_file::split_jobs(&text).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        let metrics = sink.clone();
+        let extra: Arc<dyn ExtraMetrics> = Arc::new(SinkSeries(move || metrics.metrics()));
+        let driver = Driver::new(node, Ports { fetcher, discoverer, sink, clock });
+        let events = driver.events();
+        // Standalone: a pool of one, always connected, with the file's jobs.
+        let me = MemberRecord { id: id.clone(), state: MemberState::Active, version: env!("CARGO_PKG_VERSION").into(), web: args.listen.to_string(), started_at: String::new() };
+        events.send(Event::SessionConnected).await?;
+        events.send(Event::MembersChanged(MembersSnapshot { version: 1, members: vec![me] })).await?;
+        events.send(Event::JobsChanged(JobsSnapshot { version: 1, jobs })).await?;
+        serve(driver, listener, extra, shutdown_rx.clone(), web_shutdown).await
+    } else {
+        let (brokers, topic) = (args.kafka.clone().unwrap_or_default(), args.topic.clone().unwrap_or_default());
+        let mut kafka = KafkaSinkConfig::new(brokers, topic);
+        kafka.options = args.kafka_options.clone();
+        let sink = Arc::new(KafkaSink::new(&kafka)?);
+        let metrics = sink.clone();
+        let extra: Arc<dyn ExtraMetrics> = Arc::new(SinkSeries(move || metrics.metrics()));
+        let mut zk = ZkConfig::new(args.zookeeper.clone().unwrap_or_default());
+        zk.session_timeout = args.session_timeout;
+        let coordinator = ZkCoordinator::new(zk)?;
+        let mut driver = Driver::new(node, Ports { fetcher, discoverer, sink: sink.clone(), clock });
+        let requests = driver.coordinator_requests();
+        tokio::spawn(coordinator.run(driver.events(), requests));
+        let exit = serve(driver, listener, extra, shutdown_rx.clone(), web_shutdown).await;
+        let flushed = tokio::task::spawn_blocking(move || sink.flush(SINK_FLUSH_TIMEOUT)).await.unwrap_or(false);
+        if !flushed {
+            tracing::warn!("the Kafka sink still held unacknowledged records after {SINK_FLUSH_TIMEOUT:?}");
+        }
+        exit
+    };
+    let _ = shutdown_tx.send(true);
+    tracing::info!(?exit, "scrapepool stopped");
+    Ok(match exit {
+        Exit::Drained => ExitCode::SUCCESS,
+        Exit::DrainedWithUnsettled(_) | Exit::EventsClosed => ExitCode::FAILURE,
+    })
+}
+
+/// Runs the web server and the driver; SIGTERM/SIGINT start the drain, a second one exits.
+async fn serve<F, D, S, K>(driver: Driver<F, D, S, K>, listener: tokio::net::TcpListener, extra: Arc<dyn ExtraMetrics>, _shutdown: tokio::sync::watch::Receiver<bool>, web_shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Exit
+where
+    F: scrapepool_adapters::ports::Fetcher,
+    D: scrapepool_adapters::ports::Discoverer,
+    S: scrapepool_adapters::ports::Sink,
+    K: Clock,
+{
+    let state = WebState { queries: driver.queries(), extra };
+    tokio::spawn(async move {
+        if let Err(e) = web::serve_on(listener, state, web_shutdown).await {
+            tracing::error!("web server stopped: {e}");
+        }
+    });
+    let events = driver.events();
+    tokio::spawn(async move {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("cannot watch SIGTERM: {e}");
+                return;
+            }
+        };
+        let mut signals = 0;
+        loop {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            signals += 1;
+            if signals > 1 {
+                eprintln!("scrapepool: second signal, exiting without draining");
+                std::process::exit(130);
+            }
+            tracing::info!("shutdown requested: draining");
+            let _ = events.send(Event::ShutdownRequested).await;
+        }
+    });
+    driver.run().await
+}
