@@ -220,7 +220,7 @@ fn labels<'a>(
                 format!("expected quoted label value, got {}", shown_byte(body, i)),
             ));
         }
-        let (value, end) = scan_label_value(body, i + 1, false)?;
+        let (value, end) = scan_label_value(body, None, i + 1, false)?;
         sink.push((name, value));
         i = end;
         match body.get(i) {
