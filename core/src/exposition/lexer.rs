@@ -88,11 +88,13 @@ pub(crate) fn scan_name(body: &[u8], pos: usize, start: &[bool; 256], rest: &[bo
     if pos >= body.len() || !start[body[pos] as usize] {
         return pos;
     }
-    let mut i = pos + 1;
-    while i < body.len() && rest[body[i] as usize] {
-        i += 1;
-    }
-    i
+    // An iterator over the tail, not indexing: no bounds check per byte.
+    let tail = &body[pos + 1..];
+    pos + 1
+        + tail
+            .iter()
+            .position(|&c| !rest[c as usize])
+            .unwrap_or(tail.len())
 }
 
 /// Scans a quoted label value whose opening quote is at `pos - 1`.
@@ -172,8 +174,13 @@ pub(crate) fn scan_label_value<'a>(
 
 /// Unescapes HELP text: `\\` and `\n` in both formats, and `\"` in OpenMetrics; other
 /// backslashes stay as written.
-pub(crate) fn unescape_help(raw: &[u8], at: usize, quote_escape: bool) -> Scan<Cow<'_, str>> {
-    let text = match std::str::from_utf8(raw) {
+pub(crate) fn unescape_help<'a>(
+    raw: &'a [u8],
+    checked: Option<&'a str>,
+    at: usize,
+    quote_escape: bool,
+) -> Scan<Cow<'a, str>> {
+    let text = match checked.map_or_else(|| std::str::from_utf8(raw), Ok) {
         Ok(s) => s,
         Err(e) => {
             return Err(Fail::new(

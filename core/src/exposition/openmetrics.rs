@@ -107,7 +107,7 @@ fn metadata<'a>(
         .last_mut()
         .expect("on_metadata opened an entry");
     match kind {
-        Meta::Help => entry.help = Some(unescape_help(text, text_start, true)?),
+        Meta::Help => entry.help = Some(unescape_help(text, None, text_start, true)?),
         Meta::Type => {
             let kind = match text {
                 b"counter" => MetricType::Counter,

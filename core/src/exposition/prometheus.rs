@@ -52,7 +52,12 @@ pub(super) fn parse<'a>(body: &'a [u8], _options: &ParseOptions, out: &mut Parse
 }
 
 /// Reads a comment line starting at `#`; returns the offset after its newline.
-fn comment<'a>(body: &'a [u8], text: Option<&'a str>, start: usize, out: &mut Parsed<'a>) -> Scan<usize> {
+fn comment<'a>(
+    body: &'a [u8],
+    checked: Option<&'a str>,
+    start: usize,
+    out: &mut Parsed<'a>,
+) -> Scan<usize> {
     let n = body.len();
     let eol = memchr::memchr(b'\n', &body[start..]).map_or(n, |p| start + p);
     let next = (eol + 1).min(n);
@@ -75,14 +80,19 @@ fn comment<'a>(body: &'a [u8], text: Option<&'a str>, start: usize, out: &mut Pa
             format!("expected metric name after {what}"),
         ));
     }
-    let name = ascii_in(text, body, name_start, name_end);
+    let name = ascii_in(checked, body, name_start, name_end);
     // The text is the rest of the line less its first byte (the separating blank),
     // as Prometheus's lexer takes it.
     let text_start = (name_end + 1).min(eol);
     let text = &body[text_start..eol];
     let entry = metadata_entry(out, name);
     if is_help {
-        entry.help = Some(unescape_help(text, text_start, false)?);
+        entry.help = Some(unescape_help(
+            text,
+            checked.and_then(|t| t.get(text_start..eol)),
+            text_start,
+            false,
+        )?);
     } else {
         entry.kind = Some(match text {
             b"counter" => MetricType::Counter,
@@ -113,7 +123,12 @@ fn metadata_entry<'a, 'p>(out: &'p mut Parsed<'a>, name: &'a str) -> &'p mut Met
 
 /// Reads a sample line starting at its first non-blank byte; returns the offset after it.
 #[inline]
-fn sample<'a>(body: &'a [u8], text: Option<&'a str>, start: usize, out: &mut Parsed<'a>) -> Scan<usize> {
+fn sample<'a>(
+    body: &'a [u8],
+    text: Option<&'a str>,
+    start: usize,
+    out: &mut Parsed<'a>,
+) -> Scan<usize> {
     let n = body.len();
     let name_end = scan_name(body, start, &METRIC_START, &METRIC_CHAR);
     if name_end == start {
@@ -194,7 +209,12 @@ fn sample<'a>(body: &'a [u8], text: Option<&'a str>, start: usize, out: &mut Par
 
 /// Reads labels after `{`; returns the offset after `}`.
 #[inline]
-fn labels<'a>(body: &'a [u8], text: Option<&'a str>, mut i: usize, out: &mut Parsed<'a>) -> Scan<usize> {
+fn labels<'a>(
+    body: &'a [u8],
+    text: Option<&'a str>,
+    mut i: usize,
+    out: &mut Parsed<'a>,
+) -> Scan<usize> {
     let n = body.len();
     loop {
         i = skip_blank(body, i);
