@@ -855,15 +855,11 @@ impl<'a> Validator<'a> {
                     ));
                 }
             }
-            (MetricType::Summary, "_sum" | "_count") => {
-                if negative_or_nan {
-                    return bad(format!("{} must be a non-negative number", sample.name));
-                }
+            (MetricType::Summary, "_sum" | "_count") if negative_or_nan => {
+                return bad(format!("{} must be a non-negative number", sample.name));
             }
-            (MetricType::Info, _) => {
-                if value != 1.0 {
-                    return bad(format!("info {} must have the value 1", sample.name));
-                }
+            (MetricType::Info, _) if value != 1.0 => {
+                return bad(format!("info {} must have the value 1", sample.name));
             }
             (MetricType::StateSet, _) => {
                 if label(labels, family).is_none() {
