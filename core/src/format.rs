@@ -124,7 +124,10 @@ mod tests {
             assert_eq!(float_string(*v), *want, "{v:e}");
         }
         // The largest float: 17 significant digits, then 292 zeros (309 digits in all).
-        assert_eq!(float_string(f64::MAX), format!("17976931348623157{}", "0".repeat(292)));
+        assert_eq!(
+            float_string(f64::MAX),
+            format!("17976931348623157{}", "0".repeat(292))
+        );
     }
 
     #[test]

@@ -107,7 +107,7 @@ fn metadata<'a>(
         .last_mut()
         .expect("on_metadata opened an entry");
     match kind {
-        Meta::Help => entry.help = Some(unescape_help(text, text_start, true)?),
+        Meta::Help => entry.help = Some(unescape_help(text, None, text_start, true)?),
         Meta::Type => {
             let kind = match text {
                 b"counter" => MetricType::Counter,
@@ -220,7 +220,7 @@ fn labels<'a>(
                 format!("expected quoted label value, got {}", shown_byte(body, i)),
             ));
         }
-        let (value, end) = scan_label_value(body, i + 1, false)?;
+        let (value, end) = scan_label_value(body, None, i + 1, false)?;
         sink.push((name, value));
         i = end;
         match body.get(i) {
@@ -855,15 +855,11 @@ impl<'a> Validator<'a> {
                     ));
                 }
             }
-            (MetricType::Summary, "_sum" | "_count") => {
-                if negative_or_nan {
-                    return bad(format!("{} must be a non-negative number", sample.name));
-                }
+            (MetricType::Summary, "_sum" | "_count") if negative_or_nan => {
+                return bad(format!("{} must be a non-negative number", sample.name));
             }
-            (MetricType::Info, _) => {
-                if value != 1.0 {
-                    return bad(format!("info {} must have the value 1", sample.name));
-                }
+            (MetricType::Info, _) if value != 1.0 => {
+                return bad(format!("info {} must have the value 1", sample.name));
             }
             (MetricType::StateSet, _) => {
                 if label(labels, family).is_none() {
