@@ -105,7 +105,10 @@ impl Ring {
         let mut ids: Vec<String> = members.into_iter().map(str::to_string).collect();
         ids.sort_unstable();
         ids.dedup();
-        let keys = ids.iter().map(|id| key_hash(id.as_bytes()) ^ FLIP_HI).collect();
+        let keys = ids
+            .iter()
+            .map(|id| key_hash(id.as_bytes()) ^ FLIP_HI)
+            .collect();
         Ring {
             keys,
             ids,
@@ -242,26 +245,33 @@ impl Ring {
             return;
         }
         let lo = target_hash ^ FLIP_LO;
-        let mut filled = 0;
-        for (index, &key) in self.keys.iter().enumerate() {
+        // The first `want` members fill `top`; after that a member needs to beat the
+        // threshold (the current last), kept in a register rather than reloaded from `top`.
+        for (index, &key) in self.keys[..want].iter().enumerate() {
+            insert(&mut top[..=index], score_mixed(lo, key), index as u32);
+        }
+        let mut threshold = top[want - 1].0;
+        for (index, &key) in self.keys.iter().enumerate().skip(want) {
             let s = score_mixed(lo, key);
-            if filled == want {
-                if s <= top[want - 1].0 {
-                    continue;
-                }
-            } else {
-                filled += 1;
+            if s > threshold {
+                insert(top, s, index as u32);
+                threshold = top[want - 1].0;
             }
-            // Insertion: shift worse entries right; stop at the first entry that is at least
-            // as good (equal scores stay ahead: their member id is lower).
-            let mut at = filled - 1;
-            while at > 0 && top[at - 1].0 < s {
-                top[at] = top[at - 1];
-                at -= 1;
-            }
-            top[at] = (s, index as u32);
         }
     }
+}
+
+/// Puts `(s, index)` into the best-first `top`, dropping its last entry: worse entries shift
+/// right, and the scan stops at the first entry at least as good, so an equal score stays
+/// ahead (its member id is lower — members are visited in id order).
+#[inline(always)]
+fn insert(top: &mut [(u64, u32)], s: u64, index: u32) {
+    let mut at = top.len() - 1;
+    while at > 0 && top[at - 1].0 < s {
+        top[at] = top[at - 1];
+        at -= 1;
+    }
+    top[at] = (s, index);
 }
 
 /// The ids of the active members among `records`: the members that may own targets.
@@ -358,7 +368,7 @@ impl<'a> Assignment<'a> {
     ///
     /// Panics if the two assignments have different target counts.
     pub fn moved(&self, other: &Assignment<'_>) -> Vec<usize> {
-        self.diff(other, |a, b| same_set(a, b))
+        self.diff(other, same_set)
     }
 
     /// The targets whose ranked owner list (who is rank 0, 1, …) differs, ascending. A rank
