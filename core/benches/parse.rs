@@ -1,0 +1,71 @@
+//! Parse throughput on the real exporter payloads, against the `prometheus-parse` crate as
+//! a baseline measured in the same run on the same bytes.
+//!
+//! Run: `cargo bench -p scrapepool-core --bench parse`. Each payload gets two groups:
+//! `parse_bytes/<payload>` (MB/s) and `parse_samples/<payload>` (samples/s), each with
+//! `scrapepool` and `prometheus-parse`.
+
+use std::hint::black_box;
+use std::path::Path;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use scrapepool_core::exposition::{parse, Format};
+
+const PAYLOADS: [&str; 4] = [
+    "node_exporter-1.5.0.prom",
+    "prometheus-2.42.0.prom",
+    "victoria-metrics-1.79.5.prom",
+    "synthetic-heavy.prom",
+];
+
+fn load(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/exposition")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// The baseline: prometheus-parse takes owned lines, so splitting into lines is part of its cost.
+fn baseline(text: &str) -> usize {
+    let lines = text.lines().map(|l| Ok(l.to_owned()));
+    prometheus_parse::Scrape::parse(lines)
+        .expect("baseline parses")
+        .samples
+        .len()
+}
+
+fn bench(c: &mut Criterion) {
+    for name in PAYLOADS {
+        let body = load(name);
+        let text = std::str::from_utf8(&body).expect("utf-8 payload");
+        let samples = parse(&body, Format::Prometheus)
+            .expect("parses")
+            .samples
+            .len();
+        let short = name.trim_end_matches(".prom");
+        for (group_name, throughput) in [
+            ("parse_bytes", Throughput::Bytes(body.len() as u64)),
+            ("parse_samples", Throughput::Elements(samples as u64)),
+        ] {
+            let mut group = c.benchmark_group(format!("{group_name}/{short}"));
+            group.throughput(throughput);
+            group.bench_function("scrapepool", |b| {
+                b.iter(|| {
+                    parse(black_box(&body), Format::Prometheus)
+                        .expect("parses")
+                        .samples
+                        .len()
+                })
+            });
+            group.bench_function("prometheus-parse", |b| b.iter(|| baseline(black_box(text))));
+            group.finish();
+        }
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30).warm_up_time(std::time::Duration::from_millis(500)).measurement_time(std::time::Duration::from_secs(2));
+    targets = bench
+}
+criterion_main!(benches);
