@@ -2,7 +2,7 @@
 //!
 //! OWNER: config helper.
 
-use crate::labels::Labels;
+use crate::labels::{is_valid_label_name, Labels};
 
 /// A relabeling action.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
@@ -81,8 +81,934 @@ impl serde::Serialize for RelabelConfig {
     }
 }
 
+/// A relabel rule as written, before defaults and validation: `None` for an absent key.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RelabelSpec {
+    /// `source_labels`.
+    pub source_labels: Option<Vec<String>>,
+    /// `separator`.
+    pub separator: Option<String>,
+    /// `regex`.
+    pub regex: Option<String>,
+    /// `modulus`.
+    pub modulus: Option<u64>,
+    /// `target_label`.
+    pub target_label: Option<String>,
+    /// `replacement`.
+    pub replacement: Option<String>,
+    /// `action`, any case.
+    pub action: Option<String>,
+}
+
+/// Why a relabel rule is invalid, and which of its fields is at fault.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RelabelError {
+    /// The field (`regex`, `target_label`, `action`, ...).
+    pub field: &'static str,
+    /// Prometheus's wording of the problem.
+    pub message: String,
+}
+
+const DEFAULT_SEPARATOR: &str = ";";
+const DEFAULT_REGEX: &str = "(.*)";
+const DEFAULT_REPLACEMENT: &str = "$1";
+
+impl Action {
+    /// Parses an action name, in any case, as Prometheus does.
+    pub fn parse(name: &str) -> Option<Action> {
+        Some(match name.to_lowercase().as_str() {
+            "replace" => Action::Replace,
+            "keep" => Action::Keep,
+            "drop" => Action::Drop,
+            "hashmod" => Action::Hashmod,
+            "labelmap" => Action::Labelmap,
+            "labeldrop" => Action::Labeldrop,
+            "labelkeep" => Action::Labelkeep,
+            "lowercase" => Action::Lowercase,
+            "uppercase" => Action::Uppercase,
+            "keepequal" => Action::Keepequal,
+            "dropequal" => Action::Dropequal,
+            _ => return None,
+        })
+    }
+
+    /// The action's name in Prometheus's configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Replace => "replace",
+            Action::Keep => "keep",
+            Action::Drop => "drop",
+            Action::Hashmod => "hashmod",
+            Action::Labelmap => "labelmap",
+            Action::Labeldrop => "labeldrop",
+            Action::Labelkeep => "labelkeep",
+            Action::Lowercase => "lowercase",
+            Action::Uppercase => "uppercase",
+            Action::Keepequal => "keepequal",
+            Action::Dropequal => "dropequal",
+        }
+    }
+}
+
+/// Compiles `regex` fully anchored, as Prometheus's `relabel.NewRegexp`.
+///
+/// Go's RE2 reads `\d`, `\w`, `\s` and `\b` as ASCII classes where the `regex` crate reads
+/// them as Unicode ones; they are rewritten to their ASCII forms first so that a label value
+/// such as `١٢` (Arabic-Indic digits) matches `\d+` in neither.
+pub fn compile_anchored(regex: &str) -> Result<regex::Regex, String> {
+    let translated = ascii_perl_classes(regex);
+    regex::Regex::new(&format!("^(?:{translated})$")).map_err(|e| {
+        // The regex crate's message spans lines (pattern, caret, reason): keep the reason.
+        let text = e.to_string();
+        let reason = text
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim_start_matches("error: ")
+            .to_string();
+        format!("invalid regex {regex:?}: {reason}")
+    })
+}
+
+/// Rewrites the Perl classes `\d \D \w \W \s \S \b \B` to the ASCII meaning they have in Go.
+/// Negated classes inside a bracket (`[\D]`) are left as they are: rare, and without a
+/// short ASCII spelling there.
+fn ascii_perl_classes(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 16);
+    let mut chars = pattern.chars().peekable();
+    let mut in_class = false;
+    // Just after `[` or `[^`, where a `]` is a literal.
+    let mut class_start = false;
+    while let Some(c) = chars.next() {
+        let at_class_start = std::mem::take(&mut class_start);
+        match c {
+            '\\' => {
+                let Some(next) = chars.next() else {
+                    out.push(c);
+                    break;
+                };
+                let replacement = match (in_class, next) {
+                    (false, 'd') => Some("[0-9]"),
+                    (false, 'D') => Some("[^0-9]"),
+                    (false, 'w') => Some("[0-9A-Za-z_]"),
+                    (false, 'W') => Some("[^0-9A-Za-z_]"),
+                    (false, 's') => Some("[\\t\\n\\f\\r ]"),
+                    (false, 'S') => Some("[^\\t\\n\\f\\r ]"),
+                    (false, 'b') => Some("(?-u:\\b)"),
+                    (false, 'B') => Some("(?-u:\\B)"),
+                    (true, 'd') => Some("0-9"),
+                    (true, 'w') => Some("0-9A-Za-z_"),
+                    (true, 's') => Some("\\t\\n\\f\\r "),
+                    _ => None,
+                };
+                match replacement {
+                    Some(r) => out.push_str(r),
+                    None => {
+                        out.push(c);
+                        out.push(next);
+                    }
+                }
+            }
+            '[' if !in_class => {
+                in_class = true;
+                class_start = true;
+                out.push(c);
+                if chars.peek() == Some(&'^') {
+                    out.push('^');
+                    chars.next();
+                }
+            }
+            '[' if in_class && chars.peek() == Some(&':') => {
+                // A POSIX class `[:alpha:]` inside a bracket: copy it whole.
+                out.push(c);
+                for d in chars.by_ref() {
+                    out.push(d);
+                    if d == ']' {
+                        break;
+                    }
+                }
+            }
+            ']' if in_class && !at_class_start => {
+                in_class = false;
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Whether `s` is a `target_label` template Prometheus accepts for `replace` and a
+/// `replacement` it accepts for `labelmap`: `^(?:(?:[a-zA-Z_]|\$(?:\{\w+\}|\w+))+\w*)+$`.
+fn is_valid_label_template(s: &str) -> bool {
+    // Every piece starts with a letter, `_`, `$name` or `${name}`; word characters may
+    // follow anything. So: the first character must start a piece, and every `$` must
+    // be followed by a name (braced or not); everything else must be a word character.
+    let b = s.as_bytes();
+    if b.is_empty() {
+        return false;
+    }
+    let is_word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    if !(b[0].is_ascii_alphabetic() || b[0] == b'_' || b[0] == b'$') {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'$' {
+            i += 1;
+            if i < b.len() && b[i] == b'{' {
+                let start = i + 1;
+                let mut j = start;
+                while j < b.len() && is_word(b[j]) {
+                    j += 1;
+                }
+                if j == start || j >= b.len() || b[j] != b'}' {
+                    return false;
+                }
+                i = j + 1;
+            } else {
+                let start = i;
+                while i < b.len() && is_word(b[i]) {
+                    i += 1;
+                }
+                if i == start {
+                    return false;
+                }
+            }
+        } else if is_word(b[i]) {
+            i += 1;
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+impl RelabelConfig {
+    /// Applies Prometheus's defaults to a rule as written and validates it exactly as
+    /// Prometheus's `relabel.Config.Validate` does.
+    pub fn from_spec(spec: RelabelSpec) -> Result<RelabelConfig, RelabelError> {
+        let err = |field: &'static str, message: String| Err(RelabelError { field, message });
+        let action = match spec.action.as_deref() {
+            None => Action::Replace,
+            Some("") => return err("action", "relabel action cannot be empty".into()),
+            Some(name) => match Action::parse(name) {
+                Some(a) => a,
+                None => return err("action", format!("unknown relabel action {name:?}")),
+            },
+        };
+        let regex_source = spec
+            .regex
+            .clone()
+            .unwrap_or_else(|| DEFAULT_REGEX.to_string());
+        let regex = match compile_anchored(&regex_source) {
+            Ok(r) => r,
+            Err(e) => return err("regex", e),
+        };
+        let separator = spec
+            .separator
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SEPARATOR.to_string());
+        let replacement = spec
+            .replacement
+            .clone()
+            .unwrap_or_else(|| DEFAULT_REPLACEMENT.to_string());
+        let target_label = spec.target_label.clone().unwrap_or_default();
+        let modulus = spec.modulus.unwrap_or(0);
+        let a = action.as_str();
+        if modulus == 0 && action == Action::Hashmod {
+            return err(
+                "modulus",
+                "relabel configuration for hashmod requires non-zero modulus".into(),
+            );
+        }
+        let needs_target = matches!(
+            action,
+            Action::Replace
+                | Action::Hashmod
+                | Action::Lowercase
+                | Action::Uppercase
+                | Action::Keepequal
+                | Action::Dropequal
+        );
+        if needs_target && target_label.is_empty() {
+            return err(
+                "target_label",
+                format!("relabel configuration for {a} action requires 'target_label' value"),
+            );
+        }
+        let invalid_target =
+            || format!("{target_label:?} is invalid 'target_label' for {a} action");
+        if action == Action::Replace
+            && !target_label.contains('$')
+            && !is_valid_label_name(&target_label)
+        {
+            return err("target_label", invalid_target());
+        }
+        if action == Action::Replace
+            && target_label.contains('$')
+            && !is_valid_label_template(&target_label)
+        {
+            return err("target_label", invalid_target());
+        }
+        let equal_or_case = matches!(
+            action,
+            Action::Lowercase | Action::Uppercase | Action::Keepequal | Action::Dropequal
+        );
+        if equal_or_case && !is_valid_label_name(&target_label) {
+            return err("target_label", invalid_target());
+        }
+        if equal_or_case && replacement != DEFAULT_REPLACEMENT {
+            return err(
+                "replacement",
+                format!("'replacement' can not be set for {a} action"),
+            );
+        }
+        if action == Action::Labelmap && !is_valid_label_template(&replacement) {
+            return err(
+                "replacement",
+                format!("{replacement:?} is invalid 'replacement' for {a} action"),
+            );
+        }
+        if action == Action::Hashmod && !is_valid_label_name(&target_label) {
+            return err("target_label", invalid_target());
+        }
+        if matches!(action, Action::Keepequal | Action::Dropequal) {
+            // Prometheus compares the regex by identity: any regex written counts as set.
+            let (field, set) = [
+                ("regex", spec.regex.is_some()),
+                ("modulus", modulus != 0),
+                ("separator", separator != DEFAULT_SEPARATOR),
+                ("replacement", replacement != DEFAULT_REPLACEMENT),
+            ]
+            .into_iter()
+            .find(|(_, set)| *set)
+            .unwrap_or(("", false));
+            if set {
+                return err(field, format!("{a} action requires only 'source_labels' and `target_label`, and no other fields"));
+            }
+        }
+        if matches!(action, Action::Labeldrop | Action::Labelkeep) {
+            let (field, set) = [
+                ("source_labels", spec.source_labels.is_some()),
+                ("target_label", !target_label.is_empty()),
+                ("modulus", modulus != 0),
+                ("separator", separator != DEFAULT_SEPARATOR),
+                ("replacement", replacement != DEFAULT_REPLACEMENT),
+            ]
+            .into_iter()
+            .find(|(_, set)| *set)
+            .unwrap_or(("", false));
+            if set {
+                return err(
+                    field,
+                    format!("{a} action requires only 'regex', and no other fields"),
+                );
+            }
+        }
+        Ok(RelabelConfig {
+            source_labels: spec.source_labels.unwrap_or_default(),
+            separator,
+            regex_source,
+            regex,
+            modulus,
+            target_label,
+            replacement,
+            action,
+        })
+    }
+}
+
 /// Applies `configs` in order; `None` when a step drops the label set.
-pub fn process(configs: &[RelabelConfig], labels: Labels) -> Option<Labels> {
-    let _ = configs;
+pub fn process(configs: &[RelabelConfig], mut labels: Labels) -> Option<Labels> {
+    for config in configs {
+        if !relabel(config, &mut labels) {
+            return None;
+        }
+    }
     Some(labels)
+}
+
+/// One step; false when the label set is dropped.
+fn relabel(cfg: &RelabelConfig, labels: &mut Labels) -> bool {
+    let mut value = String::new();
+    for (i, name) in cfg.source_labels.iter().enumerate() {
+        if i > 0 {
+            value.push_str(&cfg.separator);
+        }
+        value.push_str(labels.get(name).unwrap_or(""));
+    }
+    match cfg.action {
+        Action::Drop => return !cfg.regex.is_match(&value),
+        Action::Keep => return cfg.regex.is_match(&value),
+        Action::Dropequal => return labels.get(&cfg.target_label).unwrap_or("") != value,
+        Action::Keepequal => return labels.get(&cfg.target_label).unwrap_or("") == value,
+        Action::Replace => {
+            let Some(caps) = cfg.regex.captures(&value) else {
+                return true;
+            };
+            let target = expand(&cfg.regex, &caps, &cfg.target_label);
+            // An expanded name that is not a label name writes nothing (Prometheus).
+            if !is_valid_label_name(&target) {
+                return true;
+            }
+            let replacement = expand(&cfg.regex, &caps, &cfg.replacement);
+            // `set` with an empty value deletes the label, as Prometheus does.
+            labels.set(target, replacement);
+        }
+        Action::Lowercase => labels.set(cfg.target_label.clone(), value.to_lowercase()),
+        Action::Uppercase => labels.set(cfg.target_label.clone(), value.to_uppercase()),
+        Action::Hashmod => {
+            let shard = hashmod(&value, cfg.modulus);
+            labels.set(cfg.target_label.clone(), shard.to_string());
+        }
+        Action::Labelmap => {
+            // Every label present before the step, in name order; later names win a clash.
+            let snapshot: Vec<(String, String)> = labels
+                .iter()
+                .map(|l| (l.name.clone(), l.value.clone()))
+                .collect();
+            for (name, value) in snapshot {
+                if let Some(caps) = cfg.regex.captures(&name) {
+                    let new_name = expand(&cfg.regex, &caps, &cfg.replacement);
+                    labels.set(new_name, value);
+                }
+            }
+        }
+        Action::Labeldrop => labels.retain(|l| !cfg.regex.is_match(&l.name)),
+        Action::Labelkeep => labels.retain(|l| cfg.regex.is_match(&l.name)),
+    }
+    true
+}
+
+/// `hashmod`: md5 of `value`, its last 8 bytes as a big-endian integer, modulo `modulus`.
+pub fn hashmod(value: &str, modulus: u64) -> u64 {
+    let digest = md5::compute(value.as_bytes());
+    let mut tail = [0u8; 8];
+    tail.copy_from_slice(&digest.0[8..16]);
+    u64::from_be_bytes(tail) % modulus
+}
+
+/// Expands `$1`, `${1}`, `$name`, `${name}` and `$$` in `template` exactly as Go's
+/// `regexp.Expand`: a bare name takes the longest run of letters, digits and `_` (so `$1x`
+/// names the group `1x`); an unknown or unmatched group gives the empty string; a `$` not
+/// followed by a valid reference is kept as it is.
+pub fn expand(regex: &regex::Regex, caps: &regex::Captures<'_>, template: &str) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i + 1..];
+        if let Some(r) = rest.strip_prefix('$') {
+            out.push('$');
+            rest = r;
+            continue;
+        }
+        let Some((name, after)) = extract_reference(rest) else {
+            // Malformed: the `$` is literal text.
+            out.push('$');
+            continue;
+        };
+        rest = after;
+        match group_number(name) {
+            Some(n) => {
+                if let Some(m) = caps.get(n) {
+                    out.push_str(m.as_str());
+                }
+            }
+            None => {
+                if let Some(index) = regex.capture_names().position(|n| n == Some(name)) {
+                    if let Some(m) = caps.get(index) {
+                        out.push_str(m.as_str());
+                    }
+                }
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// After a `$`: the reference's name and what follows it (Go's `extract`).
+fn extract_reference(s: &str) -> Option<(&str, &str)> {
+    let (braced, body) = match s.strip_prefix('{') {
+        Some(b) => (true, b),
+        None => (false, s),
+    };
+    let len: usize = body
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .map(char::len_utf8)
+        .sum();
+    if len == 0 {
+        return None;
+    }
+    let name = &body[..len];
+    let mut after = &body[len..];
+    if braced {
+        after = after.strip_prefix('}')?;
+    }
+    Some((name, after))
+}
+
+/// A group number as Go reads one: ASCII digits, no leading zero, below 10^8.
+fn group_number(name: &str) -> Option<usize> {
+    if !name.bytes().all(|b| b.is_ascii_digit())
+        || (name.len() > 1 && name.starts_with('0'))
+        || name.len() > 8
+    {
+        return None;
+    }
+    name.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    //! Table tests written from Prometheus's documentation of `relabel_config` and the
+    //! behaviour of its `model/relabel` package.
+    use super::*;
+
+    fn rule(yaml: &[(&str, &str)]) -> RelabelConfig {
+        try_rule(yaml).unwrap_or_else(|e| panic!("rule {yaml:?} rejected: {e:?}"))
+    }
+
+    fn try_rule(yaml: &[(&str, &str)]) -> Result<RelabelConfig, RelabelError> {
+        let mut spec = RelabelSpec::default();
+        for (k, v) in yaml {
+            let v = v.to_string();
+            match *k {
+                "source_labels" => {
+                    spec.source_labels = Some(
+                        v.split(',')
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string)
+                            .collect(),
+                    )
+                }
+                "separator" => spec.separator = Some(v),
+                "regex" => spec.regex = Some(v),
+                "modulus" => spec.modulus = Some(v.parse().unwrap()),
+                "target_label" => spec.target_label = Some(v),
+                "replacement" => spec.replacement = Some(v),
+                "action" => spec.action = Some(v),
+                other => panic!("unknown key {other}"),
+            }
+        }
+        RelabelConfig::from_spec(spec)
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        Labels::from_pairs(pairs.iter().copied())
+    }
+
+    fn run(rules: &[RelabelConfig], input: &[(&str, &str)]) -> Option<Labels> {
+        process(rules, labels(input))
+    }
+
+    #[test]
+    fn defaults_are_prometheus_defaults() {
+        let r = rule(&[("target_label", "t")]);
+        assert_eq!(r.separator, ";");
+        assert_eq!(r.regex_source, "(.*)");
+        assert_eq!(r.replacement, "$1");
+        assert_eq!(r.action, Action::Replace);
+        assert_eq!(r.modulus, 0);
+        assert!(r.source_labels.is_empty());
+    }
+
+    #[test]
+    fn replace_table() {
+        // (rule, input, expected output)
+        type Case = (
+            &'static [(&'static str, &'static str)],
+            &'static [(&'static str, &'static str)],
+            &'static [(&'static str, &'static str)],
+        );
+        let cases: &[Case] = &[
+            // The example of Prometheus's tests: `${1}` expanded twice.
+            (
+                &[
+                    ("source_labels", "a"),
+                    ("regex", "f(.*)"),
+                    ("target_label", "d"),
+                    ("replacement", "ch${1}-ch${1}"),
+                ],
+                &[("a", "foo")],
+                &[("a", "foo"), ("d", "choo-choo")],
+            ),
+            // No match: nothing changes.
+            (
+                &[
+                    ("source_labels", "a"),
+                    ("regex", "x(.*)"),
+                    ("target_label", "d"),
+                ],
+                &[("a", "foo")],
+                &[("a", "foo")],
+            ),
+            // Fully anchored: `o` does not match inside `foo`.
+            (
+                &[
+                    ("source_labels", "a"),
+                    ("regex", "o"),
+                    ("target_label", "d"),
+                    ("replacement", "hit"),
+                ],
+                &[("a", "foo")],
+                &[("a", "foo")],
+            ),
+            // Source values joined by the separator; a missing label is the empty string.
+            (
+                &[("source_labels", "a,b,c"), ("target_label", "d")],
+                &[("a", "x"), ("c", "z")],
+                &[("a", "x"), ("c", "z"), ("d", "x;;z")],
+            ),
+            (
+                &[
+                    ("source_labels", "a,c"),
+                    ("separator", "-"),
+                    ("target_label", "d"),
+                ],
+                &[("a", "x"), ("c", "z")],
+                &[("a", "x"), ("c", "z"), ("d", "x-z")],
+            ),
+            // An empty replacement deletes the target label.
+            (
+                &[
+                    ("source_labels", "a"),
+                    ("regex", "foo"),
+                    ("target_label", "b"),
+                    ("replacement", ""),
+                ],
+                &[("a", "foo"), ("b", "bar")],
+                &[("a", "foo")],
+            ),
+            // Default regex matches an empty value too: writes the replacement.
+            (
+                &[("target_label", "b"), ("replacement", "static")],
+                &[("a", "foo")],
+                &[("a", "foo"), ("b", "static")],
+            ),
+            // Target label as a template.
+            (
+                &[
+                    ("source_labels", "a"),
+                    ("regex", "(.*)=(.*)"),
+                    ("target_label", "${1}"),
+                    ("replacement", "$2"),
+                ],
+                &[("a", "env=prod")],
+                &[("a", "env=prod"), ("env", "prod")],
+            ),
+            // Expanded target label not a valid name: nothing written.
+            (
+                &[
+                    ("source_labels", "a"),
+                    ("regex", "(.*)"),
+                    ("target_label", "$1"),
+                    ("replacement", "v"),
+                ],
+                &[("a", "1bad")],
+                &[("a", "1bad")],
+            ),
+            // Named groups.
+            (
+                &[
+                    ("source_labels", "a"),
+                    ("regex", "(?P<host>[^:]+):(?P<port>\\d+)"),
+                    ("target_label", "h"),
+                    ("replacement", "${port}/${host}"),
+                ],
+                &[("a", "node:9100")],
+                &[("a", "node:9100"), ("h", "9100/node")],
+            ),
+            // `$1x` is the group named `1x`: unknown, so empty, so the label is deleted.
+            (
+                &[
+                    ("source_labels", "a"),
+                    ("target_label", "b"),
+                    ("replacement", "$1x"),
+                ],
+                &[("a", "foo"), ("b", "old")],
+                &[("a", "foo")],
+            ),
+            (
+                &[
+                    ("source_labels", "a"),
+                    ("target_label", "b"),
+                    ("replacement", "${1}x"),
+                ],
+                &[("a", "foo")],
+                &[("a", "foo"), ("b", "foox")],
+            ),
+        ];
+        for (i, (r, input, want)) in cases.iter().enumerate() {
+            let got = run(&[rule(r)], input);
+            assert_eq!(got, Some(labels(want)), "case {i}: {r:?}");
+        }
+    }
+
+    #[test]
+    fn expansion_follows_go_regexp_expand() {
+        let re = compile_anchored("(?P<first>a)(b)?(c)").unwrap();
+        let caps = re.captures("ac").unwrap();
+        let cases = [
+            ("$1", "a"),
+            ("${1}", "a"),
+            ("${first}", "a"),
+            ("$first", "a"),
+            ("$firstx", ""), // longest name `firstx`: unknown group
+            ("$2", ""),      // group that did not take part
+            ("$3", "c"),
+            ("$9", ""),     // group that does not exist
+            ("$$1", "$1"),  // `$$` is a literal `$`
+            ("x$", "x$"),   // a `$` with no name is literal
+            ("${1", "${1"), // unclosed brace: literal
+            ("$-", "$-"),
+            ("$01", ""), // leading zero: a name, not a number, and no such group
+            ("${3}${1}", "ca"),
+        ];
+        for (template, want) in cases {
+            assert_eq!(expand(&re, &caps, template), want, "template {template:?}");
+        }
+    }
+
+    #[test]
+    fn perl_classes_are_ascii_as_in_go() {
+        let digits = compile_anchored("\\d+").unwrap();
+        assert!(digits.is_match("0123456789"));
+        assert!(!digits.is_match("١٢"));
+        let word = compile_anchored("\\w+").unwrap();
+        assert!(word.is_match("a_Z9"));
+        assert!(!word.is_match("é"));
+        let class = compile_anchored("[\\d.]+").unwrap();
+        assert!(class.is_match("1.5"));
+        assert!(!class.is_match("١"));
+        let space = compile_anchored("a\\sb").unwrap();
+        assert!(space.is_match("a b") && !space.is_match("a\u{a0}b"));
+        assert!(compile_anchored("[]a]+").unwrap().is_match("]a"));
+        assert!(compile_anchored("[[:alpha:]\\d]+").unwrap().is_match("a1"));
+        assert!(compile_anchored("\\bfoo\\b.*").unwrap().is_match("foo bar"));
+        // Escapes other than the Perl classes pass through.
+        assert!(compile_anchored("a\\.b").unwrap().is_match("a.b"));
+        assert!(!compile_anchored("a\\.b").unwrap().is_match("axb"));
+    }
+
+    #[test]
+    fn keep_and_drop() {
+        let keep = rule(&[
+            ("source_labels", "env"),
+            ("regex", "prod|staging"),
+            ("action", "keep"),
+        ]);
+        let drop = rule(&[
+            ("source_labels", "env"),
+            ("regex", "prod|staging"),
+            ("action", "drop"),
+        ]);
+        assert!(run(std::slice::from_ref(&keep), &[("env", "prod")]).is_some());
+        assert!(run(std::slice::from_ref(&keep), &[("env", "dev")]).is_none());
+        // Anchored: `prod` does not match `production`.
+        assert!(run(std::slice::from_ref(&keep), &[("env", "production")]).is_none());
+        // A missing label is the empty string, which does not match.
+        assert!(run(&[keep], &[("other", "x")]).is_none());
+        assert!(run(std::slice::from_ref(&drop), &[("env", "prod")]).is_none());
+        assert_eq!(
+            run(&[drop], &[("env", "dev")]),
+            Some(labels(&[("env", "dev")]))
+        );
+    }
+
+    #[test]
+    fn hashmod_matches_md5_shards() {
+        // Expected values computed independently with Python:
+        //   d = hashlib.md5(s.encode()).digest(); int.from_bytes(d[8:], 'big') % m
+        // '10.0.0.1:8080' -> 8530149591427357260 (mod 10 = 0, mod 1000 = 260)
+        // '10.0.0.4:8080' -> 10811611273248037869 (mod 10 = 9, mod 7 = 1)
+        // 'x;y'           -> 15403037210241300238 (mod 7 = 3)
+        // ''              -> 16825458760271544958 (mod 1000 = 958)
+        // Below u64::MAX, so the modulus leaves the whole 64-bit value.
+        assert_eq!(hashmod("10.0.0.1:8080", u64::MAX), 8530149591427357260);
+        assert_eq!(hashmod("10.0.0.1:8080", 10), 0);
+        assert_eq!(hashmod("10.0.0.1:8080", 1000), 260);
+        assert_eq!(hashmod("10.0.0.4:8080", 10), 9);
+        assert_eq!(hashmod("10.0.0.4:8080", 7), 1);
+        assert_eq!(hashmod("", 1000), 958);
+        let r = rule(&[
+            ("source_labels", "a,b"),
+            ("modulus", "7"),
+            ("target_label", "shard"),
+            ("action", "hashmod"),
+        ]);
+        assert_eq!(
+            run(&[r], &[("a", "x"), ("b", "y")]),
+            Some(labels(&[("a", "x"), ("b", "y"), ("shard", "3")]))
+        );
+    }
+
+    #[test]
+    fn labelmap_labeldrop_labelkeep() {
+        let map = rule(&[("regex", "__meta_kubernetes_(.+)"), ("action", "labelmap")]);
+        let got = run(
+            &[map],
+            &[
+                ("__meta_kubernetes_pod", "p1"),
+                ("__meta_kubernetes_ns", "default"),
+                ("job", "j"),
+            ],
+        );
+        assert_eq!(
+            got,
+            Some(labels(&[
+                ("__meta_kubernetes_pod", "p1"),
+                ("__meta_kubernetes_ns", "default"),
+                ("job", "j"),
+                ("pod", "p1"),
+                ("ns", "default")
+            ]))
+        );
+        let map_prefix = rule(&[
+            ("regex", "(a.*)"),
+            ("replacement", "x_${1}"),
+            ("action", "labelmap"),
+        ]);
+        assert_eq!(
+            run(&[map_prefix], &[("ab", "1"), ("b", "2")]),
+            Some(labels(&[("ab", "1"), ("b", "2"), ("x_ab", "1")]))
+        );
+
+        let drop = rule(&[("regex", "tmp_.*"), ("action", "labeldrop")]);
+        assert_eq!(
+            run(&[drop], &[("tmp_a", "1"), ("tmp_b", "2"), ("keep", "3")]),
+            Some(labels(&[("keep", "3")]))
+        );
+        let keep = rule(&[("regex", "job|instance"), ("action", "labelkeep")]);
+        assert_eq!(
+            run(&[keep], &[("job", "j"), ("instance", "i"), ("other", "o")]),
+            Some(labels(&[("job", "j"), ("instance", "i")]))
+        );
+    }
+
+    #[test]
+    fn lowercase_and_uppercase() {
+        let lower = rule(&[
+            ("source_labels", "a,b"),
+            ("target_label", "l"),
+            ("action", "lowercase"),
+        ]);
+        let upper = rule(&[
+            ("source_labels", "a"),
+            ("target_label", "a"),
+            ("action", "uppercase"),
+        ]);
+        assert_eq!(
+            run(&[lower], &[("a", "FoO"), ("b", "BaR")]),
+            Some(labels(&[("a", "FoO"), ("b", "BaR"), ("l", "foo;bar")]))
+        );
+        assert_eq!(
+            run(&[upper], &[("a", "foo")]),
+            Some(labels(&[("a", "FOO")]))
+        );
+    }
+
+    #[test]
+    fn keepequal_and_dropequal() {
+        let keep = rule(&[
+            ("source_labels", "__meta_port"),
+            ("target_label", "port"),
+            ("action", "keepequal"),
+        ]);
+        let drop = rule(&[
+            ("source_labels", "__meta_port"),
+            ("target_label", "port"),
+            ("action", "dropequal"),
+        ]);
+        assert!(run(
+            std::slice::from_ref(&keep),
+            &[("__meta_port", "80"), ("port", "80")]
+        )
+        .is_some());
+        assert!(run(
+            std::slice::from_ref(&keep),
+            &[("__meta_port", "80"), ("port", "81")]
+        )
+        .is_none());
+        // Both absent: both empty, so equal.
+        assert!(run(&[keep], &[("x", "1")]).is_some());
+        assert!(run(
+            std::slice::from_ref(&drop),
+            &[("__meta_port", "80"), ("port", "80")]
+        )
+        .is_none());
+        assert!(run(&[drop], &[("__meta_port", "80"), ("port", "81")]).is_some());
+    }
+
+    #[test]
+    fn steps_run_in_order_and_stop_at_a_drop() {
+        let set = rule(&[("target_label", "env"), ("replacement", "dev")]);
+        let drop = rule(&[
+            ("source_labels", "env"),
+            ("regex", "dev"),
+            ("action", "drop"),
+        ]);
+        assert!(run(&[set.clone(), drop.clone()], &[("a", "1")]).is_none());
+        assert_eq!(
+            run(&[drop, set], &[("a", "1")]),
+            Some(labels(&[("a", "1"), ("env", "dev")]))
+        );
+    }
+
+    #[test]
+    fn action_names_are_case_insensitive() {
+        assert_eq!(
+            rule(&[("source_labels", "a"), ("action", "Keep")]).action,
+            Action::Keep
+        );
+        assert_eq!(
+            rule(&[("source_labels", "a"), ("action", "DROP")]).action,
+            Action::Drop
+        );
+    }
+
+    #[test]
+    fn validation_table() {
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+        let cases: &[Case] = &[
+            (&[("action", "explode")], "action", "unknown relabel action \"explode\""),
+            (&[("action", "")], "action", "relabel action cannot be empty"),
+            (&[("regex", "(")], "regex", "invalid regex \"(\""),
+            (&[("source_labels", "a")], "target_label", "relabel configuration for replace action requires 'target_label' value"),
+            (&[("source_labels", "a"), ("target_label", "t"), ("action", "hashmod")], "modulus", "relabel configuration for hashmod requires non-zero modulus"),
+            (&[("source_labels", "a"), ("modulus", "2"), ("action", "hashmod")], "target_label", "requires 'target_label'"),
+            (&[("source_labels", "a"), ("modulus", "2"), ("target_label", "$1"), ("action", "hashmod")], "target_label", "\"$1\" is invalid 'target_label' for hashmod action"),
+            (&[("target_label", "1abc")], "target_label", "\"1abc\" is invalid 'target_label' for replace action"),
+            (&[("target_label", "a-$1")], "target_label", "\"a-$1\" is invalid 'target_label' for replace action"),
+            (&[("source_labels", "a"), ("action", "lowercase")], "target_label", "requires 'target_label'"),
+            (&[("source_labels", "a"), ("target_label", "b"), ("replacement", "x"), ("action", "uppercase")], "replacement", "'replacement' can not be set for uppercase action"),
+            (&[("source_labels", "a"), ("target_label", "b"), ("regex", "(.*)"), ("action", "keepequal")], "regex", "keepequal action requires only 'source_labels' and `target_label`, and no other fields"),
+            (&[("source_labels", "a"), ("target_label", "b"), ("separator", ","), ("action", "dropequal")], "separator", "dropequal action requires only"),
+            (&[("source_labels", "a"), ("regex", "x"), ("action", "labeldrop")], "source_labels", "labeldrop action requires only 'regex', and no other fields"),
+            (&[("target_label", "b"), ("regex", "x"), ("action", "labelkeep")], "target_label", "labelkeep action requires only 'regex'"),
+            (&[("regex", "(.*)"), ("replacement", "a-b"), ("action", "labelmap")], "replacement", "\"a-b\" is invalid 'replacement' for labelmap action"),
+        ];
+        for (spec, field, message) in cases {
+            let err = try_rule(spec).expect_err(&format!("{spec:?} must be rejected"));
+            assert_eq!(err.field, *field, "{spec:?}");
+            assert!(
+                err.message.contains(message),
+                "{spec:?}: {:?} lacks {message:?}",
+                err.message
+            );
+        }
+        // Accepted templates.
+        assert!(try_rule(&[("target_label", "${1}_x")]).is_ok());
+        assert!(try_rule(&[("target_label", "pre_$name")]).is_ok());
+        assert!(try_rule(&[
+            ("regex", "(.+)"),
+            ("replacement", "${1}"),
+            ("action", "labelmap")
+        ])
+        .is_ok());
+    }
 }
