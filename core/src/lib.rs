@@ -71,6 +71,8 @@ pub mod sample;
 pub mod schedule;
 pub mod scrape;
 pub mod targets;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod time;
 
 pub use node::{Command, Event, Node, NodeConfig};

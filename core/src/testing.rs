@@ -1,0 +1,460 @@
+//! Fuzz bodies and their helpers, shared by the cargo-fuzz targets in `fuzz/` and by the
+//! ordinary tests that run the same bodies on stable (`core/tests/fuzz_bodies.rs`).
+//!
+//! OWNER: ring helper. Only built with the `testing` feature. Every body panics when the
+//! property it checks is broken, and returns normally for any input that keeps it:
+//!
+//! - [`fuzz_parse`]: parsing never panics; an error has a nonzero line and column; whatever
+//!   parses renders back to text ([`render`]) that parses again to the same samples,
+//!   labels, exemplars and metadata (floats compared by bits, so NaN payloads count).
+//! - [`fuzz_config`]: loading a jobs document never panics and every error has a nonzero
+//!   line and column.
+
+use std::fmt::Write;
+
+use crate::config::{load_job, load_jobs, ConfigError, GlobalConfig};
+use crate::exposition::{parse, Exemplar, Format, Metadata, MetricType, ParseError, Parsed};
+
+/// The body of the `parse_prometheus` and `parse_openmetrics` fuzz targets. Returns whether
+/// the input parsed (so a stable run can tell that it exercised the round trip).
+pub fn fuzz_parse(data: &[u8], format: Format) -> bool {
+    let parsed = match parse(data, format) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            check_parse_error(&e, data);
+            return false;
+        }
+    };
+    let text = render(&parsed, format);
+    let again = match parse(text.as_bytes(), format) {
+        Ok(again) => again,
+        Err(e) => panic!(
+            "the rendering of a parsed body does not parse: {e}\n--- input ---\n{}\n--- rendered ---\n{text}",
+            String::from_utf8_lossy(data)
+        ),
+    };
+    if let Err(difference) = same_parse(&parsed, &again) {
+        panic!(
+            "the rendering parses to something else: {difference}\n--- input ---\n{}\n--- rendered ---\n{text}",
+            String::from_utf8_lossy(data)
+        );
+    }
+    true
+}
+
+/// The body of the `config_load` fuzz target: the input as a jobs document (invalid UTF-8
+/// replaced, as a znode's bytes would be read), and as a single-job znode. Returns how
+/// many errors the document load reported.
+pub fn fuzz_config(data: &[u8]) -> usize {
+    let text = String::from_utf8_lossy(data);
+    let (_jobs, errors) = load_jobs(&text, "fuzz.yml", &GlobalConfig::default());
+    for e in &errors {
+        check_config_error(e, &text);
+    }
+    if let Err(errors) = load_job(&text, "/jobs/fuzz", "fuzz") {
+        for e in &errors {
+            check_config_error(e, &text);
+        }
+    }
+    errors.len()
+}
+
+fn check_parse_error(e: &ParseError, data: &[u8]) {
+    assert!(
+        e.line >= 1 && e.column >= 1,
+        "parse error without a position: {e:?}\n--- input ---\n{}",
+        String::from_utf8_lossy(data)
+    );
+    // A line past the end of the body points nowhere a user could look.
+    let lines = data.iter().filter(|&&b| b == b'\n').count() + 1;
+    assert!(
+        e.line <= lines,
+        "parse error on line {} of a {lines}-line body: {e:?}",
+        e.line
+    );
+}
+
+fn check_config_error(e: &ConfigError, text: &str) {
+    assert!(
+        e.position.line >= 1 && e.position.column >= 1,
+        "config error without a position: {e} ({e:?})\n--- input ---\n{text}"
+    );
+    // Display must not panic either: it is what `scrapepool check` prints.
+    let _ = e.to_string();
+}
+
+/// Writes `parsed` back as text in `format`: metadata lines, then samples in their order
+/// (OpenMetrics: each family's metadata just before its first sample, families without
+/// samples at the end, then `# EOF`).
+pub fn render(parsed: &Parsed<'_>, format: Format) -> String {
+    let mut out = String::new();
+    match format {
+        Format::Prometheus => {
+            for m in &parsed.metadata {
+                write_metadata(&mut out, m, format);
+            }
+            for s in &parsed.samples {
+                write_sample(&mut out, parsed, s, format);
+            }
+        }
+        Format::OpenMetrics => {
+            let mut written = vec![false; parsed.metadata.len()];
+            let mut current: Option<usize> = None;
+            for s in &parsed.samples {
+                let family = family_of(parsed, s.name, current);
+                if let Some(f) = family {
+                    if !written[f] {
+                        write_metadata(&mut out, &parsed.metadata[f], format);
+                        written[f] = true;
+                    }
+                }
+                current = family;
+                write_sample(&mut out, parsed, s, format);
+            }
+            for (m, done) in parsed.metadata.iter().zip(&written) {
+                if !done {
+                    write_metadata(&mut out, m, format);
+                }
+            }
+            out.push_str("# EOF\n");
+        }
+    }
+    out
+}
+
+/// The metadata entry of the OpenMetrics family a sample named `name` belongs to: the one
+/// whose name plus a suffix its type allows is `name`, preferring the current family.
+fn family_of(parsed: &Parsed<'_>, name: &str, current: Option<usize>) -> Option<usize> {
+    let fits = |m: &Metadata<'_>| {
+        name.strip_prefix(m.name)
+            .is_some_and(|suffix| suffixes(m.kind).contains(&suffix))
+    };
+    if let Some(c) = current {
+        if fits(&parsed.metadata[c]) {
+            return Some(c);
+        }
+    }
+    parsed.metadata.iter().position(fits)
+}
+
+/// The sample-name suffixes an OpenMetrics family of this type has.
+fn suffixes(kind: Option<MetricType>) -> &'static [&'static str] {
+    match kind {
+        Some(MetricType::Counter) => &["_total", "_created"],
+        Some(MetricType::Histogram) => &["_bucket", "_count", "_sum", "_created"],
+        Some(MetricType::GaugeHistogram) => &["_bucket", "_gcount", "_gsum"],
+        Some(MetricType::Summary) => &["", "_count", "_sum", "_created"],
+        Some(MetricType::Info) => &["_info"],
+        Some(MetricType::Gauge | MetricType::StateSet | MetricType::Unknown) | None => &[""],
+    }
+}
+
+fn type_name(kind: MetricType, format: Format) -> &'static str {
+    match kind {
+        MetricType::Counter => "counter",
+        MetricType::Gauge => "gauge",
+        MetricType::Histogram => "histogram",
+        MetricType::GaugeHistogram => "gaugehistogram",
+        MetricType::Summary => "summary",
+        MetricType::Info => "info",
+        MetricType::StateSet => "stateset",
+        MetricType::Unknown if format == Format::Prometheus => "untyped",
+        MetricType::Unknown => "unknown",
+    }
+}
+
+fn write_metadata(out: &mut String, m: &Metadata<'_>, format: Format) {
+    if let Some(kind) = m.kind {
+        let _ = writeln!(out, "# TYPE {} {}", m.name, type_name(kind, format));
+    }
+    if let Some(unit) = m.unit {
+        let _ = writeln!(out, "# UNIT {} {unit}", m.name);
+    }
+    if let Some(help) = &m.help {
+        let _ = write!(out, "# HELP {} ", m.name);
+        for c in help.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '"' if format == Format::OpenMetrics => out.push_str("\\\""),
+                c => out.push(c),
+            }
+        }
+        out.push('\n');
+    }
+}
+
+fn write_labels<'a>(out: &mut String, labels: impl IntoIterator<Item = (&'a str, &'a str)>) {
+    out.push('{');
+    for (i, (name, value)) in labels.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(name);
+        out.push_str("=\"");
+        for c in value.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '"' => out.push_str("\\\""),
+                '\n' => out.push_str("\\n"),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+    out.push('}');
+}
+
+fn write_sample(
+    out: &mut String,
+    parsed: &Parsed<'_>,
+    s: &crate::exposition::ParsedSample<'_>,
+    format: Format,
+) {
+    out.push_str(s.name);
+    let labels = parsed.labels_of(s);
+    if !labels.is_empty() {
+        write_labels(out, labels.iter().map(|(n, v)| (*n, v.as_ref())));
+    }
+    out.push(' ');
+    crate::format::write_float(out, s.value);
+    if let Some(ts) = s.timestamp_ms {
+        out.push(' ');
+        write_timestamp(out, ts, format);
+    }
+    if let Some(e) = &s.exemplar {
+        write_exemplar(out, e, format);
+    }
+    out.push('\n');
+}
+
+fn write_exemplar(out: &mut String, e: &Exemplar<'_>, format: Format) {
+    out.push_str(" # ");
+    write_labels(out, e.labels.iter().map(|(n, v)| (*n, v.as_ref())));
+    out.push(' ');
+    crate::format::write_float(out, e.value);
+    if let Some(ts) = e.timestamp_ms {
+        out.push(' ');
+        write_timestamp(out, ts, format);
+    }
+}
+
+/// Text format: integer milliseconds. OpenMetrics: seconds, which the parser turns into
+/// `trunc(seconds × 1000)`; so write a float `x` near `ms / 1000` for which that gives `ms`
+/// back exactly (the shortest such decimal; a few ulps around `ms / 1000` always hold one,
+/// since the parser got `ms` from some such `x`).
+fn write_timestamp(out: &mut String, ms: i64, format: Format) {
+    if format == Format::Prometheus {
+        let _ = write!(out, "{ms}");
+        return;
+    }
+    let guess = ms as f64 / 1000.0;
+    let mut candidates = vec![guess];
+    let (mut up, mut down) = (guess, guess);
+    for _ in 0..64 {
+        up = next_toward(up, f64::INFINITY);
+        down = next_toward(down, f64::NEG_INFINITY);
+        candidates.push(up);
+        candidates.push(down);
+    }
+    let x = candidates
+        .into_iter()
+        .find(|x| (x * 1000.0) as i64 == ms)
+        .unwrap_or(guess);
+    crate::format::write_float(out, x);
+}
+
+/// The adjacent float of a finite `x` in the direction of `target`.
+fn next_toward(x: f64, target: f64) -> f64 {
+    if x == 0.0 {
+        return if target > 0.0 {
+            f64::from_bits(1)
+        } else {
+            -f64::from_bits(1)
+        };
+    }
+    let bits = x.to_bits();
+    // Away from zero is one step up in magnitude, toward zero one step down.
+    if (target > x) == (x > 0.0) {
+        f64::from_bits(bits + 1)
+    } else {
+        f64::from_bits(bits - 1)
+    }
+}
+
+/// Whether two parses hold the same samples (values by bits), labels, exemplars and
+/// metadata (compared by name: an OpenMetrics rendering moves families without samples).
+pub fn same_parse(a: &Parsed<'_>, b: &Parsed<'_>) -> Result<(), String> {
+    if a.samples.len() != b.samples.len() {
+        return Err(format!(
+            "{} samples, then {}",
+            a.samples.len(),
+            b.samples.len()
+        ));
+    }
+    for (i, (x, y)) in a.samples.iter().zip(&b.samples).enumerate() {
+        let same = x.name == y.name
+            && a.labels_of(x) == b.labels_of(y)
+            && x.value.to_bits() == y.value.to_bits()
+            && x.timestamp_ms == y.timestamp_ms
+            && same_exemplar(x.exemplar.as_ref(), y.exemplar.as_ref());
+        if !same {
+            return Err(format!(
+                "sample {i}: {} {:?} {} ({:#x}) @{:?} {:?} became {} {:?} {} ({:#x}) @{:?} {:?}",
+                x.name,
+                a.labels_of(x),
+                x.value,
+                x.value.to_bits(),
+                x.timestamp_ms,
+                x.exemplar,
+                y.name,
+                b.labels_of(y),
+                y.value,
+                y.value.to_bits(),
+                y.timestamp_ms,
+                y.exemplar,
+            ));
+        }
+    }
+    let sorted = |p: &Parsed<'_>| {
+        let mut m: Vec<String> = p
+            .metadata
+            .iter()
+            .map(|m| format!("{} {:?} {:?} {:?}", m.name, m.kind, m.help, m.unit))
+            .collect();
+        m.sort();
+        m
+    };
+    let (ma, mb) = (sorted(a), sorted(b));
+    if ma != mb {
+        return Err(format!("metadata {ma:?} became {mb:?}"));
+    }
+    Ok(())
+}
+
+fn same_exemplar(a: Option<&Exemplar<'_>>, b: Option<&Exemplar<'_>>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(x), Some(y)) => {
+            x.labels == y.labels
+                && x.value.to_bits() == y.value.to_bits()
+                && x.timestamp_ms == y.timestamp_ms
+        }
+        _ => false,
+    }
+}
+
+/// A small seeded generator (splitmix64) for the stable runs of the fuzz bodies.
+#[derive(Clone, Debug)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}
+
+/// Bytes that matter to the exposition formats and to YAML, for mutations to insert.
+const INTERESTING: &[&[u8]] = &[
+    b"{",
+    b"}",
+    b"\"",
+    b"\\",
+    b"\n",
+    b"#",
+    b" ",
+    b"=",
+    b",",
+    b":",
+    b"-",
+    b"'",
+    b"*",
+    b"&",
+    b"<<: ",
+    b"# EOF\n",
+    b"# TYPE ",
+    b"# HELP ",
+    b"# UNIT ",
+    b"NaN",
+    b"+Inf",
+    b"-Inf",
+    b"0",
+    b"1e308",
+    b"_total",
+    b"_bucket",
+    b"le=\"+Inf\"",
+    b"quantile=",
+    b" # {a=\"b\"} 1 ",
+    b"\t",
+    b"\xff",
+    b"\xc3\xa9",
+    b"0.5",
+    b"-1",
+    b"9223372036854775807",
+    b"job_name: ",
+    b"[",
+    b"]",
+    b"- ",
+    b"  ",
+    b"~",
+    b"null",
+    b"yes",
+    b"10s",
+    b"1m30s",
+    b"regex: ",
+    b"(",
+    b")",
+];
+
+/// A mutation of `input`: up to four edits (flip, insert an interesting token, delete or
+/// repeat a range, splice in part of `other`, truncate), like a fuzzer's havoc stage.
+pub fn mutate(rng: &mut Rng, input: &[u8], other: &[u8]) -> Vec<u8> {
+    let mut data = input.to_vec();
+    for _ in 0..=rng.below(4) {
+        let len = data.len();
+        match rng.below(7) {
+            0 if len > 0 => {
+                let at = rng.below(len);
+                data[at] ^= 1 << rng.below(8);
+            }
+            1 => {
+                let token = INTERESTING[rng.below(INTERESTING.len())];
+                let at = rng.below(len + 1);
+                data.splice(at..at, token.iter().copied());
+            }
+            2 if len > 0 => {
+                let at = rng.below(len);
+                let end = (at + 1 + rng.below(16)).min(len);
+                data.drain(at..end);
+            }
+            3 if len > 0 => {
+                let at = rng.below(len);
+                let end = (at + 1 + rng.below(64)).min(len);
+                let piece = data[at..end].to_vec();
+                data.splice(end..end, piece);
+            }
+            4 if !other.is_empty() => {
+                let from = rng.below(other.len());
+                let end = (from + 1 + rng.below(128)).min(other.len());
+                let at = rng.below(len + 1);
+                data.splice(at..at, other[from..end].iter().copied());
+            }
+            5 if len > 0 => data.truncate(rng.below(len)),
+            _ => {
+                let at = rng.below(len + 1);
+                data.insert(at, rng.next_u64() as u8);
+            }
+        }
+    }
+    data
+}
