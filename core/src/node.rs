@@ -550,7 +550,7 @@ impl Node {
             .iter()
             .map(|t| {
                 let scraped = self.scraped.get(&t.key);
-                TargetView { target: t, owners: self.ring.owners(t.key.hash()), role: scraped.map(|s| s.role), health: scraped.map(|s| &s.health) }
+                TargetView { target: t, owners: self.ring.owners(t.key.hash()).to_vec(), role: scraped.map(|s| s.role), health: scraped.map(|s| &s.health) }
             })
             .collect()
     }
