@@ -336,3 +336,50 @@ fn cache_stays_bounded_under_churn() {
     assert_eq!(cache.series.len(), 2);
     assert_eq!(cache.len(), 2);
 }
+
+fn rule(source: &[&str], regex: &str, action: &str, target: Option<&str>, replacement: Option<&str>) -> RelabelConfig {
+    RelabelConfig::from_spec(crate::relabel::RelabelSpec {
+        source_labels: (!source.is_empty()).then(|| source.iter().map(|s| s.to_string()).collect()),
+        regex: Some(regex.into()),
+        action: Some(action.into()),
+        target_label: target.map(Into::into),
+        replacement: replacement.map(Into::into),
+        ..Default::default()
+    })
+    .expect("valid rule")
+}
+
+#[test]
+fn metric_relabeling_drops_and_rewrites_after_target_labels() {
+    let mut s = spec();
+    s.metric_relabel_configs = vec![
+        rule(&["__name__"], "go_.*", "drop", None, None),
+        // Sees the target label: relabeling runs after target labels are attached.
+        rule(&["job"], "(.*)", "replace", Some("origin"), Some("from_$1")),
+    ];
+    s.limits.sample_limit = 2; // counted after relabeling: 2 kept of 4
+    let mut cache = SeriesCache::default();
+    let text = "go_a 1\ngo_b 1\nkeep 1\nkeep2 2\n";
+    let (r, out) = process(&s, &mut cache, Timestamp(0), MS, &body(text));
+    assert!(r.up, "{r:?}");
+    assert_eq!(
+        scraped(&out),
+        vec![
+            r#"{__name__="keep", instance="h:9100", job="node", origin="from_node"} 1@0"#,
+            r#"{__name__="keep2", instance="h:9100", job="node", origin="from_node"} 2@0"#,
+        ]
+    );
+    assert_eq!(report_values(&out), vec![1.0, 0.25, 4.0, 2.0, 2.0]);
+    // Steady state (cached texts, dropped ones included) gives the same.
+    let (_, again) = process(&s, &mut cache, Timestamp(10), MS, &body(text));
+    assert_eq!(scraped(&again).len(), 2);
+    assert_eq!(report_values(&again), vec![1.0, 0.25, 4.0, 2.0, 0.0]);
+}
+
+#[test]
+fn relabeling_away_the_name_fails_the_scrape() {
+    let mut s = spec();
+    s.metric_relabel_configs = vec![rule(&[], "__name__", "labeldrop", None, None)];
+    let (r, _) = process(&s, &mut SeriesCache::default(), Timestamp(0), MS, &body("a 1\n"));
+    assert_eq!(r.error.as_deref(), Some("missing metric name (__name__ label)"));
+}
