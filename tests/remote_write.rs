@@ -235,7 +235,7 @@ fn prometheus_reads_back_what_remote_write_encoding_wrote() {
     assert_eq!(one("node_load1"), (l(&[("__name__", "node_load1")]), t0, "1.6".into()));
     assert_eq!(
         one(r#"go_gc_duration_seconds{quantile="0.5"}"#),
-        (l(&[("__name__", "go_gc_duration_seconds"), ("quantile", "0.5")]), t0, "2.7264e-05".into())
+        (l(&[("__name__", "go_gc_duration_seconds"), ("quantile", "0.5")]), t0, "0.000027264".into())
     );
     assert_eq!(
         one(r#"node_filesystem_size_bytes{mountpoint="/"}"#),
