@@ -41,7 +41,9 @@ fn find_prometheus() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("SCRAPEPOOL_PROMETHEUS_BIN") {
         return Some(PathBuf::from(p));
     }
-    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join("prometheus")).find(|p| p.is_file())
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join("prometheus"))
+        .find(|p| p.is_file())
 }
 
 /// A Prometheus process, killed when dropped.
@@ -63,27 +65,42 @@ impl Prometheus {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("prometheus.yml");
         std::fs::write(&config, "global:\n  scrape_interval: 1m\n").expect("write config");
-        let port = TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .expect("free port")
+            .local_addr()
+            .unwrap()
+            .port();
         let addr = format!("127.0.0.1:{port}");
         let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log file");
         let child = Command::new(bin)
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
             .arg(format!("--web.listen-address={addr}"))
             .arg("--web.enable-remote-write-receiver")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
-        let p = Prometheus { child, addr, _dir: dir };
+        let p = Prometheus {
+            child,
+            addr,
+            _dir: dir,
+        };
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             if let Ok((200, _)) = http(&p.addr, "GET", "/-/ready", &[], &[]) {
                 return p;
             }
             if Instant::now() > deadline {
-                let log = std::fs::read_to_string(p._dir.path().join("prometheus.log")).unwrap_or_default();
-                panic!("prometheus at {} not ready after {READY_TIMEOUT:?}; its log:\n{log}", p.addr);
+                let log = std::fs::read_to_string(p._dir.path().join("prometheus.log"))
+                    .unwrap_or_default();
+                panic!(
+                    "prometheus at {} not ready after {READY_TIMEOUT:?}; its log:\n{log}",
+                    p.addr
+                );
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -91,7 +108,12 @@ impl Prometheus {
 
     /// Runs an instant query at `time_ms`, returning `(labels, timestamp_ms, value)` sorted.
     fn query(&self, q: &str, time_ms: i64) -> Vec<(Labels, i64, String)> {
-        let path = format!("/api/v1/query?query={}&time={}.{:03}", percent_encode(q), time_ms / 1000, time_ms % 1000);
+        let path = format!(
+            "/api/v1/query?query={}&time={}.{:03}",
+            percent_encode(q),
+            time_ms / 1000,
+            time_ms % 1000
+        );
         let (status, body) = http(&self.addr, "GET", &path, &[], &[]).expect("query");
         let text = String::from_utf8_lossy(&body);
         assert_eq!(status, 200, "{q}: {text}");
@@ -103,7 +125,11 @@ impl Prometheus {
             .map(|r| {
                 let labels: Labels = serde_json::from_value(r["metric"].clone()).expect("labels");
                 let ts = (r["value"][0].as_f64().expect("time") * 1000.0).round() as i64;
-                (labels, ts, r["value"][1].as_str().expect("value").to_string())
+                (
+                    labels,
+                    ts,
+                    r["value"][1].as_str().expect("value").to_string(),
+                )
             })
             .collect();
         out.sort();
@@ -124,11 +150,20 @@ fn percent_encode(s: &str) -> String {
 }
 
 /// One HTTP/1.1 exchange over a fresh connection: (status, body).
-fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, Vec<u8>)> {
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(HTTP_TIMEOUT))?;
     s.set_write_timeout(Some(HTTP_TIMEOUT))?;
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -137,11 +172,21 @@ fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[
     s.write_all(body)?;
     let mut resp = Vec::new();
     s.read_to_end(&mut resp)?;
-    let split = resp.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| std::io::Error::other("no header end"))?;
+    let split = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no header end"))?;
     let head = String::from_utf8_lossy(&resp[..split]).to_string();
-    let status: u16 = head.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| std::io::Error::other("bad status line"))?;
+    let status: u16 = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other("bad status line"))?;
     let mut payload = resp[split + 4..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         payload = dechunk(&payload);
     }
     Ok((status, payload))
@@ -150,7 +195,15 @@ fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).split(';').next().unwrap().trim(), 16).unwrap_or(0);
+        let size = usize::from_str_radix(
+            String::from_utf8_lossy(&b[..eol])
+                .split(';')
+                .next()
+                .unwrap()
+                .trim(),
+            16,
+        )
+        .unwrap_or(0);
         if size == 0 {
             break;
         }
@@ -197,28 +250,56 @@ fn prometheus_reads_back_what_remote_write_encoding_wrote() {
     };
     let prom = Prometheus::start(&bin);
 
-    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/exposition/node_exporter-1.5.0.prom");
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/testdata/exposition/node_exporter-1.5.0.prom"
+    );
     let mut body = std::fs::read(fixture).expect("fixture");
     body.extend_from_slice(EXTRA.as_bytes());
-    let fetch = FetchOutcome::Body { body, content_type: Some("text/plain; version=0.0.4; charset=utf-8".into()) };
+    let fetch = FetchOutcome::Body {
+        body,
+        content_type: Some("text/plain; version=0.0.4; charset=utf-8".into()),
+    };
     // A recent time, so the TSDB head accepts it; with a millisecond part to check precision.
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
     let t0 = now_ms - 60_000 + 123 - now_ms % 1000;
-    let (report, records) = process_and_encode(&spec(), &mut SeriesCache::default(), Timestamp(t0), Duration::from_millis(12), &fetch);
+    let (report, records) = process_and_encode(
+        &spec(),
+        &mut SeriesCache::default(),
+        Timestamp(t0),
+        Duration::from_millis(12),
+        &fetch,
+    );
     assert!(report.up, "{:?}", report.error);
     assert_eq!(report.samples_unencodable, 0);
-    assert!(records.len() > 1, "expected the scrape to be split, got {} record(s)", records.len());
+    assert!(
+        records.len() > 1,
+        "expected the scrape to be split, got {} record(s)",
+        records.len()
+    );
     for (i, r) in records.iter().enumerate() {
         assert!(r.payload.len() <= 8 * 1024);
         let (status, answer) = http(
             &prom.addr,
             "POST",
             "/api/v1/write",
-            &[("Content-Encoding", "snappy"), ("Content-Type", "application/x-protobuf"), ("X-Prometheus-Remote-Write-Version", "0.1.0")],
+            &[
+                ("Content-Encoding", "snappy"),
+                ("Content-Type", "application/x-protobuf"),
+                ("X-Prometheus-Remote-Write-Version", "0.1.0"),
+            ],
             &r.payload,
         )
         .expect("post");
-        assert_eq!(status, 204, "record {i}: {}", String::from_utf8_lossy(&answer));
+        assert_eq!(
+            status,
+            204,
+            "record {i}: {}",
+            String::from_utf8_lossy(&answer)
+        );
     }
 
     let l = |pairs: &[(&str, &str)]| {
@@ -232,15 +313,27 @@ fn prometheus_reads_back_what_remote_write_encoding_wrote() {
         r.into_iter().next().unwrap()
     };
 
-    assert_eq!(one("node_load1"), (l(&[("__name__", "node_load1")]), t0, "1.6".into()));
+    assert_eq!(
+        one("node_load1"),
+        (l(&[("__name__", "node_load1")]), t0, "1.6".into())
+    );
     assert_eq!(
         one(r#"go_gc_duration_seconds{quantile="0.5"}"#),
-        (l(&[("__name__", "go_gc_duration_seconds"), ("quantile", "0.5")]), t0, "0.000027264".into())
+        (
+            l(&[("__name__", "go_gc_duration_seconds"), ("quantile", "0.5")]),
+            t0,
+            "0.000027264".into()
+        )
     );
     assert_eq!(
         one(r#"node_filesystem_size_bytes{mountpoint="/"}"#),
         (
-            l(&[("__name__", "node_filesystem_size_bytes"), ("device", "/dev/vda"), ("fstype", "ext4"), ("mountpoint", "/")]),
+            l(&[
+                ("__name__", "node_filesystem_size_bytes"),
+                ("device", "/dev/vda"),
+                ("fstype", "ext4"),
+                ("mountpoint", "/")
+            ]),
             t0,
             "270553174016".into()
         )
@@ -248,17 +341,41 @@ fn prometheus_reads_back_what_remote_write_encoding_wrote() {
     // Escapes: the label value arrives unescaped; the empty label is absent.
     assert_eq!(
         one("scrapepool_test_escaped"),
-        (l(&[("__name__", "scrapepool_test_escaped"), ("path", "C:\\dir\\\"quoted\"\nnext line")]), t0, "42.5".into())
+        (
+            l(&[
+                ("__name__", "scrapepool_test_escaped"),
+                ("path", "C:\\dir\\\"quoted\"\nnext line")
+            ]),
+            t0,
+            "42.5".into()
+        )
     );
     assert_eq!(
         one(r#"scrapepool_test_latency_seconds_bucket{le="+Inf"}"#),
-        (l(&[("__name__", "scrapepool_test_latency_seconds_bucket"), ("le", "+Inf")]), t0, "9".into())
+        (
+            l(&[
+                ("__name__", "scrapepool_test_latency_seconds_bucket"),
+                ("le", "+Inf")
+            ]),
+            t0,
+            "9".into()
+        )
     );
     // Synthetic series.
     assert_eq!(one("up").2, "1");
     assert_eq!(one("scrape_duration_seconds").2, "0.012");
-    assert_eq!(one("scrape_samples_scraped").2, report.samples_scraped.to_string());
+    assert_eq!(
+        one("scrape_samples_scraped").2,
+        report.samples_scraped.to_string()
+    );
     // Every series arrived: the scraped ones plus the five synthetic ones.
-    assert_eq!(one(r#"count({job="node"})"#).2, (report.samples_post_metric_relabeling + 5).to_string());
-    println!("prometheus read back {} series from {} records", report.samples_post_metric_relabeling + 5, records.len());
+    assert_eq!(
+        one(r#"count({job="node"})"#).2,
+        (report.samples_post_metric_relabeling + 5).to_string()
+    );
+    println!(
+        "prometheus read back {} series from {} records",
+        report.samples_post_metric_relabeling + 5,
+        records.len()
+    );
 }

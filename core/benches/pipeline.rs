@@ -13,7 +13,12 @@ use scrapepool_core::labels::Labels;
 use scrapepool_core::scrape::{process_and_encode, FetchOutcome, Limits, ScrapeSpec, SeriesCache};
 use scrapepool_core::Timestamp;
 
-const FIXTURES: [&str; 4] = ["node_exporter-1.5.0.prom", "prometheus-2.42.0.prom", "victoria-metrics-1.79.5.prom", "synthetic-heavy.prom"];
+const FIXTURES: [&str; 4] = [
+    "node_exporter-1.5.0.prom",
+    "prometheus-2.42.0.prom",
+    "victoria-metrics-1.79.5.prom",
+    "synthetic-heavy.prom",
+];
 
 fn spec(encoding: Encoding) -> ScrapeSpec {
     ScrapeSpec {
@@ -45,20 +50,39 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("pipeline");
     for name in FIXTURES {
         let body = std::fs::read(format!("{dir}{name}")).expect("fixture");
-        let fetch = FetchOutcome::Body { body, content_type: Some("text/plain; version=0.0.4".into()) };
+        let fetch = FetchOutcome::Body {
+            body,
+            content_type: Some("text/plain; version=0.0.4".into()),
+        };
         for encoding in [Encoding::RemoteWrite, Encoding::Json] {
             let spec = spec(encoding);
             let mut cache = SeriesCache::default();
-            let (report, _) = process_and_encode(&spec, &mut cache, Timestamp(1_700_000_000_000), Duration::from_millis(3), &fetch);
+            let (report, _) = process_and_encode(
+                &spec,
+                &mut cache,
+                Timestamp(1_700_000_000_000),
+                Duration::from_millis(3),
+                &fetch,
+            );
             assert!(report.up, "{name}: {:?}", report.error);
             group.throughput(Throughput::Elements(report.samples_scraped));
             let mut now = 1_700_000_015_000;
-            group.bench_with_input(BenchmarkId::new(encoding_name(encoding), name), &fetch, |b, fetch| {
-                b.iter(|| {
-                    now += 15_000;
-                    process_and_encode(&spec, &mut cache, Timestamp(now), Duration::from_millis(3), fetch)
-                })
-            });
+            group.bench_with_input(
+                BenchmarkId::new(encoding_name(encoding), name),
+                &fetch,
+                |b, fetch| {
+                    b.iter(|| {
+                        now += 15_000;
+                        process_and_encode(
+                            &spec,
+                            &mut cache,
+                            Timestamp(now),
+                            Duration::from_millis(3),
+                            fetch,
+                        )
+                    })
+                },
+            );
         }
     }
     group.finish();

@@ -85,7 +85,11 @@ pub fn encode(spec: &EmitSpec, samples: &[Sample]) -> Vec<Record> {
             let mut points = Vec::with_capacity(samples.len());
             for (i, s) in samples.iter().enumerate() {
                 if i > 0 && samples[i - 1].labels == s.labels {
-                    groups.last_mut().expect("a group exists after the first sample").1.end += 1;
+                    groups
+                        .last_mut()
+                        .expect("a group exists after the first sample")
+                        .1
+                        .end += 1;
                 } else {
                     let start = labels_pb.len();
                     put_labels_pb(labels_iter(&s.labels), &mut labels_pb);
@@ -96,9 +100,12 @@ pub fn encode(spec: &EmitSpec, samples: &[Sample]) -> Vec<Record> {
             }
             let groups: Vec<Group<'_>> = groups
                 .into_iter()
-                .map(|(l, points)| Group { labels_pb: &labels_pb[label_ranges[l].clone()], points })
+                .map(|(l, points)| Group {
+                    labels_pb: &labels_pb[label_ranges[l].clone()],
+                    points,
+                })
                 .collect();
-            remote_write_records(spec, &groups, &points)
+            remote_write_records(spec, &groups, &points, &mut RwBuffers::default())
         }
         Encoding::Json => {
             let mut prefix = Vec::new();
@@ -161,7 +168,10 @@ fn varint_len(v: u64) -> usize {
 }
 
 /// Appends the `labels` field (field 1, repeated `Label`) of a `TimeSeries` for `labels`.
-pub(crate) fn put_labels_pb<'a>(labels: impl Iterator<Item = (&'a str, &'a str)>, out: &mut Vec<u8>) {
+pub(crate) fn put_labels_pb<'a>(
+    labels: impl Iterator<Item = (&'a str, &'a str)>,
+    out: &mut Vec<u8>,
+) {
     for (name, value) in labels {
         let mut len = 0;
         if !name.is_empty() {
@@ -237,53 +247,99 @@ fn put_write_request(groups: &[Group<'_>], points: &[(i64, f64)], out: &mut Vec<
 /// Encodes `groups` as snappy-compressed `WriteRequest`s, split on series boundaries (and
 /// inside a series when one alone is too large) so that no payload exceeds
 /// `spec.message_bytes_max`. A single sample too large on its own is left out.
-pub(crate) fn remote_write_records(spec: &EmitSpec, groups: &[Group<'_>], points: &[(i64, f64)]) -> Vec<Record> {
-    let mut w = RwWriter { spec, points, body: Vec::new(), encoder: snap::raw::Encoder::new(), records: Vec::new() };
-    if groups.is_empty() {
-        return w.records;
+pub(crate) fn remote_write_records(
+    spec: &EmitSpec,
+    groups: &[Group<'_>],
+    points: &[(i64, f64)],
+    bufs: &mut RwBuffers,
+) -> Vec<Record> {
+    let mut w = RwWriter {
+        spec,
+        points,
+        body: std::mem::take(&mut bufs.body),
+        comp: std::mem::take(&mut bufs.comp),
+        encoder: snap::raw::Encoder::new(),
+        records: Vec::new(),
+    };
+    let records = w.write_all(groups);
+    bufs.body = std::mem::take(&mut w.body);
+    bufs.comp = std::mem::take(&mut w.comp);
+    records
+}
+
+/// Buffers kept between scrapes, so a large scrape does not fault fresh pages in each time.
+#[derive(Clone, Default)]
+pub(crate) struct RwBuffers {
+    body: Vec<u8>,
+    comp: Vec<u8>,
+}
+
+impl std::fmt::Debug for RwBuffers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "RwBuffers({} + {} bytes)",
+            self.body.capacity(),
+            self.comp.capacity()
+        )
     }
-    let limit = spec.message_bytes_max;
-    w.body.clear();
-    put_write_request(groups, points, &mut w.body);
-    let total_points: usize = groups.iter().map(|g| g.points.len()).sum();
-    let compressed = w.compress();
-    if limit == 0 || compressed.len() <= limit {
-        w.push(compressed, total_points);
-        return w.records;
-    }
-    // Too large: cut into parts of about the size the observed ratio allows, with a 10%
-    // margin, then let `emit` halve any part that still does not fit.
-    let ratio = w.body.len() as f64 / compressed.len().max(1) as f64;
-    let part_bytes = ((limit as f64 * ratio * 0.9) as usize).max(1);
-    let mut start = 0;
-    let mut acc = 0;
-    for (i, g) in groups.iter().enumerate() {
-        let size = g.labels_pb.len() + g.points.len() * 20;
-        if acc > 0 && acc + size > part_bytes {
-            w.emit(groups[start..i].to_vec());
-            start = i;
-            acc = 0;
+}
+
+impl RwWriter<'_, '_> {
+    fn write_all(&mut self, groups: &[Group<'_>]) -> Vec<Record> {
+        let w = self;
+        if groups.is_empty() {
+            return Vec::new();
         }
-        acc += size;
+        let limit = w.spec.message_bytes_max;
+        w.body.clear();
+        put_write_request(groups, w.points, &mut w.body);
+        let total_points: usize = groups.iter().map(|g| g.points.len()).sum();
+        let compressed = w.compress();
+        if limit == 0 || compressed.len() <= limit {
+            w.push(compressed, total_points);
+            return std::mem::take(&mut w.records);
+        }
+        // Too large: cut into parts of about the size the observed ratio allows, with a 10%
+        // margin, then let `emit` halve any part that still does not fit.
+        let ratio = w.body.len() as f64 / compressed.len().max(1) as f64;
+        let part_bytes = ((limit as f64 * ratio * 0.9) as usize).max(1);
+        let mut start = 0;
+        let mut acc = 0;
+        for (i, g) in groups.iter().enumerate() {
+            let size = g.labels_pb.len() + g.points.len() * 20;
+            if acc > 0 && acc + size > part_bytes {
+                w.emit(groups[start..i].to_vec());
+                start = i;
+                acc = 0;
+            }
+            acc += size;
+        }
+        w.emit(groups[start..].to_vec());
+        std::mem::take(&mut w.records)
     }
-    w.emit(groups[start..].to_vec());
-    w.records
 }
 
 struct RwWriter<'s, 'p> {
     spec: &'s EmitSpec,
     points: &'p [(i64, f64)],
     body: Vec<u8>,
+    comp: Vec<u8>,
     encoder: snap::raw::Encoder,
     records: Vec<Record>,
 }
 
 impl RwWriter<'_, '_> {
     fn compress(&mut self) -> Vec<u8> {
-        let mut out = vec![0; snap::raw::max_compress_len(self.body.len())];
-        let n = self.encoder.compress(&self.body, &mut out).expect("snappy: output sized by max_compress_len");
-        out.truncate(n);
-        out
+        let need = snap::raw::max_compress_len(self.body.len());
+        if self.comp.len() < need {
+            self.comp.resize(need, 0);
+        }
+        let n = self
+            .encoder
+            .compress(&self.body, &mut self.comp)
+            .expect("snappy: output sized by max_compress_len");
+        self.comp[..n].to_vec()
     }
 
     fn push(&mut self, payload: Vec<u8>, samples: usize) {
@@ -315,8 +371,14 @@ impl RwWriter<'_, '_> {
             let g = &groups[0];
             let mid = g.points.start + g.points.len() / 2;
             let (a, b) = (
-                Group { labels_pb: g.labels_pb, points: g.points.start..mid },
-                Group { labels_pb: g.labels_pb, points: mid..g.points.end },
+                Group {
+                    labels_pb: g.labels_pb,
+                    points: g.points.start..mid,
+                },
+                Group {
+                    labels_pb: g.labels_pb,
+                    points: mid..g.points.end,
+                },
             );
             self.emit(vec![a]);
             self.emit(vec![b]);
@@ -331,7 +393,10 @@ impl RwWriter<'_, '_> {
 
 /// Appends `{"labels":{...},"name":"...","timestamp":"` for a series: everything of its
 /// JSON records that does not depend on the sample.
-pub(crate) fn put_json_prefix<'a>(labels: impl Iterator<Item = (&'a str, &'a str)>, out: &mut Vec<u8>) {
+pub(crate) fn put_json_prefix<'a>(
+    labels: impl Iterator<Item = (&'a str, &'a str)>,
+    out: &mut Vec<u8>,
+) {
     out.extend_from_slice(b"{\"labels\":{");
     let mut name = "";
     for (i, (n, v)) in labels.enumerate() {
@@ -361,7 +426,12 @@ pub(crate) fn json_record(spec: &EmitSpec, prefix: &[u8], ts: i64, value: f64) -
     if spec.message_bytes_max != 0 && payload.len() > spec.message_bytes_max {
         return None;
     }
-    Some(Record { key: spec.key_hash.to_be_bytes(), headers: headers(spec), payload, samples: 1 })
+    Some(Record {
+        key: spec.key_hash.to_be_bytes(),
+        headers: headers(spec),
+        payload,
+        samples: 1,
+    })
 }
 
 /// Writes `s` as a JSON string the way Go's `encoding/json` does (HTML-safe escaping).
@@ -395,10 +465,18 @@ fn put_json_string(s: &str, out: &mut Vec<u8>) {
             out.push(HEX[(b & 0xf) as usize]);
             i += 1;
             start = i;
-        } else if b == 0xe2 && i + 2 < bytes.len() && bytes[i + 1] == 0x80 && (bytes[i + 2] == 0xa8 || bytes[i + 2] == 0xa9) {
+        } else if b == 0xe2
+            && i + 2 < bytes.len()
+            && bytes[i + 1] == 0x80
+            && (bytes[i + 2] == 0xa8 || bytes[i + 2] == 0xa9)
+        {
             // U+2028 and U+2029: Go escapes them so the output is safe inside JavaScript.
             out.extend_from_slice(&bytes[start..i]);
-            out.extend_from_slice(if bytes[i + 2] == 0xa8 { b"\\u2028" } else { b"\\u2029" });
+            out.extend_from_slice(if bytes[i + 2] == 0xa8 {
+                b"\\u2028"
+            } else {
+                b"\\u2029"
+            });
             i += 3;
             start = i;
         } else {
@@ -496,7 +574,11 @@ mod tests {
     }
 
     fn sample(pairs: &[(&str, &str)], ts: i64, value: f64) -> Sample {
-        Sample { labels: Labels::from_pairs(pairs.iter().copied()), timestamp_ms: ts, value }
+        Sample {
+            labels: Labels::from_pairs(pairs.iter().copied()),
+            timestamp_ms: ts,
+            value,
+        }
     }
 
     /// An independent decoder: prost-derived structs written from remote.proto / types.proto.
@@ -531,7 +613,9 @@ mod tests {
 
     fn decode(r: &Record) -> pb::WriteRequest {
         use prost::Message;
-        let raw = snap::raw::Decoder::new().decompress_vec(&r.payload).expect("valid snappy block");
+        let raw = snap::raw::Decoder::new()
+            .decompress_vec(&r.payload)
+            .expect("valid snappy block");
         pb::WriteRequest::decode(raw.as_slice()).expect("valid protobuf")
     }
 
@@ -540,12 +624,19 @@ mod tests {
         let s = [sample(&[("__name__", "up"), ("job", "a")], 1000, 1.0)];
         let records = encode(&spec(Encoding::RemoteWrite, 0), &s);
         assert_eq!(records.len(), 1);
-        let raw = snap::raw::Decoder::new().decompress_vec(&records[0].payload).unwrap();
+        let raw = snap::raw::Decoder::new()
+            .decompress_vec(&records[0].payload)
+            .unwrap();
         // Built by hand from the protobuf encoding spec:
-        let label1: &[u8] = &[0x0a, 0x0e, 0x0a, 0x08, b'_', b'_', b'n', b'a', b'm', b'e', b'_', b'_', 0x12, 0x02, b'u', b'p'];
+        let label1: &[u8] = &[
+            0x0a, 0x0e, 0x0a, 0x08, b'_', b'_', b'n', b'a', b'm', b'e', b'_', b'_', 0x12, 0x02,
+            b'u', b'p',
+        ];
         let label2: &[u8] = &[0x0a, 0x08, 0x0a, 0x03, b'j', b'o', b'b', 0x12, 0x01, b'a'];
         // Sample: 0x09 + 1.0f64 LE, 0x10 + varint(1000) = e8 07.
-        let sample: &[u8] = &[0x12, 0x0c, 0x09, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f, 0x10, 0xe8, 0x07];
+        let sample: &[u8] = &[
+            0x12, 0x0c, 0x09, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f, 0x10, 0xe8, 0x07,
+        ];
         let mut ts = vec![0x0a, (label1.len() + label2.len() + sample.len()) as u8];
         ts.extend_from_slice(label1);
         ts.extend_from_slice(label2);
@@ -567,23 +658,65 @@ mod tests {
     #[test]
     fn zero_value_and_zero_timestamp_are_left_out_as_proto3_does() {
         let s = [sample(&[("__name__", "z")], 0, 0.0)];
-        let raw = snap::raw::Decoder::new().decompress_vec(&encode(&spec(Encoding::RemoteWrite, 0), &s)[0].payload).unwrap();
-        assert_eq!(raw, vec![0x0a, 0x11, 0x0a, 0x0d, 0x0a, 0x08, b'_', b'_', b'n', b'a', b'm', b'e', b'_', b'_', 0x12, 0x01, b'z', 0x12, 0x00]);
+        let raw = snap::raw::Decoder::new()
+            .decompress_vec(&encode(&spec(Encoding::RemoteWrite, 0), &s)[0].payload)
+            .unwrap();
+        assert_eq!(
+            raw,
+            vec![
+                0x0a, 0x11, 0x0a, 0x0d, 0x0a, 0x08, b'_', b'_', b'n', b'a', b'm', b'e', b'_', b'_',
+                0x12, 0x01, b'z', 0x12, 0x00
+            ]
+        );
     }
 
     #[test]
     fn remote_write_decodes_with_an_independent_decoder() {
         let s = vec![
-            sample(&[("__name__", "a"), ("x", "q\"uo\\te\n")], 1_700_000_000_123, 1.5),
-            sample(&[("__name__", "a"), ("x", "q\"uo\\te\n")], 1_700_000_000_124, f64::INFINITY),
-            sample(&[("__name__", "b_bucket"), ("le", "+Inf")], -5, crate::sample::stale_nan()),
+            sample(
+                &[("__name__", "a"), ("x", "q\"uo\\te\n")],
+                1_700_000_000_123,
+                1.5,
+            ),
+            sample(
+                &[("__name__", "a"), ("x", "q\"uo\\te\n")],
+                1_700_000_000_124,
+                f64::INFINITY,
+            ),
+            sample(
+                &[("__name__", "b_bucket"), ("le", "+Inf")],
+                -5,
+                crate::sample::stale_nan(),
+            ),
         ];
         let records = encode(&spec(Encoding::RemoteWrite, 0), &s);
         let req = decode(&records[0]);
-        assert_eq!(req.timeseries.len(), 2, "consecutive samples of one series share a TimeSeries");
+        assert_eq!(
+            req.timeseries.len(),
+            2,
+            "consecutive samples of one series share a TimeSeries"
+        );
         let t0 = &req.timeseries[0];
-        assert_eq!(t0.labels.iter().map(|l| (l.name.as_str(), l.value.as_str())).collect::<Vec<_>>(), vec![("__name__", "a"), ("x", "q\"uo\\te\n")]);
-        assert_eq!(t0.samples, vec![pb::Sample { value: 1.5, timestamp: 1_700_000_000_123 }, pb::Sample { value: f64::INFINITY, timestamp: 1_700_000_000_124 }]);
+        assert_eq!(
+            t0.labels
+                .iter()
+                .map(|l| (l.name.as_str(), l.value.as_str()))
+                .collect::<Vec<_>>(),
+            vec![("__name__", "a"), ("x", "q\"uo\\te\n")]
+        );
+        assert_eq!(
+            t0.samples,
+            vec![
+                pb::Sample {
+                    value: 1.5,
+                    timestamp: 1_700_000_000_123
+                },
+                pb::Sample {
+                    value: f64::INFINITY,
+                    timestamp: 1_700_000_000_124
+                }
+            ]
+        );
         let t1 = &req.timeseries[1];
         assert_eq!(t1.samples[0].timestamp, -5);
         assert_eq!(t1.samples[0].value.to_bits(), crate::sample::STALE_NAN_BITS);
@@ -598,14 +731,25 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            s.push(sample(&[("__name__", "m"), ("id", &format!("{i}-{x:016x}{:016x}", x.rotate_left(11)))], 1000 + i, i as f64));
+            s.push(sample(
+                &[
+                    ("__name__", "m"),
+                    ("id", &format!("{i}-{x:016x}{:016x}", x.rotate_left(11))),
+                ],
+                1000 + i,
+                i as f64,
+            ));
         }
         for limit in [600usize, 1000, 4096] {
             let records = encode(&spec(Encoding::RemoteWrite, limit), &s);
             assert!(records.len() > 1, "limit {limit} must split");
             let mut seen = Vec::new();
             for r in &records {
-                assert!(r.payload.len() <= limit, "record of {} bytes over limit {limit}", r.payload.len());
+                assert!(
+                    r.payload.len() <= limit,
+                    "record of {} bytes over limit {limit}",
+                    r.payload.len()
+                );
                 let req = decode(r);
                 let n: usize = req.timeseries.iter().map(|t| t.samples.len()).sum();
                 assert_eq!(n, r.samples);
@@ -615,14 +759,26 @@ mod tests {
                     }
                 }
             }
-            assert_eq!(seen, (1000..1300).collect::<Vec<_>>(), "all samples, in order, once");
+            assert_eq!(
+                seen,
+                (1000..1300).collect::<Vec<_>>(),
+                "all samples, in order, once"
+            );
         }
     }
 
     #[test]
     fn a_series_too_large_alone_is_split_by_samples_and_an_impossible_sample_is_left_out() {
         let big = "v".repeat(50);
-        let mut s: Vec<Sample> = (0..200).map(|i| sample(&[("__name__", "m"), ("a", &big)], 1 + i * 7919, (i * 31) as f64 + 0.1234567)).collect();
+        let mut s: Vec<Sample> = (0..200)
+            .map(|i| {
+                sample(
+                    &[("__name__", "m"), ("a", &big)],
+                    1 + i * 7919,
+                    (i * 31) as f64 + 0.1234567,
+                )
+            })
+            .collect();
         let records = encode(&spec(Encoding::RemoteWrite, 300), &s);
         assert!(records.len() > 1);
         assert!(records.iter().all(|r| r.payload.len() <= 300));
@@ -646,14 +802,29 @@ mod tests {
     #[test]
     fn json_layout_is_byte_exact() {
         let s = [
-            sample(&[("__name__", "foo"), ("labelfoo", "label-bar"), ("q", "a\"b\\c<d>&\n\u{1}\u{2028}é")], 0, 456.0),
-            sample(&[("__name__", "foo"), ("labelfoo", "label-bar")], 10_000, f64::INFINITY),
+            sample(
+                &[
+                    ("__name__", "foo"),
+                    ("labelfoo", "label-bar"),
+                    ("q", "a\"b\\c<d>&\n\u{1}\u{2028}é"),
+                ],
+                0,
+                456.0,
+            ),
+            sample(
+                &[("__name__", "foo"), ("labelfoo", "label-bar")],
+                10_000,
+                f64::INFINITY,
+            ),
             sample(&[("__name__", "bar")], 1_677_628_800_250, 1e21),
             sample(&[("__name__", "bar")], 1_677_628_800_251, 0.000001),
             sample(&[("__name__", "bar")], -1, crate::sample::stale_nan()),
         ];
         let records = encode(&spec(Encoding::Json, 0), &s);
-        let payloads: Vec<String> = records.iter().map(|r| String::from_utf8(r.payload.clone()).unwrap()).collect();
+        let payloads: Vec<String> = records
+            .iter()
+            .map(|r| String::from_utf8(r.payload.clone()).unwrap())
+            .collect();
         assert_eq!(
             payloads,
             vec![
@@ -667,12 +838,17 @@ mod tests {
         for p in &payloads {
             serde_json::from_str::<serde_json::Value>(p).expect("valid JSON");
         }
-        assert!(records.iter().all(|r| r.samples == 1 && r.headers[0] == ("encoding", "json".to_string())));
+        assert!(records
+            .iter()
+            .all(|r| r.samples == 1 && r.headers[0] == ("encoding", "json".to_string())));
     }
 
     #[test]
     fn json_record_over_the_limit_is_left_out() {
-        let s = [sample(&[("__name__", "a")], 0, 1.0), sample(&[("__name__", "b"), ("x", &"y".repeat(200))], 0, 1.0)];
+        let s = [
+            sample(&[("__name__", "a")], 0, 1.0),
+            sample(&[("__name__", "b"), ("x", &"y".repeat(200))], 0, 1.0),
+        ];
         let records = encode(&spec(Encoding::Json, 150), &s);
         assert_eq!(records.len(), 1);
         assert!(records[0].payload.len() <= 150);

@@ -118,8 +118,13 @@ pub enum FetchOutcome {
 }
 
 /// The synthetic series, in the order Prometheus appends them.
-pub const REPORT_SERIES: [&str; 5] =
-    ["up", "scrape_duration_seconds", "scrape_samples_scraped", "scrape_samples_post_metric_relabeling", "scrape_series_added"];
+pub const REPORT_SERIES: [&str; 5] = [
+    "up",
+    "scrape_duration_seconds",
+    "scrape_samples_scraped",
+    "scrape_samples_post_metric_relabeling",
+    "scrape_series_added",
+];
 
 /// Samples with a timestamp further than this after the scrape's start are refused
 /// (Prometheus's `maxAheadTime`).
@@ -158,6 +163,13 @@ pub struct SeriesCache {
     sweep_pending: bool,
     /// Reused buffer for the series text of a sample.
     key_scratch: Vec<u8>,
+    /// Output list, kept between scrapes (its allocation only).
+    outs_buf: Vec<Out>,
+    /// Points and groups for the remote-write encoder, kept between scrapes.
+    points_buf: Vec<(i64, f64)>,
+    groups_buf: Vec<Group<'static>>,
+    /// Protobuf and snappy buffers, kept between scrapes.
+    rw_bufs: encode::RwBuffers,
 }
 
 impl SeriesCache {
@@ -173,7 +185,12 @@ impl SeriesCache {
 
     /// The series of the last successful scrape (target labels attached), sorted.
     pub fn series(&self) -> Vec<Labels> {
-        let mut out: Vec<Labels> = self.series.iter().filter(|s| s.tracked_prev).map(|s| s.labels.clone()).collect();
+        let mut out: Vec<Labels> = self
+            .series
+            .iter()
+            .filter(|s| s.tracked_prev)
+            .map(|s| s.labels.clone())
+            .collect();
         out.sort();
         out
     }
@@ -224,9 +241,23 @@ pub struct ScrapeReport {
 ///
 /// Order: scraped samples in body order, then staleness markers (sorted by labels), then
 /// the five synthetic series.
-pub fn process(spec: &ScrapeSpec, cache: &mut SeriesCache, started_at: Timestamp, duration: Duration, fetch: &FetchOutcome) -> (ScrapeReport, Vec<Sample>) {
+pub fn process(
+    spec: &ScrapeSpec,
+    cache: &mut SeriesCache,
+    started_at: Timestamp,
+    duration: Duration,
+    fetch: &FetchOutcome,
+) -> (ScrapeReport, Vec<Sample>) {
     let (report, outs) = run(spec, cache, started_at, duration, fetch);
-    let samples = outs.iter().map(|o| Sample { labels: cache.entry(o.series).labels.clone(), timestamp_ms: o.ts, value: o.value }).collect();
+    let samples = outs
+        .iter()
+        .map(|o| Sample {
+            labels: cache.entry(o.series).labels.clone(),
+            timestamp_ms: o.ts,
+            value: o.value,
+        })
+        .collect();
+    cache.outs_buf = outs;
     cache.finish();
     (report, samples)
 }
@@ -238,10 +269,18 @@ pub fn stale_markers(cache: &SeriesCache, at: Timestamp) -> Vec<Sample> {
         .series
         .iter()
         .filter(|s| s.tracked_prev)
-        .map(|s| Sample { labels: s.labels.clone(), timestamp_ms: at.0, value: stale_nan() })
+        .map(|s| Sample {
+            labels: s.labels.clone(),
+            timestamp_ms: at.0,
+            value: stale_nan(),
+        })
         .collect();
     out.sort_by(|a, b| a.labels.cmp(&b.labels));
-    out.extend(cache.report.iter().map(|s| Sample { labels: s.labels.clone(), timestamp_ms: at.0, value: stale_nan() }));
+    out.extend(cache.report.iter().map(|s| Sample {
+        labels: s.labels.clone(),
+        timestamp_ms: at.0,
+        value: stale_nan(),
+    }));
     out
 }
 
@@ -249,11 +288,18 @@ pub fn stale_markers(cache: &SeriesCache, at: Timestamp) -> Vec<Sample> {
 ///
 /// Gives the same records as `encode(&spec.emit, &process(..).1)`, without building owned
 /// samples: the encoder copies each series' cached label block.
-pub fn process_and_encode(spec: &ScrapeSpec, cache: &mut SeriesCache, started_at: Timestamp, duration: Duration, fetch: &FetchOutcome) -> (ScrapeReport, Vec<Record>) {
+pub fn process_and_encode(
+    spec: &ScrapeSpec,
+    cache: &mut SeriesCache,
+    started_at: Timestamp,
+    duration: Duration,
+    fetch: &FetchOutcome,
+) -> (ScrapeReport, Vec<Record>) {
     let (mut report, outs) = run(spec, cache, started_at, duration, fetch);
     let records = encode_outs(&spec.emit, cache, &outs);
     let encoded: usize = records.iter().map(|r| r.samples).sum();
     report.samples_unencodable = (outs.len() - encoded) as u64;
+    cache.outs_buf = outs;
     cache.finish();
     (report, records)
 }
@@ -347,14 +393,24 @@ struct SeriesEntry {
 
 impl SeriesEntry {
     fn new(labels: Labels, encoding: Encoding) -> SeriesEntry {
-        let mut e = SeriesEntry { labels, frag: Vec::new(), seen_iter: 0, last_ts: i64::MIN, tracked_prev: false, tracked_now: false };
+        let mut e = SeriesEntry {
+            labels,
+            frag: Vec::new(),
+            seen_iter: 0,
+            last_ts: i64::MIN,
+            tracked_prev: false,
+            tracked_now: false,
+        };
         e.encode_frag(encoding);
         e
     }
 
     fn encode_frag(&mut self, encoding: Encoding) {
         self.frag.clear();
-        let pairs = self.labels.iter().map(|l| (l.name.as_str(), l.value.as_str()));
+        let pairs = self
+            .labels
+            .iter()
+            .map(|l| (l.name.as_str(), l.value.as_str()));
         match encoding {
             Encoding::RemoteWrite => encode::put_labels_pb(pairs, &mut self.frag),
             Encoding::Json => encode::put_json_prefix(pairs, &mut self.frag),
@@ -378,7 +434,11 @@ fn labels_hash(labels: &Labels, scratch: &mut Vec<u8>) -> u64 {
 }
 
 /// Finds `hash`'s entry satisfying `eq` by linear probing, or the free slot to insert at.
-fn probe(index: &HashMap<u64, u32, IdentityHash>, hash: u64, mut eq: impl FnMut(u32) -> bool) -> Result<u32, u64> {
+fn probe(
+    index: &HashMap<u64, u32, IdentityHash>,
+    hash: u64,
+    mut eq: impl FnMut(u32) -> bool,
+) -> Result<u32, u64> {
     let mut h = hash;
     loop {
         match index.get(&h) {
@@ -439,10 +499,20 @@ impl SeriesCache {
 
     /// Writes markers for every tracked series into `outs` and forgets them.
     fn mark_all_stale(&mut self, at: i64, outs: &mut Vec<Out>) -> u64 {
-        let mut stale: Vec<u32> = (0..self.series.len() as u32).filter(|&i| self.series[i as usize].tracked_prev).collect();
-        stale.sort_by(|&a, &b| self.series[a as usize].labels.cmp(&self.series[b as usize].labels));
+        let mut stale: Vec<u32> = (0..self.series.len() as u32)
+            .filter(|&i| self.series[i as usize].tracked_prev)
+            .collect();
+        stale.sort_by(|&a, &b| {
+            self.series[a as usize]
+                .labels
+                .cmp(&self.series[b as usize].labels)
+        });
         for &i in &stale {
-            outs.push(Out { series: i, ts: at, value: stale_nan() });
+            outs.push(Out {
+                series: i,
+                ts: at,
+                value: stale_nan(),
+            });
         }
         for s in &mut self.series {
             s.tracked_prev = false;
@@ -453,13 +523,24 @@ impl SeriesCache {
 
     /// After a successful scrape: markers for series tracked before and not now.
     fn mark_gone_stale(&mut self, at: i64, outs: &mut Vec<Out>) -> u64 {
-        let mut stale: Vec<u32> =
-            (0..self.series.len() as u32).filter(|&i| self.series[i as usize].tracked_prev && !self.series[i as usize].tracked_now).collect();
+        let mut stale: Vec<u32> = (0..self.series.len() as u32)
+            .filter(|&i| {
+                self.series[i as usize].tracked_prev && !self.series[i as usize].tracked_now
+            })
+            .collect();
         if stale.len() > 1 {
-            stale.sort_by(|&a, &b| self.series[a as usize].labels.cmp(&self.series[b as usize].labels));
+            stale.sort_by(|&a, &b| {
+                self.series[a as usize]
+                    .labels
+                    .cmp(&self.series[b as usize].labels)
+            });
         }
         for &i in &stale {
-            outs.push(Out { series: i, ts: at, value: stale_nan() });
+            outs.push(Out {
+                series: i,
+                ts: at,
+                value: stale_nan(),
+            });
         }
         for s in &mut self.series {
             s.tracked_prev = s.tracked_now;
@@ -489,7 +570,9 @@ impl SeriesCache {
             i += 1;
             keep
         });
-        self.raw.retain(|r| r.seen_iter == iter && (r.series == DROPPED || remap[r.series as usize] != DROPPED));
+        self.raw.retain(|r| {
+            r.seen_iter == iter && (r.series == DROPPED || remap[r.series as usize] != DROPPED)
+        });
         for r in &mut self.raw {
             if r.series != DROPPED {
                 r.series = remap[r.series as usize];
@@ -503,7 +586,12 @@ impl SeriesCache {
         self.series_index.clear();
         let mut scratch = std::mem::take(&mut self.key_scratch);
         for (i, s) in self.series.iter().enumerate() {
-            let slot = probe(&self.series_index, labels_hash(&s.labels, &mut scratch), |_| false).unwrap_err();
+            let slot = probe(
+                &self.series_index,
+                labels_hash(&s.labels, &mut scratch),
+                |_| false,
+            )
+            .unwrap_err();
             self.series_index.insert(slot, i as u32);
         }
         self.key_scratch = scratch;
@@ -513,7 +601,11 @@ impl SeriesCache {
     /// Whether anything is left to sweep after a successful scrape.
     fn needs_sweep(&self) -> bool {
         let iter = self.iter;
-        self.raw.iter().any(|r| r.seen_iter != iter) || self.series.iter().any(|s| s.seen_iter != iter && !s.tracked_prev)
+        self.raw.iter().any(|r| r.seen_iter != iter)
+            || self
+                .series
+                .iter()
+                .any(|s| s.seen_iter != iter && !s.tracked_prev)
     }
 }
 
@@ -529,15 +621,25 @@ struct Counts {
 }
 
 /// Everything but encoding: returns the report and the output, leaving the cache to `finish`.
-fn run(spec: &ScrapeSpec, cache: &mut SeriesCache, started_at: Timestamp, duration: Duration, fetch: &FetchOutcome) -> (ScrapeReport, Vec<Out>) {
+fn run(
+    spec: &ScrapeSpec,
+    cache: &mut SeriesCache,
+    started_at: Timestamp,
+    duration: Duration,
+    fetch: &FetchOutcome,
+) -> (ScrapeReport, Vec<Out>) {
     cache.begin(spec);
     let t0 = started_at.0;
-    let mut outs = Vec::new();
+    let mut outs = std::mem::take(&mut cache.outs_buf);
+    outs.clear();
     let mut counts = Counts::default(); // stays zero unless the body is parsed
     let mut stale = 0;
     let result: Result<(), String> = match fetch {
         FetchOutcome::Failed { error } => Err(error.clone()),
-        FetchOutcome::Body { body, .. } if spec.limits.body_size_limit_bytes > 0 && body.len() as u64 >= spec.limits.body_size_limit_bytes => {
+        FetchOutcome::Body { body, .. }
+            if spec.limits.body_size_limit_bytes > 0
+                && body.len() as u64 >= spec.limits.body_size_limit_bytes =>
+        {
             // Prometheus reads at most the limit and fails when it got that many bytes.
             Err("body size limit exceeded".to_string())
         }
@@ -548,7 +650,13 @@ fn run(spec: &ScrapeSpec, cache: &mut SeriesCache, started_at: Timestamp, durati
         }
         FetchOutcome::Body { body, content_type } => {
             let format = Format::from_content_type(content_type.as_deref());
-            match exposition::parse_with(body, format, &ParseOptions { keep_exemplars: false }) {
+            match exposition::parse_with(
+                body,
+                format,
+                &ParseOptions {
+                    keep_exemplars: false,
+                },
+            ) {
                 Err(e) => Err(e.to_string()),
                 Ok(parsed) => {
                     let r = append(spec, cache, t0, &parsed, &mut counts, &mut outs);
@@ -591,13 +699,24 @@ fn run(spec: &ScrapeSpec, cache: &mut SeriesCache, started_at: Timestamp, durati
         report.series_added as f64,
     ];
     for (i, v) in values.into_iter().enumerate() {
-        outs.push(Out { series: REPORT_FLAG | i as u32, ts: t0, value: v });
+        outs.push(Out {
+            series: REPORT_FLAG | i as u32,
+            ts: t0,
+            value: v,
+        });
     }
     (report, outs)
 }
 
 /// The append loop: one pass over the parsed samples. `Err` fails the scrape.
-fn append(spec: &ScrapeSpec, cache: &mut SeriesCache, t0: i64, parsed: &exposition::Parsed<'_>, c: &mut Counts, outs: &mut Vec<Out>) -> Result<(), String> {
+fn append(
+    spec: &ScrapeSpec,
+    cache: &mut SeriesCache,
+    t0: i64,
+    parsed: &exposition::Parsed<'_>,
+    c: &mut Counts,
+    outs: &mut Vec<Out>,
+) -> Result<(), String> {
     let iter = cache.iter;
     let sample_limit = spec.limits.sample_limit;
     let mut appended = 0u64;
@@ -607,7 +726,11 @@ fn append(spec: &ScrapeSpec, cache: &mut SeriesCache, t0: i64, parsed: &expositi
     let mut key = std::mem::take(&mut cache.key_scratch);
     for s in &parsed.samples {
         c.total += 1;
-        let explicit_ts = if spec.honor_timestamps { s.timestamp_ms } else { None };
+        let explicit_ts = if spec.honor_timestamps {
+            s.timestamp_ms
+        } else {
+            None
+        };
         let t = explicit_ts.unwrap_or(t0);
         let labels = parsed.labels_of(s);
 
@@ -621,7 +744,8 @@ fn append(spec: &ScrapeSpec, cache: &mut SeriesCache, t0: i64, parsed: &expositi
         }
         let h = xxh3_64(&key);
         let raw = &cache.raw;
-        let (raw_idx, raw_new) = match probe(&cache.raw_index, h, |i| *raw[i as usize].key == *key) {
+        let (raw_idx, raw_new) = match probe(&cache.raw_index, h, |i| *raw[i as usize].key == *key)
+        {
             Ok(i) => (i, !cache.raw[i as usize].committed),
             Err(slot) => {
                 let series = match resolve(spec, cache, s, labels) {
@@ -632,7 +756,12 @@ fn append(spec: &ScrapeSpec, cache: &mut SeriesCache, t0: i64, parsed: &expositi
                     }
                 };
                 let i = cache.raw.len() as u32;
-                cache.raw.push(RawEntry { key: key.as_slice().into(), series, seen_iter: iter, committed: false });
+                cache.raw.push(RawEntry {
+                    key: key.as_slice().into(),
+                    series,
+                    seen_iter: iter,
+                    committed: false,
+                });
                 cache.raw_index.insert(slot, i);
                 (i, true)
             }
@@ -674,7 +803,11 @@ fn append(spec: &ScrapeSpec, cache: &mut SeriesCache, t0: i64, parsed: &expositi
         if raw_new && !sample_limit_hit {
             c.series_added += 1;
         }
-        outs.push(Out { series: series_idx, ts: t, value: s.value });
+        outs.push(Out {
+            series: series_idx,
+            ts: t,
+            value: s.value,
+        });
     }
     cache.key_scratch = key;
     if let Some(e) = label_error {
@@ -687,7 +820,12 @@ fn append(spec: &ScrapeSpec, cache: &mut SeriesCache, t0: i64, parsed: &expositi
 }
 
 /// The slow path for a series text not seen before: target labels, relabeling, checks.
-fn resolve(spec: &ScrapeSpec, cache: &mut SeriesCache, s: &ParsedSample<'_>, labels: &[(&str, Cow<'_, str>)]) -> Result<u32, String> {
+fn resolve(
+    spec: &ScrapeSpec,
+    cache: &mut SeriesCache,
+    s: &ParsedSample<'_>,
+    labels: &[(&str, Cow<'_, str>)],
+) -> Result<u32, String> {
     let mut scraped = Labels::new();
     for (n, v) in labels {
         scraped.set((*n).to_string(), v.to_string());
@@ -753,10 +891,16 @@ fn trunc50(s: &str) -> &str {
 fn check_label_limits(lset: &Labels, limits: &Limits) -> Result<(), String> {
     let metric = trunc50(lset.get("__name__").unwrap_or(""));
     if limits.label_limit > 0 && lset.len() as u64 > limits.label_limit {
-        return Err(format!("label_limit exceeded (metric: {metric}, number of labels: {}, limit: {})", lset.len(), limits.label_limit));
+        return Err(format!(
+            "label_limit exceeded (metric: {metric}, number of labels: {}, limit: {})",
+            lset.len(),
+            limits.label_limit
+        ));
     }
     for l in lset.iter() {
-        if limits.label_name_length_limit > 0 && l.name.len() as u64 > limits.label_name_length_limit {
+        if limits.label_name_length_limit > 0
+            && l.name.len() as u64 > limits.label_name_length_limit
+        {
             return Err(format!(
                 "label_name_length_limit exceeded (metric: {metric}, label name: {}, length: {}, limit: {})",
                 trunc50(&l.name),
@@ -764,7 +908,9 @@ fn check_label_limits(lset: &Labels, limits: &Limits) -> Result<(), String> {
                 limits.label_name_length_limit
             ));
         }
-        if limits.label_value_length_limit > 0 && l.value.len() as u64 > limits.label_value_length_limit {
+        if limits.label_value_length_limit > 0
+            && l.value.len() as u64 > limits.label_value_length_limit
+        {
             return Err(format!(
                 "label_value_length_limit exceeded (metric: {metric}, label name: {}, value: {:?}, length: {}, limit: {})",
                 trunc50(&l.name),
@@ -778,25 +924,51 @@ fn check_label_limits(lset: &Labels, limits: &Limits) -> Result<(), String> {
 }
 
 /// Encodes the output of [`run`] from the cached label blocks.
-fn encode_outs(emit: &EmitSpec, cache: &SeriesCache, outs: &[Out]) -> Vec<Record> {
-    match emit.encoding {
-        Encoding::RemoteWrite => {
-            let mut points = Vec::with_capacity(outs.len());
-            let mut groups: Vec<Group<'_>> = Vec::with_capacity(outs.len());
-            let mut prev = u32::MAX - 1;
-            for (i, o) in outs.iter().enumerate() {
-                points.push((o.ts, o.value));
-                if o.series == prev {
-                    groups.last_mut().expect("a group exists for a repeated series").points.end = i + 1;
-                } else {
-                    groups.push(Group { labels_pb: &cache.entry(o.series).frag, points: i..i + 1 });
-                    prev = o.series;
-                }
-            }
-            encode::remote_write_records(emit, &groups, &points)
-        }
-        Encoding::Json => outs.iter().filter_map(|o| encode::json_record(emit, &cache.entry(o.series).frag, o.ts, o.value)).collect(),
+fn encode_outs(emit: &EmitSpec, cache: &mut SeriesCache, outs: &[Out]) -> Vec<Record> {
+    if emit.encoding == Encoding::Json {
+        return outs
+            .iter()
+            .filter_map(|o| encode::json_record(emit, &cache.entry(o.series).frag, o.ts, o.value))
+            .collect();
     }
+    let mut points = std::mem::take(&mut cache.points_buf);
+    points.clear();
+    let mut bufs = std::mem::take(&mut cache.rw_bufs);
+    // Reuses the kept (empty) group list's allocation for this scrape's borrows: collecting
+    // an empty `Vec` of the same layout in place allocates nothing.
+    let mut groups: Vec<Group<'_>> = std::mem::take(&mut cache.groups_buf)
+        .into_iter()
+        .map(|_| unreachable!("kept empty"))
+        .collect();
+    let records = {
+        let cache = &*cache;
+        let mut prev = u32::MAX - 1;
+        for (i, o) in outs.iter().enumerate() {
+            points.push((o.ts, o.value));
+            if o.series == prev {
+                groups
+                    .last_mut()
+                    .expect("a group exists for a repeated series")
+                    .points
+                    .end = i + 1;
+            } else {
+                groups.push(Group {
+                    labels_pb: &cache.entry(o.series).frag,
+                    points: i..i + 1,
+                });
+                prev = o.series;
+            }
+        }
+        encode::remote_write_records(emit, &groups, &points, &mut bufs)
+    };
+    groups.clear();
+    cache.groups_buf = groups
+        .into_iter()
+        .map(|_| unreachable!("cleared"))
+        .collect();
+    cache.points_buf = points;
+    cache.rw_bufs = bufs;
+    records
 }
 
 #[cfg(test)]
