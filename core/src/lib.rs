@@ -60,6 +60,7 @@
 pub mod config;
 pub mod encode;
 pub mod exposition;
+pub mod format;
 pub mod labels;
 pub mod member;
 pub mod node;

@@ -72,17 +72,29 @@ pub(crate) fn ascii(bytes: &[u8]) -> &str {
     std::str::from_utf8(bytes).unwrap_or("")
 }
 
+/// `body[a..b]` as text, where both ends are known to be ASCII boundaries: sliced from
+/// `text` (the whole body, when it is valid UTF-8) without another validation.
+#[inline]
+pub(crate) fn ascii_in<'a>(text: Option<&'a str>, body: &'a [u8], a: usize, b: usize) -> &'a str {
+    match text.and_then(|t| t.get(a..b)) {
+        Some(s) => s,
+        None => ascii(&body[a..b]),
+    }
+}
+
 /// Scans a name of the class `start`/`rest` at `pos`; returns its end (== `pos` if none).
 #[inline]
 pub(crate) fn scan_name(body: &[u8], pos: usize, start: &[bool; 256], rest: &[bool; 256]) -> usize {
     if pos >= body.len() || !start[body[pos] as usize] {
         return pos;
     }
-    let mut i = pos + 1;
-    while i < body.len() && rest[body[i] as usize] {
-        i += 1;
-    }
-    i
+    // An iterator over the tail, not indexing: no bounds check per byte.
+    let tail = &body[pos + 1..];
+    pos + 1
+        + tail
+            .iter()
+            .position(|&c| !rest[c as usize])
+            .unwrap_or(tail.len())
 }
 
 /// Scans a quoted label value whose opening quote is at `pos - 1`.
@@ -92,11 +104,12 @@ pub(crate) fn scan_name(body: &[u8], pos: usize, start: &[bool; 256], rest: &[bo
 /// backslash, as Prometheus does. `newline_ok` says whether a raw newline may appear inside
 /// the quotes (the Prometheus text lexer allows it, OpenMetrics does not).
 #[inline]
-pub(crate) fn scan_label_value(
-    body: &[u8],
+pub(crate) fn scan_label_value<'a>(
+    body: &'a [u8],
+    text: Option<&'a str>,
     pos: usize,
     newline_ok: bool,
-) -> Scan<(Cow<'_, str>, usize)> {
+) -> Scan<(Cow<'a, str>, usize)> {
     let rest = &body[pos..];
     let Some(first) = memchr::memchr2(b'"', b'\\', rest) else {
         return Err(Fail::new(pos.saturating_sub(1), "unterminated label value"));
@@ -108,6 +121,9 @@ pub(crate) fn scan_label_value(
                 pos.saturating_sub(1),
                 "newline inside label value",
             ));
+        }
+        if let Some(s) = text.and_then(|t| t.get(pos..pos + first)) {
+            return Ok((Cow::Borrowed(s), pos + first + 1));
         }
         return match std::str::from_utf8(raw) {
             Ok(s) => Ok((Cow::Borrowed(s), pos + first + 1)),
@@ -158,8 +174,13 @@ pub(crate) fn scan_label_value(
 
 /// Unescapes HELP text: `\\` and `\n` in both formats, and `\"` in OpenMetrics; other
 /// backslashes stay as written.
-pub(crate) fn unescape_help(raw: &[u8], at: usize, quote_escape: bool) -> Scan<Cow<'_, str>> {
-    let text = match std::str::from_utf8(raw) {
+pub(crate) fn unescape_help<'a>(
+    raw: &'a [u8],
+    checked: Option<&'a str>,
+    at: usize,
+    quote_escape: bool,
+) -> Scan<Cow<'a, str>> {
+    let text = match checked.map_or_else(|| std::str::from_utf8(raw), Ok) {
         Ok(s) => s,
         Err(e) => {
             return Err(Fail::new(
@@ -412,14 +433,14 @@ mod tests {
     #[test]
     fn label_values_unescape() {
         let body = br#"a\\b\"c\nd\ze" rest"#;
-        let (v, end) = scan_label_value(body, 0, false).unwrap();
+        let (v, end) = scan_label_value(body, None, 0, false).unwrap();
         assert_eq!(v, "a\\b\"c\nd\\ze");
         assert_eq!(&body[end..], b" rest");
         assert!(matches!(
-            scan_label_value(b"plain\"", 0, false).unwrap().0,
+            scan_label_value(b"plain\"", None, 0, false).unwrap().0,
             Cow::Borrowed("plain")
         ));
-        assert!(scan_label_value(b"open", 1, false).is_err());
+        assert!(scan_label_value(b"open", None, 1, false).is_err());
     }
 
     #[test]

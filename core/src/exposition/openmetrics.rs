@@ -107,7 +107,7 @@ fn metadata<'a>(
         .last_mut()
         .expect("on_metadata opened an entry");
     match kind {
-        Meta::Help => entry.help = Some(unescape_help(text, text_start, true)?),
+        Meta::Help => entry.help = Some(unescape_help(text, None, text_start, true)?),
         Meta::Type => {
             let kind = match text {
                 b"counter" => MetricType::Counter,
@@ -220,7 +220,7 @@ fn labels<'a>(
                 format!("expected quoted label value, got {}", shown_byte(body, i)),
             ));
         }
-        let (value, end) = scan_label_value(body, i + 1, false)?;
+        let (value, end) = scan_label_value(body, None, i + 1, false)?;
         sink.push((name, value));
         i = end;
         match body.get(i) {

@@ -13,7 +13,7 @@
 use std::borrow::Cow;
 
 use super::lexer::{
-    ascii, parse_float, parse_int_digits, scan_label_value, scan_name, unescape_help, Fail,
+    ascii_in, parse_float, parse_int_digits, scan_label_value, scan_name, unescape_help, Fail,
     NumberError, Scan, LABEL_CHAR, LABEL_START, METRIC_CHAR, METRIC_START,
 };
 use super::{Metadata, MetricType, ParseOptions, Parsed, ParsedSample};
@@ -31,6 +31,10 @@ pub(super) fn parse<'a>(body: &'a [u8], _options: &ParseOptions, out: &mut Parse
     // A rough guess that saves most regrowth: a sample line is rarely shorter than 40 bytes.
     out.samples.reserve(body.len() / 64);
     out.labels.reserve(body.len() / 48);
+    // Validating the whole body once lets every name and label value be sliced from it
+    // without checking again; a body with invalid UTF-8 (allowed in comments) falls back
+    // to checking each slice.
+    let text = std::str::from_utf8(body).ok();
     let mut i = 0;
     let n = body.len();
     while i < n {
@@ -40,15 +44,20 @@ pub(super) fn parse<'a>(body: &'a [u8], _options: &ParseOptions, out: &mut Parse
         }
         match body[i] {
             b'\n' => i += 1,
-            b'#' => i = comment(body, i, out)?,
-            _ => i = sample(body, i, out)?,
+            b'#' => i = comment(body, text, i, out)?,
+            _ => i = sample(body, text, i, out)?,
         }
     }
     Ok(())
 }
 
 /// Reads a comment line starting at `#`; returns the offset after its newline.
-fn comment<'a>(body: &'a [u8], start: usize, out: &mut Parsed<'a>) -> Scan<usize> {
+fn comment<'a>(
+    body: &'a [u8],
+    checked: Option<&'a str>,
+    start: usize,
+    out: &mut Parsed<'a>,
+) -> Scan<usize> {
     let n = body.len();
     let eol = memchr::memchr(b'\n', &body[start..]).map_or(n, |p| start + p);
     let next = (eol + 1).min(n);
@@ -71,14 +80,19 @@ fn comment<'a>(body: &'a [u8], start: usize, out: &mut Parsed<'a>) -> Scan<usize
             format!("expected metric name after {what}"),
         ));
     }
-    let name = ascii(&body[name_start..name_end]);
+    let name = ascii_in(checked, body, name_start, name_end);
     // The text is the rest of the line less its first byte (the separating blank),
     // as Prometheus's lexer takes it.
     let text_start = (name_end + 1).min(eol);
     let text = &body[text_start..eol];
     let entry = metadata_entry(out, name);
     if is_help {
-        entry.help = Some(unescape_help(text, text_start, false)?);
+        entry.help = Some(unescape_help(
+            text,
+            checked.and_then(|t| t.get(text_start..eol)),
+            text_start,
+            false,
+        )?);
     } else {
         entry.kind = Some(match text {
             b"counter" => MetricType::Counter,
@@ -109,7 +123,12 @@ fn metadata_entry<'a, 'p>(out: &'p mut Parsed<'a>, name: &'a str) -> &'p mut Met
 
 /// Reads a sample line starting at its first non-blank byte; returns the offset after it.
 #[inline]
-fn sample<'a>(body: &'a [u8], start: usize, out: &mut Parsed<'a>) -> Scan<usize> {
+fn sample<'a>(
+    body: &'a [u8],
+    text: Option<&'a str>,
+    start: usize,
+    out: &mut Parsed<'a>,
+) -> Scan<usize> {
     let n = body.len();
     let name_end = scan_name(body, start, &METRIC_START, &METRIC_CHAR);
     if name_end == start {
@@ -121,11 +140,11 @@ fn sample<'a>(body: &'a [u8], start: usize, out: &mut Parsed<'a>) -> Scan<usize>
             ),
         ));
     }
-    let name = ascii(&body[start..name_end]);
+    let name = ascii_in(text, body, start, name_end);
     let labels_start = out.labels.len() as u32;
     let mut i = skip_blank(body, name_end);
     if i < n && body[i] == b'{' {
-        i = labels(body, i + 1, out)?;
+        i = labels(body, text, i + 1, out)?;
         i = skip_blank(body, i);
     }
     // The value: everything up to a blank, a brace or the end of the line.
@@ -190,7 +209,12 @@ fn sample<'a>(body: &'a [u8], start: usize, out: &mut Parsed<'a>) -> Scan<usize>
 
 /// Reads labels after `{`; returns the offset after `}`.
 #[inline]
-fn labels<'a>(body: &'a [u8], mut i: usize, out: &mut Parsed<'a>) -> Scan<usize> {
+fn labels<'a>(
+    body: &'a [u8],
+    text: Option<&'a str>,
+    mut i: usize,
+    out: &mut Parsed<'a>,
+) -> Scan<usize> {
     let n = body.len();
     loop {
         i = skip_blank(body, i);
@@ -204,7 +228,7 @@ fn labels<'a>(body: &'a [u8], mut i: usize, out: &mut Parsed<'a>) -> Scan<usize>
                 format!("expected label name, got {}", shown_byte(body, i)),
             ));
         }
-        let label = ascii(&body[i..name_end]);
+        let label = ascii_in(text, body, i, name_end);
         i = skip_blank(body, name_end);
         if i >= n || body[i] != b'=' {
             return Err(Fail::new(
@@ -219,7 +243,7 @@ fn labels<'a>(body: &'a [u8], mut i: usize, out: &mut Parsed<'a>) -> Scan<usize>
                 format!("expected quoted label value, got {}", shown_byte(body, i)),
             ));
         }
-        let (value, end) = scan_label_value(body, i + 1, true)?;
+        let (value, end) = scan_label_value(body, text, i + 1, true)?;
         out.labels.push((label, value));
         i = skip_blank(body, end);
         // Labels may be separated by a comma or not; one trailing comma is fine.

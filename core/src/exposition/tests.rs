@@ -224,3 +224,101 @@ fn content_type_is_chosen_as_prometheus_does() {
     }
     assert_eq!(Format::from_content_type(None), Format::Prometheus);
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Text made of the bytes and fragments that matter to both grammars.
+    fn exposition_like() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("a".to_string()),
+            Just("_total".to_string()),
+            Just("_bucket".to_string()),
+            Just("{".to_string()),
+            Just("}".to_string()),
+            Just("le=\"+Inf\"".to_string()),
+            Just("=".to_string()),
+            Just("\"".to_string()),
+            Just("\\".to_string()),
+            Just(",".to_string()),
+            Just(" ".to_string()),
+            Just("\t".to_string()),
+            Just("\n".to_string()),
+            Just("# TYPE a counter\n".to_string()),
+            Just("# TYPE a histogram\n".to_string()),
+            Just("# HELP a x\n".to_string()),
+            Just("# UNIT a_s s\n".to_string()),
+            Just("# EOF".to_string()),
+            Just(" # {x=\"y\"} 1".to_string()),
+            "[0-9.eE+-]{1,6}",
+            Just("NaN".to_string()),
+            Just("Inf".to_string()),
+            Just("é".to_string()),
+        ];
+        prop::collection::vec(piece, 0..40).prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        /// Any input gives samples or an error inside the body, never a panic.
+        #[test]
+        fn never_panics(text in exposition_like(), cut in 0usize..4) {
+            for format in [Format::Prometheus, Format::OpenMetrics] {
+                let mut bytes = text.clone().into_bytes();
+                if cut == 0 && !bytes.is_empty() {
+                    bytes[0] = 0xff; // invalid UTF-8 somewhere
+                }
+                match parse(&bytes, format) {
+                    Ok(p) => {
+                        for s in &p.samples {
+                            prop_assert!(s.labels.end as usize <= p.labels.len());
+                        }
+                    }
+                    Err(e) => {
+                        prop_assert!(e.line >= 1 && e.column >= 1);
+                        prop_assert!(e.line <= bytes.iter().filter(|&&b| b == b'\n').count() + 1);
+                    }
+                }
+            }
+        }
+
+        /// Samples written in the text format (with escapes) read back exactly.
+        #[test]
+        fn text_round_trip(
+            samples in prop::collection::vec((
+                "[a-zA-Z_:][a-zA-Z0-9_:]{0,12}",
+                prop::collection::vec(("[a-zA-Z_][a-zA-Z0-9_]{0,8}", "\\PC{0,12}"), 0..4),
+                any::<f64>(),
+                prop::option::of(0i64..i64::MAX),
+            ), 0..20)
+        ) {
+            let mut body = String::new();
+            for (name, labels, value, ts) in &samples {
+                body.push_str(name);
+                body.push('{');
+                for (k, v) in labels {
+                    let escaped = v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+                    body.push_str(&format!("{k}=\"{escaped}\","));
+                }
+                body.push_str("} ");
+                body.push_str(&crate::format::float_string(*value));
+                if let Some(ts) = ts {
+                    body.push_str(&format!(" {ts}"));
+                }
+                body.push('\n');
+            }
+            let parsed = parse(body.as_bytes(), Format::Prometheus).map_err(|e| TestCaseError::fail(format!("{e}\n{body}")))?;
+            prop_assert_eq!(parsed.samples.len(), samples.len());
+            for (s, (name, labels, value, ts)) in parsed.samples.iter().zip(&samples) {
+                prop_assert_eq!(s.name, name.as_str());
+                prop_assert!(s.value == *value || (s.value.is_nan() && value.is_nan()));
+                prop_assert_eq!(s.timestamp_ms, *ts);
+                let got: Vec<(&str, &str)> = parsed.labels_of(s).iter().map(|(k, v)| (*k, v.as_ref())).collect();
+                let want: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                prop_assert_eq!(got, want);
+            }
+        }
+    }
+}
