@@ -17,6 +17,7 @@
 
 use std::ops::Range;
 
+use crate::format;
 use crate::labels::Labels;
 use crate::sample::Sample;
 
@@ -109,13 +110,14 @@ pub fn encode(spec: &EmitSpec, samples: &[Sample]) -> Vec<Record> {
         }
         Encoding::Json => {
             let mut prefix = Vec::new();
+            let mut scratch = String::new();
             let mut out = Vec::with_capacity(samples.len());
             for (i, s) in samples.iter().enumerate() {
                 if i == 0 || samples[i - 1].labels != s.labels {
                     prefix.clear();
                     put_json_prefix(labels_iter(&s.labels), &mut prefix);
                 }
-                if let Some(r) = json_record(spec, &prefix, s.timestamp_ms, s.value) {
+                if let Some(r) = json_record(spec, &prefix, s.timestamp_ms, s.value, &mut scratch) {
                     out.push(r);
                 }
             }
@@ -397,165 +399,52 @@ pub(crate) fn put_json_prefix<'a>(
     labels: impl Iterator<Item = (&'a str, &'a str)>,
     out: &mut Vec<u8>,
 ) {
-    out.extend_from_slice(b"{\"labels\":{");
+    let mut text = String::from("{\"labels\":{");
     let mut name = "";
     for (i, (n, v)) in labels.enumerate() {
         if i > 0 {
-            out.push(b',');
+            text.push(',');
         }
-        put_json_string(n, out);
-        out.push(b':');
-        put_json_string(v, out);
+        format::write_json_string(&mut text, n);
+        text.push(':');
+        format::write_json_string(&mut text, v);
         if n == "__name__" {
             name = v;
         }
     }
-    out.extend_from_slice(b"},\"name\":");
-    put_json_string(name, out);
-    out.extend_from_slice(b",\"timestamp\":\"");
+    text.push_str("},\"name\":");
+    format::write_json_string(&mut text, name);
+    text.push_str(",\"timestamp\":\"");
+    out.extend_from_slice(text.as_bytes());
 }
 
-/// One JSON record, or `None` if it would exceed the message size limit.
-pub(crate) fn json_record(spec: &EmitSpec, prefix: &[u8], ts: i64, value: f64) -> Option<Record> {
-    let mut payload = Vec::with_capacity(prefix.len() + 64);
-    payload.extend_from_slice(prefix);
-    put_rfc3339_ms(ts, &mut payload);
-    payload.extend_from_slice(b"\",\"value\":\"");
-    put_go_float(value, &mut payload);
-    payload.extend_from_slice(b"\"}");
-    if spec.message_bytes_max != 0 && payload.len() > spec.message_bytes_max {
+/// One JSON record, or `None` if it would exceed the message size limit. `scratch` is a
+/// reusable buffer for the sample's part of the text.
+pub(crate) fn json_record(
+    spec: &EmitSpec,
+    prefix: &[u8],
+    ts: i64,
+    value: f64,
+    scratch: &mut String,
+) -> Option<Record> {
+    scratch.clear();
+    format::write_rfc3339_ms(scratch, ts);
+    scratch.push_str("\",\"value\":\"");
+    format::write_float(scratch, value);
+    scratch.push_str("\"}");
+    let len = prefix.len() + scratch.len();
+    if spec.message_bytes_max != 0 && len > spec.message_bytes_max {
         return None;
     }
+    let mut payload = Vec::with_capacity(len);
+    payload.extend_from_slice(prefix);
+    payload.extend_from_slice(scratch.as_bytes());
     Some(Record {
         key: spec.key_hash.to_be_bytes(),
         headers: headers(spec),
         payload,
         samples: 1,
     })
-}
-
-/// Writes `s` as a JSON string the way Go's `encoding/json` does (HTML-safe escaping).
-fn put_json_string(s: &str, out: &mut Vec<u8>) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push(b'"');
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        let esc: Option<&[u8]> = match b {
-            b'"' => Some(b"\\\""),
-            b'\\' => Some(b"\\\\"),
-            b'\n' => Some(b"\\n"),
-            b'\r' => Some(b"\\r"),
-            b'\t' => Some(b"\\t"),
-            0x08 => Some(b"\\b"),
-            0x0c => Some(b"\\f"),
-            _ => None,
-        };
-        if let Some(e) = esc {
-            out.extend_from_slice(&bytes[start..i]);
-            out.extend_from_slice(e);
-            i += 1;
-            start = i;
-        } else if b < 0x20 || b == b'<' || b == b'>' || b == b'&' {
-            out.extend_from_slice(&bytes[start..i]);
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[(b >> 4) as usize]);
-            out.push(HEX[(b & 0xf) as usize]);
-            i += 1;
-            start = i;
-        } else if b == 0xe2
-            && i + 2 < bytes.len()
-            && bytes[i + 1] == 0x80
-            && (bytes[i + 2] == 0xa8 || bytes[i + 2] == 0xa9)
-        {
-            // U+2028 and U+2029: Go escapes them so the output is safe inside JavaScript.
-            out.extend_from_slice(&bytes[start..i]);
-            out.extend_from_slice(if bytes[i + 2] == 0xa8 {
-                b"\\u2028"
-            } else {
-                b"\\u2029"
-            });
-            i += 3;
-            start = i;
-        } else {
-            i += 1;
-        }
-    }
-    out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
-}
-
-/// Formats milliseconds since the epoch as RFC 3339 in UTC with exactly three fraction
-/// digits, e.g. `2023-02-01T12:00:00.250Z`.
-pub(crate) fn put_rfc3339_ms(ts_ms: i64, out: &mut Vec<u8>) {
-    let secs = ts_ms.div_euclid(1000);
-    let ms = ts_ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    let y = y.max(0); // never negative for real samples; keeps the output well-formed
-    put_digits(out, y, 4);
-    out.push(b'-');
-    put_digits(out, m, 2);
-    out.push(b'-');
-    put_digits(out, d, 2);
-    out.push(b'T');
-    put_digits(out, sod / 3600, 2);
-    out.push(b':');
-    put_digits(out, sod / 60 % 60, 2);
-    out.push(b':');
-    put_digits(out, sod % 60, 2);
-    out.push(b'.');
-    put_digits(out, ms, 3);
-    out.push(b'Z');
-}
-
-/// Appends the non-negative `n` in decimal, zero-padded to at least `width` digits.
-fn put_digits(out: &mut Vec<u8>, n: i64, width: usize) {
-    let mut buf = [b'0'; 20];
-    let mut n = n.unsigned_abs();
-    let mut i = buf.len();
-    while n > 0 {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-    }
-    let digits = (buf.len() - i).max(width);
-    out.extend_from_slice(&buf[buf.len() - digits..]);
-}
-
-/// Year, month, day of a day count since 1970-01-01 (proleptic Gregorian; H. Hinnant's
-/// `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-/// Formats `v` as Go's `strconv.FormatFloat(v, 'f', -1, 64)`: shortest digits that read
-/// back to `v`, never an exponent; `+Inf`, `-Inf`, `NaN`.
-pub(crate) fn put_go_float(v: f64, out: &mut Vec<u8>) {
-    use std::io::Write;
-    if v.is_nan() {
-        out.extend_from_slice(b"NaN");
-    } else if v == f64::INFINITY {
-        out.extend_from_slice(b"+Inf");
-    } else if v == f64::NEG_INFINITY {
-        out.extend_from_slice(b"-Inf");
-    } else {
-        // Rust's `Display` for f64 is the shortest round-trip form without an exponent,
-        // which is what 'f' with precision -1 is in Go (`-0` included).
-        write!(out, "{v}").expect("writing to a Vec cannot fail");
-    }
 }
 
 #[cfg(test)]
@@ -852,18 +741,6 @@ mod tests {
         let records = encode(&spec(Encoding::Json, 150), &s);
         assert_eq!(records.len(), 1);
         assert!(records[0].payload.len() <= 150);
-    }
-
-    #[test]
-    fn rfc3339_dates_across_eras() {
-        let f = |ms| {
-            let mut v = Vec::new();
-            put_rfc3339_ms(ms, &mut v);
-            String::from_utf8(v).unwrap()
-        };
-        assert_eq!(f(951_782_400_000), "2000-02-29T00:00:00.000Z");
-        assert_eq!(f(4_107_542_399_999), "2100-02-28T23:59:59.999Z");
-        assert_eq!(f(253_402_300_799_000), "9999-12-31T23:59:59.000Z");
     }
 
     #[test]

@@ -926,9 +926,18 @@ fn check_label_limits(lset: &Labels, limits: &Limits) -> Result<(), String> {
 /// Encodes the output of [`run`] from the cached label blocks.
 fn encode_outs(emit: &EmitSpec, cache: &mut SeriesCache, outs: &[Out]) -> Vec<Record> {
     if emit.encoding == Encoding::Json {
+        let mut scratch = String::new();
         return outs
             .iter()
-            .filter_map(|o| encode::json_record(emit, &cache.entry(o.series).frag, o.ts, o.value))
+            .filter_map(|o| {
+                encode::json_record(
+                    emit,
+                    &cache.entry(o.series).frag,
+                    o.ts,
+                    o.value,
+                    &mut scratch,
+                )
+            })
             .collect();
     }
     let mut points = std::mem::take(&mut cache.points_buf);
