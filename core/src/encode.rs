@@ -110,7 +110,7 @@ pub fn encode(spec: &EmitSpec, samples: &[Sample]) -> Vec<Record> {
         }
         Encoding::Json => {
             let mut prefix = Vec::new();
-            let mut scratch = String::new();
+            let mut scratch = JsonScratch::default();
             let mut out = Vec::with_capacity(samples.len());
             for (i, s) in samples.iter().enumerate() {
                 if i == 0 || samples[i - 1].labels != s.labels {
@@ -418,27 +418,51 @@ pub(crate) fn put_json_prefix<'a>(
     out.extend_from_slice(text.as_bytes());
 }
 
-/// One JSON record, or `None` if it would exceed the message size limit. `scratch` is a
-/// reusable buffer for the sample's part of the text.
+/// Reusable text buffers for JSON records; the timestamp text is kept, since the samples
+/// of one scrape mostly share one timestamp.
+#[derive(Debug)]
+pub(crate) struct JsonScratch {
+    ts: i64,
+    ts_text: String,
+    text: String,
+}
+
+impl Default for JsonScratch {
+    fn default() -> Self {
+        JsonScratch {
+            ts: i64::MIN,
+            ts_text: String::new(),
+            text: String::new(),
+        }
+    }
+}
+
+/// One JSON record, or `None` if it would exceed the message size limit.
 pub(crate) fn json_record(
     spec: &EmitSpec,
     prefix: &[u8],
     ts: i64,
     value: f64,
-    scratch: &mut String,
+    scratch: &mut JsonScratch,
 ) -> Option<Record> {
-    scratch.clear();
-    format::write_rfc3339_ms(scratch, ts);
-    scratch.push_str("\",\"value\":\"");
-    format::write_float(scratch, value);
-    scratch.push_str("\"}");
-    let len = prefix.len() + scratch.len();
+    if scratch.ts != ts || scratch.ts_text.is_empty() {
+        scratch.ts = ts;
+        scratch.ts_text.clear();
+        format::write_rfc3339_ms(&mut scratch.ts_text, ts);
+    }
+    let text = &mut scratch.text;
+    text.clear();
+    text.push_str(&scratch.ts_text);
+    text.push_str("\",\"value\":\"");
+    format::write_float(text, value);
+    text.push_str("\"}");
+    let len = prefix.len() + text.len();
     if spec.message_bytes_max != 0 && len > spec.message_bytes_max {
         return None;
     }
     let mut payload = Vec::with_capacity(len);
     payload.extend_from_slice(prefix);
-    payload.extend_from_slice(scratch.as_bytes());
+    payload.extend_from_slice(text.as_bytes());
     Some(Record {
         key: spec.key_hash.to_be_bytes(),
         headers: headers(spec),

@@ -926,7 +926,7 @@ fn check_label_limits(lset: &Labels, limits: &Limits) -> Result<(), String> {
 /// Encodes the output of [`run`] from the cached label blocks.
 fn encode_outs(emit: &EmitSpec, cache: &mut SeriesCache, outs: &[Out]) -> Vec<Record> {
     if emit.encoding == Encoding::Json {
-        let mut scratch = String::new();
+        let mut scratch = encode::JsonScratch::default();
         return outs
             .iter()
             .filter_map(|o| {
