@@ -2,14 +2,56 @@
 //! staleness, synthetic series, encoding. Pure and `Send`: drivers run it on worker threads.
 //!
 //! OWNER: pipeline helper.
+//!
+//! ## Semantics (Prometheus 2.42's scrape loop, `scrape/scrape.go`, unless noted)
+//!
+//! - The body is parsed in the format its Content-Type names; a parse error fails the scrape.
+//! - Target labels: with `honor_labels: false` a scraped label that clashes with a target
+//!   label is renamed `exported_<name>` (again and again while that name is taken, shortest
+//!   names first) and the target's value wins; with `honor_labels: true` the scraped value
+//!   wins. Empty values mean "no label".
+//! - `honor_timestamps: false` replaces exporter timestamps with the scrape's start.
+//! - `metric_relabel_configs` run after the target labels; a dropped series is gone.
+//! - Limits fail the whole scrape: no scraped sample is emitted and `up` is 0. The counts
+//!   reported are those Prometheus reports (what was counted when the scrape stopped:
+//!   `sample_limit` lets the scrape be counted to the end, a label limit stops at the
+//!   offending series). A parse error reports 0 scraped samples (our parser is not
+//!   streaming, so nothing before the bad line is counted).
+//! - A series seen twice with one timestamp: the first sample is kept, later ones are
+//!   dropped and counted (`duplicate_samples`, Prometheus's "Duplicate sample for
+//!   timestamp"); an earlier timestamp than one already seen is dropped as out of order;
+//!   a timestamp more than 10 minutes after the scrape's start is dropped as out of bounds.
+//!   All of them still count in `scrape_samples_post_metric_relabeling`, as in Prometheus.
+//! - Staleness: a series of the previous successful scrape that is absent now gets a
+//!   StaleNaN at the scrape's start. A failed (or empty) scrape writes markers for every
+//!   series of the previous successful scrape and forgets them, so a second failure writes
+//!   none. (Prometheus, on a limit or parse failure, also skips markers for the series it
+//!   had appended before failing — then rolls those samples back; we mark them all, as the
+//!   design asks.) Series with an exporter timestamp are not tracked, as in Prometheus.
+//!   A target removed from discovery: [`stale_markers`]; a target that merely moved to
+//!   another member: no markers (the node just drops the cache).
+//!
+//! ## Speed
+//!
+//! The cache keeps, per distinct series text of the body (metric name and labels as
+//! parsed), the series it became after target labels and relabeling, and per series its
+//! encoded label block. A steady-state scrape therefore hashes each sample's text, finds
+//! its series, and copies a pre-encoded label block: no label is allocated, merged,
+//! relabeled or validated again (Prometheus caches the same way, keyed by the raw string).
 
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Duration;
 
+use xxhash_rust::xxh3::xxh3_64;
+
 use crate::config::{Authorization, BasicAuth, TlsConfig};
-use crate::encode::{EmitSpec, Record};
-use crate::labels::Labels;
+use crate::encode::{self, EmitSpec, Encoding, Group, Record};
+use crate::exposition::{self, Format, ParseOptions, ParsedSample};
+use crate::labels::{is_valid_label_name, is_valid_metric_name, Labels};
 use crate::relabel::RelabelConfig;
-use crate::sample::Sample;
+use crate::sample::{is_stale_nan, stale_nan, Sample};
 use crate::time::Timestamp;
 
 /// Limits of one scrape; 0 means no limit. Exceeding one fails the whole scrape, as in Prometheus.
@@ -75,11 +117,96 @@ pub enum FetchOutcome {
     },
 }
 
-/// The memory of one target between scrapes: the series of its last successful scrape.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// The synthetic series, in the order Prometheus appends them.
+pub const REPORT_SERIES: [&str; 5] = [
+    "up",
+    "scrape_duration_seconds",
+    "scrape_samples_scraped",
+    "scrape_samples_post_metric_relabeling",
+    "scrape_series_added",
+];
+
+/// Samples with a timestamp further than this after the scrape's start are refused
+/// (Prometheus's `maxAheadTime`).
+const AHEAD_MS_MAX: i64 = 10 * 60 * 1000;
+
+/// Marks a raw entry whose series was dropped by metric relabeling.
+const DROPPED: u32 = u32::MAX;
+
+/// Marks a series reference as one of the five synthetic series.
+const REPORT_FLAG: u32 = 1 << 31;
+
+/// The memory of one target between scrapes: the series of its last successful scrape
+/// (for staleness) and the label work already done for each series text (for speed).
+///
+/// Deterministic: its maps are keyed by xxh3 hashes with an identity hasher and are only
+/// looked up, never iterated; everything iterated is a `Vec` in insertion order.
+#[derive(Clone, Debug, Default)]
 pub struct SeriesCache {
-    /// Series of the last successful scrape (with target labels attached), sorted.
-    pub series: Vec<Labels>,
+    /// What the cached label results were computed with; a different spec rebuilds them.
+    basis: Option<Basis>,
+    /// Scrape counter, to tell "seen in this scrape" apart.
+    iter: u64,
+    /// One entry per distinct series text seen (metric name and labels as written).
+    raw: Vec<RawEntry>,
+    /// xxh3 of the series text → index in `raw` (linear probing on collision).
+    raw_index: HashMap<u64, u32, IdentityHash>,
+    /// One entry per final series (after target labels and relabeling).
+    series: Vec<SeriesEntry>,
+    /// xxh3 of the final label set's canonical bytes → index in `series`.
+    series_index: HashMap<u64, u32, IdentityHash>,
+    /// The five synthetic series; empty until the first scrape.
+    report: Vec<SeriesEntry>,
+    /// Raw entries after the last successful scrape (bounds growth over failed scrapes).
+    successful_count: usize,
+    /// Entries not seen in the last scrape must be swept once its output is encoded.
+    sweep_pending: bool,
+    /// Reused buffer for the series text of a sample.
+    key_scratch: Vec<u8>,
+    /// Output list, kept between scrapes (its allocation only).
+    outs_buf: Vec<Out>,
+    /// Points and groups for the remote-write encoder, kept between scrapes.
+    points_buf: Vec<(i64, f64)>,
+    groups_buf: Vec<Group<'static>>,
+    /// Protobuf and snappy buffers, kept between scrapes.
+    rw_bufs: encode::RwBuffers,
+}
+
+impl SeriesCache {
+    /// How many series the last successful scrape left (those that would get staleness markers).
+    pub fn len(&self) -> usize {
+        self.series.iter().filter(|s| s.tracked_prev).count()
+    }
+
+    /// Whether no series would get staleness markers.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The series of the last successful scrape (target labels attached), sorted.
+    pub fn series(&self) -> Vec<Labels> {
+        let mut out: Vec<Labels> = self
+            .series
+            .iter()
+            .filter(|s| s.tracked_prev)
+            .map(|s| s.labels.clone())
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Whether the target was scraped at least once (so removing it writes markers for
+    /// its synthetic series too).
+    pub fn has_scraped(&self) -> bool {
+        !self.report.is_empty()
+    }
+}
+
+impl PartialEq for SeriesCache {
+    /// Two caches are equal when they would write the same staleness markers.
+    fn eq(&self, other: &Self) -> bool {
+        self.series() == other.series() && self.report.len() == other.report.len()
+    }
 }
 
 /// The result of processing one scrape.
@@ -99,23 +226,759 @@ pub struct ScrapeReport {
     pub series_added: u64,
     /// Staleness markers written.
     pub stale_markers: u64,
+    /// Later samples of a series already seen in this scrape at the same timestamp (dropped).
+    pub duplicate_samples: u64,
+    /// Samples with a timestamp before one already seen for their series (dropped).
+    pub out_of_order_samples: u64,
+    /// Samples more than 10 minutes in the future (dropped).
+    pub out_of_bounds_samples: u64,
+    /// Samples that fit in no message of `message_bytes_max` (dropped by the encoder).
+    pub samples_unencodable: u64,
 }
 
 /// Processes one scrape: returns the samples to emit (scraped, synthetic and stale markers)
 /// and updates `cache`.
-pub fn process(spec: &ScrapeSpec, cache: &mut SeriesCache, started_at: Timestamp, duration: Duration, fetch: &FetchOutcome) -> (ScrapeReport, Vec<Sample>) {
-    let _ = (spec, cache, started_at, duration, fetch);
-    (ScrapeReport::default(), Vec::new())
+///
+/// Order: scraped samples in body order, then staleness markers (sorted by labels), then
+/// the five synthetic series.
+pub fn process(
+    spec: &ScrapeSpec,
+    cache: &mut SeriesCache,
+    started_at: Timestamp,
+    duration: Duration,
+    fetch: &FetchOutcome,
+) -> (ScrapeReport, Vec<Sample>) {
+    let (report, outs) = run(spec, cache, started_at, duration, fetch);
+    let samples = outs
+        .iter()
+        .map(|o| Sample {
+            labels: cache.entry(o.series).labels.clone(),
+            timestamp_ms: o.ts,
+            value: o.value,
+        })
+        .collect();
+    cache.outs_buf = outs;
+    cache.finish();
+    (report, samples)
 }
 
-/// Staleness markers for every series in `cache`, at `at` (a target removed from discovery).
+/// Staleness markers for every series in `cache`, at `at` (a target removed from discovery):
+/// the series of its last successful scrape, sorted by labels, then its synthetic series.
 pub fn stale_markers(cache: &SeriesCache, at: Timestamp) -> Vec<Sample> {
-    let _ = (cache, at);
-    Vec::new()
+    let mut out: Vec<Sample> = cache
+        .series
+        .iter()
+        .filter(|s| s.tracked_prev)
+        .map(|s| Sample {
+            labels: s.labels.clone(),
+            timestamp_ms: at.0,
+            value: stale_nan(),
+        })
+        .collect();
+    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+    out.extend(cache.report.iter().map(|s| Sample {
+        labels: s.labels.clone(),
+        timestamp_ms: at.0,
+        value: stale_nan(),
+    }));
+    out
 }
 
 /// Processes and encodes: the whole pure part of a scrape, for a worker thread.
-pub fn process_and_encode(spec: &ScrapeSpec, cache: &mut SeriesCache, started_at: Timestamp, duration: Duration, fetch: &FetchOutcome) -> (ScrapeReport, Vec<Record>) {
-    let (report, samples) = process(spec, cache, started_at, duration, fetch);
-    (report, crate::encode::encode(&spec.emit, &samples))
+///
+/// Gives the same records as `encode(&spec.emit, &process(..).1)`, without building owned
+/// samples: the encoder copies each series' cached label block.
+pub fn process_and_encode(
+    spec: &ScrapeSpec,
+    cache: &mut SeriesCache,
+    started_at: Timestamp,
+    duration: Duration,
+    fetch: &FetchOutcome,
+) -> (ScrapeReport, Vec<Record>) {
+    let (mut report, outs) = run(spec, cache, started_at, duration, fetch);
+    let records = encode_outs(&spec.emit, cache, &outs);
+    let encoded: usize = records.iter().map(|r| r.samples).sum();
+    report.samples_unencodable = (outs.len() - encoded) as u64;
+    cache.outs_buf = outs;
+    cache.finish();
+    (report, records)
 }
+
+// ---------------------------------------------------------------------------------------
+
+/// Identity hasher for keys that already are xxh3 hashes.
+#[derive(Default, Clone, Copy, Debug)]
+struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are used; fold anything else so the hasher stays total.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+type IdentityHash = BuildHasherDefault<IdentityHasher>;
+
+/// The parts of a spec that the cached label results depend on.
+#[derive(Clone, Debug, PartialEq)]
+struct Basis {
+    target_labels: Labels,
+    honor_labels: bool,
+    label_limit: u64,
+    label_name_length_limit: u64,
+    label_value_length_limit: u64,
+    metric_relabel_configs: Vec<RelabelConfig>,
+    encoding: Encoding,
+}
+
+impl Basis {
+    fn matches(&self, spec: &ScrapeSpec) -> bool {
+        self.honor_labels == spec.honor_labels
+            && self.label_limit == spec.limits.label_limit
+            && self.label_name_length_limit == spec.limits.label_name_length_limit
+            && self.label_value_length_limit == spec.limits.label_value_length_limit
+            && self.encoding == spec.emit.encoding
+            && self.target_labels == spec.target_labels
+            && self.metric_relabel_configs == spec.metric_relabel_configs
+    }
+
+    fn of(spec: &ScrapeSpec) -> Basis {
+        Basis {
+            target_labels: spec.target_labels.clone(),
+            honor_labels: spec.honor_labels,
+            label_limit: spec.limits.label_limit,
+            label_name_length_limit: spec.limits.label_name_length_limit,
+            label_value_length_limit: spec.limits.label_value_length_limit,
+            metric_relabel_configs: spec.metric_relabel_configs.clone(),
+            encoding: spec.emit.encoding,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct RawEntry {
+    /// The series text (name, then `0xff name 0xfe value` per label, as written).
+    key: Box<[u8]>,
+    /// Index in `series`, or [`DROPPED`].
+    series: u32,
+    /// Last scrape that saw this text.
+    seen_iter: u64,
+    /// Whether a sample of it was ever accepted (Prometheus caches only those; the others
+    /// count as new series again).
+    committed: bool,
+}
+
+#[derive(Clone, Debug)]
+struct SeriesEntry {
+    labels: Labels,
+    /// Encoded labels for the basis' encoding (protobuf label block or JSON prefix).
+    frag: Vec<u8>,
+    /// Last scrape that accepted a sample of it.
+    seen_iter: u64,
+    /// Timestamp of its last accepted sample in `seen_iter`.
+    last_ts: i64,
+    /// In the previous successful scrape, without an exporter timestamp: gets a marker when absent.
+    tracked_prev: bool,
+    /// Seen in this scrape without an exporter timestamp.
+    tracked_now: bool,
+}
+
+impl SeriesEntry {
+    fn new(labels: Labels, encoding: Encoding) -> SeriesEntry {
+        let mut e = SeriesEntry {
+            labels,
+            frag: Vec::new(),
+            seen_iter: 0,
+            last_ts: i64::MIN,
+            tracked_prev: false,
+            tracked_now: false,
+        };
+        e.encode_frag(encoding);
+        e
+    }
+
+    fn encode_frag(&mut self, encoding: Encoding) {
+        self.frag.clear();
+        let pairs = self
+            .labels
+            .iter()
+            .map(|l| (l.name.as_str(), l.value.as_str()));
+        match encoding {
+            Encoding::RemoteWrite => encode::put_labels_pb(pairs, &mut self.frag),
+            Encoding::Json => encode::put_json_prefix(pairs, &mut self.frag),
+        }
+    }
+}
+
+/// One output sample: a reference to a cache entry and a point.
+#[derive(Clone, Copy, Debug)]
+struct Out {
+    series: u32,
+    ts: i64,
+    value: f64,
+}
+
+/// The canonical hash of a final label set.
+fn labels_hash(labels: &Labels, scratch: &mut Vec<u8>) -> u64 {
+    scratch.clear();
+    labels.encode_canonical(scratch);
+    xxh3_64(scratch)
+}
+
+/// Finds `hash`'s entry satisfying `eq` by linear probing, or the free slot to insert at.
+fn probe(
+    index: &HashMap<u64, u32, IdentityHash>,
+    hash: u64,
+    mut eq: impl FnMut(u32) -> bool,
+) -> Result<u32, u64> {
+    let mut h = hash;
+    loop {
+        match index.get(&h) {
+            None => return Err(h),
+            Some(&i) if eq(i) => return Ok(i),
+            Some(_) => h = h.wrapping_add(1),
+        }
+    }
+}
+
+impl SeriesCache {
+    fn entry(&self, series: u32) -> &SeriesEntry {
+        if series & REPORT_FLAG != 0 {
+            &self.report[(series & !REPORT_FLAG) as usize]
+        } else {
+            &self.series[series as usize]
+        }
+    }
+
+    /// Starts a scrape: adopts `spec` (rebuilding label results if it changed) and bumps `iter`.
+    fn begin(&mut self, spec: &ScrapeSpec) {
+        self.finish();
+        if !self.basis.as_ref().is_some_and(|b| b.matches(spec)) {
+            // Series texts may now map elsewhere: forget them, keep the series (their
+            // identity is their final labels, so staleness carries over exactly).
+            self.raw.clear();
+            self.raw_index.clear();
+            for s in &mut self.series {
+                s.encode_frag(spec.emit.encoding);
+            }
+            self.report = REPORT_SERIES
+                .iter()
+                .map(|name| {
+                    let mut l = spec.target_labels.clone();
+                    l.set("__name__".to_string(), (*name).to_string());
+                    SeriesEntry::new(l, spec.emit.encoding)
+                })
+                .collect();
+            self.basis = Some(Basis::of(spec));
+        }
+        self.iter += 1;
+    }
+
+    /// The series of `lset` (creating it if new).
+    fn series_for(&mut self, lset: Labels, encoding: Encoding) -> u32 {
+        let h = labels_hash(&lset, &mut self.key_scratch);
+        let series = &self.series;
+        match probe(&self.series_index, h, |i| series[i as usize].labels == lset) {
+            Ok(i) => i,
+            Err(slot) => {
+                let i = self.series.len() as u32;
+                self.series.push(SeriesEntry::new(lset, encoding));
+                self.series_index.insert(slot, i);
+                i
+            }
+        }
+    }
+
+    /// Writes markers for every tracked series into `outs` and forgets them.
+    fn mark_all_stale(&mut self, at: i64, outs: &mut Vec<Out>) -> u64 {
+        let mut stale: Vec<u32> = (0..self.series.len() as u32)
+            .filter(|&i| self.series[i as usize].tracked_prev)
+            .collect();
+        stale.sort_by(|&a, &b| {
+            self.series[a as usize]
+                .labels
+                .cmp(&self.series[b as usize].labels)
+        });
+        for &i in &stale {
+            outs.push(Out {
+                series: i,
+                ts: at,
+                value: stale_nan(),
+            });
+        }
+        for s in &mut self.series {
+            s.tracked_prev = false;
+            s.tracked_now = false;
+        }
+        stale.len() as u64
+    }
+
+    /// After a successful scrape: markers for series tracked before and not now.
+    fn mark_gone_stale(&mut self, at: i64, outs: &mut Vec<Out>) -> u64 {
+        let mut stale: Vec<u32> = (0..self.series.len() as u32)
+            .filter(|&i| {
+                self.series[i as usize].tracked_prev && !self.series[i as usize].tracked_now
+            })
+            .collect();
+        if stale.len() > 1 {
+            stale.sort_by(|&a, &b| {
+                self.series[a as usize]
+                    .labels
+                    .cmp(&self.series[b as usize].labels)
+            });
+        }
+        for &i in &stale {
+            outs.push(Out {
+                series: i,
+                ts: at,
+                value: stale_nan(),
+            });
+        }
+        for s in &mut self.series {
+            s.tracked_prev = s.tracked_now;
+            s.tracked_now = false;
+        }
+        stale.len() as u64
+    }
+
+    /// Ends a scrape once its output is built: drops what the last scrape did not see.
+    fn finish(&mut self) {
+        if !self.sweep_pending {
+            return;
+        }
+        self.sweep_pending = false;
+        let iter = self.iter;
+        let mut remap = vec![DROPPED; self.series.len()];
+        let mut kept = 0u32;
+        for (i, s) in self.series.iter().enumerate() {
+            if s.seen_iter == iter || s.tracked_prev {
+                remap[i] = kept;
+                kept += 1;
+            }
+        }
+        let mut i = 0;
+        self.series.retain(|_| {
+            let keep = remap[i] != DROPPED;
+            i += 1;
+            keep
+        });
+        self.raw.retain(|r| {
+            r.seen_iter == iter && (r.series == DROPPED || remap[r.series as usize] != DROPPED)
+        });
+        for r in &mut self.raw {
+            if r.series != DROPPED {
+                r.series = remap[r.series as usize];
+            }
+        }
+        self.raw_index.clear();
+        for (i, r) in self.raw.iter().enumerate() {
+            let slot = probe(&self.raw_index, xxh3_64(&r.key), |_| false).unwrap_err();
+            self.raw_index.insert(slot, i as u32);
+        }
+        self.series_index.clear();
+        let mut scratch = std::mem::take(&mut self.key_scratch);
+        for (i, s) in self.series.iter().enumerate() {
+            let slot = probe(
+                &self.series_index,
+                labels_hash(&s.labels, &mut scratch),
+                |_| false,
+            )
+            .unwrap_err();
+            self.series_index.insert(slot, i as u32);
+        }
+        self.key_scratch = scratch;
+        self.successful_count = self.raw.len();
+    }
+
+    /// Whether anything is left to sweep after a successful scrape.
+    fn needs_sweep(&self) -> bool {
+        let iter = self.iter;
+        self.raw.iter().any(|r| r.seen_iter != iter)
+            || self
+                .series
+                .iter()
+                .any(|s| s.seen_iter != iter && !s.tracked_prev)
+    }
+}
+
+/// Counts of one pass over a body, as Prometheus's `append` returns them.
+#[derive(Default)]
+struct Counts {
+    total: u64,
+    added: u64,
+    series_added: u64,
+    duplicates: u64,
+    out_of_order: u64,
+    out_of_bounds: u64,
+}
+
+/// Everything but encoding: returns the report and the output, leaving the cache to `finish`.
+fn run(
+    spec: &ScrapeSpec,
+    cache: &mut SeriesCache,
+    started_at: Timestamp,
+    duration: Duration,
+    fetch: &FetchOutcome,
+) -> (ScrapeReport, Vec<Out>) {
+    cache.begin(spec);
+    let t0 = started_at.0;
+    let mut outs = std::mem::take(&mut cache.outs_buf);
+    outs.clear();
+    let mut counts = Counts::default(); // stays zero unless the body is parsed
+    let mut stale = 0;
+    let result: Result<(), String> = match fetch {
+        FetchOutcome::Failed { error } => Err(error.clone()),
+        FetchOutcome::Body { body, .. }
+            if spec.limits.body_size_limit_bytes > 0
+                && body.len() as u64 >= spec.limits.body_size_limit_bytes =>
+        {
+            // Prometheus reads at most the limit and fails when it got that many bytes.
+            Err("body size limit exceeded".to_string())
+        }
+        FetchOutcome::Body { body, .. } if body.is_empty() => {
+            // An empty 2xx body: Prometheus writes markers for everything and stays up.
+            stale = cache.mark_all_stale(t0, &mut outs);
+            Ok(())
+        }
+        FetchOutcome::Body { body, content_type } => {
+            let format = Format::from_content_type(content_type.as_deref());
+            match exposition::parse_with(
+                body,
+                format,
+                &ParseOptions {
+                    keep_exemplars: false,
+                },
+            ) {
+                Err(e) => Err(e.to_string()),
+                Ok(parsed) => {
+                    let r = append(spec, cache, t0, &parsed, &mut counts, &mut outs);
+                    if r.is_ok() {
+                        stale = cache.mark_gone_stale(t0, &mut outs);
+                        cache.sweep_pending = cache.needs_sweep();
+                    }
+                    r
+                }
+            }
+        }
+    };
+    let up = result.is_ok();
+    if result.is_err() {
+        outs.clear();
+        stale = cache.mark_all_stale(t0, &mut outs);
+        // Like Prometheus's forced flush: failed scrapes must not grow the cache forever.
+        if cache.raw.len() > cache.successful_count * 2 + 1000 {
+            cache.sweep_pending = true;
+        }
+    }
+    let report = ScrapeReport {
+        up,
+        error: result.err(),
+        duration,
+        samples_scraped: counts.total,
+        samples_post_metric_relabeling: counts.added,
+        series_added: counts.series_added,
+        stale_markers: stale,
+        duplicate_samples: counts.duplicates,
+        out_of_order_samples: counts.out_of_order,
+        out_of_bounds_samples: counts.out_of_bounds,
+        samples_unencodable: 0,
+    };
+    let values = [
+        if up { 1.0 } else { 0.0 },
+        duration.as_secs_f64(),
+        report.samples_scraped as f64,
+        report.samples_post_metric_relabeling as f64,
+        report.series_added as f64,
+    ];
+    for (i, v) in values.into_iter().enumerate() {
+        outs.push(Out {
+            series: REPORT_FLAG | i as u32,
+            ts: t0,
+            value: v,
+        });
+    }
+    (report, outs)
+}
+
+/// The append loop: one pass over the parsed samples. `Err` fails the scrape.
+fn append(
+    spec: &ScrapeSpec,
+    cache: &mut SeriesCache,
+    t0: i64,
+    parsed: &exposition::Parsed<'_>,
+    c: &mut Counts,
+    outs: &mut Vec<Out>,
+) -> Result<(), String> {
+    let iter = cache.iter;
+    let sample_limit = spec.limits.sample_limit;
+    let mut appended = 0u64;
+    let mut sample_limit_hit = false;
+    let mut label_error: Option<String> = None;
+    outs.reserve(parsed.samples.len() + 8);
+    let mut key = std::mem::take(&mut cache.key_scratch);
+    for s in &parsed.samples {
+        c.total += 1;
+        let explicit_ts = if spec.honor_timestamps {
+            s.timestamp_ms
+        } else {
+            None
+        };
+        let t = explicit_ts.unwrap_or(t0);
+        let labels = parsed.labels_of(s);
+
+        key.clear();
+        key.extend_from_slice(s.name.as_bytes());
+        for (n, v) in labels {
+            key.push(0xff);
+            key.extend_from_slice(n.as_bytes());
+            key.push(0xfe);
+            key.extend_from_slice(v.as_bytes());
+        }
+        let h = xxh3_64(&key);
+        let raw = &cache.raw;
+        let (raw_idx, raw_new) = match probe(&cache.raw_index, h, |i| *raw[i as usize].key == *key)
+        {
+            Ok(i) => (i, !cache.raw[i as usize].committed),
+            Err(slot) => {
+                let series = match resolve(spec, cache, s, labels) {
+                    Ok(series) => series,
+                    Err(e) => {
+                        label_error = Some(e);
+                        break;
+                    }
+                };
+                let i = cache.raw.len() as u32;
+                cache.raw.push(RawEntry {
+                    key: key.as_slice().into(),
+                    series,
+                    seen_iter: iter,
+                    committed: false,
+                });
+                cache.raw_index.insert(slot, i);
+                (i, true)
+            }
+        };
+        let raw = &mut cache.raw[raw_idx as usize];
+        raw.seen_iter = iter;
+        if raw.series == DROPPED {
+            continue;
+        }
+        let series_idx = raw.series;
+        c.added += 1;
+        let entry = &mut cache.series[series_idx as usize];
+        if entry.seen_iter == iter {
+            if t == entry.last_ts {
+                c.duplicates += 1;
+                continue;
+            }
+            if t < entry.last_ts {
+                c.out_of_order += 1;
+                continue;
+            }
+        }
+        if t > t0 + AHEAD_MS_MAX {
+            c.out_of_bounds += 1;
+            continue;
+        }
+        if sample_limit > 0 && !is_stale_nan(s.value) {
+            appended += 1;
+            if appended > sample_limit {
+                // Keep counting to the end, so the report shows how many there were.
+                sample_limit_hit = true;
+                continue;
+            }
+        }
+        entry.seen_iter = iter;
+        entry.last_ts = t;
+        entry.tracked_now |= explicit_ts.is_none();
+        cache.raw[raw_idx as usize].committed = true;
+        if raw_new && !sample_limit_hit {
+            c.series_added += 1;
+        }
+        outs.push(Out {
+            series: series_idx,
+            ts: t,
+            value: s.value,
+        });
+    }
+    cache.key_scratch = key;
+    if let Some(e) = label_error {
+        return Err(e);
+    }
+    if sample_limit_hit {
+        return Err("sample limit exceeded".to_string());
+    }
+    Ok(())
+}
+
+/// The slow path for a series text not seen before: target labels, relabeling, checks.
+fn resolve(
+    spec: &ScrapeSpec,
+    cache: &mut SeriesCache,
+    s: &ParsedSample<'_>,
+    labels: &[(&str, Cow<'_, str>)],
+) -> Result<u32, String> {
+    let mut scraped = Labels::new();
+    for (n, v) in labels {
+        scraped.set((*n).to_string(), v.to_string());
+    }
+    scraped.set("__name__".to_string(), s.name.to_string());
+    let lset = attach_target_labels(scraped, &spec.target_labels, spec.honor_labels);
+    let lset = match crate::relabel::process(&spec.metric_relabel_configs, lset) {
+        Some(l) if !l.is_empty() => l,
+        _ => return Ok(DROPPED),
+    };
+    let name = match lset.get("__name__") {
+        Some(n) => n,
+        None => return Err("missing metric name (__name__ label)".to_string()),
+    };
+    if !is_valid_metric_name(name) || !lset.iter().all(|l| is_valid_label_name(&l.name)) {
+        return Err(format!("invalid metric name or label names: {lset}"));
+    }
+    check_label_limits(&lset, &spec.limits)?;
+    Ok(cache.series_for(lset, spec.emit.encoding))
+}
+
+/// Merges target labels into scraped ones with Prometheus's `honor_labels` rules.
+fn attach_target_labels(mut lset: Labels, target: &Labels, honor_labels: bool) -> Labels {
+    if honor_labels {
+        for l in target.iter() {
+            if lset.get(&l.name).is_none() {
+                lset.set(l.name.clone(), l.value.clone());
+            }
+        }
+        return lset;
+    }
+    let mut conflicts: Vec<(String, String)> = Vec::new();
+    for l in target.iter() {
+        if let Some(v) = lset.get(&l.name) {
+            conflicts.push((l.name.clone(), v.to_string()));
+        }
+        lset.set(l.name.clone(), l.value.clone());
+    }
+    // Shortest names first (stable), so `exported_a` is settled before `exported_exported_a`.
+    conflicts.sort_by_key(|(n, _)| n.len());
+    for (name, value) in conflicts {
+        let mut new_name = name;
+        loop {
+            new_name = format!("exported_{new_name}");
+            if lset.get(&new_name).is_none() {
+                lset.set(new_name, value);
+                break;
+            }
+        }
+    }
+    lset
+}
+
+/// Go's `%.50s`: at most 50 characters.
+fn trunc50(s: &str) -> &str {
+    match s.char_indices().nth(50) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// Checks the label limits, with Prometheus's error texts.
+fn check_label_limits(lset: &Labels, limits: &Limits) -> Result<(), String> {
+    let metric = trunc50(lset.get("__name__").unwrap_or(""));
+    if limits.label_limit > 0 && lset.len() as u64 > limits.label_limit {
+        return Err(format!(
+            "label_limit exceeded (metric: {metric}, number of labels: {}, limit: {})",
+            lset.len(),
+            limits.label_limit
+        ));
+    }
+    for l in lset.iter() {
+        if limits.label_name_length_limit > 0
+            && l.name.len() as u64 > limits.label_name_length_limit
+        {
+            return Err(format!(
+                "label_name_length_limit exceeded (metric: {metric}, label name: {}, length: {}, limit: {})",
+                trunc50(&l.name),
+                l.name.len(),
+                limits.label_name_length_limit
+            ));
+        }
+        if limits.label_value_length_limit > 0
+            && l.value.len() as u64 > limits.label_value_length_limit
+        {
+            return Err(format!(
+                "label_value_length_limit exceeded (metric: {metric}, label name: {}, value: {:?}, length: {}, limit: {})",
+                trunc50(&l.name),
+                trunc50(&l.value),
+                l.value.len(),
+                limits.label_value_length_limit
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Encodes the output of [`run`] from the cached label blocks.
+fn encode_outs(emit: &EmitSpec, cache: &mut SeriesCache, outs: &[Out]) -> Vec<Record> {
+    if emit.encoding == Encoding::Json {
+        let mut scratch = encode::JsonScratch::default();
+        return outs
+            .iter()
+            .filter_map(|o| {
+                encode::json_record(
+                    emit,
+                    &cache.entry(o.series).frag,
+                    o.ts,
+                    o.value,
+                    &mut scratch,
+                )
+            })
+            .collect();
+    }
+    let mut points = std::mem::take(&mut cache.points_buf);
+    points.clear();
+    let mut bufs = std::mem::take(&mut cache.rw_bufs);
+    // Reuses the kept (empty) group list's allocation for this scrape's borrows: collecting
+    // an empty `Vec` of the same layout in place allocates nothing.
+    let mut groups: Vec<Group<'_>> = std::mem::take(&mut cache.groups_buf)
+        .into_iter()
+        .map(|_| unreachable!("kept empty"))
+        .collect();
+    let records = {
+        let cache = &*cache;
+        let mut prev = u32::MAX - 1;
+        for (i, o) in outs.iter().enumerate() {
+            points.push((o.ts, o.value));
+            if o.series == prev {
+                groups
+                    .last_mut()
+                    .expect("a group exists for a repeated series")
+                    .points
+                    .end = i + 1;
+            } else {
+                groups.push(Group {
+                    labels_pb: &cache.entry(o.series).frag,
+                    points: i..i + 1,
+                });
+                prev = o.series;
+            }
+        }
+        encode::remote_write_records(emit, &groups, &points, &mut bufs)
+    };
+    groups.clear();
+    cache.groups_buf = groups
+        .into_iter()
+        .map(|_| unreachable!("cleared"))
+        .collect();
+    cache.points_buf = points;
+    cache.rw_bufs = bufs;
+    records
+}
+
+#[cfg(test)]
+mod tests;

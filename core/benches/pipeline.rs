@@ -1,0 +1,103 @@
+//! Cost per sample of the whole pure part of a scrape: parse → target labels → metric
+//! relabeling → limits/duplicates → staleness → encode, in steady state (the target's cache
+//! is warm from a previous scrape of the same payload), for both bus encodings.
+//!
+//! Run: `cargo bench -p scrapepool-core --bench pipeline`.
+
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use scrapepool_core::config::TlsConfig;
+use scrapepool_core::encode::{EmitSpec, Encoding};
+use scrapepool_core::labels::Labels;
+use scrapepool_core::scrape::{process_and_encode, FetchOutcome, Limits, ScrapeSpec, SeriesCache};
+use scrapepool_core::Timestamp;
+
+const FIXTURES: [&str; 4] = [
+    "node_exporter-1.5.0.prom",
+    "prometheus-2.42.0.prom",
+    "victoria-metrics-1.79.5.prom",
+    "synthetic-heavy.prom",
+];
+
+fn spec(encoding: Encoding) -> ScrapeSpec {
+    ScrapeSpec {
+        url: "http://10.0.0.1:9100/metrics".into(),
+        target_labels: Labels::from_pairs([("instance", "10.0.0.1:9100"), ("job", "node")]),
+        interval: Duration::from_secs(15),
+        timeout: Duration::from_secs(10),
+        honor_labels: false,
+        honor_timestamps: true,
+        enable_compression: true,
+        limits: Limits::default(),
+        metric_relabel_configs: Vec::new(),
+        basic_auth: None,
+        authorization: None,
+        tls_config: TlsConfig::default(),
+        emit: EmitSpec {
+            encoding,
+            message_bytes_max: 1 << 20,
+            scraper_id: "scraper-1".into(),
+            job: "node".into(),
+            instance: "10.0.0.1:9100".into(),
+            key_hash: 0x1234,
+        },
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/exposition/");
+    let mut group = c.benchmark_group("pipeline");
+    for name in FIXTURES {
+        let body = std::fs::read(format!("{dir}{name}")).expect("fixture");
+        let fetch = FetchOutcome::Body {
+            body,
+            content_type: Some("text/plain; version=0.0.4".into()),
+        };
+        for encoding in [Encoding::RemoteWrite, Encoding::Json] {
+            let spec = spec(encoding);
+            let mut cache = SeriesCache::default();
+            let (report, _) = process_and_encode(
+                &spec,
+                &mut cache,
+                Timestamp(1_700_000_000_000),
+                Duration::from_millis(3),
+                &fetch,
+            );
+            assert!(report.up, "{name}: {:?}", report.error);
+            group.throughput(Throughput::Elements(report.samples_scraped));
+            let mut now = 1_700_000_015_000;
+            group.bench_with_input(
+                BenchmarkId::new(encoding_name(encoding), name),
+                &fetch,
+                |b, fetch| {
+                    b.iter(|| {
+                        now += 15_000;
+                        process_and_encode(
+                            &spec,
+                            &mut cache,
+                            Timestamp(now),
+                            Duration::from_millis(3),
+                            fetch,
+                        )
+                    })
+                },
+            );
+        }
+    }
+    group.finish();
+}
+
+fn encoding_name(e: Encoding) -> &'static str {
+    match e {
+        Encoding::RemoteWrite => "remote-write",
+        Encoding::Json => "json",
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = bench
+}
+criterion_main!(benches);

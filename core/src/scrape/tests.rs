@@ -1,0 +1,590 @@
+use super::*;
+use crate::sample::STALE_NAN_BITS;
+
+pub(crate) fn spec() -> ScrapeSpec {
+    ScrapeSpec {
+        url: "http://h:9100/metrics".into(),
+        target_labels: Labels::from_pairs([("instance", "h:9100"), ("job", "node")]),
+        interval: Duration::from_secs(15),
+        timeout: Duration::from_secs(10),
+        honor_labels: false,
+        honor_timestamps: true,
+        enable_compression: true,
+        limits: Limits::default(),
+        metric_relabel_configs: Vec::new(),
+        basic_auth: None,
+        authorization: None,
+        tls_config: TlsConfig::default(),
+        emit: EmitSpec {
+            encoding: Encoding::RemoteWrite,
+            message_bytes_max: 1 << 20,
+            scraper_id: "s1".into(),
+            job: "node".into(),
+            instance: "h:9100".into(),
+            key_hash: 7,
+        },
+    }
+}
+
+fn body(text: &str) -> FetchOutcome {
+    FetchOutcome::Body {
+        body: text.as_bytes().to_vec(),
+        content_type: Some("text/plain; version=0.0.4".into()),
+    }
+}
+
+fn failed() -> FetchOutcome {
+    FetchOutcome::Failed {
+        error: "connection refused".into(),
+    }
+}
+
+const MS: Duration = Duration::from_millis(250);
+
+/// The samples as `{labels} value@ts` lines, stale markers shown as `STALE`.
+fn show(samples: &[Sample]) -> Vec<String> {
+    samples
+        .iter()
+        .map(|s| {
+            let v = if s.value.to_bits() == STALE_NAN_BITS {
+                "STALE".to_string()
+            } else {
+                format!("{}", s.value)
+            };
+            format!("{} {v}@{}", s.labels, s.timestamp_ms)
+        })
+        .collect()
+}
+
+fn scraped(samples: &[Sample]) -> Vec<String> {
+    show(samples)
+        .into_iter()
+        .filter(|l| {
+            !REPORT_SERIES
+                .iter()
+                .any(|n| l.contains(&format!("__name__=\"{n}\"")))
+        })
+        .collect()
+}
+
+fn report_values(samples: &[Sample]) -> Vec<f64> {
+    let n = samples.len();
+    samples[n - 5..].iter().map(|s| s.value).collect()
+}
+
+#[test]
+fn target_labels_win_and_conflicts_are_exported() {
+    let mut cache = SeriesCache::default();
+    let text = "a{job=\"app\",exported_job=\"x\",instance=\"\",zone=\"z\"} 1\n";
+    let (r, out) = process(&spec(), &mut cache, Timestamp(1000), MS, &body(text));
+    assert!(r.up, "{r:?}");
+    assert_eq!(
+        scraped(&out),
+        vec![
+            r#"{__name__="a", exported_exported_job="app", exported_job="x", instance="h:9100", job="node", zone="z"} 1@1000"#
+        ]
+    );
+}
+
+#[test]
+fn conflicts_resolve_shortest_name_first() {
+    let mut s = spec();
+    s.target_labels = Labels::from_pairs([("a", "T"), ("exported_a", "U")]);
+    let mut cache = SeriesCache::default();
+    let (_, out) = process(
+        &s,
+        &mut cache,
+        Timestamp(0),
+        MS,
+        &body("m{a=\"1\",exported_a=\"2\"} 1\n"),
+    );
+    // `a` is settled first: exported_a is taken (target), so exported_exported_a="1"; then
+    // `exported_a`'s scraped value moves to exported_exported_exported_a.
+    assert_eq!(
+        scraped(&out),
+        vec![
+            r#"{__name__="m", a="T", exported_a="U", exported_exported_a="1", exported_exported_exported_a="2"} 1@0"#
+        ]
+    );
+}
+
+#[test]
+fn honor_labels_keeps_scraped_values() {
+    let mut s = spec();
+    s.honor_labels = true;
+    let mut cache = SeriesCache::default();
+    let (_, out) = process(
+        &s,
+        &mut cache,
+        Timestamp(5),
+        MS,
+        &body("a{job=\"app\"} 2\n"),
+    );
+    assert_eq!(
+        scraped(&out),
+        vec![r#"{__name__="a", instance="h:9100", job="app"} 2@5"#]
+    );
+}
+
+#[test]
+fn honor_timestamps_keeps_or_replaces_exporter_timestamps() {
+    let text = "a 1 123\nb 2\n";
+    let mut cache = SeriesCache::default();
+    let (_, out) = process(&spec(), &mut cache, Timestamp(1000), MS, &body(text));
+    assert_eq!(
+        scraped(&out),
+        vec![
+            r#"{__name__="a", instance="h:9100", job="node"} 1@123"#,
+            r#"{__name__="b", instance="h:9100", job="node"} 2@1000"#
+        ]
+    );
+    let mut s = spec();
+    s.honor_timestamps = false;
+    let mut cache = SeriesCache::default();
+    let (_, out) = process(&s, &mut cache, Timestamp(1000), MS, &body(text));
+    assert_eq!(
+        scraped(&out),
+        vec![
+            r#"{__name__="a", instance="h:9100", job="node"} 1@1000"#,
+            r#"{__name__="b", instance="h:9100", job="node"} 2@1000"#
+        ]
+    );
+}
+
+#[test]
+fn synthetic_series_carry_target_labels_and_prometheus_values() {
+    // Go's Duration.Seconds(): whole seconds plus nanoseconds / 1e9, in float64.
+    assert_eq!(1.0 + 500_250_000.0 / 1e9, 1.500_249_999_999_999_9);
+    let mut cache = SeriesCache::default();
+    let (r, out) = process(
+        &spec(),
+        &mut cache,
+        Timestamp(1000),
+        Duration::from_micros(1_500_250),
+        &body("a 1\nb 2\nb 3\n"),
+    );
+    assert_eq!(
+        show(&out[out.len() - 5..]),
+        vec![
+            r#"{__name__="up", instance="h:9100", job="node"} 1@1000"#,
+            r#"{__name__="scrape_duration_seconds", instance="h:9100", job="node"} 1.5002499999999999@1000"#,
+            r#"{__name__="scrape_samples_scraped", instance="h:9100", job="node"} 3@1000"#,
+            r#"{__name__="scrape_samples_post_metric_relabeling", instance="h:9100", job="node"} 3@1000"#,
+            r#"{__name__="scrape_series_added", instance="h:9100", job="node"} 2@1000"#,
+        ]
+    );
+    assert_eq!(r.duplicate_samples, 1);
+    // Second scrape of the same payload: nothing new.
+    let (_, out) = process(
+        &spec(),
+        &mut cache,
+        Timestamp(2000),
+        MS,
+        &body("a 1\nb 2\n"),
+    );
+    assert_eq!(report_values(&out), vec![1.0, 0.25, 2.0, 2.0, 0.0]);
+}
+
+#[test]
+fn failed_fetch_reports_down_with_zero_counts() {
+    let mut cache = SeriesCache::default();
+    let (r, out) = process(&spec(), &mut cache, Timestamp(1000), MS, &failed());
+    assert!(!r.up);
+    assert_eq!(r.error.as_deref(), Some("connection refused"));
+    assert_eq!(report_values(&out), vec![0.0, 0.25, 0.0, 0.0, 0.0]);
+    assert_eq!(out.len(), 5);
+}
+
+#[test]
+fn duplicate_series_keep_the_first_sample() {
+    let mut cache = SeriesCache::default();
+    // Same series written twice, the second time with labels in another order.
+    let text = "a{x=\"1\",y=\"2\"} 1\na{y=\"2\",x=\"1\"} 2\na{x=\"1\",y=\"2\"} 3\n";
+    let (r, out) = process(&spec(), &mut cache, Timestamp(1000), MS, &body(text));
+    assert!(r.up);
+    assert_eq!(
+        scraped(&out),
+        vec![r#"{__name__="a", instance="h:9100", job="node", x="1", y="2"} 1@1000"#]
+    );
+    assert_eq!(r.duplicate_samples, 2);
+    assert_eq!(
+        r.samples_post_metric_relabeling, 3,
+        "duplicates still count, as in Prometheus"
+    );
+    // The reordered text is new, but its sample was not accepted: not counted (Prometheus).
+    assert_eq!(r.series_added, 1);
+}
+
+#[test]
+fn exporter_timestamps_out_of_order_and_too_far_ahead_are_dropped() {
+    let mut cache = SeriesCache::default();
+    let text = "a 1 2000\na 2 1500\nb 1 700000\n";
+    let (r, out) = process(&spec(), &mut cache, Timestamp(1000), MS, &body(text));
+    assert_eq!(
+        scraped(&out),
+        vec![r#"{__name__="a", instance="h:9100", job="node"} 1@2000"#]
+    );
+    assert_eq!((r.out_of_order_samples, r.out_of_bounds_samples), (1, 1));
+}
+
+#[test]
+fn series_gone_from_a_successful_scrape_get_one_marker() {
+    let mut cache = SeriesCache::default();
+    let (_, _) = process(
+        &spec(),
+        &mut cache,
+        Timestamp(1000),
+        MS,
+        &body("a 1\nb 1\nc 1\n"),
+    );
+    let (r, out) = process(&spec(), &mut cache, Timestamp(2000), MS, &body("b 2\n"));
+    assert_eq!(r.stale_markers, 2);
+    assert_eq!(
+        scraped(&out),
+        vec![
+            r#"{__name__="b", instance="h:9100", job="node"} 2@2000"#,
+            r#"{__name__="a", instance="h:9100", job="node"} STALE@2000"#,
+            r#"{__name__="c", instance="h:9100", job="node"} STALE@2000"#,
+        ]
+    );
+    let (r, out) = process(&spec(), &mut cache, Timestamp(3000), MS, &body("b 3\n"));
+    assert_eq!(r.stale_markers, 0);
+    assert_eq!(scraped(&out).len(), 1);
+    assert_eq!(
+        cache.series(),
+        vec![Labels::from_pairs([
+            ("__name__", "b"),
+            ("instance", "h:9100"),
+            ("job", "node")
+        ])]
+    );
+}
+
+#[test]
+fn a_failed_scrape_marks_every_series_once() {
+    let mut cache = SeriesCache::default();
+    process(
+        &spec(),
+        &mut cache,
+        Timestamp(1000),
+        MS,
+        &body("a 1\nb 1\n"),
+    );
+    let (r, out) = process(&spec(), &mut cache, Timestamp(2000), MS, &failed());
+    assert_eq!(r.stale_markers, 2);
+    assert_eq!(
+        scraped(&out),
+        vec![
+            r#"{__name__="a", instance="h:9100", job="node"} STALE@2000"#,
+            r#"{__name__="b", instance="h:9100", job="node"} STALE@2000"#
+        ]
+    );
+    assert!(cache.is_empty());
+    let (r, out) = process(&spec(), &mut cache, Timestamp(3000), MS, &failed());
+    assert_eq!((r.stale_markers, out.len()), (0, 5), "no double markers");
+    // Back up: the series texts are still cached, so as in Prometheus they are not "added".
+    let (r, out) = process(&spec(), &mut cache, Timestamp(4000), MS, &body("a 1\n"));
+    assert_eq!((r.stale_markers, r.series_added), (0, 0));
+    assert_eq!(scraped(&out).len(), 1);
+}
+
+#[test]
+fn series_with_exporter_timestamps_get_no_markers() {
+    let mut cache = SeriesCache::default();
+    process(
+        &spec(),
+        &mut cache,
+        Timestamp(1000),
+        MS,
+        &body("a 1 900\nb 1\n"),
+    );
+    let (r, _) = process(&spec(), &mut cache, Timestamp(2000), MS, &body(""));
+    assert!(r.up, "an empty body is a successful scrape in Prometheus");
+    assert_eq!(r.stale_markers, 1);
+}
+
+#[test]
+fn removed_target_markers_cover_series_and_synthetic_series() {
+    let mut cache = SeriesCache::default();
+    assert!(
+        stale_markers(&cache, Timestamp(9)).is_empty(),
+        "never scraped: nothing to mark"
+    );
+    process(
+        &spec(),
+        &mut cache,
+        Timestamp(1000),
+        MS,
+        &body("z 1\na 1\n"),
+    );
+    let m = show(&stale_markers(&cache, Timestamp(5000)));
+    assert_eq!(m.len(), 7);
+    assert_eq!(
+        m[0],
+        r#"{__name__="a", instance="h:9100", job="node"} STALE@5000"#
+    );
+    assert_eq!(
+        m[1],
+        r#"{__name__="z", instance="h:9100", job="node"} STALE@5000"#
+    );
+    assert_eq!(
+        m[2],
+        r#"{__name__="up", instance="h:9100", job="node"} STALE@5000"#
+    );
+}
+
+#[test]
+fn sample_limit_fails_the_scrape_after_relabeling_counts() {
+    let mut s = spec();
+    s.limits.sample_limit = 2;
+    let mut cache = SeriesCache::default();
+    process(&s, &mut cache, Timestamp(1000), MS, &body("a 1\n"));
+    let (r, out) = process(
+        &s,
+        &mut cache,
+        Timestamp(2000),
+        MS,
+        &body("a 1\nb 1\nc 1\nd 1\n"),
+    );
+    assert!(!r.up);
+    assert_eq!(r.error.as_deref(), Some("sample limit exceeded"));
+    // No scraped sample; the previous scrape's series is marked stale.
+    assert_eq!(
+        scraped(&out),
+        vec![r#"{__name__="a", instance="h:9100", job="node"} STALE@2000"#]
+    );
+    // Prometheus counts to the end; series_added counts the new series before the limit.
+    assert_eq!(report_values(&out), vec![0.0, 0.25, 4.0, 4.0, 1.0]);
+    let (r, _) = process(&s, &mut cache, Timestamp(3000), MS, &body("a 1\nb 1\n"));
+    assert!(r.up);
+}
+
+#[test]
+fn label_limits_fail_with_prometheus_wording() {
+    let mut cache = SeriesCache::default();
+    let mut s = spec();
+    s.limits.label_limit = 3;
+    let (r, out) = process(
+        &s,
+        &mut cache,
+        Timestamp(0),
+        MS,
+        &body("ok 1\nm{a=\"1\"} 1\nlater 1\n"),
+    );
+    assert_eq!(
+        r.error.as_deref(),
+        Some("label_limit exceeded (metric: m, number of labels: 4, limit: 3)")
+    );
+    assert_eq!(report_values(&out), vec![0.0, 0.25, 2.0, 1.0, 1.0]);
+
+    let mut s = spec();
+    s.limits.label_name_length_limit = 8;
+    let (r, _) = process(
+        &s,
+        &mut SeriesCache::default(),
+        Timestamp(0),
+        MS,
+        &body("m{long_name=\"1\"} 1\n"),
+    );
+    assert_eq!(r.error.as_deref(), Some("label_name_length_limit exceeded (metric: m, label name: long_name, length: 9, limit: 8)"));
+
+    let mut s = spec();
+    s.limits.label_value_length_limit = 7;
+    let (r, _) = process(
+        &s,
+        &mut SeriesCache::default(),
+        Timestamp(0),
+        MS,
+        &body("m{a=\"abcdefgh\"} 1\n"),
+    );
+    assert_eq!(r.error.as_deref(), Some("label_value_length_limit exceeded (metric: m, label name: a, value: \"abcdefgh\", length: 8, limit: 7)"));
+}
+
+#[test]
+fn body_size_limit_fails_like_a_fetch_error() {
+    let mut s = spec();
+    s.limits.body_size_limit_bytes = 4;
+    let (r, out) = process(
+        &s,
+        &mut SeriesCache::default(),
+        Timestamp(0),
+        MS,
+        &body("a 1\n"),
+    );
+    assert_eq!(r.error.as_deref(), Some("body size limit exceeded"));
+    assert_eq!(report_values(&out), vec![0.0, 0.25, 0.0, 0.0, 0.0]);
+    let (r, _) = process(
+        &s,
+        &mut SeriesCache::default(),
+        Timestamp(0),
+        MS,
+        &body("a 1"),
+    );
+    assert!(r.up, "one byte under the limit passes");
+}
+
+#[test]
+fn parse_errors_fail_the_scrape_with_a_position() {
+    let mut cache = SeriesCache::default();
+    process(&spec(), &mut cache, Timestamp(0), MS, &body("a 1\n"));
+    let (r, out) = process(
+        &spec(),
+        &mut cache,
+        Timestamp(10),
+        MS,
+        &body("a 1\nb{x=} 1\n"),
+    );
+    assert!(!r.up);
+    assert!(
+        r.error.as_deref().unwrap().starts_with("2:"),
+        "{:?}",
+        r.error
+    );
+    assert_eq!(
+        scraped(&out),
+        vec![r#"{__name__="a", instance="h:9100", job="node"} STALE@10"#]
+    );
+}
+
+#[test]
+fn openmetrics_content_type_selects_openmetrics() {
+    let fetch = FetchOutcome::Body {
+        body: b"# TYPE a counter\na_total 1 1.5\n# EOF\n".to_vec(),
+        content_type: Some("application/openmetrics-text; version=1.0.0".into()),
+    };
+    let (r, out) = process(
+        &spec(),
+        &mut SeriesCache::default(),
+        Timestamp(0),
+        MS,
+        &fetch,
+    );
+    assert!(r.up, "{r:?}");
+    assert_eq!(
+        scraped(&out),
+        vec![r#"{__name__="a_total", instance="h:9100", job="node"} 1@1500"#]
+    );
+}
+
+#[test]
+fn a_changed_spec_keeps_staleness_by_final_labels() {
+    let mut cache = SeriesCache::default();
+    process(
+        &spec(),
+        &mut cache,
+        Timestamp(0),
+        MS,
+        &body("a{x=\"1\"} 1\nb 1\n"),
+    );
+    let mut s = spec();
+    s.honor_labels = true; // same labels here, but the cached texts must be resolved again
+    s.emit.encoding = Encoding::Json;
+    let (r, out) = process(&s, &mut cache, Timestamp(10), MS, &body("a{x=\"1\"} 2\n"));
+    assert_eq!(r.stale_markers, 1);
+    assert_eq!(r.series_added, 1, "texts were forgotten with the old spec");
+    assert_eq!(
+        scraped(&out)[1],
+        r#"{__name__="b", instance="h:9100", job="node"} STALE@10"#
+    );
+}
+
+#[test]
+fn fast_encoding_equals_encoding_the_samples() {
+    for encoding in [Encoding::RemoteWrite, Encoding::Json] {
+        let mut s = spec();
+        s.emit.encoding = encoding;
+        let mut a = SeriesCache::default();
+        let mut b = SeriesCache::default();
+        let scrapes = [
+            body("x 1\ny{l=\"q\\\"\"} 2\nz 3\n"),
+            body("y{l=\"q\\\"\"} 2\nw 1 5\n"),
+            failed(),
+            body("x 1\n"),
+        ];
+        for (i, f) in scrapes.iter().enumerate() {
+            let at = Timestamp(1000 * i as i64);
+            let (ra, samples) = process(&s, &mut a, at, MS, f);
+            let (rb, records) = process_and_encode(&s, &mut b, at, MS, f);
+            assert_eq!(ra, rb);
+            assert_eq!(
+                records,
+                encode::encode(&s.emit, &samples),
+                "scrape {i} ({encoding:?})"
+            );
+        }
+    }
+}
+
+#[test]
+fn cache_stays_bounded_under_churn() {
+    let mut cache = SeriesCache::default();
+    for i in 0..50 {
+        let text = format!("a{{i=\"{i}\"}} 1\nb 1\n");
+        process(&spec(), &mut cache, Timestamp(i * 1000), MS, &body(&text));
+    }
+    assert_eq!(cache.raw.len(), 2);
+    assert_eq!(cache.series.len(), 2);
+    assert_eq!(cache.len(), 2);
+}
+
+fn rule(
+    source: &[&str],
+    regex: &str,
+    action: &str,
+    target: Option<&str>,
+    replacement: Option<&str>,
+) -> RelabelConfig {
+    RelabelConfig::from_spec(crate::relabel::RelabelSpec {
+        source_labels: (!source.is_empty()).then(|| source.iter().map(|s| s.to_string()).collect()),
+        regex: Some(regex.into()),
+        action: Some(action.into()),
+        target_label: target.map(Into::into),
+        replacement: replacement.map(Into::into),
+        ..Default::default()
+    })
+    .expect("valid rule")
+}
+
+#[test]
+fn metric_relabeling_drops_and_rewrites_after_target_labels() {
+    let mut s = spec();
+    s.metric_relabel_configs = vec![
+        rule(&["__name__"], "go_.*", "drop", None, None),
+        // Sees the target label: relabeling runs after target labels are attached.
+        rule(&["job"], "(.*)", "replace", Some("origin"), Some("from_$1")),
+    ];
+    s.limits.sample_limit = 2; // counted after relabeling: 2 kept of 4
+    let mut cache = SeriesCache::default();
+    let text = "go_a 1\ngo_b 1\nkeep 1\nkeep2 2\n";
+    let (r, out) = process(&s, &mut cache, Timestamp(0), MS, &body(text));
+    assert!(r.up, "{r:?}");
+    assert_eq!(
+        scraped(&out),
+        vec![
+            r#"{__name__="keep", instance="h:9100", job="node", origin="from_node"} 1@0"#,
+            r#"{__name__="keep2", instance="h:9100", job="node", origin="from_node"} 2@0"#,
+        ]
+    );
+    assert_eq!(report_values(&out), vec![1.0, 0.25, 4.0, 2.0, 2.0]);
+    // Steady state (cached texts, dropped ones included) gives the same.
+    let (_, again) = process(&s, &mut cache, Timestamp(10), MS, &body(text));
+    assert_eq!(scraped(&again).len(), 2);
+    assert_eq!(report_values(&again), vec![1.0, 0.25, 4.0, 2.0, 0.0]);
+}
+
+#[test]
+fn relabeling_away_the_name_fails_the_scrape() {
+    let mut s = spec();
+    s.metric_relabel_configs = vec![rule(&[], "__name__", "labeldrop", None, None)];
+    let (r, _) = process(
+        &s,
+        &mut SeriesCache::default(),
+        Timestamp(0),
+        MS,
+        &body("a 1\n"),
+    );
+    assert_eq!(
+        r.error.as_deref(),
+        Some("missing metric name (__name__ label)")
+    );
+}
