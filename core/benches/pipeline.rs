@@ -3,9 +3,15 @@
 //! is warm from a previous scrape of the same payload), for both bus encodings.
 //!
 //! Run: `cargo bench -p scrapepool-core --bench pipeline`.
+//!
+//! Time is the benchmark thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), as in the parse
+//! bench: on a shared machine wall time mostly measures the other processes. Throughput is
+//! in samples of the payload (`scrape_samples_scraped`), so the time per element is the
+//! cost per scraped sample.
 
 use std::time::Duration;
 
+use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use scrapepool_core::config::TlsConfig;
 use scrapepool_core::encode::{EmitSpec, Encoding};
@@ -45,7 +51,70 @@ fn spec(encoding: Encoding) -> ScrapeSpec {
     }
 }
 
-fn bench(c: &mut Criterion) {
+/// Criterion measurement: CPU nanoseconds of the calling thread.
+struct ThreadCpu;
+
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid, writable timespec and a clock id libc defines.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+impl Measurement for ThreadCpu {
+    type Intermediate = u64;
+    type Value = u64;
+    fn start(&self) -> u64 {
+        thread_cpu_ns()
+    }
+    fn end(&self, start: u64) -> u64 {
+        thread_cpu_ns() - start
+    }
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        a + b
+    }
+    fn zero(&self) -> u64 {
+        0
+    }
+    fn to_f64(&self, v: &u64) -> f64 {
+        *v as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &PerSample
+    }
+}
+
+/// Shows time per iteration in CPU µs and throughput as CPU ns per sample.
+struct PerSample;
+
+impl ValueFormatter for PerSample {
+    fn scale_values(&self, _typical: f64, values: &mut [f64]) -> &'static str {
+        values.iter_mut().for_each(|v| *v /= 1e3);
+        "µs(cpu)"
+    }
+    fn scale_throughputs(
+        &self,
+        _typical: f64,
+        throughput: &Throughput,
+        values: &mut [f64],
+    ) -> &'static str {
+        let per_iteration = match *throughput {
+            Throughput::Elements(e) => e as f64,
+            _ => 1.0,
+        };
+        values.iter_mut().for_each(|v| *v /= per_iteration);
+        "ns(cpu)/sample"
+    }
+    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
+        "ns"
+    }
+}
+
+fn bench(c: &mut Criterion<ThreadCpu>) {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/exposition/");
     let mut group = c.benchmark_group("pipeline");
     for name in FIXTURES {
@@ -97,7 +166,7 @@ fn encoding_name(e: Encoding) -> &'static str {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default().sample_size(30).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    config = Criterion::default().with_measurement(ThreadCpu).sample_size(30).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
     targets = bench
 }
 criterion_main!(benches);
