@@ -3,5 +3,9 @@
 //! The driver loop that feeds events into [`scrapepool_core::Node`] and carries out its
 //! commands, and one thin adapter per outside system behind a port trait. Adapters hold no
 //! policy: every decision is the core's.
+
 pub mod discovery;
+pub mod driver;
+pub mod http;
 pub mod ports;
+pub mod zk;

@@ -53,6 +53,7 @@ fn start(
     let provider = ProviderId {
         job: "consul".into(),
         index: 2,
+        generation: 7,
     };
     let task =
         tokio::spawn(async move { discoverer.run(provider, SdConfig::Consul(config), tx).await });
@@ -66,7 +67,8 @@ async fn next_within(rx: &mut mpsc::Receiver<Event>, limit: Duration) -> Update 
                 provider,
                 ProviderId {
                     job: "consul".into(),
-                    index: 2
+                    index: 2,
+                    generation: 7
                 }
             );
             result

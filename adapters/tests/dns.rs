@@ -182,6 +182,7 @@ fn start(
     let provider = ProviderId {
         job: "dns".into(),
         index: 0,
+        generation: 7,
     };
     let task = tokio::spawn(async move { discoverer.run(provider, config, tx).await });
     (rx, task)

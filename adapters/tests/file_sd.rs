@@ -32,6 +32,7 @@ fn start(
     let provider = ProviderId {
         job: "files".into(),
         index: 0,
+        generation: 7,
     };
     let task = tokio::spawn(async move { discoverer.run(provider, config, tx).await });
     (rx, task)
@@ -44,7 +45,8 @@ async fn next(rx: &mut mpsc::Receiver<Event>) -> Update {
                 provider,
                 ProviderId {
                     job: "files".into(),
-                    index: 0
+                    index: 0,
+                    generation: 7
                 }
             );
             result
@@ -328,6 +330,7 @@ async fn the_combined_discovery_dispatches_on_the_config() {
     let provider = ProviderId {
         job: "files".into(),
         index: 0,
+        generation: 7,
     };
     let config = SdConfig::File(FileSdConfig {
         files: vec![json.display().to_string()],

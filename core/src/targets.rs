@@ -5,8 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{JobConfig, TargetGroup};
+use crate::config::{format_duration, parse_duration, JobConfig, TargetGroup};
 use crate::labels::Labels;
+use crate::relabel;
 use crate::ring;
 
 /// The identity of a target across the fleet: job name, final labels and scrape URL in one
@@ -26,7 +27,10 @@ impl TargetKey {
         labels.encode_canonical(&mut bytes);
         bytes.push(0xfe);
         bytes.extend_from_slice(url.as_bytes());
-        TargetKey { hash: ring::key_hash(&bytes), bytes: bytes.into() }
+        TargetKey {
+            hash: ring::key_hash(&bytes),
+            bytes: bytes.into(),
+        }
     }
 
     /// The pinned 64-bit hash of the canonical bytes.
@@ -77,8 +81,254 @@ pub struct ResolvedTargets {
     pub errors: Vec<String>,
 }
 
-/// Turns target groups into targets for `job`.
+/// Turns target groups into targets for `job`, as Prometheus's `targetsFromGroup` and
+/// `PopulateLabels` (version 2.42, default ports added) do.
+///
+/// A target's labels are its group's labels overridden by its own; `job`, `__scheme__`,
+/// `__metrics_path__`, `__scrape_interval__` and `__scrape_timeout__` are added when absent,
+/// and `__param_<name>` (first value) for each job param. Relabeling then runs; a dropped
+/// target is kept with these discovered labels. Targets with the same key are one target
+/// (the last one's discovered labels win, as in Prometheus's scrape pool).
 pub fn resolve(job: &JobConfig, groups: &[TargetGroup]) -> ResolvedTargets {
-    let _ = (job, groups);
-    ResolvedTargets::default()
+    let mut out = ResolvedTargets::default();
+    let mut active: std::collections::BTreeMap<TargetKey, Target> =
+        std::collections::BTreeMap::new();
+    for group in groups {
+        for (i, target_labels) in group.targets.iter().enumerate() {
+            let mut labels = group.labels.clone();
+            for l in target_labels.iter() {
+                labels.set(l.name.clone(), l.value.clone());
+            }
+            match populate(job, labels) {
+                Ok(Populated::Active(target)) => {
+                    active.insert(target.key.clone(), target);
+                }
+                Ok(Populated::Dropped(discovered_labels)) => {
+                    out.dropped.push(DroppedTarget { discovered_labels })
+                }
+                Err(e) => out
+                    .errors
+                    .push(format!("instance {i} in group {}: {e}", group.source)),
+            }
+        }
+    }
+    out.active = active.into_values().collect();
+    if job.target_limit > 0 && out.active.len() as u64 > job.target_limit {
+        out.limit_error = Some(format!(
+            "target_limit exceeded (number of targets: {}, limit: {})",
+            out.active.len(),
+            job.target_limit
+        ));
+    }
+    out
+}
+
+enum Populated {
+    Active(Target),
+    Dropped(Labels),
+}
+
+/// One target: Prometheus's `PopulateLabels` followed by the target's URL and key.
+fn populate(job: &JobConfig, mut labels: Labels) -> Result<Populated, String> {
+    let defaults = [
+        ("job", job.job_name.clone()),
+        ("__scrape_interval__", format_duration(job.scrape_interval)),
+        ("__scrape_timeout__", format_duration(job.scrape_timeout)),
+        ("__metrics_path__", job.metrics_path.clone()),
+        ("__scheme__", job.scheme.as_str().to_string()),
+    ];
+    for (name, value) in defaults {
+        if labels.get(name).is_none() {
+            labels.set(name.to_string(), value);
+        }
+    }
+    for (name, values) in &job.params {
+        if let Some(first) = values.first() {
+            labels.set(format!("__param_{name}"), first.clone());
+        }
+    }
+    let discovered = labels.clone();
+    let Some(mut labels) = relabel::process(&job.relabel_configs, labels) else {
+        return Ok(Populated::Dropped(discovered));
+    };
+    let Some(mut address) = labels.get("__address__").map(str::to_string) else {
+        return Err("no address".into());
+    };
+    if needs_port(&address) {
+        // Prometheus 2.42 adds the scheme's default port to an address without one.
+        match labels.get("__scheme__").unwrap_or("") {
+            "http" | "" => address.push_str(":80"),
+            "https" => address.push_str(":443"),
+            // Prometheus names the job's scheme here, not the label's.
+            _ => return Err(format!("invalid scheme: {:?}", job.scheme.as_str())),
+        }
+        labels.set("__address__".into(), address.clone());
+    }
+    if address.contains('/') {
+        return Err(format!("{address:?} is not a valid hostname"));
+    }
+    let interval_text = labels.get("__scrape_interval__").unwrap_or("").to_string();
+    let scrape_interval = parse_duration(&interval_text)
+        .map_err(|e| format!("error parsing scrape interval: {e}"))?;
+    if scrape_interval.is_zero() {
+        return Err("scrape interval cannot be 0".into());
+    }
+    let timeout_text = labels.get("__scrape_timeout__").unwrap_or("").to_string();
+    let scrape_timeout =
+        parse_duration(&timeout_text).map_err(|e| format!("error parsing scrape timeout: {e}"))?;
+    if scrape_timeout.is_zero() {
+        return Err("scrape timeout cannot be 0".into());
+    }
+    if scrape_timeout > scrape_interval {
+        return Err(format!("scrape timeout cannot be greater than scrape interval ({timeout_text:?} > {interval_text:?})"));
+    }
+    labels.retain(|l| !l.name.starts_with("__meta_"));
+    if labels.get("instance").is_none() {
+        labels.set("instance".into(), address.clone());
+    }
+    let url = scrape_url(job, &labels);
+    let mut public = labels;
+    public.retain(|l| !l.name.starts_with("__"));
+    let key = TargetKey::new(&job.job_name, &public, &url);
+    Ok(Populated::Active(Target {
+        key,
+        labels: public,
+        discovered_labels: discovered,
+        url,
+        scrape_interval,
+        scrape_timeout,
+    }))
+}
+
+/// Whether Prometheus 2.42's `addPort` would add a default port: the address has no port
+/// but becomes a valid `host:port` with one.
+fn needs_port(address: &str) -> bool {
+    split_host_port(address).is_none() && split_host_port(&format!("{address}:1234")).is_some()
+}
+
+/// Go's `net.SplitHostPort`: `host:port` or `[v6]:port`; `None` where Go returns an error.
+pub fn split_host_port(hostport: &str) -> Option<(&str, &str)> {
+    let colon = hostport.rfind(':')?;
+    let (host, inner_start, inner_end) = if hostport.starts_with('[') {
+        let end = hostport.find(']')?;
+        if end + 1 != colon {
+            return None;
+        }
+        (&hostport[1..end], 1, end + 1)
+    } else {
+        let host = &hostport[..colon];
+        if host.contains(':') {
+            return None;
+        }
+        (host, 0, 0)
+    };
+    if hostport[inner_start..].contains('[') || hostport[inner_end..].contains(']') {
+        return None;
+    }
+    Some((host, &hostport[colon + 1..]))
+}
+
+/// The scrape URL as Prometheus's `Target.URL().String()`: the job's params, each one's first
+/// value replaced by its `__param_<name>` label, encoded sorted by name (Go's `url.Values`).
+pub fn scrape_url(job: &JobConfig, labels: &Labels) -> String {
+    let mut params = job.params.clone();
+    for l in labels.iter() {
+        if let Some(name) = l.name.strip_prefix("__param_") {
+            let values = params.entry(name.to_string()).or_default();
+            match values.first_mut() {
+                Some(first) => *first = l.value.clone(),
+                None => values.push(l.value.clone()),
+            }
+        }
+    }
+    let scheme = labels.get("__scheme__").unwrap_or("");
+    let host = labels.get("__address__").unwrap_or("");
+    let path = labels.get("__metrics_path__").unwrap_or("");
+    let mut url = String::new();
+    if !scheme.is_empty() {
+        url.push_str(scheme);
+        url.push(':');
+    }
+    if !scheme.is_empty() || !host.is_empty() {
+        if !host.is_empty() || !path.is_empty() {
+            url.push_str("//");
+        }
+        escape_into(&mut url, host, Mode::Host);
+    }
+    if !path.is_empty() && !path.starts_with('/') && !host.is_empty() {
+        url.push('/');
+    }
+    escape_into(&mut url, path, Mode::Path);
+    let mut first = true;
+    for (name, values) in &params {
+        for value in values {
+            url.push(if first { '?' } else { '&' });
+            first = false;
+            escape_into(&mut url, name, Mode::Query);
+            url.push('=');
+            escape_into(&mut url, value, Mode::Query);
+        }
+    }
+    url
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Host,
+    Path,
+    Query,
+}
+
+/// Percent-encodes as Go's `net/url` does for a host, a path or a query component.
+fn escape_into(out: &mut String, s: &str, mode: Mode) {
+    for c in s.chars() {
+        if !c.is_ascii() {
+            // Go leaves non-ASCII bytes of a host alone and escapes them elsewhere.
+            if mode == Mode::Host {
+                out.push(c);
+            } else {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+            }
+            continue;
+        }
+        let b = c as u8;
+        let keep = b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'_' | b'.' | b'~')
+            || match mode {
+                Mode::Host => matches!(
+                    b,
+                    b'!' | b'$'
+                        | b'&'
+                        | b'\''
+                        | b'('
+                        | b')'
+                        | b'*'
+                        | b'+'
+                        | b','
+                        | b';'
+                        | b'='
+                        | b':'
+                        | b'['
+                        | b']'
+                        | b'<'
+                        | b'>'
+                        | b'"'
+                ),
+                Mode::Path => matches!(
+                    b,
+                    b'$' | b'&' | b'+' | b',' | b'/' | b':' | b';' | b'=' | b'@'
+                ),
+                Mode::Query => false,
+            };
+        if keep {
+            out.push(c);
+        } else if c == ' ' && mode == Mode::Query {
+            out.push('+');
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
 }

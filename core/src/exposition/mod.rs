@@ -7,6 +7,10 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
+mod lexer;
+mod openmetrics;
+mod prometheus;
+
 /// Which text format a body is in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Format {
@@ -18,11 +22,160 @@ pub enum Format {
 }
 
 impl Format {
-    /// The format of a response, from its Content-Type, as Prometheus chooses it.
+    /// The format of a response, from its Content-Type, as Prometheus 2.42 chooses it.
+    ///
+    /// Like `textparse.New`: the media type (case-insensitive, parameters after `;`) picks
+    /// OpenMetrics only when it is `application/openmetrics-text`; a missing header, any
+    /// other type, and a header Go's `mime.ParseMediaType` would refuse (bad media type or
+    /// malformed/duplicate parameters) all fall back to the Prometheus text format.
     pub fn from_content_type(content_type: Option<&str>) -> Format {
-        match content_type {
-            Some(ct) if ct.trim_start().starts_with("application/openmetrics-text") => Format::OpenMetrics,
+        match content_type.and_then(media_type) {
+            Some(mt) if mt.eq_ignore_ascii_case("application/openmetrics-text") => {
+                Format::OpenMetrics
+            }
             _ => Format::Prometheus,
+        }
+    }
+}
+
+/// The media type of a Content-Type value, or `None` where Go's `mime.ParseMediaType` fails.
+fn media_type(value: &str) -> Option<&str> {
+    fn is_token(c: u8) -> bool {
+        c > b' ' && c < 0x7f && !b"()<>@,;:\\\"/[]?=".contains(&c)
+    }
+    fn token(s: &[u8], mut i: usize) -> usize {
+        while i < s.len() && is_token(s[i]) {
+            i += 1;
+        }
+        i
+    }
+    fn skip_space(s: &[u8], mut i: usize) -> usize {
+        while i < s.len() && s[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        i
+    }
+    let (base, mut rest) = value
+        .split_once(';')
+        .map_or((value, ""), |(b, _)| (b, &value[b.len()..]));
+    let mt = base.trim();
+    // `type` or `type/subtype`, each a non-empty token.
+    let valid = |t: &str| !t.is_empty() && t.bytes().all(is_token);
+    match mt.split_once('/') {
+        Some((t, sub)) if valid(t) && valid(sub) => {}
+        None if valid(mt) => {}
+        _ => return None,
+    }
+    let mut names: Vec<String> = Vec::new();
+    loop {
+        rest = rest.trim_start();
+        if rest.is_empty() {
+            return Some(mt);
+        }
+        let s = rest.as_bytes();
+        // `; name = value`, value a token or a quoted string.
+        if s[0] != b';' {
+            return None;
+        }
+        let mut i = skip_space(s, 1);
+        let key_end = token(s, i);
+        if key_end == i {
+            // A trailing `;` is ignored; anything else is an error.
+            return if rest[1..].trim().is_empty() {
+                Some(mt)
+            } else {
+                None
+            };
+        }
+        let key = rest[i..key_end].to_ascii_lowercase();
+        i = skip_space(s, key_end);
+        if i >= s.len() || s[i] != b'=' {
+            return None;
+        }
+        i = skip_space(s, i + 1);
+        if i < s.len() && s[i] == b'"' {
+            i += 1;
+            loop {
+                match s.get(i) {
+                    None => return None,
+                    Some(b'"') => break,
+                    Some(b'\\') => i += 2,
+                    Some(_) => i += 1,
+                }
+            }
+            i += 1;
+        } else {
+            let end = token(s, i);
+            if end == i {
+                return None;
+            }
+            i = end;
+        }
+        if names.contains(&key) {
+            return None;
+        }
+        names.push(key);
+        rest = &rest[i.min(rest.len())..];
+    }
+}
+
+/// The type of a metric family, from its `# TYPE` line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricType {
+    /// `counter`.
+    Counter,
+    /// `gauge`.
+    Gauge,
+    /// `histogram`.
+    Histogram,
+    /// `gaugehistogram` (OpenMetrics).
+    GaugeHistogram,
+    /// `summary`.
+    Summary,
+    /// `info` (OpenMetrics).
+    Info,
+    /// `stateset` (OpenMetrics).
+    StateSet,
+    /// `unknown` (OpenMetrics) or `untyped` (text format).
+    Unknown,
+}
+
+/// What the comment lines say about one metric family.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Metadata<'a> {
+    /// The family name as written in the metadata line.
+    pub name: &'a str,
+    /// Its type, if a `# TYPE` line gave one.
+    pub kind: Option<MetricType>,
+    /// Its help text, unescaped, if a `# HELP` line gave one.
+    pub help: Option<Cow<'a, str>>,
+    /// Its unit, if a `# UNIT` line gave one (OpenMetrics).
+    pub unit: Option<&'a str>,
+}
+
+impl<'a> Metadata<'a> {
+    fn new(name: &'a str) -> Metadata<'a> {
+        Metadata {
+            name,
+            kind: None,
+            help: None,
+            unit: None,
+        }
+    }
+}
+
+/// How to parse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParseOptions {
+    /// Keep exemplars in [`ParsedSample::exemplar`]; when false they are still checked
+    /// but dropped, saving their allocation.
+    pub keep_exemplars: bool,
+}
+
+impl Default for ParseOptions {
+    fn default() -> Self {
+        ParseOptions {
+            keep_exemplars: true,
         }
     }
 }
@@ -60,6 +213,8 @@ pub struct Parsed<'a> {
     pub samples: Vec<ParsedSample<'a>>,
     /// Labels of all samples; each sample's `labels` range points into this.
     pub labels: Vec<(&'a str, Cow<'a, str>)>,
+    /// Metadata of the families, in the order their first metadata line appears.
+    pub metadata: Vec<Metadata<'a>>,
 }
 
 impl<'a> Parsed<'a> {
@@ -81,8 +236,38 @@ pub struct ParseError {
     pub message: String,
 }
 
-/// Parses `body` in `format`.
+/// Parses `body` in `format`, keeping exemplars.
 pub fn parse(body: &[u8], format: Format) -> Result<Parsed<'_>, ParseError> {
-    let _ = (body, format);
-    Err(ParseError { line: 1, column: 1, message: "parser not implemented yet".into() })
+    parse_with(body, format, &ParseOptions::default())
 }
+
+/// Parses `body` in `format` with `options`.
+///
+/// The text format is read as Prometheus 2.42's `textparse.PromParser` reads it. OpenMetrics
+/// is read strictly, with the semantic rules of the OpenMetrics 1.0 specification
+/// (grouping, histogram buckets, counter values, metadata placement, exemplar limits).
+pub fn parse_with<'a>(
+    body: &'a [u8],
+    format: Format,
+    options: &ParseOptions,
+) -> Result<Parsed<'a>, ParseError> {
+    let mut out = Parsed::default();
+    let result = match format {
+        Format::Prometheus => prometheus::parse(body, options, &mut out),
+        Format::OpenMetrics => openmetrics::parse(body, options, &mut out),
+    };
+    match result {
+        Ok(()) => Ok(out),
+        Err(fail) => {
+            let (line, column) = lexer::line_column(body, fail.at);
+            Err(ParseError {
+                line,
+                column,
+                message: fail.message.into_owned(),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

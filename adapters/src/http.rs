@@ -1,0 +1,347 @@
+//! The HTTP fetcher: Prometheus's scrape request (headers, auth, TLS, gzip, timeout, body
+//! limit) on hyper 1, over a pluggable [`Connector`] — tokio TCP in production, turmoil TCP in
+//! the simulation — so both run the same request code.
+//!
+//! One connection per scrape (no pooling): a scrape every few seconds per target makes
+//! the handshake cost small, and a fresh connection per scrape keeps one target's broken
+//! connection from ever affecting the next scrape.
+
+use std::future::Future;
+use std::io::{self, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::header::{HeaderValue, ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HOST, USER_AGENT};
+use hyper::{Request, Uri};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use scrapepool_core::config::TlsConfig;
+use scrapepool_core::scrape::{FetchOutcome, ScrapeSpec};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::ports::Fetcher;
+
+/// The Accept header of Prometheus 2.42's scraper (scrape.go `scrapeAcceptHeader`).
+pub const ACCEPT_HEADER: &str =
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+/// The header that tells the exporter how long we wait (seconds, as Prometheus formats it).
+pub const SCRAPE_TIMEOUT_HEADER: &str = "X-Prometheus-Scrape-Timeout-Seconds";
+/// Our User-Agent.
+pub const USER_AGENT_VALUE: &str = concat!("scrapepool/", env!("CARGO_PKG_VERSION"));
+/// Prometheus's wording of a body over `body_size_limit` (scrape.go `errBodySizeLimit`).
+pub const BODY_SIZE_LIMIT_ERROR: &str = "body size limit exceeded";
+
+/// Compressed bytes inflated at a time before the body limit is checked again.
+const GUNZIP_STEP_BYTES: usize = 1024;
+
+/// Opens the byte stream a request runs over.
+pub trait Connector: Clone + Send + Sync + 'static {
+    /// The connection.
+    type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    /// Connects to `host:port` (the caller puts a deadline on it).
+    fn connect(&self, host: &str, port: u16) -> impl Future<Output = io::Result<Self::Io>> + Send;
+}
+
+/// Plain tokio TCP.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TcpConnector;
+
+impl Connector for TcpConnector {
+    type Io = tokio::net::TcpStream;
+
+    async fn connect(&self, host: &str, port: u16) -> io::Result<tokio::net::TcpStream> {
+        // A bracketed IPv6 literal comes from the URI as `[::1]`.
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let stream = tokio::net::TcpStream::connect((host, port)).await?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+}
+
+/// Fetches targets over HTTP(S); see [`Fetcher`].
+#[derive(Clone, Debug, Default)]
+pub struct HttpFetcher<C = TcpConnector> {
+    connector: C,
+}
+
+impl HttpFetcher<TcpConnector> {
+    /// A fetcher over tokio TCP.
+    pub fn new() -> Self {
+        HttpFetcher { connector: TcpConnector }
+    }
+}
+
+impl<C: Connector> HttpFetcher<C> {
+    /// A fetcher over `connector`.
+    pub fn with_connector(connector: C) -> Self {
+        HttpFetcher { connector }
+    }
+}
+
+impl<C: Connector> Fetcher for HttpFetcher<C> {
+    async fn fetch(&self, spec: &ScrapeSpec) -> FetchOutcome {
+        // The whole scrape — connect, TLS, request, body — fits in the scrape timeout.
+        match tokio::time::timeout(spec.timeout, fetch_inner(&self.connector, spec)).await {
+            Ok(Ok((body, content_type))) => FetchOutcome::Body { body, content_type },
+            Ok(Err(error)) => FetchOutcome::Failed { error },
+            Err(_) => FetchOutcome::Failed { error: format!("Get \"{}\": context deadline exceeded", spec.url) },
+        }
+    }
+}
+
+/// Formats a duration as Prometheus does for the timeout header (`10`, `0.5`).
+pub fn timeout_header_value(timeout: Duration) -> String {
+    format!("{}", timeout.as_secs_f64())
+}
+
+/// Reads a secret file as Prometheus does: whole, surrounding whitespace trimmed.
+fn read_secret_file(path: &str, what: &str) -> Result<String, String> {
+    std::fs::read_to_string(path).map(|s| s.trim().to_string()).map_err(|e| format!("unable to read {what} file {path}: {e}"))
+}
+
+fn header(value: String, what: &str) -> Result<HeaderValue, String> {
+    HeaderValue::from_str(&value).map_err(|_| format!("{what} is not a valid HTTP header value"))
+}
+
+/// Builds the GET request of one scrape.
+fn build_request(spec: &ScrapeSpec, uri: &Uri) -> Result<Request<Empty<Bytes>>, String> {
+    let authority = uri.authority().ok_or_else(|| format!("scrape URL {:?} has no host", spec.url))?;
+    let target = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let mut req = Request::get(target)
+        .header(HOST, authority.as_str())
+        .header(ACCEPT, ACCEPT_HEADER)
+        .header(ACCEPT_ENCODING, if spec.enable_compression { "gzip" } else { "identity" })
+        .header(USER_AGENT, USER_AGENT_VALUE)
+        .header(SCRAPE_TIMEOUT_HEADER, timeout_header_value(spec.timeout))
+        .body(Empty::new())
+        .map_err(|e| format!("cannot build request for {:?}: {e}", spec.url))?;
+    if let Some(basic) = &spec.basic_auth {
+        let password = match (&basic.password, &basic.password_file) {
+            (Some(p), _) => p.expose().to_string(),
+            (None, Some(file)) => read_secret_file(file, "basic auth password")?,
+            (None, None) => String::new(),
+        };
+        use base64::Engine as _;
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{}:{password}", basic.username));
+        req.headers_mut().insert(AUTHORIZATION, header(format!("Basic {token}"), "basic auth")?);
+    }
+    if let Some(auth) = &spec.authorization {
+        let credentials = match (&auth.credentials, &auth.credentials_file) {
+            (Some(c), _) => c.expose().to_string(),
+            (None, Some(file)) => read_secret_file(file, "authorization credentials")?,
+            (None, None) => String::new(),
+        };
+        let kind = if auth.kind.is_empty() { "Bearer" } else { &auth.kind };
+        req.headers_mut().insert(AUTHORIZATION, header(format!("{kind} {credentials}"), "authorization")?);
+    }
+    Ok(req)
+}
+
+async fn fetch_inner<C: Connector>(connector: &C, spec: &ScrapeSpec) -> Result<(Vec<u8>, Option<String>), String> {
+    let url = &spec.url;
+    let uri: Uri = url.parse().map_err(|e| format!("invalid scrape URL {url:?}: {e}"))?;
+    let https = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        other => return Err(format!("unsupported scheme {other:?} in scrape URL {url:?}")),
+    };
+    let host = uri.host().ok_or_else(|| format!("scrape URL {url:?} has no host"))?.to_string();
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let req = build_request(spec, &uri)?;
+    // Configuration errors (unreadable CA or key files) are reported before any dialing.
+    let tls_config = if https { Some(tls_client_config(&spec.tls_config)?) } else { None };
+    let io = connector.connect(&host, port).await.map_err(|e| format!("Get \"{url}\": dial tcp {host}:{port}: {e}"))?;
+    if let Some(config) = tls_config {
+        let name_str = spec.tls_config.server_name.clone().unwrap_or_else(|| host.trim_start_matches('[').trim_end_matches(']').to_string());
+        let name = ServerName::try_from(name_str.clone()).map_err(|_| format!("invalid TLS server name {name_str:?}"))?;
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, io)
+            .await
+            .map_err(|e| format!("Get \"{url}\": tls: {e}"))?;
+        exchange(tls, req, spec).await
+    } else {
+        exchange(io, req, spec).await
+    }
+}
+
+/// Aborts the spawned connection task when the scrape ends (done, failed or timed out).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Sends `req` over `io` and reads the response body under the body limit.
+async fn exchange<IO>(io: IO, req: Request<Empty<Bytes>>, spec: &ScrapeSpec) -> Result<(Vec<u8>, Option<String>), String>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let url = &spec.url;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await.map_err(|e| format!("Get \"{url}\": {e}"))?;
+    let _conn = AbortOnDrop(tokio::spawn(async move {
+        let _ = conn.await;
+    }));
+    let resp = sender.send_request(req).await.map_err(|e| format!("Get \"{url}\": {e}"))?;
+    let status = resp.status();
+    if !status.is_success() {
+        let reason = status.canonical_reason().unwrap_or("");
+        return Err(format!("server returned HTTP status {} {reason}", status.as_str()).trim_end().to_string());
+    }
+    let content_type = resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let gzip = resp.headers().get(CONTENT_ENCODING).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
+    let limit = spec.limits.body_size_limit_bytes;
+    let mut sink = LimitedBuf { buf: Vec::new(), limit };
+    let mut gunzip = gzip.then(|| flate2::write::GzDecoder::new(Vec::new()));
+    let mut body = resp.into_body();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| format!("Get \"{url}\": reading body: {e}"))?;
+        let Ok(chunk) = frame.into_data() else { continue };
+        match &mut gunzip {
+            None => sink.push(&chunk)?,
+            Some(decoder) => {
+                // Inflate in small steps and move the output into the limited buffer after
+                // each, so a gzip bomb is stopped within one step's expansion (deflate's
+                // ratio is at most about 1000:1, so about 1 MiB past the limit at worst).
+                for piece in chunk.chunks(GUNZIP_STEP_BYTES) {
+                    decoder.write_all(piece).map_err(|e| format!("decompressing body: {e}"))?;
+                    let out = std::mem::take(decoder.get_mut());
+                    sink.push(&out)?;
+                }
+            }
+        }
+    }
+    if let Some(decoder) = gunzip {
+        let out = decoder.finish().map_err(|e| format!("decompressing body: {e}"))?;
+        sink.push(&out)?;
+    }
+    Ok((sink.buf, content_type))
+}
+
+/// The body as read so far, failing as soon as it reaches the limit (0: none).
+struct LimitedBuf {
+    buf: Vec<u8>,
+    limit: u64,
+}
+
+impl LimitedBuf {
+    fn push(&mut self, data: &[u8]) -> Result<(), String> {
+        // Prometheus reads at most `limit` bytes and fails when it got that many, so a body
+        // of exactly `limit` bytes already fails; we do the same.
+        if self.limit > 0 && (self.buf.len() + data.len()) as u64 >= self.limit {
+            return Err(format!("{BODY_SIZE_LIMIT_ERROR} ({} bytes)", self.limit));
+        }
+        self.buf.extend_from_slice(data);
+        Ok(())
+    }
+}
+
+/// Builds the rustls client configuration of `tls` (ring provider, TLS 1.2 and 1.3).
+pub fn tls_client_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("tls: {e}"))?;
+    let builder = if tls.insecure_skip_verify {
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert { provider }))
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        match &tls.ca_file {
+            Some(ca_file) => {
+                let certs = CertificateDer::pem_file_iter(ca_file)
+                    .map_err(|e| format!("unable to read CA file {ca_file}: {e}"))?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| format!("unable to parse CA file {ca_file}: {e}"))?;
+                if certs.is_empty() {
+                    return Err(format!("unable to use specified CA cert {ca_file}: no certificate in it"));
+                }
+                for cert in certs {
+                    roots.add(cert).map_err(|e| format!("unable to use specified CA cert {ca_file}: {e}"))?;
+                }
+            }
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        builder.with_root_certificates(roots)
+    };
+    let mut config = match (&tls.cert_file, &tls.key_file) {
+        (Some(cert_file), Some(key_file)) => {
+            let certs = CertificateDer::pem_file_iter(cert_file)
+                .map_err(|e| format!("unable to read client certificate {cert_file}: {e}"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("unable to parse client certificate {cert_file}: {e}"))?;
+            let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| format!("unable to read client key {key_file}: {e}"))?;
+            builder.with_client_auth_cert(certs, key).map_err(|e| format!("unable to use client certificate {cert_file}: {e}"))?
+        }
+        (None, None) => builder.with_no_client_auth(),
+        _ => return Err("tls_config: cert_file and key_file must be given together".into()),
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// `insecure_skip_verify`: accepts any server certificate, but still checks the handshake
+/// signatures (so the connection is at least to whoever holds that certificate's key).
+#[derive(Debug)]
+struct AcceptAnyServerCert {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyServerCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeout_header_is_formatted_like_prometheus() {
+        assert_eq!(timeout_header_value(Duration::from_secs(10)), "10");
+        assert_eq!(timeout_header_value(Duration::from_millis(500)), "0.5");
+        assert_eq!(timeout_header_value(Duration::from_millis(1250)), "1.25");
+    }
+
+    #[test]
+    fn limited_buf_fails_at_the_limit_like_prometheus() {
+        let mut b = LimitedBuf { buf: Vec::new(), limit: 4 };
+        b.push(b"abc").unwrap();
+        assert!(b.push(b"d").unwrap_err().starts_with(BODY_SIZE_LIMIT_ERROR));
+        let mut unlimited = LimitedBuf { buf: Vec::new(), limit: 0 };
+        unlimited.push(&[0; 10_000]).unwrap();
+    }
+}

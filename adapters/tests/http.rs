@@ -1,0 +1,403 @@
+//! The HTTP fetcher against small in-process hyper servers on 127.0.0.1.
+
+use std::convert::Infallible;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::HeaderMap;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use scrapepool_adapters::http::{HttpFetcher, ACCEPT_HEADER, BODY_SIZE_LIMIT_ERROR, SCRAPE_TIMEOUT_HEADER};
+use scrapepool_adapters::ports::Fetcher;
+use scrapepool_core::config::{Authorization, BasicAuth, Secret, TlsConfig};
+use scrapepool_core::encode::{EmitSpec, Encoding};
+use scrapepool_core::labels::Labels;
+use scrapepool_core::scrape::{FetchOutcome, Limits, ScrapeSpec};
+
+type BoxBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// What the test server answers.
+#[derive(Clone)]
+struct Reply {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: ReplyBody,
+    delay: Duration,
+}
+
+#[derive(Clone)]
+enum ReplyBody {
+    Full(Bytes),
+    /// This chunk, repeated `n` times (streamed, never held whole).
+    Repeat(Bytes, usize),
+}
+
+impl Reply {
+    fn ok(body: &str) -> Reply {
+        Reply { status: 200, headers: vec![("content-type", "text/plain; version=0.0.4; charset=utf-8".into())], body: ReplyBody::Full(Bytes::from(body.to_string())), delay: Duration::ZERO }
+    }
+}
+
+/// A test server: its address and every request's headers and target.
+struct Server {
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<(String, HeaderMap)>>>,
+}
+
+impl Server {
+    fn url(&self, scheme: &str, path: &str) -> String {
+        format!("{scheme}://{}{path}", self.addr)
+    }
+
+    fn last_headers(&self) -> HeaderMap {
+        self.seen.lock().unwrap().last().expect("the server saw a request").1.clone()
+    }
+}
+
+async fn serve(reply: Reply, tls: Option<rustls::ServerConfig>) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let acceptor = tls.map(|c| tokio_rustls::TlsAcceptor::from(Arc::new(c)));
+    let seen2 = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let (reply, seen, acceptor) = (reply.clone(), seen2.clone(), acceptor.clone());
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let (reply, seen) = (reply.clone(), seen.clone());
+                    async move {
+                        seen.lock().unwrap().push((req.uri().to_string(), req.headers().clone()));
+                        tokio::time::sleep(reply.delay).await;
+                        let body: BoxBody = match reply.body {
+                            ReplyBody::Full(b) => Full::new(b).boxed(),
+                            ReplyBody::Repeat(chunk, n) => {
+                                StreamBody::new(futures::stream::iter(std::iter::repeat_n(chunk, n).map(|c| Ok::<_, Infallible>(Frame::data(c))))).boxed()
+                            }
+                        };
+                        let mut resp = Response::builder().status(reply.status);
+                        for (k, v) in &reply.headers {
+                            resp = resp.header(*k, v);
+                        }
+                        Ok::<_, Infallible>(resp.body(body).unwrap())
+                    }
+                });
+                let builder = hyper::server::conn::http1::Builder::new();
+                match acceptor {
+                    None => {
+                        let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                    }
+                    Some(acceptor) => {
+                        if let Ok(tls) = acceptor.accept(stream).await {
+                            let _ = builder.serve_connection(TokioIo::new(tls), service).await;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    Server { addr, seen }
+}
+
+fn spec(url: String) -> ScrapeSpec {
+    ScrapeSpec {
+        url,
+        target_labels: Labels::default(),
+        interval: Duration::from_secs(15),
+        timeout: Duration::from_secs(5),
+        honor_labels: false,
+        honor_timestamps: true,
+        enable_compression: true,
+        limits: Limits::default(),
+        metric_relabel_configs: Vec::new(),
+        basic_auth: None,
+        authorization: None,
+        tls_config: TlsConfig::default(),
+        emit: EmitSpec { encoding: Encoding::RemoteWrite, message_bytes_max: 1 << 20, scraper_id: "t".into(), job: "j".into(), instance: "i".into(), key_hash: 0 },
+    }
+}
+
+fn gzip(data: &[u8]) -> Bytes {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    Bytes::from(e.finish().unwrap())
+}
+
+fn body(outcome: FetchOutcome) -> (Vec<u8>, Option<String>) {
+    match outcome {
+        FetchOutcome::Body { body, content_type } => (body, content_type),
+        FetchOutcome::Failed { error } => panic!("fetch failed: {error}"),
+    }
+}
+
+fn error(outcome: FetchOutcome) -> String {
+    match outcome {
+        FetchOutcome::Failed { error } => error,
+        FetchOutcome::Body { body, .. } => panic!("fetch succeeded with {} bytes, expected a failure", body.len()),
+    }
+}
+
+#[tokio::test]
+async fn sends_prometheus_headers_and_passes_body_and_content_type() {
+    let mut reply = Reply::ok("up 1\n");
+    reply.headers = vec![("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8".into())];
+    let server = serve(reply, None).await;
+    let mut s = spec(server.url("http", "/metrics?module=x&target=y"));
+    s.timeout = Duration::from_millis(7500);
+    let (b, ct) = body(HttpFetcher::new().fetch(&s).await);
+    assert_eq!(b, b"up 1\n");
+    assert_eq!(ct.as_deref(), Some("application/openmetrics-text; version=1.0.0; charset=utf-8"));
+    let (target, h) = server.seen.lock().unwrap()[0].clone();
+    assert_eq!(target, "/metrics?module=x&target=y");
+    assert_eq!(h["accept"], ACCEPT_HEADER);
+    assert_eq!(h["accept-encoding"], "gzip");
+    assert_eq!(h[SCRAPE_TIMEOUT_HEADER], "7.5");
+    assert_eq!(h["user-agent"], format!("scrapepool/{}", env!("CARGO_PKG_VERSION")).as_str());
+    assert_eq!(h["host"], server.addr.to_string().as_str());
+    assert!(h.get("authorization").is_none());
+}
+
+#[tokio::test]
+async fn gzip_body_is_decompressed() {
+    let text = "# TYPE a counter\na_total 1\n".repeat(1000);
+    let mut reply = Reply::ok("");
+    reply.body = ReplyBody::Full(gzip(text.as_bytes()));
+    reply.headers.push(("content-encoding", "gzip".into()));
+    let server = serve(reply, None).await;
+    let (b, ct) = body(HttpFetcher::new().fetch(&spec(server.url("http", "/metrics"))).await);
+    assert_eq!(b, text.as_bytes());
+    assert_eq!(ct.as_deref(), Some("text/plain; version=0.0.4; charset=utf-8"));
+}
+
+#[tokio::test]
+async fn compression_disabled_asks_for_identity() {
+    let server = serve(Reply::ok("x 1\n"), None).await;
+    let mut s = spec(server.url("http", "/metrics"));
+    s.enable_compression = false;
+    body(HttpFetcher::new().fetch(&s).await);
+    assert_eq!(server.last_headers()["accept-encoding"], "identity");
+}
+
+#[tokio::test]
+async fn basic_auth_with_password_and_password_file() {
+    let server = serve(Reply::ok("x 1\n"), None).await;
+    let mut s = spec(server.url("http", "/metrics"));
+    s.basic_auth = Some(BasicAuth { username: "alice".into(), password: Some(Secret("s3cret".into())), password_file: None });
+    body(HttpFetcher::new().fetch(&s).await);
+    // base64("alice:s3cret")
+    assert_eq!(server.last_headers()["authorization"], "Basic YWxpY2U6czNjcmV0");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("password");
+    std::fs::write(&file, "from-file\n").unwrap();
+    s.basic_auth = Some(BasicAuth { username: "bob".into(), password: None, password_file: Some(file.display().to_string()) });
+    body(HttpFetcher::new().fetch(&s).await);
+    // base64("bob:from-file"): the file's trailing newline is trimmed, as Prometheus does.
+    assert_eq!(server.last_headers()["authorization"], "Basic Ym9iOmZyb20tZmlsZQ==");
+
+    s.basic_auth = Some(BasicAuth { username: "bob".into(), password: None, password_file: Some("/nonexistent/pw".into()) });
+    let e = error(HttpFetcher::new().fetch(&s).await);
+    assert!(e.contains("/nonexistent/pw"), "{e}");
+}
+
+#[tokio::test]
+async fn bearer_and_custom_authorization() {
+    let server = serve(Reply::ok("x 1\n"), None).await;
+    let mut s = spec(server.url("http", "/metrics"));
+    s.authorization = Some(Authorization { kind: "Bearer".into(), credentials: Some(Secret("tok".into())), credentials_file: None });
+    body(HttpFetcher::new().fetch(&s).await);
+    assert_eq!(server.last_headers()["authorization"], "Bearer tok");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, "  filetok \n").unwrap();
+    s.authorization = Some(Authorization { kind: "Custom".into(), credentials: None, credentials_file: Some(file.display().to_string()) });
+    body(HttpFetcher::new().fetch(&s).await);
+    assert_eq!(server.last_headers()["authorization"], "Custom filetok");
+}
+
+#[tokio::test]
+async fn slow_server_times_out_within_the_scrape_timeout() {
+    let mut reply = Reply::ok("x 1\n");
+    reply.delay = Duration::from_secs(10);
+    let server = serve(reply, None).await;
+    let mut s = spec(server.url("http", "/metrics"));
+    s.timeout = Duration::from_millis(300);
+    let started = Instant::now();
+    let e = error(HttpFetcher::new().fetch(&s).await);
+    let took = started.elapsed();
+    assert!(e.contains("context deadline exceeded"), "{e}");
+    assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(3), "took {took:?}");
+}
+
+#[tokio::test]
+async fn body_over_the_limit_fails() {
+    let server = serve(Reply::ok(&"a".repeat(1000)), None).await;
+    let mut s = spec(server.url("http", "/metrics"));
+    s.limits.body_size_limit_bytes = 1001;
+    assert_eq!(body(HttpFetcher::new().fetch(&s).await).0.len(), 1000);
+    // Like Prometheus, reaching the limit exactly already fails.
+    s.limits.body_size_limit_bytes = 1000;
+    let e = error(HttpFetcher::new().fetch(&s).await);
+    assert!(e.starts_with(BODY_SIZE_LIMIT_ERROR), "{e}");
+}
+
+#[tokio::test]
+async fn endless_body_is_cut_as_soon_as_the_limit_is_passed() {
+    let mut reply = Reply::ok("");
+    // 64 KiB × 1M = 64 GiB: reading it whole would take far longer than the timeout.
+    reply.body = ReplyBody::Repeat(Bytes::from(vec![b'a'; 64 * 1024]), 1 << 20);
+    let server = serve(reply, None).await;
+    let mut s = spec(server.url("http", "/metrics"));
+    s.timeout = Duration::from_secs(20);
+    s.limits.body_size_limit_bytes = 1 << 20;
+    let started = Instant::now();
+    let e = error(HttpFetcher::new().fetch(&s).await);
+    assert!(e.starts_with(BODY_SIZE_LIMIT_ERROR), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn gzip_bomb_is_stopped_by_the_limit_on_the_decompressed_size() {
+    // 64 MiB of zeros compress to about 64 KiB.
+    let bomb = {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..64 {
+            e.write_all(&zeros).unwrap();
+        }
+        Bytes::from(e.finish().unwrap())
+    };
+    assert!(bomb.len() < 1 << 20);
+    let mut reply = Reply::ok("");
+    reply.body = ReplyBody::Full(bomb);
+    reply.headers.push(("content-encoding", "gzip".into()));
+    let server = serve(reply, None).await;
+    let mut s = spec(server.url("http", "/metrics"));
+    s.limits.body_size_limit_bytes = 1 << 20;
+    let e = error(HttpFetcher::new().fetch(&s).await);
+    assert!(e.starts_with(BODY_SIZE_LIMIT_ERROR), "{e}");
+}
+
+#[tokio::test]
+async fn non_2xx_fails_with_the_status() {
+    let mut reply = Reply::ok("nope");
+    reply.status = 503;
+    let server = serve(reply, None).await;
+    let e = error(HttpFetcher::new().fetch(&spec(server.url("http", "/metrics"))).await);
+    assert_eq!(e, "server returned HTTP status 503 Service Unavailable");
+}
+
+#[tokio::test]
+async fn refused_connection_fails() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let e = error(HttpFetcher::new().fetch(&spec(format!("http://127.0.0.1:{port}/metrics"))).await);
+    assert!(e.contains("dial tcp") && e.contains(&port.to_string()), "{e}");
+}
+
+/// A CA, a server certificate for `names` and a client certificate, all signed by the CA,
+/// written as PEM files.
+struct Pki {
+    dir: tempfile::TempDir,
+    ca_der: rustls::pki_types::CertificateDer<'static>,
+    server_certs: Vec<rustls::pki_types::CertificateDer<'static>>,
+    server_key: rustls::pki_types::PrivateKeyDer<'static>,
+}
+
+impl Pki {
+    fn new(names: &[&str]) -> Pki {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "scrapepool test CA");
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let server_key = rcgen::KeyPair::generate().unwrap();
+        let server = rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap().signed_by(&server_key, &ca, &ca_key).unwrap();
+        let client_key = rcgen::KeyPair::generate().unwrap();
+        let mut client_params = rcgen::CertificateParams::new(vec!["client".to_string()]).unwrap();
+        client_params.distinguished_name.push(rcgen::DnType::CommonName, "scraper");
+        let client = client_params.signed_by(&client_key, &ca, &ca_key).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+        std::fs::write(dir.path().join("client.pem"), client.pem()).unwrap();
+        std::fs::write(dir.path().join("client-key.pem"), client_key.serialize_pem()).unwrap();
+        Pki {
+            dir,
+            ca_der: ca.der().clone(),
+            server_certs: vec![server.der().clone()],
+            server_key: rustls::pki_types::PrivateKeyDer::Pkcs8(server_key.serialize_der().into()),
+        }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    fn server_config(&self, require_client_cert: bool) -> rustls::ServerConfig {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions().unwrap();
+        let builder = if require_client_cert {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(self.ca_der.clone()).unwrap();
+            builder.with_client_cert_verifier(rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider).build().unwrap())
+        } else {
+            builder.with_no_client_auth()
+        };
+        builder.with_single_cert(self.server_certs.clone(), self.server_key.clone_key()).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn tls_with_ca_file_and_client_certificate() {
+    let pki = Pki::new(&["127.0.0.1", "localhost"]);
+    let server = serve(Reply::ok("tls 1\n"), Some(pki.server_config(true))).await;
+    let mut s = spec(server.url("https", "/metrics"));
+    s.tls_config = TlsConfig { ca_file: Some(pki.path("ca.pem")), cert_file: Some(pki.path("client.pem")), key_file: Some(pki.path("client-key.pem")), ..TlsConfig::default() };
+    assert_eq!(body(HttpFetcher::new().fetch(&s).await).0, b"tls 1\n");
+
+    // Without the client certificate the server refuses the handshake.
+    s.tls_config.cert_file = None;
+    s.tls_config.key_file = None;
+    error(HttpFetcher::new().fetch(&s).await);
+}
+
+#[tokio::test]
+async fn tls_server_name_overrides_the_url_host() {
+    let pki = Pki::new(&["exporter.internal"]);
+    let server = serve(Reply::ok("x 1\n"), Some(pki.server_config(false))).await;
+    let mut s = spec(server.url("https", "/metrics"));
+    s.tls_config.ca_file = Some(pki.path("ca.pem"));
+    // The certificate is not for 127.0.0.1 ...
+    let e = error(HttpFetcher::new().fetch(&s).await);
+    assert!(e.contains("tls") || e.contains("certificate"), "{e}");
+    // ... but it is for the configured server_name.
+    s.tls_config.server_name = Some("exporter.internal".into());
+    assert_eq!(body(HttpFetcher::new().fetch(&s).await).0, b"x 1\n");
+}
+
+#[tokio::test]
+async fn tls_unknown_ca_fails_unless_insecure_skip_verify() {
+    let pki = Pki::new(&["127.0.0.1"]);
+    let server = serve(Reply::ok("x 1\n"), Some(pki.server_config(false))).await;
+    let mut s = spec(server.url("https", "/metrics"));
+    // The public roots do not know our test CA.
+    let e = error(HttpFetcher::new().fetch(&s).await);
+    assert!(e.contains("UnknownIssuer") || e.contains("certificate"), "{e}");
+    s.tls_config.insecure_skip_verify = true;
+    assert_eq!(body(HttpFetcher::new().fetch(&s).await).0, b"x 1\n");
+}
+
+#[tokio::test]
+async fn tls_bad_ca_file_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = spec("https://127.0.0.1:1/metrics".into());
+    s.tls_config.ca_file = Some(dir.path().join("missing.pem").display().to_string());
+    let e = error(HttpFetcher::new().fetch(&s).await);
+    assert!(e.contains("missing.pem"), "{e}");
+}

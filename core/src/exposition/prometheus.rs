@@ -1,0 +1,240 @@
+//! The Prometheus text format 0.0.4, read as Prometheus 2.42's `textparse.PromParser` does.
+//!
+//! What it accepts, line by line (spaces and tabs may separate every token):
+//! - blank lines, and `#` comments that are not `# HELP` / `# TYPE`;
+//! - `# HELP name text` and `# TYPE name counter|gauge|histogram|summary|untyped`;
+//! - `name{label="value",...} value [timestamp_ms]`, where labels may be separated by a
+//!   comma or not, one trailing comma is allowed, the value is a Go float without hex or
+//!   underscores, and the timestamp is a non-negative integer of milliseconds.
+//!
+//! Unlike Prometheus, a last line without its newline is accepted (as client libraries'
+//! own parsers do), and a NUL byte is an error rather than the end of the body.
+
+use std::borrow::Cow;
+
+use super::lexer::{
+    ascii, parse_float, parse_int_digits, scan_label_value, scan_name, unescape_help, Fail,
+    NumberError, Scan, LABEL_CHAR, LABEL_START, METRIC_CHAR, METRIC_START,
+};
+use super::{Metadata, MetricType, ParseOptions, Parsed, ParsedSample};
+
+#[inline]
+fn skip_blank(body: &[u8], mut i: usize) -> usize {
+    while i < body.len() && (body[i] == b' ' || body[i] == b'\t') {
+        i += 1;
+    }
+    i
+}
+
+/// Parses a whole body into `out`.
+pub(super) fn parse<'a>(body: &'a [u8], _options: &ParseOptions, out: &mut Parsed<'a>) -> Scan<()> {
+    // A rough guess that saves most regrowth: a sample line is rarely shorter than 40 bytes.
+    out.samples.reserve(body.len() / 64);
+    out.labels.reserve(body.len() / 48);
+    let mut i = 0;
+    let n = body.len();
+    while i < n {
+        i = skip_blank(body, i);
+        if i >= n {
+            break;
+        }
+        match body[i] {
+            b'\n' => i += 1,
+            b'#' => i = comment(body, i, out)?,
+            _ => i = sample(body, i, out)?,
+        }
+    }
+    Ok(())
+}
+
+/// Reads a comment line starting at `#`; returns the offset after its newline.
+fn comment<'a>(body: &'a [u8], start: usize, out: &mut Parsed<'a>) -> Scan<usize> {
+    let n = body.len();
+    let eol = memchr::memchr(b'\n', &body[start..]).map_or(n, |p| start + p);
+    let next = (eol + 1).min(n);
+    let after_hash = skip_blank(body, start + 1);
+    // `#` not followed by blanks, or not by HELP/TYPE and a blank: a plain comment.
+    if after_hash == start + 1 || eol - after_hash < 5 {
+        return Ok(next);
+    }
+    let keyword = &body[after_hash..after_hash + 4];
+    let is_help = keyword == b"HELP";
+    if !(is_help || keyword == b"TYPE") || !matches!(body[after_hash + 4], b' ' | b'\t') {
+        return Ok(next);
+    }
+    let name_start = skip_blank(body, after_hash + 4);
+    let name_end = scan_name(body, name_start, &METRIC_START, &METRIC_CHAR);
+    if name_end == name_start {
+        let what = if is_help { "HELP" } else { "TYPE" };
+        return Err(Fail::new(
+            name_start,
+            format!("expected metric name after {what}"),
+        ));
+    }
+    let name = ascii(&body[name_start..name_end]);
+    // The text is the rest of the line less its first byte (the separating blank),
+    // as Prometheus's lexer takes it.
+    let text_start = (name_end + 1).min(eol);
+    let text = &body[text_start..eol];
+    let entry = metadata_entry(out, name);
+    if is_help {
+        entry.help = Some(unescape_help(text, text_start, false)?);
+    } else {
+        entry.kind = Some(match text {
+            b"counter" => MetricType::Counter,
+            b"gauge" => MetricType::Gauge,
+            b"histogram" => MetricType::Histogram,
+            b"summary" => MetricType::Summary,
+            b"untyped" => MetricType::Unknown,
+            _ => {
+                let shown = String::from_utf8_lossy(text);
+                return Err(Fail::new(
+                    text_start,
+                    format!("invalid metric type {shown:?}"),
+                ));
+            }
+        });
+    }
+    Ok(next)
+}
+
+/// The metadata entry for `name`: the last one if it is for the same family, else a new one.
+fn metadata_entry<'a, 'p>(out: &'p mut Parsed<'a>, name: &'a str) -> &'p mut Metadata<'a> {
+    if out.metadata.last().is_none_or(|m| m.name != name) {
+        out.metadata.push(Metadata::new(name));
+    }
+    let last = out.metadata.len() - 1;
+    &mut out.metadata[last]
+}
+
+/// Reads a sample line starting at its first non-blank byte; returns the offset after it.
+#[inline]
+fn sample<'a>(body: &'a [u8], start: usize, out: &mut Parsed<'a>) -> Scan<usize> {
+    let n = body.len();
+    let name_end = scan_name(body, start, &METRIC_START, &METRIC_CHAR);
+    if name_end == start {
+        return Err(Fail::new(
+            start,
+            format!(
+                "expected a metric name, comment or blank line, got {}",
+                shown_byte(body, start)
+            ),
+        ));
+    }
+    let name = ascii(&body[start..name_end]);
+    let labels_start = out.labels.len() as u32;
+    let mut i = skip_blank(body, name_end);
+    if i < n && body[i] == b'{' {
+        i = labels(body, i + 1, out)?;
+        i = skip_blank(body, i);
+    }
+    // The value: everything up to a blank, a brace or the end of the line.
+    let value_start = i;
+    while i < n && !matches!(body[i], b' ' | b'\t' | b'\n' | b'{') {
+        i += 1;
+    }
+    if i == value_start {
+        return Err(Fail::new(
+            value_start,
+            format!("expected value after metric, got {}", shown_byte(body, i)),
+        ));
+    }
+    let value = match parse_float(&body[value_start..i]) {
+        Ok(v) if v.is_nan() => f64::from_bits(super::lexer::NORMAL_NAN_BITS),
+        Ok(v) => v,
+        Err(NumberError::Range) => return Err(Fail::new(value_start, "value out of range")),
+        Err(NumberError::Syntax) => {
+            let shown = String::from_utf8_lossy(&body[value_start..i]);
+            return Err(Fail::new(value_start, format!("invalid value {shown:?}")));
+        }
+    };
+    i = skip_blank(body, i);
+    let mut timestamp_ms = None;
+    if i < n && body[i].is_ascii_digit() {
+        let ts_start = i;
+        while i < n && body[i].is_ascii_digit() {
+            i += 1;
+        }
+        match parse_int_digits(&body[ts_start..i]) {
+            Some(ts) => timestamp_ms = Some(ts),
+            None => return Err(Fail::new(ts_start, "timestamp out of range")),
+        }
+        i = skip_blank(body, i);
+        if i < n && body[i] != b'\n' {
+            return Err(Fail::new(
+                i,
+                format!(
+                    "expected end of line after timestamp, got {}",
+                    shown_byte(body, i)
+                ),
+            ));
+        }
+    } else if i < n && body[i] != b'\n' {
+        return Err(Fail::new(
+            i,
+            format!(
+                "expected timestamp or end of line, got {}",
+                shown_byte(body, i)
+            ),
+        ));
+    }
+    out.samples.push(ParsedSample {
+        name,
+        labels: labels_start..out.labels.len() as u32,
+        value,
+        timestamp_ms,
+        exemplar: None,
+    });
+    Ok(i + 1)
+}
+
+/// Reads labels after `{`; returns the offset after `}`.
+#[inline]
+fn labels<'a>(body: &'a [u8], mut i: usize, out: &mut Parsed<'a>) -> Scan<usize> {
+    let n = body.len();
+    loop {
+        i = skip_blank(body, i);
+        if i < n && body[i] == b'}' {
+            return Ok(i + 1);
+        }
+        let name_end = scan_name(body, i, &LABEL_START, &LABEL_CHAR);
+        if name_end == i {
+            return Err(Fail::new(
+                i,
+                format!("expected label name, got {}", shown_byte(body, i)),
+            ));
+        }
+        let label = ascii(&body[i..name_end]);
+        i = skip_blank(body, name_end);
+        if i >= n || body[i] != b'=' {
+            return Err(Fail::new(
+                i,
+                format!("expected '=' after label name, got {}", shown_byte(body, i)),
+            ));
+        }
+        i = skip_blank(body, i + 1);
+        if i >= n || body[i] != b'"' {
+            return Err(Fail::new(
+                i,
+                format!("expected quoted label value, got {}", shown_byte(body, i)),
+            ));
+        }
+        let (value, end) = scan_label_value(body, i + 1, true)?;
+        out.labels.push((label, value));
+        i = skip_blank(body, end);
+        // Labels may be separated by a comma or not; one trailing comma is fine.
+        if i < n && body[i] == b',' {
+            i += 1;
+        }
+    }
+}
+
+/// Describes the byte at `i` for an error message.
+pub(crate) fn shown_byte(body: &[u8], i: usize) -> Cow<'static, str> {
+    match body.get(i) {
+        None => "end of input".into(),
+        Some(b'\n') => "end of line".into(),
+        Some(&c) if c.is_ascii_graphic() || c == b' ' => format!("{:?}", c as char).into(),
+        Some(&c) => format!("byte 0x{c:02x}").into(),
+    }
+}

@@ -1,0 +1,226 @@
+//! Unit tests of both formats' rules and of the Content-Type choice.
+
+use super::*;
+
+fn prom(body: &str) -> Parsed<'_> {
+    parse(body.as_bytes(), Format::Prometheus).unwrap_or_else(|e| panic!("{e}\n{body}"))
+}
+
+fn prom_err(body: &str) -> ParseError {
+    parse(body.as_bytes(), Format::Prometheus).expect_err(body)
+}
+
+fn om(body: &str) -> Parsed<'_> {
+    parse(body.as_bytes(), Format::OpenMetrics).unwrap_or_else(|e| panic!("{e}\n{body}"))
+}
+
+fn om_err(body: &str) -> ParseError {
+    parse(body.as_bytes(), Format::OpenMetrics).expect_err(body)
+}
+
+#[test]
+fn text_sample_with_labels_and_timestamp() {
+    let p = prom("# HELP a_total Some \\\\ help\\n.\n# TYPE a_total counter\na_total{x=\"1\",y=\"two\"} 3.5 1700000000123\n");
+    assert_eq!(p.samples.len(), 1);
+    let s = &p.samples[0];
+    assert_eq!(
+        (s.name, s.value, s.timestamp_ms),
+        ("a_total", 3.5, Some(1_700_000_000_123))
+    );
+    let labels = p.labels_of(s);
+    assert_eq!(
+        labels,
+        &[("x", Cow::Borrowed("1")), ("y", Cow::Borrowed("two"))]
+    );
+    assert!(
+        labels.iter().all(|(_, v)| matches!(v, Cow::Borrowed(_))),
+        "no escapes, no allocation"
+    );
+    assert_eq!(p.metadata.len(), 1);
+    assert_eq!(p.metadata[0].kind, Some(MetricType::Counter));
+    assert_eq!(p.metadata[0].help.as_deref(), Some("Some \\ help\n."));
+}
+
+#[test]
+fn text_label_value_escapes_allocate_only_when_present() {
+    let p = prom("a{x=\"q\\\"uote\\\\back\\nline\\t\"} 1\n");
+    let (_, v) = &p.labels_of(&p.samples[0])[0];
+    assert!(matches!(v, Cow::Owned(_)));
+    assert_eq!(v, "q\"uote\\back\nline\\t");
+}
+
+#[test]
+fn text_is_as_lenient_as_prometheus() {
+    // Blanks around tokens, no comma between labels, a trailing comma, `:` in names,
+    // comments, blank lines, a missing final newline.
+    let p = prom("\n  # a comment\n#HELP not metadata\nns:a  {  x = \"1\" y=\"2\" , }  1  \n\nb{} +Inf\nc -Inf 5\nd NaN");
+    let names: Vec<_> = p.samples.iter().map(|s| s.name).collect();
+    assert_eq!(names, ["ns:a", "b", "c", "d"]);
+    assert_eq!(p.labels_of(&p.samples[0]).len(), 2);
+    assert_eq!(p.samples[1].value, f64::INFINITY);
+    assert_eq!(
+        (p.samples[2].value, p.samples[2].timestamp_ms),
+        (f64::NEG_INFINITY, Some(5))
+    );
+    assert_eq!(
+        p.samples[3].value.to_bits(),
+        lexer::NORMAL_NAN_BITS,
+        "NaN is Prometheus's normal NaN"
+    );
+    assert!(p.metadata.is_empty());
+}
+
+#[test]
+fn text_errors_name_line_column_and_reason() {
+    let e = prom_err("a 1\nb{x=\"1\"} one\n");
+    assert_eq!((e.line, e.column), (2, 10));
+    assert!(e.message.contains("invalid value \"one\""), "{}", e.message);
+
+    let e = prom_err("# TYPE a countr\n");
+    assert_eq!((e.line, e.column), (1, 10));
+    assert!(e.message.contains("invalid metric type"), "{}", e.message);
+
+    let e = prom_err("a 1 -5\n");
+    assert_eq!((e.line, e.column), (1, 5));
+    assert!(e.message.contains("timestamp"), "{}", e.message);
+
+    let e = prom_err("a{x=\"1\",,} 1\n");
+    assert_eq!((e.line, e.column), (1, 9));
+    assert!(e.message.contains("label name"), "{}", e.message);
+
+    assert!(prom_err("a 1 99999999999999999999\n")
+        .message
+        .contains("out of range"));
+    assert!(prom_err("a 1e999\n").message.contains("out of range"));
+    assert!(prom_err("a 0x1p-3\n").message.contains("invalid value"));
+    assert!(prom_err("a{x=\"1} 1\n").message.contains("unterminated"));
+    assert!(prom_err("a 1 2 3\n").message.contains("after timestamp"));
+    assert!(prom_err("# HELP 1a x\n").message.contains("metric name"));
+    let invalid_utf8 = b"a{x=\"\xff\"} 1\n";
+    assert!(parse(invalid_utf8, Format::Prometheus)
+        .unwrap_err()
+        .message
+        .contains("UTF-8"));
+}
+
+#[test]
+fn text_types_include_untyped() {
+    let p = prom("# TYPE a untyped\na 1\n# TYPE b histogram\nb_bucket{le=\"+Inf\"} 1\n");
+    assert_eq!(p.metadata[0].kind, Some(MetricType::Unknown));
+    assert_eq!(p.metadata[1].kind, Some(MetricType::Histogram));
+    assert!(prom_err("# TYPE a info\n")
+        .message
+        .contains("invalid metric type"));
+}
+
+#[test]
+fn openmetrics_timestamps_are_seconds() {
+    let p = om("a_total 1 1.5e3\na_total 2 1700000000.123\nb -1 -1.5\n# EOF\n");
+    let ts: Vec<_> = p.samples.iter().map(|s| s.timestamp_ms).collect();
+    assert_eq!(ts, [Some(1_500_000), Some(1_700_000_000_123), Some(-1500)]);
+}
+
+#[test]
+fn openmetrics_exemplars_are_kept_or_dropped() {
+    let body = "# TYPE a counter\na_total 1 # {trace_id=\"abc\"} 0.5 1.25\n# EOF";
+    let p = om(body);
+    let ex = p.samples[0].exemplar.as_ref().expect("exemplar kept");
+    assert_eq!(ex.labels, vec![("trace_id", Cow::Borrowed("abc"))]);
+    assert_eq!((ex.value, ex.timestamp_ms), (0.5, Some(1250)));
+    let dropped = parse_with(
+        body.as_bytes(),
+        Format::OpenMetrics,
+        &ParseOptions {
+            keep_exemplars: false,
+        },
+    )
+    .unwrap();
+    assert_eq!(dropped.samples[0].exemplar, None);
+    assert_eq!(dropped.samples[0].value, 1.0);
+}
+
+#[test]
+fn openmetrics_metadata_carries_type_help_and_unit() {
+    let p = om("# TYPE t_seconds gauge\n# UNIT t_seconds seconds\n# HELP t_seconds It \\\"is\\\".\nt_seconds 1\n# EOF\n");
+    assert_eq!(
+        p.metadata,
+        vec![Metadata {
+            name: "t_seconds",
+            kind: Some(MetricType::Gauge),
+            help: Some(Cow::Owned("It \"is\".".into())),
+            unit: Some("seconds"),
+        }]
+    );
+}
+
+#[test]
+fn openmetrics_is_strict() {
+    assert!(om_err("a 1\n").message.contains("# EOF"));
+    assert!(om_err("a 1\n# EOF\n\n").message.contains("follow"));
+    let e = om_err("a 1\n# comment\n# EOF\n");
+    assert_eq!((e.line, e.column), (2, 1));
+    assert!(om_err("a  1\n# EOF\n").message.contains("value"));
+    assert!(om_err("a{x=\"1\",} 1\n# EOF\n").message.contains("','"));
+    let e = om_err("# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\n# EOF\n");
+    assert_eq!((e.line, e.column), (3, 1));
+    assert!(e.message.contains("must not decrease"), "{}", e.message);
+    assert!(om_err(
+        "# TYPE c counter\nc_total{a=\"1\"} 1\nc_total{a=\"2\"} 1\nc_total{a=\"1\"} 2\n# EOF\n"
+    )
+    .message
+    .contains("together"));
+    assert!(om_err("a 1\nb 1\na 2\n# EOF\n")
+        .message
+        .contains("not contiguous"));
+}
+
+#[test]
+fn openmetrics_accepts_every_type() {
+    let body = "# TYPE c counter\nc_total 1\nc_created 1.7e9\n\
+                # TYPE g gauge\ng 0.5\n\
+                # TYPE h histogram\nh_bucket{le=\"0.1\"} 0\nh_bucket{le=\"+Inf\"} 2\nh_count 2\nh_sum 0.3\n\
+                # TYPE gh gaugehistogram\ngh_bucket{le=\"+Inf\"} 2\ngh_gcount 2\ngh_gsum 1\n\
+                # TYPE s summary\ns{quantile=\"0.5\"} 1\ns_count 2\ns_sum 3\n\
+                # TYPE i info\ni_info{version=\"1\"} 1\n\
+                # TYPE st stateset\nst{st=\"on\"} 1\nst{st=\"off\"} 0\n\
+                # TYPE u unknown\nu 7\n# EOF\n";
+    let p = om(body);
+    assert_eq!(p.samples.len(), 17);
+    assert_eq!(p.metadata.len(), 8);
+}
+
+#[test]
+fn content_type_is_chosen_as_prometheus_does() {
+    let om_types = [
+        "application/openmetrics-text",
+        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        "Application/OpenMetrics-Text;version=0.0.1",
+        "  application/openmetrics-text ; charset=\"utf-8\"",
+        "application/openmetrics-text;",
+    ];
+    for ct in om_types {
+        assert_eq!(
+            Format::from_content_type(Some(ct)),
+            Format::OpenMetrics,
+            "{ct}"
+        );
+    }
+    let prom_types = [
+        "",
+        "text/plain; version=0.0.4; charset=utf-8",
+        "application/openmetrics-textx",
+        "application/openmetrics-text; version",
+        "application/openmetrics-text; a=1; a=2",
+        "application/openmetrics-text; charset=\"utf-8",
+        "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited",
+        "application openmetrics-text",
+    ];
+    for ct in prom_types {
+        assert_eq!(
+            Format::from_content_type(Some(ct)),
+            Format::Prometheus,
+            "{ct}"
+        );
+    }
+    assert_eq!(Format::from_content_type(None), Format::Prometheus);
+}

@@ -1,0 +1,365 @@
+//! Handler tests: each feeds events to a `Node` and asserts the exact commands it produces.
+
+use std::time::Duration;
+
+use scrapepool_core::member::{JobsSnapshot, MemberRecord, MemberState, MembersSnapshot};
+use scrapepool_core::node::{Role, ScrapeTask};
+use scrapepool_core::scrape::FetchOutcome;
+use scrapepool_core::{Command, Event, Node, NodeConfig, Timestamp};
+
+const T0: i64 = 1_700_000_000_000;
+
+fn member(id: &str, state: MemberState) -> MemberRecord {
+    MemberRecord { id: id.into(), state, version: "test".into(), web: "127.0.0.1:0".into(), started_at: "1970-01-01T00:00:00Z".into() }
+}
+
+fn members(version: i64, ids: &[(&str, MemberState)]) -> Event {
+    Event::MembersChanged(MembersSnapshot { version, members: ids.iter().map(|(id, s)| member(id, *s)).collect() })
+}
+
+fn jobs(version: i64, jobs: &[(&str, &str)]) -> Event {
+    Event::JobsChanged(JobsSnapshot { version, jobs: jobs.iter().map(|(n, y)| (n.to_string(), y.to_string())).collect() })
+}
+
+fn static_job(name: &str, interval: &str, targets: &[&str]) -> String {
+    let list: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+    format!("job_name: {name}\nscrape_interval: {interval}\nscrape_timeout: 1s\nstatic_configs:\n  - targets: [{}]\n", list.join(", "))
+}
+
+const BODY: &str = "# TYPE a gauge\na 1\nb{x=\"y\"} 2\n";
+
+/// A test harness: a node plus the commands it produced, scrapes answered at once.
+struct Harness {
+    node: Node,
+    now: Timestamp,
+    log: Vec<String>,
+    /// Scrapes not yet answered (when `auto_answer` is off).
+    pending: Vec<ScrapeTask>,
+    auto_answer: Option<FetchOutcome>,
+}
+
+impl Harness {
+    fn new(id: &str) -> Harness {
+        Harness::with_config(NodeConfig::for_tests(id))
+    }
+
+    fn with_config(config: NodeConfig) -> Harness {
+        Harness {
+            node: Node::new(config, Timestamp(T0)),
+            now: Timestamp(T0),
+            log: Vec::new(),
+            pending: Vec::new(),
+            auto_answer: Some(FetchOutcome::Body { body: BODY.as_bytes().to_vec(), content_type: Some("text/plain; version=0.0.4".into()) }),
+        }
+    }
+
+    /// Feeds `event` now and returns the commands it produced, rendered.
+    fn feed(&mut self, event: Event) -> Vec<String> {
+        self.node.handle(self.now, event);
+        self.drain()
+    }
+
+    fn drain(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Some(c) = self.node.poll_command() {
+            out.push(render(&c));
+            if let Command::Scrape(task) = c {
+                match self.auto_answer.clone() {
+                    Some(fetch) => {
+                        let event = task.complete(self.now, Duration::from_millis(5), &fetch);
+                        self.node.handle(self.now, event);
+                    }
+                    None => self.pending.push(task),
+                }
+            }
+        }
+        self.log.extend(out.iter().cloned());
+        out
+    }
+
+    /// Advances time to `until` (ms after T0), ticking at every timeout on the way.
+    fn run_until(&mut self, until_ms: i64) -> Vec<String> {
+        let until = Timestamp(T0 + until_ms);
+        let mut out = Vec::new();
+        while let Some(at) = self.node.poll_timeout() {
+            if at > until {
+                break;
+            }
+            self.now = self.now.max(at);
+            self.node.handle(self.now, Event::Tick);
+            out.extend(self.drain());
+        }
+        self.now = until;
+        out
+    }
+
+    fn up(&mut self, id: &str) -> Vec<String> {
+        let mut out = self.feed(Event::SessionConnected);
+        out.extend(self.feed(members(1, &[(id, MemberState::Active)])));
+        out
+    }
+}
+
+/// A compact, exact rendering of a command.
+fn render(c: &Command) -> String {
+    match c {
+        Command::Register(r) => format!("register {} {:?}", r.id, r.state),
+        Command::UpdateMember(r) => format!("update {} {:?}", r.id, r.state),
+        Command::Deregister => "deregister".into(),
+        Command::StartDiscovery { provider, .. } => format!("start-discovery {}#{} gen{}", provider.job, provider.index, provider.generation),
+        Command::StopDiscovery { provider } => format!("stop-discovery {}#{} gen{}", provider.job, provider.index, provider.generation),
+        Command::Scrape(t) => format!("scrape {} @{}", t.spec.target_labels.get("instance").unwrap_or("?"), t.scheduled_at.0 - T0),
+        Command::Emit { records, .. } => {
+            let samples: usize = records.iter().map(|r| r.samples).sum();
+            format!("emit {} samples", samples)
+        }
+        Command::Exit => "exit".into(),
+    }
+}
+
+fn scrapes_of(log: &[String], instance: &str) -> Vec<i64> {
+    log.iter().filter_map(|l| l.strip_prefix(&format!("scrape {instance} @"))).map(|t| t.parse().unwrap()).collect()
+}
+
+#[test]
+fn registers_once_per_session() {
+    let mut h = Harness::new("a");
+    assert_eq!(h.feed(Event::SessionConnected), vec!["register a Active"]);
+    assert_eq!(h.feed(Event::SessionDisconnected), Vec::<String>::new());
+    // Same session back: the ephemeral record still exists.
+    assert_eq!(h.feed(Event::SessionConnected), Vec::<String>::new());
+    assert_eq!(h.feed(Event::SessionExpired), Vec::<String>::new());
+    assert_eq!(h.feed(Event::SessionConnected), vec!["register a Active"]);
+}
+
+#[test]
+fn owned_target_is_scraped_every_interval_at_a_fixed_phase() {
+    let mut h = Harness::new("a");
+    h.up("a");
+    assert_eq!(h.feed(jobs(1, &[("j", &static_job("j", "10s", &["h:1"]))])), Vec::<String>::new());
+    let log = h.run_until(35_000);
+    let at = scrapes_of(&log, "h:1");
+    assert_eq!(at.len(), 3 + usize::from(at[0] < 5_000), "one scrape per interval: {log:?}");
+    assert!(at[0] >= 0 && at[0] < 10_000);
+    for w in at.windows(2) {
+        assert_eq!(w[1] - w[0], 10_000, "fixed phase");
+    }
+    // The phase is the same on the wall clock whoever owns it: (T0 + at) mod interval.
+    let phase = (T0 + at[0]).rem_euclid(10_000);
+    assert_eq!(phase, (T0 + at[1]).rem_euclid(10_000));
+}
+
+#[test]
+fn every_scrape_is_emitted() {
+    let mut h = Harness::new("a");
+    h.up("a");
+    h.feed(jobs(1, &[("j", &static_job("j", "10s", &["h:1"]))]));
+    let log = h.run_until(10_000);
+    let i = log.iter().position(|l| l.starts_with("scrape h:1")).expect("scraped");
+    // The body's two samples plus the five synthetic series.
+    assert_eq!(log[i + 1], "emit 7 samples", "{log:?}");
+}
+
+#[test]
+fn targets_are_split_between_members_and_moved_ones_handed_off() {
+    let targets: Vec<String> = (0..40).map(|i| format!("h:{i}")).collect();
+    let refs: Vec<&str> = targets.iter().map(String::as_str).collect();
+    let job = static_job("j", "10s", &refs);
+    let mut h = Harness::new("a");
+    h.up("a");
+    h.feed(jobs(1, &[("j", &job)]));
+    h.run_until(10_000);
+    assert_eq!(h.node.scraped_counts(), (40, 0));
+    // b joins: some targets move to b. We keep scraping those for one interval (the grace).
+    let joined_at = 10_000;
+    h.feed(members(2, &[("a", MemberState::Active), ("b", MemberState::Active)]));
+    let (owned, handing_off) = h.node.scraped_counts();
+    assert!(owned > 5 && handing_off > 5 && owned + handing_off == 40, "{owned} {handing_off}");
+    let moved: Vec<String> = h
+        .node
+        .scraped_targets()
+        .filter(|(_, _, r)| matches!(r, Role::HandingOff { .. }))
+        .map(|(k, _, _)| k.clone())
+        .map(|k| h.node.job_targets("j").into_iter().find(|t| t.target.key == k).unwrap().target.labels.get("instance").unwrap().to_string())
+        .collect();
+    let log = h.run_until(joined_at + 30_000);
+    for inst in &moved {
+        let at = scrapes_of(&log, inst);
+        assert_eq!(at.len(), 1, "a moved target is scraped once more during the grace, then never: {inst} {at:?}");
+        assert!(at[0] < joined_at + 10_000);
+    }
+    assert_eq!(h.node.scraped_counts(), (owned, 0));
+    // Moving is not ending: no staleness markers for moved targets (only scrape emits).
+    let emits: Vec<&String> = log.iter().filter(|l| l.starts_with("emit")).collect();
+    assert!(emits.iter().all(|e| *e == "emit 7 samples"), "{emits:?}");
+}
+
+#[test]
+fn target_removed_from_discovery_gets_staleness_markers() {
+    let mut h = Harness::new("a");
+    h.up("a");
+    h.feed(jobs(1, &[("j", &static_job("j", "10s", &["h:1", "h:2"]))]));
+    h.run_until(10_000);
+    let out = h.feed(jobs(2, &[("j", &static_job("j", "10s", &["h:1"]))]));
+    // The two scraped series of h:2 end with markers (synthetic series are not cached).
+    assert_eq!(out, vec!["emit 2 samples"]);
+    assert_eq!(h.node.scraped_counts(), (1, 0));
+}
+
+#[test]
+fn invalid_job_keeps_last_valid_version_and_spares_the_others() {
+    let mut h = Harness::new("a");
+    h.up("a");
+    h.feed(jobs(1, &[("j", &static_job("j", "10s", &["h:1"])), ("k", &static_job("k", "10s", &["h:9"]))]));
+    let out = h.feed(jobs(2, &[("j", "job_name: j\nscrape_interval: banana\n"), ("k", &static_job("k", "10s", &["h:9", "h:10"]))]));
+    assert_eq!(out, Vec::<String>::new());
+    let views: Vec<_> = h.node.jobs().map(|j| (j.name.to_string(), j.errors.len(), j.targets.active.len())).collect();
+    assert_eq!(views[0].0, "j");
+    assert!(views[0].1 >= 1, "the error is visible");
+    assert_eq!(views[0].2, 1, "j keeps its last valid version");
+    assert_eq!(views[1], ("k".to_string(), 0, 2), "k moved on");
+    assert_eq!(h.node.scraped_counts(), (3, 0));
+    assert_eq!(h.node.stats().job_config_errors, 1);
+}
+
+#[test]
+fn older_snapshots_are_ignored() {
+    let mut h = Harness::new("a");
+    h.up("a");
+    h.feed(jobs(5, &[("j", &static_job("j", "10s", &["h:1"]))]));
+    assert_eq!(h.feed(jobs(4, &[])), Vec::<String>::new());
+    assert_eq!(h.node.scraped_counts(), (1, 0));
+    h.feed(members(0, &[]));
+    assert_eq!(h.node.scraped_counts(), (1, 0));
+    assert_eq!(h.node.stats().stale_snapshots, 2);
+}
+
+#[test]
+fn expired_session_hands_targets_off_and_registers_again() {
+    let mut h = Harness::new("a");
+    h.up("a");
+    h.feed(members(2, &[("a", MemberState::Active), ("b", MemberState::Active)]));
+    let targets: Vec<String> = (0..20).map(|i| format!("h:{i}")).collect();
+    let refs: Vec<&str> = targets.iter().map(String::as_str).collect();
+    h.feed(jobs(1, &[("j", &static_job("j", "10s", &refs))]));
+    let (owned, _) = h.node.scraped_counts();
+    assert!(owned > 0);
+    assert_eq!(h.feed(Event::SessionExpired), Vec::<String>::new());
+    // b now owns everything (we are gone from ZooKeeper); we scrape on for the grace only.
+    assert_eq!(h.node.scraped_counts(), (0, owned));
+    h.run_until(20_000);
+    assert_eq!(h.node.scraped_counts(), (0, 0), "no old targets kept after expiry");
+    assert_eq!(h.feed(Event::SessionConnected), vec!["register a Active"]);
+    h.feed(members(3, &[("a", MemberState::Active), ("b", MemberState::Active)]));
+    assert_eq!(h.node.scraped_counts(), (owned, 0));
+}
+
+#[test]
+fn disconnection_changes_nothing() {
+    let mut h = Harness::new("a");
+    h.up("a");
+    h.feed(jobs(1, &[("j", &static_job("j", "10s", &["h:1"]))]));
+    h.feed(Event::SessionDisconnected);
+    let log = h.run_until(60_000);
+    assert_eq!(scrapes_of(&log, "h:1").len(), 6);
+}
+
+#[test]
+fn shutdown_drains_then_leaves() {
+    let mut h = Harness::new("a");
+    h.up("a");
+    h.feed(jobs(1, &[("j", &static_job("j", "10s", &["h:1"]))]));
+    h.run_until(10_000);
+    assert_eq!(h.feed(Event::ShutdownRequested), vec!["update a Draining"]);
+    assert_eq!(h.node.scraped_counts(), (0, 1));
+    let log = h.run_until(30_000);
+    let scrapes = scrapes_of(&log, "h:1");
+    assert_eq!(scrapes.len(), 1, "one more interval of scraping while the others take over: {log:?}");
+    assert_eq!(&log[log.len() - 2..], ["deregister", "exit"]);
+    assert_eq!(h.node.poll_timeout(), None);
+    assert_eq!(h.feed(Event::Tick), Vec::<String>::new(), "an exited node does nothing");
+}
+
+#[test]
+fn a_draining_member_owns_nothing() {
+    let mut h = Harness::new("a");
+    h.up("a");
+    h.feed(jobs(1, &[("j", &static_job("j", "10s", &["h:1", "h:2", "h:3"]))]));
+    h.feed(members(2, &[("a", MemberState::Active), ("b", MemberState::Draining)]));
+    assert_eq!(h.node.scraped_counts(), (3, 0));
+    assert_eq!(h.node.ring().members().collect::<Vec<_>>(), vec!["a"]);
+}
+
+#[test]
+fn a_scrape_in_flight_is_never_doubled() {
+    let mut h = Harness::new("a");
+    h.auto_answer = None;
+    h.up("a");
+    h.feed(jobs(1, &[("j", &static_job("j", "10s", &["h:1"]))]));
+    let log = h.run_until(35_000);
+    assert_eq!(scrapes_of(&log, "h:1").len(), 1, "the first never came back: {log:?}");
+    assert!(h.node.stats().scrapes_skipped >= 2);
+    let task = h.pending.pop().unwrap();
+    let fetch = FetchOutcome::Failed { error: "connection refused".into() };
+    let event = task.complete(h.now, Duration::from_millis(3), &fetch);
+    assert_eq!(h.feed(event), vec!["emit 5 samples"], "a failed scrape still reports its synthetic series");
+    assert_eq!(h.node.stats().scrapes_failed, 1);
+}
+
+#[test]
+fn discovery_providers_follow_job_edits() {
+    let mut h = Harness::new("a");
+    h.up("a");
+    let dns = |name: &str| format!("job_name: d\nscrape_interval: 10s\nscrape_timeout: 1s\ndns_sd_configs:\n  - names: ['{name}']\n    type: A\n    port: 9100\n");
+    assert_eq!(h.feed(jobs(1, &[("d", &dns("x.test"))])), vec!["start-discovery d#0 gen1"]);
+    // Same discovery config, other fields changed: the provider keeps running.
+    let edited = dns("x.test").replace("10s", "20s");
+    assert_eq!(h.feed(jobs(2, &[("d", &edited)])), Vec::<String>::new());
+    assert_eq!(h.feed(jobs(3, &[("d", &dns("y.test"))])), vec!["stop-discovery d#0 gen1", "start-discovery d#0 gen2"]);
+    assert_eq!(h.feed(jobs(4, &[])), vec!["stop-discovery d#0 gen2"]);
+}
+
+#[test]
+fn discovery_results_become_targets_and_errors_keep_the_last_good_ones() {
+    use scrapepool_core::config::TargetGroup;
+    use scrapepool_core::labels::Labels;
+    use scrapepool_core::node::ProviderId;
+    let mut h = Harness::new("a");
+    h.up("a");
+    h.feed(jobs(1, &[("d", "job_name: d\nscrape_interval: 10s\nscrape_timeout: 1s\nfile_sd_configs:\n  - files: ['/x.json']\n")]));
+    let provider = ProviderId { job: "d".into(), index: 0, generation: 1 };
+    let group = |addrs: &[&str]| TargetGroup { targets: addrs.iter().map(|a| Labels::from_pairs([("__address__", *a)])).collect(), labels: Labels::new(), source: "/x.json:0".into() };
+    h.feed(Event::DiscoveryUpdated { provider: provider.clone(), result: Ok(vec![group(&["h:1", "h:2"])]) });
+    assert_eq!(h.node.scraped_counts(), (2, 0));
+    h.feed(Event::DiscoveryUpdated { provider: provider.clone(), result: Err("file /x.json: line 3: bad".into()) });
+    assert_eq!(h.node.scraped_counts(), (2, 0));
+    assert_eq!(h.node.jobs().next().unwrap().discovery_errors, vec!["file /x.json: line 3: bad"]);
+    // A late answer from an earlier generation is ignored.
+    h.feed(Event::DiscoveryUpdated { provider: ProviderId { generation: 0, ..provider.clone() }, result: Ok(vec![]) });
+    assert_eq!(h.node.scraped_counts(), (2, 0));
+    h.feed(Event::DiscoveryUpdated { provider, result: Ok(vec![group(&["h:1"])]) });
+    assert_eq!(h.node.scraped_counts(), (1, 0));
+}
+
+/// The same recorded events fed to two fresh nodes give identical command logs.
+#[test]
+fn same_events_same_commands() {
+    fn run() -> Vec<String> {
+        let targets: Vec<String> = (0..50).map(|i| format!("10.0.0.{i}:9100")).collect();
+        let refs: Vec<&str> = targets.iter().map(String::as_str).collect();
+        let mut h = Harness::new("b");
+        h.up("b");
+        h.feed(jobs(1, &[("j", &static_job("j", "15s", &refs)), ("k", &static_job("k", "7s", &refs[..10]))]));
+        h.run_until(20_000);
+        h.feed(members(2, &[("a", MemberState::Active), ("b", MemberState::Active), ("c", MemberState::Active)]));
+        h.run_until(40_000);
+        h.feed(members(3, &[("b", MemberState::Active), ("c", MemberState::Draining)]));
+        h.run_until(60_000);
+        h.feed(Event::ShutdownRequested);
+        h.run_until(120_000);
+        h.log
+    }
+    let (a, b) = (run(), run());
+    assert!(a.len() > 100, "a meaningful log: {}", a.len());
+    assert_eq!(a, b);
+}
