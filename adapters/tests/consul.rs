@@ -351,7 +351,7 @@ async fn index_going_backwards_resets_the_watch() {
         consul.register(instance(&format!("w-{i}"), "web", "n1", &[], 1000 + i));
     }
     // A short wait, so that the first answer after the rewind comes within the test.
-    let wait = Duration::from_secs(2);
+    let wait = Duration::from_secs(4);
     let (mut rx, task) = start(config(&consul.server()), wait);
     assert_eq!(addresses(&next(&mut rx).await.unwrap(), "web").len(), 20);
     assert!(consul.service_index("web") > 20);
@@ -371,7 +371,7 @@ async fn index_going_backwards_resets_the_watch() {
     consul.deregister("w-1");
     until(&mut rx, wait, |g| addresses(g, "web").len() == 18).await;
     assert!(
-        t0.elapsed() < Duration::from_millis(1000),
+        t0.elapsed() < Duration::from_millis(2000),
         "took {:?}: the watch did not reset",
         t0.elapsed()
     );
