@@ -521,3 +521,25 @@ async fn https_is_refused_clearly() {
     );
     task.abort();
 }
+
+#[tokio::test]
+async fn a_token_that_cannot_be_a_header_is_an_error_that_hides_it() {
+    let consul = FakeConsul::start("dc1").await;
+    let mut cfg = config(&consul.server());
+    cfg.token = Some(Secret("bad\ntoken-789".into()));
+    let (mut rx, task) = start(cfg, Duration::from_secs(30));
+    let error = next(&mut rx).await.expect_err("unusable token");
+    assert!(
+        error.contains("token") && error.contains(&consul.server()),
+        "{error}"
+    );
+    assert!(
+        !error.contains("token-789"),
+        "the token leaked into: {error}"
+    );
+    assert!(
+        consul.requests().is_empty(),
+        "no request goes out without the token"
+    );
+    task.abort();
+}

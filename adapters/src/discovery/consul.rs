@@ -100,7 +100,15 @@ impl Discoverer for ConsulDiscoverer {
             // Nothing will change until the job's configuration does; wait to be aborted.
             std::future::pending::<()>().await;
         }
-        let api = Api::new(&config, self.wait);
+        let api = match Api::new(&config, self.wait) {
+            Ok(api) => api,
+            Err(message) => {
+                reporter.report(Err(message)).await;
+                // Only a new configuration can fix this; wait to be aborted.
+                std::future::pending::<()>().await;
+                return;
+            }
+        };
         run_provider(api, config, self.retry_interval, reporter).await;
     }
 }
@@ -523,18 +531,27 @@ struct Api {
 }
 
 impl Api {
-    fn new(config: &ConsulSdConfig, wait: Duration) -> Api {
+    /// Errors when the token cannot be sent (the message never shows the token).
+    fn new(config: &ConsulSdConfig, wait: Duration) -> Result<Api, String> {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(REQUEST_MARGIN));
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(2 * wait)
             .build(connector);
-        let token = config.token.as_ref().and_then(|t| {
-            let mut v = HeaderValue::from_str(t.expose()).ok()?;
-            v.set_sensitive(true);
-            Some(v)
-        });
-        Api {
+        let token = match &config.token {
+            None => None,
+            Some(t) => {
+                let mut v = HeaderValue::from_str(t.expose()).map_err(|_| {
+                    format!(
+                        "consul: server {}: the token is not a valid HTTP header value",
+                        config.server
+                    )
+                })?;
+                v.set_sensitive(true);
+                Some(v)
+            }
+        };
+        Ok(Api {
             client,
             server: config.server.clone(),
             token,
@@ -546,7 +563,7 @@ impl Api {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             wait,
-        }
+        })
     }
 
     /// The agent's datacenter (`Config.Datacenter` of `/v1/agent/self`).
