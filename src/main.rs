@@ -25,6 +25,8 @@ enum Command {
     Targets(cmd::targets::Args),
     /// Parse an exposition file and print its samples as JSON lines.
     Parse(cmd::parse::Args),
+    /// Run the deterministic simulation of a pool for one seed or a range of seeds.
+    Sim(cmd::sim::Args),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
         Command::Check(args) => cmd::check::run(args),
         Command::Targets(args) => cmd::targets::run(args),
         Command::Parse(args) => cmd::parse::run(args),
+        Command::Sim(args) => cmd::sim::run(args),
     }
 }
 

@@ -7,5 +7,7 @@
 pub mod discovery;
 pub mod driver;
 pub mod http;
+pub mod kafka;
 pub mod ports;
+pub mod sink;
 pub mod zk;

@@ -117,6 +117,11 @@ fn render(c: &Command) -> String {
     }
 }
 
+/// The first lines of a log, for assertion messages.
+fn short(log: &[String]) -> &[String] {
+    &log[..log.len().min(20)]
+}
+
 fn scrapes_of(log: &[String], instance: &str) -> Vec<i64> {
     log.iter().filter_map(|l| l.strip_prefix(&format!("scrape {instance} @"))).map(|t| t.parse().unwrap()).collect()
 }
@@ -139,7 +144,7 @@ fn owned_target_is_scraped_every_interval_at_a_fixed_phase() {
     assert_eq!(h.feed(jobs(1, &[("j", &static_job("j", "10s", &["h:1"]))])), Vec::<String>::new());
     let log = h.run_until(35_000);
     let at = scrapes_of(&log, "h:1");
-    assert_eq!(at.len(), 3 + usize::from(at[0] < 5_000), "one scrape per interval: {log:?}");
+    assert_eq!(at.len(), 3 + usize::from(at[0] < 5_000), "one scrape per interval: {:?}", short(&log));
     assert!(at[0] >= 0 && at[0] < 10_000);
     for w in at.windows(2) {
         assert_eq!(w[1] - w[0], 10_000, "fixed phase");
@@ -157,7 +162,7 @@ fn every_scrape_is_emitted() {
     let log = h.run_until(10_000);
     let i = log.iter().position(|l| l.starts_with("scrape h:1")).expect("scraped");
     // The body's two samples plus the five synthetic series.
-    assert_eq!(log[i + 1], "emit 7 samples", "{log:?}");
+    assert_eq!(log[i + 1], "emit 7 samples", "{:?}", short(&log));
 }
 
 #[test]
@@ -274,7 +279,7 @@ fn shutdown_drains_then_leaves() {
     assert_eq!(h.node.scraped_counts(), (0, 1));
     let log = h.run_until(30_000);
     let scrapes = scrapes_of(&log, "h:1");
-    assert_eq!(scrapes.len(), 1, "one more interval of scraping while the others take over: {log:?}");
+    assert_eq!(scrapes.len(), 1, "one more interval of scraping while the others take over: {:?}", short(&log));
     assert_eq!(&log[log.len() - 2..], ["deregister", "exit"]);
     assert_eq!(h.node.poll_timeout(), None);
     assert_eq!(h.feed(Event::Tick), Vec::<String>::new(), "an exited node does nothing");
@@ -297,7 +302,7 @@ fn a_scrape_in_flight_is_never_doubled() {
     h.up("a");
     h.feed(jobs(1, &[("j", &static_job("j", "10s", &["h:1"]))]));
     let log = h.run_until(35_000);
-    assert_eq!(scrapes_of(&log, "h:1").len(), 1, "the first never came back: {log:?}");
+    assert_eq!(scrapes_of(&log, "h:1").len(), 1, "the first never came back: {:?}", short(&log));
     assert!(h.node.stats().scrapes_skipped >= 2);
     let task = h.pending.pop().unwrap();
     let fetch = FetchOutcome::Failed { error: "connection refused".into() };

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# THE test command: installs what the tests need, starts the outside services on free
+# loopback ports, runs every test of the workspace, stops the services, and exits with
+# cargo's status. Extra arguments go to `cargo test` (e.g. `scripts/test.sh -p scrapepool-core`).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+scripts/install-deps.sh
+
+# A one-shot build gains nothing from incremental compilation and it costs time and disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
+scripts/services.sh start
+trap 'scripts/services.sh stop || true' EXIT
+# shellcheck source=/dev/null
+source .services/env
+
+status=0
+# --all-targets: libs, bins, integration tests, examples, and benches (run once as tests).
+cargo test --workspace --all-targets "$@" || status=$?
+# --all-targets leaves out doc tests; they run here.
+if [ "$status" -eq 0 ]; then
+  cargo test --workspace --doc "$@" || status=$?
+fi
+exit "$status"

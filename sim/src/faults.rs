@@ -1,0 +1,295 @@
+//! Faults from a seed: the chaos phase's schedule, and the record of what was injected
+//! when, which the checkers use to decide which bound applies to a gap.
+
+use std::time::Duration;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::SimConfig;
+
+/// One fault or its repair.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Kill a scraper (no drain).
+    Crash(String),
+    /// Start a crashed or departed scraper again.
+    Restart(String),
+    /// Graceful shutdown (SIGTERM): drain, then leave.
+    Leave(String),
+    /// A new scraper joins.
+    Join,
+    /// Cut (`true`) or restore a scraper's link to ZooKeeper.
+    ZkPartition(String, bool),
+    /// Cut or restore a scraper's link to Kafka.
+    KafkaPartition(String, bool),
+    /// The broker goes down (`true`) or comes back.
+    KafkaOutage(bool),
+    /// Cut or restore the link between a scraper and an exporter host.
+    ExporterPartition(String, u32, bool),
+    /// ZooKeeper expires a scraper's session.
+    Expire(String),
+    /// Latency between a scraper and an exporter host, in ms.
+    SlowLink(String, u32, u64),
+    /// A target starts (`true`) or stops answering 503.
+    Flap(u32, bool),
+    /// The job's targets become exactly these.
+    SetTargets(Vec<u32>),
+}
+
+/// Which kinds of fault the chaos phase draws from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Kinds {
+    /// Crashes and restarts.
+    pub crash: bool,
+    /// Graceful leaves and rejoins.
+    pub leave: bool,
+    /// New members.
+    pub join: bool,
+    /// Scraper↔ZooKeeper, scraper↔Kafka and scraper↔exporter partitions, broker outages.
+    pub partition: bool,
+    /// Session expiries.
+    pub expire: bool,
+    /// Slow links.
+    pub slow: bool,
+    /// Exporter flaps.
+    pub flap: bool,
+    /// Job edits: targets appear and disappear.
+    pub job_edit: bool,
+}
+
+impl Kinds {
+    /// Every kind.
+    pub fn all() -> Kinds {
+        Kinds { crash: true, leave: true, join: true, partition: true, expire: true, slow: true, flap: true, job_edit: true }
+    }
+
+    /// None: a calm run.
+    pub fn none() -> Kinds {
+        Kinds { crash: false, leave: false, join: false, partition: false, expire: false, slow: false, flap: false, job_edit: false }
+    }
+
+    /// Only graceful changes (joins, draining leaves, job edits): no interval may be missed.
+    pub fn graceful() -> Kinds {
+        Kinds { leave: true, join: true, job_edit: true, ..Kinds::none() }
+    }
+}
+
+/// The faults of one run, in time order.
+pub struct Schedule {
+    /// `(when, what)`.
+    pub faults: Vec<(Duration, Fault)>,
+}
+
+/// Most scrapers a run may have (joins stop there).
+pub const SCRAPERS_MAX: usize = 12;
+
+impl Schedule {
+    /// Draws the chaos phase from the seed, then repairs everything at its end.
+    pub fn generate(config: &SimConfig) -> Schedule {
+        let mut rng = SmallRng::seed_from_u64(config.seed ^ 0x5eed_fa17);
+        let mut out: Vec<(Duration, Fault)> = Vec::new();
+        let mut up: Vec<String> = (0..config.scrapers).map(|i| format!("s{i}")).collect();
+        let mut total = config.scrapers;
+        let mut down: Vec<(Duration, String)> = Vec::new(); // (back at, host)
+        let mut targets: Vec<u32> = (0..config.targets).collect();
+        let k = config.faults;
+        let mut kinds: Vec<u8> = Vec::new();
+        for (on, id, weight) in [(k.crash, 0, 2), (k.leave, 1, 2), (k.join, 2, 1), (k.partition, 3, 3), (k.expire, 4, 1), (k.slow, 5, 1), (k.flap, 6, 1), (k.job_edit, 7, 2)] {
+            if on {
+                kinds.extend(std::iter::repeat_n(id, weight));
+            }
+        }
+        // A quiet start: the pool forms before the first fault.
+        let mut t = Duration::from_secs(60);
+        let every = config.fault_every.as_millis().max(1) as u64;
+        while !kinds.is_empty() && t < config.chaos {
+            // Members that were away long enough come back.
+            down.retain(|(back, h)| {
+                if *back <= t {
+                    out.push((*back, Fault::Restart(h.clone())));
+                    up.push(h.clone());
+                    false
+                } else {
+                    true
+                }
+            });
+            let kind = kinds[rng.random_range(0..kinds.len())];
+            let pick = |rng: &mut SmallRng, up: &[String]| up[rng.random_range(0..up.len())].clone();
+            let span = Duration::from_millis(rng.random_range(5_000..60_000));
+            let until = (t + span).min(config.chaos);
+            match kind {
+                0 | 1 if up.len() > 1 => {
+                    let h = pick(&mut rng, &up);
+                    up.retain(|x| *x != h);
+                    out.push((t, if kind == 0 { Fault::Crash(h.clone()) } else { Fault::Leave(h.clone()) }));
+                    // A leaver needs its drain (one interval) to finish before it can restart.
+                    let back = (t + span.max(config.interval * 2)).min(config.chaos);
+                    down.push((back, h));
+                }
+                2 if total < SCRAPERS_MAX => {
+                    out.push((t, Fault::Join));
+                    up.push(format!("s{total}"));
+                    total += 1;
+                }
+                3 => {
+                    let h = pick(&mut rng, &up);
+                    let (on, off) = match rng.random_range(0..4) {
+                        0 => (Fault::ZkPartition(h.clone(), true), Fault::ZkPartition(h, false)),
+                        1 => (Fault::KafkaPartition(h.clone(), true), Fault::KafkaPartition(h, false)),
+                        2 => (Fault::KafkaOutage(true), Fault::KafkaOutage(false)),
+                        _ => {
+                            let e = rng.random_range(0..config.exporters);
+                            (Fault::ExporterPartition(h.clone(), e, true), Fault::ExporterPartition(h, e, false))
+                        }
+                    };
+                    out.push((t, on));
+                    out.push((until, off));
+                }
+                4 => out.push((t, Fault::Expire(pick(&mut rng, &up)))),
+                5 => {
+                    let h = pick(&mut rng, &up);
+                    let e = rng.random_range(0..config.exporters);
+                    out.push((t, Fault::SlowLink(h.clone(), e, rng.random_range(50..800))));
+                    out.push((until, Fault::SlowLink(h, e, 1)));
+                }
+                6 => {
+                    let target = rng.random_range(0..config.targets);
+                    out.push((t, Fault::Flap(target, true)));
+                    out.push((until, Fault::Flap(target, false)));
+                }
+                7 => {
+                    // Some targets leave, some (new or old) arrive.
+                    let n = (config.targets / 20).max(1);
+                    for _ in 0..n {
+                        if targets.len() > 1 {
+                            let i = rng.random_range(0..targets.len());
+                            targets.remove(i);
+                        }
+                    }
+                    for _ in 0..n {
+                        let candidate = rng.random_range(0..config.targets + config.targets / 5);
+                        if !targets.contains(&candidate) {
+                            targets.push(candidate);
+                        }
+                    }
+                    targets.sort_unstable();
+                    out.push((t, Fault::SetTargets(targets.clone())));
+                }
+                _ => {}
+            }
+            t += Duration::from_millis(rng.random_range(every / 2..every * 3 / 2 + 1));
+        }
+        // Heal: everyone who is away comes back at the end of the chaos phase.
+        for (_, h) in down {
+            out.push((config.chaos, Fault::Restart(h)));
+        }
+        out.sort_by_key(|(at, _)| *at);
+        Schedule { faults: out }
+    }
+}
+
+/// What was injected when, for the checkers.
+#[derive(Clone, Debug, Default)]
+pub struct State {
+    /// `(ms, fault)` in order.
+    pub log: Vec<(i64, Fault)>,
+}
+
+impl State {
+    /// Notes `fault` at `at_ms`.
+    pub fn record(&mut self, at_ms: i64, fault: &Fault) {
+        self.log.push((at_ms, fault.clone()));
+    }
+
+    /// Whether anything other than a graceful change (join, leave, job edit, restart of a
+    /// leaver) happened between `from` and `to`, or was still in force then.
+    pub fn disruptive_between(&self, from: i64, to: i64) -> bool {
+        let mut open: std::collections::BTreeMap<String, i64> = Default::default();
+        for (at, f) in &self.log {
+            if let Fault::Restart(h) = f {
+                if let Some(start) = open.remove(&format!("crash {h}")) {
+                    if start <= to && *at >= from - 60_000 {
+                        return true;
+                    }
+                }
+                continue;
+            }
+            let key = match f {
+                Fault::ZkPartition(h, _) => format!("zk {h}"),
+                Fault::KafkaPartition(h, _) => format!("kafka {h}"),
+                Fault::KafkaOutage(_) => "kafka".into(),
+                Fault::ExporterPartition(h, e, _) => format!("exp {h} {e}"),
+                Fault::SlowLink(h, e, _) => format!("slow {h} {e}"),
+                Fault::Flap(t, _) => format!("flap {t}"),
+                Fault::Crash(h) => format!("crash {h}"),
+                Fault::Expire(_) => {
+                    if *at >= from - 60_000 && *at <= to {
+                        return true;
+                    }
+                    continue;
+                }
+                _ => continue,
+            };
+            let opening = matches!(f, Fault::ZkPartition(_, true) | Fault::KafkaPartition(_, true) | Fault::KafkaOutage(true) | Fault::ExporterPartition(_, _, true) | Fault::Flap(_, true) | Fault::Crash(_))
+                || matches!(f, Fault::SlowLink(_, _, ms) if *ms > 1);
+            if opening {
+                open.insert(key, *at);
+            } else if let Some(start) = open.remove(&key) {
+                if start <= to && *at >= from - 60_000 {
+                    return true;
+                }
+            }
+        }
+        open.values().any(|start| *start <= to)
+    }
+
+    /// Whether a fault matching `is` was in force at `at` (opened before, not yet closed).
+    pub fn in_force(&self, at: i64, opens: impl Fn(&Fault) -> bool, closes: impl Fn(&Fault) -> bool) -> bool {
+        let mut open = false;
+        for (t, f) in &self.log {
+            if *t > at {
+                break;
+            }
+            if opens(f) {
+                open = true;
+            } else if closes(f) {
+                open = false;
+            }
+        }
+        open
+    }
+
+    /// The live targets at `at`, given the initial set.
+    pub fn targets_at(&self, at: i64, initial: u32) -> Vec<u32> {
+        let mut live: Vec<u32> = (0..initial).collect();
+        for (t, f) in &self.log {
+            if *t > at {
+                break;
+            }
+            if let Fault::SetTargets(ts) = f {
+                live = ts.clone();
+            }
+        }
+        live
+    }
+
+    /// When target `target` last stopped being live at or before `at`, if it is not live then.
+    pub fn removed_at(&self, target: u32, at: i64, initial: u32) -> Option<i64> {
+        let mut live = target < initial;
+        let mut removed = None;
+        for (t, f) in &self.log {
+            if *t > at {
+                break;
+            }
+            if let Fault::SetTargets(ts) = f {
+                let now_live = ts.contains(&target);
+                if live && !now_live {
+                    removed = Some(*t);
+                }
+                live = now_live;
+            }
+        }
+        removed
+    }
+}

@@ -1,0 +1,146 @@
+//! `scrapepool sim`: run the deterministic simulation for one seed or a range of seeds.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use scrapepool_sim::faults::Kinds;
+use scrapepool_sim::{Outcome, SimConfig};
+
+/// Arguments of `scrapepool sim`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// One seed.
+    #[arg(long, conflicts_with = "seeds")]
+    pub seed: Option<u64>,
+    /// A range of seeds, `A..B` (B excluded).
+    #[arg(long)]
+    pub seeds: Option<String>,
+    /// Scrapers at the start.
+    #[arg(long, default_value_t = 5)]
+    pub scrapers: usize,
+    /// Targets.
+    #[arg(long, default_value_t = 500)]
+    pub targets: u32,
+    /// Simulated duration (`30m`, `90s`).
+    #[arg(long, default_value = "30m", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Length of the chaos phase; the rest heals (default: two thirds of the duration).
+    #[arg(long, value_parser = parse_duration)]
+    pub chaos: Option<Duration>,
+    /// Scrape interval.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// Replication factor.
+    #[arg(long, default_value_t = 1)]
+    pub replication_factor: usize,
+    /// Faults to draw from: `all`, `graceful` (joins, draining leaves, job edits) or `none`.
+    #[arg(long, default_value = "all")]
+    pub faults: String,
+    /// Mean time between faults in the chaos phase.
+    #[arg(long, default_value = "45s", value_parser = parse_duration)]
+    pub fault_every: Duration,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    scrapepool_core::config::parse_duration(s)
+}
+
+/// Runs the command.
+pub fn run(args: Args) -> ExitCode {
+    let seeds: Vec<u64> = match (&args.seed, &args.seeds) {
+        (Some(s), _) => vec![*s],
+        (None, Some(range)) => match range.split_once("..").and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?))) {
+            Some((a, b)) if a < b => (a..b).collect(),
+            _ => {
+                eprintln!("--seeds takes A..B with A < B, got {range:?}");
+                return ExitCode::from(2);
+            }
+        },
+        (None, None) => vec![1],
+    };
+    let faults = match args.faults.as_str() {
+        "all" => Kinds::all(),
+        "graceful" => Kinds::graceful(),
+        "none" => Kinds::none(),
+        other => {
+            eprintln!("--faults takes all, graceful or none, got {other:?}");
+            return ExitCode::from(2);
+        }
+    };
+    let tty = std::io::stderr().is_terminal();
+    let mut failed = Vec::new();
+    let mut outcomes = Vec::new();
+    for (i, seed) in seeds.iter().enumerate() {
+        let config = SimConfig {
+            seed: *seed,
+            scrapers: args.scrapers,
+            targets: args.targets,
+            duration: args.duration,
+            chaos: args.chaos.unwrap_or(args.duration * 2 / 3),
+            interval: args.interval,
+            replication_factor: args.replication_factor,
+            faults,
+            fault_every: args.fault_every,
+            ..SimConfig::default()
+        };
+        if tty {
+            eprint!("\r[{:>4}/{}] seed {seed} {}", i + 1, seeds.len(), bar(i, seeds.len()));
+        }
+        let outcome = scrapepool_sim::run(config);
+        if !outcome.violations.is_empty() {
+            if tty {
+                eprintln!();
+            }
+            report_violation(&outcome);
+            failed.push(*seed);
+        }
+        outcomes.push(outcome);
+    }
+    if tty {
+        eprintln!();
+    }
+    print_summary(&outcomes);
+    if failed.is_empty() {
+        println!("sim: {} passed, 0 failed", outcomes.len());
+        ExitCode::SUCCESS
+    } else {
+        println!("sim: {} passed, {} failed (seeds {failed:?})", outcomes.len() - failed.len(), failed.len());
+        ExitCode::FAILURE
+    }
+}
+
+fn bar(done: usize, total: usize) -> String {
+    let width = 30;
+    let filled = width * done / total.max(1);
+    format!("[{}{}]", "#".repeat(filled), ".".repeat(width - filled))
+}
+
+fn report_violation(o: &Outcome) {
+    eprintln!("seed {}: {} violation(s)", o.config.seed, o.violations.len());
+    for v in o.violations.iter().take(10) {
+        eprintln!("  {v}");
+    }
+    eprintln!("Reproduce with: {}", o.config.reproduce_command());
+}
+
+fn print_summary(outcomes: &[Outcome]) {
+    println!("{:>6} {:>9} {:>7} {:>9} {:>10} {:>9} {:>11} {:>9} {:>9} {:>8}", "seed", "coverage", "dup", "max gap", "moved/bnd", "converge", "delivered", "not dlv", "sim/wall", "result");
+    for o in outcomes {
+        let s = &o.summary;
+        let speed = o.config.duration.as_secs_f64() / o.wall.as_secs_f64().max(1e-9);
+        println!(
+            "{:>6} {:>8.2}% {:>6.2}% {:>8.1}s {:>10} {:>8.1}s {:>11} {:>9} {:>8.0}x {:>8}",
+            o.config.seed,
+            s.coverage_pct,
+            s.duplicate_pct,
+            s.max_gap_ms as f64 / 1000.0,
+            format!("{}/{}", s.moved_max.0, s.moved_max.1),
+            s.convergence_ms as f64 / 1000.0,
+            s.samples_delivered,
+            s.samples_not_delivered,
+            speed,
+            if o.violations.is_empty() { "ok" } else { "FAIL" }
+        );
+    }
+}
