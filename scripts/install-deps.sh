@@ -15,7 +15,10 @@ packages=(
   chromium
   # Apache Kafka runs from jars fetched by Maven (scripts/kafka/pom.xml).
   default-jre-headless maven
-  # rdkafka builds librdkafka from source (features cmake-build, ssl, zstd, libz, gssapi-less).
+  # rdkafka builds librdkafka from source (its configure script + make, C and C++) with
+  # features ssl (OpenSSL via pkg-config), zstd and libz. cmake is for rdkafka's
+  # `cmake-build` (broken in librdkafka 2.12, see Cargo.toml), libsasl2-dev for its
+  # `gssapi` (Kerberos) feature: neither is enabled, both are kept so either can be.
   cmake g++ make pkg-config libssl-dev zlib1g-dev libzstd-dev libsasl2-dev
   # Free-port picking and small helpers in scripts/.
   python3 curl procps iproute2

@@ -31,6 +31,14 @@ free_port() {
 fetch() {
   # The .complete marker is written last, so an interrupted download is done again.
   if [ -f "$cache/.complete" ]; then return 0; fi
+  # Several checkouts may share the cache: one fetches, the others wait for it.
+  mkdir -p "$cache"
+  exec 9>"$cache.lock"
+  flock 9
+  if [ -f "$cache/.complete" ]; then
+    exec 9>&-
+    return 0
+  fi
   command -v mvn >/dev/null || die "mvn not found (scripts/install-deps.sh installs it)"
   echo "kafka.sh: fetching Apache Kafka $version jars into $libs" >&2
   rm -rf "$libs"
@@ -40,6 +48,7 @@ fetch() {
     || die "mvn could not fetch Apache Kafka $version (see above)"
   ls "$libs"/kafka_2.13-*.jar >/dev/null 2>&1 || die "kafka_2.13 jar missing in $libs"
   touch "$cache/.complete"
+  exec 9>&-
 }
 
 # Sets java_cmd to the java command line for DIR: heap, the cached classpath (a literal

@@ -27,6 +27,8 @@ enum Command {
     Parse(cmd::parse::Args),
     /// Run the deterministic simulation of a pool for one seed or a range of seeds.
     Sim(cmd::sim::Args),
+    /// Manage the jobs in ZooKeeper: apply, list, get, delete.
+    Jobs(cmd::jobs::Args),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +39,7 @@ fn main() -> ExitCode {
         Command::Targets(args) => cmd::targets::run(args),
         Command::Parse(args) => cmd::parse::run(args),
         Command::Sim(args) => cmd::sim::run(args),
+        Command::Jobs(args) => cmd::jobs::run(args),
     }
 }
 

@@ -13,7 +13,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use hyper::header::{HeaderValue, ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HOST, USER_AGENT};
+use hyper::header::{
+    HeaderValue, ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HOST,
+    USER_AGENT,
+};
 use hyper::{Request, Uri};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::PemObject;
@@ -70,7 +73,9 @@ pub struct HttpFetcher<C = TcpConnector> {
 impl HttpFetcher<TcpConnector> {
     /// A fetcher over tokio TCP.
     pub fn new() -> Self {
-        HttpFetcher { connector: TcpConnector }
+        HttpFetcher {
+            connector: TcpConnector,
+        }
     }
 }
 
@@ -87,7 +92,9 @@ impl<C: Connector> Fetcher for HttpFetcher<C> {
         match tokio::time::timeout(spec.timeout, fetch_inner(&self.connector, spec)).await {
             Ok(Ok((body, content_type))) => FetchOutcome::Body { body, content_type },
             Ok(Err(error)) => FetchOutcome::Failed { error },
-            Err(_) => FetchOutcome::Failed { error: format!("Get \"{}\": context deadline exceeded", spec.url) },
+            Err(_) => FetchOutcome::Failed {
+                error: format!("Get \"{}\": context deadline exceeded", spec.url),
+            },
         }
     }
 }
@@ -99,7 +106,9 @@ pub fn timeout_header_value(timeout: Duration) -> String {
 
 /// Reads a secret file as Prometheus does: whole, surrounding whitespace trimmed.
 fn read_secret_file(path: &str, what: &str) -> Result<String, String> {
-    std::fs::read_to_string(path).map(|s| s.trim().to_string()).map_err(|e| format!("unable to read {what} file {path}: {e}"))
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .map_err(|e| format!("unable to read {what} file {path}: {e}"))
 }
 
 fn header(value: String, what: &str) -> Result<HeaderValue, String> {
@@ -108,12 +117,21 @@ fn header(value: String, what: &str) -> Result<HeaderValue, String> {
 
 /// Builds the GET request of one scrape.
 fn build_request(spec: &ScrapeSpec, uri: &Uri) -> Result<Request<Empty<Bytes>>, String> {
-    let authority = uri.authority().ok_or_else(|| format!("scrape URL {:?} has no host", spec.url))?;
+    let authority = uri
+        .authority()
+        .ok_or_else(|| format!("scrape URL {:?} has no host", spec.url))?;
     let target = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let mut req = Request::get(target)
         .header(HOST, authority.as_str())
         .header(ACCEPT, ACCEPT_HEADER)
-        .header(ACCEPT_ENCODING, if spec.enable_compression { "gzip" } else { "identity" })
+        .header(
+            ACCEPT_ENCODING,
+            if spec.enable_compression {
+                "gzip"
+            } else {
+                "identity"
+            },
+        )
         .header(USER_AGENT, USER_AGENT_VALUE)
         .header(SCRAPE_TIMEOUT_HEADER, timeout_header_value(spec.timeout))
         .body(Empty::new())
@@ -125,8 +143,12 @@ fn build_request(spec: &ScrapeSpec, uri: &Uri) -> Result<Request<Empty<Bytes>>, 
             (None, None) => String::new(),
         };
         use base64::Engine as _;
-        let token = base64::engine::general_purpose::STANDARD.encode(format!("{}:{password}", basic.username));
-        req.headers_mut().insert(AUTHORIZATION, header(format!("Basic {token}"), "basic auth")?);
+        let token = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{password}", basic.username));
+        req.headers_mut().insert(
+            AUTHORIZATION,
+            header(format!("Basic {token}"), "basic auth")?,
+        );
     }
     if let Some(auth) = &spec.authorization {
         let credentials = match (&auth.credentials, &auth.credentials_file) {
@@ -134,29 +156,60 @@ fn build_request(spec: &ScrapeSpec, uri: &Uri) -> Result<Request<Empty<Bytes>>, 
             (None, Some(file)) => read_secret_file(file, "authorization credentials")?,
             (None, None) => String::new(),
         };
-        let kind = if auth.kind.is_empty() { "Bearer" } else { &auth.kind };
-        req.headers_mut().insert(AUTHORIZATION, header(format!("{kind} {credentials}"), "authorization")?);
+        let kind = if auth.kind.is_empty() {
+            "Bearer"
+        } else {
+            &auth.kind
+        };
+        req.headers_mut().insert(
+            AUTHORIZATION,
+            header(format!("{kind} {credentials}"), "authorization")?,
+        );
     }
     Ok(req)
 }
 
-async fn fetch_inner<C: Connector>(connector: &C, spec: &ScrapeSpec) -> Result<(Vec<u8>, Option<String>), String> {
+async fn fetch_inner<C: Connector>(
+    connector: &C,
+    spec: &ScrapeSpec,
+) -> Result<(Vec<u8>, Option<String>), String> {
     let url = &spec.url;
-    let uri: Uri = url.parse().map_err(|e| format!("invalid scrape URL {url:?}: {e}"))?;
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| format!("invalid scrape URL {url:?}: {e}"))?;
     let https = match uri.scheme_str() {
         Some("http") => false,
         Some("https") => true,
-        other => return Err(format!("unsupported scheme {other:?} in scrape URL {url:?}")),
+        other => {
+            return Err(format!(
+                "unsupported scheme {other:?} in scrape URL {url:?}"
+            ))
+        }
     };
-    let host = uri.host().ok_or_else(|| format!("scrape URL {url:?} has no host"))?.to_string();
+    let host = uri
+        .host()
+        .ok_or_else(|| format!("scrape URL {url:?} has no host"))?
+        .to_string();
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
     let req = build_request(spec, &uri)?;
     // Configuration errors (unreadable CA or key files) are reported before any dialing.
-    let tls_config = if https { Some(tls_client_config(&spec.tls_config)?) } else { None };
-    let io = connector.connect(&host, port).await.map_err(|e| format!("Get \"{url}\": dial tcp {host}:{port}: {e}"))?;
+    let tls_config = if https {
+        Some(tls_client_config(&spec.tls_config)?)
+    } else {
+        None
+    };
+    let io = connector
+        .connect(&host, port)
+        .await
+        .map_err(|e| format!("Get \"{url}\": dial tcp {host}:{port}: {e}"))?;
     if let Some(config) = tls_config {
-        let name_str = spec.tls_config.server_name.clone().unwrap_or_else(|| host.trim_start_matches('[').trim_end_matches(']').to_string());
-        let name = ServerName::try_from(name_str.clone()).map_err(|_| format!("invalid TLS server name {name_str:?}"))?;
+        let name_str = spec.tls_config.server_name.clone().unwrap_or_else(|| {
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string()
+        });
+        let name = ServerName::try_from(name_str.clone())
+            .map_err(|_| format!("invalid TLS server name {name_str:?}"))?;
         let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
             .connect(name, io)
             .await
@@ -177,30 +230,55 @@ impl Drop for AbortOnDrop {
 }
 
 /// Sends `req` over `io` and reads the response body under the body limit.
-async fn exchange<IO>(io: IO, req: Request<Empty<Bytes>>, spec: &ScrapeSpec) -> Result<(Vec<u8>, Option<String>), String>
+async fn exchange<IO>(
+    io: IO,
+    req: Request<Empty<Bytes>>,
+    spec: &ScrapeSpec,
+) -> Result<(Vec<u8>, Option<String>), String>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let url = &spec.url;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await.map_err(|e| format!("Get \"{url}\": {e}"))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| format!("Get \"{url}\": {e}"))?;
     let _conn = AbortOnDrop(tokio::spawn(async move {
         let _ = conn.await;
     }));
-    let resp = sender.send_request(req).await.map_err(|e| format!("Get \"{url}\": {e}"))?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| format!("Get \"{url}\": {e}"))?;
     let status = resp.status();
     if !status.is_success() {
         let reason = status.canonical_reason().unwrap_or("");
-        return Err(format!("server returned HTTP status {} {reason}", status.as_str()).trim_end().to_string());
+        return Err(
+            format!("server returned HTTP status {} {reason}", status.as_str())
+                .trim_end()
+                .to_string(),
+        );
     }
-    let content_type = resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let gzip = resp.headers().get(CONTENT_ENCODING).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
+    let content_type = resp
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let gzip = resp
+        .headers()
+        .get(CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
     let limit = spec.limits.body_size_limit_bytes;
-    let mut sink = LimitedBuf { buf: Vec::new(), limit };
+    let mut sink = LimitedBuf {
+        buf: Vec::new(),
+        limit,
+    };
     let mut gunzip = gzip.then(|| flate2::write::GzDecoder::new(Vec::new()));
     let mut body = resp.into_body();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| format!("Get \"{url}\": reading body: {e}"))?;
-        let Ok(chunk) = frame.into_data() else { continue };
+        let Ok(chunk) = frame.into_data() else {
+            continue;
+        };
         match &mut gunzip {
             None => sink.push(&chunk)?,
             Some(decoder) => {
@@ -208,7 +286,9 @@ where
                 // each, so a gzip bomb is stopped within one step's expansion (deflate's
                 // ratio is at most about 1000:1, so about 1 MiB past the limit at worst).
                 for piece in chunk.chunks(GUNZIP_STEP_BYTES) {
-                    decoder.write_all(piece).map_err(|e| format!("decompressing body: {e}"))?;
+                    decoder
+                        .write_all(piece)
+                        .map_err(|e| format!("decompressing body: {e}"))?;
                     let out = std::mem::take(decoder.get_mut());
                     sink.push(&out)?;
                 }
@@ -216,7 +296,9 @@ where
         }
     }
     if let Some(decoder) = gunzip {
-        let out = decoder.finish().map_err(|e| format!("decompressing body: {e}"))?;
+        let out = decoder
+            .finish()
+            .map_err(|e| format!("decompressing body: {e}"))?;
         sink.push(&out)?;
     }
     Ok((sink.buf, content_type))
@@ -247,7 +329,9 @@ pub fn tls_client_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, String
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("tls: {e}"))?;
     let builder = if tls.insecure_skip_verify {
-        builder.dangerous().with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert { provider }))
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert { provider }))
     } else {
         let mut roots = rustls::RootCertStore::empty();
         match &tls.ca_file {
@@ -257,10 +341,14 @@ pub fn tls_client_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, String
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| format!("unable to parse CA file {ca_file}: {e}"))?;
                 if certs.is_empty() {
-                    return Err(format!("unable to use specified CA cert {ca_file}: no certificate in it"));
+                    return Err(format!(
+                        "unable to use specified CA cert {ca_file}: no certificate in it"
+                    ));
                 }
                 for cert in certs {
-                    roots.add(cert).map_err(|e| format!("unable to use specified CA cert {ca_file}: {e}"))?;
+                    roots
+                        .add(cert)
+                        .map_err(|e| format!("unable to use specified CA cert {ca_file}: {e}"))?;
                 }
             }
             None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
@@ -273,8 +361,11 @@ pub fn tls_client_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, String
                 .map_err(|e| format!("unable to read client certificate {cert_file}: {e}"))?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| format!("unable to parse client certificate {cert_file}: {e}"))?;
-            let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| format!("unable to read client key {key_file}: {e}"))?;
-            builder.with_client_auth_cert(certs, key).map_err(|e| format!("unable to use client certificate {cert_file}: {e}"))?
+            let key = PrivateKeyDer::from_pem_file(key_file)
+                .map_err(|e| format!("unable to read client key {key_file}: {e}"))?;
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| format!("unable to use client certificate {cert_file}: {e}"))?
         }
         (None, None) => builder.with_no_client_auth(),
         _ => return Err("tls_config: cert_file and key_file must be given together".into()),
@@ -308,7 +399,12 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyServerCert {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -317,11 +413,18 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyServerCert {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -338,10 +441,16 @@ mod tests {
 
     #[test]
     fn limited_buf_fails_at_the_limit_like_prometheus() {
-        let mut b = LimitedBuf { buf: Vec::new(), limit: 4 };
+        let mut b = LimitedBuf {
+            buf: Vec::new(),
+            limit: 4,
+        };
         b.push(b"abc").unwrap();
         assert!(b.push(b"d").unwrap_err().starts_with(BODY_SIZE_LIMIT_ERROR));
-        let mut unlimited = LimitedBuf { buf: Vec::new(), limit: 0 };
+        let mut unlimited = LimitedBuf {
+            buf: Vec::new(),
+            limit: 0,
+        };
         unlimited.push(&[0; 10_000]).unwrap();
     }
 }

@@ -192,6 +192,17 @@ impl KafkaSinkConfig {
     }
 }
 
+/// Parses one `--kafka-option key=value` (for clap's `value_parser`): the value may hold
+/// `=`; the key may not be empty.
+pub fn parse_kafka_option(arg: &str) -> Result<(String, String), String> {
+    match arg.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.to_string()))
+        }
+        _ => Err(format!("expected key=value, got {arg:?}")),
+    }
+}
+
 /// Why a [`KafkaSink`] could not be created.
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaSinkError {
@@ -527,6 +538,20 @@ mod tests {
             .err()
             .expect("librdkafka must refuse an unknown option");
         assert!(err.to_string().contains("no.such.option"), "{err}");
+    }
+
+    #[test]
+    fn kafka_options_parse_as_key_value() {
+        assert_eq!(
+            parse_kafka_option("sasl.jaas.config=a=b").unwrap(),
+            ("sasl.jaas.config".to_string(), "a=b".to_string())
+        );
+        assert_eq!(
+            parse_kafka_option("security.protocol=").unwrap(),
+            ("security.protocol".to_string(), String::new())
+        );
+        assert!(parse_kafka_option("novalue").is_err());
+        assert!(parse_kafka_option("=x").is_err());
     }
 
     #[test]

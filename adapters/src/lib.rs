@@ -4,6 +4,7 @@
 //! commands, and one thin adapter per outside system behind a port trait. Adapters hold no
 //! policy: every decision is the core's.
 
+pub mod contract;
 pub mod discovery;
 pub mod driver;
 pub mod http;

@@ -203,16 +203,20 @@ async fn open_client(
     session_timeout: Duration,
     op_timeout: Duration,
     dirs: &[&str],
+    fail_eagerly: bool,
 ) -> Result<zk::Client, ZkError> {
+    let mut connector = zk::Client::connector().with_session_timeout(session_timeout);
+    if fail_eagerly {
+        // One pass over the servers, for a command line tool that should fail fast.
+        connector = connector.with_fail_eagerly();
+    }
     // The library keeps trying the servers for about one session timeout; our deadline is a
     // little longer so that its own, more precise error wins when it has one.
     let root = call(
         "connect",
         &connect.servers,
         session_timeout + op_timeout,
-        zk::Client::connector()
-            .with_session_timeout(session_timeout)
-            .connect(&connect.servers),
+        connector.connect(&connect.servers),
     )
     .await?;
     let client = match &connect.chroot {
@@ -396,27 +400,40 @@ impl Coordinator for ZkCoordinator {
         };
         let mut delay = RECONNECT_DELAY_MIN;
         loop {
-            let opened = tokio::select! {
-                r = open_client(&connect, self.config.session_timeout, self.config.op_timeout, &[JOBS_PATH, MEMBERS_PATH]) => r,
-                req = requests.recv() => match req {
-                    None => return,
-                    Some(req) => {
-                        // Remembered and carried out once a session is up.
-                        intent.apply_request(req);
-                        continue;
+            // Requests that arrive while the session is being built are remembered (and
+            // carried out once it is up) without restarting the attempt.
+            let opened = {
+                let open = open_client(
+                    &connect,
+                    self.config.session_timeout,
+                    self.config.op_timeout,
+                    &[JOBS_PATH, MEMBERS_PATH],
+                    false,
+                );
+                tokio::pin!(open);
+                loop {
+                    tokio::select! {
+                        r = &mut open => break r,
+                        req = requests.recv() => match req {
+                            None => return,
+                            Some(req) => intent.apply_request(req),
+                        },
                     }
-                },
+                }
             };
             let client = match opened {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "ZooKeeper session could not be built");
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        req = requests.recv() => match req {
-                            None => return,
-                            Some(req) => intent.apply_request(req),
-                        },
+                    let wake = Instant::now() + delay;
+                    loop {
+                        tokio::select! {
+                            _ = sleep_until(wake) => break,
+                            req = requests.recv() => match req {
+                                None => return,
+                                Some(req) => intent.apply_request(req),
+                            },
+                        }
                     }
                     delay = (delay * 2).min(RECONNECT_DELAY_MAX);
                     continue;
@@ -733,8 +750,14 @@ impl ZkJobs {
     /// Connects (`host:port[,host:port][/chroot]`), creating the chroot and `/jobs` if missing.
     pub async fn connect(connect: &str, op_timeout: Duration) -> Result<ZkJobs, ZkError> {
         let connect = ConnectString::parse(connect)?;
-        let client =
-            open_client(&connect, SESSION_TIMEOUT_DEFAULT, op_timeout, &[JOBS_PATH]).await?;
+        let client = open_client(
+            &connect,
+            SESSION_TIMEOUT_DEFAULT,
+            op_timeout,
+            &[JOBS_PATH],
+            true,
+        )
+        .await?;
         Ok(ZkJobs { client, op_timeout })
     }
 

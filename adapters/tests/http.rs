@@ -12,7 +12,9 @@ use hyper::body::{Frame, Incoming};
 use hyper::header::HeaderMap;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use scrapepool_adapters::http::{HttpFetcher, ACCEPT_HEADER, BODY_SIZE_LIMIT_ERROR, SCRAPE_TIMEOUT_HEADER};
+use scrapepool_adapters::http::{
+    HttpFetcher, ACCEPT_HEADER, BODY_SIZE_LIMIT_ERROR, SCRAPE_TIMEOUT_HEADER,
+};
 use scrapepool_adapters::ports::Fetcher;
 use scrapepool_core::config::{Authorization, BasicAuth, Secret, TlsConfig};
 use scrapepool_core::encode::{EmitSpec, Encoding};
@@ -39,7 +41,15 @@ enum ReplyBody {
 
 impl Reply {
     fn ok(body: &str) -> Reply {
-        Reply { status: 200, headers: vec![("content-type", "text/plain; version=0.0.4; charset=utf-8".into())], body: ReplyBody::Full(Bytes::from(body.to_string())), delay: Duration::ZERO }
+        Reply {
+            status: 200,
+            headers: vec![(
+                "content-type",
+                "text/plain; version=0.0.4; charset=utf-8".into(),
+            )],
+            body: ReplyBody::Full(Bytes::from(body.to_string())),
+            delay: Duration::ZERO,
+        }
     }
 }
 
@@ -55,7 +65,13 @@ impl Server {
     }
 
     fn last_headers(&self) -> HeaderMap {
-        self.seen.lock().unwrap().last().expect("the server saw a request").1.clone()
+        self.seen
+            .lock()
+            .unwrap()
+            .last()
+            .expect("the server saw a request")
+            .1
+            .clone()
     }
 }
 
@@ -67,19 +83,25 @@ async fn serve(reply: Reply, tls: Option<rustls::ServerConfig>) -> Server {
     let seen2 = seen.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             let (reply, seen, acceptor) = (reply.clone(), seen2.clone(), acceptor.clone());
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                     let (reply, seen) = (reply.clone(), seen.clone());
                     async move {
-                        seen.lock().unwrap().push((req.uri().to_string(), req.headers().clone()));
+                        seen.lock()
+                            .unwrap()
+                            .push((req.uri().to_string(), req.headers().clone()));
                         tokio::time::sleep(reply.delay).await;
                         let body: BoxBody = match reply.body {
                             ReplyBody::Full(b) => Full::new(b).boxed(),
-                            ReplyBody::Repeat(chunk, n) => {
-                                StreamBody::new(futures::stream::iter(std::iter::repeat_n(chunk, n).map(|c| Ok::<_, Infallible>(Frame::data(c))))).boxed()
-                            }
+                            ReplyBody::Repeat(chunk, n) => StreamBody::new(futures::stream::iter(
+                                std::iter::repeat_n(chunk, n)
+                                    .map(|c| Ok::<_, Infallible>(Frame::data(c))),
+                            ))
+                            .boxed(),
                         };
                         let mut resp = Response::builder().status(reply.status);
                         for (k, v) in &reply.headers {
@@ -91,7 +113,9 @@ async fn serve(reply: Reply, tls: Option<rustls::ServerConfig>) -> Server {
                 let builder = hyper::server::conn::http1::Builder::new();
                 match acceptor {
                     None => {
-                        let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                        let _ = builder
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
                     }
                     Some(acceptor) => {
                         if let Ok(tls) = acceptor.accept(stream).await {
@@ -119,7 +143,14 @@ fn spec(url: String) -> ScrapeSpec {
         basic_auth: None,
         authorization: None,
         tls_config: TlsConfig::default(),
-        emit: EmitSpec { encoding: Encoding::RemoteWrite, message_bytes_max: 1 << 20, scraper_id: "t".into(), job: "j".into(), instance: "i".into(), key_hash: 0 },
+        emit: EmitSpec {
+            encoding: Encoding::RemoteWrite,
+            message_bytes_max: 1 << 20,
+            scraper_id: "t".into(),
+            job: "j".into(),
+            instance: "i".into(),
+            key_hash: 0,
+        },
     }
 }
 
@@ -139,26 +170,38 @@ fn body(outcome: FetchOutcome) -> (Vec<u8>, Option<String>) {
 fn error(outcome: FetchOutcome) -> String {
     match outcome {
         FetchOutcome::Failed { error } => error,
-        FetchOutcome::Body { body, .. } => panic!("fetch succeeded with {} bytes, expected a failure", body.len()),
+        FetchOutcome::Body { body, .. } => panic!(
+            "fetch succeeded with {} bytes, expected a failure",
+            body.len()
+        ),
     }
 }
 
 #[tokio::test]
 async fn sends_prometheus_headers_and_passes_body_and_content_type() {
     let mut reply = Reply::ok("up 1\n");
-    reply.headers = vec![("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8".into())];
+    reply.headers = vec![(
+        "content-type",
+        "application/openmetrics-text; version=1.0.0; charset=utf-8".into(),
+    )];
     let server = serve(reply, None).await;
     let mut s = spec(server.url("http", "/metrics?module=x&target=y"));
     s.timeout = Duration::from_millis(7500);
     let (b, ct) = body(HttpFetcher::new().fetch(&s).await);
     assert_eq!(b, b"up 1\n");
-    assert_eq!(ct.as_deref(), Some("application/openmetrics-text; version=1.0.0; charset=utf-8"));
+    assert_eq!(
+        ct.as_deref(),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
     let (target, h) = server.seen.lock().unwrap()[0].clone();
     assert_eq!(target, "/metrics?module=x&target=y");
     assert_eq!(h["accept"], ACCEPT_HEADER);
     assert_eq!(h["accept-encoding"], "gzip");
     assert_eq!(h[SCRAPE_TIMEOUT_HEADER], "7.5");
-    assert_eq!(h["user-agent"], format!("scrapepool/{}", env!("CARGO_PKG_VERSION")).as_str());
+    assert_eq!(
+        h["user-agent"],
+        format!("scrapepool/{}", env!("CARGO_PKG_VERSION")).as_str()
+    );
     assert_eq!(h["host"], server.addr.to_string().as_str());
     assert!(h.get("authorization").is_none());
 }
@@ -170,9 +213,16 @@ async fn gzip_body_is_decompressed() {
     reply.body = ReplyBody::Full(gzip(text.as_bytes()));
     reply.headers.push(("content-encoding", "gzip".into()));
     let server = serve(reply, None).await;
-    let (b, ct) = body(HttpFetcher::new().fetch(&spec(server.url("http", "/metrics"))).await);
+    let (b, ct) = body(
+        HttpFetcher::new()
+            .fetch(&spec(server.url("http", "/metrics")))
+            .await,
+    );
     assert_eq!(b, text.as_bytes());
-    assert_eq!(ct.as_deref(), Some("text/plain; version=0.0.4; charset=utf-8"));
+    assert_eq!(
+        ct.as_deref(),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
 }
 
 #[tokio::test]
@@ -188,20 +238,38 @@ async fn compression_disabled_asks_for_identity() {
 async fn basic_auth_with_password_and_password_file() {
     let server = serve(Reply::ok("x 1\n"), None).await;
     let mut s = spec(server.url("http", "/metrics"));
-    s.basic_auth = Some(BasicAuth { username: "alice".into(), password: Some(Secret("s3cret".into())), password_file: None });
+    s.basic_auth = Some(BasicAuth {
+        username: "alice".into(),
+        password: Some(Secret("s3cret".into())),
+        password_file: None,
+    });
     body(HttpFetcher::new().fetch(&s).await);
     // base64("alice:s3cret")
-    assert_eq!(server.last_headers()["authorization"], "Basic YWxpY2U6czNjcmV0");
+    assert_eq!(
+        server.last_headers()["authorization"],
+        "Basic YWxpY2U6czNjcmV0"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("password");
     std::fs::write(&file, "from-file\n").unwrap();
-    s.basic_auth = Some(BasicAuth { username: "bob".into(), password: None, password_file: Some(file.display().to_string()) });
+    s.basic_auth = Some(BasicAuth {
+        username: "bob".into(),
+        password: None,
+        password_file: Some(file.display().to_string()),
+    });
     body(HttpFetcher::new().fetch(&s).await);
     // base64("bob:from-file"): the file's trailing newline is trimmed, as Prometheus does.
-    assert_eq!(server.last_headers()["authorization"], "Basic Ym9iOmZyb20tZmlsZQ==");
+    assert_eq!(
+        server.last_headers()["authorization"],
+        "Basic Ym9iOmZyb20tZmlsZQ=="
+    );
 
-    s.basic_auth = Some(BasicAuth { username: "bob".into(), password: None, password_file: Some("/nonexistent/pw".into()) });
+    s.basic_auth = Some(BasicAuth {
+        username: "bob".into(),
+        password: None,
+        password_file: Some("/nonexistent/pw".into()),
+    });
     let e = error(HttpFetcher::new().fetch(&s).await);
     assert!(e.contains("/nonexistent/pw"), "{e}");
 }
@@ -210,14 +278,22 @@ async fn basic_auth_with_password_and_password_file() {
 async fn bearer_and_custom_authorization() {
     let server = serve(Reply::ok("x 1\n"), None).await;
     let mut s = spec(server.url("http", "/metrics"));
-    s.authorization = Some(Authorization { kind: "Bearer".into(), credentials: Some(Secret("tok".into())), credentials_file: None });
+    s.authorization = Some(Authorization {
+        kind: "Bearer".into(),
+        credentials: Some(Secret("tok".into())),
+        credentials_file: None,
+    });
     body(HttpFetcher::new().fetch(&s).await);
     assert_eq!(server.last_headers()["authorization"], "Bearer tok");
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("token");
     std::fs::write(&file, "  filetok \n").unwrap();
-    s.authorization = Some(Authorization { kind: "Custom".into(), credentials: None, credentials_file: Some(file.display().to_string()) });
+    s.authorization = Some(Authorization {
+        kind: "Custom".into(),
+        credentials: None,
+        credentials_file: Some(file.display().to_string()),
+    });
     body(HttpFetcher::new().fetch(&s).await);
     assert_eq!(server.last_headers()["authorization"], "Custom filetok");
 }
@@ -233,7 +309,10 @@ async fn slow_server_times_out_within_the_scrape_timeout() {
     let e = error(HttpFetcher::new().fetch(&s).await);
     let took = started.elapsed();
     assert!(e.contains("context deadline exceeded"), "{e}");
-    assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(3), "took {took:?}");
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(3),
+        "took {took:?}"
+    );
 }
 
 #[tokio::test]
@@ -260,7 +339,11 @@ async fn endless_body_is_cut_as_soon_as_the_limit_is_passed() {
     let started = Instant::now();
     let e = error(HttpFetcher::new().fetch(&s).await);
     assert!(e.starts_with(BODY_SIZE_LIMIT_ERROR), "{e}");
-    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -290,15 +373,30 @@ async fn non_2xx_fails_with_the_status() {
     let mut reply = Reply::ok("nope");
     reply.status = 503;
     let server = serve(reply, None).await;
-    let e = error(HttpFetcher::new().fetch(&spec(server.url("http", "/metrics"))).await);
+    let e = error(
+        HttpFetcher::new()
+            .fetch(&spec(server.url("http", "/metrics")))
+            .await,
+    );
     assert_eq!(e, "server returned HTTP status 503 Service Unavailable");
 }
 
 #[tokio::test]
 async fn refused_connection_fails() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let e = error(HttpFetcher::new().fetch(&spec(format!("http://127.0.0.1:{port}/metrics"))).await);
-    assert!(e.contains("dial tcp") && e.contains(&port.to_string()), "{e}");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let e = error(
+        HttpFetcher::new()
+            .fetch(&spec(format!("http://127.0.0.1:{port}/metrics")))
+            .await,
+    );
+    assert!(
+        e.contains("dial tcp") && e.contains(&port.to_string()),
+        "{e}"
+    );
 }
 
 /// A CA, a server certificate for `names` and a client certificate, all signed by the CA,
@@ -315,18 +413,30 @@ impl Pki {
         let ca_key = rcgen::KeyPair::generate().unwrap();
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "scrapepool test CA");
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "scrapepool test CA");
         let ca = ca_params.self_signed(&ca_key).unwrap();
         let server_key = rcgen::KeyPair::generate().unwrap();
-        let server = rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap().signed_by(&server_key, &ca, &ca_key).unwrap();
+        let server =
+            rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap()
+                .signed_by(&server_key, &ca, &ca_key)
+                .unwrap();
         let client_key = rcgen::KeyPair::generate().unwrap();
         let mut client_params = rcgen::CertificateParams::new(vec!["client".to_string()]).unwrap();
-        client_params.distinguished_name.push(rcgen::DnType::CommonName, "scraper");
+        client_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "scraper");
         let client = client_params.signed_by(&client_key, &ca, &ca_key).unwrap();
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
         std::fs::write(dir.path().join("client.pem"), client.pem()).unwrap();
-        std::fs::write(dir.path().join("client-key.pem"), client_key.serialize_pem()).unwrap();
+        std::fs::write(
+            dir.path().join("client-key.pem"),
+            client_key.serialize_pem(),
+        )
+        .unwrap();
         Pki {
             dir,
             ca_der: ca.der().clone(),
@@ -341,15 +451,26 @@ impl Pki {
 
     fn server_config(&self, require_client_cert: bool) -> rustls::ServerConfig {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions().unwrap();
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap();
         let builder = if require_client_cert {
             let mut roots = rustls::RootCertStore::empty();
             roots.add(self.ca_der.clone()).unwrap();
-            builder.with_client_cert_verifier(rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider).build().unwrap())
+            builder.with_client_cert_verifier(
+                rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .unwrap(),
+            )
         } else {
             builder.with_no_client_auth()
         };
-        builder.with_single_cert(self.server_certs.clone(), self.server_key.clone_key()).unwrap()
+        builder
+            .with_single_cert(self.server_certs.clone(), self.server_key.clone_key())
+            .unwrap()
     }
 }
 
@@ -358,7 +479,12 @@ async fn tls_with_ca_file_and_client_certificate() {
     let pki = Pki::new(&["127.0.0.1", "localhost"]);
     let server = serve(Reply::ok("tls 1\n"), Some(pki.server_config(true))).await;
     let mut s = spec(server.url("https", "/metrics"));
-    s.tls_config = TlsConfig { ca_file: Some(pki.path("ca.pem")), cert_file: Some(pki.path("client.pem")), key_file: Some(pki.path("client-key.pem")), ..TlsConfig::default() };
+    s.tls_config = TlsConfig {
+        ca_file: Some(pki.path("ca.pem")),
+        cert_file: Some(pki.path("client.pem")),
+        key_file: Some(pki.path("client-key.pem")),
+        ..TlsConfig::default()
+    };
     assert_eq!(body(HttpFetcher::new().fetch(&s).await).0, b"tls 1\n");
 
     // Without the client certificate the server refuses the handshake.
@@ -388,7 +514,10 @@ async fn tls_unknown_ca_fails_unless_insecure_skip_verify() {
     let mut s = spec(server.url("https", "/metrics"));
     // The public roots do not know our test CA.
     let e = error(HttpFetcher::new().fetch(&s).await);
-    assert!(e.contains("UnknownIssuer") || e.contains("certificate"), "{e}");
+    assert!(
+        e.contains("UnknownIssuer") || e.contains("certificate"),
+        "{e}"
+    );
     s.tls_config.insecure_skip_verify = true;
     assert_eq!(body(HttpFetcher::new().fetch(&s).await).0, b"x 1\n");
 }
@@ -400,4 +529,75 @@ async fn tls_bad_ca_file_is_reported() {
     s.tls_config.ca_file = Some(dir.path().join("missing.pem").display().to_string());
     let e = error(HttpFetcher::new().fetch(&s).await);
     assert!(e.contains("missing.pem"), "{e}");
+}
+
+/// A connector that is not TCP at all: in-memory pipes to an in-process server, the way the
+/// simulation plugs turmoil's streams into the same request code.
+#[derive(Clone)]
+struct PipeConnector {
+    server: tokio::sync::mpsc::Sender<tokio::io::DuplexStream>,
+    dialed: Arc<Mutex<Vec<(String, u16)>>>,
+}
+
+impl scrapepool_adapters::http::Connector for PipeConnector {
+    type Io = tokio::io::DuplexStream;
+
+    async fn connect(&self, host: &str, port: u16) -> std::io::Result<tokio::io::DuplexStream> {
+        self.dialed.lock().unwrap().push((host.to_string(), port));
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        self.server
+            .send(server)
+            .await
+            .map_err(|_| std::io::Error::other("server gone"))?;
+        Ok(client)
+    }
+}
+
+#[tokio::test]
+async fn runs_over_any_connector() {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<tokio::io::DuplexStream>(4);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    tokio::spawn(async move {
+        while let Some(stream) = rx.recv().await {
+            let seen = seen2.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    seen.lock().unwrap().push(req.headers().clone());
+                    let body = gzip(b"piped 1\n");
+                    async move {
+                        Ok::<_, Infallible>(
+                            Response::builder()
+                                .header("content-encoding", "gzip")
+                                .header("content-type", "text/plain; version=0.0.4")
+                                .body(Full::new(body))
+                                .unwrap(),
+                        )
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    let dialed = Arc::new(Mutex::new(Vec::new()));
+    let fetcher = HttpFetcher::with_connector(PipeConnector {
+        server: tx,
+        dialed: dialed.clone(),
+    });
+    let (b, ct) = body(
+        fetcher
+            .fetch(&spec("http://exporter.sim:9100/metrics".into()))
+            .await,
+    );
+    assert_eq!(b, b"piped 1\n");
+    assert_eq!(ct.as_deref(), Some("text/plain; version=0.0.4"));
+    assert_eq!(
+        *dialed.lock().unwrap(),
+        [("exporter.sim".to_string(), 9100)]
+    );
+    let h = seen.lock().unwrap()[0].clone();
+    assert_eq!(h["host"], "exporter.sim:9100");
+    assert_eq!(h["accept"], ACCEPT_HEADER);
 }

@@ -16,6 +16,11 @@ use scrapepool_core::encode::Record;
 use scrapepool_core::Event;
 use tokio::sync::mpsc;
 
+/// Tests that take the broker away hold this lock, and so do the tests that need it up, so
+/// that one test's outage cannot eat into another's deadlines (tests run in parallel).
+/// (A test that panics while holding it has its outage undone by `Outage`'s drop.)
+static BROKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The broker's address, or `None` after printing why the test is skipped.
 fn kafka_or_skip(test: &str) -> Option<String> {
     match std::env::var("SCRAPEPOOL_KAFKA") {
@@ -182,6 +187,7 @@ async fn records_read_back_equal_what_was_submitted() {
     let Some(brokers) = kafka_or_skip("records_read_back_equal_what_was_submitted") else {
         return;
     };
+    let _broker = BROKER.lock().await;
     let topic = unique_topic("roundtrip");
     let mut config = KafkaSinkConfig::new(&brokers, &topic);
     config.compression = KafkaCompression::Zstd;
@@ -265,25 +271,55 @@ async fn records_read_back_equal_what_was_submitted() {
     }
 }
 
-/// Resumes the broker when dropped, so that a failing test does not leave it stopped.
-struct Paused<'a> {
-    ctl: &'a str,
-    dir: &'a str,
+/// A broker outage made with scripts/kafka.sh (SCRAPEPOOL_KAFKA_CTL): `begin` runs
+/// `action` (pause, stop), dropping it runs `undo` (resume, restart), so that a failing test
+/// does not leave the broker down.
+struct Outage {
+    ctl: String,
+    dir: String,
+    undo: &'static str,
 }
 
-impl Paused<'_> {
-    fn ctl(ctl: &str, action: &str, dir: &str) {
+impl Outage {
+    /// The script and state dir from the environment, or `None` after printing why not.
+    fn hook_or_skip(test: &str) -> Option<(String, String)> {
+        match (
+            std::env::var("SCRAPEPOOL_KAFKA_CTL"),
+            std::env::var("SCRAPEPOOL_KAFKA_DIR"),
+        ) {
+            (Ok(ctl), Ok(dir)) => Some((ctl, dir)),
+            _ => {
+                if std::env::var("SCRAPEPOOL_REQUIRE_SERVICES").as_deref() == Ok("1") {
+                    panic!("{test}: SCRAPEPOOL_KAFKA_CTL/SCRAPEPOOL_KAFKA_DIR not set");
+                }
+                println!("SKIPPED: {test}: SCRAPEPOOL_KAFKA_CTL/SCRAPEPOOL_KAFKA_DIR not set (scripts/services.sh sets them)");
+                None
+            }
+        }
+    }
+
+    fn begin(ctl: &str, dir: &str, action: &str, undo: &'static str) -> Self {
+        Self::run(ctl, action, dir);
+        Self {
+            ctl: ctl.to_string(),
+            dir: dir.to_string(),
+            undo,
+        }
+    }
+
+    fn run(ctl: &str, action: &str, dir: &str) {
         let status = std::process::Command::new(ctl)
             .args([action, dir])
+            .stdout(std::process::Stdio::null())
             .status()
             .expect("run SCRAPEPOOL_KAFKA_CTL");
         assert!(status.success(), "{ctl} {action} {dir} failed: {status}");
     }
 }
 
-impl Drop for Paused<'_> {
+impl Drop for Outage {
     fn drop(&mut self) {
-        Paused::ctl(self.ctl, "resume", self.dir);
+        Self::run(&self.ctl, self.undo, &self.dir);
     }
 }
 
@@ -293,16 +329,10 @@ async fn a_paused_broker_gets_everything_once_it_is_back() {
     let Some(brokers) = kafka_or_skip(test) else {
         return;
     };
-    let (Ok(ctl), Ok(dir)) = (
-        std::env::var("SCRAPEPOOL_KAFKA_CTL"),
-        std::env::var("SCRAPEPOOL_KAFKA_DIR"),
-    ) else {
-        if std::env::var("SCRAPEPOOL_REQUIRE_SERVICES").as_deref() == Ok("1") {
-            panic!("{test}: SCRAPEPOOL_KAFKA_CTL/SCRAPEPOOL_KAFKA_DIR not set");
-        }
-        println!("SKIPPED: {test}: SCRAPEPOOL_KAFKA_CTL/SCRAPEPOOL_KAFKA_DIR not set (scripts/services.sh sets them)");
+    let Some((ctl, dir)) = Outage::hook_or_skip(test) else {
         return;
     };
+    let _broker = BROKER.lock().await;
     let topic = unique_topic("paused");
     let sink = KafkaSink::new(&KafkaSinkConfig::new(&brokers, &topic)).expect("sink");
     let (tx, mut rx) = mpsc::channel(64);
@@ -314,11 +344,7 @@ async fn a_paused_broker_gets_everything_once_it_is_back() {
         BTreeMap::from([(1, (2, 0))])
     );
 
-    let paused = Paused {
-        ctl: &ctl,
-        dir: &dir,
-    };
-    Paused::ctl(&ctl, "pause", &dir);
+    let paused = Outage::begin(&ctl, &dir, "pause", "resume");
     sink.submit(
         2,
         vec![
@@ -456,5 +482,51 @@ async fn a_full_queue_rejects_the_newest_submission_at_once() {
             m.in_flight_samples
         ),
         (4, 3, 5)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_broker_gets_everything_submitted_while_it_was_down() {
+    let test = "a_restarted_broker_gets_everything_submitted_while_it_was_down";
+    let Some(brokers) = kafka_or_skip(test) else {
+        return;
+    };
+    let Some((ctl, dir)) = Outage::hook_or_skip(test) else {
+        return;
+    };
+    let _broker = BROKER.lock().await;
+    let topic = unique_topic("restarted");
+    let sink = KafkaSink::new(&KafkaSinkConfig::new(&brokers, &topic)).expect("sink");
+    let (tx, mut rx) = mpsc::channel(64);
+
+    sink.submit(1, vec![record(1, "x:1", b"before", 2)], &tx);
+    assert_eq!(
+        deliveries(&mut rx, 1, Duration::from_secs(60)).await,
+        BTreeMap::from([(1, (2, 0))])
+    );
+
+    // A real shutdown: the process is gone and the port refuses connections.
+    let down = Outage::begin(&ctl, &dir, "stop", "restart");
+    sink.submit(2, vec![record(1, "x:1", b"down-1", 3)], &tx);
+    sink.submit(3, vec![record(2, "y:1", b"down-2", 4)], &tx);
+    assert_eq!(
+        next_delivery(&mut rx, Duration::from_secs(3)).await,
+        None,
+        "a delivery settled while the broker was down"
+    );
+    assert_eq!(sink.metrics().delivered_samples, 2);
+    drop(down); // restart: same ports, same data
+
+    assert_eq!(
+        deliveries(&mut rx, 2, Duration::from_secs(120)).await,
+        BTreeMap::from([(2, (3, 0)), (3, (4, 0))])
+    );
+    let read = read_topic(&brokers, &topic, 3, Duration::from_secs(60));
+    let mut payloads: Vec<&[u8]> = read.iter().map(|r| r.payload.as_slice()).collect();
+    payloads.sort();
+    assert_eq!(
+        payloads,
+        vec![&b"before"[..], b"down-1", b"down-2"],
+        "each record exactly once"
     );
 }

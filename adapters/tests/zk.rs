@@ -5,173 +5,85 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use scrapepool_adapters::ports::{CoordRequest, Coordinator, EVENT_QUEUE_LEN_MAX};
+use scrapepool_adapters::contract::{self, ids, record, CoordinatorFixture, Probe};
+use scrapepool_adapters::ports::CoordRequest;
 use scrapepool_adapters::zk::{ZkConfig, ZkCoordinator, ZkJobs};
-use scrapepool_core::member::{JobsSnapshot, MemberRecord, MemberState, MembersSnapshot};
-use scrapepool_core::Event;
-use tokio::sync::{mpsc, watch};
+use scrapepool_core::member::{MemberRecord, MemberState};
 use zookeeper_client as zk;
 
-/// Longest wait for anything a test expects to see.
-const WAIT: Duration = Duration::from_secs(30);
-
-fn record(id: &str, state: MemberState) -> MemberRecord {
-    MemberRecord {
-        id: id.into(),
-        state,
-        version: "0.1.0".into(),
-        web: "127.0.0.1:9000".into(),
-        started_at: "2026-11-25T12:00:00Z".into(),
-    }
+/// A coordinator on `connect` with this session timeout, driven by a probe as member `me`.
+fn start(connect: &str, me: MemberRecord, session_timeout: Duration) -> Probe {
+    let config = ZkConfig {
+        connect: connect.to_string(),
+        session_timeout,
+        op_timeout: Duration::from_secs(2),
+    };
+    Probe::start(ZkCoordinator::new(config).unwrap(), me)
 }
 
-/// One coordinator driven by a stand-in for the core: it registers on every
-/// `SessionConnected` (as the node does) and records what it saw.
-struct Member {
-    requests: mpsc::Sender<CoordRequest>,
-    record: Arc<Mutex<MemberRecord>>,
-    members: watch::Receiver<MembersSnapshot>,
-    jobs: watch::Receiver<JobsSnapshot>,
-    /// Session events in order: "connected", "disconnected", "expired".
-    log: Arc<Mutex<Vec<&'static str>>>,
-    /// Snapshot versions that went down (must stay empty).
-    regressions: Arc<Mutex<Vec<String>>>,
+/// The contract fixture: a pool below one chroot of a real server.
+struct ZkPool {
+    connect: String,
+    admin: ZkJobs,
+    session_timeout: Duration,
 }
 
-impl Member {
-    fn start(connect: &str, me: MemberRecord, session_timeout: Duration) -> Member {
+impl CoordinatorFixture for ZkPool {
+    type Coordinator = ZkCoordinator;
+
+    fn coordinator(&self) -> ZkCoordinator {
         let config = ZkConfig {
-            connect: connect.to_string(),
-            session_timeout,
-            op_timeout: Duration::from_secs(2),
+            session_timeout: self.session_timeout,
+            ..ZkConfig::new(self.connect.clone())
         };
-        let coordinator = ZkCoordinator::new(config).unwrap();
-        let (ev_tx, mut ev_rx) = mpsc::channel(EVENT_QUEUE_LEN_MAX);
-        let (req_tx, req_rx) = mpsc::channel(16);
-        tokio::spawn(coordinator.run(ev_tx, req_rx));
-        let record = Arc::new(Mutex::new(me));
-        let (members_tx, members) = watch::channel(MembersSnapshot::default());
-        let (jobs_tx, jobs) = watch::channel(JobsSnapshot::default());
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let regressions = Arc::new(Mutex::new(Vec::new()));
-        let (req, rec, lg, reg) = (
-            req_tx.clone(),
-            record.clone(),
-            log.clone(),
-            regressions.clone(),
-        );
-        tokio::spawn(async move {
-            while let Some(ev) = ev_rx.recv().await {
-                match ev {
-                    Event::SessionConnected => {
-                        lg.lock().unwrap().push("connected");
-                        let r = rec.lock().unwrap().clone();
-                        if req.send(CoordRequest::Register(r)).await.is_err() {
-                            return;
-                        }
-                    }
-                    Event::SessionDisconnected => lg.lock().unwrap().push("disconnected"),
-                    Event::SessionExpired => lg.lock().unwrap().push("expired"),
-                    Event::MembersChanged(s) => {
-                        let old = members_tx.borrow().version;
-                        if s.version < old {
-                            reg.lock()
-                                .unwrap()
-                                .push(format!("members {old} -> {}", s.version));
-                        }
-                        members_tx.send_replace(s);
-                    }
-                    Event::JobsChanged(s) => {
-                        let old = jobs_tx.borrow().version;
-                        if s.version < old {
-                            reg.lock()
-                                .unwrap()
-                                .push(format!("jobs {old} -> {}", s.version));
-                        }
-                        jobs_tx.send_replace(s);
-                    }
-                    other => panic!("unexpected event from the coordinator: {other:?}"),
-                }
-            }
-        });
-        Member {
-            requests: req_tx,
-            record,
-            members,
-            jobs,
-            log,
-            regressions,
-        }
+        ZkCoordinator::new(config).unwrap()
     }
 
-    async fn update(&self, r: MemberRecord) {
-        *self.record.lock().unwrap() = r.clone();
-        self.requests.send(CoordRequest::Update(r)).await.unwrap();
+    async fn put_job(&self, name: &str, yaml: &str) {
+        self.admin.apply(name, yaml).await.unwrap();
     }
 
-    /// Waits until the members snapshot satisfies `ok`; returns it.
-    async fn wait_members(
-        &mut self,
-        what: &str,
-        ok: impl Fn(&MembersSnapshot) -> bool,
-    ) -> MembersSnapshot {
-        let r: Option<MembersSnapshot> =
-            match tokio::time::timeout(WAIT, self.members.wait_for(|s| ok(s))).await {
-                Ok(Ok(s)) => Some(s.clone()),
-                _ => None,
-            };
-        match r {
-            Some(s) => s,
-            None => panic!(
-                "timed out waiting for members: {what}; last: {:?}",
-                *self.members.borrow()
-            ),
-        }
-    }
-
-    async fn wait_jobs(&mut self, what: &str, ok: impl Fn(&JobsSnapshot) -> bool) -> JobsSnapshot {
-        let r: Option<JobsSnapshot> =
-            match tokio::time::timeout(WAIT, self.jobs.wait_for(|s| ok(s))).await {
-                Ok(Ok(s)) => Some(s.clone()),
-                _ => None,
-            };
-        match r {
-            Some(s) => s,
-            None => panic!(
-                "timed out waiting for jobs: {what}; last: {:?}",
-                *self.jobs.borrow()
-            ),
-        }
-    }
-
-    async fn wait_log(&self, what: &str, ok: impl Fn(&[&'static str]) -> bool) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while !ok(&self.log.lock().unwrap()) {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting for session events: {what}; log: {:?}",
-                self.log.lock().unwrap()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn assert_no_regressions(&self) {
-        assert!(
-            self.regressions.lock().unwrap().is_empty(),
-            "snapshot versions went down: {:?}",
-            self.regressions.lock().unwrap()
-        );
+    async fn delete_job(&self, name: &str) {
+        assert!(self.admin.delete(name).await.unwrap());
     }
 }
 
-fn ids(s: &MembersSnapshot) -> Vec<String> {
-    let mut v: Vec<String> = s.members.iter().map(|m| m.id.clone()).collect();
-    v.sort();
-    v
+async fn pool(test: &str) -> Option<ZkPool> {
+    let connect = zk_chroot(test)?;
+    let admin = ZkJobs::connect(&connect, Duration::from_secs(5))
+        .await
+        .unwrap();
+    Some(ZkPool {
+        connect,
+        admin,
+        session_timeout: Duration::from_secs(10),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contract_membership() {
+    let Some(pool) = pool("contract_membership").await else {
+        return;
+    };
+    contract::check_membership(&pool).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contract_record_update() {
+    let Some(pool) = pool("contract_record_update").await else {
+        return;
+    };
+    contract::check_record_update(&pool).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contract_jobs() {
+    let Some(pool) = pool("contract_jobs").await else {
+        return;
+    };
+    contract::check_jobs(&pool).await;
 }
 
 /// The shared server with a fresh chroot, or `None` (skipped).
@@ -194,7 +106,7 @@ async fn members_and_jobs_flow_as_snapshots() {
     let Some(connect) = zk_chroot("members_and_jobs_flow_as_snapshots") else {
         return;
     };
-    let mut a = Member::start(
+    let mut a = start(
         &connect,
         record("a", MemberState::Active),
         Duration::from_secs(10),
@@ -247,7 +159,7 @@ async fn members_and_jobs_flow_as_snapshots() {
         .await;
     assert!(j3.version > j2.version);
 
-    let mut b = Member::start(
+    let mut b = start(
         &connect,
         record("b", MemberState::Active),
         Duration::from_secs(10),
@@ -260,44 +172,65 @@ async fn members_and_jobs_flow_as_snapshots() {
     // Deregister removes the record at once (no waiting for the session to end).
     b.requests.send(CoordRequest::Deregister).await.unwrap();
     a.wait_members("b deregistered", |s| ids(s) == ["a"]).await;
-    // Closing the request channel ends b's session: its ephemeral record is gone for good.
     a.assert_no_regressions();
     b.assert_no_regressions();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn member_record_update_is_seen_by_the_other() {
-    let Some(connect) = zk_chroot("member_record_update_is_seen_by_the_other") else {
+async fn closing_the_requests_ends_the_session_and_its_record() {
+    let Some(connect) = zk_chroot("closing_the_requests_ends_the_session_and_its_record") else {
         return;
     };
-    let mut a = Member::start(
+    // A long session timeout: the record must go because the session is closed, not expired.
+    let mut a = start(
         &connect,
         record("a", MemberState::Active),
-        Duration::from_secs(10),
+        Duration::from_secs(30),
     );
-    let mut b = Member::start(
+    let b = start(
         &connect,
         record("b", MemberState::Active),
-        Duration::from_secs(10),
+        Duration::from_secs(30),
     );
-    let before = b.wait_members("both", |s| ids(s) == ["a", "b"]).await;
     a.wait_members("both", |s| ids(s) == ["a", "b"]).await;
-    a.update(record("a", MemberState::Draining)).await;
-    let after = b
-        .wait_members("a draining", |s| {
-            s.members
-                .iter()
-                .any(|m| m.id == "a" && m.state == MemberState::Draining)
-        })
-        .await;
+    drop(b);
+    let started = std::time::Instant::now();
+    a.wait_members("b gone", |s| ids(s) == ["a"]).await;
     assert!(
-        after.version > before.version,
-        "a record update must raise the version: {} then {}",
-        before.version,
-        after.version
+        started.elapsed() < Duration::from_secs(10),
+        "b's record outlived its closed session: {:?}",
+        started.elapsed()
     );
-    assert_eq!(ids(&after), ["a", "b"]);
-    b.assert_no_regressions();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coordinator_waits_for_a_server_that_is_not_up_yet() {
+    const TEST: &str = "coordinator_waits_for_a_server_that_is_not_up_yet";
+    let port = support::free_port();
+    let connect = format!("127.0.0.1:{port}/late");
+    let mut a = start(
+        &connect,
+        record("a", MemberState::Active),
+        Duration::from_secs(5),
+    );
+    // Nothing listens yet: the coordinator keeps trying (and says nothing to the core).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        a.log.lock().unwrap().is_empty(),
+        "{:?}",
+        a.log.lock().unwrap()
+    );
+    let server = match tokio::task::spawn_blocking(move || support::start_zk_on(port))
+        .await
+        .unwrap()
+    {
+        Ok(s) => s,
+        Err(why) => return support::skip(TEST, &why),
+    };
+    a.wait_members("a registered once the server is up", |s| ids(s) == ["a"])
+        .await;
+    assert_eq!(a.log.lock().unwrap().first(), Some(&"connected"));
+    drop(server);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -305,7 +238,7 @@ async fn invalid_member_json_is_skipped() {
     let Some(connect) = zk_chroot("invalid_member_json_is_skipped") else {
         return;
     };
-    let mut a = Member::start(
+    let mut a = start(
         &connect,
         record("a", MemberState::Active),
         Duration::from_secs(10),
@@ -339,12 +272,12 @@ async fn chroot_holds_the_tree_and_isolates_pools() {
         .unwrap();
     let pool1 = format!("{servers}{chroot}");
     let pool2 = format!("{servers}{chroot}2");
-    let mut a = Member::start(
+    let mut a = start(
         &pool1,
         record("a", MemberState::Active),
         Duration::from_secs(10),
     );
-    let mut b = Member::start(
+    let mut b = start(
         &pool2,
         record("b", MemberState::Active),
         Duration::from_secs(10),
@@ -386,51 +319,35 @@ async fn session_expiry_is_survived() {
         Err(why) => return support::skip(TEST, &why),
     };
     let session_timeout = Duration::from_secs(2);
-    let mut a = Member::start(
-        &server.connect,
-        record("a", MemberState::Active),
+    let admin = ZkJobs::connect(&server.connect, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let pool = ZkPool {
+        connect: server.connect.clone(),
+        admin,
         session_timeout,
-    );
-    let mut b = Member::start(
-        &server.connect,
-        record("b", MemberState::Active),
-        session_timeout,
-    );
-    a.wait_members("both", |s| ids(s) == ["a", "b"]).await;
-    b.wait_members("both", |s| ids(s) == ["a", "b"]).await;
-    let before = a.members.borrow().version;
-
-    server.pause();
-    a.wait_log("disconnected while the server is stopped", |l| {
-        l.ends_with(&["connected", "disconnected"])
-    })
-    .await;
-    // Longer than the session timeout, so the server expires our sessions once it runs again.
-    tokio::time::sleep(session_timeout * 3).await;
-    server.resume();
-
-    for m in [&a, &b] {
-        m.wait_log("disconnected, expired, connected again", |l| {
-            let i = l.iter().position(|e| *e == "disconnected");
-            i.is_some_and(|i| {
-                let rest = &l[i..];
-                let e = rest.iter().position(|e| *e == "expired");
-                e.is_some_and(|e| rest[e..].contains(&"connected"))
-            })
-        })
-        .await;
+    };
+    let lose_sessions = async {
+        server.pause();
+        // Longer than the session timeout, so the server expires our sessions once it runs again.
+        tokio::time::sleep(session_timeout * 3).await;
+        server.resume();
+    };
+    let (a, b) = contract::check_session_loss(&pool, lose_sessions).await;
+    // ZooKeeper also reports the lost connection before the expiry.
+    for p in [&a, &b] {
+        let log = p.log.lock().unwrap().clone();
+        let d = log.iter().position(|e| *e == "disconnected");
+        let e = log.iter().position(|e| *e == "expired");
+        assert!(
+            d.is_some() && d < e,
+            "disconnected must come before expired: {log:?}"
+        );
     }
-    // Both registered again with new sessions, and each sees the other back.
-    let sa = a
-        .wait_members("both back", |s| ids(s) == ["a", "b"] && s.version > before)
-        .await;
-    b.wait_members("both back", |s| ids(s) == ["a", "b"] && s.version > before)
-        .await;
-    assert!(sa.version > before);
     let root = zk::Client::connect(&server.connect).await.unwrap();
-    let (_, stat) = root.get_data("/members/a").await.unwrap();
-    assert_ne!(stat.ephemeral_owner, 0);
+    for id in ["a", "b"] {
+        let (_, stat) = root.get_data(&format!("/members/{id}")).await.unwrap();
+        assert_ne!(stat.ephemeral_owner, 0, "{id} is ephemeral again");
+    }
     eprintln!("session events of a: {:?}", a.log.lock().unwrap());
-    a.assert_no_regressions();
-    b.assert_no_regressions();
 }

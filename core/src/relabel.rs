@@ -151,8 +151,13 @@ impl Action {
 }
 
 /// Compiles `regex` fully anchored, as Prometheus's `relabel.NewRegexp`.
+///
+/// Go's RE2 reads `\d`, `\w`, `\s` and `\b` as ASCII classes where the `regex` crate reads
+/// them as Unicode ones; they are rewritten to their ASCII forms first so that a label value
+/// such as `١٢` (Arabic-Indic digits) matches `\d+` in neither.
 pub fn compile_anchored(regex: &str) -> Result<regex::Regex, String> {
-    regex::Regex::new(&format!("^(?:{regex})$")).map_err(|e| {
+    let translated = ascii_perl_classes(regex);
+    regex::Regex::new(&format!("^(?:{translated})$")).map_err(|e| {
         // The regex crate's message spans lines (pattern, caret, reason): keep the reason.
         let text = e.to_string();
         let reason = text
@@ -164,6 +169,74 @@ pub fn compile_anchored(regex: &str) -> Result<regex::Regex, String> {
             .to_string();
         format!("invalid regex {regex:?}: {reason}")
     })
+}
+
+/// Rewrites the Perl classes `\d \D \w \W \s \S \b \B` to the ASCII meaning they have in Go.
+/// Negated classes inside a bracket (`[\D]`) are left as they are: rare, and without a
+/// short ASCII spelling there.
+fn ascii_perl_classes(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 16);
+    let mut chars = pattern.chars().peekable();
+    let mut in_class = false;
+    // Just after `[` or `[^`, where a `]` is a literal.
+    let mut class_start = false;
+    while let Some(c) = chars.next() {
+        let at_class_start = std::mem::take(&mut class_start);
+        match c {
+            '\\' => {
+                let Some(next) = chars.next() else {
+                    out.push(c);
+                    break;
+                };
+                let replacement = match (in_class, next) {
+                    (false, 'd') => Some("[0-9]"),
+                    (false, 'D') => Some("[^0-9]"),
+                    (false, 'w') => Some("[0-9A-Za-z_]"),
+                    (false, 'W') => Some("[^0-9A-Za-z_]"),
+                    (false, 's') => Some("[\\t\\n\\f\\r ]"),
+                    (false, 'S') => Some("[^\\t\\n\\f\\r ]"),
+                    (false, 'b') => Some("(?-u:\\b)"),
+                    (false, 'B') => Some("(?-u:\\B)"),
+                    (true, 'd') => Some("0-9"),
+                    (true, 'w') => Some("0-9A-Za-z_"),
+                    (true, 's') => Some("\\t\\n\\f\\r "),
+                    _ => None,
+                };
+                match replacement {
+                    Some(r) => out.push_str(r),
+                    None => {
+                        out.push(c);
+                        out.push(next);
+                    }
+                }
+            }
+            '[' if !in_class => {
+                in_class = true;
+                class_start = true;
+                out.push(c);
+                if chars.peek() == Some(&'^') {
+                    out.push('^');
+                    chars.next();
+                }
+            }
+            '[' if in_class && chars.peek() == Some(&':') => {
+                // A POSIX class `[:alpha:]` inside a bracket: copy it whole.
+                out.push(c);
+                for d in chars.by_ref() {
+                    out.push(d);
+                    if d == ']' {
+                        break;
+                    }
+                }
+            }
+            ']' if in_class && !at_class_start => {
+                in_class = false;
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// Whether `s` is a `target_label` template Prometheus accepts for `replace` and a
@@ -488,4 +561,454 @@ fn group_number(name: &str) -> Option<usize> {
         return None;
     }
     name.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    //! Table tests written from Prometheus's documentation of `relabel_config` and the
+    //! behaviour of its `model/relabel` package.
+    use super::*;
+
+    fn rule(yaml: &[(&str, &str)]) -> RelabelConfig {
+        try_rule(yaml).unwrap_or_else(|e| panic!("rule {yaml:?} rejected: {e:?}"))
+    }
+
+    fn try_rule(yaml: &[(&str, &str)]) -> Result<RelabelConfig, RelabelError> {
+        let mut spec = RelabelSpec::default();
+        for (k, v) in yaml {
+            let v = v.to_string();
+            match *k {
+                "source_labels" => {
+                    spec.source_labels = Some(
+                        v.split(',')
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string)
+                            .collect(),
+                    )
+                }
+                "separator" => spec.separator = Some(v),
+                "regex" => spec.regex = Some(v),
+                "modulus" => spec.modulus = Some(v.parse().unwrap()),
+                "target_label" => spec.target_label = Some(v),
+                "replacement" => spec.replacement = Some(v),
+                "action" => spec.action = Some(v),
+                other => panic!("unknown key {other}"),
+            }
+        }
+        RelabelConfig::from_spec(spec)
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        Labels::from_pairs(pairs.iter().copied())
+    }
+
+    fn run(rules: &[RelabelConfig], input: &[(&str, &str)]) -> Option<Labels> {
+        process(rules, labels(input))
+    }
+
+    #[test]
+    fn defaults_are_prometheus_defaults() {
+        let r = rule(&[("target_label", "t")]);
+        assert_eq!(r.separator, ";");
+        assert_eq!(r.regex_source, "(.*)");
+        assert_eq!(r.replacement, "$1");
+        assert_eq!(r.action, Action::Replace);
+        assert_eq!(r.modulus, 0);
+        assert!(r.source_labels.is_empty());
+    }
+
+    #[test]
+    fn replace_table() {
+        // (rule, input, expected output)
+        type Case = (
+            &'static [(&'static str, &'static str)],
+            &'static [(&'static str, &'static str)],
+            &'static [(&'static str, &'static str)],
+        );
+        let cases: &[Case] = &[
+            // The example of Prometheus's tests: `${1}` expanded twice.
+            (
+                &[
+                    ("source_labels", "a"),
+                    ("regex", "f(.*)"),
+                    ("target_label", "d"),
+                    ("replacement", "ch${1}-ch${1}"),
+                ],
+                &[("a", "foo")],
+                &[("a", "foo"), ("d", "choo-choo")],
+            ),
+            // No match: nothing changes.
+            (
+                &[
+                    ("source_labels", "a"),
+                    ("regex", "x(.*)"),
+                    ("target_label", "d"),
+                ],
+                &[("a", "foo")],
+                &[("a", "foo")],
+            ),
+            // Fully anchored: `o` does not match inside `foo`.
+            (
+                &[
+                    ("source_labels", "a"),
+                    ("regex", "o"),
+                    ("target_label", "d"),
+                    ("replacement", "hit"),
+                ],
+                &[("a", "foo")],
+                &[("a", "foo")],
+            ),
+            // Source values joined by the separator; a missing label is the empty string.
+            (
+                &[("source_labels", "a,b,c"), ("target_label", "d")],
+                &[("a", "x"), ("c", "z")],
+                &[("a", "x"), ("c", "z"), ("d", "x;;z")],
+            ),
+            (
+                &[
+                    ("source_labels", "a,c"),
+                    ("separator", "-"),
+                    ("target_label", "d"),
+                ],
+                &[("a", "x"), ("c", "z")],
+                &[("a", "x"), ("c", "z"), ("d", "x-z")],
+            ),
+            // An empty replacement deletes the target label.
+            (
+                &[
+                    ("source_labels", "a"),
+                    ("regex", "foo"),
+                    ("target_label", "b"),
+                    ("replacement", ""),
+                ],
+                &[("a", "foo"), ("b", "bar")],
+                &[("a", "foo")],
+            ),
+            // Default regex matches an empty value too: writes the replacement.
+            (
+                &[("target_label", "b"), ("replacement", "static")],
+                &[("a", "foo")],
+                &[("a", "foo"), ("b", "static")],
+            ),
+            // Target label as a template.
+            (
+                &[
+                    ("source_labels", "a"),
+                    ("regex", "(.*)=(.*)"),
+                    ("target_label", "${1}"),
+                    ("replacement", "$2"),
+                ],
+                &[("a", "env=prod")],
+                &[("a", "env=prod"), ("env", "prod")],
+            ),
+            // Expanded target label not a valid name: nothing written.
+            (
+                &[
+                    ("source_labels", "a"),
+                    ("regex", "(.*)"),
+                    ("target_label", "$1"),
+                    ("replacement", "v"),
+                ],
+                &[("a", "1bad")],
+                &[("a", "1bad")],
+            ),
+            // Named groups.
+            (
+                &[
+                    ("source_labels", "a"),
+                    ("regex", "(?P<host>[^:]+):(?P<port>\\d+)"),
+                    ("target_label", "h"),
+                    ("replacement", "${port}/${host}"),
+                ],
+                &[("a", "node:9100")],
+                &[("a", "node:9100"), ("h", "9100/node")],
+            ),
+            // `$1x` is the group named `1x`: unknown, so empty, so the label is deleted.
+            (
+                &[
+                    ("source_labels", "a"),
+                    ("target_label", "b"),
+                    ("replacement", "$1x"),
+                ],
+                &[("a", "foo"), ("b", "old")],
+                &[("a", "foo")],
+            ),
+            (
+                &[
+                    ("source_labels", "a"),
+                    ("target_label", "b"),
+                    ("replacement", "${1}x"),
+                ],
+                &[("a", "foo")],
+                &[("a", "foo"), ("b", "foox")],
+            ),
+        ];
+        for (i, (r, input, want)) in cases.iter().enumerate() {
+            let got = run(&[rule(r)], input);
+            assert_eq!(got, Some(labels(want)), "case {i}: {r:?}");
+        }
+    }
+
+    #[test]
+    fn expansion_follows_go_regexp_expand() {
+        let re = compile_anchored("(?P<first>a)(b)?(c)").unwrap();
+        let caps = re.captures("ac").unwrap();
+        let cases = [
+            ("$1", "a"),
+            ("${1}", "a"),
+            ("${first}", "a"),
+            ("$first", "a"),
+            ("$firstx", ""), // longest name `firstx`: unknown group
+            ("$2", ""),      // group that did not take part
+            ("$3", "c"),
+            ("$9", ""),     // group that does not exist
+            ("$$1", "$1"),  // `$$` is a literal `$`
+            ("x$", "x$"),   // a `$` with no name is literal
+            ("${1", "${1"), // unclosed brace: literal
+            ("$-", "$-"),
+            ("$01", ""), // leading zero: a name, not a number, and no such group
+            ("${3}${1}", "ca"),
+        ];
+        for (template, want) in cases {
+            assert_eq!(expand(&re, &caps, template), want, "template {template:?}");
+        }
+    }
+
+    #[test]
+    fn perl_classes_are_ascii_as_in_go() {
+        let digits = compile_anchored("\\d+").unwrap();
+        assert!(digits.is_match("0123456789"));
+        assert!(!digits.is_match("١٢"));
+        let word = compile_anchored("\\w+").unwrap();
+        assert!(word.is_match("a_Z9"));
+        assert!(!word.is_match("é"));
+        let class = compile_anchored("[\\d.]+").unwrap();
+        assert!(class.is_match("1.5"));
+        assert!(!class.is_match("١"));
+        let space = compile_anchored("a\\sb").unwrap();
+        assert!(space.is_match("a b") && !space.is_match("a\u{a0}b"));
+        assert!(compile_anchored("[]a]+").unwrap().is_match("]a"));
+        assert!(compile_anchored("[[:alpha:]\\d]+").unwrap().is_match("a1"));
+        assert!(compile_anchored("\\bfoo\\b.*").unwrap().is_match("foo bar"));
+        // Escapes other than the Perl classes pass through.
+        assert!(compile_anchored("a\\.b").unwrap().is_match("a.b"));
+        assert!(!compile_anchored("a\\.b").unwrap().is_match("axb"));
+    }
+
+    #[test]
+    fn keep_and_drop() {
+        let keep = rule(&[
+            ("source_labels", "env"),
+            ("regex", "prod|staging"),
+            ("action", "keep"),
+        ]);
+        let drop = rule(&[
+            ("source_labels", "env"),
+            ("regex", "prod|staging"),
+            ("action", "drop"),
+        ]);
+        assert!(run(std::slice::from_ref(&keep), &[("env", "prod")]).is_some());
+        assert!(run(std::slice::from_ref(&keep), &[("env", "dev")]).is_none());
+        // Anchored: `prod` does not match `production`.
+        assert!(run(std::slice::from_ref(&keep), &[("env", "production")]).is_none());
+        // A missing label is the empty string, which does not match.
+        assert!(run(&[keep], &[("other", "x")]).is_none());
+        assert!(run(std::slice::from_ref(&drop), &[("env", "prod")]).is_none());
+        assert_eq!(
+            run(&[drop], &[("env", "dev")]),
+            Some(labels(&[("env", "dev")]))
+        );
+    }
+
+    #[test]
+    fn hashmod_matches_md5_shards() {
+        // Expected values computed independently with Python:
+        //   d = hashlib.md5(s.encode()).digest(); int.from_bytes(d[8:], 'big') % m
+        // '10.0.0.1:8080' -> 8530149591427357260 (mod 10 = 0, mod 1000 = 260)
+        // '10.0.0.4:8080' -> 10811611273248037869 (mod 10 = 9, mod 7 = 1)
+        // 'x;y'           -> 15403037210241300238 (mod 7 = 3)
+        // ''              -> 16825458760271544958 (mod 1000 = 958)
+        // Below u64::MAX, so the modulus leaves the whole 64-bit value.
+        assert_eq!(hashmod("10.0.0.1:8080", u64::MAX), 8530149591427357260);
+        assert_eq!(hashmod("10.0.0.1:8080", 10), 0);
+        assert_eq!(hashmod("10.0.0.1:8080", 1000), 260);
+        assert_eq!(hashmod("10.0.0.4:8080", 10), 9);
+        assert_eq!(hashmod("10.0.0.4:8080", 7), 1);
+        assert_eq!(hashmod("", 1000), 958);
+        let r = rule(&[
+            ("source_labels", "a,b"),
+            ("modulus", "7"),
+            ("target_label", "shard"),
+            ("action", "hashmod"),
+        ]);
+        assert_eq!(
+            run(&[r], &[("a", "x"), ("b", "y")]),
+            Some(labels(&[("a", "x"), ("b", "y"), ("shard", "3")]))
+        );
+    }
+
+    #[test]
+    fn labelmap_labeldrop_labelkeep() {
+        let map = rule(&[("regex", "__meta_kubernetes_(.+)"), ("action", "labelmap")]);
+        let got = run(
+            &[map],
+            &[
+                ("__meta_kubernetes_pod", "p1"),
+                ("__meta_kubernetes_ns", "default"),
+                ("job", "j"),
+            ],
+        );
+        assert_eq!(
+            got,
+            Some(labels(&[
+                ("__meta_kubernetes_pod", "p1"),
+                ("__meta_kubernetes_ns", "default"),
+                ("job", "j"),
+                ("pod", "p1"),
+                ("ns", "default")
+            ]))
+        );
+        let map_prefix = rule(&[
+            ("regex", "(a.*)"),
+            ("replacement", "x_${1}"),
+            ("action", "labelmap"),
+        ]);
+        assert_eq!(
+            run(&[map_prefix], &[("ab", "1"), ("b", "2")]),
+            Some(labels(&[("ab", "1"), ("b", "2"), ("x_ab", "1")]))
+        );
+
+        let drop = rule(&[("regex", "tmp_.*"), ("action", "labeldrop")]);
+        assert_eq!(
+            run(&[drop], &[("tmp_a", "1"), ("tmp_b", "2"), ("keep", "3")]),
+            Some(labels(&[("keep", "3")]))
+        );
+        let keep = rule(&[("regex", "job|instance"), ("action", "labelkeep")]);
+        assert_eq!(
+            run(&[keep], &[("job", "j"), ("instance", "i"), ("other", "o")]),
+            Some(labels(&[("job", "j"), ("instance", "i")]))
+        );
+    }
+
+    #[test]
+    fn lowercase_and_uppercase() {
+        let lower = rule(&[
+            ("source_labels", "a,b"),
+            ("target_label", "l"),
+            ("action", "lowercase"),
+        ]);
+        let upper = rule(&[
+            ("source_labels", "a"),
+            ("target_label", "a"),
+            ("action", "uppercase"),
+        ]);
+        assert_eq!(
+            run(&[lower], &[("a", "FoO"), ("b", "BaR")]),
+            Some(labels(&[("a", "FoO"), ("b", "BaR"), ("l", "foo;bar")]))
+        );
+        assert_eq!(
+            run(&[upper], &[("a", "foo")]),
+            Some(labels(&[("a", "FOO")]))
+        );
+    }
+
+    #[test]
+    fn keepequal_and_dropequal() {
+        let keep = rule(&[
+            ("source_labels", "__meta_port"),
+            ("target_label", "port"),
+            ("action", "keepequal"),
+        ]);
+        let drop = rule(&[
+            ("source_labels", "__meta_port"),
+            ("target_label", "port"),
+            ("action", "dropequal"),
+        ]);
+        assert!(run(
+            std::slice::from_ref(&keep),
+            &[("__meta_port", "80"), ("port", "80")]
+        )
+        .is_some());
+        assert!(run(
+            std::slice::from_ref(&keep),
+            &[("__meta_port", "80"), ("port", "81")]
+        )
+        .is_none());
+        // Both absent: both empty, so equal.
+        assert!(run(&[keep], &[("x", "1")]).is_some());
+        assert!(run(
+            std::slice::from_ref(&drop),
+            &[("__meta_port", "80"), ("port", "80")]
+        )
+        .is_none());
+        assert!(run(&[drop], &[("__meta_port", "80"), ("port", "81")]).is_some());
+    }
+
+    #[test]
+    fn steps_run_in_order_and_stop_at_a_drop() {
+        let set = rule(&[("target_label", "env"), ("replacement", "dev")]);
+        let drop = rule(&[
+            ("source_labels", "env"),
+            ("regex", "dev"),
+            ("action", "drop"),
+        ]);
+        assert!(run(&[set.clone(), drop.clone()], &[("a", "1")]).is_none());
+        assert_eq!(
+            run(&[drop, set], &[("a", "1")]),
+            Some(labels(&[("a", "1"), ("env", "dev")]))
+        );
+    }
+
+    #[test]
+    fn action_names_are_case_insensitive() {
+        assert_eq!(
+            rule(&[("source_labels", "a"), ("action", "Keep")]).action,
+            Action::Keep
+        );
+        assert_eq!(
+            rule(&[("source_labels", "a"), ("action", "DROP")]).action,
+            Action::Drop
+        );
+    }
+
+    #[test]
+    fn validation_table() {
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+        let cases: &[Case] = &[
+            (&[("action", "explode")], "action", "unknown relabel action \"explode\""),
+            (&[("action", "")], "action", "relabel action cannot be empty"),
+            (&[("regex", "(")], "regex", "invalid regex \"(\""),
+            (&[("source_labels", "a")], "target_label", "relabel configuration for replace action requires 'target_label' value"),
+            (&[("source_labels", "a"), ("target_label", "t"), ("action", "hashmod")], "modulus", "relabel configuration for hashmod requires non-zero modulus"),
+            (&[("source_labels", "a"), ("modulus", "2"), ("action", "hashmod")], "target_label", "requires 'target_label'"),
+            (&[("source_labels", "a"), ("modulus", "2"), ("target_label", "$1"), ("action", "hashmod")], "target_label", "\"$1\" is invalid 'target_label' for hashmod action"),
+            (&[("target_label", "1abc")], "target_label", "\"1abc\" is invalid 'target_label' for replace action"),
+            (&[("target_label", "a-$1")], "target_label", "\"a-$1\" is invalid 'target_label' for replace action"),
+            (&[("source_labels", "a"), ("action", "lowercase")], "target_label", "requires 'target_label'"),
+            (&[("source_labels", "a"), ("target_label", "b"), ("replacement", "x"), ("action", "uppercase")], "replacement", "'replacement' can not be set for uppercase action"),
+            (&[("source_labels", "a"), ("target_label", "b"), ("regex", "(.*)"), ("action", "keepequal")], "regex", "keepequal action requires only 'source_labels' and `target_label`, and no other fields"),
+            (&[("source_labels", "a"), ("target_label", "b"), ("separator", ","), ("action", "dropequal")], "separator", "dropequal action requires only"),
+            (&[("source_labels", "a"), ("regex", "x"), ("action", "labeldrop")], "source_labels", "labeldrop action requires only 'regex', and no other fields"),
+            (&[("target_label", "b"), ("regex", "x"), ("action", "labelkeep")], "target_label", "labelkeep action requires only 'regex'"),
+            (&[("regex", "(.*)"), ("replacement", "a-b"), ("action", "labelmap")], "replacement", "\"a-b\" is invalid 'replacement' for labelmap action"),
+        ];
+        for (spec, field, message) in cases {
+            let err = try_rule(spec).expect_err(&format!("{spec:?} must be rejected"));
+            assert_eq!(err.field, *field, "{spec:?}");
+            assert!(
+                err.message.contains(message),
+                "{spec:?}: {:?} lacks {message:?}",
+                err.message
+            );
+        }
+        // Accepted templates.
+        assert!(try_rule(&[("target_label", "${1}_x")]).is_ok());
+        assert!(try_rule(&[("target_label", "pre_$name")]).is_ok());
+        assert!(try_rule(&[
+            ("regex", "(.+)"),
+            ("replacement", "${1}"),
+            ("action", "labelmap")
+        ])
+        .is_ok());
+    }
 }

@@ -332,3 +332,255 @@ fn escape_into(out: &mut String, s: &str, mode: Mode) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::config::load_job;
+
+    fn job(yaml: &str) -> JobConfig {
+        load_job(yaml, "test.yml", "j").unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    fn group(source: &str, addresses: &[&str], labels: &[(&str, &str)]) -> TargetGroup {
+        TargetGroup {
+            targets: addresses
+                .iter()
+                .map(|a| Labels::from_pairs([("__address__", *a)]))
+                .collect(),
+            labels: Labels::from_pairs(labels.iter().copied()),
+            source: source.into(),
+        }
+    }
+
+    fn l(pairs: &[(&str, &str)]) -> Labels {
+        Labels::from_pairs(pairs.iter().copied())
+    }
+
+    #[test]
+    fn adds_job_labels_and_defaults_instance() {
+        let j = job("job_name: j\nscrape_interval: 30s\n");
+        let r = resolve(&j, &[group("0", &["h:9100"], &[("env", "prod")])]);
+        assert!(r.errors.is_empty() && r.dropped.is_empty(), "{r:?}");
+        let t = &r.active[0];
+        assert_eq!(
+            t.discovered_labels,
+            l(&[
+                ("__address__", "h:9100"),
+                ("__metrics_path__", "/metrics"),
+                ("__scheme__", "http"),
+                ("__scrape_interval__", "30s"),
+                ("__scrape_timeout__", "10s"),
+                ("env", "prod"),
+                ("job", "j"),
+            ])
+        );
+        assert_eq!(
+            t.labels,
+            l(&[("env", "prod"), ("instance", "h:9100"), ("job", "j")])
+        );
+        assert_eq!(t.url, "http://h:9100/metrics");
+        assert_eq!(t.scrape_interval, Duration::from_secs(30));
+        assert_eq!(t.scrape_timeout, Duration::from_secs(10));
+        assert_eq!(t.key, TargetKey::new("j", &t.labels, &t.url));
+    }
+
+    #[test]
+    fn target_labels_win_over_group_labels_and_discovered_labels_over_defaults() {
+        let j = job("job_name: j\n");
+        let mut g = group(
+            "0",
+            &[],
+            &[("env", "group"), ("__scheme__", "https"), ("job", "other")],
+        );
+        g.targets.push(l(&[
+            ("__address__", "h:1"),
+            ("env", "target"),
+            ("__metrics_path__", "/m"),
+        ]));
+        let r = resolve(&j, &[g]);
+        let t = &r.active[0];
+        assert_eq!(
+            t.labels,
+            l(&[("env", "target"), ("instance", "h:1"), ("job", "other")])
+        );
+        assert_eq!(t.url, "https://h:1/m");
+    }
+
+    #[test]
+    fn params_become_labels_and_url_query() {
+        let j = job("job_name: j\nparams:\n  module: [http_2xx, second]\n  b: ['x y&z']\n");
+        let r = resolve(&j, &[group("0", &["h:1"], &[])]);
+        let t = &r.active[0];
+        assert_eq!(t.discovered_labels.get("__param_module"), Some("http_2xx"));
+        assert_eq!(t.discovered_labels.get("__param_b"), Some("x y&z"));
+        // Sorted by name; each value of a list; query escaping as Go's url.QueryEscape.
+        assert_eq!(
+            t.url,
+            "http://h:1/metrics?b=x+y%26z&module=http_2xx&module=second"
+        );
+        // A relabeled __param_ label replaces the first value.
+        let j = job("job_name: j\nparams:\n  module: [a, b]\nrelabel_configs:\n  - target_label: __param_module\n    replacement: c\n  - target_label: __param_target\n    replacement: 'http://x/'\n");
+        let r = resolve(&j, &[group("0", &["h:1"], &[])]);
+        assert_eq!(
+            r.active[0].url,
+            "http://h:1/metrics?module=c&module=b&target=http%3A%2F%2Fx%2F"
+        );
+        assert_eq!(r.active[0].labels, l(&[("instance", "h:1"), ("job", "j")]));
+    }
+
+    #[test]
+    fn dropped_targets_keep_their_discovered_labels() {
+        let j = job("job_name: j\nrelabel_configs:\n  - source_labels: [env]\n    regex: dev\n    action: drop\n");
+        let r = resolve(
+            &j,
+            &[
+                group("0", &["a:1"], &[("env", "dev")]),
+                group("1", &["b:1"], &[("env", "prod")]),
+            ],
+        );
+        assert_eq!(r.active.len(), 1);
+        assert_eq!(r.dropped.len(), 1);
+        assert_eq!(
+            r.dropped[0].discovered_labels.get("__address__"),
+            Some("a:1")
+        );
+        assert_eq!(r.dropped[0].discovered_labels.get("job"), Some("j"));
+        assert_eq!(r.dropped[0].discovered_labels.get("env"), Some("dev"));
+    }
+
+    #[test]
+    fn missing_address_and_paths_are_errors() {
+        let j = job("job_name: j\nrelabel_configs:\n  - source_labels: [x]\n    regex: drop-address\n    target_label: __address__\n    replacement: ''\n");
+        let r = resolve(&j, &[group("0", &["h:1"], &[("x", "drop-address")])]);
+        assert!(r.active.is_empty() && r.dropped.is_empty());
+        assert_eq!(
+            r.errors,
+            vec!["instance 0 in group 0: no address".to_string()]
+        );
+        let j = job("job_name: j\nrelabel_configs:\n  - target_label: env\n    replacement: x\n");
+        let r = resolve(&j, &[group("g", &["ok:1", "http://h:1/metrics"], &[])]);
+        assert_eq!(r.active.len(), 1);
+        assert_eq!(
+            r.errors,
+            vec![
+                "instance 1 in group g: \"http://h:1/metrics\" is not a valid hostname".to_string()
+            ]
+        );
+    }
+
+    #[test]
+    fn default_ports_as_prometheus_2_42() {
+        let http = job("job_name: j\n");
+        let https = job("job_name: j\nscheme: https\n");
+        let cases = [
+            (&http, "example.com", "example.com:80"),
+            (&https, "example.com", "example.com:443"),
+            (&http, "example.com:8080", "example.com:8080"),
+            (&http, "[::1]", "[::1]:80"),
+            (&http, "[::1]:9090", "[::1]:9090"),
+            // A bare IPv6 address cannot take a port: left alone.
+            (&http, "::1", "::1"),
+        ];
+        for (j, address, want) in cases {
+            let r = resolve(j, &[group("0", &[address], &[])]);
+            let t = &r.active[0];
+            assert_eq!(t.labels.get("instance"), Some(want), "{address}");
+            assert!(
+                t.url.contains(&format!("//{want}/")),
+                "{address}: {}",
+                t.url
+            );
+            // The discovered labels keep the address as discovered.
+            assert_eq!(t.discovered_labels.get("__address__"), Some(address));
+        }
+    }
+
+    #[test]
+    fn per_target_interval_and_timeout() {
+        let j = job("job_name: j\nrelabel_configs:\n  - source_labels: [slow]\n    regex: 'yes'\n    target_label: __scrape_interval__\n    replacement: 2m\n  - source_labels: [bad]\n    regex: (.+)\n    target_label: __scrape_timeout__\n");
+        let r = resolve(
+            &j,
+            &[
+                group("0", &["a:1"], &[("slow", "yes")]),
+                group("1", &["b:1"], &[("bad", "5m")]),
+                group("2", &["c:1"], &[("bad", "1.5s")]),
+            ],
+        );
+        assert_eq!(r.active.len(), 1);
+        assert_eq!(r.active[0].scrape_interval, Duration::from_secs(120));
+        assert_eq!(r.active[0].scrape_timeout, Duration::from_secs(10));
+        assert_eq!(
+            r.errors,
+            vec![
+                "instance 0 in group 1: scrape timeout cannot be greater than scrape interval (\"5m\" > \"1m\")".to_string(),
+                "instance 0 in group 2: error parsing scrape timeout: not a valid duration string: \"1.5s\"".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn reserved_labels_are_removed_and_meta_labels_never_reach_the_url() {
+        let j = job(
+            "job_name: j\nrelabel_configs:\n  - source_labels: [__meta_x]\n    target_label: x\n",
+        );
+        let mut g = group("0", &[], &[]);
+        g.targets.push(l(&[
+            ("__address__", "h:1"),
+            ("__meta_x", "m"),
+            ("__tmp", "t"),
+        ]));
+        let r = resolve(&j, &[g]);
+        assert_eq!(
+            r.active[0].labels,
+            l(&[("instance", "h:1"), ("job", "j"), ("x", "m")])
+        );
+        assert_eq!(r.active[0].discovered_labels.get("__meta_x"), Some("m"));
+    }
+
+    #[test]
+    fn duplicates_merge_and_active_is_sorted_by_key() {
+        let j = job("job_name: j\n");
+        let r = resolve(&j, &[group("0", &["c:1", "a:1", "b:1", "a:1"], &[])]);
+        assert_eq!(r.active.len(), 3);
+        let keys: Vec<_> = r.active.iter().map(|t| t.key.clone()).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+    }
+
+    #[test]
+    fn target_limit_is_worded_as_prometheus() {
+        let j = job("job_name: j\ntarget_limit: 2\n");
+        let r = resolve(&j, &[group("0", &["a:1", "b:1"], &[])]);
+        assert_eq!(r.limit_error, None);
+        let r = resolve(&j, &[group("0", &["a:1", "b:1", "c:1"], &[])]);
+        assert_eq!(
+            r.limit_error.as_deref(),
+            Some("target_limit exceeded (number of targets: 3, limit: 2)")
+        );
+    }
+
+    #[test]
+    fn url_escaping_as_go_net_url() {
+        let mut j = job("job_name: j\nmetrics_path: '/a b/ü?x'\n");
+        j.params = BTreeMap::from([("q".to_string(), vec!["ä/~".to_string()])]);
+        let r = resolve(&j, &[group("0", &["h:1"], &[])]);
+        assert_eq!(r.active[0].url, "http://h:1/a%20b/%C3%BC%3Fx?q=%C3%A4%2F~");
+        let j = job("job_name: j\nmetrics_path: 'relative'\n");
+        let r = resolve(&j, &[group("0", &["h:1"], &[])]);
+        assert_eq!(r.active[0].url, "http://h:1/relative");
+    }
+
+    #[test]
+    fn split_host_port_as_go() {
+        assert_eq!(split_host_port("h:1"), Some(("h", "1")));
+        assert_eq!(split_host_port("[::1]:2"), Some(("::1", "2")));
+        assert_eq!(split_host_port("h"), None);
+        assert_eq!(split_host_port("::1"), None);
+        assert_eq!(split_host_port("[::1]"), None);
+        assert_eq!(split_host_port("a]:1"), None);
+    }
+}

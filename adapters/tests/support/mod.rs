@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 /// The jar of Debian's `zookeeper` package.
 pub const ZK_JAR: &str = "/usr/share/java/zookeeper.jar";
-/// Longest wait for a started server to answer `ruok`.
+/// Longest wait for a started server to serve.
 pub const ZK_START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Whether missing services are a failure rather than a skip.
@@ -83,7 +83,8 @@ impl ZkServer {
     }
 }
 
-/// Whether `connect` answers ZooKeeper's `ruok` with `imok`.
+/// Whether the server at `connect` serves requests: its `srvr` four-letter word reports a
+/// mode (`ruok` alone answers `imok` before the server accepts sessions).
 pub fn zk_ok(connect: &str) -> bool {
     let Ok(addr) = connect.parse() else {
         return false;
@@ -92,15 +93,16 @@ pub fn zk_ok(connect: &str) -> bool {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
-    if s.write_all(b"ruok").is_err() {
+    if s.write_all(b"srvr").is_err() {
         return false;
     }
     let mut answer = String::new();
     let _ = s.read_to_string(&mut answer);
-    answer == "imok"
+    answer.contains("Mode: ")
 }
 
-fn free_port() -> u16 {
+/// A loopback port nobody listens on (free when asked; small race with other processes).
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -113,6 +115,11 @@ fn free_port() -> u16 {
 /// The JVM runs under a small watchdog shell that kills it when this test process is gone,
 /// so no server outlives the tests even when they are killed.
 pub fn start_zk() -> Result<ZkServer, String> {
+    start_zk_on(free_port())
+}
+
+/// Starts a private standalone ZooKeeper server on `port`; see [`start_zk`].
+pub fn start_zk_on(port: u16) -> Result<ZkServer, String> {
     if !Path::new(ZK_JAR).exists() {
         return Err(format!("{ZK_JAR} not found (apt-get install zookeeper)"));
     }
@@ -127,7 +134,6 @@ pub fn start_zk() -> Result<ZkServer, String> {
         return Err("no `java` on PATH".into());
     }
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let port = free_port();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
     let cfg = dir.path().join("zoo.cfg");
@@ -182,7 +188,7 @@ pub fn start_zk() -> Result<ZkServer, String> {
     }
     let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
     Err(format!(
-        "ZooKeeper did not answer ruok on {connect} within {ZK_START_TIMEOUT:?}; log:\n{log}"
+        "ZooKeeper did not serve (srvr) on {connect} within {ZK_START_TIMEOUT:?}; log:\n{log}"
     ))
 }
 
