@@ -54,7 +54,7 @@ fn start(
     let provider = ProviderId {
         job: "consul".into(),
         index: 2,
-        generation: 7,
+        generation: 1,
     };
     let task =
         tokio::spawn(async move { discoverer.run(provider, SdConfig::Consul(config), tx).await });
@@ -69,7 +69,7 @@ async fn next_within(rx: &mut mpsc::Receiver<Event>, limit: Duration) -> Update 
                 ProviderId {
                     job: "consul".into(),
                     index: 2,
-                    generation: 7
+                    generation: 1
                 }
             );
             result

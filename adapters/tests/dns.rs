@@ -182,7 +182,7 @@ fn start(
     let provider = ProviderId {
         job: "dns".into(),
         index: 0,
-        generation: 7,
+        generation: 1,
     };
     let task = tokio::spawn(async move { discoverer.run(provider, config, tx).await });
     (rx, task)

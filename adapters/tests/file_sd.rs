@@ -32,7 +32,7 @@ fn start(
     let provider = ProviderId {
         job: "files".into(),
         index: 0,
-        generation: 7,
+        generation: 1,
     };
     let task = tokio::spawn(async move { discoverer.run(provider, config, tx).await });
     (rx, task)
@@ -46,7 +46,7 @@ async fn next(rx: &mut mpsc::Receiver<Event>) -> Update {
                 ProviderId {
                     job: "files".into(),
                     index: 0,
-                    generation: 7
+                    generation: 1
                 }
             );
             result
@@ -330,7 +330,7 @@ async fn the_combined_discovery_dispatches_on_the_config() {
     let provider = ProviderId {
         job: "files".into(),
         index: 0,
-        generation: 7,
+        generation: 1,
     };
     let config = SdConfig::File(FileSdConfig {
         files: vec![json.display().to_string()],

@@ -159,7 +159,7 @@ mod tests {
             ProviderId {
                 job: "j".into(),
                 index: 0,
-                generation: 7,
+                generation: 1,
             },
             tx,
         );
