@@ -10,7 +10,7 @@ use std::time::Duration;
 use fake_consul::{FakeConsul, FakeInstance, FakeNode};
 use scrapepool_adapters::discovery::ConsulDiscoverer;
 use scrapepool_adapters::ports::Discoverer;
-use scrapepool_core::config::{ConsulSdConfig, Scheme, SdConfig, Secret, TargetGroup};
+use scrapepool_core::config::{ConsulSdConfig, Scheme, SdConfig, Secret, TargetGroup, TlsConfig};
 use scrapepool_core::labels::Labels;
 use scrapepool_core::node::ProviderId;
 use scrapepool_core::Event;
@@ -36,6 +36,7 @@ fn config(server: &str) -> ConsulSdConfig {
         tag_separator: ",".into(),
         allow_stale: true,
         refresh_interval: Duration::from_millis(20),
+        tls_config: TlsConfig::default(),
     }
 }
 
@@ -351,7 +352,7 @@ async fn index_going_backwards_resets_the_watch() {
         consul.register(instance(&format!("w-{i}"), "web", "n1", &[], 1000 + i));
     }
     // A short wait, so that the first answer after the rewind comes within the test.
-    let wait = Duration::from_secs(2);
+    let wait = Duration::from_secs(4);
     let (mut rx, task) = start(config(&consul.server()), wait);
     assert_eq!(addresses(&next(&mut rx).await.unwrap(), "web").len(), 20);
     assert!(consul.service_index("web") > 20);
@@ -371,7 +372,7 @@ async fn index_going_backwards_resets_the_watch() {
     consul.deregister("w-1");
     until(&mut rx, wait, |g| addresses(g, "web").len() == 18).await;
     assert!(
-        t0.elapsed() < Duration::from_millis(1000),
+        t0.elapsed() < Duration::from_millis(2000),
         "took {:?}: the watch did not reset",
         t0.elapsed()
     );
@@ -509,15 +510,144 @@ async fn errors_name_server_and_what_failed_and_recovery_clears_them() {
     task.abort();
 }
 
+/// A test CA and a server certificate for 127.0.0.1 signed by it; the CA's PEM in a file.
+struct Pki {
+    dir: tempfile::TempDir,
+    server_certs: Vec<rustls::pki_types::CertificateDer<'static>>,
+    server_key: rustls::pki_types::PrivateKeyDer<'static>,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "fake consul CA");
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let names = vec!["127.0.0.1".to_string(), "consul.test".to_string()];
+        let cert = rcgen::CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, &ca, &ca_key)
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+        Pki {
+            dir,
+            server_certs: vec![cert.der().clone()],
+            server_key: rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        }
+    }
+
+    fn ca_file(&self) -> String {
+        self.dir.path().join("ca.pem").display().to_string()
+    }
+
+    fn server_config(&self) -> rustls::ServerConfig {
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(self.server_certs.clone(), self.server_key.clone_key())
+            .unwrap()
+    }
+}
+
 #[tokio::test]
-async fn https_is_refused_clearly() {
-    let mut cfg = config("127.0.0.1:1");
+async fn https_with_the_configured_ca_works_and_an_unknown_ca_is_an_error() {
+    let pki = Pki::new();
+    let consul = FakeConsul::start_with_tls("dc1", Some(pki.server_config())).await;
+    consul.put_node(node("n1", "10.0.0.1", &[]));
+    consul.register(instance("web-1", "web", "n1", &[], 80));
+
+    // Without the CA: the certificate is refused, and the error says so and names the server.
+    let mut cfg = config(&consul.server());
     cfg.scheme = Scheme::Https;
-    let (mut rx, task) = start(cfg, Duration::from_secs(30));
-    let error = next(&mut rx).await.expect_err("https unsupported");
+    let (mut rx, task) = start(cfg.clone(), Duration::from_secs(30));
+    let error = next(&mut rx).await.expect_err("unknown CA");
     assert!(
-        error.contains("https") && error.contains("127.0.0.1:1"),
+        error.contains(&consul.server()) && error.contains("tls") && error.contains("certificate"),
         "{error}"
     );
     task.abort();
+    assert!(consul.requests().is_empty(), "no request got through TLS");
+
+    // With the CA (and a blocking watch over TLS that sees a change).
+    cfg.tls_config.ca_file = Some(pki.ca_file());
+    let (mut rx, task) = start(cfg.clone(), Duration::from_secs(30));
+    assert_eq!(
+        addresses(&next(&mut rx).await.unwrap(), "web"),
+        vec!["10.0.0.1:80"]
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    consul.register(instance("web-2", "web", "n1", &[], 81));
+    let groups = until(&mut rx, PROMPT, |g| addresses(g, "web").len() == 2).await;
+    assert_eq!(
+        addresses(&groups, "web"),
+        vec!["10.0.0.1:80", "10.0.0.1:81"]
+    );
+    task.abort();
+
+    // server_name overrides the name checked against the certificate.
+    cfg.tls_config.server_name = Some("not-in-the-cert.test".into());
+    let (mut rx, task) = start(cfg, Duration::from_secs(30));
+    let error = next(&mut rx).await.expect_err("wrong server name");
+    assert!(error.contains("certificate"), "{error}");
+    task.abort();
+}
+
+#[tokio::test]
+async fn an_unreadable_ca_file_is_an_error_naming_it() {
+    let mut cfg = config("127.0.0.1:1");
+    cfg.scheme = Scheme::Https;
+    cfg.tls_config.ca_file = Some("/nonexistent/ca.pem".into());
+    let (mut rx, task) = start(cfg, Duration::from_secs(30));
+    let error = next(&mut rx).await.expect_err("missing CA file");
+    assert!(
+        error.contains("/nonexistent/ca.pem") && error.contains("127.0.0.1:1"),
+        "{error}"
+    );
+    task.abort();
+}
+
+#[tokio::test]
+async fn a_token_that_cannot_be_a_header_is_an_error_that_hides_it() {
+    let consul = FakeConsul::start("dc1").await;
+    let mut cfg = config(&consul.server());
+    cfg.token = Some(Secret("bad\ntoken-789".into()));
+    let (mut rx, task) = start(cfg, Duration::from_secs(30));
+    let error = next(&mut rx).await.expect_err("unusable token");
+    assert!(
+        error.contains("token") && error.contains(&consul.server()),
+        "{error}"
+    );
+    assert!(
+        !error.contains("token-789"),
+        "the token leaked into: {error}"
+    );
+    assert!(
+        consul.requests().is_empty(),
+        "no request goes out without the token"
+    );
+    task.abort();
+}
+
+#[test]
+fn consul_tls_config_is_read_from_the_job_yaml() {
+    let yaml = "job_name: c\nconsul_sd_configs:\n  - server: 127.0.0.1:8501\n    scheme: https\n    tls_config:\n      ca_file: /etc/consul/ca.pem\n      server_name: consul.test\n";
+    let (jobs, errors) = scrapepool_core::config::load_jobs(
+        yaml,
+        "test.yml",
+        &scrapepool_core::config::GlobalConfig::default(),
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+    let SdConfig::Consul(c) = &jobs[0].sd_configs[0] else {
+        panic!("not consul: {:?}", jobs[0].sd_configs)
+    };
+    assert_eq!(c.scheme, Scheme::Https);
+    assert_eq!(c.tls_config.ca_file.as_deref(), Some("/etc/consul/ca.pem"));
+    assert_eq!(c.tls_config.server_name.as_deref(), Some("consul.test"));
 }

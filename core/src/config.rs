@@ -181,6 +181,8 @@ pub struct ConsulSdConfig {
     /// How often to refresh when blocking queries are not used (default 30s).
     #[serde(serialize_with = "ser_duration")]
     pub refresh_interval: Duration,
+    /// TLS settings for `scheme: https`.
+    pub tls_config: TlsConfig,
 }
 
 /// `file_sd_configs` entry.
@@ -1693,6 +1695,7 @@ impl<'a> Loader<'a> {
             tag_separator: ",".into(),
             allow_stale: true,
             refresh_interval: Duration::from_secs(30),
+            tls_config: TlsConfig::default(),
         };
         let mut server_pos = node.pos;
         for (key, value) in entries {
@@ -1720,6 +1723,11 @@ impl<'a> Loader<'a> {
                 "node_meta" => sd.node_meta = self.string_map(value, &f).unwrap_or_default(),
                 "tag_separator" => sd.tag_separator = self.string(value, &f).unwrap_or_default(),
                 "allow_stale" => sd.allow_stale = self.boolean(value, &f).unwrap_or_default(),
+                "tls_config" => {
+                    if let Some(tls) = self.tls_config(value) {
+                        sd.tls_config = tls;
+                    }
+                }
                 "refresh_interval" => {
                     sd.refresh_interval = self
                         .refresh_interval(value, &f)

@@ -25,22 +25,23 @@
 //! Errors (a request that fails, times out or answers non-2xx) are sent as `Err` naming the
 //! server, the endpoint and the service; the watcher retries after `retry_interval`. The ACL
 //! token travels only in the `X-Consul-Token` header and never appears in a log or an error.
-//! Only `http` is supported: `https` gives an error result saying so (no TLS connector yet).
+//! `scheme: https` uses rustls with the entry's `tls_config` (CA, client certificate,
+//! `server_name`, `insecure_skip_verify`), built by the HTTP adapter's `tls_client_config`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::header::{HeaderValue, ACCEPT};
 use hyper::{Request, Uri};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::TokioIo;
 use scrapepool_core::config::{ConsulSdConfig, Scheme, SdConfig, TargetGroup};
 use scrapepool_core::labels::Labels;
 use scrapepool_core::node::ProviderId;
 use serde::Deserialize;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
@@ -91,16 +92,15 @@ impl Discoverer for ConsulDiscoverer {
                 .await;
             return;
         };
-        if config.scheme == Scheme::Https {
-            let message = format!(
-                "consul: server {}: scheme https is not supported (no TLS connector); use http",
-                config.server
-            );
-            reporter.report(Err(message)).await;
-            // Nothing will change until the job's configuration does; wait to be aborted.
-            std::future::pending::<()>().await;
-        }
-        let api = Api::new(&config, self.wait);
+        let api = match Api::new(&config, self.wait) {
+            Ok(api) => api,
+            Err(message) => {
+                reporter.report(Err(message)).await;
+                // Only a new configuration can fix this; wait to be aborted.
+                std::future::pending::<()>().await;
+                return;
+            }
+        };
         run_provider(api, config, self.retry_interval, reporter).await;
     }
 }
@@ -513,7 +513,12 @@ pub fn service_group(
 /// The Consul HTTP API, as much of it as discovery needs.
 #[derive(Clone)]
 struct Api {
-    client: Client<HttpConnector, Empty<Bytes>>,
+    /// `http` or `https`.
+    scheme: &'static str,
+    /// The TLS client settings, for `https`.
+    tls: Option<Arc<rustls::ClientConfig>>,
+    /// The name the server's certificate must carry (`tls_config.server_name`, else the host).
+    server_name: Option<String>,
     server: String,
     token: Option<HeaderValue>,
     dc: Option<String>,
@@ -523,19 +528,34 @@ struct Api {
 }
 
 impl Api {
-    fn new(config: &ConsulSdConfig, wait: Duration) -> Api {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(REQUEST_MARGIN));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(2 * wait)
-            .build(connector);
-        let token = config.token.as_ref().and_then(|t| {
-            let mut v = HeaderValue::from_str(t.expose()).ok()?;
-            v.set_sensitive(true);
-            Some(v)
-        });
-        Api {
-            client,
+    /// Errors when the token cannot be sent (the message never shows the token) or the TLS
+    /// settings are unusable.
+    fn new(config: &ConsulSdConfig, wait: Duration) -> Result<Api, String> {
+        let tls = match config.scheme {
+            Scheme::Http => None,
+            Scheme::Https => {
+                let tls = crate::http::tls_client_config(&config.tls_config)
+                    .map_err(|e| format!("consul: server {}: tls_config: {e}", config.server))?;
+                Some(Arc::new(tls))
+            }
+        };
+        let token = match &config.token {
+            None => None,
+            Some(t) => {
+                let mut v = HeaderValue::from_str(t.expose()).map_err(|_| {
+                    format!(
+                        "consul: server {}: the token is not a valid HTTP header value",
+                        config.server
+                    )
+                })?;
+                v.set_sensitive(true);
+                Some(v)
+            }
+        };
+        Ok(Api {
+            scheme: config.scheme.as_str(),
+            tls,
+            server_name: config.tls_config.server_name.clone(),
             server: config.server.clone(),
             token,
             dc: config.datacenter.clone(),
@@ -546,7 +566,7 @@ impl Api {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             wait,
-        }
+        })
     }
 
     /// The agent's datacenter (`Config.Datacenter` of `/v1/agent/self`).
@@ -646,7 +666,7 @@ impl Api {
         what: &str,
         wait: Duration,
     ) -> Result<(Bytes, u64), String> {
-        let mut uri = format!("http://{}{path}", self.server);
+        let mut uri = format!("{}://{}{path}", self.scheme, self.server);
         for (i, (k, v)) in query.iter().enumerate() {
             uri.push(if i == 0 { '?' } else { '&' });
             uri.push_str(k);
@@ -667,23 +687,7 @@ impl Api {
             .map_err(|e| self.describe(path, what, &e.to_string()))?;
         let deadline = wait + wait / 16 + REQUEST_MARGIN;
         let exchange = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| format!("request failed: {}", error_chain(&e)))?;
-            let status = response.status();
-            let index = response
-                .headers()
-                .get("X-Consul-Index")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .unwrap_or(0);
-            let body = http_body_util::Limited::new(response.into_body(), BODY_SIZE_BYTES_MAX)
-                .collect()
-                .await
-                .map_err(|e| format!("reading the body: {e}"))?
-                .to_bytes();
+            let (status, index, body) = self.send(request).await?;
             if !status.is_success() {
                 let text = String::from_utf8_lossy(&body);
                 let text: String = text.trim().chars().take(ERROR_BODY_CHARS_MAX).collect();
@@ -701,6 +705,88 @@ impl Api {
             )),
         }
     }
+}
+
+impl Api {
+    /// Connects (TCP, then TLS for `https`) and exchanges one request on a fresh connection.
+    ///
+    /// One connection per request: a watcher sends one request per change or per wait, so
+    /// pooling would save little, and a fresh connection never reuses a half-dead one.
+    async fn send(
+        &self,
+        request: Request<Empty<Bytes>>,
+    ) -> Result<(hyper::StatusCode, u64, Bytes), String> {
+        let uri = request.uri();
+        let host = uri.host().unwrap_or_default().to_string();
+        let port = uri
+            .port_u16()
+            .unwrap_or(if self.tls.is_some() { 443 } else { 80 });
+        // A bracketed IPv6 literal comes from the URI as `[::1]`.
+        let bare = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let tcp = tokio::net::TcpStream::connect((bare.as_str(), port))
+            .await
+            .map_err(|e| format!("connecting to {host}:{port}: {e}"))?;
+        let _ = tcp.set_nodelay(true);
+        match &self.tls {
+            None => exchange(tcp, request).await,
+            Some(config) => {
+                let name = self.server_name.clone().unwrap_or(bare);
+                let name = rustls::pki_types::ServerName::try_from(name.clone())
+                    .map_err(|_| format!("invalid TLS server name {name:?}"))?;
+                let tls = tokio_rustls::TlsConnector::from(config.clone())
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| format!("tls: {e}"))?;
+                exchange(tls, request).await
+            }
+        }
+    }
+}
+
+/// Aborts the spawned connection task when the exchange ends (done, failed or timed out).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Sends `request` over `io`; returns the status, `X-Consul-Index` (0 when absent) and the
+/// body, read up to [`BODY_SIZE_BYTES_MAX`].
+async fn exchange<IO>(
+    io: IO,
+    request: Request<Empty<Bytes>>,
+) -> Result<(hyper::StatusCode, u64, Bytes), String>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| format!("request failed: {}", error_chain(&e)))?;
+    let _conn = AbortOnDrop(tokio::spawn(async move {
+        let _ = conn.await;
+    }));
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("request failed: {}", error_chain(&e)))?;
+    let status = response.status();
+    let index = response
+        .headers()
+        .get("X-Consul-Index")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let body = http_body_util::Limited::new(response.into_body(), BODY_SIZE_BYTES_MAX)
+        .collect()
+        .await
+        .map_err(|e| format!("reading the body: {e}"))?
+        .to_bytes();
+    Ok((status, index, body))
 }
 
 /// An error and its causes, `a: b: c` (hyper's top-level messages alone are vague).

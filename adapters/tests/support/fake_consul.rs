@@ -141,6 +141,11 @@ impl Drop for FakeConsul {
 impl FakeConsul {
     /// Starts a fake agent of datacenter `datacenter` on 127.0.0.1, any free port.
     pub async fn start(datacenter: &str) -> FakeConsul {
+        FakeConsul::start_with_tls(datacenter, None).await
+    }
+
+    /// Starts a fake agent that speaks HTTPS with `tls` (plain HTTP when `None`).
+    pub async fn start_with_tls(datacenter: &str, tls: Option<rustls::ServerConfig>) -> FakeConsul {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State {
@@ -151,17 +156,31 @@ impl FakeConsul {
         }));
         let (changed, _) = watch::channel(0u64);
         let (st, ch) = (state.clone(), changed.clone());
+        let acceptor = tls.map(|c| tokio_rustls::TlsAcceptor::from(Arc::new(c)));
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let (st, ch) = (st.clone(), ch.clone());
+                let (st, ch, acceptor) = (st.clone(), ch.clone(), acceptor.clone());
                 tokio::spawn(async move {
                     let service = service_fn(move |req| handle(st.clone(), ch.clone(), req));
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    match acceptor {
+                        None => {
+                            let _ = http1::Builder::new()
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        }
+                        Some(acceptor) => {
+                            // A client that rejects our certificate ends here.
+                            let Ok(tls) = acceptor.accept(stream).await else {
+                                return;
+                            };
+                            let _ = http1::Builder::new()
+                                .serve_connection(TokioIo::new(tls), service)
+                                .await;
+                        }
+                    }
                 });
             }
         });
