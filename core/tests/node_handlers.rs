@@ -206,8 +206,9 @@ fn target_removed_from_discovery_gets_staleness_markers() {
     h.feed(jobs(1, &[("j", &static_job("j", "10s", &["h:1", "h:2"]))]));
     h.run_until(10_000);
     let out = h.feed(jobs(2, &[("j", &static_job("j", "10s", &["h:1"]))]));
-    // The two scraped series of h:2 end with markers (synthetic series are not cached).
-    assert_eq!(out, vec!["emit 2 samples"]);
+    // Every series of h:2 ends with a marker: its two scraped series and, as Prometheus's
+    // end-of-run staleness does, its five synthetic series.
+    assert_eq!(out, vec!["emit 7 samples"]);
     assert_eq!(h.node.scraped_counts(), (1, 0));
 }
 
