@@ -243,6 +243,10 @@ pub struct Outcome {
     pub summary: check::Summary,
     /// Wall time the run took.
     pub wall: Duration,
+    /// The whole trace, for explaining a violation.
+    pub trace: Vec<(i64, Seen)>,
+    /// Every fault injected, with when.
+    pub faults: Vec<(i64, Fault)>,
 }
 
 /// Runs one seed and checks every invariant.
@@ -328,7 +332,7 @@ pub fn run(config: SimConfig) -> Outcome {
     let answers = std::mem::take(&mut *answers.lock().expect("answers lock"));
     let live: Vec<String> = world.zk.member_ids();
     let (violations, summary) = check::check_all(&world, &state, end_ms, &answers, &live);
-    Outcome { digest: world.trace.digest(), config, violations, summary, wall: started.elapsed() }
+    Outcome { digest: world.trace.digest(), config, violations, summary, wall: started.elapsed(), trace: world.trace.snapshot(), faults: state.log.clone() }
 }
 
 fn now_ms_of(elapsed: Duration) -> i64 {

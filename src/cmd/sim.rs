@@ -40,6 +40,9 @@ pub struct Args {
     /// Mean time between faults in the chaos phase.
     #[arg(long, default_value = "45s", value_parser = parse_duration)]
     pub fault_every: Duration,
+    /// After the run, print everything the trace holds about target T, and every fault.
+    #[arg(long)]
+    pub explain: Option<u32>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -95,6 +98,9 @@ pub fn run(args: Args) -> ExitCode {
             report_violation(&outcome);
             failed.push(*seed);
         }
+        if let Some(target) = args.explain {
+            explain(&outcome, target);
+        }
         outcomes.push(outcome);
     }
     if tty {
@@ -142,5 +148,25 @@ fn print_summary(outcomes: &[Outcome]) {
             speed,
             if o.violations.is_empty() { "ok" } else { "FAIL" }
         );
+    }
+}
+
+fn explain(o: &Outcome, target: u32) {
+    use scrapepool_sim::trace::Seen;
+    let t0 = scrapepool_sim::EPOCH_MS;
+    let mut lines: Vec<(i64, String)> = o.faults.iter().map(|(at, f)| (*at, format!("FAULT {f:?}"))).collect();
+    for (at, seen) in &o.trace {
+        let about = match seen {
+            Seen::Scrape { target: t, .. } | Seen::Acked { target: t, .. } | Seen::Marker { target: t, .. } => *t == target,
+            Seen::Counters { .. } => true,
+            Seen::Fault(_) => false,
+        };
+        if about {
+            lines.push((*at, format!("{seen:?}")));
+        }
+    }
+    lines.sort_by_key(|(at, _)| *at);
+    for (at, line) in lines {
+        println!("{:>9.3}s {line}", (at - t0) as f64 / 1000.0);
     }
 }

@@ -31,7 +31,16 @@ pub fn check(world: &World, state: &State, trace: &[(i64, Seen)], scrapes: &BTre
         }
         // The scrape the marker belongs to: this scraper's request right after `at`.
         let scrape = scrapes.get(target).and_then(|v| v.iter().find(|(t, s, _)| *s == scraper.as_str() && *t >= at && *t <= at + REQUEST_DELAY_MS_MAX));
-        let justified = match scrape {
+        // A partition or slow link from this scraper that was in force during the scrape, or
+        // began before its timeout ran out, may have swallowed the answer: the scrape failed.
+        let timeout_ms = (cfg.interval.as_millis() as i64 / 3).max(1000);
+        let cut_off = state.in_force(
+            at,
+            |f| matches!(f, Fault::ExporterPartition(h, _, true) if h == scraper) || matches!(f, Fault::SlowLink(h, _, ms) if h == scraper && *ms > 1),
+            |f| matches!(f, Fault::ExporterPartition(h, _, false) if h == scraper) || matches!(f, Fault::SlowLink(h, _, 1) if h == scraper),
+        ) || state.log.iter().any(|(t, f)| *t >= at && *t <= at + timeout_ms && (matches!(f, Fault::ExporterPartition(h, _, true) if h == scraper) || matches!(f, Fault::SlowLink(h, _, ms) if h == scraper && *ms > 1)));
+        let justified = cut_off
+            || match scrape {
             Some((_, _, false)) => true, // a failed scrape ends every series
             Some((t, _, true)) => {
                 // A series gone from a successful scrape (synthetic series never go).
@@ -40,13 +49,8 @@ pub fn check(world: &World, state: &State, trace: &[(i64, Seen)], scrapes: &BTre
                     None => false,
                 }
             }
-            // No request reached the exporter: a scrape that failed on the way (partition,
-            // slow link, timeout) — justified only if such a fault was in force.
-            None => state.in_force(
-                at,
-                |f| matches!(f, Fault::ExporterPartition(h, _, true) if h == scraper) || matches!(f, Fault::SlowLink(h, _, ms) if h == scraper && *ms > 1),
-                |f| matches!(f, Fault::ExporterPartition(h, _, false) if h == scraper) || matches!(f, Fault::SlowLink(h, _, 1) if h == scraper),
-            ),
+            // No request reached the exporter and nothing cut the link: no reason.
+            None => false,
         };
         if !justified {
             out.push(Violation {
