@@ -579,6 +579,10 @@ impl Node {
     fn on_session_expired(&mut self, now: Timestamp) {
         self.session = SessionState::Expired;
         self.registered = false;
+        // A new session rebuilds its view: its first snapshots are taken whatever their
+        // versions (a restored or re-created ensemble may number them lower).
+        self.members_applied = false;
+        self.jobs_applied = false;
         // Our ephemeral record is gone and the others have already taken our targets over:
         // drop ourselves from the view so that ours are handed off rather than kept forever.
         self.rebuild_ring();

@@ -369,3 +369,18 @@ fn same_events_same_commands() {
     assert!(a.len() > 100, "a meaningful log: {}", a.len());
     assert_eq!(a, b);
 }
+
+#[test]
+fn a_new_session_takes_its_snapshots_whatever_their_versions() {
+    let mut h = Harness::new("a");
+    h.up("a");
+    h.feed(jobs(50, &[("j", &static_job("j", "10s", &["h:1"]))]));
+    h.feed(members(60, &[("a", MemberState::Active), ("b", MemberState::Active)]));
+    h.feed(Event::SessionExpired);
+    h.feed(Event::SessionConnected);
+    // A re-created ensemble numbers from scratch: the new session's view still counts.
+    h.feed(members(2, &[("a", MemberState::Active)]));
+    h.feed(jobs(3, &[("j", &static_job("j", "10s", &["h:1", "h:2"]))]));
+    assert_eq!(h.node.scraped_counts().0, 2);
+    assert_eq!(h.node.stats().stale_snapshots, 0);
+}

@@ -251,6 +251,22 @@ impl ZkModel {
     }
 }
 
+/// Longest delay between a change in ZooKeeper and a member re-reading it (watch delivery
+/// and the read itself). Each member gets its own delay per change, so members learn of a
+/// change at different times, as they do in a real ensemble.
+pub const WATCH_DELAY_MS_MAX: u64 = 2_000;
+
+/// The delay before `host` re-reads after the change to `zxid`: a fixed function of both,
+/// so one seed gives one run.
+fn watch_delay(host: &str, zxid: i64) -> std::time::Duration {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in host.bytes().chain(zxid.to_le_bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    std::time::Duration::from_millis(h % (WATCH_DELAY_MS_MAX + 1))
+}
+
 /// How often a connected coordinator pings, as a fraction of the session timeout.
 const HEARTBEATS_PER_TIMEOUT: u32 = 3;
 /// How long a disconnected coordinator waits between attempts.
@@ -374,7 +390,10 @@ impl Coordinator for ModelCoordinator {
                     Some(CoordRequest::Deregister) => wanted = Wanted::Gone,
                     None => return,
                 },
-                _ = changes.changed() => {}
+                _ = changes.changed() => {
+                    let zxid = *changes.borrow_and_update();
+                    tokio::time::sleep(watch_delay(&self.host, zxid)).await;
+                }
                 _ = tokio::time::sleep(wait) => {}
             }
         }

@@ -21,23 +21,26 @@ pub fn check(world: &World, state: &State, end_ms: i64, scrapes: &BTreeMap<u32, 
     let mut slots = 0u64;
     let mut covered = 0u64;
     let mut total = 0u64;
+    let mut duplicates = 0u64;
     for (target, list) in scrapes {
         let mut times: Vec<i64> = list.iter().map(|(at, _, _)| *at).collect();
         times.sort_unstable();
         total += times.len() as u64;
+        // A scrape within half an interval of the previous one is a duplicate (handoff overlap).
+        duplicates += times.windows(2).filter(|w| w[1] - w[0] < interval / 2).count() as u64;
         for w in times.windows(2) {
             let (a, b) = (w[0], w[1]);
             let gap = b - a;
             if a < warm {
                 continue;
             }
-            summary.max_gap_ms = summary.max_gap_ms.max(gap);
-            if gap <= graceful_bound {
-                continue;
-            }
             // The target was not live all along (removed and added back): not a gap.
             let live_throughout = state.log.iter().filter(|(t, _)| *t >= a && *t <= b).all(|(_, f)| !matches!(f, Fault::SetTargets(ts) if !ts.contains(target)));
             if !live_throughout || state.removed_at(*target, b, cfg.targets).is_some_and(|r| r >= a) {
+                continue;
+            }
+            summary.max_gap_ms = summary.max_gap_ms.max(gap);
+            if gap <= graceful_bound {
                 continue;
             }
             // Unreachable or slow exporters make gaps nobody can close: not judged.
@@ -61,11 +64,16 @@ pub fn check(world: &World, state: &State, end_ms: i64, scrapes: &BTreeMap<u32, 
                 });
             }
         }
-        // Coverage: interval slots after warm-up with a scrape.
+        // Coverage: interval slots after warm-up, while the target was live, with a scrape.
         let first = warm.max(times.first().copied().unwrap_or(end_ms));
         let mut slot = first;
         let mut i = 0;
         while slot + interval <= end_ms {
+            let live = state.targets_at(slot, cfg.targets).contains(target) && state.targets_at(slot + interval, cfg.targets).contains(target);
+            if !live {
+                slot += interval;
+                continue;
+            }
             slots += 1;
             while i < times.len() && times[i] < slot {
                 i += 1;
@@ -76,10 +84,8 @@ pub fn check(world: &World, state: &State, end_ms: i64, scrapes: &BTreeMap<u32, 
             slot += interval;
         }
     }
-    let span_intervals = ((end_ms - EPOCH_MS) / interval).max(1) as u64;
-    let expected = scrapes.len() as u64 * span_intervals;
     summary.coverage_pct = if slots == 0 { 0.0 } else { 100.0 * covered as f64 / slots as f64 };
-    summary.duplicate_pct = if expected == 0 { 0.0 } else { 100.0 * (total.saturating_sub(expected)) as f64 / expected as f64 };
+    summary.duplicate_pct = if total == 0 { 0.0 } else { 100.0 * duplicates as f64 / total as f64 };
     out.sort_by_key(|v| v.at_ms);
     out.truncate(20);
     out
