@@ -1443,3 +1443,90 @@ fn an_invalid_job_written_into_zookeeper_is_rejected_alone() {
     );
     assert!(targets.iter().all(|t| t["health"] == "up"), "{targets:?}");
 }
+
+// ---- 6. a session expiry is survived ------------------------------------------------------
+
+#[test]
+fn a_session_expired_by_a_stopped_zookeeper_is_survived() {
+    let test = "a_session_expired_by_a_stopped_zookeeper_is_survived";
+    let Some(svc) = Services::or_skip(test) else {
+        return;
+    };
+    // A private server: stopping the shared one would disturb the other tests.
+    let server = match support::start_zk() {
+        Ok(s) => s,
+        Err(why) => {
+            support::skip(test, &why);
+            return;
+        }
+    };
+    let zk = format!("{}/expiry", server.connect);
+    let topic = unique_topic("expiry");
+    let (before, after) = (Exporter::counting(), Exporter::counting());
+    apply_jobs(
+        &zk,
+        &format!(
+            "scrape_configs:\n{}",
+            job_yaml("before", "1s", "1s", &[&before.addr])
+        ),
+    );
+    let mut daemon = Daemon::start(&zk, &svc.kafka, &topic, "x1", "remote-write");
+    daemon.wait_ready(Duration::from_secs(30));
+    eventually(Duration::from_secs(15), "the target up", || {
+        let t = daemon.targets();
+        (t.len() == 1 && t[0]["health"] == "up").then_some(())
+    });
+
+    // Stopped for twice the session timeout: the session expires; meanwhile the member keeps
+    // scraping what it has.
+    server.pause();
+    let served = before.served();
+    std::thread::sleep(Duration::from_secs(2 * SESSION_TIMEOUT_S));
+    let served_while_stopped = before.served() - served;
+    server.resume();
+    assert!(
+        served_while_stopped >= 2 * SESSION_TIMEOUT_S - 3,
+        "{served_while_stopped} scrapes in {}s with ZooKeeper stopped (interval 1 s)",
+        2 * SESSION_TIMEOUT_S
+    );
+
+    // A new session, registered again, everything re-read: a job applied now is run.
+    eventually(
+        Duration::from_secs(30),
+        "the session lost and rebuilt",
+        || {
+            let log = std::fs::read_to_string(&daemon.log).unwrap_or_default();
+            log.contains("ZooKeeper session lost").then_some(())
+        },
+    );
+    assert!(
+        daemon.child.try_wait().unwrap().is_none(),
+        "the daemon exited"
+    );
+    daemon.wait_ready(Duration::from_secs(30));
+    apply_jobs(
+        &zk,
+        &format!(
+            "scrape_configs:\n{}",
+            job_yaml("after", "1s", "1s", &[&after.addr])
+        ),
+    );
+    eventually(
+        Duration::from_secs(20),
+        "both jobs up after the expiry",
+        || {
+            let t = daemon.targets();
+            (t.len() == 2 && t.iter().all(|t| t["health"] == "up")).then_some(())
+        },
+    );
+    assert_eq!(
+        daemon.members(),
+        vec![("x1".to_string(), "active".to_string())]
+    );
+    let log = std::fs::read_to_string(&daemon.log).unwrap_or_default();
+    let sessions = log.matches("ZooKeeper session established").count();
+    println!(
+        "{test}: {served_while_stopped} scrapes while ZooKeeper was stopped; {sessions} sessions"
+    );
+    assert!(sessions >= 2, "no new session after the expiry:\n{log}");
+}
