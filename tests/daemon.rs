@@ -906,12 +906,13 @@ fn samples_round_trip(test: &str, encoding: &str) {
     daemon.wait_ready(Duration::from_secs(30));
 
     let mut reader = TopicReader::open(&svc.kafka, &topic);
-    // Two scrapes of each target: the first is then complete (one target, one partition).
+    // Three scrapes of each target: the first two are then complete (a target's messages
+    // are on one partition, in order).
     reader.read_until(
         Duration::from_secs(60),
-        "two scrapes of each target",
+        "three scrapes of each target",
         |msgs| {
-            scrapes_of(msgs, &fixture.addr).len() >= 2 && scrapes_of(msgs, &proxy.addr).len() >= 2
+            scrapes_of(msgs, &fixture.addr).len() >= 3 && scrapes_of(msgs, &proxy.addr).len() >= 3
         },
     );
     for m in &reader.msgs {
@@ -965,8 +966,7 @@ fn json_samples_read_back_equal_what_exporters_served() {
 /// Scrape interval of the pool tests.
 const POOL_INTERVAL: Duration = Duration::from_secs(2);
 
-/// Who owns each target (by instance), as `daemon` reports it; `None` when members disagree
-/// with themselves (a target without exactly one owner).
+/// Who owns each target (by instance), as `daemon` reports it on `/api/v1/targets`.
 fn owners_seen_by(daemon: &Daemon) -> BTreeMap<String, Vec<String>> {
     daemon
         .targets()
@@ -1269,8 +1269,17 @@ fn samples_scraped_while_kafka_is_down_arrive_once_it_is_back() {
         d.metric("scrapepool_samples_delivered_total")
             .unwrap_or_else(|| panic!("{}: no scrapepool_samples_delivered_total", d.id))
     };
+    // Both members agree who owns what, and each that owns a target had samples delivered.
+    let pool: Vec<&Daemon> = daemons.iter().collect();
+    let owners = eventually(Duration::from_secs(20), "two members agree", || {
+        agreed_owners(&pool, exporters.len())
+    });
     eventually(Duration::from_secs(60), "first samples delivered", || {
-        daemons.iter().all(|d| delivered(d) > 0.0).then_some(())
+        daemons
+            .iter()
+            .filter(|d| owners.values().any(|o| *o == d.id))
+            .all(|d| delivered(d) > 0.0)
+            .then_some(())
     });
 
     let down = Outage::begin(&ctl, &dir);
