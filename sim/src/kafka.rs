@@ -66,12 +66,13 @@ impl Sink for ModelSink {
             let started = tokio::time::Instant::now();
             let mut delivered = 0u64;
             let mut failed = 0u64;
+            let mut acked: Vec<&Record> = Vec::with_capacity(records.len());
             for record in &records {
                 loop {
                     tokio::time::sleep(ACK_LATENCY).await;
                     if broker.accepts(&scraper) {
                         delivered += record.samples as u64;
-                        note_acked(&trace, now_ms(), &scraper, record);
+                        acked.push(record);
                         break;
                     }
                     if started.elapsed() > MESSAGE_TIMEOUT {
@@ -81,19 +82,23 @@ impl Sink for ModelSink {
                     tokio::time::sleep(RETRY_INTERVAL).await;
                 }
             }
+            note_acked(&trace, now_ms(), &scraper, &acked);
             *queued.lock().expect("queue lock") -= records.len();
             let _ = events.send(Event::DeliveryFinished { delivery, delivered_samples: delivered, failed_samples: failed }).await;
         });
     }
 }
 
-/// Writes an acknowledged record into the trace, and every staleness marker it holds.
-/// The sim uses the JSON encoding; its exporters never serve NaN, so a `"NaN"` value is a marker.
-fn note_acked(trace: &Trace, at_ms: i64, scraper: &str, record: &Record) {
-    let instance = record.headers.iter().find(|(k, _)| *k == "instance").map(|(_, v)| v.as_str()).unwrap_or("");
+/// Writes the acknowledged records of one delivery (one target's) into the trace, and every
+/// staleness marker they hold. The sim uses the JSON encoding; its exporters never serve NaN,
+/// so a `"NaN"` value is a marker.
+fn note_acked(trace: &Trace, at_ms: i64, scraper: &str, records: &[&Record]) {
+    let Some(first) = records.first() else { return };
+    let instance = first.headers.iter().find(|(k, _)| *k == "instance").map(|(_, v)| v.as_str()).unwrap_or("");
     let target = crate::target_of_instance(instance);
-    trace.push(at_ms, Seen::Acked { scraper: scraper.to_string(), target, samples: record.samples as u32 });
-    if memchr_nan(&record.payload) {
+    let samples: usize = records.iter().map(|r| r.samples).sum();
+    trace.push(at_ms, Seen::Acked { scraper: scraper.to_string(), target, samples: samples as u32 });
+    for record in records.iter().filter(|r| memchr_nan(&r.payload)) {
         for line in record.payload.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
             let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) else { continue };
             if v["value"] == "NaN" {

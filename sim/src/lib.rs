@@ -332,7 +332,8 @@ pub fn run(config: SimConfig) -> Outcome {
     let answers = std::mem::take(&mut *answers.lock().expect("answers lock"));
     let live: Vec<String> = world.zk.member_ids();
     let (violations, summary) = check::check_all(&world, &state, end_ms, &answers, &live);
-    Outcome { digest: world.trace.digest(), config, violations, summary, wall: started.elapsed(), trace: world.trace.snapshot(), faults: state.log.clone() }
+    let digest = world.trace.digest();
+    Outcome { digest, config, violations, summary, wall: started.elapsed(), trace: world.trace.take(), faults: state.log.clone() }
 }
 
 fn now_ms_of(elapsed: Duration) -> i64 {

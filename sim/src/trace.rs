@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 /// One thing that happened.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Seen {
     /// An exporter answered a scrape of `target` from `scraper` (`ok`: 200, else 503).
     Scrape { target: u32, scraper: String, ok: bool },
@@ -36,16 +36,19 @@ impl Trace {
         self.lines.lock().expect("trace lock").clone()
     }
 
-    /// A digest of the whole trace (FNV-1a over its debug rendering): equal digests, equal runs.
+    /// A digest of the whole trace (FNV-1a over every entry): equal digests, equal runs.
     pub fn digest(&self) -> u64 {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for (at, what) in self.lines.lock().expect("trace lock").iter() {
-            for b in format!("{at} {what:?}\n").bytes() {
-                h ^= u64::from(b);
-                h = h.wrapping_mul(0x0100_0000_01b3);
-            }
+        use std::hash::{Hash, Hasher};
+        let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+        for entry in self.lines.lock().expect("trace lock").iter() {
+            entry.hash(&mut h);
         }
-        h
+        h.finish()
+    }
+
+    /// Takes the whole trace out (at the end of a run).
+    pub fn take(&self) -> Vec<(i64, Seen)> {
+        std::mem::take(&mut *self.lines.lock().expect("trace lock"))
     }
 
     /// How many entries of each kind, for the summary.
@@ -62,5 +65,21 @@ impl Trace {
             *m.entry(k).or_default() += 1;
         }
         m
+    }
+}
+
+/// FNV-1a: a fixed, seedless hash, so a digest means the same in every process.
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
     }
 }

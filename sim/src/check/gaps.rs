@@ -35,7 +35,8 @@ pub fn check(world: &World, state: &State, end_ms: i64, scrapes: &BTreeMap<u32, 
                 continue;
             }
             // The target was not live all along (removed and added back): not a gap.
-            let live_throughout = state.log.iter().filter(|(t, _)| *t >= a && *t <= b).all(|(_, f)| !matches!(f, Fault::SetTargets(ts) if !ts.contains(target)));
+            let live_throughout = state.targets_at(a, cfg.targets).contains(target)
+                && state.log.iter().filter(|(t, _)| *t >= a && *t <= b).all(|(_, f)| !matches!(f, Fault::SetTargets(ts) if !ts.contains(target)));
             if !live_throughout || state.removed_at(*target, b, cfg.targets).is_some_and(|r| r >= a) {
                 continue;
             }
