@@ -304,6 +304,7 @@ def run_load(args, load_name, payload, count, scrapers, out_dir):
             log = open(os.path.join(work, "log.txt"), "w")
             print(f"[{load_name}] {scraper.name}: {count} targets every {args.interval_s}s, warm-up {args.warmup_s}s, measuring {args.duration_s}s", flush=True)
             proc = scraper.start(work, config_path, receiver_port, log)
+            perf = None
             try:
                 time.sleep(args.warmup_s)
                 if proc.poll() is not None:
@@ -312,6 +313,11 @@ def run_load(args, load_name, payload, count, scrapers, out_dir):
                 tc0, rc0 = cpu_seconds(targets_proc.pid), cpu_seconds(receiver_proc.pid)
                 load0 = os.getloadavg()[0]
                 t0 = time.time()
+                perf = None
+                if args.perf and scraper.name == "scrapepool":
+                    # A software clock event: works where hardware counters are not exposed (VMs).
+                    perf = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "499", "--call-graph", "dwarf,16384", "-p", str(proc.pid),
+                                             "-o", os.path.join(work, "perf.data"), "--", "sleep", str(args.duration_s)], stdout=log, stderr=log)
                 time.sleep(args.duration_s)
                 c1, s1, o1 = cpu_seconds(proc.pid), t_count.value, scraper.own_samples()
                 tc1, rc1 = cpu_seconds(targets_proc.pid), cpu_seconds(receiver_proc.pid)
@@ -320,6 +326,8 @@ def run_load(args, load_name, payload, count, scrapers, out_dir):
                 rss = status_kib(proc.pid, "VmRSS")
                 load1 = os.getloadavg()[0]
             finally:
+                if perf is not None:
+                    perf.wait()
                 scraper.stop(proc)
                 log.close()
             scrapes = s1 - s0
@@ -376,6 +384,7 @@ def main():
     p.add_argument("--scrapers", default="scrapepool,vmagent,prometheus-agent")
     p.add_argument("--node-exporter-targets", type=int, default=200)
     p.add_argument("--synthetic-heavy-targets", type=int, default=20)
+    p.add_argument("--perf", action="store_true", help="perf record scrapepool in the window (its CPU then includes perf's sampling cost)")
     p.add_argument("--out", default=None, help="directory for logs and results.json (default: a temp dir)")
     args = p.parse_args()
     if not args.zookeeper or not args.kafka:
