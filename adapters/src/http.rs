@@ -18,11 +18,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1::SendRequest;
 use hyper::header::{
     HeaderValue, ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HOST,
     USER_AGENT,
 };
-use hyper::client::conn::http1::SendRequest;
 use hyper::{Request, Uri};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::PemObject;
@@ -87,7 +87,9 @@ impl Pool {
     }
 
     fn put(&self, url: &str, idle: Idle) {
-        let Ok(mut map) = self.idle.lock() else { return };
+        let Ok(mut map) = self.idle.lock() else {
+            return;
+        };
         if map.len() >= IDLE_CONNECTIONS_MAX {
             // Targets that went away leave their connections behind: drop the expired ones.
             map.retain(|_, i| i.since.elapsed() < IDLE_CONNECTION_TIMEOUT);
@@ -136,7 +138,10 @@ impl HttpFetcher<TcpConnector> {
 impl<C: Connector> HttpFetcher<C> {
     /// A fetcher over `connector`, one connection per scrape.
     pub fn with_connector(connector: C) -> Self {
-        HttpFetcher { connector, pool: None }
+        HttpFetcher {
+            connector,
+            pool: None,
+        }
     }
 
     /// Keeps plain-HTTP connections alive between scrapes of the same URL.
@@ -149,7 +154,12 @@ impl<C: Connector> HttpFetcher<C> {
 impl<C: Connector> Fetcher for HttpFetcher<C> {
     async fn fetch(&self, spec: &ScrapeSpec) -> FetchOutcome {
         // The whole scrape — connect, TLS, request, body — fits in the scrape timeout.
-        match tokio::time::timeout(spec.timeout, fetch_inner(&self.connector, self.pool.as_deref(), spec)).await {
+        match tokio::time::timeout(
+            spec.timeout,
+            fetch_inner(&self.connector, self.pool.as_deref(), spec),
+        )
+        .await
+        {
             Ok(Ok((body, content_type))) => FetchOutcome::Body { body, content_type },
             Ok(Err(error)) => FetchOutcome::Failed { error },
             Err(_) => FetchOutcome::Failed {
@@ -255,7 +265,9 @@ async fn fetch_inner<C: Connector>(
     let req = build_request(spec, &uri)?;
     let pool = if https { None } else { pool };
     if let Some(idle) = pool.and_then(|p| p.take(url)) {
-        let Idle { mut sender, conn, .. } = idle;
+        let Idle {
+            mut sender, conn, ..
+        } = idle;
         // A closed connection fails `ready`; then (or when the request fails before any
         // response) the scrape goes on below on a fresh connection.
         if sender.ready().await.is_ok() {
@@ -263,7 +275,16 @@ async fn fetch_inner<C: Connector>(
                 return read_response(resp, sender, conn, pool, spec).await;
             }
         }
-        return fetch_fresh(connector, pool, spec, https, &host, port, build_request(spec, &uri)?).await;
+        return fetch_fresh(
+            connector,
+            pool,
+            spec,
+            https,
+            &host,
+            port,
+            build_request(spec, &uri)?,
+        )
+        .await;
     }
     fetch_fresh(connector, pool, spec, https, &host, port, req).await
 }
@@ -404,7 +425,14 @@ async fn read_response(
     // The whole body was read: the connection may serve the target's next scrape. (Any
     // early return above drops it, and with it a half-read response.)
     if let Some(pool) = pool {
-        pool.put(url, Idle { sender, conn, since: tokio::time::Instant::now() });
+        pool.put(
+            url,
+            Idle {
+                sender,
+                conn,
+                since: tokio::time::Instant::now(),
+            },
+        );
     }
     Ok((sink.buf, content_type))
 }

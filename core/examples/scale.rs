@@ -14,9 +14,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use scrapepool_core::member::{JobsSnapshot, MemberRecord, MemberState, MembersSnapshot};
+use scrapepool_core::node::ScrapeTask;
 use scrapepool_core::ring::{key_hash, Ring};
 use scrapepool_core::scrape::FetchOutcome;
-use scrapepool_core::node::ScrapeTask;
 use scrapepool_core::{Command, Event, Node, NodeConfig, Timestamp};
 
 /// Counts live heap bytes and their peak.
@@ -42,7 +42,8 @@ unsafe impl GlobalAlloc for Counting {
         let p = unsafe { System.realloc(ptr, layout, new_size) };
         if !p.is_null() {
             if new_size >= layout.size() {
-                let live = LIVE.fetch_add(new_size - layout.size(), Ordering::Relaxed) + new_size - layout.size();
+                let live = LIVE.fetch_add(new_size - layout.size(), Ordering::Relaxed) + new_size
+                    - layout.size();
                 PEAK.fetch_max(live, Ordering::Relaxed);
             } else {
                 LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
@@ -71,8 +72,14 @@ fn peak() -> usize {
 
 /// This thread's CPU time so far.
 fn thread_cpu() -> Duration {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").expect("/proc/thread-self/schedstat");
-    Duration::from_nanos(s.split_whitespace().next().and_then(|n| n.parse().ok()).expect("schedstat's first field"))
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat")
+        .expect("/proc/thread-self/schedstat");
+    Duration::from_nanos(
+        s.split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("schedstat's first field"),
+    )
 }
 
 fn ms(d: Duration) -> f64 {
@@ -86,17 +93,31 @@ fn mib(b: usize) -> f64 {
 const RUNS: usize = 7;
 
 fn member(id: &str) -> MemberRecord {
-    MemberRecord { id: id.into(), state: MemberState::Active, version: "bench".into(), web: "127.0.0.1:0".into(), started_at: "1970-01-01T00:00:00Z".into() }
+    MemberRecord {
+        id: id.into(),
+        state: MemberState::Active,
+        version: "bench".into(),
+        web: "127.0.0.1:0".into(),
+        started_at: "1970-01-01T00:00:00Z".into(),
+    }
 }
 
 fn members(version: i64, n: usize) -> Event {
-    Event::MembersChanged(MembersSnapshot { version, members: (0..n).map(|i| member(&format!("scraper-{i}"))).collect() })
+    Event::MembersChanged(MembersSnapshot {
+        version,
+        members: (0..n).map(|i| member(&format!("scraper-{i}"))).collect(),
+    })
 }
 
 fn static_job(targets: usize) -> String {
     let mut y = String::from("job_name: scale\nscrape_interval: 10s\nscrape_timeout: 5s\nstatic_configs:\n  - targets:\n");
     for i in 0..targets {
-        y.push_str(&format!("      - '10.{}.{}.{}:9100'\n", i >> 16, (i >> 8) & 255, i & 255));
+        y.push_str(&format!(
+            "      - '10.{}.{}.{}:9100'\n",
+            i >> 16,
+            (i >> 8) & 255,
+            i & 255
+        ));
     }
     y
 }
@@ -108,7 +129,13 @@ fn node_with(targets_yaml: &str, n_members: usize) -> (Node, usize, Vec<ScrapeTa
     let mut node = Node::new(NodeConfig::for_tests("scraper-0"), Timestamp(0));
     node.handle(Timestamp(0), Event::SessionConnected);
     node.handle(Timestamp(1), members(1, n_members));
-    node.handle(Timestamp(2), Event::JobsChanged(JobsSnapshot { version: 1, jobs: vec![("scale".into(), targets_yaml.to_string())] }));
+    node.handle(
+        Timestamp(2),
+        Event::JobsChanged(JobsSnapshot {
+            version: 1,
+            jobs: vec![("scale".into(), targets_yaml.to_string())],
+        }),
+    );
     let tasks = drain(&mut node, Timestamp(2));
     let owned = node.scraped_counts().0;
     (node, owned, tasks)
@@ -122,19 +149,33 @@ fn drain(node: &mut Node, now: Timestamp) -> Vec<ScrapeTask> {
     while let Some(c) = node.poll_command() {
         match c {
             Command::Scrape(t) => tasks.push(t),
-            Command::Emit { delivery, records } => delivered.push((delivery, records.iter().map(|r| r.samples as u64).sum::<u64>())),
+            Command::Emit { delivery, records } => delivered.push((
+                delivery,
+                records.iter().map(|r| r.samples as u64).sum::<u64>(),
+            )),
             _ => {}
         }
         for (delivery, samples) in delivered.drain(..) {
-            node.handle(now, Event::DeliveryFinished { delivery, delivered_samples: samples, failed_samples: 0 });
+            node.handle(
+                now,
+                Event::DeliveryFinished {
+                    delivery,
+                    delivered_samples: samples,
+                    failed_samples: 0,
+                },
+            );
         }
     }
     tasks
 }
 
 fn ownership() {
-    let hashes: Vec<u64> = (0..100_000u64).map(|i| key_hash(format!("job\0instance-{i}:9100").as_bytes())).collect();
-    let ids: Vec<String> = (0..100).map(|i| format!("scraper-{i}.pool.example:8080")).collect();
+    let hashes: Vec<u64> = (0..100_000u64)
+        .map(|i| key_hash(format!("job\0instance-{i}:9100").as_bytes()))
+        .collect();
+    let ids: Vec<String> = (0..100)
+        .map(|i| format!("scraper-{i}.pool.example:8080"))
+        .collect();
     for r in [1usize, 3] {
         let mut best = Duration::MAX;
         let (mut retained, mut peak_extra) = (0, 0);
@@ -182,14 +223,19 @@ fn memory_per_target() {
     let mut done = std::collections::BTreeSet::new();
     while done.len() < owned {
         if tasks.is_empty() {
-            let Some(wake) = node.poll_timeout() else { break };
+            let Some(wake) = node.poll_timeout() else {
+                break;
+            };
             now = now.max(wake);
             node.handle(now, Event::Tick);
             tasks = drain(&mut node, now);
         }
         for t in std::mem::take(&mut tasks) {
             done.insert(t.target.clone());
-            let fetch = FetchOutcome::Body { body: body.as_bytes().to_vec(), content_type: Some("text/plain; version=0.0.4".into()) };
+            let fetch = FetchOutcome::Body {
+                body: body.as_bytes().to_vec(),
+                content_type: Some("text/plain; version=0.0.4".into()),
+            };
             let ev = t.complete(now, Duration::from_millis(1), &fetch);
             node.handle(now, ev);
             scraped += 1;
@@ -244,8 +290,17 @@ fn series_cache() {
         let spec = task.spec.clone();
         let mut cache = std::mem::take(&mut task.cache);
         let base = reset_peak();
-        let fetch = FetchOutcome::Body { body: body.clone(), content_type: Some("text/plain; version=0.0.4".into()) };
-        let (report, records) = scrapepool_core::scrape::process_and_encode(&spec, &mut cache, Timestamp(1_000), Duration::from_millis(1), &fetch);
+        let fetch = FetchOutcome::Body {
+            body: body.clone(),
+            content_type: Some("text/plain; version=0.0.4".into()),
+        };
+        let (report, records) = scrapepool_core::scrape::process_and_encode(
+            &spec,
+            &mut cache,
+            Timestamp(1_000),
+            Duration::from_millis(1),
+            &fetch,
+        );
         let peak_first = peak() - base;
         drop(records);
         let retained = live() - base;
@@ -258,7 +313,13 @@ fn series_cache() {
             let t0 = thread_cpu();
             for j in 0..BATCH {
                 let at = Timestamp(2_000 + (i * BATCH + j) as i64 * 1000);
-                let (_, records) = scrapepool_core::scrape::process_and_encode(&spec, &mut cache, at, Duration::from_millis(1), &fetch);
+                let (_, records) = scrapepool_core::scrape::process_and_encode(
+                    &spec,
+                    &mut cache,
+                    at,
+                    Duration::from_millis(1),
+                    &fetch,
+                );
                 drop(records);
             }
             best = best.min((thread_cpu() - t0) / BATCH as u32);
