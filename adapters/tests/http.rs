@@ -601,3 +601,78 @@ async fn runs_over_any_connector() {
     assert_eq!(h["host"], "exporter.sim:9100");
     assert_eq!(h["accept"], ACCEPT_HEADER);
 }
+
+/// A raw HTTP/1.1 server on 127.0.0.1 that counts the connections it accepts; with
+/// `close_after_one` it closes each connection right after its first response, without
+/// saying so (as a server whose idle timeout ran out between two scrapes).
+async fn counting_server(
+    body: &'static str,
+    close_after_one: bool,
+) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(n) = stream.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        let resp = format!("HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+                        if stream.write_all(resp.as_bytes()).await.is_err() {
+                            return;
+                        }
+                        if close_after_one {
+                            let _ = stream.shutdown().await;
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test]
+async fn a_targets_scrapes_reuse_one_kept_alive_connection() {
+    let (addr, accepted) = counting_server("a 1\n", false).await;
+    let fetcher = HttpFetcher::new();
+    let s = spec(format!("http://{addr}/metrics"));
+    for _ in 0..3 {
+        assert_eq!(body(fetcher.fetch(&s).await).0, b"a 1\n");
+    }
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // The simulation's fetcher (with_connector) connects per scrape.
+    let (addr, accepted) = counting_server("b 2\n", false).await;
+    let fetcher = HttpFetcher::with_connector(scrapepool_adapters::http::TcpConnector);
+    let s = spec(format!("http://{addr}/metrics"));
+    for _ in 0..2 {
+        assert_eq!(body(fetcher.fetch(&s).await).0, b"b 2\n");
+    }
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_kept_connection_the_server_closed_is_replaced_without_failing_the_scrape() {
+    let (addr, accepted) = counting_server("c 3\n", true).await;
+    let fetcher = HttpFetcher::new();
+    let s = spec(format!("http://{addr}/metrics"));
+    for _ in 0..3 {
+        // Let the server's close arrive, or not: either way the scrape must succeed.
+        assert_eq!(body(fetcher.fetch(&s).await).0, b"c 3\n");
+    }
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3);
+}
