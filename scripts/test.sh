@@ -24,4 +24,9 @@ cargo test --workspace --all-targets "$@" || status=$?
 if [ "$status" -eq 0 ]; then
   cargo test --workspace --doc "$@" || status=$?
 fi
+# The deterministic simulation: 100 seeds of a 5-scraper, 500-target, 30-minute pool
+# (release build; only for the whole test run, not for `scripts/test.sh -p ...`).
+if [ "$status" -eq 0 ] && [ "$#" -eq 0 ]; then
+  scripts/sim-sweep.sh 0 100 || status=$?
+fi
 exit "$status"
