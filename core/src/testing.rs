@@ -19,7 +19,7 @@ use crate::exposition::{parse, Exemplar, Format, Metadata, MetricType, ParseErro
 
 pub mod rebalance;
 
-pub use rebalance::{fuzz_rebalance, run_scenario, JobSpec, Operation, Outcome, Scenario};
+pub use rebalance::{decode, fuzz_rebalance, run_scenario, JobSpec, Operation, Outcome, Scenario};
 
 /// The body of the `parse_prometheus` and `parse_openmetrics` fuzz targets. Returns whether
 /// the input parsed (so a stable run can tell that it exercised the round trip).

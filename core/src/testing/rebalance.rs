@@ -162,10 +162,26 @@ pub struct Outcome {
 /// The body of the `rebalance` fuzz target: decodes a [`Scenario`] and runs it. Inputs that
 /// do not decode are ignored (libFuzzer keeps exploring from the ones that do).
 pub fn fuzz_rebalance(data: &[u8]) -> Outcome {
-    match Scenario::arbitrary_take_rest(Unstructured::new(data)) {
-        Ok(scenario) => run_scenario(&scenario),
-        Err(_) => Outcome::default(),
+    match decode(data) {
+        Some(scenario) => run_scenario(&scenario),
+        None => Outcome::default(),
     }
+}
+
+/// A scenario from fuzz bytes: the settings, then operations until the bytes run out (a
+/// derived `Vec` would read a length first and stop after a handful of operations).
+pub fn decode(data: &[u8]) -> Option<Scenario> {
+    let mut u = Unstructured::new(data);
+    let replication = u8::arbitrary(&mut u).ok()?;
+    let handoff_grace_ms = Option::<u16>::arbitrary(&mut u).ok()?;
+    let mut operations = Vec::new();
+    while !u.is_empty() && operations.len() < OPERATIONS_MAX {
+        match Operation::arbitrary(&mut u) {
+            Ok(op) => operations.push(op),
+            Err(_) => break,
+        }
+    }
+    Some(Scenario { replication, handoff_grace_ms, operations })
 }
 
 /// Runs a scenario (then a final [`Operation::Settle`]), checking the invariants after every step.
