@@ -47,7 +47,10 @@ pub const MEMBERS_MAX: usize = 5;
 /// Job names of the model (`j0` … `j2`).
 pub const JOBS_MAX: usize = 3;
 /// Operations of one scenario beyond which the rest of the input is ignored.
-pub const OPERATIONS_MAX: usize = 64;
+pub const OPERATIONS_MAX: usize = 48;
+/// Longest `Tick`, in milliseconds: long enough for handoffs to end (with the settle's
+/// advance), short enough that one input stays cheap (every timer firing is a step).
+pub const TICK_MS_MAX: u64 = 10_000;
 /// Scrape intervals a job may have, in seconds.
 pub const INTERVALS_S: [u64; 4] = [1, 2, 5, 15];
 /// Longest handoff grace a scenario may set, in milliseconds.
@@ -119,7 +122,8 @@ pub enum Operation {
     SessionExpired(u8),
     /// A member's session is (re)connected; it re-registers if it must and reads snapshots.
     SessionConnected(u8),
-    /// Time passes (milliseconds); every node is ticked at each of its timeouts on the way.
+    /// Time passes (milliseconds, modulo [`TICK_MS_MAX`] + 1); every node is ticked at each
+    /// of its timeouts on the way.
     Tick(u16),
     /// A pending scrape of a member (index modulo its pending ones) returns, up or failed.
     ScrapeFinished(u8, u8, bool),
@@ -248,6 +252,8 @@ struct Cluster {
     discovered: BTreeMap<String, u8>,
     /// Job text → whether it loads (a cache: loading YAML is the slow part of a run).
     validity: BTreeMap<String, bool>,
+    /// (job text, discovered hosts) → key hashes of its targets (a cache, as `validity`).
+    resolved: BTreeMap<(String, u8), Vec<u64>>,
     /// Owners of every target at the last agreed step.
     last_owners: BTreeMap<u64, Vec<String>>,
     history: Vec<String>,
@@ -279,6 +285,7 @@ impl Cluster {
             jobs_version: 0,
             discovered: BTreeMap::new(),
             validity: BTreeMap::new(),
+            resolved: BTreeMap::new(),
             last_owners: BTreeMap::new(),
             history: Vec::new(),
             outcome: Outcome::default(),
@@ -408,7 +415,7 @@ impl Cluster {
                     self.connect(slot);
                 }
             }
-            Operation::Tick(ms) => self.advance(Duration::from_millis(*ms as u64)),
+            Operation::Tick(ms) => self.advance(Duration::from_millis(*ms as u64 % (TICK_MS_MAX + 1))),
             Operation::ScrapeFinished(m, which, up) => {
                 let slot = *m as usize % MEMBERS_MAX;
                 if self.live(slot) && !self.member(slot).pending.is_empty() {
@@ -562,15 +569,21 @@ impl Cluster {
     /// Recomputes the node's view of the targets from the model, counting targets that left.
     fn update_view(&mut self, slot: usize) {
         let mut view = BTreeSet::new();
-        for (name, text) in &self.member(slot).valid_jobs {
-            let Some(text) = text else { continue };
-            let config = load_job(text, &format!("/jobs/{name}"), name).expect("checked valid");
-            let mut groups = config.static_configs.clone();
-            // A provider exists for every valid job with file SD, and got the latest result.
-            if !config.sd_configs.is_empty() {
-                groups.extend(discovered_groups(name, self.discovered.get(name).copied().unwrap_or(0)));
+        let jobs: Vec<(String, String)> = self.member(slot).valid_jobs.iter().filter_map(|(n, t)| Some((n.clone(), t.clone()?))).collect();
+        for (name, text) in jobs {
+            let hosts = self.discovered.get(&name).copied().unwrap_or(0);
+            let entry = (text, hosts);
+            if !self.resolved.contains_key(&entry) {
+                let config = load_job(&entry.0, &format!("/jobs/{name}"), &name).expect("checked valid");
+                let mut groups = config.static_configs.clone();
+                // A provider exists for every valid job with file SD, and got the latest result.
+                if !config.sd_configs.is_empty() {
+                    groups.extend(discovered_groups(&name, hosts));
+                }
+                let keys = resolve(&config, &groups).active.iter().map(|t| t.key.hash()).collect();
+                self.resolved.insert(entry.clone(), keys);
             }
-            view.extend(resolve(&config, &groups).active.iter().map(|t| t.key.hash()));
+            view.extend(self.resolved[&entry].iter().copied());
         }
         let m = self.member_mut(slot);
         for gone in m.view.difference(&view) {
