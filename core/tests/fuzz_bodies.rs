@@ -38,12 +38,15 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
+/// A target's checked-in corpus plus its regression inputs (`core/tests/regressions/<target>/`:
+/// inputs that once broke the body, kept apart so a corpus minimization never drops them).
 fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
-    let seeds = files(&repo().join("fuzz/corpus").join(target));
+    let mut seeds = files(&repo().join("fuzz/corpus").join(target));
     assert!(
         !seeds.is_empty(),
         "the seed corpus of {target} is empty or missing"
     );
+    seeds.extend(files(&repo().join("core/tests/regressions").join(target)));
     seeds
 }
 
@@ -296,8 +299,7 @@ fn add(total: &mut Outcome, o: &Outcome) {
 
 #[test]
 fn rebalance_corpus_and_regressions() {
-    let mut inputs = corpus("rebalance");
-    inputs.extend(files(&repo().join("core/tests/regressions/rebalance")));
+    let inputs = corpus("rebalance");
     let total = std::cell::RefCell::new(Outcome::default());
     run_all(&inputs, |d| add(&mut total.borrow_mut(), &fuzz_rebalance(d)));
     let total = total.into_inner();
