@@ -8,7 +8,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use scrapepool_core::exposition::{parse, Format};
-use scrapepool_core::testing::{fuzz_config, fuzz_parse, fuzz_rebalance, mutate, render, same_parse, Outcome, Rng};
+use scrapepool_core::testing::{
+    fuzz_config, fuzz_parse, fuzz_rebalance, mutate, render, same_parse, Outcome, Rng,
+};
 
 /// Mutated inputs per target.
 const MUTATIONS: usize = 3000;
@@ -301,11 +303,16 @@ fn add(total: &mut Outcome, o: &Outcome) {
 fn rebalance_corpus_and_regressions() {
     let inputs = corpus("rebalance");
     let total = std::cell::RefCell::new(Outcome::default());
-    run_all(&inputs, |d| add(&mut total.borrow_mut(), &fuzz_rebalance(d)));
+    run_all(&inputs, |d| {
+        add(&mut total.borrow_mut(), &fuzz_rebalance(d))
+    });
     let total = total.into_inner();
     println!("rebalance corpus: {} inputs, {total:?}", inputs.len());
     // The corpus is worth something only if it reaches agreed clusters where targets move.
-    assert!(total.agreed_steps > 0 && total.moves > 0 && total.targets_max > 0, "{total:?}");
+    assert!(
+        total.agreed_steps > 0 && total.moves > 0 && total.targets_max > 0,
+        "{total:?}"
+    );
 }
 
 #[test]
@@ -347,11 +354,15 @@ fn write_rebalance_seeds() {
             found.push((o.moves * o.agreed_steps + o.removal_markers, data));
         }
     }
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|f| std::cmp::Reverse(f.0));
     let dir = repo().join("fuzz/corpus/rebalance");
     std::fs::create_dir_all(&dir).expect("corpus dir");
     for (i, (_, data)) in found.iter().take(24).enumerate() {
         std::fs::write(dir.join(format!("seed-{i:02}")), data).expect("write a seed");
     }
-    println!("{} of 1500 random inputs move targets; wrote {}", found.len(), found.len().min(24));
+    println!(
+        "{} of 1500 random inputs move targets; wrote {}",
+        found.len(),
+        found.len().min(24)
+    );
 }

@@ -6,16 +6,37 @@
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngSeed};
-use scrapepool_core::testing::{fuzz_rebalance, run_scenario, JobSpec, Operation, Outcome, Scenario};
+use scrapepool_core::testing::{
+    fuzz_rebalance, run_scenario, JobSpec, Operation, Outcome, Scenario,
+};
 
 /// Deterministic config: CI sees the same cases every run.
 fn config(cases: u32) -> Config {
-    Config { cases, rng_seed: RngSeed::Fixed(0x7265_6261_6c61), failure_persistence: None, ..Config::default() }
+    Config {
+        cases,
+        rng_seed: RngSeed::Fixed(0x7265_6261_6c61),
+        failure_persistence: None,
+        ..Config::default()
+    }
 }
 
 fn job_spec() -> impl Strategy<Value = JobSpec> {
-    (any::<u8>(), any::<u8>(), any::<bool>(), any::<u8>(), prop::bool::weighted(0.2))
-        .prop_map(|(interval, static_hosts, file_sd, team, other_path)| JobSpec { interval, static_hosts, file_sd, team, other_path })
+    (
+        any::<u8>(),
+        any::<u8>(),
+        any::<bool>(),
+        any::<u8>(),
+        prop::bool::weighted(0.2),
+    )
+        .prop_map(
+            |(interval, static_hosts, file_sd, team, other_path)| JobSpec {
+                interval,
+                static_hosts,
+                file_sd,
+                team,
+                other_path,
+            },
+        )
 }
 
 fn operation() -> impl Strategy<Value = Operation> {
@@ -43,8 +64,16 @@ fn operation() -> impl Strategy<Value = Operation> {
 }
 
 fn scenario() -> impl Strategy<Value = Scenario> {
-    (any::<u8>(), prop::option::of(any::<u16>()), prop::collection::vec(operation(), 1..48))
-        .prop_map(|(replication, handoff_grace_ms, operations)| Scenario { replication, handoff_grace_ms, operations })
+    (
+        any::<u8>(),
+        prop::option::of(any::<u16>()),
+        prop::collection::vec(operation(), 1..48),
+    )
+        .prop_map(|(replication, handoff_grace_ms, operations)| Scenario {
+            replication,
+            handoff_grace_ms,
+            operations,
+        })
 }
 
 proptest! {
@@ -71,7 +100,10 @@ fn random_scenarios_exercise_moves_and_removals() {
     let mut runner = proptest::test_runner::TestRunner::new(config(64));
     let mut total = Outcome::default();
     for _ in 0..64 {
-        let s = scenario().new_tree(&mut runner).expect("a scenario").current();
+        let s = scenario()
+            .new_tree(&mut runner)
+            .expect("a scenario")
+            .current();
         let o = run_scenario(&s);
         total.agreed_steps += o.agreed_steps;
         total.moves += o.moves;
@@ -88,7 +120,13 @@ fn random_scenarios_exercise_moves_and_removals() {
 }
 
 fn job(interval: u8, static_hosts: u8, file_sd: bool) -> JobSpec {
-    JobSpec { interval, static_hosts, file_sd, team: 0, other_path: false }
+    JobSpec {
+        interval,
+        static_hosts,
+        file_sd,
+        team: 0,
+        other_path: false,
+    }
 }
 
 /// Three members, two jobs; one member drains and another dies: targets move and no marker
@@ -162,7 +200,16 @@ fn regression_target_coming_back_adopts_its_scrape_still_in_flight() {
         handoff_grace_ms: None,
         operations: vec![
             Join(2),
-            AddJob(0, JobSpec { interval: 0, static_hosts: 1, file_sd: false, team: 61, other_path: false }),
+            AddJob(
+                0,
+                JobSpec {
+                    interval: 0,
+                    static_hosts: 1,
+                    file_sd: false,
+                    team: 61,
+                    other_path: false,
+                },
+            ),
             Join(1),
             AddTargets(0, 0),
             Tick(1000),

@@ -83,8 +83,16 @@ impl JobSpec {
             y.push_str("metrics_path: /other\n");
         }
         if self.static_hosts != 0 {
-            let hosts: Vec<String> = (0..8).filter(|i| self.static_hosts & (1 << i) != 0).map(|i| format!("'h{i}:9100'")).collect();
-            let _ = write!(y, "static_configs:\n  - targets: [{}]\n    labels: {{team: t{}}}\n", hosts.join(", "), self.team % 3);
+            let hosts: Vec<String> = (0..8)
+                .filter(|i| self.static_hosts & (1 << i) != 0)
+                .map(|i| format!("'h{i}:9100'"))
+                .collect();
+            let _ = write!(
+                y,
+                "static_configs:\n  - targets: [{}]\n    labels: {{team: t{}}}\n",
+                hosts.join(", "),
+                self.team % 3
+            );
         }
         if self.file_sd {
             let _ = writeln!(y, "file_sd_configs:\n  - files: ['/sd/{name}.json']");
@@ -185,16 +193,27 @@ pub fn decode(data: &[u8]) -> Option<Scenario> {
             Err(_) => break,
         }
     }
-    Some(Scenario { replication, handoff_grace_ms, operations })
+    Some(Scenario {
+        replication,
+        handoff_grace_ms,
+        operations,
+    })
 }
 
 /// Runs a scenario (then a final [`Operation::Settle`]), checking the invariants after every step.
 pub fn run_scenario(scenario: &Scenario) -> Outcome {
     let mut cluster = Cluster::new(
         1 + scenario.replication as usize % 3,
-        scenario.handoff_grace_ms.map(|ms| Duration::from_millis(ms as u64 % HANDOFF_GRACE_MS_MAX)),
+        scenario
+            .handoff_grace_ms
+            .map(|ms| Duration::from_millis(ms as u64 % HANDOFF_GRACE_MS_MAX)),
     );
-    for op in scenario.operations.iter().take(OPERATIONS_MAX).chain(std::iter::once(&Operation::Settle)) {
+    for op in scenario
+        .operations
+        .iter()
+        .take(OPERATIONS_MAX)
+        .chain(std::iter::once(&Operation::Settle))
+    {
         cluster.history.push(format!("{op:?}"));
         cluster.apply(op);
         cluster.check_step();
@@ -261,15 +280,28 @@ struct Cluster {
 }
 
 fn discovered_groups(job: &str, hosts: u8) -> Vec<TargetGroup> {
-    let targets: Vec<Labels> = (0..8).filter(|i| hosts & (1 << i) != 0).map(|i| Labels::from_pairs([("__address__", format!("h{}:9100", 8 + i))])).collect();
-    vec![TargetGroup { targets, labels: Labels::new(), source: format!("/sd/{job}.json") }]
+    let targets: Vec<Labels> = (0..8)
+        .filter(|i| hosts & (1 << i) != 0)
+        .map(|i| Labels::from_pairs([("__address__", format!("h{}:9100", 8 + i))]))
+        .collect();
+    vec![TargetGroup {
+        targets,
+        labels: Labels::new(),
+        source: format!("/sd/{job}.json"),
+    }]
 }
 
 /// Whether a JSON-encoded record is a staleness marker (the scrapes here never return NaN).
 fn is_marker(record: &Record) -> bool {
-    let v: serde_json::Value = serde_json::from_slice(&record.payload).expect("a JSON record is JSON");
-    let value = v["value"].as_str().expect("a JSON record has a string value");
-    value.parse::<f64>().map(f64::is_nan).unwrap_or(value.eq_ignore_ascii_case("nan"))
+    let v: serde_json::Value =
+        serde_json::from_slice(&record.payload).expect("a JSON record is JSON");
+    let value = v["value"]
+        .as_str()
+        .expect("a JSON record has a string value");
+    value
+        .parse::<f64>()
+        .map(f64::is_nan)
+        .unwrap_or(value.eq_ignore_ascii_case("nan"))
 }
 
 impl Cluster {
@@ -316,7 +348,12 @@ impl Cluster {
                     return;
                 }
                 let id = format!("m{slot}");
-                let config = NodeConfig { replication_factor: self.replication, handoff_grace: self.handoff_grace, encoding: Encoding::Json, ..NodeConfig::for_tests(&id) };
+                let config = NodeConfig {
+                    replication_factor: self.replication,
+                    handoff_grace: self.handoff_grace,
+                    encoding: Encoding::Json,
+                    ..NodeConfig::for_tests(&id)
+                };
                 self.slots[slot] = Some(Member {
                     id,
                     node: Node::new(config, self.now),
@@ -389,7 +426,9 @@ impl Cluster {
                     self.discover(&name, Ok(discovered_groups(&name, hosts)));
                 }
             }
-            Operation::DiscoveryFailed(j) => self.discover(&Self::job_name(*j), Err("fuzz: discovery failed".into())),
+            Operation::DiscoveryFailed(j) => {
+                self.discover(&Self::job_name(*j), Err("fuzz: discovery failed".into()))
+            }
             Operation::SessionLost(m) => {
                 let slot = *m as usize % MEMBERS_MAX;
                 if self.live(slot) && self.member(slot).connected {
@@ -415,7 +454,9 @@ impl Cluster {
                     self.connect(slot);
                 }
             }
-            Operation::Tick(ms) => self.advance(Duration::from_millis(*ms as u64 % (TICK_MS_MAX + 1))),
+            Operation::Tick(ms) => {
+                self.advance(Duration::from_millis(*ms as u64 % (TICK_MS_MAX + 1)))
+            }
             Operation::ScrapeFinished(m, which, up) => {
                 let slot = *m as usize % MEMBERS_MAX;
                 if self.live(slot) && !self.member(slot).pending.is_empty() {
@@ -445,17 +486,35 @@ impl Cluster {
 
     fn discover(&mut self, job: &str, result: Result<Vec<TargetGroup>, String>) {
         for slot in self.live_slots() {
-            let Some(provider) = self.member(slot).providers.get(job).cloned() else { continue };
+            let Some(provider) = self.member(slot).providers.get(job).cloned() else {
+                continue;
+            };
             if result.is_ok() {
                 self.update_view(slot);
             }
-            self.feed(slot, Event::DiscoveryUpdated { provider, result: result.clone() }, Answering::default());
+            self.feed(
+                slot,
+                Event::DiscoveryUpdated {
+                    provider,
+                    result: result.clone(),
+                },
+                Answering::default(),
+            );
         }
         self.broadcast();
     }
 
     fn answer(&mut self, slot: usize, p: Pending, up: bool) {
-        let fetch = if up { FetchOutcome::Body { body: BODY.as_bytes().to_vec(), content_type: Some("text/plain; version=0.0.4".into()) } } else { FetchOutcome::Failed { error: "fuzz: connection refused".into() } };
+        let fetch = if up {
+            FetchOutcome::Body {
+                body: BODY.as_bytes().to_vec(),
+                content_type: Some("text/plain; version=0.0.4".into()),
+            }
+        } else {
+            FetchOutcome::Failed {
+                error: "fuzz: connection refused".into(),
+            }
+        };
         let target_hash = p.task.target.hash();
         let event = p.task.complete(self.now, Duration::from_millis(3), &fetch);
         let records = match &event {
@@ -463,7 +522,15 @@ impl Cluster {
             _ => unreachable!("complete gives ScrapeFinished"),
         };
         self.outcome.scrapes_answered += 1;
-        self.feed(slot, event, Answering { records: Some(records), target_hash, removals_at_start: p.removals_at_start });
+        self.feed(
+            slot,
+            event,
+            Answering {
+                records: Some(records),
+                target_hash,
+                removals_at_start: p.removals_at_start,
+            },
+        );
         self.broadcast();
     }
 
@@ -482,7 +549,12 @@ impl Cluster {
     fn advance(&mut self, by: Duration) {
         let until = self.now + by;
         for _ in 0..FIRINGS_PER_TICK_MAX {
-            let next = self.live_slots().into_iter().filter_map(|s| self.member(s).node.poll_timeout().map(|at| (at, s))).filter(|(at, _)| *at <= until).min();
+            let next = self
+                .live_slots()
+                .into_iter()
+                .filter_map(|s| self.member(s).node.poll_timeout().map(|at| (at, s)))
+                .filter(|(at, _)| *at <= until)
+                .min();
             let Some((at, slot)) = next else {
                 self.now = until;
                 return;
@@ -491,7 +563,9 @@ impl Cluster {
             self.feed(slot, Event::Tick, Answering::default());
             self.broadcast();
         }
-        self.fail(format!("timers do not advance: over {FIRINGS_PER_TICK_MAX} firings in {by:?}"));
+        self.fail(format!(
+            "timers do not advance: over {FIRINGS_PER_TICK_MAX} firings in {by:?}"
+        ));
     }
 
     fn settle(&mut self) {
@@ -510,15 +584,27 @@ impl Cluster {
         if let Some(why) = self.disagreement() {
             // Members that first saw a job while its text was invalid run none of it, while
             // older ones keep its last valid version (DESIGN.md): their views may differ then.
-            let broken = self.jobs.iter().any(|(name, text)| self.validity.get(text) == Some(&false) && !name.is_empty());
+            let broken = self
+                .jobs
+                .iter()
+                .any(|(name, text)| self.validity.get(text) == Some(&false) && !name.is_empty());
             if !(broken && why.contains("view")) {
-                self.fail(format!("after Settle the members do not agree on snapshots and targets: {why}"));
+                self.fail(format!(
+                    "after Settle the members do not agree on snapshots and targets: {why}"
+                ));
             }
         }
         for slot in self.live_slots() {
             let m = self.member(slot);
-            if let Some((key, _, role)) = m.node.scraped_targets().find(|(_, _, r)| matches!(r, Role::HandingOff { .. })) {
-                self.fail(format!("{} still hands off {key:?} ({role:?}) after every grace passed", m.id));
+            if let Some((key, _, role)) = m
+                .node
+                .scraped_targets()
+                .find(|(_, _, r)| matches!(r, Role::HandingOff { .. }))
+            {
+                self.fail(format!(
+                    "{} still hands off {key:?} ({role:?}) after every grace passed",
+                    m.id
+                ));
             }
         }
     }
@@ -528,19 +614,34 @@ impl Cluster {
         loop {
             let Some(slot) = self.live_slots().into_iter().find(|&s| {
                 let m = self.member(s);
-                m.connected && (m.members_seen < self.members_version || m.jobs_seen < self.jobs_version)
+                m.connected
+                    && (m.members_seen < self.members_version || m.jobs_seen < self.jobs_version)
             }) else {
                 return;
             };
             if self.member(slot).members_seen < self.members_version {
                 self.member_mut(slot).members_seen = self.members_version;
-                let snapshot = MembersSnapshot { version: self.members_version, members: self.records.values().cloned().collect() };
+                let snapshot = MembersSnapshot {
+                    version: self.members_version,
+                    members: self.records.values().cloned().collect(),
+                };
                 self.feed(slot, Event::MembersChanged(snapshot), Answering::default());
             } else {
                 self.member_mut(slot).jobs_seen = self.jobs_version;
-                let jobs: Vec<(String, String)> = self.jobs.iter().map(|(n, t)| (n.clone(), t.clone())).collect();
+                let jobs: Vec<(String, String)> = self
+                    .jobs
+                    .iter()
+                    .map(|(n, t)| (n.clone(), t.clone()))
+                    .collect();
                 self.set_valid_jobs(slot, &jobs);
-                self.feed(slot, Event::JobsChanged(JobsSnapshot { version: self.jobs_version, jobs }), Answering::default());
+                self.feed(
+                    slot,
+                    Event::JobsChanged(JobsSnapshot {
+                        version: self.jobs_version,
+                        jobs,
+                    }),
+                    Answering::default(),
+                );
             }
         }
     }
@@ -569,18 +670,28 @@ impl Cluster {
     /// Recomputes the node's view of the targets from the model, counting targets that left.
     fn update_view(&mut self, slot: usize) {
         let mut view = BTreeSet::new();
-        let jobs: Vec<(String, String)> = self.member(slot).valid_jobs.iter().filter_map(|(n, t)| Some((n.clone(), t.clone()?))).collect();
+        let jobs: Vec<(String, String)> = self
+            .member(slot)
+            .valid_jobs
+            .iter()
+            .filter_map(|(n, t)| Some((n.clone(), t.clone()?)))
+            .collect();
         for (name, text) in jobs {
             let hosts = self.discovered.get(&name).copied().unwrap_or(0);
             let entry = (text, hosts);
             if !self.resolved.contains_key(&entry) {
-                let config = load_job(&entry.0, &format!("/jobs/{name}"), &name).expect("checked valid");
+                let config =
+                    load_job(&entry.0, &format!("/jobs/{name}"), &name).expect("checked valid");
                 let mut groups = config.static_configs.clone();
                 // A provider exists for every valid job with file SD, and got the latest result.
                 if !config.sd_configs.is_empty() {
                     groups.extend(discovered_groups(&name, hosts));
                 }
-                let keys = resolve(&config, &groups).active.iter().map(|t| t.key.hash()).collect();
+                let keys = resolve(&config, &groups)
+                    .active
+                    .iter()
+                    .map(|t| t.key.hash())
+                    .collect();
                 self.resolved.insert(entry.clone(), keys);
             }
             view.extend(self.resolved[&entry].iter().copied());
@@ -620,8 +731,13 @@ impl Cluster {
                 Command::StartDiscovery { provider, .. } => {
                     let hosts = self.discovered.get(&provider.job).copied().unwrap_or(0);
                     let groups = discovered_groups(&provider.job, hosts);
-                    self.member_mut(slot).providers.insert(provider.job.clone(), provider.clone());
-                    follow_ups.push_back(Event::DiscoveryUpdated { provider, result: Ok(groups) });
+                    self.member_mut(slot)
+                        .providers
+                        .insert(provider.job.clone(), provider.clone());
+                    follow_ups.push_back(Event::DiscoveryUpdated {
+                        provider,
+                        result: Ok(groups),
+                    });
                 }
                 Command::StopDiscovery { provider } => {
                     let m = self.member_mut(slot);
@@ -632,10 +748,17 @@ impl Cluster {
                 Command::Scrape(task) => {
                     let m = self.member(slot);
                     if let Some(other) = m.pending.iter().find(|p| p.task.target == task.target) {
-                        self.fail(format!("{} has two scrapes in flight for {:?}: #{} and #{}", m.id, task.target, other.task.scrape_id, task.scrape_id));
+                        self.fail(format!(
+                            "{} has two scrapes in flight for {:?}: #{} and #{}",
+                            m.id, task.target, other.task.scrape_id, task.scrape_id
+                        ));
                     }
-                    let removals_at_start = m.removals.get(&task.target.hash()).copied().unwrap_or(0);
-                    self.member_mut(slot).pending.push(Pending { task, removals_at_start });
+                    let removals_at_start =
+                        m.removals.get(&task.target.hash()).copied().unwrap_or(0);
+                    self.member_mut(slot).pending.push(Pending {
+                        task,
+                        removals_at_start,
+                    });
                 }
                 Command::Emit { delivery, records } => {
                     let samples: usize = records.iter().map(|r| r.samples).sum();
@@ -645,7 +768,11 @@ impl Cluster {
                     } else {
                         self.check_markers(slot, &records, &answering);
                     }
-                    follow_ups.push_back(Event::DeliveryFinished { delivery, delivered_samples: samples as u64, failed_samples: 0 });
+                    follow_ups.push_back(Event::DeliveryFinished {
+                        delivery,
+                        delivered_samples: samples as u64,
+                        failed_samples: 0,
+                    });
                 }
                 Command::Exit => {
                     let m = self.member_mut(slot);
@@ -674,9 +801,15 @@ impl Cluster {
             let hash = u64::from_be_bytes(record.key);
             let m = self.member(slot);
             let left_now = !m.view.contains(&hash);
-            let left_since_scrape = answering.records.is_some() && answering.target_hash == hash && m.removals.get(&hash).copied().unwrap_or(0) > answering.removals_at_start;
+            let left_since_scrape = answering.records.is_some()
+                && answering.target_hash == hash
+                && m.removals.get(&hash).copied().unwrap_or(0) > answering.removals_at_start;
             if !(left_now || left_since_scrape) {
-                self.fail(format!("{} emitted a staleness marker for target {hash:#x}, which only moved: {}", m.id, String::from_utf8_lossy(&record.payload)));
+                self.fail(format!(
+                    "{} emitted a staleness marker for target {hash:#x}, which only moved: {}",
+                    m.id,
+                    String::from_utf8_lossy(&record.payload)
+                ));
             }
             self.outcome.removal_markers += 1;
         }
@@ -697,9 +830,17 @@ impl Cluster {
             let why = if !m.connected || m.node.session() != SessionState::Connected {
                 format!("session {:?}", m.node.session())
             } else if m.members_seen != self.members_version || m.jobs_seen != self.jobs_version {
-                format!("saw members v{} jobs v{} of v{} v{}", m.members_seen, m.jobs_seen, self.members_version, self.jobs_version)
+                format!(
+                    "saw members v{} jobs v{} of v{} v{}",
+                    m.members_seen, m.jobs_seen, self.members_version, self.jobs_version
+                )
             } else if m.view != self.member(first).view {
-                format!("its view has {} targets, {}'s {}", m.view.len(), self.member(first).id, self.member(first).view.len())
+                format!(
+                    "its view has {} targets, {}'s {}",
+                    m.view.len(),
+                    self.member(first).id,
+                    self.member(first).view.len()
+                )
             } else {
                 return None;
             };
@@ -716,35 +857,59 @@ impl Cluster {
             for (key, job, role) in m.node.scraped_targets() {
                 let Role::Owner { rank } = role else { continue };
                 if excluded {
-                    self.fail(format!("{} owns {key:?} of {job} while draining or expired", m.id));
+                    self.fail(format!(
+                        "{} owns {key:?} of {job} while draining or expired",
+                        m.id
+                    ));
                 }
                 if !m.view.contains(&key.hash()) {
-                    self.fail(format!("{} owns {key:?} of {job}, which is not in its view of the jobs", m.id));
+                    self.fail(format!(
+                        "{} owns {key:?} of {job}, which is not in its view of the jobs",
+                        m.id
+                    ));
                 }
-                owners.entry(key.hash()).or_default().push((rank, m.id.clone()));
+                owners
+                    .entry(key.hash())
+                    .or_default()
+                    .push((rank, m.id.clone()));
             }
         }
         if !self.agreed() {
             return;
         }
         let Some(&first) = live.first() else { return };
-        let active: Vec<&str> = self.records.values().filter(|r| r.state == MemberState::Active).map(|r| r.id.as_str()).collect();
+        let active: Vec<&str> = self
+            .records
+            .values()
+            .filter(|r| r.state == MemberState::Active)
+            .map(|r| r.id.as_str())
+            .collect();
         let ring = Ring::new(active.iter().copied(), self.replication);
         let expected_count = self.replication.min(active.len());
         let mut now_owners: BTreeMap<u64, Vec<String>> = BTreeMap::new();
         for &hash in &self.member(first).view {
             let mut actual = owners.remove(&hash).unwrap_or_default();
             actual.sort();
-            let expected: Vec<(usize, String)> = ring.owners(hash).iter().enumerate().map(|(rank, id)| (rank, id.to_string())).collect();
+            let expected: Vec<(usize, String)> = ring
+                .owners(hash)
+                .iter()
+                .enumerate()
+                .map(|(rank, id)| (rank, id.to_string()))
+                .collect();
             if actual.len() != expected_count || actual != expected {
                 self.fail(format!("target {hash:#x} is owned by {actual:?} (rank, member); the ring of active members {active:?} says {expected:?}"));
             }
             now_owners.insert(hash, expected.into_iter().map(|(_, id)| id).collect());
         }
         if let Some((hash, who)) = owners.into_iter().next() {
-            self.fail(format!("target {hash:#x} is owned by {who:?} but is in nobody's view"));
+            self.fail(format!(
+                "target {hash:#x} is owned by {who:?} but is in nobody's view"
+            ));
         }
-        self.outcome.moves += now_owners.iter().filter(|(h, o)| self.last_owners.get(*h).is_some_and(|before| before != *o)).count();
+        self.outcome.moves += now_owners
+            .iter()
+            .filter(|(h, o)| self.last_owners.get(*h).is_some_and(|before| before != *o))
+            .count();
         self.outcome.agreed_steps += 1;
         self.outcome.targets_max = self.outcome.targets_max.max(now_owners.len());
         self.outcome.active_max = self.outcome.active_max.max(active.len());
