@@ -397,7 +397,8 @@ pub struct Node {
     jobs_version: i64,
     jobs_applied: bool,
     scraped: BTreeMap<TargetKey, Scraped>,
-    orphans: BTreeMap<u64, (Arc<ScrapeSpec>, Orphan)>,
+    /// Scrapes in flight for targets we no longer scrape, by scrape id.
+    orphans: BTreeMap<u64, (TargetKey, Arc<ScrapeSpec>, Orphan)>,
     next_scrape_id: u64,
     next_delivery: u64,
     next_generation: u64,
@@ -853,14 +854,21 @@ impl Node {
             let spec = Arc::new(self.scrape_spec(&config, &target));
             let next_at = schedule::next_at(now, spec.interval, schedule::offset(key.hash(), rank, spec.interval));
             self.timers.insert((next_at, Timer::Scrape(key.clone())));
+            // A scrape of this target from before it left us may still be out: adopt it
+            // rather than start a second one beside it (found by the `rebalance` fuzz target),
+            // so its series memory comes back to the target and no markers end live series.
+            let adopted = self.orphans.iter().find(|(_, (k, _, _))| *k == key).map(|(id, _)| *id);
+            if let Some(id) = adopted {
+                self.orphans.remove(&id);
+            }
             self.scraped.insert(key, Scraped {
                 job,
                 config,
                 spec,
                 role: Role::Owner { rank },
                 rank,
-                cache: Some(SeriesCache::default()),
-                in_flight: None,
+                cache: if adopted.is_some() { None } else { Some(SeriesCache::default()) },
+                in_flight: adopted,
                 next_at,
                 health: Health::default(),
             });
@@ -917,7 +925,7 @@ impl Node {
         }
         match (s.in_flight, s.cache) {
             (Some(id), _) => {
-                self.orphans.insert(id, (s.spec, how));
+                self.orphans.insert(id, (key.clone(), s.spec, how));
             }
             (None, Some(cache)) if how == Orphan::MarkStale => {
                 let markers = crate::scrape::stale_markers(&cache, now);
@@ -985,7 +993,7 @@ impl Node {
         }
         self.stats.scrape_durations.observe(report.duration);
         self.emit(records);
-        if let Some((spec, how)) = self.orphans.remove(&task.scrape_id) {
+        if let Some((_, spec, how)) = self.orphans.remove(&task.scrape_id) {
             if how == Orphan::MarkStale {
                 let markers = crate::scrape::stale_markers(&task.cache, now);
                 self.emit(crate::encode::encode(&spec.emit, &markers));

@@ -9,11 +9,17 @@
 //!   labels, exemplars and metadata (floats compared by bits, so NaN payloads count).
 //! - [`fuzz_config`]: loading a jobs document never panics and every error has a nonzero
 //!   line and column.
+//! - [`fuzz_rebalance`]: a cluster of nodes driven through a sequence of operations keeps
+//!   DESIGN.md's ownership invariants after every step (see [`rebalance`]).
 
 use std::fmt::Write;
 
 use crate::config::{load_job, load_jobs, ConfigError, GlobalConfig};
 use crate::exposition::{parse, Exemplar, Format, Metadata, MetricType, ParseError, Parsed};
+
+pub mod rebalance;
+
+pub use rebalance::{decode, fuzz_rebalance, run_scenario, JobSpec, Operation, Outcome, Scenario};
 
 /// The body of the `parse_prometheus` and `parse_openmetrics` fuzz targets. Returns whether
 /// the input parsed (so a stable run can tell that it exercised the round trip).

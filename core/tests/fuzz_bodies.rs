@@ -8,7 +8,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use scrapepool_core::exposition::{parse, Format};
-use scrapepool_core::testing::{fuzz_config, fuzz_parse, mutate, render, same_parse, Rng};
+use scrapepool_core::testing::{
+    fuzz_config, fuzz_parse, fuzz_rebalance, mutate, render, same_parse, Outcome, Rng,
+};
 
 /// Mutated inputs per target.
 const MUTATIONS: usize = 3000;
@@ -38,12 +40,15 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
+/// A target's checked-in corpus plus its regression inputs (`core/tests/regressions/<target>/`:
+/// inputs that once broke the body, kept apart so a corpus minimization never drops them).
 fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
-    let seeds = files(&repo().join("fuzz/corpus").join(target));
+    let mut seeds = files(&repo().join("fuzz/corpus").join(target));
     assert!(
         !seeds.is_empty(),
         "the seed corpus of {target} is empty or missing"
     );
+    seeds.extend(files(&repo().join("core/tests/regressions").join(target)));
     seeds
 }
 
@@ -119,15 +124,25 @@ fn assert_parses(name: &str, data: &[u8], format: Format) {
     }
 }
 
+/// How many of `inputs` parse; at least one must, or the round trip is not tested at all.
+fn count_parsing(target: &str, inputs: &[(String, Vec<u8>)], format: Format) -> usize {
+    let n = inputs.iter().filter(|(_, d)| parses(d, format)).count();
+    println!("{target}: {n} of {} corpus inputs parse", inputs.len());
+    assert!(n > 0, "no input of the {target} corpus parses");
+    n
+}
+
 #[test]
 fn parse_prometheus_corpus_and_fixtures() {
+    // The corpus holds what coverage-guided runs kept (parsing or not); the fixtures are
+    // real exporter output: every one of them must parse.
     let mut inputs = corpus("parse_prometheus");
-    inputs.extend(files(&repo().join("testdata/exposition")));
-    // The seeds are real exporter output: every one must parse, or the round trip is not
-    // being tested at all.
-    for (name, data) in &inputs {
+    count_parsing("parse_prometheus", &inputs, Format::Prometheus);
+    let fixtures = files(&repo().join("testdata/exposition"));
+    for (name, data) in &fixtures {
         assert_parses(name, data, Format::Prometheus);
     }
+    inputs.extend(fixtures);
     run_all(&inputs, |d| fuzz_parse(d, Format::Prometheus));
 }
 
@@ -174,10 +189,9 @@ fn conformance_inputs() -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn parse_openmetrics_corpus() {
+    // Seeded with the conformance suite's good and bad cases, then grown by fuzzing.
     let inputs = corpus("parse_openmetrics");
-    for (name, data) in &inputs {
-        assert_parses(name, data, Format::OpenMetrics);
-    }
+    count_parsing("parse_openmetrics", &inputs, Format::OpenMetrics);
     run_all(&inputs, |d| fuzz_parse(d, Format::OpenMetrics));
     let suite = conformance_inputs();
     if suite.is_empty() {
@@ -272,4 +286,83 @@ fn same_parse_sees_value_bits_and_label_changes() {
     assert!(same_parse(&a, &b).is_err());
     let c = parse(b"# HELP a other\na{x=\"1\"} NaN\n", Format::Prometheus).expect("parses");
     assert!(same_parse(&a, &c).is_err(), "metadata counts");
+}
+
+/// Adds up what rebalance runs exercised.
+fn add(total: &mut Outcome, o: &Outcome) {
+    total.steps += o.steps;
+    total.agreed_steps += o.agreed_steps;
+    total.moves += o.moves;
+    total.removal_markers += o.removal_markers;
+    total.scrapes_answered += o.scrapes_answered;
+    total.targets_max = total.targets_max.max(o.targets_max);
+    total.active_max = total.active_max.max(o.active_max);
+}
+
+#[test]
+fn rebalance_corpus_and_regressions() {
+    let inputs = corpus("rebalance");
+    let total = std::cell::RefCell::new(Outcome::default());
+    run_all(&inputs, |d| {
+        add(&mut total.borrow_mut(), &fuzz_rebalance(d))
+    });
+    let total = total.into_inner();
+    println!("rebalance corpus: {} inputs, {total:?}", inputs.len());
+    // The corpus is worth something only if it reaches agreed clusters where targets move.
+    assert!(
+        total.agreed_steps > 0 && total.moves > 0 && total.targets_max > 0,
+        "{total:?}"
+    );
+}
+
+#[test]
+fn rebalance_random_bytes() {
+    // Random bytes and mutations of the corpus, decoded the way libFuzzer's inputs are.
+    let seeds = corpus("rebalance");
+    let mut rng = Rng(0x7265_6261);
+    for i in 0..200 {
+        let data: Vec<u8> = if i % 2 == 0 {
+            (0..rng.below(600)).map(|_| rng.next_u64() as u8).collect()
+        } else {
+            let base = &seeds[rng.below(seeds.len())].1;
+            let other = &seeds[rng.below(seeds.len())].1;
+            mutate(&mut rng, base, other)
+        };
+        if catch_unwind(AssertUnwindSafe(|| fuzz_rebalance(&data))).is_err() {
+            panic!("rebalance input {i} of seed 0x72656261 broke an invariant: {data:?}");
+        }
+    }
+}
+
+/// Writes seeds for `fuzz/corpus/rebalance`: random inputs that reach agreed clusters where
+/// targets move, best first. Run once with
+/// `SCRAPEPOOL_WRITE_SEEDS=1 cargo test -p scrapepool-core --test fuzz_bodies -- --ignored write_rebalance_seeds`.
+#[test]
+#[ignore = "writes files; run by hand to reseed the corpus"]
+fn write_rebalance_seeds() {
+    if std::env::var_os("SCRAPEPOOL_WRITE_SEEDS").is_none() {
+        println!("SKIPPED: set SCRAPEPOOL_WRITE_SEEDS=1 to write seeds");
+        return;
+    }
+    let mut rng = Rng(0x5eed);
+    let mut found: Vec<(usize, Vec<u8>)> = Vec::new();
+    for _ in 0..1500 {
+        let len = 100 + rng.below(700);
+        let data: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+        let o = fuzz_rebalance(&data);
+        if o.moves > 0 && o.agreed_steps > 0 {
+            found.push((o.moves * o.agreed_steps + o.removal_markers, data));
+        }
+    }
+    found.sort_by_key(|f| std::cmp::Reverse(f.0));
+    let dir = repo().join("fuzz/corpus/rebalance");
+    std::fs::create_dir_all(&dir).expect("corpus dir");
+    for (i, (_, data)) in found.iter().take(24).enumerate() {
+        std::fs::write(dir.join(format!("seed-{i:02}")), data).expect("write a seed");
+    }
+    println!(
+        "{} of 1500 random inputs move targets; wrote {}",
+        found.len(),
+        found.len().min(24)
+    );
 }
