@@ -384,7 +384,9 @@ impl Coordinator for ModelCoordinator {
                 }
             }
             let wait = if connected { heartbeat } else { RECONNECT_INTERVAL };
+            // Biased: an unbiased select draws its branch order from tokio's unseeded RNG.
             tokio::select! {
+                biased;
                 request = requests.recv() => match request {
                     Some(CoordRequest::Register(r)) | Some(CoordRequest::Update(r)) => wanted = Wanted::Record(r),
                     Some(CoordRequest::Deregister) => wanted = Wanted::Gone,

@@ -15,7 +15,13 @@ pub fn check(world: &World, state: &State, end_ms: i64, scrapes: &BTreeMap<u32, 
     let cfg = &world.config;
     let interval = cfg.interval.as_millis() as i64;
     let graceful_bound = interval + SLACK_MS;
-    let crash_bound = cfg.session_timeout.as_millis() as i64 + 2 * interval + SLACK_MS;
+    // Scrape to scrape across a crash: up to one interval from the last scrape to the crash,
+    // the session timeout, the time for the model to notice it (a heartbeat period) and for
+    // the members to hear of it (their watch delay), then up to one interval until the new
+    // owner's phase comes round — DESIGN.md's "session timeout + grace + interval", with the
+    // grace being that first interval, plus the detection delays.
+    let session = cfg.session_timeout.as_millis() as i64;
+    let crash_bound = session + session / 3 + crate::zk::WATCH_DELAY_MS_MAX as i64 + 2 * interval + SLACK_MS;
     let warm = EPOCH_MS + 60_000;
     let mut out = Vec::new();
     let mut slots = 0u64;
