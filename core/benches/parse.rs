@@ -11,7 +11,10 @@
 use std::hint::black_box;
 use std::path::Path;
 
-use criterion::measurement::{Measurement, ValueFormatter};
+use criterion::measurement::ValueFormatter;
+
+mod cpu;
+use cpu::ThreadCpu;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use scrapepool_core::exposition::{parse, Format};
 
@@ -36,43 +39,6 @@ fn baseline(text: &str) -> usize {
         .expect("baseline parses")
         .samples
         .len()
-}
-
-/// Criterion measurement: CPU time of the calling thread, in nanoseconds.
-struct CpuTime;
-
-fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant libc knows.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-impl Measurement for CpuTime {
-    type Intermediate = u64;
-    type Value = u64;
-    fn start(&self) -> u64 {
-        thread_cpu_ns()
-    }
-    fn end(&self, start: u64) -> u64 {
-        thread_cpu_ns() - start
-    }
-    fn add(&self, a: &u64, b: &u64) -> u64 {
-        a + b
-    }
-    fn zero(&self) -> u64 {
-        0
-    }
-    fn to_f64(&self, value: &u64) -> f64 {
-        *value as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        &CpuFormatter
-    }
 }
 
 /// Shows CPU nanoseconds as µs, and throughput as MB/s (10^6 bytes) or M samples/s.
@@ -104,7 +70,7 @@ impl ValueFormatter for CpuFormatter {
     }
 }
 
-fn bench(c: &mut Criterion<CpuTime>) {
+fn bench(c: &mut Criterion<ThreadCpu>) {
     for name in PAYLOADS {
         let body = load(name);
         let text = std::str::from_utf8(&body).expect("utf-8 payload");
@@ -135,7 +101,7 @@ fn bench(c: &mut Criterion<CpuTime>) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default().with_measurement(CpuTime).sample_size(30).warm_up_time(std::time::Duration::from_millis(500)).measurement_time(std::time::Duration::from_secs(2));
+    config = Criterion::default().with_measurement(ThreadCpu(&CpuFormatter)).sample_size(30).warm_up_time(std::time::Duration::from_millis(500)).measurement_time(std::time::Duration::from_secs(2));
     targets = bench
 }
 criterion_main!(benches);

@@ -11,7 +11,10 @@
 
 use std::time::Duration;
 
-use criterion::measurement::{Measurement, ValueFormatter};
+use criterion::measurement::ValueFormatter;
+
+mod cpu;
+use cpu::ThreadCpu;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use scrapepool_core::config::TlsConfig;
 use scrapepool_core::encode::{EmitSpec, Encoding};
@@ -48,43 +51,6 @@ fn spec(encoding: Encoding) -> ScrapeSpec {
             instance: "10.0.0.1:9100".into(),
             key_hash: 0x1234,
         },
-    }
-}
-
-/// Criterion measurement: CPU nanoseconds of the calling thread.
-struct ThreadCpu;
-
-fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid, writable timespec and a clock id libc defines.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-impl Measurement for ThreadCpu {
-    type Intermediate = u64;
-    type Value = u64;
-    fn start(&self) -> u64 {
-        thread_cpu_ns()
-    }
-    fn end(&self, start: u64) -> u64 {
-        thread_cpu_ns() - start
-    }
-    fn add(&self, a: &u64, b: &u64) -> u64 {
-        a + b
-    }
-    fn zero(&self) -> u64 {
-        0
-    }
-    fn to_f64(&self, v: &u64) -> f64 {
-        *v as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        &PerSample
     }
 }
 
@@ -166,7 +132,7 @@ fn encoding_name(e: Encoding) -> &'static str {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default().with_measurement(ThreadCpu).sample_size(30).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    config = Criterion::default().with_measurement(ThreadCpu(&PerSample)).sample_size(30).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
     targets = bench
 }
 criterion_main!(benches);
