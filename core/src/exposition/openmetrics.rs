@@ -780,9 +780,9 @@ impl<'a> Validator<'a> {
                         sample.name
                     ));
                 }
-                if p.after_buckets {
-                    return bad(format!("bucket of {family} after its other samples"));
-                }
+                // `_sum`/`_count` may come before the buckets: Prometheus accepts that
+                // order and the Rust prometheus-client writes it. Interleaved label sets and
+                // a `_count` unequal to the `+Inf` bucket are still rejected.
                 if p.buckets > 0 && le <= p.last_le {
                     return bad(format!(
                         "buckets of {family} must be in increasing le order"

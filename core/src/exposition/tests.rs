@@ -322,3 +322,14 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn openmetrics_histogram_with_sum_and_count_first_parses() {
+    // The order the Rust prometheus-client writes, and Prometheus accepts.
+    let body = b"# TYPE d histogram\nd_sum 1.5\nd_count 2\nd_bucket{le=\"1.0\"} 1\nd_bucket{le=\"+Inf\"} 2\n# EOF\n";
+    let parsed = parse(body, Format::OpenMetrics).expect("parses");
+    assert_eq!(parsed.samples.len(), 4);
+    // The count must still equal the +Inf bucket.
+    let bad = b"# TYPE d histogram\nd_sum 1.5\nd_count 3\nd_bucket{le=\"+Inf\"} 2\n# EOF\n";
+    assert!(parse(bad, Format::OpenMetrics).is_err());
+}
