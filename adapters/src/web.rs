@@ -924,43 +924,17 @@ fn is_loopback(host: &str) -> bool {
 
 // ---- time formatting ------------------------------------------------------------------------
 
-/// RFC 3339 in UTC with milliseconds, trailing zeros trimmed (Go's RFC3339Nano shape).
-/// A private copy until the core has a shared formatter.
+/// RFC 3339 in UTC with milliseconds, trailing zeros trimmed (Go's RFC3339Nano shape, as
+/// Prometheus's API writes times): the core's formatter, with the fraction shortened.
 fn rfc3339(t: Timestamp) -> String {
-    let ms = t.as_millis();
-    let secs = ms.div_euclid(1000);
-    let frac = ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    let mut out = format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60
-    );
-    if frac != 0 {
-        let f = format!("{frac:03}");
-        out.push('.');
-        out.push_str(f.trim_end_matches('0'));
+    let full = scrapepool_core::format::rfc3339_ms(t.as_millis());
+    let Some((whole, frac)) = full.strip_suffix('Z').and_then(|s| s.split_once('.')) else {
+        return full;
+    };
+    match frac.trim_end_matches('0') {
+        "" => format!("{whole}Z"),
+        frac => format!("{whole}.{frac}Z"),
     }
-    out.push('Z');
-    out
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar, counting
-/// in 400-year eras of 146 097 days whose years start on 1 March (so leap days come last).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468; // days from 0000-03-01 to 1970-01-01
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097); // day of era, 0..146096
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // year of era, 0..399
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // day of the March-based year
-    let mp = (5 * doy + 2) / 153; // March = 0
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 /// "3.2s ago", "4m10s ago": how long before `now` `then` was.

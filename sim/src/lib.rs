@@ -214,14 +214,12 @@ async fn scraper_main(world: Arc<World>, name: String) -> Result<(), Box<dyn std
     let requests = driver.coordinator_requests();
     tokio::spawn(coordinator.run(driver.events(), requests));
     world.scrapers.lock().expect("scrapers lock").insert(name.clone(), (driver.events(), driver.queries()));
-    let queries = driver.queries();
     let counters = Arc::new(Mutex::new(None));
     let seen = counters.clone();
     driver.observe(move |node| {
         let s = node.stats();
         *seen.lock().expect("counters lock") = Some((s.samples_emitted, s.samples_delivered, s.samples_not_delivered, s.deliveries_in_flight));
     });
-    let _ = queries;
     driver.run().await;
     world.scrapers.lock().expect("scrapers lock").remove(&name);
     if let Some((emitted, delivered, not_delivered, in_flight)) = *counters.lock().expect("counters lock") {

@@ -155,7 +155,7 @@ async fn daemon(args: Args) -> anyhow::Result<ExitCode> {
         events.send(Event::SessionConnected).await?;
         events.send(Event::MembersChanged(MembersSnapshot { version: 1, members: vec![me] })).await?;
         events.send(Event::JobsChanged(JobsSnapshot { version: 1, jobs })).await?;
-        serve(driver, listener, extra, shutdown_rx.clone(), web_shutdown).await
+        serve(driver, listener, extra, web_shutdown).await
     } else {
         let (brokers, topic) = (args.kafka.clone().unwrap_or_default(), args.topic.clone().unwrap_or_default());
         let mut kafka = KafkaSinkConfig::new(brokers, topic);
@@ -169,7 +169,7 @@ async fn daemon(args: Args) -> anyhow::Result<ExitCode> {
         let mut driver = Driver::new(node, Ports { fetcher, discoverer, sink: sink.clone(), clock });
         let requests = driver.coordinator_requests();
         tokio::spawn(coordinator.run(driver.events(), requests));
-        let exit = serve(driver, listener, extra, shutdown_rx.clone(), web_shutdown).await;
+        let exit = serve(driver, listener, extra, web_shutdown).await;
         let flushed = tokio::task::spawn_blocking(move || sink.flush(SINK_FLUSH_TIMEOUT)).await.unwrap_or(false);
         if !flushed {
             tracing::warn!("the Kafka sink still held unacknowledged records after {SINK_FLUSH_TIMEOUT:?}");
@@ -185,7 +185,7 @@ async fn daemon(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Runs the web server and the driver; SIGTERM/SIGINT start the drain, a second one exits.
-async fn serve<F, D, S, K>(driver: Driver<F, D, S, K>, listener: tokio::net::TcpListener, extra: Arc<dyn ExtraMetrics>, _shutdown: tokio::sync::watch::Receiver<bool>, web_shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Exit
+async fn serve<F, D, S, K>(driver: Driver<F, D, S, K>, listener: tokio::net::TcpListener, extra: Arc<dyn ExtraMetrics>, web_shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Exit
 where
     F: scrapepool_adapters::ports::Fetcher,
     D: scrapepool_adapters::ports::Discoverer,
