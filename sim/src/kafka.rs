@@ -97,7 +97,8 @@ fn note_acked(trace: &Trace, at_ms: i64, scraper: &str, records: &[&Record]) {
     let instance = first.headers.iter().find(|(k, _)| *k == "instance").map(|(_, v)| v.as_str()).unwrap_or("");
     let target = crate::target_of_instance(instance);
     let samples: usize = records.iter().map(|r| r.samples).sum();
-    trace.push(at_ms, Seen::Acked { scraper: scraper.to_string(), target, samples: samples as u32 });
+    let up = records.iter().find(|r| r.payload.starts_with(br#"{"labels":{"__name__":"up""#)).map(|r| r.payload.ends_with(br#""value":"1"}"#));
+    trace.push(at_ms, Seen::Acked { scraper: scraper.to_string(), target, samples: samples as u32, up });
     for record in records.iter().filter(|r| memchr_nan(&r.payload)) {
         for line in record.payload.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
             let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) else { continue };

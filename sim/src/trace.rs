@@ -9,8 +9,9 @@ use std::sync::Mutex;
 pub enum Seen {
     /// An exporter answered a scrape of `target` from `scraper` (`ok`: 200, else 503).
     Scrape { target: u32, scraper: String, ok: bool },
-    /// The Kafka model acknowledged a record of `scraper` holding `samples` samples of `target`.
-    Acked { scraper: String, target: u32, samples: u32 },
+    /// The Kafka model acknowledged the records of one scrape of `target` by `scraper`, holding
+    /// `samples` samples; `up` is the value of its `up` sample (none: only staleness markers).
+    Acked { scraper: String, target: u32, samples: u32, up: Option<bool> },
     /// A staleness marker reached the bus: series `series` of `target`, sample time `at_ms`.
     Marker { scraper: String, target: u32, series: String, at_ms: i64 },
     /// A fault was injected or healed.
