@@ -6,7 +6,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[test]
@@ -31,8 +35,11 @@ fn standalone_run_scrapes_itself_and_stops_on_sigint() {
     let deadline = Instant::now() + Duration::from_secs(40);
     let mut up = None;
     while Instant::now() < deadline && up.is_none() {
-        let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) else { continue };
-        let v: serde_json::Value = serde_json::from_str(&line).expect("every stdout line is a JSON sample");
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) else {
+            continue;
+        };
+        let v: serde_json::Value =
+            serde_json::from_str(&line).expect("every stdout line is a JSON sample");
         if v["name"] == "up" {
             assert_eq!(v["labels"]["job"], "scrapepool");
             assert_eq!(v["labels"]["instance"], listen.as_str());
@@ -52,8 +59,15 @@ fn standalone_run_scrapes_itself_and_stops_on_sigint() {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert_eq!(up.as_deref(), Some("1"), "scraping its own /metrics must succeed");
-    assert!(status.is_some_and(|s| s.success()), "exits cleanly after SIGINT: {status:?}");
+    assert_eq!(
+        up.as_deref(),
+        Some("1"),
+        "scraping its own /metrics must succeed"
+    );
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exits cleanly after SIGINT: {status:?}"
+    );
 }
 
 extern "C" {

@@ -12,7 +12,9 @@ use scrapepool_core::{Command, Event, Node};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::ports::{Clock, CoordRequest, Discoverer, EventSender, Fetcher, Sink, EVENT_QUEUE_LEN_MAX};
+use crate::ports::{
+    Clock, CoordRequest, Discoverer, EventSender, Fetcher, Sink, EVENT_QUEUE_LEN_MAX,
+};
 
 /// Most member requests waiting for the coordinator.
 pub const COORD_QUEUE_LEN_MAX: usize = 64;
@@ -47,7 +49,10 @@ pub struct QueryHandle {
 impl QueryHandle {
     /// Runs `read` with the node on the loop and returns its result; `None` if the loop is gone
     /// or does not answer within `QUERY_TIMEOUT`.
-    pub async fn ask<R: Send + 'static>(&self, read: impl FnOnce(&Node) -> R + Send + 'static) -> Option<R> {
+    pub async fn ask<R: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Node) -> R + Send + 'static,
+    ) -> Option<R> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let query: Query = Box::new(move |node| {
             let _ = tx.send(read(node));
@@ -98,7 +103,17 @@ impl<F: Fetcher, D: Discoverer, S: Sink, K: Clock> Driver<F, D, S, K> {
     pub fn new(node: Node, ports: Ports<F, D, S, K>) -> Self {
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE_LEN_MAX);
         let (queries_tx, queries_rx) = mpsc::channel(QUERY_QUEUE_LEN_MAX);
-        Driver { node, ports, events_tx, events_rx, coord_tx: None, queries_tx, queries_rx, discovery: BTreeMap::new(), observer: None }
+        Driver {
+            node,
+            ports,
+            events_tx,
+            events_rx,
+            coord_tx: None,
+            queries_tx,
+            queries_rx,
+            discovery: BTreeMap::new(),
+            observer: None,
+        }
     }
 
     /// A sender of events into this driver.
@@ -108,7 +123,9 @@ impl<F: Fetcher, D: Discoverer, S: Sink, K: Clock> Driver<F, D, S, K> {
 
     /// A handle for reading the node from other tasks (the web server).
     pub fn queries(&self) -> QueryHandle {
-        QueryHandle { tx: self.queries_tx.clone() }
+        QueryHandle {
+            tx: self.queries_tx.clone(),
+        }
     }
 
     /// Connects a coordinator: returns the receiver of member requests to hand to
@@ -136,7 +153,10 @@ impl<F: Fetcher, D: Discoverer, S: Sink, K: Clock> Driver<F, D, S, K> {
             if let Some(exit) = self.drain_commands().await {
                 return exit;
             }
-            let wait = self.node.poll_timeout().map(|at| at.since(self.ports.clock.now()));
+            let wait = self
+                .node
+                .poll_timeout()
+                .map(|at| at.since(self.ports.clock.now()));
             let event = tokio::select! {
                 biased;
                 event = self.events_rx.recv() => event,
@@ -162,8 +182,12 @@ impl<F: Fetcher, D: Discoverer, S: Sink, K: Clock> Driver<F, D, S, K> {
     async fn drain_commands(&mut self) -> Option<Exit> {
         while let Some(command) = self.node.poll_command() {
             match command {
-                Command::Register(record) => self.to_coordinator(CoordRequest::Register(record)).await,
-                Command::UpdateMember(record) => self.to_coordinator(CoordRequest::Update(record)).await,
+                Command::Register(record) => {
+                    self.to_coordinator(CoordRequest::Register(record)).await
+                }
+                Command::UpdateMember(record) => {
+                    self.to_coordinator(CoordRequest::Update(record)).await
+                }
                 Command::Deregister => self.to_coordinator(CoordRequest::Deregister).await,
                 Command::StartDiscovery { provider, config } => {
                     let key = (provider.job.clone(), provider.index);
@@ -172,7 +196,8 @@ impl<F: Fetcher, D: Discoverer, S: Sink, K: Clock> Driver<F, D, S, K> {
                     }
                     let discoverer = self.ports.discoverer.clone();
                     let events = self.events_tx.clone();
-                    let handle = tokio::spawn(async move { discoverer.run(provider, config, events).await });
+                    let handle =
+                        tokio::spawn(async move { discoverer.run(provider, config, events).await });
                     self.discovery.insert(key, handle);
                 }
                 Command::StopDiscovery { provider } => self.stop_discovery(&provider),
@@ -191,7 +216,9 @@ impl<F: Fetcher, D: Discoverer, S: Sink, K: Clock> Driver<F, D, S, K> {
                         let _ = events.send(event).await;
                     });
                 }
-                Command::Emit { delivery, records } => self.ports.sink.submit(delivery, records, &self.events_tx),
+                Command::Emit { delivery, records } => {
+                    self.ports.sink.submit(delivery, records, &self.events_tx)
+                }
                 Command::Exit => return Some(self.exit().await),
             }
         }
@@ -201,14 +228,20 @@ impl<F: Fetcher, D: Discoverer, S: Sink, K: Clock> Driver<F, D, S, K> {
     async fn to_coordinator(&mut self, request: CoordRequest) {
         if let Some(tx) = &self.coord_tx {
             // Bounded wait: a coordinator that does not take requests must not stall scraping.
-            if tokio::time::timeout(Duration::from_secs(5), tx.send(request)).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(5), tx.send(request))
+                .await
+                .is_err()
+            {
                 tracing::warn!("coordinator did not take a member request within 5s; dropped it");
             }
         }
     }
 
     fn stop_discovery(&mut self, provider: &ProviderId) {
-        if let Some(handle) = self.discovery.remove(&(provider.job.clone(), provider.index)) {
+        if let Some(handle) = self
+            .discovery
+            .remove(&(provider.job.clone(), provider.index))
+        {
             handle.abort();
         }
     }
@@ -231,7 +264,9 @@ impl<F: Fetcher, D: Discoverer, S: Sink, K: Clock> Driver<F, D, S, K> {
                     self.node.settle(now, event);
                 }
                 Ok(Some(_)) => {}
-                Ok(None) | Err(_) => return Exit::DrainedWithUnsettled(self.node.stats().deliveries_in_flight),
+                Ok(None) | Err(_) => {
+                    return Exit::DrainedWithUnsettled(self.node.stats().deliveries_in_flight)
+                }
             }
         }
         Exit::Drained

@@ -38,7 +38,11 @@ pub enum CoordRequest {
 /// It returns only when `requests` is closed; a lost session is never a reason to return.
 pub trait Coordinator: Send + 'static {
     /// Runs the coordinator until `requests` closes.
-    fn run(self, events: EventSender, requests: tokio::sync::mpsc::Receiver<CoordRequest>) -> impl Future<Output = ()> + Send;
+    fn run(
+        self,
+        events: EventSender,
+        requests: tokio::sync::mpsc::Receiver<CoordRequest>,
+    ) -> impl Future<Output = ()> + Send;
 }
 
 /// Fetches a target over HTTP(S).
@@ -53,7 +57,12 @@ pub trait Discoverer: Clone + Send + Sync + 'static {
     /// Runs discovery for `provider` until dropped (the driver aborts the task on
     /// `StopDiscovery`), sending `Event::DiscoveryUpdated` whenever the result changes and an
     /// error result when a round fails (the core keeps the last good result).
-    fn run(&self, provider: ProviderId, config: SdConfig, events: EventSender) -> impl Future<Output = ()> + Send;
+    fn run(
+        &self,
+        provider: ProviderId,
+        config: SdConfig,
+        events: EventSender,
+    ) -> impl Future<Output = ()> + Send;
 }
 
 /// Where records go (Kafka in production; stdout standalone; a model in the simulation).
@@ -77,7 +86,9 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
-        let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         Timestamp(scrapepool_core::time::duration_ms(d))
     }
 }

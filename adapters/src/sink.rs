@@ -356,15 +356,37 @@ mod tests {
 /// A sink's counters on `/metrics`: read once per request, so they are always current.
 pub struct SinkSeries<F>(pub F);
 
-impl<F: Fn() -> SinkMetricsSnapshot + Send + Sync + 'static> crate::web::ExtraMetrics for SinkSeries<F> {
+impl<F: Fn() -> SinkMetricsSnapshot + Send + Sync + 'static> crate::web::ExtraMetrics
+    for SinkSeries<F>
+{
     fn register(&self, registry: &mut prometheus_client::registry::Registry) {
         use prometheus_client::metrics::counter::ConstCounter;
         use prometheus_client::metrics::gauge::ConstGauge;
         let m = (self.0)();
-        registry.register("sink_delivered_samples", "Samples the bus acknowledged", ConstCounter::new(m.delivered_samples));
-        registry.register("sink_failed_samples", "Samples accepted by the sink that could not be delivered", ConstCounter::new(m.failed_samples));
-        registry.register("sink_not_delivered_queue_full_samples", "Samples refused at once because the sink's queue was full", ConstCounter::new(m.not_delivered_queue_full_samples));
-        registry.register("sink_in_flight_samples", "Samples handed to the sink and not yet settled", ConstGauge::new(m.in_flight_samples as i64));
-        registry.register("sink_in_flight_messages", "Messages handed to the sink and not yet settled", ConstGauge::new(m.in_flight_messages as i64));
+        registry.register(
+            "sink_delivered_samples",
+            "Samples the bus acknowledged",
+            ConstCounter::new(m.delivered_samples),
+        );
+        registry.register(
+            "sink_failed_samples",
+            "Samples accepted by the sink that could not be delivered",
+            ConstCounter::new(m.failed_samples),
+        );
+        registry.register(
+            "sink_not_delivered_queue_full_samples",
+            "Samples refused at once because the sink's queue was full",
+            ConstCounter::new(m.not_delivered_queue_full_samples),
+        );
+        registry.register(
+            "sink_in_flight_samples",
+            "Samples handed to the sink and not yet settled",
+            ConstGauge::new(m.in_flight_samples as i64),
+        );
+        registry.register(
+            "sink_in_flight_messages",
+            "Messages handed to the sink and not yet settled",
+            ConstGauge::new(m.in_flight_messages as i64),
+        );
     }
 }

@@ -37,7 +37,10 @@ pub fn split_jobs(text: &str) -> Result<Vec<(String, String)>, String> {
         return Err("scrape_configs must be a list".into());
     };
     let globals: Vec<(&str, &str)> = match get(top, "global") {
-        Some(Yaml::Map(g)) => INHERITED_GLOBALS.iter().filter_map(|k| get(g, k).and_then(Yaml::as_str).map(|v| (*k, v))).collect(),
+        Some(Yaml::Map(g)) => INHERITED_GLOBALS
+            .iter()
+            .filter_map(|k| get(g, k).and_then(Yaml::as_str).map(|v| (*k, v)))
+            .collect(),
         _ => Vec::new(),
     };
     let mut out = Vec::new();
@@ -63,7 +66,10 @@ pub fn split_jobs(text: &str) -> Result<Vec<(String, String)>, String> {
 /// interval, and the timeout Prometheus would give it — the global timeout, but never more
 /// than the job's own interval (config.go's rule), so a job with `scrape_interval: 5s` under
 /// `global: {scrape_timeout: 10s}` is stored with `scrape_timeout: 5s`, not made invalid.
-fn effective_globals(fields: &[(Yaml, Yaml)], globals: &[(&str, &str)]) -> Vec<(&'static str, String)> {
+fn effective_globals(
+    fields: &[(Yaml, Yaml)],
+    globals: &[(&str, &str)],
+) -> Vec<(&'static str, String)> {
     let own = |k: &str| get(fields, k).and_then(Yaml::as_str);
     let global = |k: &str| globals.iter().find(|(g, _)| *g == k).map(|(_, v)| *v);
     let mut out = Vec::new();
@@ -74,7 +80,10 @@ fn effective_globals(fields: &[(Yaml, Yaml)], globals: &[(&str, &str)]) -> Vec<(
     }
     if own("scrape_timeout").is_none() {
         if let Some(timeout) = global("scrape_timeout") {
-            let interval = own("scrape_interval").or(global("scrape_interval")).and_then(|i| parse_duration(i).ok()).unwrap_or(GlobalConfig::default().scrape_interval);
+            let interval = own("scrape_interval")
+                .or(global("scrape_interval"))
+                .and_then(|i| parse_duration(i).ok())
+                .unwrap_or(GlobalConfig::default().scrape_interval);
             let effective = match parse_duration(timeout) {
                 Ok(t) if t > interval => format_duration(interval),
                 _ => timeout.to_string(),

@@ -26,7 +26,9 @@ impl Labels {
 
     /// Builds a set from pairs; a later pair wins over an earlier one with the same name, and
     /// pairs with an empty value are left out (an empty value means "no such label").
-    pub fn from_pairs<N: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (N, V)>) -> Labels {
+    pub fn from_pairs<N: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (N, V)>,
+    ) -> Labels {
         let mut labels = Labels::new();
         for (n, v) in pairs {
             labels.set(n.into(), v.into());

@@ -59,9 +59,9 @@
 
 pub mod config;
 pub mod encode;
-pub mod jobs_file;
 pub mod exposition;
 pub mod format;
+pub mod jobs_file;
 pub mod labels;
 pub mod member;
 pub mod node;

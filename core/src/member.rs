@@ -1,7 +1,9 @@
 //! Members of the pool and their records in ZooKeeper.
 
 /// A member's state: `active` members own targets, `draining` ones are handing theirs over.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum MemberState {
     /// Owns targets.

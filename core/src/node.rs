@@ -91,9 +91,24 @@ pub struct ScrapeTask {
 impl ScrapeTask {
     /// The pure part of a scrape, after the fetch: processes and encodes, and gives back the
     /// event for the node. `started_at` is when the fetch began, `duration` how long it took.
-    pub fn complete(mut self, started_at: Timestamp, duration: Duration, fetch: &FetchOutcome) -> Event {
-        let (report, records) = crate::scrape::process_and_encode(&self.spec, &mut self.cache, started_at, duration, fetch);
-        Event::ScrapeFinished(ScrapeFinished { task: self, report, records })
+    pub fn complete(
+        mut self,
+        started_at: Timestamp,
+        duration: Duration,
+        fetch: &FetchOutcome,
+    ) -> Event {
+        let (report, records) = crate::scrape::process_and_encode(
+            &self.spec,
+            &mut self.cache,
+            started_at,
+            duration,
+            fetch,
+        );
+        Event::ScrapeFinished(ScrapeFinished {
+            task: self,
+            report,
+            records,
+        })
     }
 }
 
@@ -172,7 +187,6 @@ impl NodeConfig {
         }
     }
 }
-
 
 /// Most rebalances remembered for the status page.
 pub const REBALANCE_HISTORY_LEN_MAX: usize = 32;
@@ -306,8 +320,10 @@ pub struct Stats {
 
 /// Upper bounds (inclusive, microseconds) of [`DurationHistogram`]'s buckets: Prometheus's
 /// default buckets from 5ms to 10s, plus 30s and 60s for slow exporters.
-pub const SCRAPE_DURATION_BUCKETS_US: [u64; 13] =
-    [5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000, 30_000_000, 60_000_000];
+pub const SCRAPE_DURATION_BUCKETS_US: [u64; 13] = [
+    5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000,
+    10_000_000, 30_000_000, 60_000_000,
+];
 
 /// A histogram of durations in fixed buckets, in integers (microseconds) so it stays exact
 /// and comparable; the metrics endpoint turns it into seconds.
@@ -326,7 +342,10 @@ impl DurationHistogram {
     /// Counts one observation.
     pub fn observe(&mut self, d: Duration) {
         let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-        let bucket = SCRAPE_DURATION_BUCKETS_US.iter().position(|&le| us <= le).unwrap_or(SCRAPE_DURATION_BUCKETS_US.len());
+        let bucket = SCRAPE_DURATION_BUCKETS_US
+            .iter()
+            .position(|&le| us <= le)
+            .unwrap_or(SCRAPE_DURATION_BUCKETS_US.len());
         self.buckets[bucket] += 1;
         self.count += 1;
         self.sum_us = self.sum_us.saturating_add(us);
@@ -448,9 +467,15 @@ impl Node {
             Event::SessionExpired => self.on_session_expired(now),
             Event::MembersChanged(snapshot) => self.on_members(now, snapshot),
             Event::JobsChanged(snapshot) => self.on_jobs(now, snapshot),
-            Event::DiscoveryUpdated { provider, result } => self.on_discovery(now, provider, result),
+            Event::DiscoveryUpdated { provider, result } => {
+                self.on_discovery(now, provider, result)
+            }
             Event::ScrapeFinished(finished) => self.on_scrape_finished(now, finished),
-            Event::DeliveryFinished { delivery, delivered_samples, failed_samples } => self.on_delivery(delivery, delivered_samples, failed_samples),
+            Event::DeliveryFinished {
+                delivery,
+                delivered_samples,
+                failed_samples,
+            } => self.on_delivery(delivery, delivered_samples, failed_samples),
             Event::ShutdownRequested => self.on_shutdown(now),
             Event::Tick => {}
         }
@@ -461,7 +486,12 @@ impl Node {
     /// the driver can wait for the sink to settle before the process ends.
     pub fn settle(&mut self, now: Timestamp, event: Event) {
         let _ = now;
-        if let Event::DeliveryFinished { delivery, delivered_samples, failed_samples } = event {
+        if let Event::DeliveryFinished {
+            delivery,
+            delivered_samples,
+            failed_samples,
+        } = event
+        {
             self.on_delivery(delivery, delivered_samples, failed_samples);
         }
     }
@@ -493,7 +523,10 @@ impl Node {
 
     /// Ready: registered in a connected session, and the first member and job snapshots applied.
     pub fn is_ready(&self) -> bool {
-        self.registered && self.session == SessionState::Connected && self.members_applied && self.jobs_applied
+        self.registered
+            && self.session == SessionState::Connected
+            && self.members_applied
+            && self.jobs_applied
     }
 
     /// Whether shutdown was requested.
@@ -523,13 +556,19 @@ impl Node {
 
     /// How many targets we scrape, as owner and handing off.
     pub fn scraped_counts(&self) -> (usize, usize) {
-        let owned = self.scraped.values().filter(|s| matches!(s.role, Role::Owner { .. })).count();
+        let owned = self
+            .scraped
+            .values()
+            .filter(|s| matches!(s.role, Role::Owner { .. }))
+            .count();
         (owned, self.scraped.len() - owned)
     }
 
     /// The keys of the targets we scrape, with our role for each.
     pub fn scraped_targets(&self) -> impl Iterator<Item = (&TargetKey, &str, Role)> {
-        self.scraped.iter().map(|(k, s)| (k, s.job.as_str(), s.role))
+        self.scraped
+            .iter()
+            .map(|(k, s)| (k, s.job.as_str(), s.role))
     }
 
     /// Every job, by name.
@@ -538,20 +577,31 @@ impl Node {
             name,
             config: job.config.as_deref(),
             errors: &job.errors,
-            discovery_errors: job.providers.iter().filter_map(|p| p.error.as_deref()).collect(),
+            discovery_errors: job
+                .providers
+                .iter()
+                .filter_map(|p| p.error.as_deref())
+                .collect(),
             targets: &job.resolved,
         })
     }
 
     /// Every active target of `job` with its owners and, if we scrape it, our role and health.
     pub fn job_targets(&self, job: &str) -> Vec<TargetView<'_>> {
-        let Some(j) = self.jobs.get(job) else { return Vec::new() };
+        let Some(j) = self.jobs.get(job) else {
+            return Vec::new();
+        };
         j.resolved
             .active
             .iter()
             .map(|t| {
                 let scraped = self.scraped.get(&t.key);
-                TargetView { target: t, owners: self.ring.owners(t.key.hash()).to_vec(), role: scraped.map(|s| s.role), health: scraped.map(|s| &s.health) }
+                TargetView {
+                    target: t,
+                    owners: self.ring.owners(t.key.hash()).to_vec(),
+                    role: scraped.map(|s| s.role),
+                    health: scraped.map(|s| &s.health),
+                }
             })
             .collect()
     }
@@ -561,7 +611,11 @@ impl Node {
     fn record(&self) -> MemberRecord {
         MemberRecord {
             id: self.config.id.clone(),
-            state: if self.drain_until.is_some() { MemberState::Draining } else { MemberState::Active },
+            state: if self.drain_until.is_some() {
+                MemberState::Draining
+            } else {
+                MemberState::Active
+            },
             version: self.config.version.clone(),
             web: self.config.web.clone(),
             started_at: self.config.started_at.clone(),
@@ -622,11 +676,18 @@ impl Node {
         if self.drain_until.is_some() {
             return;
         }
-        let grace = self.config.drain_grace.unwrap_or_else(|| self.scraped.values().map(|s| s.spec.interval).max().unwrap_or(Duration::ZERO));
+        let grace = self.config.drain_grace.unwrap_or_else(|| {
+            self.scraped
+                .values()
+                .map(|s| s.spec.interval)
+                .max()
+                .unwrap_or(Duration::ZERO)
+        });
         let until = now + grace;
         self.drain_until = Some(until);
         if self.registered {
-            self.commands.push_back(Command::UpdateMember(self.record()));
+            self.commands
+                .push_back(Command::UpdateMember(self.record()));
         }
         self.rebuild_ring();
         self.reconcile(now, None, "drain");
@@ -649,7 +710,12 @@ impl Node {
         self.jobs_version = snapshot.version;
         self.jobs_applied = true;
         let texts: BTreeMap<String, String> = snapshot.jobs.into_iter().collect();
-        let removed: Vec<String> = self.jobs.keys().filter(|name| !texts.contains_key(*name)).cloned().collect();
+        let removed: Vec<String> = self
+            .jobs
+            .keys()
+            .filter(|name| !texts.contains_key(*name))
+            .cloned()
+            .collect();
         let mut changed = Vec::new();
         for name in removed {
             if let Some(job) = self.jobs.remove(&name) {
@@ -689,7 +755,11 @@ impl Node {
     }
 
     fn apply_job(&mut self, name: String, text: String, config: JobConfig) {
-        let same_sd = self.jobs.get(&name).and_then(|j| j.config.as_ref()).is_some_and(|c| c.sd_configs == config.sd_configs);
+        let same_sd = self
+            .jobs
+            .get(&name)
+            .and_then(|j| j.config.as_ref())
+            .is_some_and(|c| c.sd_configs == config.sd_configs);
         if !same_sd {
             if let Some(old) = self.jobs.remove(&name) {
                 self.stop_providers(&name, &old);
@@ -711,12 +781,24 @@ impl Node {
                 .map(|sd| {
                     let generation = self.next_generation;
                     self.next_generation += 1;
-                    Provider { config: sd.clone(), generation, groups: Vec::new(), error: None }
+                    Provider {
+                        config: sd.clone(),
+                        generation,
+                        groups: Vec::new(),
+                        error: None,
+                    }
                 })
                 .collect();
             for (index, p) in job.providers.iter().enumerate() {
-                let provider = ProviderId { job: name.clone(), index, generation: p.generation };
-                self.commands.push_back(Command::StartDiscovery { provider, config: p.config.clone() });
+                let provider = ProviderId {
+                    job: name.clone(),
+                    index,
+                    generation: p.generation,
+                };
+                self.commands.push_back(Command::StartDiscovery {
+                    provider,
+                    config: p.config.clone(),
+                });
             }
         }
         job.config = Some(Arc::new(config));
@@ -724,14 +806,27 @@ impl Node {
 
     fn stop_providers(&mut self, name: &str, job: &Job) {
         for (index, p) in job.providers.iter().enumerate() {
-            let provider = ProviderId { job: name.to_string(), index, generation: p.generation };
+            let provider = ProviderId {
+                job: name.to_string(),
+                index,
+                generation: p.generation,
+            };
             self.commands.push_back(Command::StopDiscovery { provider });
         }
     }
 
-    fn on_discovery(&mut self, now: Timestamp, provider: ProviderId, result: Result<Vec<TargetGroup>, String>) {
-        let Some(job) = self.jobs.get_mut(&provider.job) else { return };
-        let Some(p) = job.providers.get_mut(provider.index) else { return };
+    fn on_discovery(
+        &mut self,
+        now: Timestamp,
+        provider: ProviderId,
+        result: Result<Vec<TargetGroup>, String>,
+    ) {
+        let Some(job) = self.jobs.get_mut(&provider.job) else {
+            return;
+        };
+        let Some(p) = job.providers.get_mut(provider.index) else {
+            return;
+        };
         if p.generation != provider.generation {
             return; // a late word from a provider we already stopped
         }
@@ -754,12 +849,19 @@ impl Node {
     }
 
     fn resolve_job(&mut self, name: &str) {
-        let Some(job) = self.jobs.get_mut(name) else { return };
+        let Some(job) = self.jobs.get_mut(name) else {
+            return;
+        };
         let Some(config) = job.config.clone() else {
             job.resolved = ResolvedTargets::default();
             return;
         };
-        let groups: Vec<TargetGroup> = config.static_configs.iter().cloned().chain(job.providers.iter().flat_map(|p| p.groups.iter().cloned())).collect();
+        let groups: Vec<TargetGroup> = config
+            .static_configs
+            .iter()
+            .cloned()
+            .chain(job.providers.iter().flat_map(|p| p.groups.iter().cloned()))
+            .collect();
         job.resolved = crate::targets::resolve(&config, &groups);
     }
 
@@ -770,7 +872,8 @@ impl Node {
     fn reconcile(&mut self, now: Timestamp, only_job: Option<&str>, cause: &'static str) {
         let me = self.config.id.clone();
         // What we should scrape as owner: key → (job, target, rank).
-        let mut wanted: BTreeMap<TargetKey, (String, Arc<JobConfig>, &Target, usize)> = BTreeMap::new();
+        let mut wanted: BTreeMap<TargetKey, (String, Arc<JobConfig>, &Target, usize)> =
+            BTreeMap::new();
         // Every target still in discovery (of the jobs looked at), owned by us or not.
         let mut present: BTreeSet<&TargetKey> = BTreeSet::new();
         for (name, job) in &self.jobs {
@@ -798,7 +901,8 @@ impl Node {
             if let Some((_, _, _, rank)) = wanted.get(key) {
                 if matches!(s.role, Role::HandingOff { .. }) {
                     gained += 1;
-                    self.timers.remove(&(role_until(s.role), Timer::HandoffEnd(key.clone())));
+                    self.timers
+                        .remove(&(role_until(s.role), Timer::HandoffEnd(key.clone())));
                 }
                 s.role = Role::Owner { rank: *rank };
                 s.rank = *rank;
@@ -836,8 +940,16 @@ impl Node {
                 let job = self.jobs.get(&s.job)?;
                 let config = job.config.as_ref()?;
                 let target = job.resolved.active.iter().find(|t| &t.key == k)?;
-                let same = Arc::ptr_eq(config, &s.config) && target.scrape_interval == s.spec.interval && target.scrape_timeout == s.spec.timeout;
-                (!same).then(|| (k.clone(), config.clone(), Arc::new(self.scrape_spec(config, target))))
+                let same = Arc::ptr_eq(config, &s.config)
+                    && target.scrape_interval == s.spec.interval
+                    && target.scrape_timeout == s.spec.timeout;
+                (!same).then(|| {
+                    (
+                        k.clone(),
+                        config.clone(),
+                        Arc::new(self.scrape_spec(config, target)),
+                    )
+                })
             })
             .collect();
         for (k, config, spec) in respec {
@@ -852,26 +964,41 @@ impl Node {
         for (key, job, config, target, rank) in new {
             gained += 1;
             let spec = Arc::new(self.scrape_spec(&config, &target));
-            let next_at = schedule::next_at(now, spec.interval, schedule::offset(key.hash(), rank, spec.interval));
+            let next_at = schedule::next_at(
+                now,
+                spec.interval,
+                schedule::offset(key.hash(), rank, spec.interval),
+            );
             self.timers.insert((next_at, Timer::Scrape(key.clone())));
             // A scrape of this target from before it left us may still be out: adopt it
             // rather than start a second one beside it (found by the `rebalance` fuzz target),
             // so its series memory comes back to the target and no markers end live series.
-            let adopted = self.orphans.iter().find(|(_, (k, _, _))| *k == key).map(|(id, _)| *id);
+            let adopted = self
+                .orphans
+                .iter()
+                .find(|(_, (k, _, _))| *k == key)
+                .map(|(id, _)| *id);
             if let Some(id) = adopted {
                 self.orphans.remove(&id);
             }
-            self.scraped.insert(key, Scraped {
-                job,
-                config,
-                spec,
-                role: Role::Owner { rank },
-                rank,
-                cache: if adopted.is_some() { None } else { Some(SeriesCache::default()) },
-                in_flight: adopted,
-                next_at,
-                health: Health::default(),
-            });
+            self.scraped.insert(
+                key,
+                Scraped {
+                    job,
+                    config,
+                    spec,
+                    role: Role::Owner { rank },
+                    rank,
+                    cache: if adopted.is_some() {
+                        None
+                    } else {
+                        Some(SeriesCache::default())
+                    },
+                    in_flight: adopted,
+                    next_at,
+                    health: Health::default(),
+                },
+            );
         }
         if gained + lost > 0 {
             self.stats.rebalances += 1;
@@ -880,7 +1007,13 @@ impl Node {
             if self.rebalances.len() == REBALANCE_HISTORY_LEN_MAX {
                 self.rebalances.pop_front();
             }
-            self.rebalances.push_back(Rebalance { at: now, cause, members: self.ring.members().count(), gained, lost });
+            self.rebalances.push_back(Rebalance {
+                at: now,
+                cause,
+                members: self.ring.members().count(),
+                gained,
+                lost,
+            });
         }
     }
 
@@ -909,7 +1042,11 @@ impl Node {
                 message_bytes_max: self.config.message_bytes_max,
                 scraper_id: self.config.id.clone(),
                 job: job.job_name.clone(),
-                instance: target.labels.get("instance").unwrap_or_default().to_string(),
+                instance: target
+                    .labels
+                    .get("instance")
+                    .unwrap_or_default()
+                    .to_string(),
                 key_hash: target.key.hash(),
             },
         }
@@ -918,7 +1055,9 @@ impl Node {
     /// Stops scraping `key`. `how` says whether its series end (left discovery) or live on
     /// with another owner (moved). A scrape in flight is settled when it returns.
     fn remove_scraped(&mut self, now: Timestamp, key: &TargetKey, how: Orphan) {
-        let Some(s) = self.scraped.remove(key) else { return };
+        let Some(s) = self.scraped.remove(key) else {
+            return;
+        };
         self.timers.remove(&(s.next_at, Timer::Scrape(key.clone())));
         if let Role::HandingOff { until } = s.role {
             self.timers.remove(&(until, Timer::HandoffEnd(key.clone())));
@@ -946,7 +1085,11 @@ impl Node {
             match timer {
                 Timer::Scrape(key) => self.start_scrape(at, key),
                 Timer::HandoffEnd(key) => {
-                    if self.scraped.get(&key).is_some_and(|s| s.role == Role::HandingOff { until: at }) {
+                    if self
+                        .scraped
+                        .get(&key)
+                        .is_some_and(|s| s.role == Role::HandingOff { until: at })
+                    {
                         self.remove_scraped(now, &key, Orphan::Forget);
                     }
                 }
@@ -968,7 +1111,9 @@ impl Node {
     }
 
     fn start_scrape(&mut self, due: Timestamp, key: TargetKey) {
-        let Some(s) = self.scraped.get_mut(&key) else { return };
+        let Some(s) = self.scraped.get_mut(&key) else {
+            return;
+        };
         // The next one keeps the phase of the rank we own now; it is always within one
         // interval of this one, so a rank change never widens a gap.
         let offset = schedule::offset(key.hash(), s.rank, s.spec.interval);
@@ -983,11 +1128,21 @@ impl Node {
         self.next_scrape_id += 1;
         s.in_flight = Some(scrape_id);
         self.stats.scrapes_started += 1;
-        self.commands.push_back(Command::Scrape(ScrapeTask { target: key, scrape_id, scheduled_at: due, spec: s.spec.clone(), cache }));
+        self.commands.push_back(Command::Scrape(ScrapeTask {
+            target: key,
+            scrape_id,
+            scheduled_at: due,
+            spec: s.spec.clone(),
+            cache,
+        }));
     }
 
     fn on_scrape_finished(&mut self, now: Timestamp, finished: ScrapeFinished) {
-        let ScrapeFinished { task, report, records } = finished;
+        let ScrapeFinished {
+            task,
+            report,
+            records,
+        } = finished;
         if !report.up {
             self.stats.scrapes_failed += 1;
         }
@@ -1000,13 +1155,18 @@ impl Node {
             }
             return;
         }
-        let Some(s) = self.scraped.get_mut(&task.target) else { return };
+        let Some(s) = self.scraped.get_mut(&task.target) else {
+            return;
+        };
         if s.in_flight != Some(task.scrape_id) {
             return;
         }
         s.in_flight = None;
         s.cache = Some(task.cache);
-        s.health = Health { last_scrape: Some(task.scheduled_at), report: Some(report) };
+        s.health = Health {
+            last_scrape: Some(task.scheduled_at),
+            report: Some(report),
+        };
     }
 
     fn on_delivery(&mut self, delivery: u64, delivered_samples: u64, failed_samples: u64) {

@@ -10,15 +10,30 @@ use scrapepool_core::{Command, Event, Node, NodeConfig, Timestamp};
 const T0: i64 = 1_700_000_000_000;
 
 fn member(id: &str, state: MemberState) -> MemberRecord {
-    MemberRecord { id: id.into(), state, version: "test".into(), web: "127.0.0.1:0".into(), started_at: "1970-01-01T00:00:00Z".into() }
+    MemberRecord {
+        id: id.into(),
+        state,
+        version: "test".into(),
+        web: "127.0.0.1:0".into(),
+        started_at: "1970-01-01T00:00:00Z".into(),
+    }
 }
 
 fn members(version: i64, ids: &[(&str, MemberState)]) -> Event {
-    Event::MembersChanged(MembersSnapshot { version, members: ids.iter().map(|(id, s)| member(id, *s)).collect() })
+    Event::MembersChanged(MembersSnapshot {
+        version,
+        members: ids.iter().map(|(id, s)| member(id, *s)).collect(),
+    })
 }
 
 fn jobs(version: i64, jobs: &[(&str, &str)]) -> Event {
-    Event::JobsChanged(JobsSnapshot { version, jobs: jobs.iter().map(|(n, y)| (n.to_string(), y.to_string())).collect() })
+    Event::JobsChanged(JobsSnapshot {
+        version,
+        jobs: jobs
+            .iter()
+            .map(|(n, y)| (n.to_string(), y.to_string()))
+            .collect(),
+    })
 }
 
 fn static_job(name: &str, interval: &str, targets: &[&str]) -> String {
@@ -49,7 +64,10 @@ impl Harness {
             now: Timestamp(T0),
             log: Vec::new(),
             pending: Vec::new(),
-            auto_answer: Some(FetchOutcome::Body { body: BODY.as_bytes().to_vec(), content_type: Some("text/plain; version=0.0.4".into()) }),
+            auto_answer: Some(FetchOutcome::Body {
+                body: BODY.as_bytes().to_vec(),
+                content_type: Some("text/plain; version=0.0.4".into()),
+            }),
         }
     }
 
@@ -106,9 +124,19 @@ fn render(c: &Command) -> String {
         Command::Register(r) => format!("register {} {:?}", r.id, r.state),
         Command::UpdateMember(r) => format!("update {} {:?}", r.id, r.state),
         Command::Deregister => "deregister".into(),
-        Command::StartDiscovery { provider, .. } => format!("start-discovery {}#{} gen{}", provider.job, provider.index, provider.generation),
-        Command::StopDiscovery { provider } => format!("stop-discovery {}#{} gen{}", provider.job, provider.index, provider.generation),
-        Command::Scrape(t) => format!("scrape {} @{}", t.spec.target_labels.get("instance").unwrap_or("?"), t.scheduled_at.0 - T0),
+        Command::StartDiscovery { provider, .. } => format!(
+            "start-discovery {}#{} gen{}",
+            provider.job, provider.index, provider.generation
+        ),
+        Command::StopDiscovery { provider } => format!(
+            "stop-discovery {}#{} gen{}",
+            provider.job, provider.index, provider.generation
+        ),
+        Command::Scrape(t) => format!(
+            "scrape {} @{}",
+            t.spec.target_labels.get("instance").unwrap_or("?"),
+            t.scheduled_at.0 - T0
+        ),
         Command::Emit { records, .. } => {
             let samples: usize = records.iter().map(|r| r.samples).sum();
             format!("emit {} samples", samples)
@@ -123,7 +151,10 @@ fn short(log: &[String]) -> &[String] {
 }
 
 fn scrapes_of(log: &[String], instance: &str) -> Vec<i64> {
-    log.iter().filter_map(|l| l.strip_prefix(&format!("scrape {instance} @"))).map(|t| t.parse().unwrap()).collect()
+    log.iter()
+        .filter_map(|l| l.strip_prefix(&format!("scrape {instance} @")))
+        .map(|t| t.parse().unwrap())
+        .collect()
 }
 
 #[test]
@@ -141,10 +172,18 @@ fn registers_once_per_session() {
 fn owned_target_is_scraped_every_interval_at_a_fixed_phase() {
     let mut h = Harness::new("a");
     h.up("a");
-    assert_eq!(h.feed(jobs(1, &[("j", &static_job("j", "10s", &["h:1"]))])), Vec::<String>::new());
+    assert_eq!(
+        h.feed(jobs(1, &[("j", &static_job("j", "10s", &["h:1"]))])),
+        Vec::<String>::new()
+    );
     let log = h.run_until(35_000);
     let at = scrapes_of(&log, "h:1");
-    assert_eq!(at.len(), 3 + usize::from(at[0] < 5_000), "one scrape per interval: {:?}", short(&log));
+    assert_eq!(
+        at.len(),
+        3 + usize::from(at[0] < 5_000),
+        "one scrape per interval: {:?}",
+        short(&log)
+    );
     assert!(at[0] >= 0 && at[0] < 10_000);
     for w in at.windows(2) {
         assert_eq!(w[1] - w[0], 10_000, "fixed phase");
@@ -160,7 +199,10 @@ fn every_scrape_is_emitted() {
     h.up("a");
     h.feed(jobs(1, &[("j", &static_job("j", "10s", &["h:1"]))]));
     let log = h.run_until(10_000);
-    let i = log.iter().position(|l| l.starts_with("scrape h:1")).expect("scraped");
+    let i = log
+        .iter()
+        .position(|l| l.starts_with("scrape h:1"))
+        .expect("scraped");
     // The body's two samples plus the five synthetic series.
     assert_eq!(log[i + 1], "emit 7 samples", "{:?}", short(&log));
 }
@@ -177,20 +219,41 @@ fn targets_are_split_between_members_and_moved_ones_handed_off() {
     assert_eq!(h.node.scraped_counts(), (40, 0));
     // b joins: some targets move to b. We keep scraping those for one interval (the grace).
     let joined_at = 10_000;
-    h.feed(members(2, &[("a", MemberState::Active), ("b", MemberState::Active)]));
+    h.feed(members(
+        2,
+        &[("a", MemberState::Active), ("b", MemberState::Active)],
+    ));
     let (owned, handing_off) = h.node.scraped_counts();
-    assert!(owned > 5 && handing_off > 5 && owned + handing_off == 40, "{owned} {handing_off}");
+    assert!(
+        owned > 5 && handing_off > 5 && owned + handing_off == 40,
+        "{owned} {handing_off}"
+    );
     let moved: Vec<String> = h
         .node
         .scraped_targets()
         .filter(|(_, _, r)| matches!(r, Role::HandingOff { .. }))
         .map(|(k, _, _)| k.clone())
-        .map(|k| h.node.job_targets("j").into_iter().find(|t| t.target.key == k).unwrap().target.labels.get("instance").unwrap().to_string())
+        .map(|k| {
+            h.node
+                .job_targets("j")
+                .into_iter()
+                .find(|t| t.target.key == k)
+                .unwrap()
+                .target
+                .labels
+                .get("instance")
+                .unwrap()
+                .to_string()
+        })
         .collect();
     let log = h.run_until(joined_at + 30_000);
     for inst in &moved {
         let at = scrapes_of(&log, inst);
-        assert_eq!(at.len(), 1, "a moved target is scraped once more during the grace, then never: {inst} {at:?}");
+        assert_eq!(
+            at.len(),
+            1,
+            "a moved target is scraped once more during the grace, then never: {inst} {at:?}"
+        );
         assert!(at[0] < joined_at + 10_000);
     }
     assert_eq!(h.node.scraped_counts(), (owned, 0));
@@ -216,10 +279,26 @@ fn target_removed_from_discovery_gets_staleness_markers() {
 fn invalid_job_keeps_last_valid_version_and_spares_the_others() {
     let mut h = Harness::new("a");
     h.up("a");
-    h.feed(jobs(1, &[("j", &static_job("j", "10s", &["h:1"])), ("k", &static_job("k", "10s", &["h:9"]))]));
-    let out = h.feed(jobs(2, &[("j", "job_name: j\nscrape_interval: banana\n"), ("k", &static_job("k", "10s", &["h:9", "h:10"]))]));
+    h.feed(jobs(
+        1,
+        &[
+            ("j", &static_job("j", "10s", &["h:1"])),
+            ("k", &static_job("k", "10s", &["h:9"])),
+        ],
+    ));
+    let out = h.feed(jobs(
+        2,
+        &[
+            ("j", "job_name: j\nscrape_interval: banana\n"),
+            ("k", &static_job("k", "10s", &["h:9", "h:10"])),
+        ],
+    ));
     assert_eq!(out, Vec::<String>::new());
-    let views: Vec<_> = h.node.jobs().map(|j| (j.name.to_string(), j.errors.len(), j.targets.active.len())).collect();
+    let views: Vec<_> = h
+        .node
+        .jobs()
+        .map(|j| (j.name.to_string(), j.errors.len(), j.targets.active.len()))
+        .collect();
     assert_eq!(views[0].0, "j");
     assert!(views[0].1 >= 1, "the error is visible");
     assert_eq!(views[0].2, 1, "j keeps its last valid version");
@@ -244,7 +323,10 @@ fn older_snapshots_are_ignored() {
 fn expired_session_hands_targets_off_and_registers_again() {
     let mut h = Harness::new("a");
     h.up("a");
-    h.feed(members(2, &[("a", MemberState::Active), ("b", MemberState::Active)]));
+    h.feed(members(
+        2,
+        &[("a", MemberState::Active), ("b", MemberState::Active)],
+    ));
     let targets: Vec<String> = (0..20).map(|i| format!("h:{i}")).collect();
     let refs: Vec<&str> = targets.iter().map(String::as_str).collect();
     h.feed(jobs(1, &[("j", &static_job("j", "10s", &refs))]));
@@ -254,9 +336,16 @@ fn expired_session_hands_targets_off_and_registers_again() {
     // b now owns everything (we are gone from ZooKeeper); we scrape on for the grace only.
     assert_eq!(h.node.scraped_counts(), (0, owned));
     h.run_until(20_000);
-    assert_eq!(h.node.scraped_counts(), (0, 0), "no old targets kept after expiry");
+    assert_eq!(
+        h.node.scraped_counts(),
+        (0, 0),
+        "no old targets kept after expiry"
+    );
     assert_eq!(h.feed(Event::SessionConnected), vec!["register a Active"]);
-    h.feed(members(3, &[("a", MemberState::Active), ("b", MemberState::Active)]));
+    h.feed(members(
+        3,
+        &[("a", MemberState::Active), ("b", MemberState::Active)],
+    ));
     assert_eq!(h.node.scraped_counts(), (owned, 0));
 }
 
@@ -280,18 +369,33 @@ fn shutdown_drains_then_leaves() {
     assert_eq!(h.node.scraped_counts(), (0, 1));
     let log = h.run_until(30_000);
     let scrapes = scrapes_of(&log, "h:1");
-    assert_eq!(scrapes.len(), 1, "one more interval of scraping while the others take over: {:?}", short(&log));
+    assert_eq!(
+        scrapes.len(),
+        1,
+        "one more interval of scraping while the others take over: {:?}",
+        short(&log)
+    );
     assert_eq!(&log[log.len() - 2..], ["deregister", "exit"]);
     assert_eq!(h.node.poll_timeout(), None);
-    assert_eq!(h.feed(Event::Tick), Vec::<String>::new(), "an exited node does nothing");
+    assert_eq!(
+        h.feed(Event::Tick),
+        Vec::<String>::new(),
+        "an exited node does nothing"
+    );
 }
 
 #[test]
 fn a_draining_member_owns_nothing() {
     let mut h = Harness::new("a");
     h.up("a");
-    h.feed(jobs(1, &[("j", &static_job("j", "10s", &["h:1", "h:2", "h:3"]))]));
-    h.feed(members(2, &[("a", MemberState::Active), ("b", MemberState::Draining)]));
+    h.feed(jobs(
+        1,
+        &[("j", &static_job("j", "10s", &["h:1", "h:2", "h:3"]))],
+    ));
+    h.feed(members(
+        2,
+        &[("a", MemberState::Active), ("b", MemberState::Draining)],
+    ));
     assert_eq!(h.node.scraped_counts(), (3, 0));
     assert_eq!(h.node.ring().members().collect::<Vec<_>>(), vec!["a"]);
 }
@@ -303,12 +407,23 @@ fn a_scrape_in_flight_is_never_doubled() {
     h.up("a");
     h.feed(jobs(1, &[("j", &static_job("j", "10s", &["h:1"]))]));
     let log = h.run_until(35_000);
-    assert_eq!(scrapes_of(&log, "h:1").len(), 1, "the first never came back: {:?}", short(&log));
+    assert_eq!(
+        scrapes_of(&log, "h:1").len(),
+        1,
+        "the first never came back: {:?}",
+        short(&log)
+    );
     assert!(h.node.stats().scrapes_skipped >= 2);
     let task = h.pending.pop().unwrap();
-    let fetch = FetchOutcome::Failed { error: "connection refused".into() };
+    let fetch = FetchOutcome::Failed {
+        error: "connection refused".into(),
+    };
     let event = task.complete(h.now, Duration::from_millis(3), &fetch);
-    assert_eq!(h.feed(event), vec!["emit 5 samples"], "a failed scrape still reports its synthetic series");
+    assert_eq!(
+        h.feed(event),
+        vec!["emit 5 samples"],
+        "a failed scrape still reports its synthetic series"
+    );
     assert_eq!(h.node.stats().scrapes_failed, 1);
 }
 
@@ -316,12 +431,20 @@ fn a_scrape_in_flight_is_never_doubled() {
 fn discovery_providers_follow_job_edits() {
     let mut h = Harness::new("a");
     h.up("a");
-    let dns = |name: &str| format!("job_name: d\nscrape_interval: 10s\nscrape_timeout: 1s\ndns_sd_configs:\n  - names: ['{name}']\n    type: A\n    port: 9100\n");
-    assert_eq!(h.feed(jobs(1, &[("d", &dns("x.test"))])), vec!["start-discovery d#0 gen1"]);
+    let dns = |name: &str| {
+        format!("job_name: d\nscrape_interval: 10s\nscrape_timeout: 1s\ndns_sd_configs:\n  - names: ['{name}']\n    type: A\n    port: 9100\n")
+    };
+    assert_eq!(
+        h.feed(jobs(1, &[("d", &dns("x.test"))])),
+        vec!["start-discovery d#0 gen1"]
+    );
     // Same discovery config, other fields changed: the provider keeps running.
     let edited = dns("x.test").replace("10s", "20s");
     assert_eq!(h.feed(jobs(2, &[("d", &edited)])), Vec::<String>::new());
-    assert_eq!(h.feed(jobs(3, &[("d", &dns("y.test"))])), vec!["stop-discovery d#0 gen1", "start-discovery d#0 gen2"]);
+    assert_eq!(
+        h.feed(jobs(3, &[("d", &dns("y.test"))])),
+        vec!["stop-discovery d#0 gen1", "start-discovery d#0 gen2"]
+    );
     assert_eq!(h.feed(jobs(4, &[])), vec!["stop-discovery d#0 gen2"]);
 }
 
@@ -333,17 +456,46 @@ fn discovery_results_become_targets_and_errors_keep_the_last_good_ones() {
     let mut h = Harness::new("a");
     h.up("a");
     h.feed(jobs(1, &[("d", "job_name: d\nscrape_interval: 10s\nscrape_timeout: 1s\nfile_sd_configs:\n  - files: ['/x.json']\n")]));
-    let provider = ProviderId { job: "d".into(), index: 0, generation: 1 };
-    let group = |addrs: &[&str]| TargetGroup { targets: addrs.iter().map(|a| Labels::from_pairs([("__address__", *a)])).collect(), labels: Labels::new(), source: "/x.json:0".into() };
-    h.feed(Event::DiscoveryUpdated { provider: provider.clone(), result: Ok(vec![group(&["h:1", "h:2"])]) });
+    let provider = ProviderId {
+        job: "d".into(),
+        index: 0,
+        generation: 1,
+    };
+    let group = |addrs: &[&str]| TargetGroup {
+        targets: addrs
+            .iter()
+            .map(|a| Labels::from_pairs([("__address__", *a)]))
+            .collect(),
+        labels: Labels::new(),
+        source: "/x.json:0".into(),
+    };
+    h.feed(Event::DiscoveryUpdated {
+        provider: provider.clone(),
+        result: Ok(vec![group(&["h:1", "h:2"])]),
+    });
     assert_eq!(h.node.scraped_counts(), (2, 0));
-    h.feed(Event::DiscoveryUpdated { provider: provider.clone(), result: Err("file /x.json: line 3: bad".into()) });
+    h.feed(Event::DiscoveryUpdated {
+        provider: provider.clone(),
+        result: Err("file /x.json: line 3: bad".into()),
+    });
     assert_eq!(h.node.scraped_counts(), (2, 0));
-    assert_eq!(h.node.jobs().next().unwrap().discovery_errors, vec!["file /x.json: line 3: bad"]);
+    assert_eq!(
+        h.node.jobs().next().unwrap().discovery_errors,
+        vec!["file /x.json: line 3: bad"]
+    );
     // A late answer from an earlier generation is ignored.
-    h.feed(Event::DiscoveryUpdated { provider: ProviderId { generation: 0, ..provider.clone() }, result: Ok(vec![]) });
+    h.feed(Event::DiscoveryUpdated {
+        provider: ProviderId {
+            generation: 0,
+            ..provider.clone()
+        },
+        result: Ok(vec![]),
+    });
     assert_eq!(h.node.scraped_counts(), (2, 0));
-    h.feed(Event::DiscoveryUpdated { provider, result: Ok(vec![group(&["h:1"])]) });
+    h.feed(Event::DiscoveryUpdated {
+        provider,
+        result: Ok(vec![group(&["h:1"])]),
+    });
     assert_eq!(h.node.scraped_counts(), (1, 0));
 }
 
@@ -355,11 +507,27 @@ fn same_events_same_commands() {
         let refs: Vec<&str> = targets.iter().map(String::as_str).collect();
         let mut h = Harness::new("b");
         h.up("b");
-        h.feed(jobs(1, &[("j", &static_job("j", "15s", &refs)), ("k", &static_job("k", "7s", &refs[..10]))]));
+        h.feed(jobs(
+            1,
+            &[
+                ("j", &static_job("j", "15s", &refs)),
+                ("k", &static_job("k", "7s", &refs[..10])),
+            ],
+        ));
         h.run_until(20_000);
-        h.feed(members(2, &[("a", MemberState::Active), ("b", MemberState::Active), ("c", MemberState::Active)]));
+        h.feed(members(
+            2,
+            &[
+                ("a", MemberState::Active),
+                ("b", MemberState::Active),
+                ("c", MemberState::Active),
+            ],
+        ));
         h.run_until(40_000);
-        h.feed(members(3, &[("b", MemberState::Active), ("c", MemberState::Draining)]));
+        h.feed(members(
+            3,
+            &[("b", MemberState::Active), ("c", MemberState::Draining)],
+        ));
         h.run_until(60_000);
         h.feed(Event::ShutdownRequested);
         h.run_until(120_000);
@@ -375,7 +543,10 @@ fn a_new_session_takes_its_snapshots_whatever_their_versions() {
     let mut h = Harness::new("a");
     h.up("a");
     h.feed(jobs(50, &[("j", &static_job("j", "10s", &["h:1"]))]));
-    h.feed(members(60, &[("a", MemberState::Active), ("b", MemberState::Active)]));
+    h.feed(members(
+        60,
+        &[("a", MemberState::Active), ("b", MemberState::Active)],
+    ));
     h.feed(Event::SessionExpired);
     h.feed(Event::SessionConnected);
     // A re-created ensemble numbers from scratch: the new session's view still counts.

@@ -22,7 +22,9 @@ pub const SERIES_PER_TARGET: u32 = 8;
 pub fn series_at(target: u32, t_s: i64) -> impl Iterator<Item = u32> {
     // Every 90 s the optional half of the series changes; deterministic in (target, time).
     let epoch = (t_s / 90) as u32;
-    (0..SERIES_PER_TARGET).filter(move |j| *j < SERIES_PER_TARGET / 2 || (epoch.wrapping_add(target).wrapping_add(*j)) % 3 != 0)
+    (0..SERIES_PER_TARGET).filter(move |j| {
+        *j < SERIES_PER_TARGET / 2 || (epoch.wrapping_add(target).wrapping_add(*j)) % 3 != 0
+    })
 }
 
 /// The body target `target` serves at simulated millisecond `t_ms`.
@@ -30,7 +32,10 @@ pub fn body(target: u32, t_ms: i64) -> String {
     let mut out = String::with_capacity(64 * SERIES_PER_TARGET as usize);
     out.push_str("# TYPE sim_series gauge\n");
     for j in series_at(target, t_ms / 1000) {
-        out.push_str(&format!("sim_series{{k=\"{j}\"}} {}\n", (t_ms / 1000) % 1000 + i64::from(j)));
+        out.push_str(&format!(
+            "sim_series{{k=\"{j}\"}} {}\n",
+            (t_ms / 1000) % 1000 + i64::from(j)
+        ));
     }
     out
 }
@@ -43,7 +48,11 @@ pub struct ExporterFaults {
 }
 
 /// Serves every target on this host until the host is crashed.
-pub async fn serve(trace: Arc<Trace>, faults: Arc<ExporterFaults>, now_ms: fn() -> i64) -> Result<(), Box<dyn std::error::Error>> {
+pub async fn serve(
+    trace: Arc<Trace>,
+    faults: Arc<ExporterFaults>,
+    now_ms: fn() -> i64,
+) -> Result<(), Box<dyn std::error::Error>> {
     let listener = turmoil::net::TcpListener::bind(("0.0.0.0", PORT)).await?;
     loop {
         let (stream, peer) = listener.accept().await?;
@@ -52,23 +61,46 @@ pub async fn serve(trace: Arc<Trace>, faults: Arc<ExporterFaults>, now_ms: fn() 
         let faults = faults.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                let target: Option<u32> = req.uri().path().strip_prefix("/t/").and_then(|t| t.parse().ok());
+                let target: Option<u32> = req
+                    .uri()
+                    .path()
+                    .strip_prefix("/t/")
+                    .and_then(|t| t.parse().ok());
                 let now = now_ms();
                 let response = match target {
                     Some(target) => {
-                        let ok = !faults.failing.lock().expect("faults lock").contains(&target);
-                        trace.push(now, Seen::Scrape { target, scraper: scraper.clone(), ok });
+                        let ok = !faults
+                            .failing
+                            .lock()
+                            .expect("faults lock")
+                            .contains(&target);
+                        trace.push(
+                            now,
+                            Seen::Scrape {
+                                target,
+                                scraper: scraper.clone(),
+                                ok,
+                            },
+                        );
                         if ok {
-                            Response::builder().header("content-type", "text/plain; version=0.0.4").body(Full::new(Bytes::from(body(target, now))))
+                            Response::builder()
+                                .header("content-type", "text/plain; version=0.0.4")
+                                .body(Full::new(Bytes::from(body(target, now))))
                         } else {
-                            Response::builder().status(503).body(Full::new(Bytes::from_static(b"flapping\n")))
+                            Response::builder()
+                                .status(503)
+                                .body(Full::new(Bytes::from_static(b"flapping\n")))
                         }
                     }
-                    None => Response::builder().status(404).body(Full::new(Bytes::new())),
+                    None => Response::builder()
+                        .status(404)
+                        .body(Full::new(Bytes::new())),
                 };
                 async move { Ok::<_, Infallible>(response.expect("valid response")) }
             });
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
     }
 }

@@ -61,17 +61,40 @@ pub struct Kinds {
 impl Kinds {
     /// Every kind.
     pub fn all() -> Kinds {
-        Kinds { crash: true, leave: true, join: true, partition: true, expire: true, slow: true, flap: true, job_edit: true }
+        Kinds {
+            crash: true,
+            leave: true,
+            join: true,
+            partition: true,
+            expire: true,
+            slow: true,
+            flap: true,
+            job_edit: true,
+        }
     }
 
     /// None: a calm run.
     pub fn none() -> Kinds {
-        Kinds { crash: false, leave: false, join: false, partition: false, expire: false, slow: false, flap: false, job_edit: false }
+        Kinds {
+            crash: false,
+            leave: false,
+            join: false,
+            partition: false,
+            expire: false,
+            slow: false,
+            flap: false,
+            job_edit: false,
+        }
     }
 
     /// Only graceful changes (joins, draining leaves, job edits): no interval may be missed.
     pub fn graceful() -> Kinds {
-        Kinds { leave: true, join: true, job_edit: true, ..Kinds::none() }
+        Kinds {
+            leave: true,
+            join: true,
+            job_edit: true,
+            ..Kinds::none()
+        }
     }
 }
 
@@ -95,7 +118,16 @@ impl Schedule {
         let mut targets: Vec<u32> = (0..config.targets).collect();
         let k = config.faults;
         let mut kinds: Vec<u8> = Vec::new();
-        for (on, id, weight) in [(k.crash, 0, 2), (k.leave, 1, 2), (k.join, 2, 1), (k.partition, 3, 3), (k.expire, 4, 1), (k.slow, 5, 1), (k.flap, 6, 1), (k.job_edit, 7, 2)] {
+        for (on, id, weight) in [
+            (k.crash, 0, 2),
+            (k.leave, 1, 2),
+            (k.join, 2, 1),
+            (k.partition, 3, 3),
+            (k.expire, 4, 1),
+            (k.slow, 5, 1),
+            (k.flap, 6, 1),
+            (k.job_edit, 7, 2),
+        ] {
             if on {
                 kinds.extend(std::iter::repeat_n(id, weight));
             }
@@ -115,14 +147,22 @@ impl Schedule {
                 }
             });
             let kind = kinds[rng.random_range(0..kinds.len())];
-            let pick = |rng: &mut SmallRng, up: &[String]| up[rng.random_range(0..up.len())].clone();
+            let pick =
+                |rng: &mut SmallRng, up: &[String]| up[rng.random_range(0..up.len())].clone();
             let span = Duration::from_millis(rng.random_range(5_000..60_000));
             let until = (t + span).min(config.chaos);
             match kind {
                 0 | 1 if up.len() > 1 => {
                     let h = pick(&mut rng, &up);
                     up.retain(|x| *x != h);
-                    out.push((t, if kind == 0 { Fault::Crash(h.clone()) } else { Fault::Leave(h.clone()) }));
+                    out.push((
+                        t,
+                        if kind == 0 {
+                            Fault::Crash(h.clone())
+                        } else {
+                            Fault::Leave(h.clone())
+                        },
+                    ));
                     // A leaver needs its drain (one interval) to finish before it can restart.
                     let back = (t + span.max(config.interval * 2)).min(config.chaos);
                     down.push((back, h));
@@ -135,12 +175,21 @@ impl Schedule {
                 3 => {
                     let h = pick(&mut rng, &up);
                     let (on, off) = match rng.random_range(0..4) {
-                        0 => (Fault::ZkPartition(h.clone(), true), Fault::ZkPartition(h, false)),
-                        1 => (Fault::KafkaPartition(h.clone(), true), Fault::KafkaPartition(h, false)),
+                        0 => (
+                            Fault::ZkPartition(h.clone(), true),
+                            Fault::ZkPartition(h, false),
+                        ),
+                        1 => (
+                            Fault::KafkaPartition(h.clone(), true),
+                            Fault::KafkaPartition(h, false),
+                        ),
                         2 => (Fault::KafkaOutage(true), Fault::KafkaOutage(false)),
                         _ => {
                             let e = rng.random_range(0..config.exporters);
-                            (Fault::ExporterPartition(h.clone(), e, true), Fault::ExporterPartition(h, e, false))
+                            (
+                                Fault::ExporterPartition(h.clone(), e, true),
+                                Fault::ExporterPartition(h, e, false),
+                            )
                         }
                     };
                     out.push((t, on));
@@ -231,8 +280,15 @@ impl State {
                 }
                 _ => continue,
             };
-            let opening = matches!(f, Fault::ZkPartition(_, true) | Fault::KafkaPartition(_, true) | Fault::KafkaOutage(true) | Fault::ExporterPartition(_, _, true) | Fault::Flap(_, true) | Fault::Crash(_))
-                || matches!(f, Fault::SlowLink(_, _, ms) if *ms > 1);
+            let opening = matches!(
+                f,
+                Fault::ZkPartition(_, true)
+                    | Fault::KafkaPartition(_, true)
+                    | Fault::KafkaOutage(true)
+                    | Fault::ExporterPartition(_, _, true)
+                    | Fault::Flap(_, true)
+                    | Fault::Crash(_)
+            ) || matches!(f, Fault::SlowLink(_, _, ms) if *ms > 1);
             if opening {
                 open.insert(key, *at);
             } else if let Some(start) = open.remove(&key) {
@@ -245,7 +301,12 @@ impl State {
     }
 
     /// Whether a fault matching `is` was in force at `at` (opened before, not yet closed).
-    pub fn in_force(&self, at: i64, opens: impl Fn(&Fault) -> bool, closes: impl Fn(&Fault) -> bool) -> bool {
+    pub fn in_force(
+        &self,
+        at: i64,
+        opens: impl Fn(&Fault) -> bool,
+        closes: impl Fn(&Fault) -> bool,
+    ) -> bool {
         let mut open = false;
         for (t, f) in &self.log {
             if *t > at {

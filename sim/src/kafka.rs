@@ -31,7 +31,12 @@ pub struct KafkaModel {
 
 impl KafkaModel {
     fn accepts(&self, scraper: &str) -> bool {
-        !*self.down.lock().expect("kafka lock") && !self.unreachable.lock().expect("kafka lock").contains(scraper)
+        !*self.down.lock().expect("kafka lock")
+            && !self
+                .unreachable
+                .lock()
+                .expect("kafka lock")
+                .contains(scraper)
     }
 }
 
@@ -56,12 +61,23 @@ impl Sink for ModelSink {
             let mut queued = self.queued.lock().expect("queue lock");
             if *queued + records.len() > QUEUE_LEN_MAX {
                 // The written policy: refuse the newest at once, counted as not delivered.
-                let _ = events.try_send(Event::DeliveryFinished { delivery, delivered_samples: 0, failed_samples: samples });
+                let _ = events.try_send(Event::DeliveryFinished {
+                    delivery,
+                    delivered_samples: 0,
+                    failed_samples: samples,
+                });
                 return;
             }
             *queued += records.len();
         }
-        let (broker, trace, queued, events, scraper, now_ms) = (self.broker.clone(), self.trace.clone(), self.queued.clone(), events.clone(), self.scraper.clone(), self.now_ms);
+        let (broker, trace, queued, events, scraper, now_ms) = (
+            self.broker.clone(),
+            self.trace.clone(),
+            self.queued.clone(),
+            events.clone(),
+            self.scraper.clone(),
+            self.now_ms,
+        );
         tokio::spawn(async move {
             let started = tokio::time::Instant::now();
             let mut delivered = 0u64;
@@ -84,7 +100,13 @@ impl Sink for ModelSink {
             }
             note_acked(&trace, now_ms(), &scraper, &acked);
             *queued.lock().expect("queue lock") -= records.len();
-            let _ = events.send(Event::DeliveryFinished { delivery, delivered_samples: delivered, failed_samples: failed }).await;
+            let _ = events
+                .send(Event::DeliveryFinished {
+                    delivery,
+                    delivered_samples: delivered,
+                    failed_samples: failed,
+                })
+                .await;
         });
     }
 }
@@ -94,19 +116,60 @@ impl Sink for ModelSink {
 /// so a `"NaN"` value is a marker.
 fn note_acked(trace: &Trace, at_ms: i64, scraper: &str, records: &[&Record]) {
     let Some(first) = records.first() else { return };
-    let instance = first.headers.iter().find(|(k, _)| *k == "instance").map(|(_, v)| v.as_str()).unwrap_or("");
+    let instance = first
+        .headers
+        .iter()
+        .find(|(k, _)| *k == "instance")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("");
     let target = crate::target_of_instance(instance);
     let samples: usize = records.iter().map(|r| r.samples).sum();
-    let up = records.iter().find(|r| r.payload.starts_with(br#"{"labels":{"__name__":"up""#)).map(|r| r.payload.ends_with(br#""value":"1"}"#));
-    trace.push(at_ms, Seen::Acked { scraper: scraper.to_string(), target, samples: samples as u32, up });
+    let up = records
+        .iter()
+        .find(|r| r.payload.starts_with(br#"{"labels":{"__name__":"up""#))
+        .map(|r| r.payload.ends_with(br#""value":"1"}"#));
+    trace.push(
+        at_ms,
+        Seen::Acked {
+            scraper: scraper.to_string(),
+            target,
+            samples: samples as u32,
+            up,
+        },
+    );
     for record in records.iter().filter(|r| memchr_nan(&r.payload)) {
-        for line in record.payload.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) else { continue };
+        for line in record
+            .payload
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+        {
+            let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) else {
+                continue;
+            };
             if v["value"] == "NaN" {
                 let labels = &v["labels"];
-                let series = format!("{}{}", v["name"].as_str().unwrap_or(""), labels.get("k").and_then(|k| k.as_str()).map(|k| format!("{{k={k}}}")).unwrap_or_default());
-                let at = v["timestamp"].as_str().and_then(crate::parse_rfc3339_ms).unwrap_or(0);
-                trace.push(at_ms, Seen::Marker { scraper: scraper.to_string(), target, series, at_ms: at });
+                let series = format!(
+                    "{}{}",
+                    v["name"].as_str().unwrap_or(""),
+                    labels
+                        .get("k")
+                        .and_then(|k| k.as_str())
+                        .map(|k| format!("{{k={k}}}"))
+                        .unwrap_or_default()
+                );
+                let at = v["timestamp"]
+                    .as_str()
+                    .and_then(crate::parse_rfc3339_ms)
+                    .unwrap_or(0);
+                trace.push(
+                    at_ms,
+                    Seen::Marker {
+                        scraper: scraper.to_string(),
+                        target,
+                        series,
+                        at_ms: at,
+                    },
+                );
             }
         }
     }

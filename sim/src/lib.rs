@@ -125,7 +125,10 @@ pub struct World {
 
 /// Simulated milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
-    EPOCH_MS + turmoil::sim_elapsed().map(|d| d.as_millis() as i64).unwrap_or(0)
+    EPOCH_MS
+        + turmoil::sim_elapsed()
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
 }
 
 /// The `Clock` port in the simulation.
@@ -160,7 +163,10 @@ impl Discoverer for NoDiscovery {
 
 /// The target number behind an `instance` label (`t17` → 17).
 pub fn target_of_instance(instance: &str) -> u32 {
-    instance.strip_prefix('t').and_then(|n| n.parse().ok()).unwrap_or(u32::MAX)
+    instance
+        .strip_prefix('t')
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u32::MAX)
 }
 
 /// Milliseconds of an RFC 3339 UTC timestamp as the JSON encoding writes them
@@ -173,7 +179,11 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
     let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let ms = if b.get(19) == Some(&b'.') { num(20..23)? } else { 0 };
+    let ms = if b.get(19) == Some(&b'.') {
+        num(20..23)?
+    } else {
+        0
+    };
     // Days from civil (Howard Hinnant's algorithm).
     let y = if mo <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
@@ -207,23 +217,54 @@ async fn scraper_main(world: Arc<World>, name: String) -> Result<(), Box<dyn std
     config.encoding = Encoding::Json;
     config.web = format!("{name}:9091");
     let node = Node::new(config, SimClock.now());
-    let sink = ModelSink { scraper: name.clone(), broker: world.kafka.clone(), trace: world.trace.clone(), queued: Default::default(), now_ms };
-    let ports = Ports { fetcher: HttpFetcher::with_connector(TurmoilConnector), discoverer: NoDiscovery, sink, clock: SimClock };
+    let sink = ModelSink {
+        scraper: name.clone(),
+        broker: world.kafka.clone(),
+        trace: world.trace.clone(),
+        queued: Default::default(),
+        now_ms,
+    };
+    let ports = Ports {
+        fetcher: HttpFetcher::with_connector(TurmoilConnector),
+        discoverer: NoDiscovery,
+        sink,
+        clock: SimClock,
+    };
     let mut driver = Driver::new(node, ports);
     let coordinator = ModelCoordinator::new(world.zk.clone(), &name, world.config.session_timeout);
     let requests = driver.coordinator_requests();
     tokio::spawn(coordinator.run(driver.events(), requests));
-    world.scrapers.lock().expect("scrapers lock").insert(name.clone(), (driver.events(), driver.queries()));
+    world
+        .scrapers
+        .lock()
+        .expect("scrapers lock")
+        .insert(name.clone(), (driver.events(), driver.queries()));
     let counters = Arc::new(Mutex::new(None));
     let seen = counters.clone();
     driver.observe(move |node| {
         let s = node.stats();
-        *seen.lock().expect("counters lock") = Some((s.samples_emitted, s.samples_delivered, s.samples_not_delivered, s.deliveries_in_flight));
+        *seen.lock().expect("counters lock") = Some((
+            s.samples_emitted,
+            s.samples_delivered,
+            s.samples_not_delivered,
+            s.deliveries_in_flight,
+        ));
     });
     driver.run().await;
     world.scrapers.lock().expect("scrapers lock").remove(&name);
-    if let Some((emitted, delivered, not_delivered, in_flight)) = *counters.lock().expect("counters lock") {
-        world.trace.push(now_ms(), Seen::Counters { scraper: name, emitted, delivered, not_delivered, in_flight });
+    if let Some((emitted, delivered, not_delivered, in_flight)) =
+        *counters.lock().expect("counters lock")
+    {
+        world.trace.push(
+            now_ms(),
+            Seen::Counters {
+                scraper: name,
+                emitted,
+                delivered,
+                not_delivered,
+                in_flight,
+            },
+        );
     }
     Ok(())
 }
@@ -267,10 +308,14 @@ pub fn run(config: SimConfig) -> Outcome {
         exporter_faults: Arc::new(ExporterFaults::default()),
         scrapers: Mutex::new(BTreeMap::new()),
     });
-    world.zk.put_job("sim", &job_yaml(&config, 0..config.targets));
+    world
+        .zk
+        .put_job("sim", &job_yaml(&config, 0..config.targets));
     for e in 0..config.exporters {
         let (trace, faults) = (world.trace.clone(), world.exporter_faults.clone());
-        sim.host(format!("exp-{e}"), move || exporter::serve(trace.clone(), faults.clone(), now_ms));
+        sim.host(format!("exp-{e}"), move || {
+            exporter::serve(trace.clone(), faults.clone(), now_ms)
+        });
     }
     let schedule = Schedule::generate(&config);
     let mut hosts: Vec<String> = Vec::new();
@@ -283,7 +328,9 @@ pub fn run(config: SimConfig) -> Outcome {
         let now = sim.elapsed();
         while faults.peek().is_some_and(|(at, _)| *at <= now) {
             let (_, fault) = faults.next().expect("peeked");
-            world.trace.push(now_ms_of(now), Seen::Fault(format!("{fault:?}")));
+            world
+                .trace
+                .push(now_ms_of(now), Seen::Fault(format!("{fault:?}")));
             apply(&mut sim, &world, &mut state, &mut hosts, fault);
         }
         world.zk.tick();
@@ -292,7 +339,10 @@ pub fn run(config: SimConfig) -> Outcome {
             Ok(_) => {}
             Err(e) => {
                 // A host returned an error: the run is still judged on its trace.
-                world.trace.push(now_ms_of(sim.elapsed()), Seen::Fault(format!("host error: {e}")));
+                world.trace.push(
+                    now_ms_of(sim.elapsed()),
+                    Seen::Fault(format!("host error: {e}")),
+                );
                 break;
             }
         }
@@ -302,8 +352,15 @@ pub fn run(config: SimConfig) -> Outcome {
     }
     // Counters of the scrapers still running, for the delivery checker.
     let end_ms = now_ms_of(sim.elapsed());
-    let running: Vec<(String, QueryHandle)> = world.scrapers.lock().expect("scrapers lock").iter().map(|(n, (_, q))| (n.clone(), q.clone())).collect();
-    let answers: Arc<Mutex<Vec<(String, (u64, u64, u64, u64), Vec<(u32, bool)>)>>> = Default::default();
+    let running: Vec<(String, QueryHandle)> = world
+        .scrapers
+        .lock()
+        .expect("scrapers lock")
+        .iter()
+        .map(|(n, (_, q))| (n.clone(), q.clone()))
+        .collect();
+    let answers: Arc<Mutex<Vec<(String, (u64, u64, u64, u64), Vec<(u32, bool)>)>>> =
+        Default::default();
     let collected = answers.clone();
     sim.client("checker", async move {
         for (name, q) in running {
@@ -313,15 +370,32 @@ pub fn run(config: SimConfig) -> Outcome {
                     let owned: Vec<(u32, bool)> = node
                         .scraped_targets()
                         .filter_map(|(key, job, role)| {
-                            let t = node.job_targets(job).into_iter().find(|t| &t.target.key == key)?;
-                            Some((target_of_instance(t.target.labels.get("instance")?), matches!(role, scrapepool_core::node::Role::Owner { .. })))
+                            let t = node
+                                .job_targets(job)
+                                .into_iter()
+                                .find(|t| &t.target.key == key)?;
+                            Some((
+                                target_of_instance(t.target.labels.get("instance")?),
+                                matches!(role, scrapepool_core::node::Role::Owner { .. }),
+                            ))
                         })
                         .collect();
-                    ((s.samples_emitted, s.samples_delivered, s.samples_not_delivered, s.deliveries_in_flight), owned)
+                    (
+                        (
+                            s.samples_emitted,
+                            s.samples_delivered,
+                            s.samples_not_delivered,
+                            s.deliveries_in_flight,
+                        ),
+                        owned,
+                    )
                 })
                 .await;
             if let Some((counters, owned)) = answer {
-                collected.lock().expect("answers lock").push((name, counters, owned));
+                collected
+                    .lock()
+                    .expect("answers lock")
+                    .push((name, counters, owned));
             }
         }
         Ok(())
@@ -331,7 +405,15 @@ pub fn run(config: SimConfig) -> Outcome {
     let live: Vec<String> = world.zk.member_ids();
     let (violations, summary) = check::check_all(&world, &state, end_ms, &answers, &live);
     let digest = world.trace.digest();
-    Outcome { digest, config, violations, summary, wall: started.elapsed(), trace: world.trace.take(), faults: state.log.clone() }
+    Outcome {
+        digest,
+        config,
+        violations,
+        summary,
+        wall: started.elapsed(),
+        trace: world.trace.take(),
+        faults: state.log.clone(),
+    }
 }
 
 fn now_ms_of(elapsed: Duration) -> i64 {
@@ -345,7 +427,13 @@ fn add_scraper(sim: &mut turmoil::Sim<'_>, world: &Arc<World>, i: usize) -> Stri
     name
 }
 
-fn apply(sim: &mut turmoil::Sim<'_>, world: &Arc<World>, state: &mut faults::State, hosts: &mut Vec<String>, fault: Fault) {
+fn apply(
+    sim: &mut turmoil::Sim<'_>,
+    world: &Arc<World>,
+    state: &mut faults::State,
+    hosts: &mut Vec<String>,
+    fault: Fault,
+) {
     state.record(now_ms_of(sim.elapsed()), &fault);
     match fault {
         Fault::Crash(h) => sim.crash(h.as_str()),
@@ -377,7 +465,11 @@ fn apply(sim: &mut turmoil::Sim<'_>, world: &Arc<World>, state: &mut faults::Sta
             }
         }
         Fault::Expire(h) => world.zk.expire_host(&h),
-        Fault::SlowLink(h, e, ms) => sim.set_link_latency(h.as_str(), format!("exp-{e}").as_str(), Duration::from_millis(ms)),
+        Fault::SlowLink(h, e, ms) => sim.set_link_latency(
+            h.as_str(),
+            format!("exp-{e}").as_str(),
+            Duration::from_millis(ms),
+        ),
         Fault::Flap(t, on) => {
             let mut f = world.exporter_faults.failing.lock().expect("faults lock");
             if on {
@@ -386,6 +478,8 @@ fn apply(sim: &mut turmoil::Sim<'_>, world: &Arc<World>, state: &mut faults::Sta
                 f.remove(&t);
             }
         }
-        Fault::SetTargets(targets) => world.zk.put_job("sim", &job_yaml(&world.config, targets.into_iter())),
+        Fault::SetTargets(targets) => world
+            .zk
+            .put_job("sim", &job_yaml(&world.config, targets.into_iter())),
     }
 }

@@ -8,16 +8,36 @@ use std::sync::Mutex;
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Seen {
     /// An exporter answered a scrape of `target` from `scraper` (`ok`: 200, else 503).
-    Scrape { target: u32, scraper: String, ok: bool },
+    Scrape {
+        target: u32,
+        scraper: String,
+        ok: bool,
+    },
     /// The Kafka model acknowledged the records of one scrape of `target` by `scraper`, holding
     /// `samples` samples; `up` is the value of its `up` sample (none: only staleness markers).
-    Acked { scraper: String, target: u32, samples: u32, up: Option<bool> },
+    Acked {
+        scraper: String,
+        target: u32,
+        samples: u32,
+        up: Option<bool>,
+    },
     /// A staleness marker reached the bus: series `series` of `target`, sample time `at_ms`.
-    Marker { scraper: String, target: u32, series: String, at_ms: i64 },
+    Marker {
+        scraper: String,
+        target: u32,
+        series: String,
+        at_ms: i64,
+    },
     /// A fault was injected or healed.
     Fault(String),
     /// A scraper's node reported its counters when it stopped or at the end.
-    Counters { scraper: String, emitted: u64, delivered: u64, not_delivered: u64, in_flight: u64 },
+    Counters {
+        scraper: String,
+        emitted: u64,
+        delivered: u64,
+        not_delivered: u64,
+        in_flight: u64,
+    },
 }
 
 /// The shared, append-only trace.

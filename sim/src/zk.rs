@@ -65,10 +65,18 @@ pub struct ZkModel {
 impl ZkModel {
     /// An empty ensemble reading time from `clock`.
     pub fn new(clock: ModelClock) -> Arc<ZkModel> {
-        Arc::new(ZkModel { inner: Mutex::new(Inner::default()), clock, changed: watch::channel(0).0 })
+        Arc::new(ZkModel {
+            inner: Mutex::new(Inner::default()),
+            clock,
+            changed: watch::channel(0).0,
+        })
     }
 
-    fn with<R>(&self, host: Option<&str>, f: impl FnOnce(&mut Inner, Duration) -> Result<R, ZkError>) -> Result<R, ZkError> {
+    fn with<R>(
+        &self,
+        host: Option<&str>,
+        f: impl FnOnce(&mut Inner, Duration) -> Result<R, ZkError>,
+    ) -> Result<R, ZkError> {
         let now = (self.clock)();
         let mut inner = self.inner.lock().expect("zk model lock");
         let before = inner.zxid;
@@ -86,7 +94,12 @@ impl ZkModel {
     }
 
     fn expire(inner: &mut Inner, now: Duration) {
-        let expired: Vec<u64> = inner.sessions.iter().filter(|(_, s)| !s.expired && now.saturating_sub(s.last_heard) > s.timeout).map(|(id, _)| *id).collect();
+        let expired: Vec<u64> = inner
+            .sessions
+            .iter()
+            .filter(|(_, s)| !s.expired && now.saturating_sub(s.last_heard) > s.timeout)
+            .map(|(id, _)| *id)
+            .collect();
         for id in expired {
             Self::end_session(inner, id);
         }
@@ -109,19 +122,29 @@ impl ZkModel {
         self.with(Some(host), |inner, now| {
             inner.zxid += 1;
             let id = inner.zxid as u64;
-            inner.sessions.insert(id, Session { host: host.to_string(), last_heard: now, timeout, expired: false });
+            inner.sessions.insert(
+                id,
+                Session {
+                    host: host.to_string(),
+                    last_heard: now,
+                    timeout,
+                    expired: false,
+                },
+            );
             Ok(id)
         })
     }
 
     /// Keeps `session` alive.
     pub fn heartbeat(&self, host: &str, session: u64) -> Result<(), ZkError> {
-        self.with(Some(host), |inner, now| match inner.sessions.get_mut(&session) {
-            Some(s) if !s.expired => {
-                s.last_heard = now;
-                Ok(())
+        self.with(Some(host), |inner, now| {
+            match inner.sessions.get_mut(&session) {
+                Some(s) if !s.expired => {
+                    s.last_heard = now;
+                    Ok(())
+                }
+                _ => Err(ZkError::Expired),
             }
-            _ => Err(ZkError::Expired),
         })
     }
 
@@ -134,17 +157,28 @@ impl ZkModel {
 
     /// Creates the ephemeral `/members/<id>`; one left by an older session of the same host
     /// is replaced (as the real adapter does), one of a live other session is `NodeExists`.
-    pub fn create_member(&self, host: &str, session: u64, id: &str, data: String) -> Result<(), ZkError> {
+    pub fn create_member(
+        &self,
+        host: &str,
+        session: u64,
+        id: &str,
+        data: String,
+    ) -> Result<(), ZkError> {
         self.with(Some(host), |inner, now| {
             Self::live(inner, session)?;
             inner.sessions.get_mut(&session).expect("live").last_heard = now;
             if let Some(e) = inner.members.get(id) {
-                let same_host = inner.sessions.get(&e.session).is_some_and(|s| s.host == host);
+                let same_host = inner
+                    .sessions
+                    .get(&e.session)
+                    .is_some_and(|s| s.host == host);
                 if e.session != session && !same_host {
                     return Err(ZkError::NodeExists);
                 }
             }
-            inner.members.insert(id.to_string(), Ephemeral { data, session });
+            inner
+                .members
+                .insert(id.to_string(), Ephemeral { data, session });
             inner.zxid += 1;
             inner.members_version = inner.zxid;
             Ok(())
@@ -152,7 +186,13 @@ impl ZkModel {
     }
 
     /// Replaces the data of our member node.
-    pub fn set_member(&self, host: &str, session: u64, id: &str, data: String) -> Result<(), ZkError> {
+    pub fn set_member(
+        &self,
+        host: &str,
+        session: u64,
+        id: &str,
+        data: String,
+    ) -> Result<(), ZkError> {
         self.with(Some(host), |inner, _| {
             Self::live(inner, session)?;
             match inner.members.get_mut(id) {
@@ -181,14 +221,30 @@ impl ZkModel {
     /// Reads `/members` as one snapshot; records that are not valid JSON are skipped.
     pub fn members(&self, host: &str) -> Result<MembersSnapshot, ZkError> {
         self.with(Some(host), |inner, _| {
-            let members = inner.members.values().filter_map(|e| serde_json::from_str::<MemberRecord>(&e.data).ok()).collect();
-            Ok(MembersSnapshot { version: inner.members_version, members })
+            let members = inner
+                .members
+                .values()
+                .filter_map(|e| serde_json::from_str::<MemberRecord>(&e.data).ok())
+                .collect();
+            Ok(MembersSnapshot {
+                version: inner.members_version,
+                members,
+            })
         })
     }
 
     /// Reads `/jobs` as one snapshot.
     pub fn jobs(&self, host: &str) -> Result<JobsSnapshot, ZkError> {
-        self.with(Some(host), |inner, _| Ok(JobsSnapshot { version: inner.jobs_version, jobs: inner.jobs.iter().map(|(n, t)| (n.clone(), t.clone())).collect() }))
+        self.with(Some(host), |inner, _| {
+            Ok(JobsSnapshot {
+                version: inner.jobs_version,
+                jobs: inner
+                    .jobs
+                    .iter()
+                    .map(|(n, t)| (n.clone(), t.clone()))
+                    .collect(),
+            })
+        })
     }
 
     /// Writes a job (the operator's `jobs apply`).
@@ -227,7 +283,12 @@ impl ZkModel {
     /// Expires every live session of `host` now (as the server would after a long pause).
     pub fn expire_host(&self, host: &str) {
         let _ = self.with(None, |inner, _| {
-            let ids: Vec<u64> = inner.sessions.iter().filter(|(_, s)| s.host == host && !s.expired).map(|(id, _)| *id).collect();
+            let ids: Vec<u64> = inner
+                .sessions
+                .iter()
+                .filter(|(_, s)| s.host == host && !s.expired)
+                .map(|(id, _)| *id)
+                .collect();
             for id in ids {
                 Self::end_session(inner, id);
             }
@@ -242,7 +303,13 @@ impl ZkModel {
 
     /// Ids of the members registered now.
     pub fn member_ids(&self) -> Vec<String> {
-        self.inner.lock().expect("zk model lock").members.keys().cloned().collect()
+        self.inner
+            .lock()
+            .expect("zk model lock")
+            .members
+            .keys()
+            .cloned()
+            .collect()
     }
 
     /// A receiver that changes whenever anything in the model changes.
@@ -282,7 +349,11 @@ pub struct ModelCoordinator {
 impl ModelCoordinator {
     /// A coordinator for `host` with the given session timeout.
     pub fn new(model: Arc<ZkModel>, host: &str, session_timeout: Duration) -> Self {
-        ModelCoordinator { model, host: host.to_string(), session_timeout }
+        ModelCoordinator {
+            model,
+            host: host.to_string(),
+            session_timeout,
+        }
     }
 }
 
@@ -359,7 +430,9 @@ impl Coordinator for ModelCoordinator {
                             }
                         }
                         Wanted::Gone => match &written {
-                            Some((_, Wanted::Record(r))) => self.model.delete_member(&self.host, id, &r.id),
+                            Some((_, Wanted::Record(r))) => {
+                                self.model.delete_member(&self.host, id, &r.id)
+                            }
                             _ => Ok(()),
                         },
                     };
@@ -368,7 +441,9 @@ impl Coordinator for ModelCoordinator {
                     }
                 }
                 // Snapshots, whenever a version moved.
-                if let (Ok(m), Ok(j)) = (self.model.members(&self.host), self.model.jobs(&self.host)) {
+                if let (Ok(m), Ok(j)) =
+                    (self.model.members(&self.host), self.model.jobs(&self.host))
+                {
                     if m.version != sent_versions.0 {
                         sent_versions.0 = m.version;
                         if events.send(Event::MembersChanged(m)).await.is_err() {
@@ -383,7 +458,11 @@ impl Coordinator for ModelCoordinator {
                     }
                 }
             }
-            let wait = if connected { heartbeat } else { RECONNECT_INTERVAL };
+            let wait = if connected {
+                heartbeat
+            } else {
+                RECONNECT_INTERVAL
+            };
             // Biased: an unbiased select draws its branch order from tokio's unseeded RNG.
             tokio::select! {
                 biased;

@@ -19,8 +19,17 @@ fn small(seed: u64) -> SimConfig {
 fn the_same_seed_gives_the_same_trace() {
     for seed in [7, 8] {
         let (a, b) = (run(small(seed)), run(small(seed)));
-        assert!(a.trace.len() > 1000, "a meaningful run: {} entries", a.trace.len());
-        assert_eq!(a.digest, b.digest, "seed {seed} ran differently twice; reproduce with: {}", a.config.reproduce_command());
+        assert!(
+            a.trace.len() > 1000,
+            "a meaningful run: {} entries",
+            a.trace.len()
+        );
+        assert_eq!(
+            a.digest,
+            b.digest,
+            "seed {seed} ran differently twice; reproduce with: {}",
+            a.config.reproduce_command()
+        );
         assert!(a.violations.is_empty(), "seed {seed}: {:?}", a.violations);
     }
 }

@@ -237,4 +237,3 @@ pub fn collect_jobs(path: &Path) -> Result<Vec<JobText>, Vec<String>> {
         Err(errors)
     }
 }
-

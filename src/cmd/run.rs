@@ -80,7 +80,10 @@ fn parse_encoding(s: &str) -> Result<Encoding, String> {
 
 /// Runs the daemon until it has drained (SIGTERM, SIGINT) or fails to start.
 pub fn run(args: Args) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("scrapepool run: cannot start the runtime: {e}");
@@ -97,7 +100,9 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 fn default_id(listen: SocketAddr) -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "scrapepool".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "scrapepool".into());
     format!("{host}-{}", listen.port())
 }
 
@@ -114,13 +119,19 @@ async fn daemon(args: Args) -> anyhow::Result<ExitCode> {
         web: args.listen.to_string(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         started_at: scrapepool_core::format::rfc3339_ms(clock.now().as_millis()),
-        encoding: if standalone { Encoding::Json } else { args.encoding },
+        encoding: if standalone {
+            Encoding::Json
+        } else {
+            args.encoding
+        },
         message_bytes_max: 1 << 20,
     };
     let node = Node::new(config, clock.now());
     let fetcher = HttpFetcher::new();
     let discoverer = Discovery::default();
-    let listener = tokio::net::TcpListener::bind(args.listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let web_shutdown = {
         let mut rx = shutdown_rx.clone();
@@ -131,12 +142,20 @@ async fn daemon(args: Args) -> anyhow::Result<ExitCode> {
 
     let exit = if standalone {
         let sink = Arc::new(match &args.output {
-            Some(path) => StdoutSink::to_file(path).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?,
+            Some(path) => StdoutSink::to_file(path)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?,
             None => StdoutSink::stdout(),
         });
         let (origin, text) = match &args.jobs {
-            Some(path) => (path.display().to_string(), std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?),
-            None => ("built-in jobs".to_string(), DEFAULT_JOBS.replace("127.0.0.1:9091", &args.listen.to_string())),
+            Some(path) => (
+                path.display().to_string(),
+                std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?,
+            ),
+            None => (
+                "built-in jobs".to_string(),
+                DEFAULT_JOBS.replace("127.0.0.1:9091", &args.listen.to_string()),
+            ),
         };
         let (_, errors) = scrapepool_core::config::load_jobs(&text, &origin, &Default::default());
         if !errors.is_empty() {
@@ -145,19 +164,44 @@ async fn daemon(args: Args) -> anyhow::Result<ExitCode> {
             }
             return Ok(ExitCode::FAILURE);
         }
-        let jobs = scrapepool_core::jobs_file::split_jobs(&text).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        let jobs = scrapepool_core::jobs_file::split_jobs(&text)
+            .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
         let metrics = sink.clone();
         let extra: Arc<dyn ExtraMetrics> = Arc::new(SinkSeries(move || metrics.metrics()));
-        let driver = Driver::new(node, Ports { fetcher, discoverer, sink, clock });
+        let driver = Driver::new(
+            node,
+            Ports {
+                fetcher,
+                discoverer,
+                sink,
+                clock,
+            },
+        );
         let events = driver.events();
         // Standalone: a pool of one, always connected, with the file's jobs.
-        let me = MemberRecord { id: id.clone(), state: MemberState::Active, version: env!("CARGO_PKG_VERSION").into(), web: args.listen.to_string(), started_at: String::new() };
+        let me = MemberRecord {
+            id: id.clone(),
+            state: MemberState::Active,
+            version: env!("CARGO_PKG_VERSION").into(),
+            web: args.listen.to_string(),
+            started_at: String::new(),
+        };
         events.send(Event::SessionConnected).await?;
-        events.send(Event::MembersChanged(MembersSnapshot { version: 1, members: vec![me] })).await?;
-        events.send(Event::JobsChanged(JobsSnapshot { version: 1, jobs })).await?;
+        events
+            .send(Event::MembersChanged(MembersSnapshot {
+                version: 1,
+                members: vec![me],
+            }))
+            .await?;
+        events
+            .send(Event::JobsChanged(JobsSnapshot { version: 1, jobs }))
+            .await?;
         serve(driver, listener, extra, web_shutdown).await
     } else {
-        let (brokers, topic) = (args.kafka.clone().unwrap_or_default(), args.topic.clone().unwrap_or_default());
+        let (brokers, topic) = (
+            args.kafka.clone().unwrap_or_default(),
+            args.topic.clone().unwrap_or_default(),
+        );
         let mut kafka = KafkaSinkConfig::new(brokers, topic);
         kafka.options = args.kafka_options.clone();
         let sink = Arc::new(KafkaSink::new(&kafka)?);
@@ -166,13 +210,25 @@ async fn daemon(args: Args) -> anyhow::Result<ExitCode> {
         let mut zk = ZkConfig::new(args.zookeeper.clone().unwrap_or_default());
         zk.session_timeout = args.session_timeout;
         let coordinator = ZkCoordinator::new(zk)?;
-        let mut driver = Driver::new(node, Ports { fetcher, discoverer, sink: sink.clone(), clock });
+        let mut driver = Driver::new(
+            node,
+            Ports {
+                fetcher,
+                discoverer,
+                sink: sink.clone(),
+                clock,
+            },
+        );
         let requests = driver.coordinator_requests();
         tokio::spawn(coordinator.run(driver.events(), requests));
         let exit = serve(driver, listener, extra, web_shutdown).await;
-        let flushed = tokio::task::spawn_blocking(move || sink.flush(SINK_FLUSH_TIMEOUT)).await.unwrap_or(false);
+        let flushed = tokio::task::spawn_blocking(move || sink.flush(SINK_FLUSH_TIMEOUT))
+            .await
+            .unwrap_or(false);
         if !flushed {
-            tracing::warn!("the Kafka sink still held unacknowledged records after {SINK_FLUSH_TIMEOUT:?}");
+            tracing::warn!(
+                "the Kafka sink still held unacknowledged records after {SINK_FLUSH_TIMEOUT:?}"
+            );
         }
         exit
     };
@@ -185,14 +241,22 @@ async fn daemon(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Runs the web server and the driver; SIGTERM/SIGINT start the drain, a second one exits.
-async fn serve<F, D, S, K>(driver: Driver<F, D, S, K>, listener: tokio::net::TcpListener, extra: Arc<dyn ExtraMetrics>, web_shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Exit
+async fn serve<F, D, S, K>(
+    driver: Driver<F, D, S, K>,
+    listener: tokio::net::TcpListener,
+    extra: Arc<dyn ExtraMetrics>,
+    web_shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Exit
 where
     F: scrapepool_adapters::ports::Fetcher,
     D: scrapepool_adapters::ports::Discoverer,
     S: scrapepool_adapters::ports::Sink,
     K: Clock,
 {
-    let state = WebState { queries: driver.queries(), extra };
+    let state = WebState {
+        queries: driver.queries(),
+        extra,
+    };
     tokio::spawn(async move {
         if let Err(e) = web::serve_on(listener, state, web_shutdown).await {
             tracing::error!("web server stopped: {e}");
@@ -200,13 +264,14 @@ where
     });
     let events = driver.events();
     tokio::spawn(async move {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!("cannot watch SIGTERM: {e}");
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!("cannot watch SIGTERM: {e}");
+                    return;
+                }
+            };
         let mut signals = 0;
         loop {
             tokio::select! {

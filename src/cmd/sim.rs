@@ -53,7 +53,10 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 pub fn run(args: Args) -> ExitCode {
     let seeds: Vec<u64> = match (&args.seed, &args.seeds) {
         (Some(s), _) => vec![*s],
-        (None, Some(range)) => match range.split_once("..").and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?))) {
+        (None, Some(range)) => match range
+            .split_once("..")
+            .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)))
+        {
             Some((a, b)) if a < b => (a..b).collect(),
             _ => {
                 eprintln!("--seeds takes A..B with A < B, got {range:?}");
@@ -88,7 +91,12 @@ pub fn run(args: Args) -> ExitCode {
             ..SimConfig::default()
         };
         if tty {
-            eprint!("\r[{:>4}/{}] seed {seed} {}", i + 1, seeds.len(), bar(i, seeds.len()));
+            eprint!(
+                "\r[{:>4}/{}] seed {seed} {}",
+                i + 1,
+                seeds.len(),
+                bar(i, seeds.len())
+            );
         }
         let outcome = scrapepool_sim::run(config);
         if !outcome.violations.is_empty() {
@@ -111,7 +119,11 @@ pub fn run(args: Args) -> ExitCode {
         println!("sim: {} passed, 0 failed", outcomes.len());
         ExitCode::SUCCESS
     } else {
-        println!("sim: {} passed, {} failed (seeds {failed:?})", outcomes.len() - failed.len(), failed.len());
+        println!(
+            "sim: {} passed, {} failed (seeds {failed:?})",
+            outcomes.len() - failed.len(),
+            failed.len()
+        );
         ExitCode::FAILURE
     }
 }
@@ -123,7 +135,11 @@ fn bar(done: usize, total: usize) -> String {
 }
 
 fn report_violation(o: &Outcome) {
-    eprintln!("seed {}: {} violation(s)", o.config.seed, o.violations.len());
+    eprintln!(
+        "seed {}: {} violation(s)",
+        o.config.seed,
+        o.violations.len()
+    );
     for v in o.violations.iter().take(10) {
         eprintln!("  {v}");
     }
@@ -131,7 +147,19 @@ fn report_violation(o: &Outcome) {
 }
 
 fn print_summary(outcomes: &[Outcome]) {
-    println!("{:>6} {:>9} {:>7} {:>9} {:>10} {:>9} {:>11} {:>9} {:>9} {:>8}", "seed", "coverage", "dup", "max gap", "moved/bnd", "converge", "delivered", "not dlv", "sim/wall", "result");
+    println!(
+        "{:>6} {:>9} {:>7} {:>9} {:>10} {:>9} {:>11} {:>9} {:>9} {:>8}",
+        "seed",
+        "coverage",
+        "dup",
+        "max gap",
+        "moved/bnd",
+        "converge",
+        "delivered",
+        "not dlv",
+        "sim/wall",
+        "result"
+    );
     for o in outcomes {
         let s = &o.summary;
         let speed = o.config.duration.as_secs_f64() / o.wall.as_secs_f64().max(1e-9);
@@ -146,7 +174,11 @@ fn print_summary(outcomes: &[Outcome]) {
             s.samples_delivered,
             s.samples_not_delivered,
             speed,
-            if o.violations.is_empty() { "ok" } else { "FAIL" }
+            if o.violations.is_empty() {
+                "ok"
+            } else {
+                "FAIL"
+            }
         );
     }
 }
@@ -154,10 +186,16 @@ fn print_summary(outcomes: &[Outcome]) {
 fn explain(o: &Outcome, target: u32) {
     use scrapepool_sim::trace::Seen;
     let t0 = scrapepool_sim::EPOCH_MS;
-    let mut lines: Vec<(i64, String)> = o.faults.iter().map(|(at, f)| (*at, format!("FAULT {f:?}"))).collect();
+    let mut lines: Vec<(i64, String)> = o
+        .faults
+        .iter()
+        .map(|(at, f)| (*at, format!("FAULT {f:?}")))
+        .collect();
     for (at, seen) in &o.trace {
         let about = match seen {
-            Seen::Scrape { target: t, .. } | Seen::Acked { target: t, .. } | Seen::Marker { target: t, .. } => *t == target,
+            Seen::Scrape { target: t, .. }
+            | Seen::Acked { target: t, .. }
+            | Seen::Marker { target: t, .. } => *t == target,
             Seen::Counters { .. } => true,
             Seen::Fault(_) => false,
         };

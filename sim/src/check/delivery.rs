@@ -21,13 +21,22 @@ pub fn check(trace: &[(i64, Seen)], answers: &Answers, summary: &mut Summary) ->
     let mut scraped_ok: BTreeSet<(&str, u32)> = BTreeSet::new();
     for (at, seen) in trace {
         match seen {
-            Seen::Scrape { target, scraper, ok } => {
+            Seen::Scrape {
+                target,
+                scraper,
+                ok,
+            } => {
                 scraped.insert((scraper.as_str(), *target));
                 if *ok {
                     scraped_ok.insert((scraper.as_str(), *target));
                 }
             }
-            Seen::Acked { scraper, target, samples, up } => {
+            Seen::Acked {
+                scraper,
+                target,
+                samples,
+                up,
+            } => {
                 summary.samples_delivered += u64::from(*samples);
                 let key = (scraper.as_str(), *target);
                 if *up == Some(true) && !scraped_ok.contains(&key) {
@@ -36,9 +45,17 @@ pub fn check(trace: &[(i64, Seen)], answers: &Answers, summary: &mut Summary) ->
                     out.push(Violation { invariant: "c-delivery", at_ms: at - EPOCH_MS, detail: format!("{scraper} had {samples} samples of t{target} acknowledged but never scraped it") });
                 }
             }
-            Seen::Counters { scraper, emitted, delivered, not_delivered, in_flight } => {
+            Seen::Counters {
+                scraper,
+                emitted,
+                delivered,
+                not_delivered,
+                in_flight,
+            } => {
                 summary.samples_not_delivered += not_delivered;
-                if delivered + not_delivered > *emitted || (*in_flight == 0 && delivered + not_delivered != *emitted) {
+                if delivered + not_delivered > *emitted
+                    || (*in_flight == 0 && delivered + not_delivered != *emitted)
+                {
                     out.push(Violation {
                         invariant: "c-delivery",
                         at_ms: at - EPOCH_MS,
@@ -51,7 +68,9 @@ pub fn check(trace: &[(i64, Seen)], answers: &Answers, summary: &mut Summary) ->
     }
     for (scraper, (emitted, delivered, not_delivered, in_flight), _) in answers {
         summary.samples_not_delivered += not_delivered;
-        if delivered + not_delivered > *emitted || (*in_flight == 0 && delivered + not_delivered != *emitted) {
+        if delivered + not_delivered > *emitted
+            || (*in_flight == 0 && delivered + not_delivered != *emitted)
+        {
             out.push(Violation { invariant: "c-delivery", at_ms: -1, detail: format!("{scraper}: emitted {emitted} != delivered {delivered} + not delivered {not_delivered} (in flight {in_flight})") });
         }
     }

@@ -26,7 +26,13 @@ pub struct Violation {
 
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} at {:.1}s: {}", self.invariant, self.at_ms as f64 / 1000.0, self.detail)
+        write!(
+            f,
+            "{} at {:.1}s: {}",
+            self.invariant,
+            self.at_ms as f64 / 1000.0,
+            self.detail
+        )
     }
 }
 
@@ -55,17 +61,42 @@ pub struct Summary {
 pub type Answers = [(String, (u64, u64, u64, u64), Vec<(u32, bool)>)];
 
 /// Runs every checker.
-pub fn check_all(world: &World, state: &State, end_ms: i64, answers: &Answers, live_members: &[String]) -> (Vec<Violation>, Summary) {
+pub fn check_all(
+    world: &World,
+    state: &State,
+    end_ms: i64,
+    answers: &Answers,
+    live_members: &[String],
+) -> (Vec<Violation>, Summary) {
     let trace = world.trace.snapshot();
     let mut scrapes: BTreeMap<u32, Vec<(i64, &str, bool)>> = BTreeMap::new();
     for (at, seen) in &trace {
-        if let Seen::Scrape { target, scraper, ok } = seen {
-            scrapes.entry(*target).or_default().push((*at, scraper.as_str(), *ok));
+        if let Seen::Scrape {
+            target,
+            scraper,
+            ok,
+        } = seen
+        {
+            scrapes
+                .entry(*target)
+                .or_default()
+                .push((*at, scraper.as_str(), *ok));
         }
     }
-    let mut summary = Summary { scrapes: scrapes.values().map(Vec::len).sum(), ..Summary::default() };
+    let mut summary = Summary {
+        scrapes: scrapes.values().map(Vec::len).sum(),
+        ..Summary::default()
+    };
     let mut violations = Vec::new();
-    violations.extend(ownership::check(world, state, end_ms, answers, live_members, &scrapes, &mut summary));
+    violations.extend(ownership::check(
+        world,
+        state,
+        end_ms,
+        answers,
+        live_members,
+        &scrapes,
+        &mut summary,
+    ));
     violations.extend(gaps::check(world, state, end_ms, &scrapes, &mut summary));
     violations.extend(delivery::check(&trace, answers, &mut summary));
     violations.extend(staleness::check(world, state, &trace, &scrapes));

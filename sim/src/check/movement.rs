@@ -21,8 +21,20 @@ pub fn check(world: &World, state: &State, summary: &mut Summary) -> Vec<Violati
     // Keys of the initial targets, as the nodes compute them (the resolved URL and labels).
     let keys: Vec<u64> = (0..cfg.targets)
         .map(|t| {
-            let labels = scrapepool_core::labels::Labels::from_pairs([("instance", format!("t{t}")), ("job", "sim".to_string())]);
-            TargetKey::new("sim", &labels, &format!("http://exp-{}:{}/t/{t}", t % cfg.exporters, crate::exporter::PORT)).hash()
+            let labels = scrapepool_core::labels::Labels::from_pairs([
+                ("instance", format!("t{t}")),
+                ("job", "sim".to_string()),
+            ]);
+            TargetKey::new(
+                "sim",
+                &labels,
+                &format!(
+                    "http://exp-{}:{}/t/{t}",
+                    t % cfg.exporters,
+                    crate::exporter::PORT
+                ),
+            )
+            .hash()
         })
         .collect();
     // The sequence of active sets: start, then every crash/leave/join/restart.
@@ -50,8 +62,14 @@ pub fn check(world: &World, state: &State, summary: &mut Summary) -> Vec<Violati
         if w[0] == w[1] {
             continue;
         }
-        let (a, b) = (Ring::new(w[0].iter().map(String::as_str), r), Ring::new(w[1].iter().map(String::as_str), r));
-        let moved = keys.iter().filter(|k| a.owners(**k) != b.owners(**k)).count();
+        let (a, b) = (
+            Ring::new(w[0].iter().map(String::as_str), r),
+            Ring::new(w[1].iter().map(String::as_str), r),
+        );
+        let moved = keys
+            .iter()
+            .filter(|k| a.owners(**k) != b.owners(**k))
+            .count();
         let n = w[0].len().max(w[1].len()) as f64;
         let p = (r as f64 / n).min(1.0);
         let t = keys.len() as f64;
@@ -60,7 +78,16 @@ pub fn check(world: &World, state: &State, summary: &mut Summary) -> Vec<Violati
             summary.moved_max = (moved, bound);
         }
         if moved > bound {
-            out.push(Violation { invariant: "e-movement", at_ms: -1, detail: format!("{moved} of {} targets moved from {:?} to {:?}, bound {bound}", keys.len(), w[0], w[1]) });
+            out.push(Violation {
+                invariant: "e-movement",
+                at_ms: -1,
+                detail: format!(
+                    "{moved} of {} targets moved from {:?} to {:?}, bound {bound}",
+                    keys.len(),
+                    w[0],
+                    w[1]
+                ),
+            });
         }
     }
     out

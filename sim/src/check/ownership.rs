@@ -8,7 +8,15 @@ use crate::faults::State;
 use crate::{World, EPOCH_MS};
 
 /// Checks ownership at the end of the run.
-pub fn check(world: &World, state: &State, end_ms: i64, answers: &Answers, live_members: &[String], scrapes: &BTreeMap<u32, Vec<(i64, &str, bool)>>, summary: &mut Summary) -> Vec<Violation> {
+pub fn check(
+    world: &World,
+    state: &State,
+    end_ms: i64,
+    answers: &Answers,
+    live_members: &[String],
+    scrapes: &BTreeMap<u32, Vec<(i64, &str, bool)>>,
+    summary: &mut Summary,
+) -> Vec<Violation> {
     let cfg = &world.config;
     let mut out = Vec::new();
     let live = state.targets_at(end_ms, cfg.targets);
@@ -24,24 +32,50 @@ pub fn check(world: &World, state: &State, end_ms: i64, answers: &Answers, live_
     for t in &live {
         let n = owners.get(t).copied().unwrap_or(0);
         if n != want {
-            out.push(Violation { invariant: "a-ownership", at_ms: end_ms - EPOCH_MS, detail: format!("target t{t} has {n} owners after convergence, want {want}") });
+            out.push(Violation {
+                invariant: "a-ownership",
+                at_ms: end_ms - EPOCH_MS,
+                detail: format!("target t{t} has {n} owners after convergence, want {want}"),
+            });
         }
     }
     // Black-box: what the exporters saw in the last interval.
     let from = end_ms - cfg.interval.as_millis() as i64;
     for t in &live {
-        let by: BTreeSet<&str> = scrapes.get(t).map(|v| v.iter().filter(|(at, _, _)| *at >= from).map(|(_, s, _)| *s).collect()).unwrap_or_default();
+        let by: BTreeSet<&str> = scrapes
+            .get(t)
+            .map(|v| {
+                v.iter()
+                    .filter(|(at, _, _)| *at >= from)
+                    .map(|(_, s, _)| *s)
+                    .collect()
+            })
+            .unwrap_or_default();
         if by.len() > want {
-            out.push(Violation { invariant: "a-ownership", at_ms: end_ms - EPOCH_MS, detail: format!("target t{t} scraped by {by:?} in the last interval, want {want} scraper(s)") });
+            out.push(Violation {
+                invariant: "a-ownership",
+                at_ms: end_ms - EPOCH_MS,
+                detail: format!(
+                    "target t{t} scraped by {by:?} in the last interval, want {want} scraper(s)"
+                ),
+            });
         }
     }
     // Liveness: after the heal, the pool must settle within the stated bound. It has settled
     // when every live target is scraped only by its final owners.
     let heal = EPOCH_MS + cfg.chaos.as_millis() as i64;
-    let final_owners: BTreeMap<u32, BTreeSet<&str>> = answers.iter().flat_map(|(name, _, targets)| targets.iter().filter(|(_, owned)| *owned).map(move |(t, _)| (*t, name.as_str()))).fold(BTreeMap::new(), |mut m, (t, n)| {
-        m.entry(t).or_insert_with(BTreeSet::new).insert(n);
-        m
-    });
+    let final_owners: BTreeMap<u32, BTreeSet<&str>> = answers
+        .iter()
+        .flat_map(|(name, _, targets)| {
+            targets
+                .iter()
+                .filter(|(_, owned)| *owned)
+                .map(move |(t, _)| (*t, name.as_str()))
+        })
+        .fold(BTreeMap::new(), |mut m, (t, n)| {
+            m.entry(t).or_insert_with(BTreeSet::new).insert(n);
+            m
+        });
     let mut settled = heal;
     for t in &live {
         let owners = final_owners.get(t);
@@ -54,7 +88,15 @@ pub fn check(world: &World, state: &State, end_ms: i64, answers: &Answers, live_
     summary.convergence_ms = settled - heal;
     let bound = cfg.convergence_bound().as_millis() as i64;
     if settled - heal > bound {
-        out.push(Violation { invariant: "a-convergence", at_ms: settled - EPOCH_MS, detail: format!("the pool took {:.1}s after the heal to settle, bound {:.1}s", (settled - heal) as f64 / 1000.0, bound as f64 / 1000.0) });
+        out.push(Violation {
+            invariant: "a-convergence",
+            at_ms: settled - EPOCH_MS,
+            detail: format!(
+                "the pool took {:.1}s after the heal to settle, bound {:.1}s",
+                (settled - heal) as f64 / 1000.0,
+                bound as f64 / 1000.0
+            ),
+        });
     }
     out.truncate(20);
     out
