@@ -18,8 +18,14 @@ trap 'scripts/services.sh stop || true' EXIT
 source .services/env
 
 status=0
+# Formatting first: it takes a second and a diff is cheaper to read now than in review.
+if cargo fmt --version >/dev/null 2>&1; then
+  cargo fmt --all --check || status=$?
+fi
 # --all-targets: libs, bins, integration tests, examples, and benches (run once as tests).
-cargo test --workspace --all-targets "$@" || status=$?
+if [ "$status" -eq 0 ]; then
+  cargo test --workspace --all-targets "$@" || status=$?
+fi
 # --all-targets leaves out doc tests; they run here.
 if [ "$status" -eq 0 ]; then
   cargo test --workspace --doc "$@" || status=$?
