@@ -269,6 +269,7 @@ fn prometheus_reads_back_what_remote_write_encoding_wrote() {
     let (report, records) = process_and_encode(
         &spec(),
         &mut SeriesCache::default(),
+        &mut Default::default(),
         Timestamp(t0),
         Duration::from_millis(12),
         &fetch,

@@ -211,7 +211,9 @@ impl<F: Fetcher, D: Discoverer, S: Sink, K: Clock> Driver<F, D, S, K> {
                         let outcome = fetcher.fetch(&task.spec).await;
                         let duration = t0.elapsed();
                         // The pure, CPU-bound part runs here, on a runtime worker, not on the loop.
-                        let event = task.complete(started_at, duration, &outcome);
+                        let event = SCRATCH.with(|scratch| {
+                            task.complete(&mut scratch.borrow_mut(), started_at, duration, &outcome)
+                        });
                         // The loop may be gone (shutdown); nothing to do then.
                         let _ = events.send(event).await;
                     });
@@ -271,6 +273,11 @@ impl<F: Fetcher, D: Discoverer, S: Sink, K: Clock> Driver<F, D, S, K> {
         }
         Exit::Drained
     }
+}
+
+thread_local! {
+    /// Each runtime worker's working memory for processing scrapes (see `Scratch`).
+    static SCRATCH: std::cell::RefCell<scrapepool_core::scrape::Scratch> = Default::default();
 }
 
 async fn sleep_or_forever(wait: Option<Duration>) {

@@ -92,9 +92,11 @@ fn bench(c: &mut Criterion<ThreadCpu>) {
         for encoding in [Encoding::RemoteWrite, Encoding::Json] {
             let spec = spec(encoding);
             let mut cache = SeriesCache::default();
+            let mut scratch = scrapepool_core::scrape::Scratch::default();
             let (report, _) = process_and_encode(
                 &spec,
                 &mut cache,
+                &mut scratch,
                 Timestamp(1_700_000_000_000),
                 Duration::from_millis(3),
                 &fetch,
@@ -111,6 +113,7 @@ fn bench(c: &mut Criterion<ThreadCpu>) {
                         process_and_encode(
                             &spec,
                             &mut cache,
+                            &mut scratch,
                             Timestamp(now),
                             Duration::from_millis(3),
                             fetch,

@@ -202,6 +202,7 @@ fn ownership() {
 
 fn memory_per_target() {
     let yaml = static_job(10_000);
+    let mut scratch = scrapepool_core::scrape::Scratch::default();
     let base = reset_peak();
     let (node, owned, tasks) = node_with(&yaml, 1);
     drop(tasks);
@@ -236,7 +237,7 @@ fn memory_per_target() {
                 body: body.as_bytes().to_vec(),
                 content_type: Some("text/plain; version=0.0.4".into()),
             };
-            let ev = t.complete(now, Duration::from_millis(1), &fetch);
+            let ev = t.complete(&mut scratch, now, Duration::from_millis(1), &fetch);
             node.handle(now, ev);
             scraped += 1;
             tasks.extend(drain(&mut node, now));
@@ -289,6 +290,7 @@ fn series_cache() {
         let mut task = task.expect("scrape");
         let spec = task.spec.clone();
         let mut cache = std::mem::take(&mut task.cache);
+        let mut scratch = scrapepool_core::scrape::Scratch::default();
         let base = reset_peak();
         let fetch = FetchOutcome::Body {
             body: body.clone(),
@@ -297,6 +299,7 @@ fn series_cache() {
         let (report, records) = scrapepool_core::scrape::process_and_encode(
             &spec,
             &mut cache,
+            &mut scratch,
             Timestamp(1_000),
             Duration::from_millis(1),
             &fetch,
@@ -316,6 +319,7 @@ fn series_cache() {
                 let (_, records) = scrapepool_core::scrape::process_and_encode(
                     &spec,
                     &mut cache,
+                    &mut scratch,
                     at,
                     Duration::from_millis(1),
                     &fetch,

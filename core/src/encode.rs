@@ -197,6 +197,55 @@ pub(crate) fn put_labels_pb<'a>(
     }
 }
 
+/// Reads back a label block written by [`put_labels_pb`]. The scrape cache keeps only the
+/// encoded block of a series; this serves its cold paths (sorting markers, showing series).
+pub(crate) fn labels_from_pb(mut block: &[u8]) -> Labels {
+    fn field<'a>(buf: &mut &'a [u8]) -> Option<(u8, &'a [u8])> {
+        let (&tag, rest) = buf.split_first()?;
+        let (mut len, mut shift, mut i) = (0usize, 0, 0);
+        loop {
+            let b = *rest.get(i)?;
+            len |= usize::from(b & 0x7f) << shift;
+            i += 1;
+            if b < 0x80 {
+                break;
+            }
+            shift += 7;
+        }
+        let body = rest.get(i..i + len)?;
+        *buf = &rest[i + len..];
+        Some((tag, body))
+    }
+    let mut labels = Labels::new();
+    while let Some((_, mut label)) = field(&mut block) {
+        let (mut name, mut value) = ("", "");
+        while let Some((tag, bytes)) = field(&mut label) {
+            let text = std::str::from_utf8(bytes).unwrap_or_default();
+            match tag {
+                TAG_1_LEN => name = text,
+                TAG_2_LEN => value = text,
+                _ => {}
+            }
+        }
+        labels.set(name.to_string(), value.to_string());
+    }
+    labels
+}
+
+/// Reads back the labels of a JSON prefix written by [`put_json_prefix`] (cold paths only).
+pub(crate) fn labels_from_json_prefix(prefix: &[u8]) -> Labels {
+    #[derive(serde::Deserialize)]
+    struct Prefix {
+        labels: Labels,
+    }
+    // The prefix stops inside the timestamp string: close it to read the object.
+    let mut text = prefix.to_vec();
+    text.extend_from_slice(b"\"}");
+    serde_json::from_slice::<Prefix>(&text)
+        .map(|p| p.labels)
+        .unwrap_or_default()
+}
+
 fn sample_len(ts: i64, value: f64) -> usize {
     let mut len = 0;
     if value != 0.0 {
@@ -491,6 +540,24 @@ mod tests {
             labels: Labels::from_pairs(pairs.iter().copied()),
             timestamp_ms: ts,
             value,
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { rng_seed: proptest::test_runner::RngSeed::Fixed(7), ..Default::default() })]
+
+        /// The scrape cache keeps only encoded label blocks: reading one back gives the labels
+        /// it was written from, for every label name and any value (escapes, long values).
+        #[test]
+        fn label_blocks_read_back(pairs in proptest::collection::btree_map("[a-zA-Z_][a-zA-Z0-9_]{0,12}", "\\PC{1,200}", 0..8)) {
+            let labels = Labels::from_pairs(pairs);
+            let pairs = || labels.iter().map(|l| (l.name.as_str(), l.value.as_str()));
+            let mut pb = Vec::new();
+            put_labels_pb(pairs(), &mut pb);
+            proptest::prop_assert_eq!(labels_from_pb(&pb), labels.clone());
+            let mut json = Vec::new();
+            put_json_prefix(pairs(), &mut json);
+            proptest::prop_assert_eq!(labels_from_json_prefix(&json), labels.clone());
         }
     }
 

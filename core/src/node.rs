@@ -91,8 +91,10 @@ pub struct ScrapeTask {
 impl ScrapeTask {
     /// The pure part of a scrape, after the fetch: processes and encodes, and gives back the
     /// event for the node. `started_at` is when the fetch began, `duration` how long it took.
+    /// `scratch` is the calling thread's working memory (see [`crate::scrape::Scratch`]).
     pub fn complete(
         mut self,
+        scratch: &mut crate::scrape::Scratch,
         started_at: Timestamp,
         duration: Duration,
         fetch: &FetchOutcome,
@@ -100,6 +102,7 @@ impl ScrapeTask {
         let (report, records) = crate::scrape::process_and_encode(
             &self.spec,
             &mut self.cache,
+            scratch,
             started_at,
             duration,
             fetch,

@@ -44,7 +44,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Duration;
 
-use xxhash_rust::xxh3::xxh3_64;
+use xxhash_rust::xxh3::{xxh3_128, xxh3_64};
 
 use crate::config::{Authorization, BasicAuth, TlsConfig};
 use crate::encode::{self, EmitSpec, Encoding, Group, Record};
@@ -161,15 +161,25 @@ pub struct SeriesCache {
     successful_count: usize,
     /// Entries not seen in the last scrape must be swept once its output is encoded.
     sweep_pending: bool,
-    /// Reused buffer for the series text of a sample.
-    key_scratch: Vec<u8>,
-    /// Output list, kept between scrapes (its allocation only).
-    outs_buf: Vec<Out>,
-    /// Points and groups for the remote-write encoder, kept between scrapes.
-    points_buf: Vec<(i64, f64)>,
-    groups_buf: Vec<Group<'static>>,
-    /// Protobuf and snappy buffers, kept between scrapes.
-    rw_bufs: encode::RwBuffers,
+}
+
+/// The buffers one scrape's processing works in, kept between scrapes for their allocations
+/// only (nothing in them outlives a call). One per worker thread, not per target: a
+/// target's own memory is its [`SeriesCache`], and a body's worth of buffers for each of
+/// thousands of targets would outweigh it.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    /// The series text of a sample.
+    key: Vec<u8>,
+    /// A new series' fragment.
+    frag: Vec<u8>,
+    /// The output list.
+    outs: Vec<Out>,
+    /// Points and groups for the remote-write encoder.
+    points: Vec<(i64, f64)>,
+    groups: Vec<Group<'static>>,
+    /// Protobuf and snappy buffers.
+    rw: encode::RwBuffers,
 }
 
 impl SeriesCache {
@@ -189,7 +199,13 @@ impl SeriesCache {
             .series
             .iter()
             .filter(|s| s.tracked_prev)
-            .map(|s| s.labels.clone())
+            .map(|s| {
+                s.labels(
+                    self.basis
+                        .as_ref()
+                        .map_or(Encoding::RemoteWrite, |b| b.encoding),
+                )
+            })
             .collect();
         out.sort();
         out
@@ -248,16 +264,16 @@ pub fn process(
     duration: Duration,
     fetch: &FetchOutcome,
 ) -> (ScrapeReport, Vec<Sample>) {
-    let (report, outs) = run(spec, cache, started_at, duration, fetch);
+    let mut scratch = Scratch::default();
+    let (report, outs) = run(spec, cache, &mut scratch, started_at, duration, fetch);
     let samples = outs
         .iter()
         .map(|o| Sample {
-            labels: cache.entry(o.series).labels.clone(),
+            labels: cache.labels_of(o.series),
             timestamp_ms: o.ts,
             value: o.value,
         })
         .collect();
-    cache.outs_buf = outs;
     cache.finish();
     (report, samples)
 }
@@ -265,41 +281,38 @@ pub fn process(
 /// Staleness markers for every series in `cache`, at `at` (a target removed from discovery):
 /// the series of its last successful scrape, sorted by labels, then its synthetic series.
 pub fn stale_markers(cache: &SeriesCache, at: Timestamp) -> Vec<Sample> {
-    let mut out: Vec<Sample> = cache
-        .series
-        .iter()
-        .filter(|s| s.tracked_prev)
-        .map(|s| Sample {
-            labels: s.labels.clone(),
-            timestamp_ms: at.0,
-            value: stale_nan(),
-        })
-        .collect();
-    out.sort_by(|a, b| a.labels.cmp(&b.labels));
-    out.extend(cache.report.iter().map(|s| Sample {
-        labels: s.labels.clone(),
+    let marker = |series: u32| Sample {
+        labels: cache.labels_of(series),
         timestamp_ms: at.0,
         value: stale_nan(),
-    }));
+    };
+    let mut out: Vec<Sample> = cache
+        .sorted_by_labels(|s| s.tracked_prev)
+        .into_iter()
+        .map(marker)
+        .collect();
+    out.extend((0..cache.report.len() as u32).map(|i| marker(REPORT_FLAG | i)));
     out
 }
 
 /// Processes and encodes: the whole pure part of a scrape, for a worker thread.
 ///
 /// Gives the same records as `encode(&spec.emit, &process(..).1)`, without building owned
-/// samples: the encoder copies each series' cached label block.
+/// samples: the encoder copies each series' cached label block. `scratch` is the calling
+/// thread's working memory.
 pub fn process_and_encode(
     spec: &ScrapeSpec,
     cache: &mut SeriesCache,
+    scratch: &mut Scratch,
     started_at: Timestamp,
     duration: Duration,
     fetch: &FetchOutcome,
 ) -> (ScrapeReport, Vec<Record>) {
-    let (mut report, outs) = run(spec, cache, started_at, duration, fetch);
-    let records = encode_outs(&spec.emit, cache, &outs);
+    let (mut report, outs) = run(spec, cache, scratch, started_at, duration, fetch);
+    let records = encode_outs(&spec.emit, cache, scratch, &outs);
     let encoded: usize = records.iter().map(|r| r.samples).sum();
     report.samples_unencodable = (outs.len() - encoded) as u64;
-    cache.outs_buf = outs;
+    scratch.outs = outs;
     cache.finish();
     (report, records)
 }
@@ -365,8 +378,10 @@ impl Basis {
 
 #[derive(Clone, Debug)]
 struct RawEntry {
-    /// The series text (name, then `0xff name 0xfe value` per label, as written).
-    key: Box<[u8]>,
+    /// xxh3-128 of the series text (name, then `0xff name 0xfe value` per label, as
+    /// written), low half first; the low half keys `raw_index`. The text itself is not kept:
+    /// two texts of a target sharing 128 bits of hash is far less likely than a bit flip.
+    hash: [u64; 2],
     /// Index in `series`, or [`DROPPED`].
     series: u32,
     /// Last scrape that saw this text.
@@ -378,9 +393,10 @@ struct RawEntry {
 
 #[derive(Clone, Debug)]
 struct SeriesEntry {
-    labels: Labels,
-    /// Encoded labels for the basis' encoding (protobuf label block or JSON prefix).
-    frag: Vec<u8>,
+    /// The series' labels, encoded for the basis' encoding (protobuf label block or JSON
+    /// prefix): what every sample copies, and the series' identity (both encodings are
+    /// canonical). The labels themselves are decoded from it on the cold paths.
+    frag: Box<[u8]>,
     /// Last scrape that accepted a sample of it.
     seen_iter: u64,
     /// Timestamp of its last accepted sample in `seen_iter`.
@@ -392,29 +408,31 @@ struct SeriesEntry {
 }
 
 impl SeriesEntry {
-    fn new(labels: Labels, encoding: Encoding) -> SeriesEntry {
-        let mut e = SeriesEntry {
-            labels,
-            frag: Vec::new(),
+    fn new(frag: &[u8]) -> SeriesEntry {
+        SeriesEntry {
+            frag: frag.into(),
             seen_iter: 0,
             last_ts: i64::MIN,
             tracked_prev: false,
             tracked_now: false,
-        };
-        e.encode_frag(encoding);
-        e
+        }
     }
 
-    fn encode_frag(&mut self, encoding: Encoding) {
-        self.frag.clear();
-        let pairs = self
-            .labels
-            .iter()
-            .map(|l| (l.name.as_str(), l.value.as_str()));
+    fn labels(&self, encoding: Encoding) -> Labels {
         match encoding {
-            Encoding::RemoteWrite => encode::put_labels_pb(pairs, &mut self.frag),
-            Encoding::Json => encode::put_json_prefix(pairs, &mut self.frag),
+            Encoding::RemoteWrite => encode::labels_from_pb(&self.frag),
+            Encoding::Json => encode::labels_from_json_prefix(&self.frag),
         }
+    }
+}
+
+/// Encodes `labels` as a series fragment for `encoding` into `out` (cleared first).
+fn encode_frag(labels: &Labels, encoding: Encoding, out: &mut Vec<u8>) {
+    out.clear();
+    let pairs = labels.iter().map(|l| (l.name.as_str(), l.value.as_str()));
+    match encoding {
+        Encoding::RemoteWrite => encode::put_labels_pb(pairs, out),
+        Encoding::Json => encode::put_json_prefix(pairs, out),
     }
 }
 
@@ -424,13 +442,6 @@ struct Out {
     series: u32,
     ts: i64,
     value: f64,
-}
-
-/// The canonical hash of a final label set.
-fn labels_hash(labels: &Labels, scratch: &mut Vec<u8>) -> u64 {
-    scratch.clear();
-    labels.encode_canonical(scratch);
-    xxh3_64(scratch)
 }
 
 /// Finds `hash`'s entry satisfying `eq` by linear probing, or the free slot to insert at.
@@ -466,15 +477,27 @@ impl SeriesCache {
             // identity is their final labels, so staleness carries over exactly).
             self.raw.clear();
             self.raw_index.clear();
-            for s in &mut self.series {
-                s.encode_frag(spec.emit.encoding);
+            let encoding = spec.emit.encoding;
+            let mut frag = Vec::new();
+            if let Some(old) = self
+                .basis
+                .as_ref()
+                .map(|b| b.encoding)
+                .filter(|e| *e != encoding)
+            {
+                for s in &mut self.series {
+                    encode_frag(&s.labels(old), encoding, &mut frag);
+                    s.frag = frag.as_slice().into();
+                }
+                self.reindex_series();
             }
             self.report = REPORT_SERIES
                 .iter()
                 .map(|name| {
                     let mut l = spec.target_labels.clone();
                     l.set("__name__".to_string(), (*name).to_string());
-                    SeriesEntry::new(l, spec.emit.encoding)
+                    encode_frag(&l, encoding, &mut frag);
+                    SeriesEntry::new(&frag)
                 })
                 .collect();
             self.basis = Some(Basis::of(spec));
@@ -482,31 +505,54 @@ impl SeriesCache {
         self.iter += 1;
     }
 
-    /// The series of `lset` (creating it if new).
-    fn series_for(&mut self, lset: Labels, encoding: Encoding) -> u32 {
-        let h = labels_hash(&lset, &mut self.key_scratch);
+    /// The series of `lset` (creating it if new); `frag` is scratch space.
+    fn series_for(&mut self, lset: &Labels, encoding: Encoding, frag: &mut Vec<u8>) -> u32 {
+        encode_frag(lset, encoding, frag);
         let series = &self.series;
-        match probe(&self.series_index, h, |i| series[i as usize].labels == lset) {
+        match probe(&self.series_index, xxh3_64(frag), |i| {
+            *series[i as usize].frag == **frag
+        }) {
             Ok(i) => i,
             Err(slot) => {
                 let i = self.series.len() as u32;
-                self.series.push(SeriesEntry::new(lset, encoding));
+                self.series.push(SeriesEntry::new(frag));
                 self.series_index.insert(slot, i);
                 i
             }
         }
     }
 
+    /// The labels of a series, decoded from its fragment.
+    fn labels_of(&self, series: u32) -> Labels {
+        let encoding = self
+            .basis
+            .as_ref()
+            .map_or(Encoding::RemoteWrite, |b| b.encoding);
+        self.entry(series).labels(encoding)
+    }
+
+    /// The tracked series picked by `pick`, in label order (the order markers are written in).
+    fn sorted_by_labels(&self, pick: impl Fn(&SeriesEntry) -> bool) -> Vec<u32> {
+        let mut picked: Vec<(Labels, u32)> = (0..self.series.len() as u32)
+            .filter(|&i| pick(&self.series[i as usize]))
+            .map(|i| (self.labels_of(i), i))
+            .collect();
+        picked.sort();
+        picked.into_iter().map(|(_, i)| i).collect()
+    }
+
+    /// Rebuilds `series_index` from the fragments.
+    fn reindex_series(&mut self) {
+        self.series_index.clear();
+        for (i, s) in self.series.iter().enumerate() {
+            let slot = probe(&self.series_index, xxh3_64(&s.frag), |_| false).unwrap_err();
+            self.series_index.insert(slot, i as u32);
+        }
+    }
+
     /// Writes markers for every tracked series into `outs` and forgets them.
     fn mark_all_stale(&mut self, at: i64, outs: &mut Vec<Out>) -> u64 {
-        let mut stale: Vec<u32> = (0..self.series.len() as u32)
-            .filter(|&i| self.series[i as usize].tracked_prev)
-            .collect();
-        stale.sort_by(|&a, &b| {
-            self.series[a as usize]
-                .labels
-                .cmp(&self.series[b as usize].labels)
-        });
+        let stale = self.sorted_by_labels(|s| s.tracked_prev);
         for &i in &stale {
             outs.push(Out {
                 series: i,
@@ -523,18 +569,7 @@ impl SeriesCache {
 
     /// After a successful scrape: markers for series tracked before and not now.
     fn mark_gone_stale(&mut self, at: i64, outs: &mut Vec<Out>) -> u64 {
-        let mut stale: Vec<u32> = (0..self.series.len() as u32)
-            .filter(|&i| {
-                self.series[i as usize].tracked_prev && !self.series[i as usize].tracked_now
-            })
-            .collect();
-        if stale.len() > 1 {
-            stale.sort_by(|&a, &b| {
-                self.series[a as usize]
-                    .labels
-                    .cmp(&self.series[b as usize].labels)
-            });
-        }
+        let stale = self.sorted_by_labels(|s| s.tracked_prev && !s.tracked_now);
         for &i in &stale {
             outs.push(Out {
                 series: i,
@@ -580,21 +615,10 @@ impl SeriesCache {
         }
         self.raw_index.clear();
         for (i, r) in self.raw.iter().enumerate() {
-            let slot = probe(&self.raw_index, xxh3_64(&r.key), |_| false).unwrap_err();
+            let slot = probe(&self.raw_index, r.hash[0], |_| false).unwrap_err();
             self.raw_index.insert(slot, i as u32);
         }
-        self.series_index.clear();
-        let mut scratch = std::mem::take(&mut self.key_scratch);
-        for (i, s) in self.series.iter().enumerate() {
-            let slot = probe(
-                &self.series_index,
-                labels_hash(&s.labels, &mut scratch),
-                |_| false,
-            )
-            .unwrap_err();
-            self.series_index.insert(slot, i as u32);
-        }
-        self.key_scratch = scratch;
+        self.reindex_series();
         self.successful_count = self.raw.len();
     }
 
@@ -624,13 +648,14 @@ struct Counts {
 fn run(
     spec: &ScrapeSpec,
     cache: &mut SeriesCache,
+    scratch: &mut Scratch,
     started_at: Timestamp,
     duration: Duration,
     fetch: &FetchOutcome,
 ) -> (ScrapeReport, Vec<Out>) {
     cache.begin(spec);
     let t0 = started_at.0;
-    let mut outs = std::mem::take(&mut cache.outs_buf);
+    let mut outs = std::mem::take(&mut scratch.outs);
     outs.clear();
     let mut counts = Counts::default(); // stays zero unless the body is parsed
     let mut stale = 0;
@@ -659,7 +684,7 @@ fn run(
             ) {
                 Err(e) => Err(e.to_string()),
                 Ok(parsed) => {
-                    let r = append(spec, cache, t0, &parsed, &mut counts, &mut outs);
+                    let r = append(spec, cache, scratch, t0, &parsed, &mut counts, &mut outs);
                     if r.is_ok() {
                         stale = cache.mark_gone_stale(t0, &mut outs);
                         cache.sweep_pending = cache.needs_sweep();
@@ -712,6 +737,7 @@ fn run(
 fn append(
     spec: &ScrapeSpec,
     cache: &mut SeriesCache,
+    scratch: &mut Scratch,
     t0: i64,
     parsed: &exposition::Parsed<'_>,
     c: &mut Counts,
@@ -723,7 +749,7 @@ fn append(
     let mut sample_limit_hit = false;
     let mut label_error: Option<String> = None;
     outs.reserve(parsed.samples.len() + 8);
-    let mut key = std::mem::take(&mut cache.key_scratch);
+    let key = &mut scratch.key;
     for s in &parsed.samples {
         c.total += 1;
         let explicit_ts = if spec.honor_timestamps {
@@ -742,30 +768,31 @@ fn append(
             key.push(0xfe);
             key.extend_from_slice(v.as_bytes());
         }
-        let h = xxh3_64(&key);
+        let h128 = xxh3_128(&key);
+        let hash = [h128 as u64, (h128 >> 64) as u64];
         let raw = &cache.raw;
-        let (raw_idx, raw_new) = match probe(&cache.raw_index, h, |i| *raw[i as usize].key == *key)
-        {
-            Ok(i) => (i, !cache.raw[i as usize].committed),
-            Err(slot) => {
-                let series = match resolve(spec, cache, s, labels) {
-                    Ok(series) => series,
-                    Err(e) => {
-                        label_error = Some(e);
-                        break;
-                    }
-                };
-                let i = cache.raw.len() as u32;
-                cache.raw.push(RawEntry {
-                    key: key.as_slice().into(),
-                    series,
-                    seen_iter: iter,
-                    committed: false,
-                });
-                cache.raw_index.insert(slot, i);
-                (i, true)
-            }
-        };
+        let (raw_idx, raw_new) =
+            match probe(&cache.raw_index, hash[0], |i| raw[i as usize].hash == hash) {
+                Ok(i) => (i, !cache.raw[i as usize].committed),
+                Err(slot) => {
+                    let series = match resolve(spec, cache, &mut scratch.frag, s, labels) {
+                        Ok(series) => series,
+                        Err(e) => {
+                            label_error = Some(e);
+                            break;
+                        }
+                    };
+                    let i = cache.raw.len() as u32;
+                    cache.raw.push(RawEntry {
+                        hash,
+                        series,
+                        seen_iter: iter,
+                        committed: false,
+                    });
+                    cache.raw_index.insert(slot, i);
+                    (i, true)
+                }
+            };
         let raw = &mut cache.raw[raw_idx as usize];
         raw.seen_iter = iter;
         if raw.series == DROPPED {
@@ -809,7 +836,6 @@ fn append(
             value: s.value,
         });
     }
-    cache.key_scratch = key;
     if let Some(e) = label_error {
         return Err(e);
     }
@@ -823,6 +849,7 @@ fn append(
 fn resolve(
     spec: &ScrapeSpec,
     cache: &mut SeriesCache,
+    frag: &mut Vec<u8>,
     s: &ParsedSample<'_>,
     labels: &[(&str, Cow<'_, str>)],
 ) -> Result<u32, String> {
@@ -844,7 +871,7 @@ fn resolve(
         return Err(format!("invalid metric name or label names: {lset}"));
     }
     check_label_limits(&lset, &spec.limits)?;
-    Ok(cache.series_for(lset, spec.emit.encoding))
+    Ok(cache.series_for(&lset, spec.emit.encoding, frag))
 }
 
 /// Merges target labels into scraped ones with Prometheus's `honor_labels` rules.
@@ -924,7 +951,12 @@ fn check_label_limits(lset: &Labels, limits: &Limits) -> Result<(), String> {
 }
 
 /// Encodes the output of [`run`] from the cached label blocks.
-fn encode_outs(emit: &EmitSpec, cache: &mut SeriesCache, outs: &[Out]) -> Vec<Record> {
+fn encode_outs(
+    emit: &EmitSpec,
+    cache: &SeriesCache,
+    scratch: &mut Scratch,
+    outs: &[Out],
+) -> Vec<Record> {
     if emit.encoding == Encoding::Json {
         let mut scratch = encode::JsonScratch::default();
         return outs
@@ -940,12 +972,12 @@ fn encode_outs(emit: &EmitSpec, cache: &mut SeriesCache, outs: &[Out]) -> Vec<Re
             })
             .collect();
     }
-    let mut points = std::mem::take(&mut cache.points_buf);
+    let mut points = std::mem::take(&mut scratch.points);
     points.clear();
-    let mut bufs = std::mem::take(&mut cache.rw_bufs);
+    let mut bufs = std::mem::take(&mut scratch.rw);
     // Reuses the kept (empty) group list's allocation for this scrape's borrows: collecting
     // an empty `Vec` of the same layout in place allocates nothing.
-    let mut groups: Vec<Group<'_>> = std::mem::take(&mut cache.groups_buf)
+    let mut groups: Vec<Group<'_>> = std::mem::take(&mut scratch.groups)
         .into_iter()
         .map(|_| unreachable!("kept empty"))
         .collect();
@@ -971,12 +1003,12 @@ fn encode_outs(emit: &EmitSpec, cache: &mut SeriesCache, outs: &[Out]) -> Vec<Re
         encode::remote_write_records(emit, &groups, &points, &mut bufs)
     };
     groups.clear();
-    cache.groups_buf = groups
+    scratch.groups = groups
         .into_iter()
         .map(|_| unreachable!("cleared"))
         .collect();
-    cache.points_buf = points;
-    cache.rw_bufs = bufs;
+    scratch.points = points;
+    scratch.rw = bufs;
     records
 }
 

@@ -84,7 +84,12 @@ impl Harness {
             if let Command::Scrape(task) = c {
                 match self.auto_answer.clone() {
                     Some(fetch) => {
-                        let event = task.complete(self.now, Duration::from_millis(5), &fetch);
+                        let event = task.complete(
+                            &mut Default::default(),
+                            self.now,
+                            Duration::from_millis(5),
+                            &fetch,
+                        );
                         self.node.handle(self.now, event);
                     }
                     None => self.pending.push(task),
@@ -418,7 +423,12 @@ fn a_scrape_in_flight_is_never_doubled() {
     let fetch = FetchOutcome::Failed {
         error: "connection refused".into(),
     };
-    let event = task.complete(h.now, Duration::from_millis(3), &fetch);
+    let event = task.complete(
+        &mut Default::default(),
+        h.now,
+        Duration::from_millis(3),
+        &fetch,
+    );
     assert_eq!(
         h.feed(event),
         vec!["emit 5 samples"],

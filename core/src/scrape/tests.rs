@@ -504,7 +504,7 @@ fn fast_encoding_equals_encoding_the_samples() {
         for (i, f) in scrapes.iter().enumerate() {
             let at = Timestamp(1000 * i as i64);
             let (ra, samples) = process(&s, &mut a, at, MS, f);
-            let (rb, records) = process_and_encode(&s, &mut b, at, MS, f);
+            let (rb, records) = process_and_encode(&s, &mut b, &mut Default::default(), at, MS, f);
             assert_eq!(ra, rb);
             assert_eq!(
                 records,

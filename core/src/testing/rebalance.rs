@@ -516,7 +516,12 @@ impl Cluster {
             }
         };
         let target_hash = p.task.target.hash();
-        let event = p.task.complete(self.now, Duration::from_millis(3), &fetch);
+        let event = p.task.complete(
+            &mut Default::default(),
+            self.now,
+            Duration::from_millis(3),
+            &fetch,
+        );
         let records = match &event {
             Event::ScrapeFinished(f) => f.records.clone(),
             _ => unreachable!("complete gives ScrapeFinished"),
