@@ -299,7 +299,7 @@ fn series_cache() {
         let (report, records) = scrapepool_core::scrape::process_and_encode(
             &spec,
             &mut cache,
-            &mut scratch,
+            &mut scrapepool_core::scrape::Scratch::default(), // dropped: `retained` is the cache alone
             Timestamp(1_000),
             Duration::from_millis(1),
             &fetch,
