@@ -546,6 +546,8 @@ impl ZkCoordinator {
                 ev = members_watch.changed() => {
                     if ev.event_type == zk::EventType::Session {
                         if ev.session_state.is_terminated() {
+                            // Either watch may learn of the end before the state watcher does.
+                            tracing::warn!(state = ?ev.session_state, "ZooKeeper session lost; building a new one");
                             let _ = events.send(Event::SessionExpired).await;
                             return SessionEnd::Lost;
                         }
@@ -556,6 +558,8 @@ impl ZkCoordinator {
                 ev = jobs_watch.changed() => {
                     if ev.event_type == zk::EventType::Session {
                         if ev.session_state.is_terminated() {
+                            // Either watch may learn of the end before the state watcher does.
+                            tracing::warn!(state = ?ev.session_state, "ZooKeeper session lost; building a new one");
                             let _ = events.send(Event::SessionExpired).await;
                             return SessionEnd::Lost;
                         }
