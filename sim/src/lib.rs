@@ -23,7 +23,6 @@ use scrapepool_adapters::driver::{Driver, Ports, QueryHandle};
 use scrapepool_adapters::http::{Connector, HttpFetcher};
 use scrapepool_adapters::ports::{Clock, Coordinator, Discoverer, EventSender};
 use scrapepool_core::config::SdConfig;
-use scrapepool_core::encode::Encoding;
 use scrapepool_core::node::ProviderId;
 use scrapepool_core::{Node, NodeConfig, Timestamp};
 
@@ -169,31 +168,6 @@ pub fn target_of_instance(instance: &str) -> u32 {
         .unwrap_or(u32::MAX)
 }
 
-/// Milliseconds of an RFC 3339 UTC timestamp as the JSON encoding writes them
-/// (`2024-01-01T00:00:05.123Z`).
-pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 20 {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let ms = if b.get(19) == Some(&b'.') {
-        num(20..23)?
-    } else {
-        0
-    };
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if mo <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (mo + if mo > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 24 + h) * 60 + mi) * 60_000 + sec * 1000 + ms)
-}
-
 /// The job every run scrapes: target `i` is `/t/i` on exporter host `exp-(i mod E)`.
 pub fn job_yaml(config: &SimConfig, targets: impl Iterator<Item = u32>) -> String {
     let mut y = format!(
@@ -214,7 +188,6 @@ pub fn job_yaml(config: &SimConfig, targets: impl Iterator<Item = u32>) -> Strin
 async fn scraper_main(world: Arc<World>, name: String) -> Result<(), Box<dyn std::error::Error>> {
     let mut config = NodeConfig::for_tests(&name);
     config.replication_factor = world.config.replication_factor;
-    config.encoding = Encoding::Json;
     config.web = format!("{name}:9091");
     let node = Node::new(config, SimClock.now());
     let sink = ModelSink {
