@@ -195,17 +195,9 @@ impl SeriesCache {
 
     /// The series of the last successful scrape (target labels attached), sorted.
     pub fn series(&self) -> Vec<Labels> {
-        let mut out: Vec<Labels> = self
-            .series
-            .iter()
-            .filter(|s| s.tracked_prev)
-            .map(|s| {
-                s.labels(
-                    self.basis
-                        .as_ref()
-                        .map_or(Encoding::RemoteWrite, |b| b.encoding),
-                )
-            })
+        let mut out: Vec<Labels> = (0..self.series.len() as u32)
+            .filter(|&i| self.series[i as usize].tracked_prev)
+            .map(|i| self.labels_of(i))
             .collect();
         out.sort();
         out
