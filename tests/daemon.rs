@@ -553,46 +553,13 @@ impl TopicReader {
     }
 }
 
-/// Prost structs written from Prometheus's remote.proto and types.proto (an independent
-/// decoder: the daemon encodes by hand).
-mod pb {
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct WriteRequest {
-        #[prost(message, repeated, tag = "1")]
-        pub timeseries: Vec<TimeSeries>,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct TimeSeries {
-        #[prost(message, repeated, tag = "1")]
-        pub labels: Vec<Label>,
-        #[prost(message, repeated, tag = "2")]
-        pub samples: Vec<Sample>,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Label {
-        #[prost(string, tag = "1")]
-        pub name: String,
-        #[prost(string, tag = "2")]
-        pub value: String,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Sample {
-        #[prost(double, tag = "1")]
-        pub value: f64,
-        #[prost(int64, tag = "2")]
-        pub timestamp: i64,
-    }
-}
-
 /// The samples of one message, by its `encoding` header.
 fn decode(m: &Msg) -> Vec<Sample> {
     match m.headers.get("encoding").map(String::as_str) {
         Some("remote-write") => {
-            use prost::Message as _;
-            let raw = snap::raw::Decoder::new()
-                .decompress_vec(&m.payload)
-                .expect("a snappy block");
-            let req = pb::WriteRequest::decode(raw.as_slice()).expect("a WriteRequest");
+            // The daemon encodes by hand; the core's prost structs read it independently.
+            let req = scrapepool_core::testing::remote_write::decode(&m.payload)
+                .expect("a remote-write payload");
             let mut out = Vec::new();
             for ts in req.timeseries {
                 let labels: BTreeMap<String, String> =

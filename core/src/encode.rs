@@ -561,42 +561,10 @@ mod tests {
         }
     }
 
-    /// An independent decoder: prost-derived structs written from remote.proto / types.proto.
-    mod pb {
-        #[derive(Clone, PartialEq, prost::Message)]
-        pub struct WriteRequest {
-            #[prost(message, repeated, tag = "1")]
-            pub timeseries: Vec<TimeSeries>,
-        }
-        #[derive(Clone, PartialEq, prost::Message)]
-        pub struct TimeSeries {
-            #[prost(message, repeated, tag = "1")]
-            pub labels: Vec<Label>,
-            #[prost(message, repeated, tag = "2")]
-            pub samples: Vec<Sample>,
-        }
-        #[derive(Clone, PartialEq, prost::Message)]
-        pub struct Label {
-            #[prost(string, tag = "1")]
-            pub name: String,
-            #[prost(string, tag = "2")]
-            pub value: String,
-        }
-        #[derive(Clone, PartialEq, prost::Message)]
-        pub struct Sample {
-            #[prost(double, tag = "1")]
-            pub value: f64,
-            #[prost(int64, tag = "2")]
-            pub timestamp: i64,
-        }
-    }
+    use crate::testing::remote_write as pb;
 
     fn decode(r: &Record) -> pb::WriteRequest {
-        use prost::Message;
-        let raw = snap::raw::Decoder::new()
-            .decompress_vec(&r.payload)
-            .expect("valid snappy block");
-        pb::WriteRequest::decode(raw.as_slice()).expect("valid protobuf")
+        pb::decode(&r.payload).expect("a remote-write payload")
     }
 
     #[test]

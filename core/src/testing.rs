@@ -11,6 +11,10 @@
 //!   line and column.
 //! - [`fuzz_rebalance`]: a cluster of nodes driven through a sequence of operations keeps
 //!   DESIGN.md's ownership invariants after every step (see [`rebalance`]).
+//!
+//! [`remote_write`] is an independent decoder of the bus's remote-write records (prost structs
+//! written from Prometheus's protos), for the encoder's tests, the daemon test and the
+//! simulation's Kafka model.
 
 use std::fmt::Write;
 
@@ -18,6 +22,7 @@ use crate::config::{load_job, load_jobs, ConfigError, GlobalConfig};
 use crate::exposition::{parse, Exemplar, Format, Metadata, MetricType, ParseError, Parsed};
 
 pub mod rebalance;
+pub mod remote_write;
 
 pub use rebalance::{decode, fuzz_rebalance, run_scenario, JobSpec, Operation, Outcome, Scenario};
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use scrapepool_adapters::ports::{EventSender, Sink};
 use scrapepool_core::encode::Record;
 use scrapepool_core::sample::is_stale_nan;
+use scrapepool_core::testing::remote_write;
 use scrapepool_core::Event;
 
 use crate::trace::{Seen, Trace};
@@ -114,8 +115,8 @@ impl Sink for ModelSink {
 
 /// Writes the acknowledged records of one delivery (one target's) into the trace, with the
 /// value of its `up` sample and every staleness marker they hold. The sim's scrapers publish
-/// remote-write, as in production: each record is read back here (snappy, then the
-/// protobuf); its exporters never serve NaN, so the staleness NaN is a marker.
+/// remote-write, as in production: each record is read back here with the core's
+/// independent decoder; its exporters never serve NaN, so the staleness NaN is a marker.
 fn note_acked(trace: &Trace, at_ms: i64, scraper: &str, records: &[&Record]) {
     let Some(first) = records.first() else { return };
     let instance = first
@@ -129,20 +130,23 @@ fn note_acked(trace: &Trace, at_ms: i64, scraper: &str, records: &[&Record]) {
     let mut up = None;
     let mut markers = Vec::new();
     for record in records {
-        let Ok(body) = snap::raw::Decoder::new().decompress_vec(&record.payload) else {
+        let Ok(request) = remote_write::decode(&record.payload) else {
             continue;
         };
-        for_each_series(&body, |name, k, value, ts| {
-            if name == "up" {
-                up = Some(value == 1.0);
-            } else if is_stale_nan(value) {
-                let series = match k {
-                    Some(k) => format!("{name}{{k={k}}}"),
-                    None => name.to_string(),
-                };
-                markers.push((series, ts));
+        for series in &request.timeseries {
+            let name = series.label("__name__").unwrap_or("");
+            for sample in &series.samples {
+                if name == "up" {
+                    up = Some(sample.value == 1.0);
+                } else if is_stale_nan(sample.value) {
+                    let series = match series.label("k") {
+                        Some(k) => format!("{name}{{k={k}}}"),
+                        None => name.to_string(),
+                    };
+                    markers.push((series, sample.timestamp));
+                }
             }
-        });
+        }
     }
     trace.push(
         at_ms,
@@ -163,101 +167,5 @@ fn note_acked(trace: &Trace, at_ms: i64, scraper: &str, records: &[&Record]) {
                 at_ms: at,
             },
         );
-    }
-}
-
-/// Calls `f(name, label k, value, timestamp)` for every sample of a `WriteRequest`.
-fn for_each_series(body: &[u8], mut f: impl FnMut(&str, Option<&str>, f64, i64)) {
-    for (field, series) in Fields(body) {
-        let Field::Bytes(series) = series else {
-            continue;
-        };
-        if field != 1 {
-            continue;
-        }
-        let (mut name, mut k) = ("", None);
-        for (field, label) in Fields(series) {
-            let (1, Field::Bytes(label)) = (field, label) else {
-                continue;
-            };
-            let (mut n, mut v) = ("", "");
-            for (field, text) in Fields(label) {
-                let Field::Bytes(text) = text else { continue };
-                let text = std::str::from_utf8(text).unwrap_or("");
-                match field {
-                    1 => n = text,
-                    2 => v = text,
-                    _ => {}
-                }
-            }
-            match n {
-                "__name__" => name = v,
-                "k" => k = Some(v),
-                _ => {}
-            }
-        }
-        for (field, sample) in Fields(series) {
-            let (2, Field::Bytes(sample)) = (field, sample) else {
-                continue;
-            };
-            let (mut value, mut ts) = (0.0, 0);
-            for (field, x) in Fields(sample) {
-                match (field, x) {
-                    (1, Field::Fixed64(bits)) => value = f64::from_bits(bits),
-                    (2, Field::Varint(v)) => ts = v as i64,
-                    _ => {}
-                }
-            }
-            f(name, k, value, ts);
-        }
-    }
-}
-
-/// One protobuf field's payload.
-enum Field<'a> {
-    Varint(u64),
-    Fixed64(u64),
-    Bytes(&'a [u8]),
-}
-
-/// The fields of a protobuf message, in order; stops at the first malformed byte.
-struct Fields<'a>(&'a [u8]);
-
-impl<'a> Fields<'a> {
-    fn varint(&mut self) -> Option<u64> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let (&b, rest) = self.0.split_first()?;
-            self.0 = rest;
-            v |= u64::from(b & 0x7f) << shift;
-            if b < 0x80 {
-                return Some(v);
-            }
-        }
-        None
-    }
-}
-
-impl<'a> Iterator for Fields<'a> {
-    type Item = (u64, Field<'a>);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let tag = self.varint()?;
-        let value = match tag & 7 {
-            0 => Field::Varint(self.varint()?),
-            1 => {
-                let (bytes, rest) = self.0.split_first_chunk::<8>()?;
-                self.0 = rest;
-                Field::Fixed64(u64::from_le_bytes(*bytes))
-            }
-            2 => {
-                let len = usize::try_from(self.varint()?).ok()?;
-                let bytes = self.0.get(..len)?;
-                self.0 = &self.0[len..];
-                Field::Bytes(bytes)
-            }
-            _ => return None,
-        };
-        Some((tag >> 3, value))
     }
 }
