@@ -188,10 +188,10 @@ fn removed_targets_get_markers() {
     assert_eq!(o.removal_markers, 6 * 7, "{o:?}");
 }
 
-/// Regression (found by this proptest on its first run, before the fix in `Node::reconcile`):
-/// m2 scrapes h0 and the scrape never returns; h0 moves to m1 and m2's handoff grace ends
-/// with the scrape still out (an orphan); m1 drains and h0 comes back to m2, which started a
-/// second scrape of h0 beside the orphan. Now the returning owner adopts the orphan.
+/// A target that comes back adopts its scrape still in flight: m2 scrapes h0 and the scrape
+/// never returns; h0 moves to m1 and m2's handoff grace ends with the scrape still out (an
+/// orphan); m1 drains and h0 comes back to m2, which must adopt the orphan rather than start
+/// a second scrape of h0 beside it (a target never has two scrapes in flight).
 #[test]
 fn regression_target_coming_back_adopts_its_scrape_still_in_flight() {
     use Operation::*;
