@@ -2,7 +2,10 @@
 """Side-by-side benchmark: scrapepool vs vmagent vs Prometheus agent on the same targets.
 
 Run through bench/peers.sh (which installs the peers, builds scrapepool and starts ZooKeeper
-and Kafka). This script:
+and Kafka). The peers: vmagent v1.151.0 and Prometheus 3.16 in agent mode (built from their
+Go modules by scripts/go-tools.sh), and Debian's vmagent 1.79.5 as a row of its own. The
+loads: node_exporter x200 @1s, synthetic-heavy x20 @1s, and the fleet load, node_exporter
+x5000 @15s. This script:
 
 * serves N identical fixture targets at 127.0.1.1:P, 127.0.1.2:P, ... (one asyncio process,
   one listening socket per address, a prebuilt response: it only counts and writes);
@@ -22,6 +25,7 @@ import asyncio
 import json
 import multiprocessing
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -142,6 +146,20 @@ def status_kib(pid, key):
     return 0
 
 
+def lift_fd_limit(want):
+    """Raises this process's (and so its children's) open-file limit to `want` if it can."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= want:
+        return
+    if hard != resource.RLIM_INFINITY and hard < want:
+        try:  # root may raise the hard limit too
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
+            return
+        except (ValueError, OSError):
+            want = hard
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -242,12 +260,13 @@ class Scrapepool(Scraper):
 
 
 class Vmagent(Scraper):
-    name = "vmagent"
+    def __init__(self, name, binary):
+        self.name, self.binary = name, binary
 
     def start(self, work, config_path, receiver_port, log):
         self.port = free_port()
         return subprocess.Popen(
-            ["vmagent", f"-promscrape.config={config_path}", f"-remoteWrite.url=http://127.0.0.1:{receiver_port}/api/v1/write",
+            [self.binary, f"-promscrape.config={config_path}", f"-remoteWrite.url=http://127.0.0.1:{receiver_port}/api/v1/write",
              f"-httpListenAddr=127.0.0.1:{self.port}", f"-remoteWrite.tmpDataPath={work}/vmagent-data", "-loggerLevel=WARN"],
             stdout=log, stderr=log)
 
@@ -259,7 +278,10 @@ class Vmagent(Scraper):
 
 
 class PrometheusAgent(Scraper):
-    name = "prometheus-agent"
+    """Prometheus in agent mode: `--agent` from 3.0 on (`agent_flag` gives 2.x's flag)."""
+
+    def __init__(self, name, binary, agent_flag="--agent"):
+        self.name, self.binary, self.agent_flag = name, binary, agent_flag
 
     def start(self, work, config_path, receiver_port, log):
         self.port = free_port()
@@ -267,7 +289,7 @@ class PrometheusAgent(Scraper):
         path = os.path.join(work, "prometheus.yml")
         open(path, "w").write(cfg)
         return subprocess.Popen(
-            ["prometheus", "--enable-feature=agent", f"--config.file={path}", f"--storage.agent.path={work}/prom-data",
+            [self.binary, self.agent_flag, f"--config.file={path}", f"--storage.agent.path={work}/prom-data",
              f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
             stdout=log, stderr=log)
 
@@ -280,7 +302,7 @@ class PrometheusAgent(Scraper):
 
 # ---------------------------------------------------------------- one load
 
-def run_load(args, load_name, payload, count, scrapers, out_dir):
+def run_load(args, load_name, payload, count, interval_s, warmup_s, duration_s, scrapers, out_dir):
     port = free_port()
     per_payload = samples_per_payload(payload)
     ctx = multiprocessing.get_context("fork")
@@ -300,13 +322,13 @@ def run_load(args, load_name, payload, count, scrapers, out_dir):
             work = tempfile.mkdtemp(prefix=f"{load_name}-{scraper.name}-", dir=out_dir)
             config_path = os.path.join(work, "scrape.yml")
             with open(config_path, "w") as f:
-                f.write(scrape_config_yaml(f"bench_{load_name.replace('-', '_')}", targets, args.interval_s, args.timeout_s))
+                f.write(scrape_config_yaml(f"bench_{load_name.replace('-', '_')}", targets, interval_s, min(args.timeout_s, interval_s)))
             log = open(os.path.join(work, "log.txt"), "w")
-            print(f"[{load_name}] {scraper.name}: {count} targets every {args.interval_s}s, warm-up {args.warmup_s}s, measuring {args.duration_s}s", flush=True)
+            print(f"[{load_name}] {scraper.name}: {count} targets every {interval_s}s, warm-up {warmup_s}s, measuring {duration_s}s", flush=True)
             proc = scraper.start(work, config_path, receiver_port, log)
             perf = None
             try:
-                time.sleep(args.warmup_s)
+                time.sleep(warmup_s)
                 if proc.poll() is not None:
                     raise RuntimeError(f"{scraper.name} exited ({proc.returncode}); see {work}/log.txt")
                 c0, s0, o0 = cpu_seconds(proc.pid), t_count.value, scraper.own_samples()
@@ -317,8 +339,8 @@ def run_load(args, load_name, payload, count, scrapers, out_dir):
                 if args.perf and scraper.name == "scrapepool":
                     # A software clock event: works where hardware counters are not exposed (VMs).
                     perf = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "499", "--call-graph", "dwarf,16384", "-p", str(proc.pid),
-                                             "-o", os.path.join(work, "perf.data"), "--", "sleep", str(args.duration_s)], stdout=log, stderr=log)
-                time.sleep(args.duration_s)
+                                             "-o", os.path.join(work, "perf.data"), "--", "sleep", str(duration_s)], stdout=log, stderr=log)
+                time.sleep(duration_s)
                 c1, s1, o1 = cpu_seconds(proc.pid), t_count.value, scraper.own_samples()
                 tc1, rc1 = cpu_seconds(targets_proc.pid), cpu_seconds(receiver_proc.pid)
                 elapsed = time.time() - t0
@@ -334,7 +356,7 @@ def run_load(args, load_name, payload, count, scrapers, out_dir):
             samples = scrapes * per_payload
             row = {
                 "load": load_name, "scraper": scraper.name, "targets": count, "elapsed_s": round(elapsed, 2),
-                "scrapes": scrapes, "scrapes_expected": round(count * elapsed / args.interval_s),
+                "interval_s": interval_s, "scrapes": scrapes, "scrapes_expected": round(count * elapsed / interval_s),
                 "samples": samples, "own_samples": None if o0 is None or o1 is None else o1 - o0,
                 "cpu_s": round(c1 - c0, 2), "cpu_s_per_m_samples": round((c1 - c0) / samples * 1e6, 3) if samples else None,
                 "peak_rss_mib": round(hwm / 1024, 1), "rss_end_mib": round(rss / 1024, 1),
@@ -376,14 +398,20 @@ def main():
     p.add_argument("--scrapepool", required=True, help="the scrapepool binary (release)")
     p.add_argument("--zookeeper", default=os.environ.get("SCRAPEPOOL_ZK"))
     p.add_argument("--kafka", default=os.environ.get("SCRAPEPOOL_KAFKA"))
-    p.add_argument("--duration-s", type=float, default=60)
-    p.add_argument("--warmup-s", type=float, default=10)
-    p.add_argument("--interval-s", type=int, default=1)
+    p.add_argument("--duration-s", type=float, default=60, help="measuring window of the 1 s loads")
+    p.add_argument("--warmup-s", type=float, default=10, help="settling time of the 1 s loads before the window")
+    p.add_argument("--fleet-duration-s", type=float, default=150, help="measuring window of the fleet load (10 intervals)")
+    p.add_argument("--fleet-warmup-s", type=float, default=45, help="settling time of the fleet load (3 intervals)")
     p.add_argument("--timeout-s", type=int, default=1)
-    p.add_argument("--loads", default="node-exporter,synthetic-heavy", help="comma-separated: node-exporter, synthetic-heavy")
-    p.add_argument("--scrapers", default="scrapepool,vmagent,prometheus-agent")
+    p.add_argument("--loads", default="node-exporter,synthetic-heavy,fleet",
+                   help="comma-separated: node-exporter (x200 @1s), synthetic-heavy (x20 @1s), fleet (node_exporter x5000 @15s)")
+    p.add_argument("--scrapers", default="scrapepool,vmagent,vmagent-1.79.5,prometheus-agent")
+    p.add_argument("--vmagent", default=os.environ.get("SCRAPEPOOL_VMAGENT_BIN", "vmagent"), help="vmagent v1.151.0")
+    p.add_argument("--vmagent-debian", default="/usr/bin/vmagent", help="Debian's vmagent 1.79.5")
+    p.add_argument("--prometheus", default=os.environ.get("SCRAPEPOOL_PROMETHEUS3_BIN", "prometheus"), help="Prometheus 3.16")
     p.add_argument("--node-exporter-targets", type=int, default=200)
     p.add_argument("--synthetic-heavy-targets", type=int, default=20)
+    p.add_argument("--fleet-targets", type=int, default=5000)
     p.add_argument("--perf", action="store_true", help="perf record scrapepool in the window (its CPU then includes perf's sampling cost)")
     p.add_argument("--out", default=None, help="directory for logs and results.json (default: a temp dir)")
     args = p.parse_args()
@@ -395,20 +423,28 @@ def main():
     run_id = str(int(time.time()))
     known = {
         "scrapepool": Scrapepool(os.path.abspath(args.scrapepool), args.zookeeper, args.kafka, run_id),
-        "vmagent": Vmagent(),
-        "prometheus-agent": PrometheusAgent(),
+        "vmagent": Vmagent("vmagent", args.vmagent),
+        "vmagent-1.79.5": Vmagent("vmagent-1.79.5", args.vmagent_debian),
+        "prometheus-agent": PrometheusAgent("prometheus-agent", args.prometheus),
     }
     scrapers = [known[s] for s in args.scrapers.split(",")]
+    node_exporter = os.path.join(root, "testdata/exposition/node_exporter-1.5.0.prom")
+    # name: (payload, targets, interval s, warm-up s, window s)
     loads = {
-        "node-exporter": (os.path.join(root, "testdata/exposition/node_exporter-1.5.0.prom"), args.node_exporter_targets),
-        "synthetic-heavy": (os.path.join(root, "testdata/exposition/synthetic-heavy.prom"), args.synthetic_heavy_targets),
+        "node-exporter": (node_exporter, args.node_exporter_targets, 1, args.warmup_s, args.duration_s),
+        "synthetic-heavy": (os.path.join(root, "testdata/exposition/synthetic-heavy.prom"), args.synthetic_heavy_targets,
+                            1, args.warmup_s, args.duration_s),
+        "fleet": (node_exporter, args.fleet_targets, 15, args.fleet_warmup_s, args.fleet_duration_s),
     }
+    # The fleet load holds a listening socket per target and a connection per target in
+    # each of the target server and the scraper: lift the descriptor limit for all children.
+    lift_fd_limit(4 * args.fleet_targets + 1024)
     print(f"peers.py: {os.cpu_count()} CPUs, load average {os.getloadavg()}, logs in {out_dir}", flush=True)
     rows = []
     for name in args.loads.split(","):
-        payload, count = loads[name]
+        payload, count, interval_s, warmup_s, duration_s = loads[name]
         print(f"[{name}] {samples_per_payload(payload)} samples per payload ({os.path.getsize(payload)} bytes)", flush=True)
-        rows += run_load(args, name, payload, count, scrapers, out_dir)
+        rows += run_load(args, name, payload, count, interval_s, warmup_s, duration_s, scrapers, out_dir)
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump(rows, f, indent=1)
     print()

@@ -3,8 +3,9 @@
 #
 #   bench/peers.sh [peers.py options]     e.g. --duration-s 60 --loads node-exporter
 #
-# Installs the peers (scripts/install-deps.sh: Debian's prometheus and victoria-metrics),
-# builds scrapepool --release, starts ZooKeeper and Kafka (scripts/services.sh) unless
+# Installs the peers (scripts/go-tools.sh builds vmagent v1.151.0 and Prometheus 3.16 from
+# their Go modules, cached by version; scripts/install-deps.sh brings Debian's
+# victoria-metrics, whose vmagent 1.79.5 is a row of its own), builds scrapepool --release, starts ZooKeeper and Kafka (scripts/services.sh) unless
 # .services/env already names running ones, runs bench/peers.py, and stops what it started.
 set -euo pipefail
 
@@ -17,6 +18,8 @@ if ! command -v cargo >/dev/null; then
   echo "peers.sh: cargo not found: install Rust (https://rustup.rs) first" >&2
   exit 1
 fi
+vmagent="$(scripts/go-tools.sh vmagent)"
+prometheus="$(scripts/go-tools.sh prometheus)"
 cargo build --release --bin scrapepool
 bin="${CARGO_TARGET_DIR:-$root/target}/release/scrapepool"
 
@@ -38,4 +41,5 @@ fi
 cleanup() { if [ "$started" = 1 ]; then scripts/services.sh stop || true; fi; }
 trap cleanup EXIT
 
-python3 "$here/peers.py" --scrapepool "$bin" --zookeeper "$SCRAPEPOOL_ZK" --kafka "$SCRAPEPOOL_KAFKA" "$@"
+python3 "$here/peers.py" --scrapepool "$bin" --vmagent "$vmagent" --prometheus "$prometheus" \
+  --zookeeper "$SCRAPEPOOL_ZK" --kafka "$SCRAPEPOOL_KAFKA" "$@"
