@@ -314,3 +314,60 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyServerCert {
             .supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use scrapepool_core::config::Secret;
+
+    use super::*;
+
+    fn basic(password: &str) -> BasicAuth {
+        BasicAuth {
+            username: "user".into(),
+            password: Some(Secret(password.into())),
+            password_file: None,
+        }
+    }
+
+    fn bearer(credentials: &str) -> Authorization {
+        Authorization {
+            kind: String::new(),
+            credentials: Some(Secret(credentials.into())),
+            credentials_file: None,
+        }
+    }
+
+    #[test]
+    fn authorization_is_basic_or_bearer_and_sensitive() {
+        let v = authorization(Some(&basic("pass")), None).unwrap().unwrap();
+        assert_eq!(v, "Basic dXNlcjpwYXNz");
+        assert!(v.is_sensitive());
+        let v = authorization(None, Some(&bearer("tok"))).unwrap().unwrap();
+        assert_eq!(v, "Bearer tok");
+        let v = authorization(Some(&basic("pass")), Some(&bearer("tok")));
+        assert_eq!(v.unwrap().unwrap(), "Bearer tok");
+        assert!(authorization(None, None).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_credential_that_cannot_be_a_header_is_named_not_quoted() {
+        let e = authorization(None, Some(&bearer("bad\nsecret"))).unwrap_err();
+        assert_eq!(e, "authorization is not a valid HTTP header value");
+        let e = header("s3cr3t\n".into(), "the token").unwrap_err();
+        assert_eq!(e, "the token is not a valid HTTP header value");
+    }
+
+    #[test]
+    fn an_unreadable_credentials_file_is_named() {
+        let auth = Authorization {
+            kind: "Bearer".into(),
+            credentials: None,
+            credentials_file: Some("/nonexistent/token".into()),
+        };
+        let e = authorization(None, Some(&auth)).unwrap_err();
+        assert!(
+            e.starts_with("unable to read authorization credentials file /nonexistent/token: "),
+            "{e}"
+        );
+    }
+}
