@@ -25,28 +25,28 @@
 //! Errors (a request that fails, times out or answers non-2xx) are sent as `Err` naming the
 //! server, the endpoint and the service; the watcher retries after `retry_interval`. The ACL
 //! token travels only in the `X-Consul-Token` header and never appears in a log or an error.
-//! `scheme: https` uses rustls with the entry's `tls_config` (CA, client certificate,
-//! `server_name`, `insecure_skip_verify`), built by the HTTP adapter's `tls_client_config`.
+//! Requests go through the HTTP adapter's client stack (`http::client`, as scrapes do): tokio
+//! TCP, and for `scheme: https` rustls with the entry's `tls_config` (CA, client certificate,
+//! `server_name`, `insecure_skip_verify`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::header::{HeaderValue, ACCEPT};
 use hyper::{Request, Uri};
-use hyper_util::rt::TokioIo;
 use scrapepool_core::config::{ConsulSdConfig, Scheme, SdConfig, TargetGroup};
 use scrapepool_core::labels::Labels;
 use scrapepool_core::node::ProviderId;
 use serde::Deserialize;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 
 use super::{join_host_port, sanitize_label_name, Reporter, ADDRESS_LABEL};
+use crate::http::client::{self, Client, ConnectError, Connection};
+use crate::http::TcpConnector;
 use crate::ports::{Discoverer, EventSender};
 
 /// How long a blocking query may wait on the server (Prometheus's `watchTimeout`).
@@ -515,10 +515,8 @@ pub fn service_group(
 struct Api {
     /// `http` or `https`.
     scheme: &'static str,
-    /// The TLS client settings, for `https`.
-    tls: Option<Arc<rustls::ClientConfig>>,
-    /// The name the server's certificate must carry (`tls_config.server_name`, else the host).
-    server_name: Option<String>,
+    /// Connects to the server, over TLS for `https`.
+    client: Client<TcpConnector>,
     server: String,
     token: Option<HeaderValue>,
     dc: Option<String>,
@@ -533,29 +531,20 @@ impl Api {
     fn new(config: &ConsulSdConfig, wait: Duration) -> Result<Api, String> {
         let tls = match config.scheme {
             Scheme::Http => None,
-            Scheme::Https => {
-                let tls = crate::http::tls_client_config(&config.tls_config)
-                    .map_err(|e| format!("consul: server {}: tls_config: {e}", config.server))?;
-                Some(Arc::new(tls))
-            }
+            Scheme::Https => Some(&config.tls_config),
         };
+        let client = Client::new(TcpConnector, tls)
+            .map_err(|e| format!("consul: server {}: tls_config: {e}", config.server))?;
         let token = match &config.token {
             None => None,
-            Some(t) => {
-                let mut v = HeaderValue::from_str(t.expose()).map_err(|_| {
-                    format!(
-                        "consul: server {}: the token is not a valid HTTP header value",
-                        config.server
-                    )
-                })?;
-                v.set_sensitive(true);
-                Some(v)
-            }
+            Some(t) => Some(
+                client::header(t.expose().to_string(), "the token")
+                    .map_err(|e| format!("consul: server {}: {e}", config.server))?,
+            ),
         };
         Ok(Api {
             scheme: config.scheme.as_str(),
-            tls,
-            server_name: config.tls_config.server_name.clone(),
+            client,
             server: config.server.clone(),
             token,
             dc: config.datacenter.clone(),
@@ -720,56 +709,31 @@ impl Api {
         let host = uri.host().unwrap_or_default().to_string();
         let port = uri
             .port_u16()
-            .unwrap_or(if self.tls.is_some() { 443 } else { 80 });
-        // A bracketed IPv6 literal comes from the URI as `[::1]`.
-        let bare = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        let tcp = tokio::net::TcpStream::connect((bare.as_str(), port))
+            .unwrap_or(if self.client.is_https() { 443 } else { 80 });
+        let connection = self
+            .client
+            .connect(&host, port)
             .await
-            .map_err(|e| format!("connecting to {host}:{port}: {e}"))?;
-        let _ = tcp.set_nodelay(true);
-        match &self.tls {
-            None => exchange(tcp, request).await,
-            Some(config) => {
-                let name = self.server_name.clone().unwrap_or(bare);
-                let name = rustls::pki_types::ServerName::try_from(name.clone())
-                    .map_err(|_| format!("invalid TLS server name {name:?}"))?;
-                let tls = tokio_rustls::TlsConnector::from(config.clone())
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|e| format!("tls: {e}"))?;
-                exchange(tls, request).await
-            }
-        }
+            .map_err(|e| match e {
+                ConnectError::Dial(e) => format!("connecting to {host}:{port}: {e}"),
+                ConnectError::ServerName(name) => format!("invalid TLS server name {name:?}"),
+                ConnectError::Tls(e) => format!("tls: {e}"),
+                ConnectError::Handshake(e) => format!("request failed: {}", error_chain(&e)),
+            })?;
+        exchange(connection, request).await
     }
 }
 
-/// Aborts the spawned connection task when the exchange ends (done, failed or timed out).
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Sends `request` over `io`; returns the status, `X-Consul-Index` (0 when absent) and the
-/// body, read up to [`BODY_SIZE_BYTES_MAX`].
-async fn exchange<IO>(
-    io: IO,
+/// Sends `request` over `connection`; returns the status, `X-Consul-Index` (0 when absent)
+/// and the body, read up to [`BODY_SIZE_BYTES_MAX`].
+async fn exchange(
+    connection: Connection,
     request: Request<Empty<Bytes>>,
-) -> Result<(hyper::StatusCode, u64, Bytes), String>
-where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-        .await
-        .map_err(|e| format!("request failed: {}", error_chain(&e)))?;
-    let _conn = AbortOnDrop(tokio::spawn(async move {
-        let _ = conn.await;
-    }));
+) -> Result<(hyper::StatusCode, u64, Bytes), String> {
+    let Connection {
+        mut sender,
+        task: _task,
+    } = connection;
     let response = sender
         .send_request(request)
         .await

@@ -1,6 +1,9 @@
 //! The HTTP fetcher: Prometheus's scrape request (headers, auth, TLS, gzip, timeout, body
 //! limit) on hyper 1, over a pluggable [`Connector`] — tokio TCP in production, turmoil TCP in
-//! the simulation — so both run the same request code.
+//! the simulation — so both run the same request code. Connections (connector, TLS, hyper's
+//! handshake) and the `Authorization` header come from `client`, which Consul discovery
+//! uses too; the scrape's own headers, the keep-alive pool and the body (gzip, size limit)
+//! are this module's.
 //!
 //! Plain-HTTP connections are kept alive between a target's scrapes (as Prometheus's Go
 //! client does): at one scrape a second per target, connecting anew cost scrapepool about a
@@ -11,8 +14,7 @@
 //! change between scrapes); the simulation's fetcher (`with_connector`) does not pool.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::io::{self, Write};
+use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,18 +22,17 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::{
-    HeaderValue, ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HOST,
-    USER_AGENT,
+    ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HOST, USER_AGENT,
 };
 use hyper::{Request, Uri};
-use hyper_util::rt::TokioIo;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use scrapepool_core::config::TlsConfig;
 use scrapepool_core::scrape::{FetchOutcome, ScrapeSpec};
-use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::ports::Fetcher;
+
+pub(crate) mod client;
+
+pub use client::{tls_client_config, Connector, TcpConnector};
+use client::{AbortOnDrop, Client, ConnectError, Connection};
 
 /// The Accept header of Prometheus 2.42's scraper (scrape.go `scrapeAcceptHeader`).
 pub const ACCEPT_HEADER: &str =
@@ -43,21 +44,8 @@ pub const USER_AGENT_VALUE: &str = concat!("scrapepool/", env!("CARGO_PKG_VERSIO
 /// Prometheus's wording of a body over `body_size_limit` (scrape.go `errBodySizeLimit`).
 pub const BODY_SIZE_LIMIT_ERROR: &str = "body size limit exceeded";
 
-/// A connection's read buffer. hyper's adaptive buffer grows to the size of the bodies it
-/// reads and keeps that while the connection idles between scrapes: about 64 KiB for each
-/// node_exporter target. A fixed 16 KiB costs a few more reads per body and caps it.
-const READ_BUF_BYTES: usize = 16 * 1024;
-
 /// Compressed bytes inflated at a time before the body limit is checked again.
 const GUNZIP_STEP_BYTES: usize = 1024;
-
-/// Opens the byte stream a request runs over.
-pub trait Connector: Clone + Send + Sync + 'static {
-    /// The connection.
-    type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
-    /// Connects to `host:port` (the caller puts a deadline on it).
-    fn connect(&self, host: &str, port: u16) -> impl Future<Output = io::Result<Self::Io>> + Send;
-}
 
 /// Most idle kept-alive connections (one per scrape URL); past it, connections close after use.
 pub const IDLE_CONNECTIONS_MAX: usize = 100_000;
@@ -103,22 +91,6 @@ impl Pool {
             }
         }
         map.insert(url.to_string(), idle);
-    }
-}
-
-/// Plain tokio TCP.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct TcpConnector;
-
-impl Connector for TcpConnector {
-    type Io = tokio::net::TcpStream;
-
-    async fn connect(&self, host: &str, port: u16) -> io::Result<tokio::net::TcpStream> {
-        // A bracketed IPv6 literal comes from the URI as `[::1]`.
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let stream = tokio::net::TcpStream::connect((host, port)).await?;
-        stream.set_nodelay(true)?;
-        Ok(stream)
     }
 }
 
@@ -179,17 +151,6 @@ pub fn timeout_header_value(timeout: Duration) -> String {
     format!("{}", timeout.as_secs_f64())
 }
 
-/// Reads a secret file as Prometheus does: whole, surrounding whitespace trimmed.
-fn read_secret_file(path: &str, what: &str) -> Result<String, String> {
-    std::fs::read_to_string(path)
-        .map(|s| s.trim().to_string())
-        .map_err(|e| format!("unable to read {what} file {path}: {e}"))
-}
-
-fn header(value: String, what: &str) -> Result<HeaderValue, String> {
-    HeaderValue::from_str(&value).map_err(|_| format!("{what} is not a valid HTTP header value"))
-}
-
 /// Builds the GET request of one scrape.
 fn build_request(spec: &ScrapeSpec, uri: &Uri) -> Result<Request<Empty<Bytes>>, String> {
     let authority = uri
@@ -211,35 +172,10 @@ fn build_request(spec: &ScrapeSpec, uri: &Uri) -> Result<Request<Empty<Bytes>>, 
         .header(SCRAPE_TIMEOUT_HEADER, timeout_header_value(spec.timeout))
         .body(Empty::new())
         .map_err(|e| format!("cannot build request for {:?}: {e}", spec.url))?;
-    if let Some(basic) = &spec.basic_auth {
-        let password = match (&basic.password, &basic.password_file) {
-            (Some(p), _) => p.expose().to_string(),
-            (None, Some(file)) => read_secret_file(file, "basic auth password")?,
-            (None, None) => String::new(),
-        };
-        use base64::Engine as _;
-        let token = base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:{password}", basic.username));
-        req.headers_mut().insert(
-            AUTHORIZATION,
-            header(format!("Basic {token}"), "basic auth")?,
-        );
-    }
-    if let Some(auth) = &spec.authorization {
-        let credentials = match (&auth.credentials, &auth.credentials_file) {
-            (Some(c), _) => c.expose().to_string(),
-            (None, Some(file)) => read_secret_file(file, "authorization credentials")?,
-            (None, None) => String::new(),
-        };
-        let kind = if auth.kind.is_empty() {
-            "Bearer"
-        } else {
-            &auth.kind
-        };
-        req.headers_mut().insert(
-            AUTHORIZATION,
-            header(format!("{kind} {credentials}"), "authorization")?,
-        );
+    if let Some(value) =
+        client::authorization(spec.basic_auth.as_ref(), spec.authorization.as_ref())?
+    {
+        req.headers_mut().insert(AUTHORIZATION, value);
     }
     Ok(req)
 }
@@ -306,61 +242,18 @@ async fn fetch_fresh<C: Connector>(
 ) -> Result<(Vec<u8>, Option<String>), String> {
     let url = &spec.url;
     // Configuration errors (unreadable CA or key files) are reported before any dialing.
-    let tls_config = if https {
-        Some(tls_client_config(&spec.tls_config)?)
-    } else {
-        None
-    };
-    let io = connector
-        .connect(host, port)
-        .await
-        .map_err(|e| format!("Get \"{url}\": dial tcp {host}:{port}: {e}"))?;
-    if let Some(config) = tls_config {
-        let name_str = spec.tls_config.server_name.clone().unwrap_or_else(|| {
-            host.trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_string()
-        });
-        let name = ServerName::try_from(name_str.clone())
-            .map_err(|_| format!("invalid TLS server name {name_str:?}"))?;
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-            .connect(name, io)
-            .await
-            .map_err(|e| format!("Get \"{url}\": tls: {e}"))?;
-        exchange(tls, req, None, spec).await
-    } else {
-        exchange(io, req, pool, spec).await
-    }
-}
-
-/// Aborts the spawned connection task when the scrape ends (done, failed or timed out).
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Sends `req` over `io` and reads the response body under the body limit.
-async fn exchange<IO>(
-    io: IO,
-    req: Request<Empty<Bytes>>,
-    pool: Option<&Pool>,
-    spec: &ScrapeSpec,
-) -> Result<(Vec<u8>, Option<String>), String>
-where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let url = &spec.url;
-    let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
-        .read_buf_exact_size(Some(READ_BUF_BYTES))
-        .handshake(TokioIo::new(io))
-        .await
-        .map_err(|e| format!("Get \"{url}\": {e}"))?;
-    let conn = AbortOnDrop(tokio::spawn(async move {
-        let _ = conn.await;
-    }));
+    let client = Client::new(connector.clone(), https.then_some(&spec.tls_config))?;
+    let Connection {
+        mut sender,
+        task: conn,
+    } = client.connect(host, port).await.map_err(|e| match e {
+        ConnectError::Dial(e) => format!("Get \"{url}\": dial tcp {host}:{port}: {e}"),
+        ConnectError::ServerName(name_str) => {
+            format!("invalid TLS server name {name_str:?}")
+        }
+        ConnectError::Tls(e) => format!("Get \"{url}\": tls: {e}"),
+        ConnectError::Handshake(e) => format!("Get \"{url}\": {e}"),
+    })?;
     let resp = sender
         .send_request(req)
         .await
@@ -459,112 +352,6 @@ impl LimitedBuf {
         }
         self.buf.extend_from_slice(data);
         Ok(())
-    }
-}
-
-/// Builds the rustls client configuration of `tls` (ring provider, TLS 1.2 and 1.3).
-pub fn tls_client_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("tls: {e}"))?;
-    let builder = if tls.insecure_skip_verify {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert { provider }))
-    } else {
-        let mut roots = rustls::RootCertStore::empty();
-        match &tls.ca_file {
-            Some(ca_file) => {
-                let certs = CertificateDer::pem_file_iter(ca_file)
-                    .map_err(|e| format!("unable to read CA file {ca_file}: {e}"))?
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| format!("unable to parse CA file {ca_file}: {e}"))?;
-                if certs.is_empty() {
-                    return Err(format!(
-                        "unable to use specified CA cert {ca_file}: no certificate in it"
-                    ));
-                }
-                for cert in certs {
-                    roots
-                        .add(cert)
-                        .map_err(|e| format!("unable to use specified CA cert {ca_file}: {e}"))?;
-                }
-            }
-            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-        }
-        builder.with_root_certificates(roots)
-    };
-    let mut config = match (&tls.cert_file, &tls.key_file) {
-        (Some(cert_file), Some(key_file)) => {
-            let certs = CertificateDer::pem_file_iter(cert_file)
-                .map_err(|e| format!("unable to read client certificate {cert_file}: {e}"))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("unable to parse client certificate {cert_file}: {e}"))?;
-            let key = PrivateKeyDer::from_pem_file(key_file)
-                .map_err(|e| format!("unable to read client key {key_file}: {e}"))?;
-            builder
-                .with_client_auth_cert(certs, key)
-                .map_err(|e| format!("unable to use client certificate {cert_file}: {e}"))?
-        }
-        (None, None) => builder.with_no_client_auth(),
-        _ => return Err("tls_config: cert_file and key_file must be given together".into()),
-    };
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
-}
-
-/// `insecure_skip_verify`: accepts any server certificate, but still checks the handshake
-/// signatures (so the connection is at least to whoever holds that certificate's key).
-#[derive(Debug)]
-struct AcceptAnyServerCert {
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
-
-impl rustls::client::danger::ServerCertVerifier for AcceptAnyServerCert {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
     }
 }
 

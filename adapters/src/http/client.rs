@@ -1,0 +1,373 @@
+//! One HTTP/1.1 client stack for every outgoing request, scrapes and Consul discovery alike:
+//! the [`Connector`] that opens the byte stream (tokio TCP in production, turmoil TCP in the
+//! simulation), the rustls configuration of a `tls_config`, TLS with its server name, hyper's
+//! handshake on a task that dies with the connection, and credentials as header values.
+//!
+//! What a request carries (its headers beyond authorization), how long it may take (the
+//! caller's deadline covers dialing, TLS, the request and the body) and how its body is read
+//! belong to the caller.
+
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Empty;
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::HeaderValue;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use scrapepool_core::config::{Authorization, BasicAuth, TlsConfig};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// Opens the byte stream a request runs over.
+pub trait Connector: Clone + Send + Sync + 'static {
+    /// The connection.
+    type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    /// Connects to `host:port` (the caller puts a deadline on it).
+    fn connect(&self, host: &str, port: u16) -> impl Future<Output = io::Result<Self::Io>> + Send;
+}
+
+/// Plain tokio TCP.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TcpConnector;
+
+impl Connector for TcpConnector {
+    type Io = tokio::net::TcpStream;
+
+    async fn connect(&self, host: &str, port: u16) -> io::Result<tokio::net::TcpStream> {
+        // A bracketed IPv6 literal comes from the URI as `[::1]`.
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let stream = tokio::net::TcpStream::connect((host, port)).await?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+}
+
+/// A connection's read buffer. hyper's adaptive buffer grows to the size of the bodies it
+/// reads and keeps that while the connection idles between scrapes: about 64 KiB for each
+/// node_exporter target. A fixed 16 KiB costs a few more reads per body and caps it.
+const READ_BUF_BYTES: usize = 16 * 1024;
+
+/// Connects to one server: plain, or over TLS with the settings of one `tls_config`.
+#[derive(Clone)]
+pub(crate) struct Client<C> {
+    connector: C,
+    tls: Option<Tls>,
+}
+
+/// TLS settings ready to use.
+#[derive(Clone)]
+struct Tls {
+    config: Arc<rustls::ClientConfig>,
+    /// The name the server's certificate must carry (`server_name`, else the host).
+    server_name: Option<String>,
+}
+
+/// A connection ready for requests; its task ends when this is dropped.
+pub(crate) struct Connection {
+    /// Sends requests over the connection.
+    pub(crate) sender: SendRequest<Empty<Bytes>>,
+    /// The task driving the connection.
+    pub(crate) task: AbortOnDrop,
+}
+
+/// Why [`Client::connect`] failed; each caller words it its own way.
+#[derive(Debug)]
+pub(crate) enum ConnectError {
+    /// The connector could not open the stream.
+    Dial(io::Error),
+    /// The TLS server name is not a valid DNS name or IP address.
+    ServerName(String),
+    /// The TLS handshake failed.
+    Tls(io::Error),
+    /// The HTTP/1.1 handshake failed.
+    Handshake(hyper::Error),
+}
+
+impl<C: Connector> Client<C> {
+    /// A client over `connector`; with `tls`, every connection is TLS with those settings.
+    /// Fails when the TLS settings are unusable (unreadable CA or key files, ...), before
+    /// anything is dialed.
+    pub(crate) fn new(connector: C, tls: Option<&TlsConfig>) -> Result<Client<C>, String> {
+        let tls = match tls {
+            None => None,
+            Some(tls) => Some(Tls {
+                config: Arc::new(tls_client_config(tls)?),
+                server_name: tls.server_name.clone(),
+            }),
+        };
+        Ok(Client { connector, tls })
+    }
+
+    /// Whether connections are TLS.
+    pub(crate) fn is_https(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Dials `host:port` (a bracketed IPv6 literal as the URI gives it), runs TLS when the
+    /// client has TLS settings, and hands the stream to hyper. No deadline of its own.
+    pub(crate) async fn connect(&self, host: &str, port: u16) -> Result<Connection, ConnectError> {
+        let io = self
+            .connector
+            .connect(host, port)
+            .await
+            .map_err(ConnectError::Dial)?;
+        match &self.tls {
+            None => handshake(io).await,
+            Some(tls) => {
+                let name = tls.server_name.clone().unwrap_or_else(|| {
+                    host.trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .to_string()
+                });
+                let name = ServerName::try_from(name.clone())
+                    .map_err(|_| ConnectError::ServerName(name))?;
+                let stream = tokio_rustls::TlsConnector::from(tls.config.clone())
+                    .connect(name, io)
+                    .await
+                    .map_err(ConnectError::Tls)?;
+                handshake(stream).await
+            }
+        }
+    }
+}
+
+/// Runs hyper's HTTP/1.1 handshake over `io` and spawns the connection's task.
+async fn handshake<IO>(io: IO) -> Result<Connection, ConnectError>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::Builder::new()
+        .read_buf_exact_size(Some(READ_BUF_BYTES))
+        .handshake(TokioIo::new(io))
+        .await
+        .map_err(ConnectError::Handshake)?;
+    let task = AbortOnDrop(tokio::spawn(async move {
+        let _ = conn.await;
+    }));
+    Ok(Connection { sender, task })
+}
+
+/// The `Authorization` header of `basic_auth` or `authorization` (the latter wins when both
+/// are given), reading a password or credentials file when the secret is not inline.
+pub(crate) fn authorization(
+    basic: Option<&BasicAuth>,
+    auth: Option<&Authorization>,
+) -> Result<Option<HeaderValue>, String> {
+    let mut value = None;
+    if let Some(basic) = basic {
+        let password = match (&basic.password, &basic.password_file) {
+            (Some(p), _) => p.expose().to_string(),
+            (None, Some(file)) => read_secret_file(file, "basic auth password")?,
+            (None, None) => String::new(),
+        };
+        use base64::Engine as _;
+        let token = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{password}", basic.username));
+        value = Some(header(format!("Basic {token}"), "basic auth")?);
+    }
+    if let Some(auth) = auth {
+        let credentials = match (&auth.credentials, &auth.credentials_file) {
+            (Some(c), _) => c.expose().to_string(),
+            (None, Some(file)) => read_secret_file(file, "authorization credentials")?,
+            (None, None) => String::new(),
+        };
+        let kind = if auth.kind.is_empty() {
+            "Bearer"
+        } else {
+            &auth.kind
+        };
+        value = Some(header(format!("{kind} {credentials}"), "authorization")?);
+    }
+    Ok(value)
+}
+
+/// Aborts the spawned connection task when the exchange ends (done, failed or timed out) or the kept connection is dropped.
+pub(crate) struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Reads a secret file as Prometheus does: whole, surrounding whitespace trimmed.
+fn read_secret_file(path: &str, what: &str) -> Result<String, String> {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .map_err(|e| format!("unable to read {what} file {path}: {e}"))
+}
+
+/// A header value carrying a credential, marked sensitive; the error names `what`, never
+/// the value.
+pub(crate) fn header(value: String, what: &str) -> Result<HeaderValue, String> {
+    let mut value = HeaderValue::from_str(&value)
+        .map_err(|_| format!("{what} is not a valid HTTP header value"))?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// Builds the rustls client configuration of `tls` (ring provider, TLS 1.2 and 1.3).
+pub fn tls_client_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("tls: {e}"))?;
+    let builder = if tls.insecure_skip_verify {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert { provider }))
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        match &tls.ca_file {
+            Some(ca_file) => {
+                let certs = CertificateDer::pem_file_iter(ca_file)
+                    .map_err(|e| format!("unable to read CA file {ca_file}: {e}"))?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| format!("unable to parse CA file {ca_file}: {e}"))?;
+                if certs.is_empty() {
+                    return Err(format!(
+                        "unable to use specified CA cert {ca_file}: no certificate in it"
+                    ));
+                }
+                for cert in certs {
+                    roots
+                        .add(cert)
+                        .map_err(|e| format!("unable to use specified CA cert {ca_file}: {e}"))?;
+                }
+            }
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        builder.with_root_certificates(roots)
+    };
+    let mut config = match (&tls.cert_file, &tls.key_file) {
+        (Some(cert_file), Some(key_file)) => {
+            let certs = CertificateDer::pem_file_iter(cert_file)
+                .map_err(|e| format!("unable to read client certificate {cert_file}: {e}"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("unable to parse client certificate {cert_file}: {e}"))?;
+            let key = PrivateKeyDer::from_pem_file(key_file)
+                .map_err(|e| format!("unable to read client key {key_file}: {e}"))?;
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| format!("unable to use client certificate {cert_file}: {e}"))?
+        }
+        (None, None) => builder.with_no_client_auth(),
+        _ => return Err("tls_config: cert_file and key_file must be given together".into()),
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// `insecure_skip_verify`: accepts any server certificate, but still checks the handshake
+/// signatures (so the connection is at least to whoever holds that certificate's key).
+#[derive(Debug)]
+struct AcceptAnyServerCert {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyServerCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use scrapepool_core::config::Secret;
+
+    use super::*;
+
+    fn basic(password: &str) -> BasicAuth {
+        BasicAuth {
+            username: "user".into(),
+            password: Some(Secret(password.into())),
+            password_file: None,
+        }
+    }
+
+    fn bearer(credentials: &str) -> Authorization {
+        Authorization {
+            kind: String::new(),
+            credentials: Some(Secret(credentials.into())),
+            credentials_file: None,
+        }
+    }
+
+    #[test]
+    fn authorization_is_basic_or_bearer_and_sensitive() {
+        let v = authorization(Some(&basic("pass")), None).unwrap().unwrap();
+        assert_eq!(v, "Basic dXNlcjpwYXNz");
+        assert!(v.is_sensitive());
+        let v = authorization(None, Some(&bearer("tok"))).unwrap().unwrap();
+        assert_eq!(v, "Bearer tok");
+        let v = authorization(Some(&basic("pass")), Some(&bearer("tok")));
+        assert_eq!(v.unwrap().unwrap(), "Bearer tok");
+        assert!(authorization(None, None).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_credential_that_cannot_be_a_header_is_named_not_quoted() {
+        let e = authorization(None, Some(&bearer("bad\nsecret"))).unwrap_err();
+        assert_eq!(e, "authorization is not a valid HTTP header value");
+        let e = header("s3cr3t\n".into(), "the token").unwrap_err();
+        assert_eq!(e, "the token is not a valid HTTP header value");
+    }
+
+    #[test]
+    fn an_unreadable_credentials_file_is_named() {
+        let auth = Authorization {
+            kind: "Bearer".into(),
+            credentials: None,
+            credentials_file: Some("/nonexistent/token".into()),
+        };
+        let e = authorization(None, Some(&auth)).unwrap_err();
+        assert!(
+            e.starts_with("unable to read authorization credentials file /nonexistent/token: "),
+            "{e}"
+        );
+    }
+}
