@@ -1,6 +1,4 @@
 //! Relabeling: every Prometheus action, with Prometheus's defaults and results.
-//!
-//! OWNER: config helper.
 
 use crate::labels::{is_valid_label_name, Labels};
 

@@ -1,8 +1,6 @@
 //! Per-scrape processing: parse, attach target labels, metric relabeling, limits,
 //! staleness, synthetic series, encoding. Pure and `Send`: drivers run it on worker threads.
 //!
-//! OWNER: pipeline helper.
-//!
 //! ## Semantics (Prometheus 2.42's scrape loop, `scrape/scrape.go`, unless noted)
 //!
 //! - The body is parsed in the format its Content-Type names; a parse error fails the scrape.
