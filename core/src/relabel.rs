@@ -1,7 +1,8 @@
 //! Relabeling: every Prometheus action, with Prometheus's defaults and results.
 //!
 //! The actions are one table, `ACTIONS`: each row names an action as Prometheus spells it
-//! and says what it asks of the rest of its rule; the private `relabel` step applies them in one `match`.
+//! and says what it asks of the rest of its rule. One `match`, in the private step
+//! `relabel`, applies them.
 
 use std::fmt;
 
