@@ -169,7 +169,7 @@ fn body(outcome: FetchOutcome) -> (Vec<u8>, Option<String>) {
 
 fn error(outcome: FetchOutcome) -> String {
     match outcome {
-        FetchOutcome::Failed { error } => error,
+        FetchOutcome::Failed { error } => error.to_string(),
         FetchOutcome::Body { body, .. } => panic!(
             "fetch succeeded with {} bytes, expected a failure",
             body.len()
@@ -308,7 +308,7 @@ async fn slow_server_times_out_within_the_scrape_timeout() {
     let started = Instant::now();
     let e = error(HttpFetcher::new().fetch(&s).await);
     let took = started.elapsed();
-    assert!(e.contains("context deadline exceeded"), "{e}");
+    assert_eq!(e, format!("Get \"{}\": context deadline exceeded", s.url));
     assert!(
         took >= Duration::from_millis(300) && took < Duration::from_secs(3),
         "took {took:?}"
@@ -393,10 +393,38 @@ async fn refused_connection_fails() {
             .fetch(&spec(format!("http://127.0.0.1:{port}/metrics")))
             .await,
     );
-    assert!(
-        e.contains("dial tcp") && e.contains(&port.to_string()),
-        "{e}"
+    // Go's wording, as Prometheus shows it.
+    assert_eq!(
+        e,
+        format!(
+            "Get \"http://127.0.0.1:{port}/metrics\": dial tcp 127.0.0.1:{port}: connect: connection refused"
+        )
     );
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_gzip_fails_in_gos_words() {
+    let mut reply = Reply::ok("this body is plain text, not gzip\n");
+    reply.headers.push(("content-encoding", "gzip".into()));
+    let server = serve(reply, None).await;
+    let e = error(
+        HttpFetcher::new()
+            .fetch(&spec(server.url("http", "/metrics")))
+            .await,
+    );
+    assert_eq!(e, "gzip: invalid header");
+
+    let whole = gzip("a 1\n".repeat(100).as_bytes());
+    let mut reply = Reply::ok("");
+    reply.body = ReplyBody::Full(whole.slice(..whole.len() / 2));
+    reply.headers.push(("content-encoding", "gzip".into()));
+    let server = serve(reply, None).await;
+    let e = error(
+        HttpFetcher::new()
+            .fetch(&spec(server.url("http", "/metrics")))
+            .await,
+    );
+    assert_eq!(e, "gzip: unexpected EOF");
 }
 
 /// A CA, a server certificate for `names` and a client certificate, all signed by the CA,

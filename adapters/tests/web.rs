@@ -18,7 +18,7 @@ use scrapepool_core::config::SdConfig;
 use scrapepool_core::encode::Record;
 use scrapepool_core::member::{JobsSnapshot, MemberRecord, MemberState, MembersSnapshot};
 use scrapepool_core::node::ProviderId;
-use scrapepool_core::scrape::{FetchOutcome, ScrapeSpec};
+use scrapepool_core::scrape::{FetchOutcome, ScrapeError, ScrapeSpec};
 use scrapepool_core::{Event, Node, NodeConfig};
 use serde_json::Value;
 
@@ -37,7 +37,11 @@ impl Fetcher for FixtureFetcher {
     async fn fetch(&self, spec: &ScrapeSpec) -> FetchOutcome {
         if spec.url.contains(FAILING_PORT) {
             return FetchOutcome::Failed {
-                error: FETCH_ERROR.to_string(),
+                error: ScrapeError::Connect {
+                    url: spec.url.clone(),
+                    address: FAILING_PORT.into(),
+                    reason: FETCH_ERROR.into(),
+                },
             };
         }
         if spec.url.contains(ECHOING_PORT) {
@@ -49,7 +53,10 @@ impl Fetcher for FixtureFetcher {
                 .map(|c| c.expose().to_string())
                 .unwrap_or_default();
             return FetchOutcome::Failed {
-                error: format!("401 Unauthorized: token {credentials} is not valid"),
+                error: ScrapeError::Request {
+                    url: spec.url.clone(),
+                    reason: format!("401 Unauthorized: token {credentials} is not valid"),
+                },
             };
         }
         tokio::time::sleep(Duration::from_millis(2)).await;

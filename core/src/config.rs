@@ -1541,8 +1541,8 @@ impl<'a> Loader<'a> {
         match RelabelConfig::from_spec(spec) {
             Ok(rc) => Some(rc),
             Err(e) => {
-                let pos = positions.get(e.field).copied().unwrap_or(node.pos);
-                self.err(&format!("{field}.{}", e.field), pos, e.message);
+                let pos = positions.get(e.field()).copied().unwrap_or(node.pos);
+                self.err(&format!("{field}.{}", e.field()), pos, e.to_string());
                 None
             }
         }

@@ -1,7 +1,5 @@
 //! Encodings for the metric bus: remote-write v1 (protobuf + snappy) and per-sample JSON.
 //!
-//! OWNER: pipeline helper.
-//!
 //! Protobuf is written by hand rather than through `prost` structs: the scrape pipeline
 //! caches every series' encoded label block (`TimeSeries.labels`, field 1) in the target's
 //! [`crate::scrape::SeriesCache`], so a steady-state scrape copies one pre-built byte slice

@@ -1,12 +1,15 @@
 //! Relabeling: every Prometheus action, with Prometheus's defaults and results.
 //!
-//! OWNER: config helper.
+//! The actions are one table, `ACTIONS`: each row names an action as Prometheus spells it
+//! and says what it asks of the rest of its rule. One `match`, in the private step
+//! `relabel`, applies them.
+
+use std::fmt;
 
 use crate::labels::{is_valid_label_name, Labels};
 
-/// A relabeling action.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+/// A relabeling action. Its name and what it asks of its rule are its row in `ACTIONS`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Action {
     /// Write the expanded replacement into `target_label` when the regex matches.
     #[default]
@@ -32,6 +35,124 @@ pub enum Action {
     /// Drop if the source values equal the value of `target_label`.
     Dropequal,
 }
+
+/// What an action asks of the rest of its rule. [`Requires::check`] checks it in the order
+/// of Prometheus's `relabel.Config.Validate`, so the first fault reported is Prometheus's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Requires {
+    /// `modulus` must be non-zero.
+    modulus: bool,
+    /// What `target_label` must be.
+    target_label: TargetLabelRule,
+    /// What `replacement` may be.
+    replacement: ReplacementRule,
+    /// The only fields the rule may set besides `action`; `None`: no restriction.
+    only: Option<OnlyFields>,
+}
+
+/// What an action asks of `target_label`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TargetLabelRule {
+    /// Not read by the action.
+    Ignored,
+    /// Required, and a valid label name.
+    Name,
+    /// Required, and a valid label name or, when it holds a `$`, a template of one.
+    NameOrTemplate,
+}
+
+/// What an action asks of `replacement`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReplacementRule {
+    /// Anything.
+    Any,
+    /// Must stay the default `$1`.
+    Default,
+    /// A template of a label name.
+    Template,
+}
+
+/// The fields a restricted action allows besides `action`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnlyFields {
+    /// `source_labels` and `target_label`.
+    SourceLabelsAndTargetLabel,
+    /// `regex`.
+    Regex,
+}
+
+/// An action that asks nothing of the rest of its rule.
+const ANY: Requires = Requires {
+    modulus: false,
+    target_label: TargetLabelRule::Ignored,
+    replacement: ReplacementRule::Any,
+    only: None,
+};
+
+/// `lowercase` and `uppercase`.
+const CASE: Requires = Requires {
+    target_label: TargetLabelRule::Name,
+    replacement: ReplacementRule::Default,
+    ..ANY
+};
+
+/// `keepequal` and `dropequal`.
+const EQUAL: Requires = Requires {
+    only: Some(OnlyFields::SourceLabelsAndTargetLabel),
+    ..CASE
+};
+
+/// `labeldrop` and `labelkeep`.
+const ONLY_REGEX: Requires = Requires {
+    only: Some(OnlyFields::Regex),
+    ..ANY
+};
+
+/// Every action: its name in Prometheus's configuration and what it asks of its rule.
+/// Row `i` is the action whose discriminant is `i` (checked when compiling).
+const ACTIONS: [(&str, Action, Requires); 11] = [
+    (
+        "replace",
+        Action::Replace,
+        Requires {
+            target_label: TargetLabelRule::NameOrTemplate,
+            ..ANY
+        },
+    ),
+    ("keep", Action::Keep, ANY),
+    ("drop", Action::Drop, ANY),
+    (
+        "hashmod",
+        Action::Hashmod,
+        Requires {
+            modulus: true,
+            target_label: TargetLabelRule::Name,
+            ..ANY
+        },
+    ),
+    (
+        "labelmap",
+        Action::Labelmap,
+        Requires {
+            replacement: ReplacementRule::Template,
+            ..ANY
+        },
+    ),
+    ("labeldrop", Action::Labeldrop, ONLY_REGEX),
+    ("labelkeep", Action::Labelkeep, ONLY_REGEX),
+    ("lowercase", Action::Lowercase, CASE),
+    ("uppercase", Action::Uppercase, CASE),
+    ("keepequal", Action::Keepequal, EQUAL),
+    ("dropequal", Action::Dropequal, EQUAL),
+];
+
+const _: () = {
+    let mut i = 0;
+    while i < ACTIONS.len() {
+        assert!(ACTIONS[i].1 as usize == i, "ACTIONS is in variant order");
+        i += 1;
+    }
+};
 
 /// One relabeling step, validated, with its regex compiled fully anchored.
 #[derive(Clone, Debug)]
@@ -100,13 +221,86 @@ pub struct RelabelSpec {
     pub action: Option<String>,
 }
 
-/// Why a relabel rule is invalid, and which of its fields is at fault.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RelabelError {
-    /// The field (`regex`, `target_label`, `action`, ...).
-    pub field: &'static str,
-    /// Prometheus's wording of the problem.
-    pub message: String,
+/// Why a relabel rule is invalid. `Display` is Prometheus's (and promtool's) wording;
+/// [`RelabelError::field`] names the field at fault.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RelabelError {
+    /// `action: ""`.
+    #[error("relabel action cannot be empty")]
+    EmptyAction,
+    /// An action Prometheus does not have.
+    #[error("unknown relabel action {0:?}")]
+    UnknownAction(String),
+    /// The regex does not compile.
+    #[error("invalid regex {regex:?}: {reason}")]
+    InvalidRegex {
+        /// The regex as written.
+        regex: String,
+        /// Why it does not compile.
+        reason: String,
+    },
+    /// `modulus` is 0 (or absent) for an action that needs one.
+    #[error("relabel configuration for {action} requires non-zero modulus")]
+    ZeroModulus {
+        /// The action.
+        action: Action,
+    },
+    /// `target_label` is empty for an action that writes or reads it.
+    #[error("relabel configuration for {action} action requires 'target_label' value")]
+    MissingTargetLabel {
+        /// The action.
+        action: Action,
+    },
+    /// `target_label` is not what the action accepts.
+    #[error("{target_label:?} is invalid 'target_label' for {action} action")]
+    InvalidTargetLabel {
+        /// The action.
+        action: Action,
+        /// The label as written.
+        target_label: String,
+    },
+    /// `replacement` is set for an action that allows only the default.
+    #[error("'replacement' can not be set for {action} action")]
+    ReplacementSet {
+        /// The action.
+        action: Action,
+    },
+    /// `replacement` is not a label name template.
+    #[error("{replacement:?} is invalid 'replacement' for {action} action")]
+    InvalidReplacement {
+        /// The action.
+        action: Action,
+        /// The replacement as written.
+        replacement: String,
+    },
+    /// A field is set that the action does not allow.
+    #[error("{action} action requires only {}, and no other fields", only.describe())]
+    FieldNotAllowed {
+        /// The action.
+        action: Action,
+        /// The fields it allows.
+        only: OnlyFields,
+        /// The first field set that it does not allow.
+        field: &'static str,
+    },
+}
+
+impl RelabelError {
+    /// The field at fault (`action`, `regex`, `target_label`, ...).
+    pub fn field(&self) -> &'static str {
+        match self {
+            RelabelError::EmptyAction | RelabelError::UnknownAction(_) => "action",
+            RelabelError::InvalidRegex { .. } => "regex",
+            RelabelError::ZeroModulus { .. } => "modulus",
+            RelabelError::MissingTargetLabel { .. } | RelabelError::InvalidTargetLabel { .. } => {
+                "target_label"
+            }
+            RelabelError::ReplacementSet { .. } | RelabelError::InvalidReplacement { .. } => {
+                "replacement"
+            }
+            RelabelError::FieldNotAllowed { field, .. } => field,
+        }
+    }
 }
 
 const DEFAULT_SEPARATOR: &str = ";";
@@ -116,37 +310,117 @@ const DEFAULT_REPLACEMENT: &str = "$1";
 impl Action {
     /// Parses an action name, in any case, as Prometheus does.
     pub fn parse(name: &str) -> Option<Action> {
-        Some(match name.to_lowercase().as_str() {
-            "replace" => Action::Replace,
-            "keep" => Action::Keep,
-            "drop" => Action::Drop,
-            "hashmod" => Action::Hashmod,
-            "labelmap" => Action::Labelmap,
-            "labeldrop" => Action::Labeldrop,
-            "labelkeep" => Action::Labelkeep,
-            "lowercase" => Action::Lowercase,
-            "uppercase" => Action::Uppercase,
-            "keepequal" => Action::Keepequal,
-            "dropequal" => Action::Dropequal,
-            _ => return None,
-        })
+        let name = name.to_lowercase();
+        ACTIONS
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .map(|&(_, action, _)| action)
     }
 
     /// The action's name in Prometheus's configuration.
     pub fn as_str(self) -> &'static str {
+        ACTIONS[self as usize].0
+    }
+
+    /// What the action asks of the rest of its rule.
+    fn requires(self) -> Requires {
+        ACTIONS[self as usize].2
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for Action {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl OnlyFields {
+    /// The allowed fields in Prometheus's wording (its quotes, mismatched as they are).
+    fn describe(self) -> &'static str {
         match self {
-            Action::Replace => "replace",
-            Action::Keep => "keep",
-            Action::Drop => "drop",
-            Action::Hashmod => "hashmod",
-            Action::Labelmap => "labelmap",
-            Action::Labeldrop => "labeldrop",
-            Action::Labelkeep => "labelkeep",
-            Action::Lowercase => "lowercase",
-            Action::Uppercase => "uppercase",
-            Action::Keepequal => "keepequal",
-            Action::Dropequal => "dropequal",
+            OnlyFields::SourceLabelsAndTargetLabel => "'source_labels' and `target_label`",
+            OnlyFields::Regex => "'regex'",
         }
+    }
+
+    /// The first field of `rule` set that is not allowed, in Prometheus's order.
+    fn first_extra(self, rule: &RelabelConfig, spec: &RelabelSpec) -> Option<&'static str> {
+        let common = [
+            ("modulus", rule.modulus != 0),
+            ("separator", rule.separator != DEFAULT_SEPARATOR),
+            ("replacement", rule.replacement != DEFAULT_REPLACEMENT),
+        ];
+        let own = match self {
+            // Prometheus compares the regex by identity: any regex written counts as set.
+            OnlyFields::SourceLabelsAndTargetLabel => vec![("regex", spec.regex.is_some())],
+            OnlyFields::Regex => vec![
+                ("source_labels", spec.source_labels.is_some()),
+                ("target_label", !rule.target_label.is_empty()),
+            ],
+        };
+        own.into_iter()
+            .chain(common)
+            .find(|&(_, set)| set)
+            .map(|(field, _)| field)
+    }
+}
+
+impl Requires {
+    /// Checks `rule` (and, for the fields whose mere presence counts, `spec`, the rule as
+    /// written) against what `action` requires.
+    fn check(
+        self,
+        action: Action,
+        rule: &RelabelConfig,
+        spec: &RelabelSpec,
+    ) -> Result<(), RelabelError> {
+        if self.modulus && rule.modulus == 0 {
+            return Err(RelabelError::ZeroModulus { action });
+        }
+        let target = &rule.target_label;
+        let target_valid = match self.target_label {
+            TargetLabelRule::Ignored => true,
+            _ if target.is_empty() => return Err(RelabelError::MissingTargetLabel { action }),
+            TargetLabelRule::NameOrTemplate if target.contains('$') => {
+                is_valid_label_template(target)
+            }
+            TargetLabelRule::Name | TargetLabelRule::NameOrTemplate => is_valid_label_name(target),
+        };
+        if !target_valid {
+            return Err(RelabelError::InvalidTargetLabel {
+                action,
+                target_label: target.clone(),
+            });
+        }
+        let replacement = &rule.replacement;
+        match self.replacement {
+            ReplacementRule::Default if replacement != DEFAULT_REPLACEMENT => {
+                return Err(RelabelError::ReplacementSet { action });
+            }
+            ReplacementRule::Template if !is_valid_label_template(replacement) => {
+                return Err(RelabelError::InvalidReplacement {
+                    action,
+                    replacement: replacement.clone(),
+                });
+            }
+            _ => {}
+        }
+        if let Some(only) = self.only {
+            if let Some(field) = only.first_extra(rule, spec) {
+                return Err(RelabelError::FieldNotAllowed {
+                    action,
+                    only,
+                    field,
+                });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -155,7 +429,7 @@ impl Action {
 /// Go's RE2 reads `\d`, `\w`, `\s` and `\b` as ASCII classes where the `regex` crate reads
 /// them as Unicode ones; they are rewritten to their ASCII forms first so that a label value
 /// such as `١٢` (Arabic-Indic digits) matches `\d+` in neither.
-pub fn compile_anchored(regex: &str) -> Result<regex::Regex, String> {
+pub fn compile_anchored(regex: &str) -> Result<regex::Regex, RelabelError> {
     let translated = ascii_perl_classes(regex);
     regex::Regex::new(&format!("^(?:{translated})$")).map_err(|e| {
         // The regex crate's message spans lines (pattern, caret, reason): keep the reason.
@@ -167,7 +441,10 @@ pub fn compile_anchored(regex: &str) -> Result<regex::Regex, String> {
             .unwrap_or("")
             .trim_start_matches("error: ")
             .to_string();
-        format!("invalid regex {regex:?}: {reason}")
+        RelabelError::InvalidRegex {
+            regex: regex.to_string(),
+            reason,
+        }
     })
 }
 
@@ -289,134 +566,36 @@ impl RelabelConfig {
     /// Applies Prometheus's defaults to a rule as written and validates it exactly as
     /// Prometheus's `relabel.Config.Validate` does.
     pub fn from_spec(spec: RelabelSpec) -> Result<RelabelConfig, RelabelError> {
-        let err = |field: &'static str, message: String| Err(RelabelError { field, message });
         let action = match spec.action.as_deref() {
             None => Action::Replace,
-            Some("") => return err("action", "relabel action cannot be empty".into()),
-            Some(name) => match Action::parse(name) {
-                Some(a) => a,
-                None => return err("action", format!("unknown relabel action {name:?}")),
-            },
+            Some("") => return Err(RelabelError::EmptyAction),
+            Some(name) => {
+                Action::parse(name).ok_or_else(|| RelabelError::UnknownAction(name.to_string()))?
+            }
         };
         let regex_source = spec
             .regex
             .clone()
             .unwrap_or_else(|| DEFAULT_REGEX.to_string());
-        let regex = match compile_anchored(&regex_source) {
-            Ok(r) => r,
-            Err(e) => return err("regex", e),
-        };
-        let separator = spec
-            .separator
-            .clone()
-            .unwrap_or_else(|| DEFAULT_SEPARATOR.to_string());
-        let replacement = spec
-            .replacement
-            .clone()
-            .unwrap_or_else(|| DEFAULT_REPLACEMENT.to_string());
-        let target_label = spec.target_label.clone().unwrap_or_default();
-        let modulus = spec.modulus.unwrap_or(0);
-        let a = action.as_str();
-        if modulus == 0 && action == Action::Hashmod {
-            return err(
-                "modulus",
-                "relabel configuration for hashmod requires non-zero modulus".into(),
-            );
-        }
-        let needs_target = matches!(
-            action,
-            Action::Replace
-                | Action::Hashmod
-                | Action::Lowercase
-                | Action::Uppercase
-                | Action::Keepequal
-                | Action::Dropequal
-        );
-        if needs_target && target_label.is_empty() {
-            return err(
-                "target_label",
-                format!("relabel configuration for {a} action requires 'target_label' value"),
-            );
-        }
-        let invalid_target =
-            || format!("{target_label:?} is invalid 'target_label' for {a} action");
-        if action == Action::Replace
-            && !target_label.contains('$')
-            && !is_valid_label_name(&target_label)
-        {
-            return err("target_label", invalid_target());
-        }
-        if action == Action::Replace
-            && target_label.contains('$')
-            && !is_valid_label_template(&target_label)
-        {
-            return err("target_label", invalid_target());
-        }
-        let equal_or_case = matches!(
-            action,
-            Action::Lowercase | Action::Uppercase | Action::Keepequal | Action::Dropequal
-        );
-        if equal_or_case && !is_valid_label_name(&target_label) {
-            return err("target_label", invalid_target());
-        }
-        if equal_or_case && replacement != DEFAULT_REPLACEMENT {
-            return err(
-                "replacement",
-                format!("'replacement' can not be set for {a} action"),
-            );
-        }
-        if action == Action::Labelmap && !is_valid_label_template(&replacement) {
-            return err(
-                "replacement",
-                format!("{replacement:?} is invalid 'replacement' for {a} action"),
-            );
-        }
-        if action == Action::Hashmod && !is_valid_label_name(&target_label) {
-            return err("target_label", invalid_target());
-        }
-        if matches!(action, Action::Keepequal | Action::Dropequal) {
-            // Prometheus compares the regex by identity: any regex written counts as set.
-            let (field, set) = [
-                ("regex", spec.regex.is_some()),
-                ("modulus", modulus != 0),
-                ("separator", separator != DEFAULT_SEPARATOR),
-                ("replacement", replacement != DEFAULT_REPLACEMENT),
-            ]
-            .into_iter()
-            .find(|(_, set)| *set)
-            .unwrap_or(("", false));
-            if set {
-                return err(field, format!("{a} action requires only 'source_labels' and `target_label`, and no other fields"));
-            }
-        }
-        if matches!(action, Action::Labeldrop | Action::Labelkeep) {
-            let (field, set) = [
-                ("source_labels", spec.source_labels.is_some()),
-                ("target_label", !target_label.is_empty()),
-                ("modulus", modulus != 0),
-                ("separator", separator != DEFAULT_SEPARATOR),
-                ("replacement", replacement != DEFAULT_REPLACEMENT),
-            ]
-            .into_iter()
-            .find(|(_, set)| *set)
-            .unwrap_or(("", false));
-            if set {
-                return err(
-                    field,
-                    format!("{a} action requires only 'regex', and no other fields"),
-                );
-            }
-        }
-        Ok(RelabelConfig {
-            source_labels: spec.source_labels.unwrap_or_default(),
-            separator,
+        let regex = compile_anchored(&regex_source)?;
+        let rule = RelabelConfig {
+            source_labels: spec.source_labels.clone().unwrap_or_default(),
+            separator: spec
+                .separator
+                .clone()
+                .unwrap_or_else(|| DEFAULT_SEPARATOR.to_string()),
             regex_source,
             regex,
-            modulus,
-            target_label,
-            replacement,
+            modulus: spec.modulus.unwrap_or(0),
+            target_label: spec.target_label.clone().unwrap_or_default(),
+            replacement: spec
+                .replacement
+                .clone()
+                .unwrap_or_else(|| DEFAULT_REPLACEMENT.to_string()),
             action,
-        })
+        };
+        action.requires().check(action, &rule, &spec)?;
+        Ok(rule)
     }
 }
 
@@ -991,14 +1170,17 @@ mod tests {
             (&[("source_labels", "a"), ("regex", "x"), ("action", "labeldrop")], "source_labels", "labeldrop action requires only 'regex', and no other fields"),
             (&[("target_label", "b"), ("regex", "x"), ("action", "labelkeep")], "target_label", "labelkeep action requires only 'regex'"),
             (&[("regex", "(.*)"), ("replacement", "a-b"), ("action", "labelmap")], "replacement", "\"a-b\" is invalid 'replacement' for labelmap action"),
+            // Several faults: the first in Prometheus's order is reported.
+            (&[("source_labels", "a"), ("target_label", "b"), ("replacement", "x"), ("separator", ","), ("action", "keepequal")], "replacement", "'replacement' can not be set for keepequal action"),
+            (&[("source_labels", "a"), ("target_label", "1bad"), ("action", "hashmod")], "modulus", "relabel configuration for hashmod requires non-zero modulus"),
+            (&[("source_labels", "a"), ("target_label", "b"), ("replacement", "x"), ("action", "labeldrop")], "source_labels", "labeldrop action requires only 'regex', and no other fields"),
         ];
         for (spec, field, message) in cases {
             let err = try_rule(spec).expect_err(&format!("{spec:?} must be rejected"));
-            assert_eq!(err.field, *field, "{spec:?}");
+            assert_eq!(err.field(), *field, "{spec:?}");
             assert!(
-                err.message.contains(message),
-                "{spec:?}: {:?} lacks {message:?}",
-                err.message
+                err.to_string().contains(message),
+                "{spec:?}: {err} lacks {message:?}"
             );
         }
         // Accepted templates.
@@ -1010,5 +1192,155 @@ mod tests {
             ("action", "labelmap")
         ])
         .is_ok());
+    }
+
+    #[test]
+    fn relabel_error_display_is_prometheus_wording() {
+        use RelabelError as E;
+        let cases: &[(E, &str, &str)] = &[
+            (E::EmptyAction, "action", "relabel action cannot be empty"),
+            (
+                E::UnknownAction("Explode".into()),
+                "action",
+                "unknown relabel action \"Explode\"",
+            ),
+            (
+                E::InvalidRegex {
+                    regex: "(".into(),
+                    reason: "unclosed group".into(),
+                },
+                "regex",
+                "invalid regex \"(\": unclosed group",
+            ),
+            (
+                E::ZeroModulus {
+                    action: Action::Hashmod,
+                },
+                "modulus",
+                "relabel configuration for hashmod requires non-zero modulus",
+            ),
+            (
+                E::MissingTargetLabel {
+                    action: Action::Lowercase,
+                },
+                "target_label",
+                "relabel configuration for lowercase action requires 'target_label' value",
+            ),
+            (
+                E::InvalidTargetLabel {
+                    action: Action::Replace,
+                    target_label: "1abc".into(),
+                },
+                "target_label",
+                "\"1abc\" is invalid 'target_label' for replace action",
+            ),
+            (
+                E::ReplacementSet {
+                    action: Action::Keepequal,
+                },
+                "replacement",
+                "'replacement' can not be set for keepequal action",
+            ),
+            (
+                E::InvalidReplacement {
+                    action: Action::Labelmap,
+                    replacement: "a-b".into(),
+                },
+                "replacement",
+                "\"a-b\" is invalid 'replacement' for labelmap action",
+            ),
+            (
+                E::FieldNotAllowed {
+                    action: Action::Dropequal,
+                    only: OnlyFields::SourceLabelsAndTargetLabel,
+                    field: "separator",
+                },
+                "separator",
+                "dropequal action requires only 'source_labels' and `target_label`, and no other fields",
+            ),
+            (
+                E::FieldNotAllowed {
+                    action: Action::Labelkeep,
+                    only: OnlyFields::Regex,
+                    field: "source_labels",
+                },
+                "source_labels",
+                "labelkeep action requires only 'regex', and no other fields",
+            ),
+        ];
+        for (err, field, text) in cases {
+            assert_eq!(err.to_string(), *text);
+            assert_eq!(err.field(), *field, "{err}");
+        }
+        // A standard error, usable as a source.
+        let boxed: Box<dyn std::error::Error> = Box::new(E::EmptyAction);
+        assert_eq!(boxed.to_string(), "relabel action cannot be empty");
+        // What the rule checks give, exactly.
+        assert_eq!(
+            try_rule(&[("regex", "(")]).unwrap_err(),
+            E::InvalidRegex {
+                regex: "(".into(),
+                reason: "unclosed group".into()
+            }
+        );
+        assert_eq!(
+            try_rule(&[
+                ("source_labels", "a"),
+                ("target_label", "b"),
+                ("regex", "x"),
+                ("action", "keepequal")
+            ])
+            .unwrap_err(),
+            E::FieldNotAllowed {
+                action: Action::Keepequal,
+                only: OnlyFields::SourceLabelsAndTargetLabel,
+                field: "regex"
+            }
+        );
+    }
+
+    /// A rule of `action` that Prometheus accepts: the fields the action needs, no others.
+    fn minimal_rule(action: Action) -> &'static str {
+        match action {
+            Action::Replace
+            | Action::Lowercase
+            | Action::Uppercase
+            | Action::Keepequal
+            | Action::Dropequal => "source_labels: [a]\n    target_label: t",
+            Action::Hashmod => "source_labels: [a]\n    target_label: t\n    modulus: 3",
+            Action::Keep | Action::Drop => "source_labels: [a]\n    regex: x",
+            Action::Labelmap | Action::Labeldrop | Action::Labelkeep => "regex: x",
+        }
+    }
+
+    #[test]
+    fn every_action_in_the_table_round_trips_through_config_parsing() {
+        assert_eq!(ACTIONS.len(), 11, "Prometheus has eleven relabel actions");
+        for (i, &(name, action, requires)) in ACTIONS.iter().enumerate() {
+            assert_eq!(action as usize, i);
+            assert_eq!(action.as_str(), name);
+            assert_eq!(action.requires(), requires);
+            assert_eq!(action.to_string(), name);
+            assert_eq!(Action::parse(name), Some(action));
+            assert_eq!(Action::parse(&name.to_uppercase()), Some(action));
+            assert_eq!(serde_json::to_value(action).unwrap(), name);
+            for spelling in [name.to_string(), name.to_uppercase()] {
+                let yaml = format!(
+                    "job_name: j\nmetric_relabel_configs:\n  - action: {spelling}\n    {}\n",
+                    minimal_rule(action)
+                );
+                let (jobs, errors) = crate::config::load_jobs(
+                    &yaml,
+                    "test",
+                    &crate::config::GlobalConfig::default(),
+                );
+                assert!(errors.is_empty(), "{name}: {errors:?}");
+                let rule = &jobs[0].metric_relabel_configs[0];
+                assert_eq!(rule.action, action, "{yaml}");
+                assert_eq!(serde_json::to_value(rule).unwrap()["action"], name);
+            }
+        }
+        assert_eq!(Action::parse("explode"), None);
+        assert_eq!(Action::default(), Action::Replace);
     }
 }

@@ -1,6 +1,6 @@
 //! Ownership: rendezvous (highest random weight) hashing over the active members.
 //!
-//! OWNER: ring helper. The hash is pinned so that every version of scrapepool agrees on owners.
+//! The hash is pinned so that every version of scrapepool agrees on owners.
 //!
 //! # The pinned definition
 //!

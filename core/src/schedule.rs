@@ -1,7 +1,5 @@
 //! Scrape phase: when within each interval a target is scraped.
 //!
-//! OWNER: ring helper.
-//!
 //! # The pinned definition
 //!
 //! Replica `rank` of a target with hash `target_hash` (see [`crate::ring`]) scrapes at

@@ -1,8 +1,6 @@
 //! Per-scrape processing: parse, attach target labels, metric relabeling, limits,
 //! staleness, synthetic series, encoding. Pure and `Send`: drivers run it on worker threads.
 //!
-//! OWNER: pipeline helper.
-//!
 //! ## Semantics (Prometheus 2.42's scrape loop, `scrape/scrape.go`, unless noted)
 //!
 //! - The body is parsed in the format its Content-Type names; a parse error fails the scrape.
@@ -53,6 +51,9 @@ use crate::labels::{is_valid_label_name, is_valid_metric_name, Labels};
 use crate::relabel::RelabelConfig;
 use crate::sample::{is_stale_nan, stale_nan, Sample};
 use crate::time::Timestamp;
+
+mod error;
+pub use error::ScrapeError;
 
 /// Limits of one scrape; 0 means no limit. Exceeding one fails the whole scrape, as in Prometheus.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -110,10 +111,10 @@ pub enum FetchOutcome {
         /// The response's Content-Type.
         content_type: Option<String>,
     },
-    /// Anything else: connection error, timeout, non-2xx status, body too large.
+    /// Anything else: connection error, timeout, non-2xx status, body too large, ...
     Failed {
-        /// Why, in words for the operator.
-        error: String,
+        /// Why.
+        error: ScrapeError,
     },
 }
 
@@ -223,7 +224,7 @@ pub struct ScrapeReport {
     /// Whether the scrape succeeded (`up`).
     pub up: bool,
     /// Why it failed.
-    pub error: Option<String>,
+    pub error: Option<ScrapeError>,
     /// How long the fetch took.
     pub duration: Duration,
     /// Samples in the body.
@@ -651,14 +652,14 @@ fn run(
     outs.clear();
     let mut counts = Counts::default(); // stays zero unless the body is parsed
     let mut stale = 0;
-    let result: Result<(), String> = match fetch {
+    let result: Result<(), ScrapeError> = match fetch {
         FetchOutcome::Failed { error } => Err(error.clone()),
         FetchOutcome::Body { body, .. }
             if spec.limits.body_size_limit_bytes > 0
                 && body.len() as u64 >= spec.limits.body_size_limit_bytes =>
         {
             // Prometheus reads at most the limit and fails when it got that many bytes.
-            Err("body size limit exceeded".to_string())
+            Err(ScrapeError::BodySizeLimit)
         }
         FetchOutcome::Body { body, .. } if body.is_empty() => {
             // An empty 2xx body: Prometheus writes markers for everything and stays up.
@@ -674,7 +675,7 @@ fn run(
                     keep_exemplars: false,
                 },
             ) {
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(ScrapeError::Parse(e)),
                 Ok(parsed) => {
                     let r = append(spec, cache, scratch, t0, &parsed, &mut counts, &mut outs);
                     if r.is_ok() {
@@ -734,12 +735,12 @@ fn append(
     parsed: &exposition::Parsed<'_>,
     c: &mut Counts,
     outs: &mut Vec<Out>,
-) -> Result<(), String> {
+) -> Result<(), ScrapeError> {
     let iter = cache.iter;
     let sample_limit = spec.limits.sample_limit;
     let mut appended = 0u64;
     let mut sample_limit_hit = false;
-    let mut label_error: Option<String> = None;
+    let mut label_error: Option<ScrapeError> = None;
     outs.reserve(parsed.samples.len() + 8);
     let key = &mut scratch.key;
     for s in &parsed.samples {
@@ -832,7 +833,7 @@ fn append(
         return Err(e);
     }
     if sample_limit_hit {
-        return Err("sample limit exceeded".to_string());
+        return Err(ScrapeError::SampleLimit);
     }
     Ok(())
 }
@@ -844,7 +845,7 @@ fn resolve(
     frag: &mut Vec<u8>,
     s: &ParsedSample<'_>,
     labels: &[(&str, Cow<'_, str>)],
-) -> Result<u32, String> {
+) -> Result<u32, ScrapeError> {
     let mut scraped = Labels::new();
     for (n, v) in labels {
         scraped.set((*n).to_string(), v.to_string());
@@ -857,10 +858,10 @@ fn resolve(
     };
     let name = match lset.get("__name__") {
         Some(n) => n,
-        None => return Err("missing metric name (__name__ label)".to_string()),
+        None => return Err(ScrapeError::MissingMetricName),
     };
     if !is_valid_metric_name(name) || !lset.iter().all(|l| is_valid_label_name(&l.name)) {
-        return Err(format!("invalid metric name or label names: {lset}"));
+        return Err(ScrapeError::InvalidLabels(lset));
     }
     check_label_limits(&lset, &spec.limits)?;
     Ok(cache.series_for(&lset, spec.emit.encoding, frag))
@@ -907,36 +908,36 @@ fn trunc50(s: &str) -> &str {
 }
 
 /// Checks the label limits, with Prometheus's error texts.
-fn check_label_limits(lset: &Labels, limits: &Limits) -> Result<(), String> {
-    let metric = trunc50(lset.get("__name__").unwrap_or(""));
+fn check_label_limits(lset: &Labels, limits: &Limits) -> Result<(), ScrapeError> {
+    let metric = || trunc50(lset.get("__name__").unwrap_or("")).to_string();
     if limits.label_limit > 0 && lset.len() as u64 > limits.label_limit {
-        return Err(format!(
-            "label_limit exceeded (metric: {metric}, number of labels: {}, limit: {})",
-            lset.len(),
-            limits.label_limit
-        ));
+        return Err(ScrapeError::LabelLimit {
+            metric: metric(),
+            labels: lset.len(),
+            limit: limits.label_limit,
+        });
     }
     for l in lset.iter() {
         if limits.label_name_length_limit > 0
             && l.name.len() as u64 > limits.label_name_length_limit
         {
-            return Err(format!(
-                "label_name_length_limit exceeded (metric: {metric}, label name: {}, length: {}, limit: {})",
-                trunc50(&l.name),
-                l.name.len(),
-                limits.label_name_length_limit
-            ));
+            return Err(ScrapeError::LabelNameLengthLimit {
+                metric: metric(),
+                name: trunc50(&l.name).to_string(),
+                length: l.name.len(),
+                limit: limits.label_name_length_limit,
+            });
         }
         if limits.label_value_length_limit > 0
             && l.value.len() as u64 > limits.label_value_length_limit
         {
-            return Err(format!(
-                "label_value_length_limit exceeded (metric: {metric}, label name: {}, value: {:?}, length: {}, limit: {})",
-                trunc50(&l.name),
-                trunc50(&l.value),
-                l.value.len(),
-                limits.label_value_length_limit
-            ));
+            return Err(ScrapeError::LabelValueLengthLimit {
+                metric: metric(),
+                name: trunc50(&l.name).to_string(),
+                value: trunc50(&l.value).to_string(),
+                length: l.value.len(),
+                limit: limits.label_value_length_limit,
+            });
         }
     }
     Ok(())

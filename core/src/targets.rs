@@ -1,6 +1,7 @@
 //! Targets: from discovered target groups to scrape targets, exactly as Prometheus does it.
 //!
-//! OWNER: config helper (resolution); the `TargetKey` encoding is fixed by DESIGN.md.
+//! The [`TargetKey`] encoding ([`TargetKey::new`]) is pinned, like its hash ([`crate::ring`]):
+//! every member must derive the same key, and so the same owners, for a target.
 
 use std::sync::Arc;
 use std::time::Duration;

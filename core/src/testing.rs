@@ -1,7 +1,7 @@
 //! Fuzz bodies and their helpers, shared by the cargo-fuzz targets in `fuzz/` and by the
 //! ordinary tests that run the same bodies on stable (`core/tests/fuzz_bodies.rs`).
 //!
-//! OWNER: ring helper. Only built with the `testing` feature. Every body panics when the
+//! Only built with the `testing` feature. Every body panics when the
 //! property it checks is broken, and returns normally for any input that keeps it:
 //!
 //! - [`fuzz_parse`]: parsing never panics; an error has a nonzero line and column; whatever

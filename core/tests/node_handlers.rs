@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use scrapepool_core::member::{JobsSnapshot, MemberRecord, MemberState, MembersSnapshot};
 use scrapepool_core::node::{Role, ScrapeTask};
-use scrapepool_core::scrape::FetchOutcome;
+use scrapepool_core::scrape::{FetchOutcome, ScrapeError};
 use scrapepool_core::{Command, Event, Node, NodeConfig, Timestamp};
 
 const T0: i64 = 1_700_000_000_000;
@@ -421,7 +421,9 @@ fn a_scrape_in_flight_is_never_doubled() {
     assert!(h.node.stats().scrapes_skipped >= 2);
     let task = h.pending.pop().unwrap();
     let fetch = FetchOutcome::Failed {
-        error: "connection refused".into(),
+        error: ScrapeError::Timeout {
+            url: task.spec.url.clone(),
+        },
     };
     let event = task.complete(
         &mut Default::default(),

@@ -14,7 +14,7 @@
 //! change between scrapes); the simulation's fetcher (`with_connector`) does not pool.
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{self, Write};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,7 +25,7 @@ use hyper::header::{
     ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HOST, USER_AGENT,
 };
 use hyper::{Request, Uri};
-use scrapepool_core::scrape::{FetchOutcome, ScrapeSpec};
+use scrapepool_core::scrape::{FetchOutcome, ScrapeError, ScrapeSpec};
 
 use crate::ports::Fetcher;
 
@@ -140,7 +140,9 @@ impl<C: Connector> Fetcher for HttpFetcher<C> {
             Ok(Ok((body, content_type))) => FetchOutcome::Body { body, content_type },
             Ok(Err(error)) => FetchOutcome::Failed { error },
             Err(_) => FetchOutcome::Failed {
-                error: format!("Get \"{}\": context deadline exceeded", spec.url),
+                error: ScrapeError::Timeout {
+                    url: spec.url.clone(),
+                },
             },
         }
     }
@@ -151,11 +153,40 @@ pub fn timeout_header_value(timeout: Duration) -> String {
     format!("{}", timeout.as_secs_f64())
 }
 
+/// A request the target's settings do not allow to be made.
+fn invalid(reason: String) -> ScrapeError {
+    ScrapeError::InvalidRequest { reason }
+}
+
+/// Go's wording of a failed dial: `connect: connection refused` for an OS error (Rust says
+/// `Connection refused (os error 111)`); any other error as it is.
+fn dial_reason(e: &io::Error) -> String {
+    if e.raw_os_error().is_none() {
+        return e.to_string();
+    }
+    let text = e.to_string();
+    let text = text.split(" (os error").next().unwrap_or_default();
+    let mut chars = text.chars();
+    let first = chars.next().map(|c| c.to_lowercase().to_string());
+    format!("connect: {}{}", first.unwrap_or_default(), chars.as_str())
+}
+
+/// A gzip failure in Go's words where they differ (`gzip: invalid header`).
+fn gunzip_error(e: io::Error) -> ScrapeError {
+    let reason = e.to_string();
+    let reason = match reason.as_str() {
+        "invalid gzip header" => "invalid header".to_string(),
+        "incomplete deflate stream" => "unexpected EOF".to_string(),
+        _ => reason,
+    };
+    ScrapeError::Decompression { reason }
+}
+
 /// Builds the GET request of one scrape.
-fn build_request(spec: &ScrapeSpec, uri: &Uri) -> Result<Request<Empty<Bytes>>, String> {
+fn build_request(spec: &ScrapeSpec, uri: &Uri) -> Result<Request<Empty<Bytes>>, ScrapeError> {
     let authority = uri
         .authority()
-        .ok_or_else(|| format!("scrape URL {:?} has no host", spec.url))?;
+        .ok_or_else(|| invalid(format!("scrape URL {:?} has no host", spec.url)))?;
     let target = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let mut req = Request::get(target)
         .header(HOST, authority.as_str())
@@ -171,9 +202,10 @@ fn build_request(spec: &ScrapeSpec, uri: &Uri) -> Result<Request<Empty<Bytes>>, 
         .header(USER_AGENT, USER_AGENT_VALUE)
         .header(SCRAPE_TIMEOUT_HEADER, timeout_header_value(spec.timeout))
         .body(Empty::new())
-        .map_err(|e| format!("cannot build request for {:?}: {e}", spec.url))?;
+        .map_err(|e| invalid(format!("cannot build request for {:?}: {e}", spec.url)))?;
     if let Some(value) =
-        client::authorization(spec.basic_auth.as_ref(), spec.authorization.as_ref())?
+        client::authorization(spec.basic_auth.as_ref(), spec.authorization.as_ref())
+            .map_err(invalid)?
     {
         req.headers_mut().insert(AUTHORIZATION, value);
     }
@@ -184,23 +216,23 @@ async fn fetch_inner<C: Connector>(
     connector: &C,
     pool: Option<&Pool>,
     spec: &ScrapeSpec,
-) -> Result<(Vec<u8>, Option<String>), String> {
+) -> Result<(Vec<u8>, Option<String>), ScrapeError> {
     let url = &spec.url;
     let uri: Uri = url
         .parse()
-        .map_err(|e| format!("invalid scrape URL {url:?}: {e}"))?;
+        .map_err(|e| invalid(format!("invalid scrape URL {url:?}: {e}")))?;
     let https = match uri.scheme_str() {
         Some("http") => false,
         Some("https") => true,
         other => {
-            return Err(format!(
+            return Err(invalid(format!(
                 "unsupported scheme {other:?} in scrape URL {url:?}"
-            ))
+            )))
         }
     };
     let host = uri
         .host()
-        .ok_or_else(|| format!("scrape URL {url:?} has no host"))?
+        .ok_or_else(|| invalid(format!("scrape URL {url:?} has no host")))?
         .to_string();
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
     let req = build_request(spec, &uri)?;
@@ -239,25 +271,39 @@ async fn fetch_fresh<C: Connector>(
     host: &str,
     port: u16,
     req: Request<Empty<Bytes>>,
-) -> Result<(Vec<u8>, Option<String>), String> {
+) -> Result<(Vec<u8>, Option<String>), ScrapeError> {
     let url = &spec.url;
     // Configuration errors (unreadable CA or key files) are reported before any dialing.
-    let client = Client::new(connector.clone(), https.then_some(&spec.tls_config))?;
+    let client =
+        Client::new(connector.clone(), https.then_some(&spec.tls_config)).map_err(invalid)?;
     let Connection {
         mut sender,
         task: conn,
     } = client.connect(host, port).await.map_err(|e| match e {
-        ConnectError::Dial(e) => format!("Get \"{url}\": dial tcp {host}:{port}: {e}"),
+        ConnectError::Dial(e) => ScrapeError::Connect {
+            url: url.clone(),
+            address: format!("{host}:{port}"),
+            reason: dial_reason(&e),
+        },
         ConnectError::ServerName(name_str) => {
-            format!("invalid TLS server name {name_str:?}")
+            invalid(format!("invalid TLS server name {name_str:?}"))
         }
-        ConnectError::Tls(e) => format!("Get \"{url}\": tls: {e}"),
-        ConnectError::Handshake(e) => format!("Get \"{url}\": {e}"),
+        ConnectError::Tls(e) => ScrapeError::Tls {
+            url: url.clone(),
+            reason: e.to_string(),
+        },
+        ConnectError::Handshake(e) => ScrapeError::Request {
+            url: url.clone(),
+            reason: e.to_string(),
+        },
     })?;
     let resp = sender
         .send_request(req)
         .await
-        .map_err(|e| format!("Get \"{url}\": {e}"))?;
+        .map_err(|e| ScrapeError::Request {
+            url: url.clone(),
+            reason: e.to_string(),
+        })?;
     read_response(resp, sender, conn, pool, spec).await
 }
 
@@ -268,16 +314,14 @@ async fn read_response(
     conn: AbortOnDrop,
     pool: Option<&Pool>,
     spec: &ScrapeSpec,
-) -> Result<(Vec<u8>, Option<String>), String> {
+) -> Result<(Vec<u8>, Option<String>), ScrapeError> {
     let url = &spec.url;
     let status = resp.status();
     if !status.is_success() {
-        let reason = status.canonical_reason().unwrap_or("");
-        return Err(
-            format!("server returned HTTP status {} {reason}", status.as_str())
-                .trim_end()
-                .to_string(),
-        );
+        return Err(ScrapeError::HttpStatus {
+            code: status.as_u16(),
+            reason: status.canonical_reason().unwrap_or("").to_string(),
+        });
     }
     let content_type = resp
         .headers()
@@ -296,7 +340,9 @@ async fn read_response(
     let mut gunzip = gzip.then(|| flate2::write::GzDecoder::new(Vec::new()));
     let mut body = resp.into_body();
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| format!("Get \"{url}\": reading body: {e}"))?;
+        let frame = frame.map_err(|e| ScrapeError::ReadBody {
+            reason: e.to_string(),
+        })?;
         let Ok(chunk) = frame.into_data() else {
             continue;
         };
@@ -307,9 +353,7 @@ async fn read_response(
                 // each, so a gzip bomb is stopped within one step's expansion (deflate's
                 // ratio is at most about 1000:1, so about 1 MiB past the limit at worst).
                 for piece in chunk.chunks(GUNZIP_STEP_BYTES) {
-                    decoder
-                        .write_all(piece)
-                        .map_err(|e| format!("decompressing body: {e}"))?;
+                    decoder.write_all(piece).map_err(gunzip_error)?;
                     let out = std::mem::take(decoder.get_mut());
                     sink.push(&out)?;
                 }
@@ -317,9 +361,7 @@ async fn read_response(
         }
     }
     if let Some(decoder) = gunzip {
-        let out = decoder
-            .finish()
-            .map_err(|e| format!("decompressing body: {e}"))?;
+        let out = decoder.finish().map_err(gunzip_error)?;
         sink.push(&out)?;
     }
     // The whole body was read: the connection may serve the target's next scrape. (Any
@@ -344,11 +386,11 @@ struct LimitedBuf {
 }
 
 impl LimitedBuf {
-    fn push(&mut self, data: &[u8]) -> Result<(), String> {
+    fn push(&mut self, data: &[u8]) -> Result<(), ScrapeError> {
         // Prometheus reads at most `limit` bytes and fails when it got that many, so a body
         // of exactly `limit` bytes already fails; we do the same.
         if self.limit > 0 && (self.buf.len() + data.len()) as u64 >= self.limit {
-            return Err(format!("{BODY_SIZE_LIMIT_ERROR} ({} bytes)", self.limit));
+            return Err(ScrapeError::BodySizeLimit);
         }
         self.buf.extend_from_slice(data);
         Ok(())
@@ -373,7 +415,9 @@ mod tests {
             limit: 4,
         };
         b.push(b"abc").unwrap();
-        assert!(b.push(b"d").unwrap_err().starts_with(BODY_SIZE_LIMIT_ERROR));
+        let e = b.push(b"d").unwrap_err();
+        assert_eq!(e, ScrapeError::BodySizeLimit);
+        assert_eq!(e.to_string(), BODY_SIZE_LIMIT_ERROR);
         let mut unlimited = LimitedBuf {
             buf: Vec::new(),
             limit: 0,

@@ -217,7 +217,7 @@ impl View {
                         last_scrape: v.health.and_then(|h| h.last_scrape),
                         last_up: report.map(|r| r.up),
                         last_duration: report.map(|r| r.duration),
-                        last_error: report.and_then(|r| r.error.clone()),
+                        last_error: report.and_then(|r| r.error.as_ref().map(ToString::to_string)),
                     }
                 })
                 .collect::<Vec<_>>();

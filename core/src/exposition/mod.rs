@@ -1,6 +1,6 @@
 //! Exposition formats: the Prometheus text format 0.0.4 and OpenMetrics 1.0 text.
 //!
-//! OWNER: parser helper. `parse` is the fuzz-friendly entry point: bytes in, samples or an
+//! `parse` is the fuzz-friendly entry point: bytes in, samples or an
 //! error with line and column out. Parsing borrows from the body and allocates only for
 //! escaped label values.
 

@@ -35,8 +35,17 @@ fn body(text: &str) -> FetchOutcome {
 
 fn failed() -> FetchOutcome {
     FetchOutcome::Failed {
-        error: "connection refused".into(),
+        error: ScrapeError::Connect {
+            url: "http://h:9100/metrics".into(),
+            address: "h:9100".into(),
+            reason: "connect: connection refused".into(),
+        },
     }
+}
+
+/// The report's error as the operator sees it.
+fn error_text(r: &ScrapeReport) -> Option<String> {
+    r.error.as_ref().map(ToString::to_string)
 }
 
 const MS: Duration = Duration::from_millis(250);
@@ -190,7 +199,10 @@ fn failed_fetch_reports_down_with_zero_counts() {
     let mut cache = SeriesCache::default();
     let (r, out) = process(&spec(), &mut cache, Timestamp(1000), MS, &failed());
     assert!(!r.up);
-    assert_eq!(r.error.as_deref(), Some("connection refused"));
+    assert_eq!(
+        error_text(&r).as_deref(),
+        Some("Get \"http://h:9100/metrics\": dial tcp h:9100: connect: connection refused")
+    );
     assert_eq!(report_values(&out), vec![0.0, 0.25, 0.0, 0.0, 0.0]);
     assert_eq!(out.len(), 5);
 }
@@ -347,7 +359,7 @@ fn sample_limit_fails_the_scrape_after_relabeling_counts() {
         &body("a 1\nb 1\nc 1\nd 1\n"),
     );
     assert!(!r.up);
-    assert_eq!(r.error.as_deref(), Some("sample limit exceeded"));
+    assert_eq!(error_text(&r).as_deref(), Some("sample limit exceeded"));
     // No scraped sample; the previous scrape's series is marked stale.
     assert_eq!(
         scraped(&out),
@@ -372,7 +384,7 @@ fn label_limits_fail_with_prometheus_wording() {
         &body("ok 1\nm{a=\"1\"} 1\nlater 1\n"),
     );
     assert_eq!(
-        r.error.as_deref(),
+        error_text(&r).as_deref(),
         Some("label_limit exceeded (metric: m, number of labels: 4, limit: 3)")
     );
     assert_eq!(report_values(&out), vec![0.0, 0.25, 2.0, 1.0, 1.0]);
@@ -386,7 +398,7 @@ fn label_limits_fail_with_prometheus_wording() {
         MS,
         &body("m{long_name=\"1\"} 1\n"),
     );
-    assert_eq!(r.error.as_deref(), Some("label_name_length_limit exceeded (metric: m, label name: long_name, length: 9, limit: 8)"));
+    assert_eq!(error_text(&r).as_deref(), Some("label_name_length_limit exceeded (metric: m, label name: long_name, length: 9, limit: 8)"));
 
     let mut s = spec();
     s.limits.label_value_length_limit = 7;
@@ -397,7 +409,7 @@ fn label_limits_fail_with_prometheus_wording() {
         MS,
         &body("m{a=\"abcdefgh\"} 1\n"),
     );
-    assert_eq!(r.error.as_deref(), Some("label_value_length_limit exceeded (metric: m, label name: a, value: \"abcdefgh\", length: 8, limit: 7)"));
+    assert_eq!(error_text(&r).as_deref(), Some("label_value_length_limit exceeded (metric: m, label name: a, value: \"abcdefgh\", length: 8, limit: 7)"));
 }
 
 #[test]
@@ -411,7 +423,7 @@ fn body_size_limit_fails_like_a_fetch_error() {
         MS,
         &body("a 1\n"),
     );
-    assert_eq!(r.error.as_deref(), Some("body size limit exceeded"));
+    assert_eq!(error_text(&r).as_deref(), Some("body size limit exceeded"));
     assert_eq!(report_values(&out), vec![0.0, 0.25, 0.0, 0.0, 0.0]);
     let (r, _) = process(
         &s,
@@ -436,10 +448,11 @@ fn parse_errors_fail_the_scrape_with_a_position() {
     );
     assert!(!r.up);
     assert!(
-        r.error.as_deref().unwrap().starts_with("2:"),
+        matches!(&r.error, Some(ScrapeError::Parse(e)) if e.line == 2),
         "{:?}",
         r.error
     );
+    assert!(error_text(&r).unwrap().starts_with("2:"), "{:?}", r.error);
     assert_eq!(
         scraped(&out),
         vec![r#"{__name__="a", instance="h:9100", job="node"} STALE@10"#]
@@ -584,7 +597,213 @@ fn relabeling_away_the_name_fails_the_scrape() {
         &body("a 1\n"),
     );
     assert_eq!(
-        r.error.as_deref(),
+        error_text(&r).as_deref(),
         Some("missing metric name (__name__ label)")
+    );
+}
+
+#[test]
+fn scrape_error_display_is_prometheus_wording() {
+    use crate::exposition::ParseError;
+    let url = || "http://h:9100/metrics".to_string();
+    let cases: Vec<(ScrapeError, &str)> = vec![
+        (
+            ScrapeError::InvalidRequest {
+                reason: "unable to read authorization credentials file /t: not found".into(),
+            },
+            "unable to read authorization credentials file /t: not found",
+        ),
+        (
+            ScrapeError::Connect {
+                url: url(),
+                address: "h:9100".into(),
+                reason: "connect: connection refused".into(),
+            },
+            "Get \"http://h:9100/metrics\": dial tcp h:9100: connect: connection refused",
+        ),
+        (
+            ScrapeError::Tls {
+                url: url(),
+                reason: "invalid peer certificate: UnknownIssuer".into(),
+            },
+            "Get \"http://h:9100/metrics\": tls: invalid peer certificate: UnknownIssuer",
+        ),
+        (
+            ScrapeError::Request {
+                url: url(),
+                reason: "connection closed before message completed".into(),
+            },
+            "Get \"http://h:9100/metrics\": connection closed before message completed",
+        ),
+        (
+            ScrapeError::Timeout { url: url() },
+            "Get \"http://h:9100/metrics\": context deadline exceeded",
+        ),
+        (
+            ScrapeError::HttpStatus {
+                code: 503,
+                reason: "Service Unavailable".into(),
+            },
+            "server returned HTTP status 503 Service Unavailable",
+        ),
+        (
+            ScrapeError::HttpStatus {
+                code: 599,
+                reason: String::new(),
+            },
+            "server returned HTTP status 599",
+        ),
+        (
+            ScrapeError::ReadBody {
+                reason: "unexpected EOF".into(),
+            },
+            "unexpected EOF",
+        ),
+        (ScrapeError::BodySizeLimit, "body size limit exceeded"),
+        (
+            ScrapeError::Decompression {
+                reason: "invalid header".into(),
+            },
+            "gzip: invalid header",
+        ),
+        (
+            ScrapeError::Parse(ParseError {
+                line: 3,
+                column: 7,
+                message: "expected value after metric".into(),
+            }),
+            "3:7: expected value after metric",
+        ),
+        (ScrapeError::SampleLimit, "sample limit exceeded"),
+        (
+            ScrapeError::LabelLimit {
+                metric: "m".into(),
+                labels: 4,
+                limit: 3,
+            },
+            "label_limit exceeded (metric: m, number of labels: 4, limit: 3)",
+        ),
+        (
+            ScrapeError::LabelNameLengthLimit {
+                metric: "m".into(),
+                name: "long_name".into(),
+                length: 9,
+                limit: 8,
+            },
+            "label_name_length_limit exceeded (metric: m, label name: long_name, length: 9, limit: 8)",
+        ),
+        (
+            ScrapeError::LabelValueLengthLimit {
+                metric: "m".into(),
+                name: "a".into(),
+                value: "abcdefgh".into(),
+                length: 8,
+                limit: 7,
+            },
+            "label_value_length_limit exceeded (metric: m, label name: a, value: \"abcdefgh\", length: 8, limit: 7)",
+        ),
+        (
+            ScrapeError::MissingMetricName,
+            "missing metric name (__name__ label)",
+        ),
+        (
+            ScrapeError::InvalidLabels(Labels::from_pairs([("__name__", "1bad"), ("job", "j")])),
+            "invalid metric name or label names: {__name__=\"1bad\", job=\"j\"}",
+        ),
+    ];
+    for (error, text) in &cases {
+        assert_eq!(error.to_string(), *text, "{error:?}");
+        // A standard error: it can be boxed and chained.
+        let boxed: Box<dyn std::error::Error> = Box::new(error.clone());
+        assert_eq!(boxed.to_string(), *text);
+    }
+}
+
+#[test]
+fn label_limit_errors_cut_names_and_values_at_50_characters_like_go() {
+    let long = "x".repeat(60);
+    let mut s = spec();
+    s.limits.label_value_length_limit = 10;
+    let text = format!("{long}{{{long}=\"{long}\"}} 1\n");
+    let (r, _) = process(
+        &s,
+        &mut SeriesCache::default(),
+        Timestamp(0),
+        MS,
+        &body(&text),
+    );
+    let fifty = "x".repeat(50);
+    // `__name__` sorts first, and its value is the 60-character metric name.
+    assert_eq!(
+        r.error,
+        Some(ScrapeError::LabelValueLengthLimit {
+            metric: fifty.clone(),
+            name: "__name__".into(),
+            value: fifty.clone(),
+            length: 60,
+            limit: 10,
+        })
+    );
+    let mut s = spec();
+    s.limits.label_name_length_limit = 55;
+    let (r, _) = process(
+        &s,
+        &mut SeriesCache::default(),
+        Timestamp(0),
+        MS,
+        &body(&text),
+    );
+    assert_eq!(
+        r.error,
+        Some(ScrapeError::LabelNameLengthLimit {
+            metric: fifty.clone(),
+            name: fifty.clone(),
+            length: 60,
+            limit: 55,
+        })
+    );
+    let mut s = spec();
+    s.limits.label_limit = 1;
+    let (r, _) = process(
+        &s,
+        &mut SeriesCache::default(),
+        Timestamp(0),
+        MS,
+        &body(&format!("{long} 1\n")),
+    );
+    assert_eq!(
+        error_text(&r).as_deref(),
+        Some(
+            format!("label_limit exceeded (metric: {fifty}, number of labels: 3, limit: 1)")
+                .as_str()
+        )
+    );
+}
+
+#[test]
+fn invalid_names_after_relabeling_fail_the_scrape() {
+    let mut s = spec();
+    s.metric_relabel_configs = vec![rule(
+        &["__name__"],
+        "(.*)",
+        "replace",
+        Some("__name__"),
+        Some("1bad"),
+    )];
+    let (r, _) = process(
+        &s,
+        &mut SeriesCache::default(),
+        Timestamp(0),
+        MS,
+        &body("a 1\n"),
+    );
+    assert!(
+        matches!(r.error, Some(ScrapeError::InvalidLabels(_))),
+        "{:?}",
+        r.error
+    );
+    assert_eq!(
+        error_text(&r).as_deref(),
+        Some("invalid metric name or label names: {__name__=\"1bad\", instance=\"h:9100\", job=\"node\"}")
     );
 }

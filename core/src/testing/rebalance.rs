@@ -38,7 +38,7 @@ use crate::labels::Labels;
 use crate::member::{JobsSnapshot, MemberRecord, MemberState, MembersSnapshot};
 use crate::node::{Command, Event, Node, NodeConfig, ProviderId, Role, ScrapeTask, SessionState};
 use crate::ring::Ring;
-use crate::scrape::FetchOutcome;
+use crate::scrape::{FetchOutcome, ScrapeError};
 use crate::targets::resolve;
 use crate::time::Timestamp;
 
@@ -512,7 +512,11 @@ impl Cluster {
             }
         } else {
             FetchOutcome::Failed {
-                error: "fuzz: connection refused".into(),
+                error: ScrapeError::Connect {
+                    url: p.task.spec.url.clone(),
+                    address: "fuzz".into(),
+                    reason: "connect: connection refused".into(),
+                },
             }
         };
         let target_hash = p.task.target.hash();
