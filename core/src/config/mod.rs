@@ -2,14 +2,15 @@
 //!
 //! ## How a document is read
 //!
-//! [`yaml`] parses the text into a tree whose every node keeps its line and column, with
-//! scalars typed as Go's `yaml.v2` types them for Prometheus. [`walk`] walks that tree rather
-//! than derived `Deserialize` impls, because a derive stops at the first error while a jobs
-//! file must report every error of every job: each section (a job, `global:`, the HTTP
-//! client, `tls_config`, each discovery, a relabel rule, a static group) is one table of
-//! fields in [`sections`], a row per key saying how its value is read and where it is
-//! stored, and one routine walks any mapping against its table. Every error carries the full
-//! path of its value. [`types`] holds the validated result, [`units`] durations and sizes.
+//! `yaml` parses the text into a tree whose every node keeps its line and column, with
+//! scalars typed as Go's `yaml.v2` types them for Prometheus. The tree is walked rather than
+//! fed to derived `Deserialize` impls, because a derive stops at the first error while a jobs
+//! file must report every error of every job. Each section (the document, `global:`, a job,
+//! the HTTP client, `basic_auth`, `authorization`, `tls_config`, a relabel rule, a static
+//! group, each discovery) is one table of fields, a row per key saying how its value is read
+//! and where it is stored: `job`, `http_client`, `discovery`. One routine in `walk`
+//! reads any mapping against its table, and every error carries the full path of its value.
+//! `types` holds the validated result, `units` durations and sizes.
 //!
 //! ## Where scrapepool differs from Prometheus 2.42 on purpose
 //!
@@ -18,7 +19,7 @@
 //!   `tests/prometheus_parity.rs`).
 //! - `scheme` must be `http` or `https` (Prometheus accepts any string and fails the targets).
 //! - A negative `body_size_limit` and a zero `refresh_interval` are rejected.
-//! - DNS `MX` records and the keys in `sections::UNSUPPORTED_FIELDS` are named as
+//! - DNS `MX` records and the keys in `job::UNSUPPORTED_FIELDS` are named as
 //!   unsupported.
 //! - Relative file paths (`ca_file`, `password_file`, file SD `files`, ...) are kept as
 //!   written: a job from ZooKeeper has no directory to join them to.
@@ -28,7 +29,9 @@
 
 use std::fmt;
 
-mod sections;
+mod discovery;
+mod http_client;
+mod job;
 mod types;
 mod units;
 mod walk;
@@ -107,7 +110,7 @@ pub fn load_jobs(
             return (Vec::new(), walker.errors);
         }
     };
-    let jobs = sections::document(&mut walker, &root, global);
+    let jobs = job::document(&mut walker, &root, global);
     // In the order of the text, as a reader goes through the file.
     walker
         .errors

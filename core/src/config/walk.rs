@@ -87,7 +87,7 @@ pub(super) trait Section: Sized + 'static {
     /// Whether a key of no row is one of Prometheus's that scrapepool does not implement
     /// (named as such in the error) rather than an unknown one.
     fn unsupported(key: &str) -> bool {
-        super::sections::UNSUPPORTED_FIELDS.contains(&key)
+        super::job::UNSUPPORTED_FIELDS.contains(&key)
     }
 
     /// Another section whose keys are written inline in this one.
@@ -393,4 +393,12 @@ pub(super) fn value_position(node: &Node, key: &str) -> Option<Position> {
             .map(|(_, v)| v.pos),
         _ => None,
     }
+}
+
+/// A row of a table: `key`, read by `read`.
+pub(super) const fn row<D>(
+    key: &'static str,
+    read: fn(&mut Walker<'_>, &Node, &Path, &mut D),
+) -> Field<D> {
+    Field { key, read }
 }

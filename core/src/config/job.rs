@@ -1,5 +1,6 @@
-//! The sections of a configuration, each as one table of fields and one `finish` that checks
-//! them together (see [`super::walk`] for how a row reads a key).
+//! The sections of a scrape job and of the document around it: the document, `global:`,
+//! `scrape_config`, a relabel rule and a static group, each one table of fields (see
+//! [`super::walk`] for how a row reads a key) and one `finish` that checks them together.
 //!
 //! A section's draft starts with Prometheus's defaults; a row overwrites what its key gives.
 //! A new key is one row in its section's table.
@@ -7,13 +8,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::discovery::{consul_sd_defaults, dns_sd_defaults, file_sd_defaults};
+use super::http_client::HttpClient;
 use super::units::parse_base2_bytes;
-use super::walk::{value_position, Field, Keys, Path, Section, Walker};
+use super::walk::{row, value_position, Field, Keys, Path, Section, Walker};
 use super::yaml::{Kind, Node};
-use super::{
-    Authorization, BasicAuth, ConsulSdConfig, DnsRecordType, DnsSdConfig, FileSdConfig,
-    GlobalConfig, JobConfig, Position, Scheme, SdConfig, Secret, TargetGroup, TlsConfig,
-};
+use super::{GlobalConfig, JobConfig, Position, Scheme, SdConfig, TargetGroup, TlsConfig};
 use crate::labels::{is_valid_label_name, Labels};
 use crate::relabel::{RelabelConfig, RelabelSpec};
 
@@ -42,16 +42,12 @@ fn unsupported_in_job(key: &str) -> bool {
     UNSUPPORTED_FIELDS.contains(&key) || key.ends_with("_sd_configs")
 }
 
-/// Shorthand for a table row.
-const fn row<D>(key: &'static str, read: fn(&mut Walker<'_>, &Node, &Path, &mut D)) -> Field<D> {
-    Field { key, read }
-}
-
-// ---- The document -------------------------------------------------------------------------
-
 /// A whole file: `global:` and `scrape_configs:`, or a single job.
 struct Document {
+    /// The caller's defaults, overridden by a `global:` section.
     global: GlobalConfig,
+    /// The items of `scrape_configs`, read once the whole document is (`global:` may come
+    /// after them).
     jobs: Vec<Node>,
 }
 
@@ -91,6 +87,7 @@ impl Section for Document {
         unsupported_in_job(key)
     }
 
+    /// Unused: [`document`] reads the keys with [`Walker::keys`], then the jobs.
     fn finish(self, _: &mut Walker<'_>, _: &Node, _: &Path, _: bool) -> Option<()> {
         Some(())
     }
@@ -171,12 +168,13 @@ fn job_name_position(node: &Node) -> Option<Position> {
     }
 }
 
-// ---- global -------------------------------------------------------------------------------
-
 /// `global:`, over the caller's defaults.
 struct Global {
+    /// What an unset (zero) value falls back to.
     defaults: GlobalConfig,
+    /// `scrape_interval` as written; zero when unset.
     interval: Duration,
+    /// `scrape_timeout` as written; zero when unset.
     timeout: Duration,
 }
 
@@ -221,8 +219,6 @@ impl Section for Global {
         })
     }
 }
-
-// ---- scrape_config ------------------------------------------------------------------------
 
 /// One `scrape_config` at `path`; `None` when it has any error (all of them reported).
 fn job(w: &mut Walker<'_>, node: &Node, path: &Path, global: &GlobalConfig) -> Option<JobConfig> {
@@ -424,7 +420,7 @@ impl Section for Job {
 }
 
 /// `http` or `https`.
-fn scheme(w: &mut Walker<'_>, node: &Node, path: &Path) -> Option<Scheme> {
+pub(super) fn scheme(w: &mut Walker<'_>, node: &Node, path: &Path) -> Option<Scheme> {
     match w.string(node, path)?.as_str() {
         "http" => Some(Scheme::Http),
         "https" => Some(Scheme::Https),
@@ -435,217 +431,6 @@ fn scheme(w: &mut Walker<'_>, node: &Node, path: &Path) -> Option<Scheme> {
         }
     }
 }
-
-// ---- HTTP client --------------------------------------------------------------------------
-
-/// The HTTP client keys of a job (Prometheus's `HTTPClientConfig`), with where each
-/// authentication was written, for the checks of `finish`.
-#[derive(Default)]
-struct HttpClient {
-    basic_auth: Option<(BasicAuth, Position)>,
-    authorization: Option<(Authorization, Position)>,
-    bearer_token: Option<(Secret, Position)>,
-    bearer_token_file: Option<(String, Position)>,
-    tls_config: TlsConfig,
-}
-
-impl Section for HttpClient {
-    type Value = HttpClient;
-
-    const FIELDS: &'static [Field<Self>] = &[
-        row("basic_auth", |w, v, p, d| {
-            let draft = BasicAuth {
-                username: String::new(),
-                password: None,
-                password_file: None,
-            };
-            d.basic_auth = w.section(v, p, draft).map(|b| (b, v.pos));
-        }),
-        row("authorization", |w, v, p, d| {
-            let draft = Authorization {
-                kind: String::new(),
-                credentials: None,
-                credentials_file: None,
-            };
-            d.authorization = w.section(v, p, draft).map(|a| (a, v.pos));
-        }),
-        row("bearer_token", |w, v, p, d| {
-            d.bearer_token = w.secret(v, p).map(|s| (s, v.pos))
-        }),
-        row("bearer_token_file", |w, v, p, d| {
-            d.bearer_token_file = w.string(v, p).map(|s| (s, v.pos))
-        }),
-        row("tls_config", |w, v, p, d| {
-            if let Some(tls) = w.section(v, p, TlsConfig::default()) {
-                d.tls_config = tls;
-            }
-        }),
-    ];
-
-    /// Checks the authentications together, as Prometheus's `HTTPClientConfig.Validate`, and
-    /// turns a legacy `bearer_token` or `bearer_token_file` into an `authorization`.
-    fn finish(mut self, w: &mut Walker<'_>, _: &Node, path: &Path, _: bool) -> Option<Self> {
-        self.bearer_token = self.bearer_token.filter(|b| !b.0.expose().is_empty());
-        self.bearer_token_file = self.bearer_token_file.filter(|b| !b.0.is_empty());
-        let bearer_pos = self
-            .bearer_token
-            .as_ref()
-            .map(|b| b.1)
-            .or(self.bearer_token_file.as_ref().map(|b| b.1));
-        let has_bearer = bearer_pos.is_some();
-        if self.bearer_token.is_some() && self.bearer_token_file.is_some() {
-            w.err(
-                &path.key("bearer_token_file"),
-                bearer_pos.unwrap_or_default(),
-                "at most one of bearer_token & bearer_token_file must be configured",
-            );
-        }
-        if let (Some((_, pos)), true) = (&self.basic_auth, has_bearer) {
-            w.err(
-                &path.key("basic_auth"),
-                *pos,
-                "at most one of basic_auth, oauth2, bearer_token & bearer_token_file must be configured",
-            );
-        }
-        if let Some((_, pos)) = &self.authorization {
-            if has_bearer {
-                w.err(
-                    &path.key("authorization"),
-                    *pos,
-                    "authorization is not compatible with bearer_token & bearer_token_file",
-                );
-            }
-            if self.basic_auth.is_some() {
-                w.err(
-                    &path.key("authorization"),
-                    *pos,
-                    "at most one of basic_auth, oauth2 & authorization must be configured",
-                );
-            }
-        } else if let Some((token, pos)) = self.bearer_token.take() {
-            let auth = Authorization {
-                kind: "Bearer".into(),
-                credentials: Some(token),
-                credentials_file: None,
-            };
-            self.authorization = Some((auth, pos));
-        } else if let Some((file, pos)) = self.bearer_token_file.take() {
-            let auth = Authorization {
-                kind: "Bearer".into(),
-                credentials: None,
-                credentials_file: Some(file),
-            };
-            self.authorization = Some((auth, pos));
-        }
-        Some(self)
-    }
-}
-
-impl Section for BasicAuth {
-    type Value = BasicAuth;
-
-    const FIELDS: &'static [Field<Self>] = &[
-        row("username", |w, v, p, d| {
-            d.username = w.string(v, p).unwrap_or_default()
-        }),
-        row("password", |w, v, p, d| {
-            d.password = w.secret(v, p).filter(|s| !s.expose().is_empty())
-        }),
-        row("password_file", |w, v, p, d| {
-            d.password_file = w.non_empty(v, p)
-        }),
-    ];
-
-    fn finish(self, w: &mut Walker<'_>, node: &Node, path: &Path, _: bool) -> Option<BasicAuth> {
-        if self.password.is_some() && self.password_file.is_some() {
-            w.err(
-                path,
-                node.pos,
-                "at most one of basic_auth password & password_file must be configured",
-            );
-        }
-        Some(self)
-    }
-}
-
-impl Section for Authorization {
-    type Value = Authorization;
-
-    const FIELDS: &'static [Field<Self>] = &[
-        row("type", |w, v, p, d| {
-            d.kind = w.string(v, p).unwrap_or_default()
-        }),
-        row("credentials", |w, v, p, d| {
-            d.credentials = w.secret(v, p).filter(|s| !s.expose().is_empty())
-        }),
-        row("credentials_file", |w, v, p, d| {
-            d.credentials_file = w.non_empty(v, p)
-        }),
-    ];
-
-    fn finish(
-        mut self,
-        w: &mut Walker<'_>,
-        node: &Node,
-        path: &Path,
-        _: bool,
-    ) -> Option<Authorization> {
-        if self.credentials.is_some() && self.credentials_file.is_some() {
-            w.err(
-                path,
-                node.pos,
-                "at most one of authorization credentials & credentials_file must be configured",
-            );
-        }
-        self.kind = self.kind.trim().to_string();
-        if self.kind.is_empty() {
-            self.kind = "Bearer".into();
-        }
-        if self.kind.eq_ignore_ascii_case("basic") {
-            w.err(
-                &path.key("type"),
-                value_position(node, "type").unwrap_or(node.pos),
-                "authorization type cannot be set to \"basic\", use \"basic_auth\" instead",
-            );
-        }
-        Some(self)
-    }
-}
-
-impl Section for TlsConfig {
-    type Value = TlsConfig;
-
-    const FIELDS: &'static [Field<Self>] = &[
-        row("ca_file", |w, v, p, d| d.ca_file = w.non_empty(v, p)),
-        row("cert_file", |w, v, p, d| d.cert_file = w.non_empty(v, p)),
-        row("key_file", |w, v, p, d| d.key_file = w.non_empty(v, p)),
-        row("server_name", |w, v, p, d| {
-            d.server_name = w.non_empty(v, p)
-        }),
-        row("insecure_skip_verify", |w, v, p, d| {
-            d.insecure_skip_verify = w.boolean(v, p).unwrap_or_default()
-        }),
-    ];
-
-    fn finish(self, w: &mut Walker<'_>, node: &Node, path: &Path, _: bool) -> Option<TlsConfig> {
-        match (&self.cert_file, &self.key_file) {
-            (Some(cert), None) => w.err(
-                &path.key("key_file"),
-                node.pos,
-                format!("client cert file {cert:?} specified without client key file"),
-            ),
-            (None, Some(key)) => w.err(
-                &path.key("cert_file"),
-                node.pos,
-                format!("client key file {key:?} specified without client cert file"),
-            ),
-            _ => {}
-        }
-        Some(self)
-    }
-}
-
-// ---- relabel_configs ----------------------------------------------------------------------
 
 /// A list of relabel rules; the valid ones, every error reported.
 fn relabel_configs(w: &mut Walker<'_>, node: &Node, path: &Path) -> Vec<RelabelConfig> {
@@ -712,8 +497,6 @@ impl Section for RelabelSpec {
     }
 }
 
-// ---- static_configs -----------------------------------------------------------------------
-
 impl Section for TargetGroup {
     type Value = TargetGroup;
 
@@ -753,222 +536,5 @@ impl Section for TargetGroup {
 
     fn finish(self, _: &mut Walker<'_>, _: &Node, _: &Path, _: bool) -> Option<TargetGroup> {
         Some(self)
-    }
-}
-
-// ---- discovery ----------------------------------------------------------------------------
-
-/// A `refresh_interval` of discovery: a duration greater than zero.
-fn refresh_interval(w: &mut Walker<'_>, node: &Node, path: &Path) -> Option<Duration> {
-    let d = w.duration(node, path)?;
-    if d.is_zero() {
-        w.err(path, node.pos, "refresh_interval must be greater than 0");
-        return None;
-    }
-    Some(d)
-}
-
-fn dns_sd_defaults() -> DnsSdConfig {
-    DnsSdConfig {
-        names: Vec::new(),
-        record_type: DnsRecordType::Srv,
-        port: None,
-        refresh_interval: Duration::from_secs(30),
-    }
-}
-
-impl Section for DnsSdConfig {
-    type Value = DnsSdConfig;
-
-    const FIELDS: &'static [Field<Self>] = &[
-        row("names", |w, v, p, d| {
-            d.names = w.string_list(v, p).unwrap_or_default()
-        }),
-        row("type", |w, v, p, d| {
-            let Some(name) = w.string(v, p) else { return };
-            match name.to_ascii_uppercase().as_str() {
-                "SRV" => d.record_type = DnsRecordType::Srv,
-                "A" => d.record_type = DnsRecordType::A,
-                "AAAA" => d.record_type = DnsRecordType::Aaaa,
-                "MX" => w.err(
-                    p,
-                    v.pos,
-                    "DNS-SD records type MX is not supported by scrapepool",
-                ),
-                other => w.err(p, v.pos, format!("invalid DNS-SD records type {other}")),
-            }
-        }),
-        row("port", |w, v, p, d| match w.uint(v, p) {
-            Some(port) if port <= u16::MAX as u64 => d.port = (port > 0).then_some(port as u16),
-            Some(port) => w.err(p, v.pos, format!("port {port} is out of range")),
-            None => {}
-        }),
-        row("refresh_interval", |w, v, p, d| {
-            if let Some(interval) = refresh_interval(w, v, p) {
-                d.refresh_interval = interval;
-            }
-        }),
-    ];
-
-    fn finish(self, w: &mut Walker<'_>, node: &Node, path: &Path, _: bool) -> Option<DnsSdConfig> {
-        if self.names.is_empty() {
-            w.err(
-                &path.key("names"),
-                node.pos,
-                "DNS-SD config must contain at least one SRV record name",
-            );
-        }
-        if self.record_type != DnsRecordType::Srv && self.port.is_none() {
-            w.err(
-                &path.key("port"),
-                value_position(node, "type").unwrap_or(node.pos),
-                "a port is required in DNS-SD configs for all record types except SRV",
-            );
-        }
-        Some(self)
-    }
-}
-
-fn consul_sd_defaults() -> ConsulSdConfig {
-    ConsulSdConfig {
-        server: "localhost:8500".into(),
-        scheme: Scheme::Http,
-        datacenter: None,
-        token: None,
-        services: Vec::new(),
-        tags: Vec::new(),
-        node_meta: BTreeMap::new(),
-        tag_separator: ",".into(),
-        allow_stale: true,
-        refresh_interval: Duration::from_secs(30),
-        tls_config: TlsConfig::default(),
-    }
-}
-
-impl Section for ConsulSdConfig {
-    type Value = ConsulSdConfig;
-
-    const FIELDS: &'static [Field<Self>] = &[
-        row("server", |w, v, p, d| {
-            d.server = w.string(v, p).unwrap_or_default()
-        }),
-        row("scheme", |w, v, p, d| {
-            if let Some(s) = scheme(w, v, p) {
-                d.scheme = s;
-            }
-        }),
-        row("datacenter", |w, v, p, d| d.datacenter = w.non_empty(v, p)),
-        row("token", |w, v, p, d| {
-            d.token = w.secret(v, p).filter(|s| !s.expose().is_empty())
-        }),
-        row("services", |w, v, p, d| {
-            d.services = w.string_list(v, p).unwrap_or_default()
-        }),
-        row("tags", |w, v, p, d| {
-            d.tags = w.string_list(v, p).unwrap_or_default()
-        }),
-        row("node_meta", |w, v, p, d| {
-            d.node_meta = w.string_map(v, p).unwrap_or_default()
-        }),
-        row("tag_separator", |w, v, p, d| {
-            d.tag_separator = w.string(v, p).unwrap_or_default()
-        }),
-        row("allow_stale", |w, v, p, d| {
-            d.allow_stale = w.boolean(v, p).unwrap_or_default()
-        }),
-        row("tls_config", |w, v, p, d| {
-            if let Some(tls) = w.section(v, p, TlsConfig::default()) {
-                d.tls_config = tls;
-            }
-        }),
-        row("refresh_interval", |w, v, p, d| {
-            if let Some(interval) = refresh_interval(w, v, p) {
-                d.refresh_interval = interval;
-            }
-        }),
-    ];
-
-    fn finish(
-        self,
-        w: &mut Walker<'_>,
-        node: &Node,
-        path: &Path,
-        _: bool,
-    ) -> Option<ConsulSdConfig> {
-        if self.server.trim().is_empty() {
-            w.err(
-                &path.key("server"),
-                value_position(node, "server").unwrap_or(node.pos),
-                "consul SD configuration requires a server address",
-            );
-        }
-        Some(self)
-    }
-}
-
-fn file_sd_defaults() -> FileSdConfig {
-    FileSdConfig {
-        files: Vec::new(),
-        refresh_interval: Duration::from_secs(300),
-    }
-}
-
-impl Section for FileSdConfig {
-    type Value = FileSdConfig;
-
-    const FIELDS: &'static [Field<Self>] = &[
-        row("files", |w, v, p, d| {
-            let Some(files) = w.string_list(v, p) else {
-                return;
-            };
-            let items = match &v.kind {
-                Kind::Seq(items) => items.as_slice(),
-                _ => &[],
-            };
-            for (i, file) in files.iter().enumerate() {
-                if !is_valid_file_sd_name(file) {
-                    let pos = items.get(i).map_or(v.pos, |n| n.pos);
-                    let message = format!("path name {file:?} is not valid for file discovery");
-                    w.err(&p.index(i), pos, message);
-                }
-            }
-            d.files = files;
-        }),
-        row("refresh_interval", |w, v, p, d| {
-            if let Some(interval) = refresh_interval(w, v, p) {
-                d.refresh_interval = interval;
-            }
-        }),
-    ];
-
-    fn finish(
-        self,
-        w: &mut Walker<'_>,
-        node: &Node,
-        path: &Path,
-        clean: bool,
-    ) -> Option<FileSdConfig> {
-        if self.files.is_empty() && clean {
-            w.err(
-                &path.key("files"),
-                node.pos,
-                "file service discovery config must contain at least one path name",
-            );
-        }
-        Some(self)
-    }
-}
-
-/// Prometheus's file SD name pattern: `^[^*]*(\*[^/]*)?\.(json|yml|yaml|JSON|YML|YAML)$`.
-fn is_valid_file_sd_name(name: &str) -> bool {
-    let Some((stem, ext)) = name.rsplit_once('.') else {
-        return false;
-    };
-    if !matches!(ext, "json" | "yml" | "yaml" | "JSON" | "YML" | "YAML") {
-        return false;
-    }
-    match stem.find('*') {
-        None => true,
-        Some(star) => !stem[star + 1..].contains(['*', '/']),
     }
 }
