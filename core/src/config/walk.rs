@@ -6,13 +6,18 @@
 //! [`Walker::duration`], [`Walker::section`] for a nested section, ...) and stores it in the
 //! draft. [`Walker::section`] does the rest for every section alike: a value that is not a
 //! mapping, repeated keys, keys of no row (ignored, unsupported or unknown), and then the
-//! section's `finish`, which checks the fields together and gives the value.
+//! section's `finish`, which checks the fields together and gives the value. A row reads:
+//!
+//! ```text
+//! row("sample_limit", |w, v, p, d| d.job.sample_limit = w.uint(v, p).unwrap_or_default()),
+//! ```
+//!
+//! (`w` the walker, `v` the value, `p` its path, `d` the draft.)
 //!
 //! Every read carries the [`Path`] of its value from the document root, so an error names
 //! its field completely: `scrape_configs[0].consul_sd_configs[1].tls_config.ca_file`.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
 
 use super::units::{parse_duration, parse_go_int};
@@ -49,16 +54,11 @@ impl Path {
     }
 }
 
-impl fmt::Display for Path {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// One row of a section's table: a key, and how its value is read into the draft `D`.
 ///
 /// `read` gets the walker (for its readers and its errors), the value, the value's path, and
-/// the draft to store into; a value it cannot read leaves an error and nothing else.
+/// the draft to store into. A value it cannot read leaves an error, and then the section
+/// gives no value, whatever the row stored.
 pub(super) struct Field<D> {
     /// The YAML key.
     pub(super) key: &'static str,
