@@ -243,3 +243,39 @@ fn unreachable_static_addresses_fail_check_and_are_invalid_in_targets() {
     assert_eq!(active.len(), 1, "{v}");
     assert_eq!(active[0]["scrapeUrl"], "http://ok:9100/metrics");
 }
+
+#[test]
+fn jobs_files_from_pipes_are_read_and_devices_are_capped() {
+    use std::io::Write as _;
+    // A pipe (`/dev/stdin`) is read.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scrapepool"))
+        .args(["check", "/dev/stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"job_name: a\nstatic_configs:\n  - targets: ['h:1']\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        text(&out.stdout),
+        "SUCCESS: /dev/stdin is valid: 1 job(s)\n"
+    );
+    // An endless device is read through the cap and refused, for every command.
+    let started = std::time::Instant::now();
+    for command in ["check", "targets"] {
+        let out = scrapepool(&[command, "/dev/zero"]);
+        assert_eq!(out.status.code(), Some(1), "{command}");
+        assert_eq!(
+            text(&out.stderr),
+            "/dev/zero: cannot read: larger than the 16777216 bytes allowed; not read\n",
+            "{command}"
+        );
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}

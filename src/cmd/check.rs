@@ -17,7 +17,7 @@ pub struct Args {
 /// where the configuration gives one). An empty or comment-only file is valid: no job.
 pub fn run(args: Args) -> ExitCode {
     let origin = args.file.display().to_string();
-    let text = match std::fs::read_to_string(&args.file) {
+    let text = match super::read_jobs_file(&args.file) {
         Ok(text) => text,
         Err(e) => {
             eprintln!("{origin}: cannot read: {e}");
