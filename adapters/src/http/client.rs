@@ -172,6 +172,10 @@ pub(crate) fn authorization(
         use base64::Engine as _;
         let token = base64::engine::general_purpose::STANDARD
             .encode(format!("{}:{password}", basic.username));
+        // An exporter echoing the header shows the token, which carries the password.
+        if !password.is_empty() {
+            remember_secret(&token);
+        }
         value = Some(header(format!("Basic {token}"), "basic auth")?);
     }
     if let Some(auth) = auth {
@@ -199,11 +203,58 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Reads a secret file as Prometheus does: whole, surrounding whitespace trimmed.
+/// Largest secret file read (a password, a token or a credentials blob).
+const SECRET_FILE_BYTES_MAX: u64 = 64 << 10;
+
+/// How many secrets read from files (and Basic tokens) are remembered for the response
+/// filter; past it the oldest is forgotten (rotated files keep adding new ones).
+const REMEMBERED_SECRETS_MAX: usize = 256;
+
+/// Secrets this process sent that its configuration does not hold inline: the contents of
+/// `password_file` / `credentials_file` (and so `bearer_token_file`) as last read, and
+/// Basic tokens, oldest first. The web endpoints filter these as they filter inline secrets.
+static REMEMBERED_SECRETS: std::sync::Mutex<std::collections::VecDeque<String>> =
+    std::sync::Mutex::new(std::collections::VecDeque::new());
+
+fn remember_secret(secret: &str) {
+    let mut remembered = REMEMBERED_SECRETS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if remembered.iter().any(|s| s == secret) {
+        return;
+    }
+    if remembered.len() >= REMEMBERED_SECRETS_MAX {
+        remembered.pop_front();
+    }
+    remembered.push_back(secret.to_string());
+}
+
+/// Every secret read from a file or sent as a Basic token so far (see
+/// [`REMEMBERED_SECRETS`]), for the response filter.
+pub(crate) fn remembered_secrets() -> Vec<String> {
+    REMEMBERED_SECRETS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+        .cloned()
+        .collect()
+}
+
+/// Reads a secret file as Prometheus does: whole, surrounding whitespace trimmed; only a
+/// regular file, through [`SECRET_FILE_BYTES_MAX`]. What it read is remembered for the
+/// response filter.
 fn read_secret_file(path: &str, what: &str) -> Result<String, String> {
-    std::fs::read_to_string(path)
-        .map(|s| s.trim().to_string())
-        .map_err(|e| format!("unable to read {what} file {path}: {e}"))
+    let secret = crate::discovery::file::read_capped(
+        std::path::Path::new(path),
+        SECRET_FILE_BYTES_MAX,
+        true,
+    )
+    .map(|s| s.trim().to_string())
+    .map_err(|e| format!("unable to read {what} file {path}: {e}"))?;
+    if !secret.is_empty() {
+        remember_secret(&secret);
+    }
+    Ok(secret)
 }
 
 /// A header value carrying a credential, marked sensitive; the error names `what`, never
@@ -599,6 +650,47 @@ mod tests {
         assert_eq!(e, "authorization is not a valid HTTP header value");
         let e = header("s3cr3t\n".into(), "the token").unwrap_err();
         assert_eq!(e, "the token is not a valid HTTP header value");
+    }
+
+    #[test]
+    fn secrets_read_from_files_and_basic_tokens_are_remembered_for_the_filter() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "  remembered-pw-31 \n").unwrap();
+        let basic = BasicAuth {
+            username: "u".into(),
+            password: None,
+            password_file: Some(file.display().to_string()),
+        };
+        let v = authorization(Some(&basic), None).unwrap().unwrap();
+        let token = v
+            .to_str()
+            .unwrap()
+            .strip_prefix("Basic ")
+            .unwrap()
+            .to_string();
+        let remembered = remembered_secrets();
+        assert!(remembered.contains(&"remembered-pw-31".to_string()));
+        assert!(remembered.contains(&token));
+        // A FIFO as the file is refused at once, not waited on.
+        let fifo = dir.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        let auth = Authorization {
+            kind: "Bearer".into(),
+            credentials: None,
+            credentials_file: Some(fifo.display().to_string()),
+        };
+        assert_eq!(
+            authorization(None, Some(&auth)).unwrap_err(),
+            format!(
+                "unable to read authorization credentials file {}: a named pipe, not a regular file; not read",
+                fifo.display()
+            )
+        );
     }
 
     #[test]
