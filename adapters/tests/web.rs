@@ -1224,3 +1224,27 @@ async fn a_member_joining_shows_as_handoff_and_rebalance() {
         .unwrap();
     assert_eq!(c["targets"], moved_to_new, "{members}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_addresses_are_shown_as_invalid_targets_with_the_reason() {
+    let job = "job_name: ports\nscrape_interval: 1s\nscrape_timeout: 500ms\nstatic_configs:\n  - targets: ['127.0.0.1:19101', '127.0.0.1:70000', '127.0.0.1:', ':9100']\n";
+    let (a, _b) = pool(vec![("ports".into(), job.into())]).await;
+    let targets = wait_scraped(&a, 1).await;
+    // Only the valid one is a target; nothing scrapes port 80 in place of 70000.
+    let urls: Vec<&str> = active_targets(&targets)
+        .iter()
+        .map(|t| t["scrapeUrl"].as_str().unwrap())
+        .collect();
+    assert_eq!(urls, vec!["http://127.0.0.1:19101/metrics"]);
+    let (_, _, html) = get(&a.url("/targets")).await;
+    for reason in [
+        "instance 1 in group 0: &quot;127.0.0.1:70000&quot; is not a valid address: invalid port &quot;70000&quot; (must be 1 to 65535)",
+        "instance 2 in group 0: &quot;127.0.0.1:&quot; is not a valid address: missing port",
+        "instance 3 in group 0: &quot;:9100&quot; is not a valid address: empty host",
+    ] {
+        assert!(
+            html.contains(&format!("<div class=\"banner\">invalid target: {reason}</div>")),
+            "{reason}\n{html}"
+        );
+    }
+}
