@@ -219,7 +219,7 @@ fn unreachable_static_addresses_fail_check_and_are_invalid_in_targets() {
     .unwrap();
     let p = path.to_str().unwrap();
     let reasons = [
-        "instance 1 in group 0: \"h:70000\" is not a valid address: invalid port \"70000\" (must be 1 to 65535)",
+        "instance 1 in group 0: \"h:70000\" is not a valid address: invalid port \"70000\" (above 65535)",
         "instance 2 in group 0: \"h:\" is not a valid address: missing port",
         "instance 3 in group 0: \":9100\" is not a valid address: empty host",
         "instance 4 in group 0: \"h o:1\" is not a valid address: invalid character \" \" in host name",

@@ -1238,7 +1238,7 @@ async fn unreachable_addresses_are_shown_as_invalid_targets_with_the_reason() {
     assert_eq!(urls, vec!["http://127.0.0.1:19101/metrics"]);
     let (_, _, html) = get(&a.url("/targets")).await;
     for reason in [
-        "instance 1 in group 0: &quot;127.0.0.1:70000&quot; is not a valid address: invalid port &quot;70000&quot; (must be 1 to 65535)",
+        "instance 1 in group 0: &quot;127.0.0.1:70000&quot; is not a valid address: invalid port &quot;70000&quot; (above 65535)",
         "instance 2 in group 0: &quot;127.0.0.1:&quot; is not a valid address: missing port",
         "instance 3 in group 0: &quot;:9100&quot; is not a valid address: empty host",
     ] {
