@@ -207,3 +207,75 @@ fn targets_prints_valid_jobs_and_fails_on_errors() {
     assert_eq!(active[0]["scrapePool"], "good");
     assert!(text(&out.stderr).contains("sample_limt: unknown field"));
 }
+
+#[test]
+fn unreachable_static_addresses_fail_check_and_are_invalid_in_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.yml");
+    std::fs::write(
+        &path,
+        "job_name: node\nstatic_configs:\n  - targets: ['ok:9100', 'h:70000', 'h:', ':9100', 'h o:1']\n",
+    )
+    .unwrap();
+    let p = path.to_str().unwrap();
+    let reasons = [
+        "instance 1 in group 0: \"h:70000\" is not a valid address: invalid port \"70000\" (above 65535)",
+        "instance 2 in group 0: \"h:\" is not a valid address: missing port",
+        "instance 3 in group 0: \":9100\" is not a valid address: empty host",
+        "instance 4 in group 0: \"h o:1\" is not a valid address: invalid character \" \" in host name",
+    ];
+    let expected: Vec<String> = reasons
+        .iter()
+        .map(|r| format!("{p}: job \"node\": {r}"))
+        .collect();
+
+    let out = scrapepool(&["check", p]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    let mut want = expected.clone();
+    want.push(format!("FAILED: 4 error(s) in {p} (1 valid job(s))"));
+    assert_eq!(stderr.lines().collect::<Vec<_>>(), want);
+
+    let out = scrapepool(&["targets", p]);
+    assert_eq!(text(&out.stderr).lines().collect::<Vec<_>>(), expected);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let active = v["data"]["activeTargets"].as_array().unwrap();
+    assert_eq!(active.len(), 1, "{v}");
+    assert_eq!(active[0]["scrapeUrl"], "http://ok:9100/metrics");
+}
+
+#[test]
+fn jobs_files_from_pipes_are_read_and_devices_are_capped() {
+    use std::io::Write as _;
+    // A pipe (`/dev/stdin`) is read.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scrapepool"))
+        .args(["check", "/dev/stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"job_name: a\nstatic_configs:\n  - targets: ['h:1']\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        text(&out.stdout),
+        "SUCCESS: /dev/stdin is valid: 1 job(s)\n"
+    );
+    // An endless device is read through the cap and refused, for every command.
+    let started = std::time::Instant::now();
+    for command in ["check", "targets"] {
+        let out = scrapepool(&[command, "/dev/zero"]);
+        assert_eq!(out.status.code(), Some(1), "{command}");
+        assert_eq!(
+            text(&out.stderr),
+            "/dev/zero: cannot read: larger than the 16777216 bytes allowed; not read\n",
+            "{command}"
+        );
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}

@@ -74,3 +74,77 @@ extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;
 }
+
+/// Runs `scrapepool run --jobs FILE` standalone for a moment; `Ok(status)` when it exited by
+/// itself within `wait`, `Err(())` when it was still running (then it is stopped by SIGINT,
+/// and must exit cleanly).
+fn run_with_jobs(file: &std::path::Path, wait: Duration) -> Result<std::process::ExitStatus, ()> {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scrapepool"))
+        .args(["run", "--listen", &listen, "--jobs", file.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("scrapepool starts");
+    let started = Instant::now();
+    while started.elapsed() < wait {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Ok(status);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    unsafe { libc_kill(child.id() as i32, 2) };
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "exits cleanly after SIGINT: {status:?}");
+            return Err(());
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "no exit after SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn check_and_run_agree_on_empty_comment_only_and_broken_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("empty.yml", "", true),
+        ("comments.yml", "# no jobs yet\n\n# still none\n", true),
+        ("document-marker.yml", "---\n", true),
+        ("broken.yml", "job_name: [unclosed\n", false),
+        ("list.yml", "- job_name: a\n", false),
+    ];
+    for (name, text, valid) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let check = Command::new(env!("CARGO_BIN_EXE_scrapepool"))
+            .args(["check", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(
+            check.status.success(),
+            valid,
+            "check {name}: {}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+        if valid {
+            assert_eq!(
+                String::from_utf8_lossy(&check.stdout).trim(),
+                format!("SUCCESS: {} is valid: 0 job(s)", path.display())
+            );
+        }
+        // A valid file keeps the daemon running (serving its pages, scraping nothing); an
+        // invalid one stops it at once with a failure.
+        match run_with_jobs(&path, Duration::from_secs(3)) {
+            Err(()) => assert!(valid, "run {name}: kept running on an invalid file"),
+            Ok(status) => {
+                assert!(!valid, "run {name}: exited ({status:?}) on a valid file");
+                assert!(!status.success(), "run {name}: {status:?}");
+            }
+        }
+    }
+}

@@ -24,6 +24,7 @@ fn start(
     let (tx, rx) = mpsc::channel(64);
     let discoverer = FileDiscoverer {
         poll_interval: Duration::from_millis(20),
+        read_deadline: Duration::from_secs(2),
     };
     let config = SdConfig::File(FileSdConfig {
         files,
@@ -324,6 +325,7 @@ async fn the_combined_discovery_dispatches_on_the_config() {
     let discovery = Discovery {
         file: FileDiscoverer {
             poll_interval: Duration::from_millis(20),
+            ..FileDiscoverer::default()
         },
         ..Discovery::default()
     };
@@ -343,4 +345,89 @@ async fn the_combined_discovery_dispatches_on_the_config() {
         vec!["d:1"]
     );
     task.abort();
+}
+
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo runs");
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn fifos_and_devices_are_errors_naming_the_file_and_are_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("a.json");
+    write(&good, r#"[{"targets": ["a:1"]}]"#);
+    // A FIFO nobody writes to: opening it for reading would block, reading it too.
+    let fifo = dir.path().join("b.json");
+    mkfifo(&fifo);
+    // A symlink to /dev/zero: endless, with a metadata size of 0.
+    let zero = dir.path().join("c.yml");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let started = std::time::Instant::now();
+    for files in [
+        vec![dir.path().join("*").display().to_string()],
+        vec![
+            good.display().to_string(),
+            fifo.display().to_string(),
+            zero.display().to_string(),
+        ],
+    ] {
+        let (mut rx, task) = start(files, Duration::from_secs(300));
+        let groups = next(&mut rx).await.unwrap();
+        assert_eq!(
+            groups.iter().flat_map(addresses).collect::<Vec<_>>(),
+            vec!["a:1"]
+        );
+        let error = next(&mut rx).await.unwrap_err();
+        assert_eq!(
+            error,
+            format!(
+                "file_sd: {}: a named pipe, not a regular file; not read; file_sd: {}: a device, not a regular file; not read",
+                fifo.display(),
+                zero.display()
+            )
+        );
+        task.abort();
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn reads_stop_at_the_cap_whatever_the_metadata_says() {
+    use scrapepool_adapters::discovery::file::read_capped;
+    let dir = tempfile::tempdir().unwrap();
+    // /dev/zero has no size to trust: read through the cap, then refused.
+    let e = read_capped(Path::new("/dev/zero"), 1024, false).unwrap_err();
+    assert_eq!(e, "larger than the 1024 bytes allowed; not read");
+    let e = read_capped(Path::new("/dev/zero"), 1024, true).unwrap_err();
+    assert_eq!(e, "a device, not a regular file; not read");
+    // A regular file exactly at the cap is read; one byte more is not.
+    let at = dir.path().join("at.json");
+    std::fs::write(&at, vec![b' '; 1024]).unwrap();
+    assert_eq!(read_capped(&at, 1024, true).unwrap().len(), 1024);
+    std::fs::write(&at, vec![b' '; 1025]).unwrap();
+    assert_eq!(
+        read_capped(&at, 1024, true).unwrap_err(),
+        "larger than the 1024 bytes allowed; not read"
+    );
+    // A pipe with a writer (as `/dev/stdin` can be) is read when allowed, through the cap.
+    let fifo = dir.path().join("p.yml");
+    mkfifo(&fifo);
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            use std::io::Write as _;
+            let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+            let _ = f.write_all(b"job_name: a\n");
+        })
+    };
+    assert_eq!(read_capped(&fifo, 1024, false).unwrap(), "job_name: a\n");
+    writer.join().unwrap();
 }

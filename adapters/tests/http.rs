@@ -704,3 +704,117 @@ async fn a_kept_connection_the_server_closed_is_replaced_without_failing_the_scr
     }
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3);
 }
+
+/// A self-signed server certificate for `names` (marked a CA when `is_ca`, as `openssl req
+/// -x509` marks it), valid from `from` to `until` (years), written as `cert.pem`, with a
+/// server configuration presenting it.
+fn self_signed(
+    names: &[&str],
+    is_ca: bool,
+    from: i32,
+    until: i32,
+) -> (tempfile::TempDir, String, rustls::ServerConfig) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params =
+        rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "exporter");
+    if is_ca {
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    }
+    params.not_before = rcgen::date_time_ymd(from, 1, 1);
+    params.not_after = rcgen::date_time_ymd(until, 1, 1);
+    let cert = params.self_signed(&key).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cert.pem");
+    std::fs::write(&path, cert.pem()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
+    (dir, path.display().to_string(), config)
+}
+
+#[tokio::test]
+async fn a_self_signed_exporter_certificate_given_as_ca_file_is_trusted() {
+    // Both shapes operators make: CA:TRUE (openssl req -x509) and a plain leaf; validity
+    // dates on either side of 2050 (UTCTime and GeneralizedTime).
+    for (is_ca, until) in [(true, 2099), (false, 2049), (true, 4096)] {
+        let (_dir, cert, config) = self_signed(&["127.0.0.1", "localhost"], is_ca, 2020, until);
+        let server = serve(Reply::ok("self 1\n"), Some(config)).await;
+        let mut s = spec(server.url("https", "/metrics"));
+        s.tls_config.ca_file = Some(cert);
+        assert_eq!(
+            body(HttpFetcher::new().fetch(&s).await).0,
+            b"self 1\n",
+            "is_ca {is_ca}, until {until}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_self_signed_certificate_still_needs_the_right_name_and_dates() {
+    // Wrong name: the names it has and the one wanted.
+    let (_dir, cert, config) = self_signed(&["exporter.internal", "10.1.2.3"], true, 2020, 2099);
+    let server = serve(Reply::ok("x 1\n"), Some(config)).await;
+    let mut s = spec(server.url("https", "/metrics"));
+    s.tls_config.ca_file = Some(cert.clone());
+    let e = error(HttpFetcher::new().fetch(&s).await);
+    assert_eq!(
+        e,
+        format!(
+            "Get \"{}\": tls: failed to verify certificate: x509: certificate is valid for exporter.internal, 10.1.2.3, not 127.0.0.1",
+            s.url
+        )
+    );
+    s.tls_config.server_name = Some("exporter.internal".into());
+    assert_eq!(body(HttpFetcher::new().fetch(&s).await).0, b"x 1\n");
+
+    // Expired, and not yet valid: the current time and the bound.
+    for (from, until, word, bound) in [
+        (2001, 2002, "after", "2002-01-01T00:00:00Z"),
+        (2200, 2201, "before", "2200-01-01T00:00:00Z"),
+    ] {
+        let (_dir, cert, config) = self_signed(&["127.0.0.1"], true, from, until);
+        let server = serve(Reply::ok("x 1\n"), Some(config)).await;
+        let mut s = spec(server.url("https", "/metrics"));
+        s.tls_config.ca_file = Some(cert);
+        let e = error(HttpFetcher::new().fetch(&s).await);
+        let prefix = format!(
+            "Get \"{}\": tls: failed to verify certificate: x509: certificate has expired or is not yet valid: current time ",
+            s.url
+        );
+        assert!(e.starts_with(&prefix), "{e}");
+        assert!(e.ends_with(&format!(" is {word} {bound}")), "{e}");
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_issuer_names_the_certificates_trusted() {
+    // The server's certificate is signed by a CA the ca_file does not hold.
+    let pki = Pki::new(&["127.0.0.1"]);
+    let server = serve(Reply::ok("x 1\n"), Some(pki.server_config(false))).await;
+    let (_dir, other, _) = self_signed(&["127.0.0.1"], true, 2020, 2099);
+    let mut s = spec(server.url("https", "/metrics"));
+    s.tls_config.ca_file = Some(other.clone());
+    let e = error(HttpFetcher::new().fetch(&s).await);
+    assert_eq!(
+        e,
+        format!("Get \"{}\": tls: failed to verify certificate: x509: certificate signed by unknown authority (not one of ca_file {other} nor signed by one)", s.url)
+    );
+    s.tls_config.ca_file = None;
+    let e = error(HttpFetcher::new().fetch(&s).await);
+    assert!(
+        e.ends_with("x509: certificate signed by unknown authority (not one of the public root certificates nor signed by one)"),
+        "{e}"
+    );
+}

@@ -142,6 +142,18 @@ fn start(id: &str, listener: tokio::net::TcpListener) -> Member {
 const HANDOFF_GRACE: Duration = Duration::from_secs(60);
 
 fn start_with(id: &str, listener: tokio::net::TcpListener, extra: Arc<dyn ExtraMetrics>) -> Member {
+    let fetcher = FixtureFetcher {
+        body: fixture_body(),
+    };
+    start_with_fetcher(id, listener, extra, fetcher)
+}
+
+fn start_with_fetcher<F: Fetcher>(
+    id: &str,
+    listener: tokio::net::TcpListener,
+    extra: Arc<dyn ExtraMetrics>,
+    fetcher: F,
+) -> Member {
     let addr = listener.local_addr().unwrap();
     let mut config = NodeConfig::for_tests(id);
     config.handoff_grace = Some(HANDOFF_GRACE);
@@ -150,9 +162,7 @@ fn start_with(id: &str, listener: tokio::net::TcpListener, extra: Arc<dyn ExtraM
     config.started_at = "2026-11-25T12:00:00Z".into();
     let node = Node::new(config, SystemClock.now());
     let ports = Ports {
-        fetcher: FixtureFetcher {
-            body: fixture_body(),
-        },
+        fetcher,
         discoverer: SilentDiscoverer,
         sink: AckingSink,
         clock: SystemClock,
@@ -785,6 +795,115 @@ async fn secrets_never_appear_in_any_endpoint() {
     );
 }
 
+/// An exporter that answers every scrape with a body quoting the `Authorization` token it
+/// was sent (on `/header`) or the `user:password` inside it (elsewhere): not valid
+/// exposition, so the scrape error quotes it.
+async fn echoing_exporter() -> SocketAddr {
+    use base64::Engine as _;
+    let listener = bind().await;
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    |req: hyper::Request<hyper::body::Incoming>| async move {
+                        let header = req
+                            .headers()
+                            .get("authorization")
+                            .map(|v| v.to_str().unwrap().to_string())
+                            .unwrap_or_default();
+                        let decoded = header
+                            .strip_prefix("Basic ")
+                            .and_then(|t| base64::engine::general_purpose::STANDARD.decode(t).ok())
+                            .map(|b| String::from_utf8_lossy(&b).to_string())
+                            .unwrap_or_default();
+                        // The parser quotes the value it could not read: the echoed text.
+                        let body = if req.uri().path() == "/header" {
+                            format!("denied {}\n", header.trim_start_matches("Basic "))
+                        } else {
+                            format!("denied {decoded}\n")
+                        };
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                            http_body_util::Full::new(Bytes::from(body)),
+                        ))
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_read_from_files_are_filtered_like_inline_ones() {
+    use base64::Engine as _;
+    const PASSWORD: &str = "pw-from-a-file-9917";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("password");
+    std::fs::write(&file, format!("{PASSWORD}\n")).unwrap();
+    let exporter = echoing_exporter().await;
+    let listener = bind().await;
+    let me = record("scraper-a", listener.local_addr().unwrap());
+    let m = start_with_fetcher(
+        "scraper-a",
+        listener,
+        Arc::new(NoExtraMetrics),
+        scrapepool_adapters::http::HttpFetcher::new(),
+    );
+    let job = format!(
+        "job_name: filed\nscrape_interval: 1s\nscrape_timeout: 500ms\nbasic_auth:\n  username: scraper\n  password_file: {}\nstatic_configs:\n  - targets: ['{exporter}']\n    labels: {{__metrics_path__: /header, echo: header}}\n  - targets: ['{exporter}']\n    labels: {{echo: password}}\n",
+        file.display()
+    );
+    m.events.send(Event::SessionConnected).await.unwrap();
+    m.events
+        .send(Event::MembersChanged(MembersSnapshot {
+            version: 1,
+            members: vec![me],
+        }))
+        .await
+        .unwrap();
+    m.events
+        .send(Event::JobsChanged(JobsSnapshot {
+            version: 1,
+            jobs: vec![("filed".into(), job)],
+        }))
+        .await
+        .unwrap();
+    let targets = wait_scraped(&m, 2).await;
+    // The exporter did quote them; the API shows neither.
+    let mut errors: Vec<String> = active_targets(&targets)
+        .iter()
+        .map(|t| t["lastError"].as_str().unwrap().to_string())
+        .collect();
+    errors.sort();
+    assert_eq!(
+        errors,
+        vec![
+            "1:8: invalid value \"<secret>\"".to_string(),
+            "1:8: invalid value \"scraper:<secret>\"".to_string(),
+        ]
+    );
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("scraper:{PASSWORD}"));
+    for path in ["/", "/targets", "/api/v1/targets", "/metrics"] {
+        let (status, _, body) = get(&m.url(path)).await;
+        assert_eq!(status, 200, "{path}");
+        for leak in [PASSWORD, token.as_str()] {
+            assert!(!body.contains(leak), "{path} shows {leak:?}:\n{body}");
+        }
+    }
+    let (_, _, html) = get(&m.url("/targets")).await;
+    assert!(
+        html.contains("&lt;secret&gt;") || html.contains("<secret>"),
+        "{html}"
+    );
+}
+
 // ---- headless Chromium ----------------------------------------------------------------------
 
 fn chromium() -> Option<PathBuf> {
@@ -1111,4 +1230,28 @@ async fn a_member_joining_shows_as_handoff_and_rebalance() {
         .find(|m| m["id"] == "scraper-0")
         .unwrap();
     assert_eq!(c["targets"], moved_to_new, "{members}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_addresses_are_shown_as_invalid_targets_with_the_reason() {
+    let job = "job_name: ports\nscrape_interval: 1s\nscrape_timeout: 500ms\nstatic_configs:\n  - targets: ['127.0.0.1:19101', '127.0.0.1:70000', '127.0.0.1:', ':9100']\n";
+    let (a, _b) = pool(vec![("ports".into(), job.into())]).await;
+    let targets = wait_scraped(&a, 1).await;
+    // Only the valid one is a target; nothing scrapes port 80 in place of 70000.
+    let urls: Vec<&str> = active_targets(&targets)
+        .iter()
+        .map(|t| t["scrapeUrl"].as_str().unwrap())
+        .collect();
+    assert_eq!(urls, vec!["http://127.0.0.1:19101/metrics"]);
+    let (_, _, html) = get(&a.url("/targets")).await;
+    for reason in [
+        "instance 1 in group 0: &quot;127.0.0.1:70000&quot; is not a valid address: invalid port &quot;70000&quot; (above 65535)",
+        "instance 2 in group 0: &quot;127.0.0.1:&quot; is not a valid address: missing port",
+        "instance 3 in group 0: &quot;:9100&quot; is not a valid address: empty host",
+    ] {
+        assert!(
+            html.contains(&format!("<div class=\"banner\">invalid target: {reason}</div>")),
+            "{reason}\n{html}"
+        );
+    }
 }

@@ -17,13 +17,26 @@ const INHERITED_GLOBALS: [&str; 2] = ["scrape_interval", "scrape_timeout"];
 
 /// Splits a jobs document into `(job_name, one job's YAML)`: a single `scrape_config` is kept
 /// verbatim; a `scrape_configs:` list is re-serialised job by job (see the module doc).
+///
+/// An empty or comment-only document holds no job, as `promtool check config` accepts an
+/// empty configuration.
 pub fn split_jobs(text: &str) -> Result<Vec<(String, String)>, String> {
+    let blank = text.lines().all(|line| {
+        let line = line.trim();
+        line.is_empty() || line.starts_with('#')
+    });
+    if blank {
+        return Ok(Vec::new());
+    }
     let doc: Yaml = serde_saphyr::from_str(text).map_err(|e| {
         format!(
             "invalid YAML: {}",
             e.to_string().lines().next().unwrap_or("")
         )
     })?;
+    if let Yaml::Null = doc {
+        return Ok(Vec::new());
+    }
     let Yaml::Map(top) = &doc else {
         return Err("expected a mapping: one scrape_config, or `scrape_configs:`".into());
     };
@@ -207,6 +220,22 @@ impl serde::Serialize for Yaml {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_or_comment_only_document_holds_no_job() {
+        for text in [
+            "",
+            "\n  \n",
+            "# nothing yet\n\n  # still nothing\n",
+            "---\n",
+            "~\n",
+        ] {
+            assert_eq!(split_jobs(text), Ok(Vec::new()), "{text:?}");
+            let (jobs, errors) = crate::config::load_jobs(text, "f", &GlobalConfig::default());
+            assert!(jobs.is_empty() && errors.is_empty(), "{text:?}: {errors:?}");
+        }
+        assert!(split_jobs("[1]\n").is_err());
+    }
 
     #[test]
     fn a_single_job_is_kept_verbatim() {

@@ -168,6 +168,7 @@ fn populate(job: &JobConfig, mut labels: Labels) -> Result<Populated, String> {
     if address.contains('/') {
         return Err(format!("{address:?} is not a valid hostname"));
     }
+    check_host_port(&address)?;
     let interval_text = labels.get("__scrape_interval__").unwrap_or("").to_string();
     let scrape_interval = parse_duration(&interval_text)
         .map_err(|e| format!("error parsing scrape interval: {e}"))?;
@@ -199,6 +200,63 @@ fn populate(job: &JobConfig, mut labels: Labels) -> Result<Populated, String> {
         scrape_interval,
         scrape_timeout,
     }))
+}
+
+/// Rejects a `host:port` address no scrape could reach, before its URL is built: an empty
+/// host, a character Go's `net/url` refuses in a host name (space, `@`, `?`, `#`, ...), an
+/// invalid bracketed IPv6 literal, and an empty, non-numeric or out-of-range port.
+/// Prometheus accepts these and fails every scrape; here the target is invalid, with the
+/// reason. An address that is not `host:port` at all (a bare IPv6 literal) is left to the
+/// scrape, as in Prometheus.
+fn check_host_port(address: &str) -> Result<(), String> {
+    let Some((host, port)) = split_host_port(address) else {
+        return Ok(());
+    };
+    let invalid = |why: String| Err(format!("{address:?} is not a valid address: {why}"));
+    if host.is_empty() {
+        return invalid("empty host".into());
+    }
+    if address.starts_with('[') {
+        let ip = host.split_once('%').map_or(host, |(ip, _zone)| ip);
+        if ip.parse::<std::net::Ipv6Addr>().is_err() {
+            return invalid(format!("invalid IPv6 address {host:?}"));
+        }
+    } else if let Some(c) = host.chars().find(|&c| {
+        c.is_ascii()
+            && !(c.is_ascii_alphanumeric()
+                || matches!(
+                    c,
+                    '-' | '.'
+                        | '_'
+                        | '~'
+                        | '!'
+                        | '$'
+                        | '&'
+                        | '\''
+                        | '('
+                        | ')'
+                        | '*'
+                        | '+'
+                        | ','
+                        | ';'
+                        | '='
+                ))
+    }) {
+        return invalid(format!(
+            "invalid character {:?} in host name",
+            c.to_string()
+        ));
+    }
+    if port.is_empty() {
+        return invalid("missing port".into());
+    }
+    if !port.bytes().all(|b| b.is_ascii_digit()) {
+        return invalid(format!("invalid port {port:?}"));
+    }
+    match port.parse::<u16>() {
+        Ok(_) => Ok(()),
+        Err(_) => invalid(format!("invalid port {port:?} (above 65535)")),
+    }
 }
 
 /// Whether Prometheus 2.42's `addPort` would add a default port: the address has no port
@@ -470,6 +528,67 @@ mod tests {
                 "instance 1 in group g: \"http://h:1/metrics\" is not a valid hostname".to_string()
             ]
         );
+    }
+
+    #[test]
+    fn unreachable_addresses_are_invalid_targets_with_the_reason() {
+        let j = job("job_name: j\n");
+        let cases = [
+            (
+                "h:70000",
+                "\"h:70000\" is not a valid address: invalid port \"70000\" (above 65535)",
+            ),
+            (
+                "h:99999999999999999999",
+                "\"h:99999999999999999999\" is not a valid address: invalid port \"99999999999999999999\" (above 65535)",
+            ),
+            ("h:9x", "\"h:9x\" is not a valid address: invalid port \"9x\""),
+            ("h:+80", "\"h:+80\" is not a valid address: invalid port \"+80\""),
+            ("h:", "\"h:\" is not a valid address: missing port"),
+            (":9100", "\":9100\" is not a valid address: empty host"),
+            ("[]:9100", "\"[]:9100\" is not a valid address: empty host"),
+            (
+                "h o:1",
+                "\"h o:1\" is not a valid address: invalid character \" \" in host name",
+            ),
+            (
+                "user@h:1",
+                "\"user@h:1\" is not a valid address: invalid character \"@\" in host name",
+            ),
+            (
+                "h?x:1",
+                "\"h?x:1\" is not a valid address: invalid character \"?\" in host name",
+            ),
+            (
+                "[::g]:1",
+                "\"[::g]:1\" is not a valid address: invalid IPv6 address \"::g\"",
+            ),
+            // Without a port the scheme's default is added first, then the host is checked.
+            (
+                "h#x",
+                "\"h#x:80\" is not a valid address: invalid character \"#\" in host name",
+            ),
+            ("http://h:1", "\"http://h:1\" is not a valid hostname"),
+            ("h:1/metrics", "\"h:1/metrics\" is not a valid hostname"),
+        ];
+        for (address, want) in cases {
+            let r = resolve(&j, &[group("g", &[address], &[])]);
+            assert!(r.active.is_empty(), "{address}: {r:?}");
+            assert_eq!(r.errors, vec![format!("instance 0 in group g: {want}")]);
+        }
+        for ok in [
+            "h:65535",
+            "h:1",
+            "h:0",
+            "[::1]:9100",
+            "[fe80::1%eth0]:9100",
+            "bücher.de:80",
+            "a_b-c.d:9",
+        ] {
+            let r = resolve(&j, &[group("g", &[ok], &[])]);
+            assert!(r.errors.is_empty(), "{ok}: {r:?}");
+            assert_eq!(r.active[0].labels.get("instance"), Some(ok));
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use scrapepool_core::config::{load_jobs, GlobalConfig};
+use scrapepool_core::targets::resolve;
 
 /// Arguments of `scrapepool check`.
 #[derive(clap::Args, Debug)]
@@ -12,17 +13,29 @@ pub struct Args {
     pub file: PathBuf,
 }
 
-/// Runs the command: exit 0 with a one-line summary, or 1 with every error and its position.
+/// Runs the command: exit 0 with a one-line summary, or 1 with every error (and its position
+/// where the configuration gives one). An empty or comment-only file is valid: no job.
 pub fn run(args: Args) -> ExitCode {
     let origin = args.file.display().to_string();
-    let text = match std::fs::read_to_string(&args.file) {
+    let text = match super::read_jobs_file(&args.file) {
         Ok(text) => text,
         Err(e) => {
             eprintln!("{origin}: cannot read: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let (jobs, errors) = load_jobs(&text, &origin, &GlobalConfig::default());
+    let (jobs, mut errors) = load_jobs(&text, &origin, &GlobalConfig::default());
+    let errors: Vec<String> = {
+        let mut all: Vec<String> = errors.drain(..).map(|e| e.to_string()).collect();
+        // Static targets that could never be scraped (an out-of-range port, an empty host,
+        // ...) are errors here as well as on the running target.
+        for job in &jobs {
+            for error in resolve(job, &job.static_configs).errors {
+                all.push(format!("{origin}: job {:?}: {error}", job.job_name));
+            }
+        }
+        all
+    };
     if errors.is_empty() {
         println!("SUCCESS: {origin} is valid: {} job(s)", jobs.len());
         return ExitCode::SUCCESS;

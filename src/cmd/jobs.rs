@@ -182,7 +182,7 @@ pub fn collect_jobs(path: &Path) -> Result<Vec<JobText>, Vec<String>> {
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     for file in files {
         let origin = file.display().to_string();
-        let text = match std::fs::read_to_string(&file) {
+        let text = match super::read_jobs_file(&file) {
             Ok(t) => t,
             Err(e) => {
                 errors.push(format!("{origin}: {e}"));

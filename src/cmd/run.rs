@@ -149,7 +149,7 @@ async fn daemon(args: Args) -> anyhow::Result<ExitCode> {
         let (origin, text) = match &args.jobs {
             Some(path) => (
                 path.display().to_string(),
-                std::fs::read_to_string(path)
+                super::read_jobs_file(path)
                     .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?,
             ),
             None => (

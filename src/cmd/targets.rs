@@ -61,7 +61,7 @@ const NEVER: &str = "0001-01-01T00:00:00Z";
 /// still printed), 0 otherwise; targets that fail to resolve are reported on stderr.
 pub fn run(args: Args) -> ExitCode {
     let origin = args.file.display().to_string();
-    let text = match std::fs::read_to_string(&args.file) {
+    let text = match super::read_jobs_file(&args.file) {
         Ok(text) => text,
         Err(e) => {
             eprintln!("{origin}: cannot read: {e}");

@@ -14,6 +14,18 @@
 //!   `Err(message)` naming the file and the line, so the core holds the freshest good groups
 //!   and shows the error until the file is fixed.
 //!
+//! - Only regular files are read: a FIFO, a device (a symlink to `/dev/zero`) or a socket
+//!   that a pattern names is an error naming the file. The file is opened without blocking,
+//!   checked on its open handle (not by a separate `stat` that could see another file), and
+//!   read from that handle through the size cap: at most [`FILE_SIZE_BYTES_MAX`] + 1 bytes,
+//!   whatever its metadata says.
+//! - The blocking file-system calls of a provider run on one thread of its own at a time,
+//!   waited for at most the read deadline: a call that hangs (a hung network mount) makes the
+//!   round an error and keeps the previous groups, the next rounds wait for that same call
+//!   instead of starting another (at most one stuck thread per provider), and nothing waits
+//!   for it at stop or shutdown (the thread is not the runtime's, so dropping the runtime
+//!   does not wait for it either).
+//!
 //! Change detection: we poll, every [`CHANGE_POLL_INTERVAL`], the matched paths and each
 //! file's size, modification time and inode, and re-read everything when any of them
 //! changed — besides the full re-read every `refresh_interval`. Polling rather than the
@@ -42,17 +54,67 @@ pub const FILE_SIZE_BYTES_MAX: u64 = 64 << 20;
 /// The group label naming the file a group came from.
 pub const FILEPATH_LABEL: &str = "__meta_filepath";
 
-/// File discovery; `poll_interval` is [`CHANGE_POLL_INTERVAL`] by default (tests shorten it).
+/// File discovery; `poll_interval` is [`CHANGE_POLL_INTERVAL`] and `read_deadline`
+/// [`READ_DEADLINE`] by default (tests shorten them).
 #[derive(Clone, Debug)]
 pub struct FileDiscoverer {
     /// How often the files are checked for changes.
     pub poll_interval: Duration,
+    /// Longest a round's file-system calls are waited for.
+    pub read_deadline: Duration,
 }
 
 impl Default for FileDiscoverer {
     fn default() -> Self {
         FileDiscoverer {
             poll_interval: CHANGE_POLL_INTERVAL,
+            read_deadline: READ_DEADLINE,
+        }
+    }
+}
+
+/// Runs one provider's blocking file-system calls, one at a time, each on a thread of its
+/// own that nobody joins (see the module doc).
+#[derive(Debug, Default)]
+pub(crate) struct Lane {
+    /// Resolves when the call that outlived its deadline has returned.
+    stuck: Option<tokio::sync::oneshot::Receiver<()>>,
+}
+
+impl Lane {
+    /// Runs `work` on the lane's thread and waits at most `deadline` for it; `Err` when it
+    /// (or a call still stuck from an earlier round, which is waited for first) did not
+    /// finish in time, or panicked.
+    pub(crate) async fn run<T: Send + 'static>(
+        &mut self,
+        deadline: Duration,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, String> {
+        let seconds = deadline.as_secs_f64();
+        if let Some(stuck) = &mut self.stuck {
+            if tokio::time::timeout(deadline, stuck).await.is_err() {
+                return Err(format!(
+                    "an earlier read has been blocked for more than {seconds}s; not starting another"
+                ));
+            }
+            self.stuck = None;
+        }
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let (tx, mut rx) = tokio::sync::oneshot::channel::<T>();
+        std::thread::Builder::new()
+            .name("file-sd".into())
+            .spawn(move || {
+                let _ = tx.send(work());
+                drop(done_tx);
+            })
+            .map_err(|e| format!("cannot start a reading thread: {e}"))?;
+        match tokio::time::timeout(deadline, &mut rx).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(_)) => Err("the reading thread failed".into()),
+            Err(_) => {
+                self.stuck = Some(done_rx);
+                Err(format!("took longer than {seconds}s"))
+            }
         }
     }
 }
@@ -75,47 +137,33 @@ impl Discoverer for FileDiscoverer {
             return;
         };
         let poll = self.poll_interval.max(Duration::from_millis(10));
+        let deadline = self.read_deadline;
+        let mut lane = Lane::default();
         let mut previous: BTreeMap<PathBuf, Vec<TargetGroup>> = BTreeMap::new();
         let mut stamps: Option<BTreeMap<PathBuf, Stamp>> = None;
         let mut last_read = tokio::time::Instant::now();
         loop {
-            let current = match tokio::time::timeout(
-                READ_DEADLINE,
-                tokio::task::spawn_blocking({
-                    let files = config.files.clone();
-                    move || stamp_all(&files)
-                }),
-            )
-            .await
-            {
-                Ok(Ok(s)) => Some(s),
-                _ => None,
-            };
+            let files = config.files.clone();
+            let current = lane.run(deadline, move || stamp_all(&files)).await.ok();
             let due = last_read.elapsed() >= config.refresh_interval;
             if stamps.is_none() || current.is_none() || current != stamps || due {
                 last_read = tokio::time::Instant::now();
-                let (groups, errors) = match tokio::time::timeout(
-                    READ_DEADLINE,
-                    read_round(config.clone(), previous.clone()),
-                )
-                .await
-                {
-                    Ok((groups, errors, next)) => {
-                        previous = next;
-                        (groups, errors)
-                    }
-                    Err(_) => {
-                        let kept = previous.values().flatten().cloned().collect();
-                        (
-                            kept,
-                            vec![format!(
-                                "file_sd: reading {:?} took longer than {}s",
-                                config.files,
-                                READ_DEADLINE.as_secs()
-                            )],
-                        )
-                    }
-                };
+                let kept = previous.clone();
+                let files = config.clone();
+                let (groups, errors) =
+                    match lane.run(deadline, move || read_round(&files, &kept)).await {
+                        Ok((groups, errors, next)) => {
+                            previous = next;
+                            (groups, errors)
+                        }
+                        Err(e) => {
+                            let kept = previous.values().flatten().cloned().collect();
+                            (
+                                kept,
+                                vec![format!("file_sd: reading {:?}: {e}", config.files)],
+                            )
+                        }
+                    };
                 if !reporter.report_round(groups, errors).await {
                     return;
                 }
@@ -127,63 +175,45 @@ impl Discoverer for FileDiscoverer {
 }
 
 /// Reads every matched file; returns the groups (a bad file's previous ones), the errors,
-/// and each file's groups for the next round.
-async fn read_round(
-    config: FileSdConfig,
-    previous: BTreeMap<PathBuf, Vec<TargetGroup>>,
+/// and each file's groups for the next round. Blocking: runs on the provider's [`Lane`].
+fn read_round(
+    config: &FileSdConfig,
+    previous: &BTreeMap<PathBuf, Vec<TargetGroup>>,
 ) -> (
     Vec<TargetGroup>,
     Vec<String>,
     BTreeMap<PathBuf, Vec<TargetGroup>>,
 ) {
-    // Kept for when the reading task itself dies (a panic): then nothing changes.
-    let fallback = previous.clone();
-    let joined = tokio::task::spawn_blocking(move || {
-        let mut errors = Vec::new();
-        let mut next = BTreeMap::new();
-        for pattern in &config.files {
-            let paths = match expand(pattern) {
-                Ok(p) => p,
+    let mut errors = Vec::new();
+    let mut next = BTreeMap::new();
+    for pattern in &config.files {
+        let paths = match expand(pattern) {
+            Ok(p) => p,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        for path in paths {
+            if next.contains_key(&path) {
+                continue; // Two patterns matched it; Prometheus reads it once too.
+            }
+            match read_file(&path) {
+                Ok(groups) => {
+                    next.insert(path, groups);
+                }
                 Err(e) => {
+                    tracing::warn!(error = %e, "file_sd: keeping the file's previous targets");
                     errors.push(e);
-                    continue;
-                }
-            };
-            for path in paths {
-                if next.contains_key(&path) {
-                    continue; // Two patterns matched it; Prometheus reads it once too.
-                }
-                match read_file(&path) {
-                    Ok(groups) => {
-                        next.insert(path, groups);
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "file_sd: keeping the file's previous targets");
-                        errors.push(e);
-                        if let Some(groups) = previous.get(&path) {
-                            next.insert(path, groups.clone());
-                        }
+                    if let Some(groups) = previous.get(&path) {
+                        next.insert(path, groups.clone());
                     }
                 }
             }
         }
-        (errors, next)
-    })
-    .await;
-    match joined {
-        Ok((errors, next)) => {
-            let groups = next.values().flatten().cloned().collect();
-            (groups, errors, next)
-        }
-        Err(e) => {
-            let groups = fallback.values().flatten().cloned().collect();
-            (
-                groups,
-                vec![format!("file_sd: reading task failed: {e}")],
-                fallback,
-            )
-        }
     }
+    let groups = next.values().flatten().cloned().collect();
+    (groups, errors, next)
 }
 
 fn stamp_all(patterns: &[String]) -> BTreeMap<PathBuf, Stamp> {
@@ -239,7 +269,9 @@ pub fn expand(pattern: &str) -> Result<Vec<PathBuf>, String> {
         let Some(file_name) = file_name.to_str() else {
             continue;
         };
-        if glob_match(name, file_name).unwrap_or(false) && entry.path().is_file() {
+        // Directories are skipped; anything else that matches (a FIFO, a device) is read,
+        // which reports it as not a regular file.
+        if glob_match(name, file_name).unwrap_or(false) && !entry.path().is_dir() {
             out.push(dir.join(file_name));
         }
     }
@@ -365,6 +397,47 @@ fn match_from(p: &[char], pi: usize, n: &[char], ni: usize) -> bool {
     }
 }
 
+/// Reads the UTF-8 text of `path` from one open handle, at most `cap` bytes: a longer one is
+/// an error, whatever its metadata says (a device or a pipe has none to trust).
+///
+/// With `regular_only`, the file is opened without blocking (so a FIFO with no writer does not
+/// hang the open) and anything but a regular file (after symlinks: a FIFO, `/dev/zero`, a
+/// socket) is an error before a byte is read. Without it (the CLI reading `/dev/stdin` or a
+/// pipe), pipes and devices are read, through the same cap.
+pub fn read_capped(path: &Path, cap: u64, regular_only: bool) -> Result<String, String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    if regular_only {
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path).map_err(|e| e.to_string())?;
+    let kind = file.metadata().map_err(|e| e.to_string())?.file_type();
+    if regular_only && !kind.is_file() {
+        let what = if kind.is_fifo() {
+            "a named pipe"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "a device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else if kind.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file"
+        };
+        return Err(format!("{what}, not a regular file; not read"));
+    }
+    let mut bytes = Vec::new();
+    file.take(cap + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > cap {
+        return Err(format!("larger than the {cap} bytes allowed; not read"));
+    }
+    String::from_utf8(bytes).map_err(|_| "not valid UTF-8".to_string())
+}
+
 /// One group as written in a file.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -388,14 +461,8 @@ pub fn read_file(path: &Path) -> Result<Vec<TargetGroup>, String> {
             ))
         }
     };
-    let meta = std::fs::metadata(path).map_err(|e| format!("file_sd: {shown}: {e}"))?;
-    if meta.len() > FILE_SIZE_BYTES_MAX {
-        return Err(format!(
-            "file_sd: {shown}: {} bytes, more than the {FILE_SIZE_BYTES_MAX} allowed",
-            meta.len()
-        ));
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("file_sd: {shown}: {e}"))?;
+    let text = read_capped(path, FILE_SIZE_BYTES_MAX, true)
+        .map_err(|e| format!("file_sd: {shown}: {e}"))?;
     let raw: Vec<RawGroup> = if is_json {
         serde_json::from_str(&text)
             .map_err(|e| format!("file_sd: {shown}:{}:{}: {e}", e.line(), e.column()))?
@@ -451,6 +518,59 @@ fn is_valid_label_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stuck_call_keeps_its_lane_and_holds_neither_the_caller_nor_the_runtime() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let started = Arc::new(AtomicUsize::new(0));
+        let (release, blocked) = std::sync::mpsc::channel::<()>();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let deadline = Duration::from_millis(100);
+        let t0 = std::time::Instant::now();
+        let mut lane = Lane::default();
+        rt.block_on(async {
+            // A call that hangs (a hung mount): the caller gets an error at the deadline.
+            let s = started.clone();
+            let e = lane
+                .run(deadline, move || {
+                    s.fetch_add(1, Ordering::SeqCst);
+                    let _ = blocked.recv();
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(e, "took longer than 0.1s");
+            // The next rounds wait for it and start no second thread.
+            for _ in 0..3 {
+                let s = started.clone();
+                let e = lane
+                    .run(deadline, move || {
+                        s.fetch_add(1, Ordering::SeqCst);
+                    })
+                    .await
+                    .unwrap_err();
+                assert_eq!(
+                    e,
+                    "an earlier read has been blocked for more than 0.1s; not starting another"
+                );
+            }
+            assert_eq!(started.load(Ordering::SeqCst), 1);
+            // Once it returns, the lane works again.
+            release.send(()).unwrap();
+            assert_eq!(lane.run(deadline, || 7).await, Ok(7));
+        });
+        // A call stuck for good does not hold the runtime's drop (shutdown).
+        let (_keep, never) = std::sync::mpsc::channel::<()>();
+        let e = rt.block_on(lane.run(deadline, move || {
+            let _ = never.recv();
+        }));
+        assert!(e.is_err());
+        drop(rt);
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    }
 
     #[test]
     fn glob_is_gos() {

@@ -42,7 +42,8 @@ pub struct View {
     pub jobs: Vec<JobSnapshot>,
     /// Recent rebalances, oldest first.
     pub rebalances: Vec<Rebalance>,
-    /// Every configured secret, for the response filter; never rendered.
+    /// Every configured secret, every secret read from a file and every Basic token sent,
+    /// for the response filter; never rendered.
     secrets: Vec<String>,
 }
 
@@ -265,6 +266,8 @@ impl View {
             })
             .collect();
         members.sort_by(|a, b| a.record.id.cmp(&b.record.id));
+        // Secrets read from files (and Basic tokens) are not in the configuration.
+        secrets.extend(crate::http::client::remembered_secrets());
         secrets.retain(|s| s.len() >= SECRET_FILTER_LEN_MIN);
         secrets.sort();
         secrets.dedup();
