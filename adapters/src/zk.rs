@@ -12,8 +12,7 @@ use std::collections::VecDeque;
 
 use futures::future::join_all;
 use scrapepool_core::coord::{
-    Answer, Child, Coordination, Input, MemberOp, NodeStat, Note, Output, Settings, Tree,
-    TreeRead,
+    Answer, Child, Coordination, Input, MemberOp, NodeStat, Note, Output, Settings, Tree, TreeRead,
 };
 use scrapepool_core::time::duration_ms;
 use scrapepool_core::Timestamp;

@@ -123,7 +123,13 @@ impl Inner {
         Ok(())
     }
 
-    fn set(&mut self, tree: Tree, name: &str, data: Vec<u8>, version: Option<i32>) -> Result<(), ZkError> {
+    fn set(
+        &mut self,
+        tree: Tree,
+        name: &str,
+        data: Vec<u8>,
+        version: Option<i32>,
+    ) -> Result<(), ZkError> {
         let zxid = self.zxid + 1;
         let dir = self.dir(tree);
         let node = dir.children.get_mut(name).ok_or(ZkError::NoNode)?;
@@ -255,7 +261,9 @@ impl ZkModel {
 
     /// Keeps `session` alive (the client library's ping).
     pub fn heartbeat(&self, host: &str, session: i64) -> Result<(), ZkError> {
-        self.with(Some(host), |inner, now| inner.live(session, now).map(|_| ()))
+        self.with(Some(host), |inner, now| {
+            inner.live(session, now).map(|_| ())
+        })
     }
 
     /// Closes `session` (its ephemeral nodes go at once).
@@ -374,12 +382,10 @@ impl ZkModel {
 
     /// Writes a job (the operator's `jobs apply`: unchanged text is no write).
     pub fn put_job(&self, name: &str, text: &str) {
-        let _ = self.with(None, |inner, _| {
-            match inner.jobs.children.get(name) {
-                Some(n) if n.data == text.as_bytes() => Ok(()),
-                Some(_) => inner.set(Tree::Jobs, name, text.as_bytes().to_vec(), None),
-                None => inner.create(Tree::Jobs, name, text.as_bytes().to_vec(), 0),
-            }
+        let _ = self.with(None, |inner, _| match inner.jobs.children.get(name) {
+            Some(n) if n.data == text.as_bytes() => Ok(()),
+            Some(_) => inner.set(Tree::Jobs, name, text.as_bytes().to_vec(), None),
+            None => inner.create(Tree::Jobs, name, text.as_bytes().to_vec(), 0),
         });
     }
 

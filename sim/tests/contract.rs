@@ -81,7 +81,10 @@ async fn contract_session_loss() {
         let log = p.log.lock().unwrap().clone();
         let d = log.iter().position(|e| *e == "disconnected");
         let e = log.iter().position(|e| *e == "expired");
-        assert!(d.is_some() && d < e, "disconnected must come before expired: {log:?}");
+        assert!(
+            d.is_some() && d < e,
+            "disconnected must come before expired: {log:?}"
+        );
     }
     let mut ids = pool.model.member_ids();
     ids.sort();
@@ -96,7 +99,11 @@ async fn an_expired_member_registers_again_without_being_asked() {
     let coordinator = pool.coordinator();
     let (events_tx, mut events) = tokio::sync::mpsc::channel(1024);
     let (requests, requests_rx) = tokio::sync::mpsc::channel(16);
-    tokio::spawn(scrapepool_adapters::ports::Coordinator::run(coordinator, events_tx, requests_rx));
+    tokio::spawn(scrapepool_adapters::ports::Coordinator::run(
+        coordinator,
+        events_tx,
+        requests_rx,
+    ));
     let me = contract::record("a", scrapepool_core::member::MemberState::Active);
     requests
         .send(scrapepool_adapters::ports::CoordRequest::Register(me))
@@ -120,7 +127,13 @@ async fn an_expired_member_registers_again_without_being_asked() {
     while let Ok(ev) = events.try_recv() {
         seen.push(format!("{ev:?}").split('(').next().unwrap().to_string());
     }
-    let e = seen.iter().position(|e| e == "SessionExpired").expect("expiry reported");
-    assert!(seen[e..].contains(&"SessionConnected".to_string()), "{seen:?}");
+    let e = seen
+        .iter()
+        .position(|e| e == "SessionExpired")
+        .expect("expiry reported");
+    assert!(
+        seen[e..].contains(&"SessionConnected".to_string()),
+        "{seen:?}"
+    );
     drop(requests);
 }
