@@ -331,6 +331,7 @@ fn notification(tree: Tree, ev: &zk::WatchedEvent) -> Option<Input> {
         Some(Input::Notified(tree))
     } else if ev.session_state.is_terminated() {
         // A watch may learn of the end before the state watcher does.
+        tracing::warn!(state = ?ev.session_state, "ZooKeeper session lost; building a new one");
         Some(Input::Expired)
     } else {
         None
@@ -516,10 +517,19 @@ impl Coordinator for ZkCoordinator {
                             let [m, j] = &mut l.watches;
                             tokio::select! {
                                 s = l.state.changed() => Some(match s {
-                                    zk::SessionState::Disconnected => Input::Disconnected,
+                                    zk::SessionState::Disconnected => {
+                                        tracing::warn!("ZooKeeper connection lost; session not expired yet");
+                                        Input::Disconnected
+                                    }
                                     zk::SessionState::SyncConnected
-                                    | zk::SessionState::ConnectedReadOnly => Input::Reconnected,
-                                    _ => Input::Expired,
+                                    | zk::SessionState::ConnectedReadOnly => {
+                                        tracing::info!("ZooKeeper connection re-established within the session");
+                                        Input::Reconnected
+                                    }
+                                    terminal => {
+                                        tracing::warn!(state = ?terminal, "ZooKeeper session lost; building a new one");
+                                        Input::Expired
+                                    }
                                 }),
                                 ev = watch_changed(m) => notification(Tree::Members, &ev),
                                 ev = watch_changed(j) => notification(Tree::Jobs, &ev),
