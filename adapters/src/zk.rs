@@ -342,9 +342,18 @@ fn notification(tree: Tree, ev: &zk::WatchedEvent) -> Option<Input> {
 fn answer<T>(result: Result<T, ZkError>, ok: impl FnOnce(T) -> Answer) -> Answer {
     match result {
         Ok(v) => ok(v),
-        Err(ZkError::Zk { source, .. }) if source == zk::Error::NodeExists => Answer::NodeExists,
-        Err(ZkError::Zk { source, .. }) if source == zk::Error::NoNode => Answer::NoNode,
-        Err(ZkError::Zk { source, .. }) if source == zk::Error::BadVersion => Answer::BadVersion,
+        Err(ZkError::Zk {
+            source: zk::Error::NodeExists,
+            ..
+        }) => Answer::NodeExists,
+        Err(ZkError::Zk {
+            source: zk::Error::NoNode,
+            ..
+        }) => Answer::NoNode,
+        Err(ZkError::Zk {
+            source: zk::Error::BadVersion,
+            ..
+        }) => Answer::BadVersion,
         Err(e) => Answer::Failed(e.to_string()),
     }
 }
