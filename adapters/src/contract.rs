@@ -1,6 +1,6 @@
-//! The coordinator contract, as checks any [`Coordinator`] must pass: the real ZooKeeper
-//! adapter (adapters/tests/zk.rs) and the simulation's model of ZooKeeper run the same
-//! checks, so the two cannot drift apart (DESIGN.md).
+//! The coordinator contract, as checks any [`Coordinator`] must pass: the ZooKeeper adapter
+//! against a real server (adapters/tests/zk.rs) and the simulation's coordinator against its
+//! ZooKeeper model (sim/tests/contract.rs) run the same checks, so the two cannot drift apart.
 //!
 //! A [`Probe`] drives one coordinator the way the core does — it registers on every
 //! `SessionConnected` — and records what it saw. The checks panic with a message naming what

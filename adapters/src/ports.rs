@@ -8,7 +8,6 @@ use std::future::Future;
 
 use scrapepool_core::config::SdConfig;
 use scrapepool_core::encode::Record;
-use scrapepool_core::member::MemberRecord;
 use scrapepool_core::node::ProviderId;
 use scrapepool_core::scrape::{FetchOutcome, ScrapeSpec};
 use scrapepool_core::{Event, Timestamp};
@@ -20,15 +19,7 @@ pub type EventSender = tokio::sync::mpsc::Sender<Event>;
 pub const EVENT_QUEUE_LEN_MAX: usize = 4096;
 
 /// What the driver asks of the coordination service (the node's member commands).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CoordRequest {
-    /// Create our ephemeral member record (again, after an expiry).
-    Register(MemberRecord),
-    /// Replace our member record.
-    Update(MemberRecord),
-    /// Delete our member record.
-    Deregister,
-}
+pub use scrapepool_core::coord::MemberRequest as CoordRequest;
 
 /// The coordination service (ZooKeeper in production, a model in the simulation).
 ///

@@ -1,47 +1,32 @@
-//! The ZooKeeper coordinator: our ephemeral member znode, persistent recursive watches on
-//! `/members` and `/jobs`, and full versioned snapshots of both for the core.
+//! The ZooKeeper coordinator: a thin shell that runs [`Coordination`], the pure session
+//! policy of `scrapepool_core::coord` (which decides sessions, watches, reads, writes of our
+//! ephemeral member znode, retries and snapshot versions), over a zookeeper-client
+//! connection; and [`ZkJobs`], the jobs admin of `scrapepool jobs`.
 //!
-//! Layout (DESIGN.md): `/<chroot>/jobs/<job_name>` (persistent, one job's YAML) and
-//! `/<chroot>/members/<member_id>` (ephemeral, JSON [`MemberRecord`]).
-//!
-//! Snapshot versions are the highest zxid observed in the tree: the parent's `pzxid`
-//! (the last child creation or deletion) and every child's `mzxid` (its last data change).
-//! zxids are global and only grow, so every change to the tree (join, leave, record update)
-//! raises the version — `cversion` or `pzxid` alone would miss record updates (draining).
-//! The same holds across sessions, since zxids belong to the ensemble, not the session.
+//! Layout (ARCHITECTURE.md, "Coordination"): `/<chroot>/jobs/<job_name>` (persistent, one
+//! job's YAML) and `/<chroot>/members/<member_id>` (ephemeral, JSON `MemberRecord`).
 
 use std::time::Duration;
 
+use std::collections::VecDeque;
+
 use futures::future::join_all;
-use scrapepool_core::member::{JobsSnapshot, MemberRecord, MembersSnapshot};
-use scrapepool_core::Event;
+use scrapepool_core::coord::{
+    Answer, Child, Coordination, Input, MemberOp, NodeStat, Note, Output, Settings, Tree, TreeRead,
+};
+use scrapepool_core::time::duration_ms;
+use scrapepool_core::Timestamp;
 use tokio::sync::mpsc::Receiver;
 use tokio::time::{sleep_until, timeout, Instant};
 use zookeeper_client as zk;
 
 use crate::ports::{CoordRequest, Coordinator, EventSender};
 
-/// Where the member records live, below the chroot.
-pub const MEMBERS_PATH: &str = "/members";
-/// Where the jobs live, below the chroot.
-pub const JOBS_PATH: &str = "/jobs";
+pub use scrapepool_core::coord::{JOBS_PATH, MEMBERS_PATH};
 /// Default ZooKeeper session timeout.
 pub const SESSION_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
 /// Default deadline of one ZooKeeper call.
 pub const OP_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
-/// First delay before building a new session after a failed attempt.
-pub const RECONNECT_DELAY_MIN: Duration = Duration::from_millis(100);
-/// Longest delay between attempts to build a session (the delay doubles up to it; attempts
-/// never stop, since a member must never give up on its session).
-pub const RECONNECT_DELAY_MAX: Duration = Duration::from_secs(5);
-/// How long notifications are gathered before a tree is re-read (coalesces bursts; a later
-/// notification never pushes the read further out, so the delay is bounded).
-pub const COALESCE_DELAY: Duration = Duration::from_millis(20);
-/// Delay before a failed snapshot read or member write is tried again.
-pub const RETRY_DELAY: Duration = Duration::from_millis(250);
-/// Most attempts to carry out one member request within one session.
-pub const REQUEST_ATTEMPTS_MAX: u32 = 40;
-
 /// What went wrong talking to ZooKeeper.
 #[derive(Debug, thiserror::Error)]
 pub enum ZkError {
@@ -73,9 +58,6 @@ pub enum ZkError {
         /// ZooKeeper's error.
         source: zk::Error,
     },
-    /// A member id that cannot be a znode name.
-    #[error("member id {0:?} cannot be a znode name (empty or contains `/`)")]
-    BadMemberId(String),
     /// A job name that cannot be a znode name.
     #[error("job name {0:?} cannot be a znode name (empty, `.`, `..`, or contains `/` or a control character)")]
     BadJobName(String),
@@ -257,13 +239,14 @@ async fn open_client(
     Ok(client)
 }
 
-/// Reads every child of `parent` with its data and stat; children deleted meanwhile are left
-/// out. Returns the tree's version (see the module doc) and `(name, data)` sorted by name.
+/// Reads every child of `parent` with its data and `mzxid`, and the parent's `pzxid`;
+/// children deleted between the listing and their read are left out (the deletion raised
+/// `pzxid` and its notification causes another read).
 async fn read_tree(
     client: &zk::Client,
     parent: &str,
     op_timeout: Duration,
-) -> Result<(i64, Vec<(String, Vec<u8>)>), ZkError> {
+) -> Result<TreeRead, ZkError> {
     let (mut names, stat) = call(
         "get_children",
         parent,
@@ -282,16 +265,14 @@ async fn read_tree(
         Ok(join_all(reads).await)
     })
     .await?;
-    let mut version = stat.pzxid;
-    let mut out = Vec::with_capacity(names.len());
+    let mut children = Vec::with_capacity(names.len());
     for (name, result) in names.into_iter().zip(results) {
         match result {
-            Ok((data, stat)) => {
-                version = version.max(stat.mzxid);
-                out.push((name, data));
-            }
-            // Deleted between the listing and the read: the deletion raised pzxid and its
-            // notification triggers another read.
+            Ok((data, stat)) => children.push(Child {
+                name,
+                data,
+                mzxid: stat.mzxid,
+            }),
             Err(zk::Error::NoNode) => {}
             Err(source) => {
                 return Err(ZkError::Zk {
@@ -302,49 +283,10 @@ async fn read_tree(
             }
         }
     }
-    Ok((version, out))
-}
-
-/// Reads `/members` into a snapshot, skipping (with a warning) records that are not valid.
-pub async fn read_members(
-    client: &zk::Client,
-    op_timeout: Duration,
-) -> Result<MembersSnapshot, ZkError> {
-    let (version, children) = read_tree(client, MEMBERS_PATH, op_timeout).await?;
-    let mut members = Vec::with_capacity(children.len());
-    for (name, data) in children {
-        match serde_json::from_slice::<MemberRecord>(&data) {
-            Ok(record) if record.id == name => members.push(record),
-            Ok(record) => {
-                tracing::warn!(znode = %format!("{MEMBERS_PATH}/{name}"), id = %record.id, "member record skipped: its id differs from its znode name")
-            }
-            Err(e) => {
-                tracing::warn!(znode = %format!("{MEMBERS_PATH}/{name}"), error = %e, "member record skipped: invalid JSON")
-            }
-        }
-    }
-    Ok(MembersSnapshot { version, members })
-}
-
-/// Reads `/jobs` into a snapshot of `(name, yaml)`.
-pub async fn read_jobs(client: &zk::Client, op_timeout: Duration) -> Result<JobsSnapshot, ZkError> {
-    let (version, children) = read_tree(client, JOBS_PATH, op_timeout).await?;
-    let jobs = children
-        .into_iter()
-        .map(|(name, data)| {
-            // Not UTF-8 cannot be YAML; the lossy text keeps the job visible to the core,
-            // which validates it (and rejects it alone) rather than silently dropping it.
-            let yaml = match String::from_utf8(data) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(job = %name, "job znode is not UTF-8; invalid bytes replaced");
-                    String::from_utf8_lossy(e.as_bytes()).into_owned()
-                }
-            };
-            (name, yaml)
-        })
-        .collect();
-    Ok(JobsSnapshot { version, jobs })
+    Ok(TreeRead {
+        pzxid: stat.pzxid,
+        children,
+    })
 }
 
 /// The coordinator on ZooKeeper; see [`Coordinator`].
@@ -361,26 +303,110 @@ impl ZkCoordinator {
     }
 }
 
-/// The member record the core last asked for, and whether ZooKeeper has it yet.
-struct MemberIntent {
-    /// `Some` after Register/Update, `None` after Deregister (or a new session).
-    record: Option<MemberRecord>,
-    /// The id of the last record asked for (what Deregister deletes).
-    id: Option<String>,
-    /// Whether `record` still has to be written (or deleted).
-    pending: bool,
-    /// Attempts so far for the pending write in this session.
-    attempts: u32,
+/// One established session: its client, its state and its two persistent watches.
+struct Live {
+    client: zk::Client,
+    state: zk::StateWatcher,
+    watches: [Option<zk::PersistentWatcher>; 2],
 }
 
-/// Why a session ended.
-enum SessionEnd {
-    /// The session is gone (expired, closed, auth failed): build a new one.
-    Lost,
-    /// `requests` closed: stop.
-    Stopped,
+fn tree_index(tree: Tree) -> usize {
+    match tree {
+        Tree::Members => 0,
+        Tree::Jobs => 1,
+    }
 }
 
+/// Waits for the next change of `watch`, or forever when there is none.
+async fn watch_changed(watch: &mut Option<zk::PersistentWatcher>) -> zk::WatchedEvent {
+    match watch {
+        Some(w) => w.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What became of a watch notification.
+fn notification(tree: Tree, ev: &zk::WatchedEvent) -> Option<Input> {
+    if ev.event_type != zk::EventType::Session {
+        Some(Input::Notified(tree))
+    } else if ev.session_state.is_terminated() {
+        // A watch may learn of the end before the state watcher does.
+        tracing::warn!(state = ?ev.session_state, "ZooKeeper session lost; building a new one");
+        Some(Input::Expired)
+    } else {
+        None
+    }
+}
+
+/// ZooKeeper's answer to a member operation, as the policy reads it.
+fn answer<T>(result: Result<T, ZkError>, ok: impl FnOnce(T) -> Answer) -> Answer {
+    match result {
+        Ok(v) => ok(v),
+        Err(ZkError::Zk {
+            source: zk::Error::NodeExists,
+            ..
+        }) => Answer::NodeExists,
+        Err(ZkError::Zk {
+            source: zk::Error::NoNode,
+            ..
+        }) => Answer::NoNode,
+        Err(ZkError::Zk {
+            source: zk::Error::BadVersion,
+            ..
+        }) => Answer::BadVersion,
+        Err(e) => Answer::Failed(e.to_string()),
+    }
+}
+
+/// Carries out one operation on our member znode.
+async fn member_op(client: &zk::Client, request: &MemberOp, t: Duration) -> Answer {
+    match request {
+        MemberOp::Create { path, data } => answer(
+            call("create", path, t, client.create(path, data, &ephemeral())).await,
+            |_| Answer::Ok,
+        ),
+        MemberOp::Stat { path } => answer(
+            call("check_stat", path, t, client.check_stat(path)).await,
+            |stat| {
+                Answer::Stat(stat.map(|s| NodeStat {
+                    ephemeral_owner: s.ephemeral_owner,
+                    version: s.version,
+                }))
+            },
+        ),
+        MemberOp::Set {
+            path,
+            data,
+            version,
+        } => answer(
+            call(
+                "set_data",
+                path,
+                t,
+                client.set_data(path, data, Some(*version)),
+            )
+            .await,
+            |_| Answer::Ok,
+        ),
+        MemberOp::Delete { path, version } => answer(
+            call("delete", path, t, client.delete(path, *version)).await,
+            |()| Answer::Ok,
+        ),
+    }
+}
+
+/// Logs what the policy noted, at the level it deserves.
+fn log(note: &Note) {
+    match note {
+        Note::ReplacingStaleRecord { .. } => tracing::info!("{note}"),
+        Note::WriteAbandoned { .. } => tracing::error!("{note}"),
+        _ => tracing::warn!("{note}"),
+    }
+}
+
+/// The shell around [`Coordination`]: it owns the zookeeper-client connection, carries out
+/// the policy's outputs in order and turns answers, session states and watch notifications
+/// into the policy's inputs. It decides nothing.
 impl Coordinator for ZkCoordinator {
     async fn run(self, events: EventSender, mut requests: Receiver<CoordRequest>) {
         let connect = match ConnectString::parse(&self.config.connect) {
@@ -392,331 +418,144 @@ impl Coordinator for ZkCoordinator {
                 return;
             }
         };
-        let mut intent = MemberIntent {
-            record: None,
-            id: None,
-            pending: false,
-            attempts: 0,
-        };
-        let mut delay = RECONNECT_DELAY_MIN;
+        let op_timeout = self.config.op_timeout;
+        // The policy's clock: monotonic milliseconds since the start.
+        let start = Instant::now();
+        let now = || Timestamp(duration_ms(start.elapsed()));
+        let at = |t: Timestamp| start + Duration::from_millis(t.as_millis().max(0) as u64);
+        let mut policy = Coordination::new(Settings::default());
+        let mut live: Option<Live> = None;
+        let mut input = Input::Tick;
         loop {
-            // Requests that arrive while the session is being built are remembered (and
-            // carried out once it is up) without restarting the attempt.
-            let opened = {
-                let open = open_client(
-                    &connect,
-                    self.config.session_timeout,
-                    self.config.op_timeout,
-                    &[JOBS_PATH, MEMBERS_PATH],
-                    false,
-                );
-                tokio::pin!(open);
-                loop {
-                    tokio::select! {
-                        r = &mut open => break r,
-                        req = requests.recv() => match req {
-                            None => return,
-                            Some(req) => intent.apply_request(req),
-                        },
+            let mut queue: VecDeque<Output> = policy.handle(now(), input).into();
+            while let Some(output) = queue.pop_front() {
+                let answer = match output {
+                    Output::Deliver(event) => {
+                        if events.send(event.into()).await.is_err() {
+                            return;
+                        }
+                        continue;
                     }
-                }
-            };
-            let client = match opened {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "ZooKeeper session could not be built");
-                    let wake = Instant::now() + delay;
-                    loop {
-                        tokio::select! {
-                            _ = sleep_until(wake) => break,
-                            req = requests.recv() => match req {
-                                None => return,
-                                Some(req) => intent.apply_request(req),
+                    Output::Note(note) => {
+                        log(&note);
+                        continue;
+                    }
+                    Output::Connect => {
+                        // Dropping the client closes the old session (and its ephemeral node).
+                        live = None;
+                        let open = open_client(
+                            &connect,
+                            self.config.session_timeout,
+                            op_timeout,
+                            &[JOBS_PATH, MEMBERS_PATH],
+                            false,
+                        );
+                        tokio::pin!(open);
+                        // Requests that arrive meanwhile go to the policy at once.
+                        let opened = loop {
+                            tokio::select! {
+                                r = &mut open => break r,
+                                req = requests.recv() => match req {
+                                    None => return,
+                                    Some(req) => queue.extend(policy.handle(now(), Input::Request(req))),
+                                },
+                            }
+                        };
+                        match opened {
+                            Ok(client) => {
+                                tracing::info!(session = %client.session_id(), timeout_ms = client.session_timeout().as_millis() as u64, "ZooKeeper session established");
+                                let session = client.session_id().0;
+                                live = Some(Live {
+                                    state: client.state_watcher(),
+                                    client,
+                                    watches: [None, None],
+                                });
+                                Input::SessionStarted { session }
+                            }
+                            Err(e) => Input::ConnectFailed {
+                                error: e.to_string(),
                             },
                         }
                     }
-                    delay = (delay * 2).min(RECONNECT_DELAY_MAX);
-                    continue;
+                    Output::Watch { op, tree } => {
+                        let result = match &mut live {
+                            None => Err("no session".to_string()),
+                            Some(l) => match call(
+                                "watch",
+                                tree.path(),
+                                op_timeout,
+                                l.client
+                                    .watch(tree.path(), zk::AddWatchMode::PersistentRecursive),
+                            )
+                            .await
+                            {
+                                Ok(w) => {
+                                    l.watches[tree_index(tree)] = Some(w);
+                                    Ok(())
+                                }
+                                Err(e) => Err(e.to_string()),
+                            },
+                        };
+                        Input::WatchAnswered { op, result }
+                    }
+                    Output::Read { op, tree } => {
+                        let result = match &live {
+                            None => Err("no session".to_string()),
+                            Some(l) => read_tree(&l.client, tree.path(), op_timeout)
+                                .await
+                                .map_err(|e| e.to_string()),
+                        };
+                        Input::ReadAnswered { op, result }
+                    }
+                    Output::Member { op, request } => {
+                        let answer = match &live {
+                            None => Answer::Failed("no session".to_string()),
+                            Some(l) => member_op(&l.client, &request, op_timeout).await,
+                        };
+                        Input::MemberAnswered { op, answer }
+                    }
+                };
+                queue.extend(policy.handle(now(), answer));
+            }
+            let wake = policy.next_wake().map(at);
+            input = loop {
+                let session = async {
+                    match &mut live {
+                        None => std::future::pending().await,
+                        Some(l) => {
+                            let [m, j] = &mut l.watches;
+                            tokio::select! {
+                                s = l.state.changed() => Some(match s {
+                                    zk::SessionState::Disconnected => {
+                                        tracing::warn!("ZooKeeper connection lost; session not expired yet");
+                                        Input::Disconnected
+                                    }
+                                    zk::SessionState::SyncConnected
+                                    | zk::SessionState::ConnectedReadOnly => {
+                                        tracing::info!("ZooKeeper connection re-established within the session");
+                                        Input::Reconnected
+                                    }
+                                    terminal => {
+                                        tracing::warn!(state = ?terminal, "ZooKeeper session lost; building a new one");
+                                        Input::Expired
+                                    }
+                                }),
+                                ev = watch_changed(m) => notification(Tree::Members, &ev),
+                                ev = watch_changed(j) => notification(Tree::Jobs, &ev),
+                            }
+                        }
+                    }
+                };
+                tokio::select! {
+                    s = session => if let Some(input) = s { break input },
+                    req = requests.recv() => match req {
+                        None => return,
+                        Some(req) => break Input::Request(req),
+                    },
+                    _ = sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => break Input::Tick,
                 }
             };
-            tracing::info!(session = %client.session_id(), timeout_ms = client.session_timeout().as_millis() as u64, "ZooKeeper session established");
-            match self
-                .serve_session(&client, &events, &mut requests, &mut intent)
-                .await
-            {
-                SessionEnd::Stopped => return,
-                SessionEnd::Lost => {
-                    // Our ephemeral record died with the session; the core registers again
-                    // after the next SessionConnected.
-                    intent = MemberIntent {
-                        record: None,
-                        id: None,
-                        pending: false,
-                        attempts: 0,
-                    };
-                    delay = RECONNECT_DELAY_MIN;
-                }
-            }
         }
-    }
-}
-
-impl MemberIntent {
-    fn apply_request(&mut self, req: CoordRequest) {
-        self.record = match req {
-            CoordRequest::Register(r) | CoordRequest::Update(r) => {
-                self.id = Some(r.id.clone());
-                Some(r)
-            }
-            CoordRequest::Deregister => None,
-        };
-        self.pending = true;
-        self.attempts = 0;
-    }
-}
-
-impl ZkCoordinator {
-    /// Serves one session until it is lost or `requests` closes.
-    async fn serve_session(
-        &self,
-        client: &zk::Client,
-        events: &EventSender,
-        requests: &mut Receiver<CoordRequest>,
-        intent: &mut MemberIntent,
-    ) -> SessionEnd {
-        let op_timeout = self.config.op_timeout;
-        let mut state = client.state_watcher();
-        // Watches first, then reads: a change between the two is never missed.
-        let watches = async {
-            let m = call(
-                "watch",
-                MEMBERS_PATH,
-                op_timeout,
-                client.watch(MEMBERS_PATH, zk::AddWatchMode::PersistentRecursive),
-            )
-            .await?;
-            let j = call(
-                "watch",
-                JOBS_PATH,
-                op_timeout,
-                client.watch(JOBS_PATH, zk::AddWatchMode::PersistentRecursive),
-            )
-            .await?;
-            Ok::<_, ZkError>((m, j))
-        };
-        let (mut members_watch, mut jobs_watch) = match watches.await {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::warn!(error = %e, "ZooKeeper watches could not be set; building a new session");
-                return SessionEnd::Lost;
-            }
-        };
-        let _ = events.send(Event::SessionConnected).await;
-        let now = Instant::now();
-        // Due times of work waiting: re-reading a tree, writing our record.
-        let mut members_due = Some(now);
-        let mut jobs_due = Some(now);
-        let mut intent_due = intent.pending.then_some(now);
-        loop {
-            let next_read = [members_due, jobs_due].into_iter().flatten().min();
-            tokio::select! {
-                s = state.changed() => match s {
-                    zk::SessionState::Disconnected => {
-                        tracing::warn!("ZooKeeper connection lost; session not expired yet");
-                        let _ = events.send(Event::SessionDisconnected).await;
-                    }
-                    zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => {
-                        tracing::info!("ZooKeeper connection re-established within the session");
-                        let _ = events.send(Event::SessionConnected).await;
-                        // Notifications during the disconnection can be lost (ZOOKEEPER-4698):
-                        // re-read both trees.
-                        let now = Instant::now();
-                        members_due = Some(now);
-                        jobs_due = Some(now);
-                        if intent.pending {
-                            intent_due = Some(now);
-                        }
-                    }
-                    terminal => {
-                        tracing::warn!(state = ?terminal, "ZooKeeper session lost; building a new one");
-                        let _ = events.send(Event::SessionExpired).await;
-                        return SessionEnd::Lost;
-                    }
-                },
-                ev = members_watch.changed() => {
-                    if ev.event_type == zk::EventType::Session {
-                        if ev.session_state.is_terminated() {
-                            // Either watch may learn of the end before the state watcher does.
-                            tracing::warn!(state = ?ev.session_state, "ZooKeeper session lost; building a new one");
-                            let _ = events.send(Event::SessionExpired).await;
-                            return SessionEnd::Lost;
-                        }
-                    } else if members_due.is_none() {
-                        members_due = Some(Instant::now() + COALESCE_DELAY);
-                    }
-                }
-                ev = jobs_watch.changed() => {
-                    if ev.event_type == zk::EventType::Session {
-                        if ev.session_state.is_terminated() {
-                            // Either watch may learn of the end before the state watcher does.
-                            tracing::warn!(state = ?ev.session_state, "ZooKeeper session lost; building a new one");
-                            let _ = events.send(Event::SessionExpired).await;
-                            return SessionEnd::Lost;
-                        }
-                    } else if jobs_due.is_none() {
-                        jobs_due = Some(Instant::now() + COALESCE_DELAY);
-                    }
-                }
-                req = requests.recv() => match req {
-                    None => return SessionEnd::Stopped,
-                    Some(req) => {
-                        intent.apply_request(req);
-                        intent_due = Some(Instant::now());
-                    }
-                },
-                _ = sleep_until(next_read.unwrap_or_else(Instant::now)), if next_read.is_some() => {
-                    let now = Instant::now();
-                    if members_due.is_some_and(|t| t <= now) {
-                        match read_members(client, op_timeout).await {
-                            Ok(snapshot) => {
-                                members_due = None;
-                                let _ = events.send(Event::MembersChanged(snapshot)).await;
-                            }
-                            Err(e) => {
-                                tracing::warn!(error = %e, "reading members failed; retrying");
-                                members_due = Some(Instant::now() + RETRY_DELAY);
-                            }
-                        }
-                    }
-                    if jobs_due.is_some_and(|t| t <= now) {
-                        match read_jobs(client, op_timeout).await {
-                            Ok(snapshot) => {
-                                jobs_due = None;
-                                let _ = events.send(Event::JobsChanged(snapshot)).await;
-                            }
-                            Err(e) => {
-                                tracing::warn!(error = %e, "reading jobs failed; retrying");
-                                jobs_due = Some(Instant::now() + RETRY_DELAY);
-                            }
-                        }
-                    }
-                }
-                _ = sleep_until(intent_due.unwrap_or_else(Instant::now)), if intent_due.is_some() => {
-                    intent_due = None;
-                    let result = match &intent.record {
-                        Some(record) => put_member(client, record, op_timeout).await,
-                        None => delete_member(client, intent.id.as_deref(), op_timeout).await,
-                    };
-                    match result {
-                        Ok(()) => intent.pending = false,
-                        Err(e) => {
-                            intent.attempts += 1;
-                            if intent.attempts < REQUEST_ATTEMPTS_MAX {
-                                tracing::warn!(error = %e, attempt = intent.attempts, "member record write failed; retrying");
-                                intent_due = Some(Instant::now() + RETRY_DELAY);
-                            } else {
-                                tracing::error!(error = %e, attempts = intent.attempts, "member record write failed; giving up until the next request or session");
-                                intent.pending = false;
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Writes `record` as our ephemeral `/members/<id>`: creates it, or sets its data when it is
-/// already ours (this session's), or deletes and recreates it when an earlier session of ours
-/// left it behind (it would vanish with that session's expiry otherwise).
-async fn put_member(
-    client: &zk::Client,
-    record: &MemberRecord,
-    op_timeout: Duration,
-) -> Result<(), ZkError> {
-    let path = format!("{MEMBERS_PATH}/{}", record.id);
-    if record.id.is_empty() || record.id.contains('/') {
-        return Err(ZkError::BadMemberId(record.id.clone()));
-    }
-    let data = serde_json::to_vec(record).expect("a MemberRecord always serializes");
-    let me = client.session_id().0;
-    // Bounded: each round either succeeds or removes a stale node another session created.
-    for _ in 0..3 {
-        match call(
-            "create",
-            &path,
-            op_timeout,
-            client.create(&path, &data, &ephemeral()),
-        )
-        .await
-        {
-            Ok(_) => return Ok(()),
-            Err(ZkError::Zk {
-                source: zk::Error::NodeExists,
-                ..
-            }) => {}
-            Err(e) => return Err(e),
-        }
-        let stat = match call("check_stat", &path, op_timeout, client.check_stat(&path)).await? {
-            Some(stat) => stat,
-            None => continue,
-        };
-        if stat.ephemeral_owner == me {
-            match call(
-                "set_data",
-                &path,
-                op_timeout,
-                client.set_data(&path, &data, Some(stat.version)),
-            )
-            .await
-            {
-                Ok(_) => return Ok(()),
-                Err(ZkError::Zk {
-                    source: zk::Error::NoNode | zk::Error::BadVersion,
-                    ..
-                }) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        tracing::info!(znode = %path, owner = stat.ephemeral_owner, "removing our member record left by an earlier session");
-        match call(
-            "delete",
-            &path,
-            op_timeout,
-            client.delete(&path, Some(stat.version)),
-        )
-        .await
-        {
-            Ok(())
-            | Err(ZkError::Zk {
-                source: zk::Error::NoNode | zk::Error::BadVersion,
-                ..
-            }) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Err(ZkError::Zk {
-        op: "create",
-        path,
-        source: zk::Error::NodeExists,
-    })
-}
-
-/// Deletes our member record (Deregister): `/members/<id>` of the last record written.
-async fn delete_member(
-    client: &zk::Client,
-    id: Option<&str>,
-    op_timeout: Duration,
-) -> Result<(), ZkError> {
-    let Some(id) = id else { return Ok(()) };
-    let path = format!("{MEMBERS_PATH}/{id}");
-    match call("delete", &path, op_timeout, client.delete(&path, None)).await {
-        Ok(())
-        | Err(ZkError::Zk {
-            source: zk::Error::NoNode,
-            ..
-        }) => Ok(()),
-        Err(e) => Err(e),
     }
 }
 

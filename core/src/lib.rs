@@ -53,11 +53,12 @@
 //! One module per concern: [`config`] (job YAML), [`relabel`], [`targets`] (groups to
 //! targets), [`ring`] (ownership), [`schedule`] (scrape phase), [`exposition`] (parsing),
 //! [`scrape`] (per-scrape processing and staleness), [`encode`] (bus encodings), [`member`]
-//! (member records), [`node`] (the state machine).
+//! (member records), [`coord`] (the ZooKeeper session policy), [`node`] (the state machine).
 
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod coord;
 pub mod encode;
 pub mod exposition;
 pub mod format;

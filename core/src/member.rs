@@ -12,7 +12,7 @@ pub enum MemberState {
     Draining,
 }
 
-/// The JSON data of `/members/<id>`, as DESIGN.md fixes it.
+/// The JSON data of `/members/<id>` (ARCHITECTURE.md, "Coordination").
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct MemberRecord {
     /// The member id (also the znode's name).
@@ -30,7 +30,8 @@ pub struct MemberRecord {
 /// All members, as one versioned snapshot (never a delta).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MembersSnapshot {
-    /// Increases with every change the coordinator saw (e.g. the `/members` cversion).
+    /// The highest zxid in `/members` when it was read (see [`crate::coord`]): rises with
+    /// every join, leave and record update.
     pub version: i64,
     /// Every member record, any order.
     pub members: Vec<MemberRecord>,
@@ -39,7 +40,8 @@ pub struct MembersSnapshot {
 /// All jobs, as one versioned snapshot: name and raw YAML of every `/jobs/<name>`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct JobsSnapshot {
-    /// Increases with every change the coordinator saw.
+    /// The highest zxid in `/jobs` when it was read (see [`crate::coord`]): rises with every
+    /// job created, changed or deleted.
     pub version: i64,
     /// `(name, yaml)` of every job, any order.
     pub jobs: Vec<(String, String)>,

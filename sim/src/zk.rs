@@ -1,20 +1,27 @@
-//! A model of ZooKeeper as scrapepool uses it: sessions timed on simulated time, ephemeral
-//! member nodes removed when their session expires, versioned reads, change notifications,
-//! and per-host reachability (a partition between a scraper and ZooKeeper).
+//! A model of the ZooKeeper server as scrapepool uses it — sessions timed on simulated time,
+//! ephemeral nodes deleted when their session ends, znode stats (`mzxid`, `pzxid`, data
+//! version, ephemeral owner), persistent recursive watches per session, and per-host
+//! reachability (a partition between a scraper and ZooKeeper) — and [`ModelCoordinator`],
+//! the `Coordinator` port over it.
 //!
-//! [`ModelCoordinator`] drives the model through the same `Coordinator` port as the real
-//! ZooKeeper adapter, with the same session semantics: a lost connection is reported as
-//! `SessionDisconnected` and changes nothing; an expired session is reported as
-//! `SessionExpired` and followed by a new session, a new registration and fresh snapshots.
+//! The port runs the production policy, [`Coordination`] from `scrapepool_core::coord`, as
+//! the zookeeper-client shell does: the model answers the policy's operations and the shell
+//! plays the client library (pings, noticing a lost connection or an expired session,
+//! delivering watch notifications, late by 0–[`WATCH_DELAY_MS_MAX`] ms).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use scrapepool_adapters::ports::{CoordRequest, Coordinator, EventSender};
-use scrapepool_core::member::{JobsSnapshot, MemberRecord, MembersSnapshot};
-use scrapepool_core::Event;
+use scrapepool_core::coord::{
+    Answer, Child, Coordination, Input, MemberOp, NodeStat, Output, Settings, Tree, TreeRead,
+    JOBS_PATH, MEMBERS_PATH,
+};
+use scrapepool_core::time::duration_ms;
+use scrapepool_core::Timestamp;
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
 /// Reads simulated time: the model's only clock.
 pub type ModelClock = Arc<dyn Fn() -> Duration + Send + Sync>;
@@ -24,10 +31,14 @@ pub type ModelClock = Arc<dyn Fn() -> Duration + Send + Sync>;
 pub enum ZkError {
     /// The caller's host cannot reach ZooKeeper.
     Unreachable,
-    /// The session has expired.
+    /// The session has expired (or was closed).
     Expired,
-    /// A node with that name exists and belongs to another live session.
+    /// Create: the node exists.
     NodeExists,
+    /// The node does not exist (or its parent is not one the model keeps).
+    NoNode,
+    /// The node's version is not the one given.
+    BadVersion,
 }
 
 #[derive(Debug)]
@@ -36,23 +47,158 @@ struct Session {
     last_heard: Duration,
     timeout: Duration,
     expired: bool,
+    watches: BTreeSet<Tree>,
 }
 
 #[derive(Debug)]
-struct Ephemeral {
-    data: String,
-    session: u64,
+struct Znode {
+    data: Vec<u8>,
+    mzxid: i64,
+    version: i32,
+    /// The owning session of an ephemeral node; 0 for a persistent one.
+    owner: i64,
+}
+
+/// `/members` or `/jobs`: its children, its `pzxid`, and the zxid of the last change below.
+#[derive(Debug, Default)]
+struct Dir {
+    pzxid: i64,
+    children: BTreeMap<String, Znode>,
+    changed: i64,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
     zxid: i64,
-    sessions: BTreeMap<u64, Session>,
-    members: BTreeMap<String, Ephemeral>,
-    members_version: i64,
-    jobs: BTreeMap<String, String>,
-    jobs_version: i64,
+    sessions: BTreeMap<i64, Session>,
+    members: Dir,
+    jobs: Dir,
     unreachable: BTreeSet<String>,
+}
+
+impl Inner {
+    fn dir(&mut self, tree: Tree) -> &mut Dir {
+        match tree {
+            Tree::Members => &mut self.members,
+            Tree::Jobs => &mut self.jobs,
+        }
+    }
+
+    /// The directory and child name of `path` (`/members/<id>` or `/jobs/<name>`).
+    fn node(&mut self, path: &str) -> Result<(Tree, String), ZkError> {
+        let (parent, name) = path.rsplit_once('/').ok_or(ZkError::NoNode)?;
+        let tree = match parent {
+            MEMBERS_PATH => Tree::Members,
+            JOBS_PATH => Tree::Jobs,
+            _ => return Err(ZkError::NoNode),
+        };
+        if name.is_empty() {
+            return Err(ZkError::NoNode);
+        }
+        Ok((tree, name.to_string()))
+    }
+
+    fn next_zxid(&mut self) -> i64 {
+        self.zxid += 1;
+        self.zxid
+    }
+
+    fn create(&mut self, tree: Tree, name: &str, data: Vec<u8>, owner: i64) -> Result<(), ZkError> {
+        if self.dir(tree).children.contains_key(name) {
+            return Err(ZkError::NodeExists);
+        }
+        let zxid = self.next_zxid();
+        let dir = self.dir(tree);
+        dir.children.insert(
+            name.to_string(),
+            Znode {
+                data,
+                mzxid: zxid,
+                version: 0,
+                owner,
+            },
+        );
+        dir.pzxid = zxid;
+        dir.changed = zxid;
+        Ok(())
+    }
+
+    fn set(
+        &mut self,
+        tree: Tree,
+        name: &str,
+        data: Vec<u8>,
+        version: Option<i32>,
+    ) -> Result<(), ZkError> {
+        let zxid = self.zxid + 1;
+        let dir = self.dir(tree);
+        let node = dir.children.get_mut(name).ok_or(ZkError::NoNode)?;
+        if version.is_some_and(|v| v != node.version) {
+            return Err(ZkError::BadVersion);
+        }
+        node.data = data;
+        node.mzxid = zxid;
+        node.version += 1;
+        dir.changed = zxid;
+        self.zxid = zxid;
+        Ok(())
+    }
+
+    fn delete(&mut self, tree: Tree, name: &str, version: Option<i32>) -> Result<(), ZkError> {
+        let node = self.dir(tree).children.get(name).ok_or(ZkError::NoNode)?;
+        if version.is_some_and(|v| v != node.version) {
+            return Err(ZkError::BadVersion);
+        }
+        let zxid = self.next_zxid();
+        let dir = self.dir(tree);
+        dir.children.remove(name);
+        dir.pzxid = zxid;
+        dir.changed = zxid;
+        Ok(())
+    }
+
+    fn live(&mut self, session: i64, now: Duration) -> Result<&mut Session, ZkError> {
+        match self.sessions.get_mut(&session) {
+            Some(s) if !s.expired => {
+                // Every request counts as a heartbeat.
+                s.last_heard = now;
+                Ok(s)
+            }
+            _ => Err(ZkError::Expired),
+        }
+    }
+
+    fn expire(&mut self, now: Duration) {
+        let expired: Vec<i64> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| !s.expired && now.saturating_sub(s.last_heard) > s.timeout)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            self.end_session(id);
+        }
+    }
+
+    /// Ends session `id`: its ephemeral nodes go, one deletion (and zxid) each.
+    fn end_session(&mut self, id: i64) {
+        if let Some(s) = self.sessions.get_mut(&id) {
+            s.expired = true;
+            s.watches.clear();
+        }
+        for tree in [Tree::Members, Tree::Jobs] {
+            let owned: Vec<String> = self
+                .dir(tree)
+                .children
+                .iter()
+                .filter(|(_, n)| n.owner == id)
+                .map(|(name, _)| name.clone())
+                .collect();
+            for name in owned {
+                let _ = self.delete(tree, &name, None);
+            }
+        }
+    }
 }
 
 /// The ZooKeeper model, shared by every simulated host.
@@ -72,6 +218,8 @@ impl ZkModel {
         })
     }
 
+    /// Runs `f` at the current time, after expiring the sessions due, as a request from
+    /// `host` (refused when the host is cut off), and tells subscribers of any change.
     fn with<R>(
         &self,
         host: Option<&str>,
@@ -80,7 +228,7 @@ impl ZkModel {
         let now = (self.clock)();
         let mut inner = self.inner.lock().expect("zk model lock");
         let before = inner.zxid;
-        Self::expire(&mut inner, now);
+        inner.expire(now);
         let result = match host {
             Some(h) if inner.unreachable.contains(h) => Err(ZkError::Unreachable),
             _ => f(&mut inner, now),
@@ -93,35 +241,10 @@ impl ZkModel {
         result
     }
 
-    fn expire(inner: &mut Inner, now: Duration) {
-        let expired: Vec<u64> = inner
-            .sessions
-            .iter()
-            .filter(|(_, s)| !s.expired && now.saturating_sub(s.last_heard) > s.timeout)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in expired {
-            Self::end_session(inner, id);
-        }
-    }
-
-    fn end_session(inner: &mut Inner, id: u64) {
-        if let Some(s) = inner.sessions.get_mut(&id) {
-            s.expired = true;
-        }
-        let before = inner.members.len();
-        inner.members.retain(|_, e| e.session != id);
-        if inner.members.len() != before {
-            inner.zxid += 1;
-            inner.members_version = inner.zxid;
-        }
-    }
-
-    /// Opens a session for `host`.
-    pub fn connect(&self, host: &str, timeout: Duration) -> Result<u64, ZkError> {
+    /// Opens a session for `host`; returns its id.
+    pub fn connect(&self, host: &str, timeout: Duration) -> Result<i64, ZkError> {
         self.with(Some(host), |inner, now| {
-            inner.zxid += 1;
-            let id = inner.zxid as u64;
+            let id = inner.next_zxid();
             inner.sessions.insert(
                 id,
                 Session {
@@ -129,145 +252,146 @@ impl ZkModel {
                     last_heard: now,
                     timeout,
                     expired: false,
+                    watches: BTreeSet::new(),
                 },
             );
             Ok(id)
         })
     }
 
-    /// Keeps `session` alive.
-    pub fn heartbeat(&self, host: &str, session: u64) -> Result<(), ZkError> {
+    /// Keeps `session` alive (the client library's ping).
+    pub fn heartbeat(&self, host: &str, session: i64) -> Result<(), ZkError> {
         self.with(Some(host), |inner, now| {
-            match inner.sessions.get_mut(&session) {
-                Some(s) if !s.expired => {
-                    s.last_heard = now;
-                    Ok(())
-                }
-                _ => Err(ZkError::Expired),
-            }
+            inner.live(session, now).map(|_| ())
         })
     }
 
-    fn live(inner: &Inner, session: u64) -> Result<(), ZkError> {
-        match inner.sessions.get(&session) {
-            Some(s) if !s.expired => Ok(()),
-            _ => Err(ZkError::Expired),
-        }
-    }
-
-    /// Creates the ephemeral `/members/<id>`; one left by an older session of the same host
-    /// is replaced (as the real adapter does), one of a live other session is `NodeExists`.
-    pub fn create_member(
-        &self,
-        host: &str,
-        session: u64,
-        id: &str,
-        data: String,
-    ) -> Result<(), ZkError> {
+    /// Closes `session` (its ephemeral nodes go at once).
+    pub fn close(&self, host: &str, session: i64) -> Result<(), ZkError> {
         self.with(Some(host), |inner, now| {
-            Self::live(inner, session)?;
-            inner.sessions.get_mut(&session).expect("live").last_heard = now;
-            if let Some(e) = inner.members.get(id) {
-                let same_host = inner
-                    .sessions
-                    .get(&e.session)
-                    .is_some_and(|s| s.host == host);
-                if e.session != session && !same_host {
-                    return Err(ZkError::NodeExists);
-                }
-            }
-            inner
-                .members
-                .insert(id.to_string(), Ephemeral { data, session });
-            inner.zxid += 1;
-            inner.members_version = inner.zxid;
+            inner.live(session, now)?;
+            inner.end_session(session);
             Ok(())
         })
     }
 
-    /// Replaces the data of our member node.
-    pub fn set_member(
-        &self,
-        host: &str,
-        session: u64,
-        id: &str,
-        data: String,
-    ) -> Result<(), ZkError> {
-        self.with(Some(host), |inner, _| {
-            Self::live(inner, session)?;
-            match inner.members.get_mut(id) {
-                Some(e) if e.session == session => e.data = data,
-                _ => return Ok(()),
-            }
-            inner.zxid += 1;
-            inner.members_version = inner.zxid;
-            Ok(())
+    /// Sets a persistent recursive watch on `tree` for `session`; returns the zxid of the
+    /// last change below it (notifications are for later ones).
+    pub fn watch(&self, host: &str, session: i64, tree: Tree) -> Result<i64, ZkError> {
+        self.with(Some(host), |inner, now| {
+            inner.live(session, now)?.watches.insert(tree);
+            Ok(inner.dir(tree).changed)
         })
     }
 
-    /// Deletes our member node.
-    pub fn delete_member(&self, host: &str, session: u64, id: &str) -> Result<(), ZkError> {
-        self.with(Some(host), |inner, _| {
-            Self::live(inner, session)?;
-            if inner.members.get(id).is_some_and(|e| e.session == session) {
-                inner.members.remove(id);
-                inner.zxid += 1;
-                inner.members_version = inner.zxid;
-            }
-            Ok(())
-        })
-    }
-
-    /// Reads `/members` as one snapshot; records that are not valid JSON are skipped.
-    pub fn members(&self, host: &str) -> Result<MembersSnapshot, ZkError> {
-        self.with(Some(host), |inner, _| {
-            let members = inner
-                .members
-                .values()
-                .filter_map(|e| serde_json::from_str::<MemberRecord>(&e.data).ok())
-                .collect();
-            Ok(MembersSnapshot {
-                version: inner.members_version,
-                members,
+    /// The zxid of the last change below each tree `session` watches.
+    pub fn watched_changes(&self, session: i64) -> Vec<(Tree, i64)> {
+        let inner = self.inner.lock().expect("zk model lock");
+        let Some(s) = inner.sessions.get(&session).filter(|s| !s.expired) else {
+            return Vec::new();
+        };
+        s.watches
+            .iter()
+            .map(|t| {
+                let dir = match t {
+                    Tree::Members => &inner.members,
+                    Tree::Jobs => &inner.jobs,
+                };
+                (*t, dir.changed)
             })
-        })
+            .collect()
     }
 
-    /// Reads `/jobs` as one snapshot.
-    pub fn jobs(&self, host: &str) -> Result<JobsSnapshot, ZkError> {
-        self.with(Some(host), |inner, _| {
-            Ok(JobsSnapshot {
-                version: inner.jobs_version,
-                jobs: inner
-                    .jobs
+    /// Reads `tree`: every child with its data and `mzxid`, and the `pzxid`.
+    pub fn read(&self, host: &str, session: i64, tree: Tree) -> Result<TreeRead, ZkError> {
+        self.with(Some(host), |inner, now| {
+            inner.live(session, now)?;
+            let dir = inner.dir(tree);
+            Ok(TreeRead {
+                pzxid: dir.pzxid,
+                children: dir
+                    .children
                     .iter()
-                    .map(|(n, t)| (n.clone(), t.clone()))
+                    .map(|(name, n)| Child {
+                        name: name.clone(),
+                        data: n.data.clone(),
+                        mzxid: n.mzxid,
+                    })
                     .collect(),
             })
         })
     }
 
-    /// Writes a job (the operator's `jobs apply`).
+    /// Creates the ephemeral node `path` owned by `session`.
+    pub fn create_ephemeral(
+        &self,
+        host: &str,
+        session: i64,
+        path: &str,
+        data: Vec<u8>,
+    ) -> Result<(), ZkError> {
+        self.with(Some(host), |inner, now| {
+            inner.live(session, now)?;
+            let (tree, name) = inner.node(path)?;
+            inner.create(tree, &name, data, session)
+        })
+    }
+
+    /// The stat of `path`, `None` if it does not exist.
+    pub fn stat(&self, host: &str, session: i64, path: &str) -> Result<Option<NodeStat>, ZkError> {
+        self.with(Some(host), |inner, now| {
+            inner.live(session, now)?;
+            let (tree, name) = inner.node(path)?;
+            Ok(inner.dir(tree).children.get(&name).map(|n| NodeStat {
+                ephemeral_owner: n.owner,
+                version: n.version,
+            }))
+        })
+    }
+
+    /// Sets the data of `path` if its version is `version`.
+    pub fn set(
+        &self,
+        host: &str,
+        session: i64,
+        path: &str,
+        data: Vec<u8>,
+        version: i32,
+    ) -> Result<(), ZkError> {
+        self.with(Some(host), |inner, now| {
+            inner.live(session, now)?;
+            let (tree, name) = inner.node(path)?;
+            inner.set(tree, &name, data, Some(version))
+        })
+    }
+
+    /// Deletes `path` (if its version is `version`, when given).
+    pub fn delete(
+        &self,
+        host: &str,
+        session: i64,
+        path: &str,
+        version: Option<i32>,
+    ) -> Result<(), ZkError> {
+        self.with(Some(host), |inner, now| {
+            inner.live(session, now)?;
+            let (tree, name) = inner.node(path)?;
+            inner.delete(tree, &name, version)
+        })
+    }
+
+    /// Writes a job (the operator's `jobs apply`: unchanged text is no write).
     pub fn put_job(&self, name: &str, text: &str) {
-        let _ = self.with(None, |inner, _| {
-            if inner.jobs.get(name).map(String::as_str) != Some(text) {
-                inner.jobs.insert(name.to_string(), text.to_string());
-                inner.zxid += 1;
-                inner.jobs_version = inner.zxid;
-            }
-            Ok(())
+        let _ = self.with(None, |inner, _| match inner.jobs.children.get(name) {
+            Some(n) if n.data == text.as_bytes() => Ok(()),
+            Some(_) => inner.set(Tree::Jobs, name, text.as_bytes().to_vec(), None),
+            None => inner.create(Tree::Jobs, name, text.as_bytes().to_vec(), 0),
         });
     }
 
     /// Deletes a job.
     pub fn delete_job(&self, name: &str) {
-        let _ = self.with(None, |inner, _| {
-            if inner.jobs.remove(name).is_some() {
-                inner.zxid += 1;
-                inner.jobs_version = inner.zxid;
-            }
-            Ok(())
-        });
+        let _ = self.with(None, |inner, _| inner.delete(Tree::Jobs, name, None));
     }
 
     /// Cuts (`false`) or restores (`true`) `host`'s link to ZooKeeper.
@@ -283,14 +407,14 @@ impl ZkModel {
     /// Expires every live session of `host` now (as the server would after a long pause).
     pub fn expire_host(&self, host: &str) {
         let _ = self.with(None, |inner, _| {
-            let ids: Vec<u64> = inner
+            let ids: Vec<i64> = inner
                 .sessions
                 .iter()
                 .filter(|(_, s)| s.host == host && !s.expired)
                 .map(|(id, _)| *id)
                 .collect();
             for id in ids {
-                Self::end_session(inner, id);
+                inner.end_session(id);
             }
             Ok(())
         });
@@ -307,6 +431,7 @@ impl ZkModel {
             .lock()
             .expect("zk model lock")
             .members
+            .children
             .keys()
             .cloned()
             .collect()
@@ -318,28 +443,28 @@ impl ZkModel {
     }
 }
 
-/// Longest delay between a change in ZooKeeper and a member re-reading it (watch delivery
-/// and the read itself). Each member gets its own delay per change, so members learn of a
-/// change at different times, as they do in a real ensemble.
+/// Longest delay between a change in ZooKeeper and a member's notification of it. Each
+/// member gets its own delay per change, so members learn of a change at different times, as
+/// they do in a real ensemble.
 pub const WATCH_DELAY_MS_MAX: u64 = 2_000;
 
-/// The delay before `host` re-reads after the change to `zxid`: a fixed function of both,
+/// The delay before `host` is notified of the change to `zxid`: a fixed function of both,
 /// so one seed gives one run.
-fn watch_delay(host: &str, zxid: i64) -> std::time::Duration {
+fn watch_delay(host: &str, zxid: i64) -> Duration {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in host.bytes().chain(zxid.to_le_bytes()) {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    std::time::Duration::from_millis(h % (WATCH_DELAY_MS_MAX + 1))
+    Duration::from_millis(h % (WATCH_DELAY_MS_MAX + 1))
 }
 
-/// How often a connected coordinator pings, as a fraction of the session timeout.
+/// How often a connected client pings, as a fraction of the session timeout.
 const HEARTBEATS_PER_TIMEOUT: u32 = 3;
-/// How long a disconnected coordinator waits between attempts.
+/// How often a disconnected client tries the server again.
 pub const RECONNECT_INTERVAL: Duration = Duration::from_millis(500);
 
-/// The `Coordinator` port over the model.
+/// The `Coordinator` port over the model, running the production policy.
 pub struct ModelCoordinator {
     model: Arc<ZkModel>,
     host: String,
@@ -355,127 +480,240 @@ impl ModelCoordinator {
             session_timeout,
         }
     }
+
+    fn answer(result: Result<(), ZkError>) -> Answer {
+        match result {
+            Ok(()) => Answer::Ok,
+            Err(ZkError::NodeExists) => Answer::NodeExists,
+            Err(ZkError::NoNode) => Answer::NoNode,
+            Err(ZkError::BadVersion) => Answer::BadVersion,
+            Err(e) => Answer::Failed(format!("{e:?}")),
+        }
+    }
+
+    /// Carries out one output of the policy against the model: the input it answers with.
+    fn carry_out(&self, output: Output, client: &mut Client) -> Option<Input> {
+        let host = self.host.as_str();
+        let model = &self.model;
+        let Some(session) = client.session else {
+            return match output {
+                Output::Connect => Some(client.connect(self)),
+                Output::Watch { op, .. } => Some(Input::WatchAnswered {
+                    op,
+                    result: Err("no session".into()),
+                }),
+                Output::Read { op, .. } => Some(Input::ReadAnswered {
+                    op,
+                    result: Err("no session".into()),
+                }),
+                Output::Member { op, .. } => Some(Input::MemberAnswered {
+                    op,
+                    answer: Answer::Failed("no session".into()),
+                }),
+                Output::Deliver(_) | Output::Note(_) => None,
+            };
+        };
+        Some(match output {
+            Output::Connect => {
+                let _ = model.close(host, session);
+                client.connect(self)
+            }
+            Output::Watch { op, tree } => Input::WatchAnswered {
+                op,
+                result: match model.watch(host, session, tree) {
+                    Ok(zxid) => {
+                        client.seen.insert(tree, zxid);
+                        Ok(())
+                    }
+                    Err(e) => Err(format!("{e:?}")),
+                },
+            },
+            Output::Read { op, tree } => Input::ReadAnswered {
+                op,
+                result: model
+                    .read(host, session, tree)
+                    .map_err(|e| format!("{e:?}")),
+            },
+            Output::Member { op, request } => Input::MemberAnswered {
+                op,
+                answer: match request {
+                    MemberOp::Create { path, data } => {
+                        Self::answer(model.create_ephemeral(host, session, &path, data))
+                    }
+                    MemberOp::Stat { path } => match model.stat(host, session, &path) {
+                        Ok(stat) => Answer::Stat(stat),
+                        Err(e) => Self::answer(Err(e)),
+                    },
+                    MemberOp::Set {
+                        path,
+                        data,
+                        version,
+                    } => Self::answer(model.set(host, session, &path, data, version)),
+                    MemberOp::Delete { path, version } => {
+                        Self::answer(model.delete(host, session, &path, version))
+                    }
+                },
+            },
+            Output::Deliver(_) | Output::Note(_) => return None,
+        })
+    }
 }
 
-/// What our member record should be; reconciled with the model whenever connected, so a
-/// request made while disconnected is carried out on reconnection.
-#[derive(Clone, Debug, PartialEq)]
-enum Wanted {
-    Nothing,
-    Record(MemberRecord),
-    Gone,
+/// What the client library knows: its session, whether it is connected, when it pings next,
+/// the last change of each watched tree it was told of, and notifications on their way.
+struct Client {
+    session: Option<i64>,
+    connected: bool,
+    next_ping: Instant,
+    seen: BTreeMap<Tree, i64>,
+    notifications: VecDeque<(Instant, Tree)>,
+}
+
+impl Client {
+    fn connect(&mut self, c: &ModelCoordinator) -> Input {
+        self.seen.clear();
+        self.notifications.clear();
+        match c.model.connect(&c.host, c.session_timeout) {
+            Ok(session) => {
+                self.session = Some(session);
+                self.connected = true;
+                self.next_ping = Instant::now() + c.session_timeout / HEARTBEATS_PER_TIMEOUT;
+                Input::SessionStarted { session }
+            }
+            Err(e) => {
+                self.session = None;
+                self.connected = false;
+                Input::ConnectFailed {
+                    error: format!("{e:?}"),
+                }
+            }
+        }
+    }
+
+    /// Pings when due: what the ping found out, if anything new.
+    fn ping(&mut self, c: &ModelCoordinator, now: Instant) -> Option<Input> {
+        let session = self.session?;
+        if now < self.next_ping {
+            return None;
+        }
+        let result = c.model.heartbeat(&c.host, session);
+        let interval = if result.is_ok() {
+            c.session_timeout / HEARTBEATS_PER_TIMEOUT
+        } else {
+            RECONNECT_INTERVAL
+        };
+        self.next_ping = now + interval;
+        match result {
+            Ok(()) if !self.connected => {
+                self.connected = true;
+                Some(Input::Reconnected)
+            }
+            Ok(()) => None,
+            Err(ZkError::Unreachable) if self.connected => {
+                self.connected = false;
+                Some(Input::Disconnected)
+            }
+            Err(ZkError::Unreachable) => None,
+            Err(_) => {
+                self.session = None;
+                self.connected = false;
+                self.notifications.clear();
+                Some(Input::Expired)
+            }
+        }
+    }
+
+    /// Queues a notification for every watched tree that changed since the last one.
+    fn changes(&mut self, c: &ModelCoordinator, now: Instant) {
+        let Some(session) = self.session else { return };
+        for (tree, zxid) in c.model.watched_changes(session) {
+            let seen = self.seen.entry(tree).or_insert(zxid);
+            if zxid > *seen {
+                *seen = zxid;
+                self.notifications
+                    .push_back((now + watch_delay(&c.host, zxid), tree));
+            }
+        }
+        self.notifications.make_contiguous().sort();
+    }
+
+    /// Notifications due at `now`; those due while disconnected are lost, as they can be.
+    fn due_notifications(&mut self, now: Instant) -> Vec<Input> {
+        let mut out = Vec::new();
+        while self.notifications.front().is_some_and(|(at, _)| *at <= now) {
+            let (_, tree) = self.notifications.pop_front().expect("front");
+            if self.connected {
+                out.push(Input::Notified(tree));
+            }
+        }
+        out
+    }
 }
 
 impl Coordinator for ModelCoordinator {
     async fn run(self, events: EventSender, mut requests: mpsc::Receiver<CoordRequest>) {
-        let heartbeat = self.session_timeout / HEARTBEATS_PER_TIMEOUT;
+        let start = Instant::now();
+        let now = || Timestamp(duration_ms(start.elapsed()));
+        let at = |t: Timestamp| start + Duration::from_millis(t.as_millis().max(0) as u64);
         let mut changes = self.model.subscribe();
-        let mut session: Option<u64> = None;
-        let mut connected = false;
-        let mut wanted = Wanted::Nothing;
-        let mut written: Option<(u64, Wanted)> = None;
-        let mut sent_versions = (i64::MIN, i64::MIN);
+        let mut policy = Coordination::new(Settings::default());
+        let mut client = Client {
+            session: None,
+            connected: false,
+            next_ping: start,
+            seen: BTreeMap::new(),
+            notifications: VecDeque::new(),
+        };
+        let mut inputs = vec![Input::Tick];
         loop {
-            // Connection state.
-            match session {
-                None => match self.model.connect(&self.host, self.session_timeout) {
-                    Ok(id) => {
-                        session = Some(id);
-                        connected = true;
-                        sent_versions = (i64::MIN, i64::MIN);
-                        if events.send(Event::SessionConnected).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(_) => connected = false,
-                },
-                Some(id) => match self.model.heartbeat(&self.host, id) {
-                    Ok(()) if !connected => {
-                        connected = true;
-                        if events.send(Event::SessionConnected).await.is_err() {
-                            return;
-                        }
-                    }
-                    Ok(()) => {}
-                    Err(ZkError::Unreachable) => {
-                        if connected {
-                            connected = false;
-                            if events.send(Event::SessionDisconnected).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                    Err(_) => {
-                        session = None;
-                        connected = false;
-                        written = None;
-                        if events.send(Event::SessionExpired).await.is_err() {
+            for input in inputs.drain(..) {
+                let mut queue: VecDeque<Output> = policy.handle(now(), input).into();
+                while let Some(output) = queue.pop_front() {
+                    if let Output::Deliver(event) = output {
+                        if events.send(event.into()).await.is_err() {
                             return;
                         }
                         continue;
                     }
-                },
-            }
-            if let (true, Some(id)) = (connected, session) {
-                // Our record, as last asked.
-                if written.as_ref() != Some(&(id, wanted.clone())) {
-                    let result = match &wanted {
-                        Wanted::Nothing => Ok(()),
-                        Wanted::Record(r) => {
-                            let data = serde_json::to_string(r).expect("record serializes");
-                            if matches!(written, Some((s, Wanted::Record(_))) if s == id) {
-                                self.model.set_member(&self.host, id, &r.id, data)
-                            } else {
-                                self.model.create_member(&self.host, id, &r.id, data)
-                            }
-                        }
-                        Wanted::Gone => match &written {
-                            Some((_, Wanted::Record(r))) => {
-                                self.model.delete_member(&self.host, id, &r.id)
-                            }
-                            _ => Ok(()),
-                        },
-                    };
-                    if result.is_ok() {
-                        written = Some((id, wanted.clone()));
+                    if let Output::Note(note) = &output {
+                        tracing::debug!(host = %self.host, "{note}");
                     }
-                }
-                // Snapshots, whenever a version moved.
-                if let (Ok(m), Ok(j)) =
-                    (self.model.members(&self.host), self.model.jobs(&self.host))
-                {
-                    if m.version != sent_versions.0 {
-                        sent_versions.0 = m.version;
-                        if events.send(Event::MembersChanged(m)).await.is_err() {
-                            return;
-                        }
-                    }
-                    if j.version != sent_versions.1 {
-                        sent_versions.1 = j.version;
-                        if events.send(Event::JobsChanged(j)).await.is_err() {
-                            return;
-                        }
+                    if let Some(answer) = self.carry_out(output, &mut client) {
+                        queue.extend(policy.handle(now(), answer));
                     }
                 }
             }
-            let wait = if connected {
-                heartbeat
-            } else {
-                RECONNECT_INTERVAL
-            };
+            let wake = [
+                policy.next_wake().map(at),
+                client.session.map(|_| client.next_ping),
+                client.notifications.front().map(|(at, _)| *at),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             // Biased: an unbiased select draws its branch order from tokio's unseeded RNG.
             tokio::select! {
                 biased;
                 request = requests.recv() => match request {
-                    Some(CoordRequest::Register(r)) | Some(CoordRequest::Update(r)) => wanted = Wanted::Record(r),
-                    Some(CoordRequest::Deregister) => wanted = Wanted::Gone,
-                    None => return,
+                    Some(r) => inputs.push(Input::Request(r)),
+                    None => {
+                        // Dropping the client closes its session.
+                        if let Some(session) = client.session {
+                            let _ = self.model.close(&self.host, session);
+                        }
+                        return;
+                    }
                 },
                 _ = changes.changed() => {
-                    let zxid = *changes.borrow_and_update();
-                    tokio::time::sleep(watch_delay(&self.host, zxid)).await;
+                    changes.borrow_and_update();
+                    client.changes(&self, Instant::now());
                 }
-                _ = tokio::time::sleep(wait) => {}
+                _ = tokio::time::sleep_until(wake.unwrap_or(start)), if wake.is_some() => {
+                    let t = Instant::now();
+                    inputs.extend(client.ping(&self, t));
+                    inputs.extend(client.due_notifications(t));
+                    inputs.push(Input::Tick);
+                }
             }
         }
     }

@@ -1,5 +1,6 @@
-//! (a) After convergence every live target has exactly `min(R, active members)` owners, and
-//! in the last interval no target is scraped by more members than that.
+//! (a) After convergence every scraper still running is a member, every live target has
+//! exactly `min(R, active members)` owners, and in the last interval no target is scraped by
+//! more members than that.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -20,6 +21,19 @@ pub fn check(
     let cfg = &world.config;
     let mut out = Vec::new();
     let live = state.targets_at(end_ms, cfg.targets);
+    // Completeness: every scraper still running at the end is a member (else the pool
+    // would pass with one member fewer, e.g. one that never registers again after an expiry).
+    for (name, _, _) in answers {
+        if !live_members.contains(name) {
+            out.push(Violation {
+                invariant: "a-ownership",
+                at_ms: end_ms - EPOCH_MS,
+                detail: format!(
+                    "scraper {name} runs but has no member record after convergence (members: {live_members:?})"
+                ),
+            });
+        }
+    }
     let want = cfg.replication_factor.min(live_members.len());
     let mut owners: BTreeMap<u32, usize> = BTreeMap::new();
     for (_, _, targets) in answers {
