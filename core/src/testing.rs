@@ -10,7 +10,8 @@
 //! - [`fuzz_config`]: loading a jobs document never panics and every error has a nonzero
 //!   line and column.
 //! - [`fuzz_rebalance`]: a cluster of nodes driven through a sequence of operations keeps
-//!   DESIGN.md's ownership invariants after every step (see [`rebalance`]).
+//!   the ownership invariants of ARCHITECTURE.md's "Ownership and hashing" after every
+//!   step (see [`rebalance`]).
 //!
 //! [`remote_write`] is an independent decoder of the bus's remote-write records (prost structs
 //! written from Prometheus's protos), for the encoder's tests, the daemon test and the

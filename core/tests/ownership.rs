@@ -1,4 +1,5 @@
-//! Property tests for ownership: every property DESIGN.md lists for rendezvous hashing.
+//! Property tests for ownership: every property that ARCHITECTURE.md ("Ownership and
+//! hashing") lists for rendezvous hashing.
 //!
 //! The movement and balance bounds are statistical (they hold for almost every member set,
 //! not for every one), so every proptest here runs from a fixed RNG seed: CI sees the same
@@ -9,7 +10,7 @@
 //! min 0.909 — the bound is ~3.3 σ there), but leaves it for N ≥ 12 with R = 1 (0.3 % of sets
 //! at N=12, 2.5 % at N=20); busiest/mean on 10 members has mean 1.049 and exceeds 1.1 in
 //! 0.5 % of member sets for R = 1 (max 1.138), never for R = 2, 3 (max 1.075, 1.066). The
-//! proptests therefore draw N ≤ 10 and use a fixed seed: the bounds are DESIGN.md's, and
+//! proptests therefore draw N ≤ 10 and use a fixed seed: the bounds are ARCHITECTURE.md's, and
 //! they are statistical, not guaranteed for every member set.
 //!
 //! # Movement, defined

@@ -1,6 +1,7 @@
 //! Rebalancing, property-tested: random sequences of operations driven through the same
 //! interpreter as the `rebalance` fuzz target (`scrapepool_core::testing::rebalance`), which
-//! checks DESIGN.md's ownership invariants after every step and panics when one breaks.
+//! checks the ownership invariants (ARCHITECTURE.md, "Ownership and hashing") after every
+//! step and panics when one breaks.
 //! Proptest shrinks a failing sequence to a short one; the panic message lists it.
 
 use proptest::prelude::*;

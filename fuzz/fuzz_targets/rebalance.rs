@@ -1,6 +1,7 @@
 //! Fuzzes rebalancing: a cluster of nodes driven through a sequence of operations (members
 //! join, leave, drain; jobs and targets change; sessions are lost and expire; time passes)
-//! keeps DESIGN.md's ownership invariants after every step.
+//! keeps the ownership invariants (ARCHITECTURE.md, "Ownership and hashing") after every
+//! step.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

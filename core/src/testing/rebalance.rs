@@ -1,5 +1,6 @@
 //! The rebalancing interpreter: sequences of [`Operation`]s driven through a small cluster
-//! of [`Node`]s, checked against DESIGN.md's ownership invariants after every step.
+//! of [`Node`]s, checked after every step against the ownership invariants
+//! (ARCHITECTURE.md, "Ownership and hashing").
 //!
 //! One interpreter serves the `rebalance` fuzz target ([`fuzz_rebalance`]), the proptest
 //! (`core/tests/rebalance_props.rs`) and the stable corpus run (`core/tests/fuzz_bodies.rs`).
@@ -592,7 +593,8 @@ impl Cluster {
         self.answer_all(true);
         if let Some(why) = self.disagreement() {
             // Members that first saw a job while its text was invalid run none of it, while
-            // older ones keep its last valid version (DESIGN.md): their views may differ then.
+            // older ones keep its last valid version (ARCHITECTURE.md, "Membership and
+            // handoff"): their views may differ then.
             let broken = self
                 .jobs
                 .iter()
