@@ -8,14 +8,14 @@ use scrapepool_core::targets::resolve;
 
 /// Arguments of `scrapepool check`.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// The jobs file: one scrape_config, or a document with `scrape_configs:`.
     pub file: PathBuf,
 }
 
 /// Runs the command: exit 0 with a one-line summary, or 1 with every error (and its position
 /// where the configuration gives one). An empty or comment-only file is valid: no job.
-pub fn run(args: Args) -> ExitCode {
+pub(crate) fn run(args: Args) -> ExitCode {
     let origin = args.file.display().to_string();
     let text = match super::read_jobs_file(&args.file) {
         Ok(text) => text,

@@ -22,7 +22,7 @@ const OP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Arguments of `scrapepool jobs`.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// ZooKeeper: `host:port[,host:port][/chroot]`.
     #[arg(long)]
     pub zookeeper: String,
@@ -32,7 +32,7 @@ pub struct Args {
 
 /// What to do with the jobs.
 #[derive(clap::Subcommand, Debug)]
-pub enum Action {
+pub(crate) enum Action {
     /// Validate FILE (or every *.yml/*.yaml in DIR) and write its jobs, one znode per job.
     Apply {
         /// A jobs file or a directory of them.
@@ -53,7 +53,7 @@ pub enum Action {
 }
 
 /// Runs the command.
-pub fn run(args: Args) -> ExitCode {
+pub(crate) fn run(args: Args) -> ExitCode {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -140,7 +140,7 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
 
 /// One job ready to be written: its znode name and text, and the file it came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct JobText {
+pub(crate) struct JobText {
     /// The job name (the znode's name).
     pub name: String,
     /// The znode's text: one `scrape_config`.
@@ -175,7 +175,7 @@ fn files(path: &Path) -> Result<Vec<PathBuf>, String> {
 }
 
 /// Reads and validates every job under `path`; every error when anything is wrong.
-pub fn collect_jobs(path: &Path) -> Result<Vec<JobText>, Vec<String>> {
+pub(crate) fn collect_jobs(path: &Path) -> Result<Vec<JobText>, Vec<String>> {
     let files = files(path).map_err(|e| vec![e])?;
     let mut errors = Vec::new();
     let mut jobs: Vec<JobText> = Vec::new();

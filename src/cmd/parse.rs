@@ -10,7 +10,7 @@ use scrapepool_core::format::{write_float, write_json_string, write_rfc3339_ms};
 
 /// The text formats the command reads.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default)]
-pub enum FormatArg {
+pub(crate) enum FormatArg {
     /// Prometheus text format 0.0.4.
     #[default]
     Prometheus,
@@ -20,7 +20,7 @@ pub enum FormatArg {
 
 /// Arguments of `scrapepool parse`.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// The format of the file.
     #[arg(long, value_enum, default_value_t = FormatArg::Prometheus)]
     pub format: FormatArg,
@@ -30,7 +30,7 @@ pub struct Args {
 
 /// Runs the command: one JSON object per sample on stdout, or `FILE:line:column: reason`
 /// on stderr and a failure exit code.
-pub fn run(args: Args) -> ExitCode {
+pub(crate) fn run(args: Args) -> ExitCode {
     let shown = args.file.display();
     let body = match std::fs::read(&args.file) {
         Ok(body) => body,

@@ -10,7 +10,7 @@ use scrapepool_core::targets::resolve;
 
 /// Arguments of `scrapepool targets`.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// The jobs file: one scrape_config, or a document with `scrape_configs:`.
     pub file: PathBuf,
 }
@@ -59,7 +59,7 @@ const NEVER: &str = "0001-01-01T00:00:00Z";
 
 /// Runs the command. Exit 1 when the file has errors (printed on stderr; the valid jobs are
 /// still printed), 0 otherwise; targets that fail to resolve are reported on stderr.
-pub fn run(args: Args) -> ExitCode {
+pub(crate) fn run(args: Args) -> ExitCode {
     let origin = args.file.display().to_string();
     let text = match super::read_jobs_file(&args.file) {
         Ok(text) => text,

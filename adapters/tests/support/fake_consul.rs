@@ -41,7 +41,7 @@ use tokio::sync::watch;
 
 /// A node of the fake catalog.
 #[derive(Clone, Debug, Default)]
-pub struct FakeNode {
+pub(crate) struct FakeNode {
     /// Node name.
     pub name: String,
     /// Node address.
@@ -54,7 +54,7 @@ pub struct FakeNode {
 
 /// A service instance of the fake catalog.
 #[derive(Clone, Debug, Default)]
-pub struct FakeInstance {
+pub(crate) struct FakeInstance {
     /// Instance id.
     pub id: String,
     /// Service name.
@@ -75,7 +75,7 @@ pub struct FakeInstance {
 
 /// One request the fake received.
 #[derive(Clone, Debug)]
-pub struct LoggedRequest {
+pub(crate) struct LoggedRequest {
     /// Path.
     pub path: String,
     /// Query pairs, decoded.
@@ -124,7 +124,7 @@ impl State {
 }
 
 /// The fake Consul agent; stops when dropped.
-pub struct FakeConsul {
+pub(crate) struct FakeConsul {
     /// Where it listens.
     pub addr: SocketAddr,
     state: Arc<Mutex<State>>,
@@ -140,12 +140,15 @@ impl Drop for FakeConsul {
 
 impl FakeConsul {
     /// Starts a fake agent of datacenter `datacenter` on 127.0.0.1, any free port.
-    pub async fn start(datacenter: &str) -> FakeConsul {
+    pub(crate) async fn start(datacenter: &str) -> FakeConsul {
         FakeConsul::start_with_tls(datacenter, None).await
     }
 
     /// Starts a fake agent that speaks HTTPS with `tls` (plain HTTP when `None`).
-    pub async fn start_with_tls(datacenter: &str, tls: Option<rustls::ServerConfig>) -> FakeConsul {
+    pub(crate) async fn start_with_tls(
+        datacenter: &str,
+        tls: Option<rustls::ServerConfig>,
+    ) -> FakeConsul {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State {
@@ -193,7 +196,7 @@ impl FakeConsul {
     }
 
     /// `host:port` for the `server` setting.
-    pub fn server(&self) -> String {
+    pub(crate) fn server(&self) -> String {
         self.addr.to_string()
     }
 
@@ -207,17 +210,17 @@ impl FakeConsul {
     }
 
     /// Requires `token` in `X-Consul-Token` from now on.
-    pub fn require_token(&self, token: &str) {
+    pub(crate) fn require_token(&self, token: &str) {
         self.mutate(|st| st.token = Some(token.to_string()));
     }
 
     /// Stops requiring a token.
-    pub fn clear_token(&self) {
+    pub(crate) fn clear_token(&self) {
         self.mutate(|st| st.token = None);
     }
 
     /// Adds or replaces a node (its services' health indexes move).
-    pub fn put_node(&self, node: FakeNode) {
+    pub(crate) fn put_node(&self, node: FakeNode) {
         self.mutate(|st| {
             let services: BTreeSet<String> = st
                 .instances
@@ -234,7 +237,7 @@ impl FakeConsul {
     }
 
     /// Registers (or replaces) a service instance.
-    pub fn register(&self, instance: FakeInstance) {
+    pub(crate) fn register(&self, instance: FakeInstance) {
         self.mutate(|st| {
             assert!(
                 st.nodes.contains_key(&instance.node),
@@ -251,7 +254,7 @@ impl FakeConsul {
     }
 
     /// Deregisters the instance `id`.
-    pub fn deregister(&self, id: &str) {
+    pub(crate) fn deregister(&self, id: &str) {
         self.mutate(|st| {
             if let Some(old) = st.instances.remove(id) {
                 st.bump_service(&old.service);
@@ -261,7 +264,7 @@ impl FakeConsul {
     }
 
     /// Sets the status of check `check_id` of instance `id` (adding the check if needed).
-    pub fn set_check(&self, id: &str, check_id: &str, status: &str) {
+    pub(crate) fn set_check(&self, id: &str, check_id: &str, status: &str) {
         self.mutate(|st| {
             let instance = st.instances.get_mut(id).expect("instance");
             match instance.checks.iter_mut().find(|(c, _)| c == check_id) {
@@ -276,7 +279,7 @@ impl FakeConsul {
     }
 
     /// Rewinds every index to `index` (a snapshot restore on a new cluster): indexes go backwards.
-    pub fn rewind_indexes(&self, index: u64) {
+    pub(crate) fn rewind_indexes(&self, index: u64) {
         self.mutate(|st| {
             st.index = index;
             st.catalog_index = index;
@@ -287,17 +290,17 @@ impl FakeConsul {
     }
 
     /// Makes every answer carry `X-Consul-Index: 0`.
-    pub fn answer_zero_index(&self, on: bool) {
+    pub(crate) fn answer_zero_index(&self, on: bool) {
         self.mutate(|st| st.zero_index = on);
     }
 
     /// Every request received so far.
-    pub fn requests(&self) -> Vec<LoggedRequest> {
+    pub(crate) fn requests(&self) -> Vec<LoggedRequest> {
         self.state.lock().unwrap().log.clone()
     }
 
     /// The current index of `service`'s health endpoint.
-    pub fn service_index(&self, service: &str) -> u64 {
+    pub(crate) fn service_index(&self, service: &str) -> u64 {
         self.state.lock().unwrap().health_index(service)
     }
 }

@@ -14,17 +14,17 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// The jar of Debian's `zookeeper` package.
-pub const ZK_JAR: &str = "/usr/share/java/zookeeper.jar";
+pub(crate) const ZK_JAR: &str = "/usr/share/java/zookeeper.jar";
 /// Longest wait for a started server to serve.
-pub const ZK_START_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const ZK_START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Whether missing services are a failure rather than a skip.
-pub fn services_required() -> bool {
+pub(crate) fn services_required() -> bool {
     std::env::var("SCRAPEPOOL_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
 }
 
 /// Reports a test that cannot run: a failure when services are required, else a skip line.
-pub fn skip(test: &str, why: &str) {
+pub(crate) fn skip(test: &str, why: &str) {
     if services_required() {
         panic!("{test}: required service missing: {why}");
     }
@@ -32,7 +32,7 @@ pub fn skip(test: &str, why: &str) {
 }
 
 /// A running ZooKeeper server.
-pub struct ZkServer {
+pub(crate) struct ZkServer {
     /// `127.0.0.1:<port>`.
     pub connect: String,
     /// The server's pid (for SIGSTOP/SIGCONT), when known.
@@ -63,7 +63,7 @@ impl Drop for ZkServer {
 
 impl ZkServer {
     /// Stops the server process (SIGSTOP): clients see no answer, sessions time out.
-    pub fn pause(&self) {
+    pub(crate) fn pause(&self) {
         let pid = self.pid.expect("pause needs the server's pid");
         assert!(Command::new("kill")
             .args(["-STOP", &pid.to_string()])
@@ -73,7 +73,7 @@ impl ZkServer {
     }
 
     /// Resumes a paused server (SIGCONT).
-    pub fn resume(&self) {
+    pub(crate) fn resume(&self) {
         let pid = self.pid.expect("resume needs the server's pid");
         assert!(Command::new("kill")
             .args(["-CONT", &pid.to_string()])
@@ -85,7 +85,7 @@ impl ZkServer {
 
 /// Whether the server at `connect` serves requests: its `srvr` four-letter word reports a
 /// mode (`ruok` alone answers `imok` before the server accepts sessions).
-pub fn zk_ok(connect: &str) -> bool {
+pub(crate) fn zk_ok(connect: &str) -> bool {
     let Ok(addr) = connect.parse() else {
         return false;
     };
@@ -102,7 +102,7 @@ pub fn zk_ok(connect: &str) -> bool {
 }
 
 /// A loopback port nobody listens on (free when asked; small race with other processes).
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -114,12 +114,12 @@ pub fn free_port() -> u16 {
 ///
 /// The JVM runs under a small watchdog shell that kills it when this test process is gone,
 /// so no server outlives the tests even when they are killed.
-pub fn start_zk() -> Result<ZkServer, String> {
+pub(crate) fn start_zk() -> Result<ZkServer, String> {
     start_zk_on(free_port())
 }
 
 /// Starts a private standalone ZooKeeper server on `port`; see [`start_zk`].
-pub fn start_zk_on(port: u16) -> Result<ZkServer, String> {
+pub(crate) fn start_zk_on(port: u16) -> Result<ZkServer, String> {
     if !Path::new(ZK_JAR).exists() {
         return Err(format!("{ZK_JAR} not found (apt-get install zookeeper)"));
     }
@@ -194,7 +194,7 @@ pub fn start_zk_on(port: u16) -> Result<ZkServer, String> {
 
 /// The ZooKeeper server shared by the tests of this process: `SCRAPEPOOL_ZK` when set,
 /// else one private server started on first use. `Err` says why there is none.
-pub fn shared_zk() -> Result<&'static ZkServer, String> {
+pub(crate) fn shared_zk() -> Result<&'static ZkServer, String> {
     static SHARED: OnceLock<Result<ZkServer, String>> = OnceLock::new();
     SHARED
         .get_or_init(|| match std::env::var("SCRAPEPOOL_ZK") {
@@ -216,7 +216,7 @@ pub fn shared_zk() -> Result<&'static ZkServer, String> {
 }
 
 /// A name unique within this machine's test runs (for chroots).
-pub fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let t = std::time::SystemTime::now()

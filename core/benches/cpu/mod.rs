@@ -4,10 +4,10 @@
 use criterion::measurement::{Measurement, ValueFormatter};
 
 /// Criterion measurement: CPU nanoseconds of the calling thread, shown by `F`.
-pub struct ThreadCpu(pub &'static dyn ValueFormatter);
+pub(crate) struct ThreadCpu(pub &'static dyn ValueFormatter);
 
 /// CPU nanoseconds the calling thread has used.
-pub fn thread_cpu_ns() -> u64 {
+pub(crate) fn thread_cpu_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
