@@ -156,7 +156,7 @@ impl<F: Fetcher, D: Discoverer, S: Sink, K: Clock> Driver<F, D, S, K> {
             let wait = self
                 .node
                 .poll_timeout()
-                .map(|at| at.since(self.ports.clock.now()));
+                .map(|(at, _)| at.since(self.ports.clock.now()));
             let event = tokio::select! {
                 biased;
                 event = self.events_rx.recv() => event,

@@ -224,7 +224,7 @@ fn memory_per_target() {
     let mut done = std::collections::BTreeSet::new();
     while done.len() < owned {
         if tasks.is_empty() {
-            let Some(wake) = node.poll_timeout() else {
+            let Some((wake, _)) = node.poll_timeout() else {
                 break;
             };
             now = now.max(wake);
@@ -283,7 +283,7 @@ fn series_cache() {
         let (mut node, _, tasks) = node_with(&static_job(1), 1);
         let mut task = tasks.into_iter().next();
         while task.is_none() {
-            let wake = node.poll_timeout().expect("a scrape is due");
+            let (wake, _) = node.poll_timeout().expect("a scrape is due");
             node.handle(wake, Event::Tick);
             task = drain(&mut node, wake).into_iter().next();
         }

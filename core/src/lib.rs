@@ -37,7 +37,7 @@
 //!     }
 //! }
 //! // Nothing more to do until the first scrape is due.
-//! while let Some(wake) = node.poll_timeout() {
+//! while let Some((wake, _why)) = node.poll_timeout() {
 //!     if wake > Timestamp(10_000) { break }
 //!     now = wake;
 //!     node.handle(now, Event::Tick);

@@ -24,14 +24,14 @@ impl Node {
                 .push_back(Command::UpdateMember(self.record()));
         }
         self.rebuild_ring();
-        self.reconcile(now, None, "drain");
+        self.reconcile(now, None, RebalanceCause::Drain);
         // Every target we scrape is now handing off; none may outlive the drain.
         for s in self.scraped.values_mut() {
             if let Role::HandingOff { until: u } = &mut s.role {
                 *u = (*u).min(until);
             }
         }
-        self.timers.insert((until, Timer::DrainEnd));
+        self.timers.insert((until, Wake::DrainEnd));
     }
 
     /// The drain grace is over: forget every target, deregister and say `Exit`.

@@ -76,7 +76,7 @@ impl Node {
             self.resolve_job(name);
         }
         if !changed.is_empty() {
-            self.reconcile(now, None, "jobs");
+            self.reconcile(now, None, RebalanceCause::Jobs);
         }
     }
 
@@ -171,7 +171,7 @@ impl Node {
             }
         }
         self.resolve_job(&provider.job);
-        self.reconcile(now, Some(&provider.job), "discovery");
+        self.reconcile(now, Some(&provider.job), RebalanceCause::Discovery);
     }
 
     pub(super) fn resolve_job(&mut self, name: &str) {

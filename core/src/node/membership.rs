@@ -42,7 +42,7 @@ impl Node {
         // Our ephemeral record is gone and the others have already taken our targets over:
         // drop ourselves from the view so that ours are handed off rather than kept forever.
         self.rebuild_ring();
-        self.reconcile(now, None, "session");
+        self.reconcile(now, None, RebalanceCause::Session);
     }
 
     pub(super) fn on_members(&mut self, now: Timestamp, snapshot: MembersSnapshot) {
@@ -53,7 +53,7 @@ impl Node {
         self.members = snapshot;
         self.members_applied = true;
         if self.rebuild_ring() {
-            self.reconcile(now, None, "members");
+            self.reconcile(now, None, RebalanceCause::Members);
         }
     }
 
@@ -81,7 +81,7 @@ impl Node {
         &mut self,
         now: Timestamp,
         only_job: Option<&str>,
-        cause: &'static str,
+        cause: RebalanceCause,
     ) {
         let me = self.config.id.clone();
         // What we should scrape as owner: key → (job, target, rank).
@@ -115,7 +115,7 @@ impl Node {
                 if matches!(s.role, Role::HandingOff { .. }) {
                     gained += 1;
                     self.timers
-                        .remove(&(role_until(s.role), Timer::HandoffEnd(key.clone())));
+                        .remove(&(role_until(s.role), Wake::HandoffEnd(key.clone())));
                 }
                 s.role = Role::Owner { rank: *rank };
                 s.rank = *rank;
@@ -136,7 +136,7 @@ impl Node {
                     None => now + grace,
                 };
                 s.role = Role::HandingOff { until };
-                self.timers.insert((until, Timer::HandoffEnd(key.clone())));
+                self.timers.insert((until, Wake::HandoffEnd(key.clone())));
             }
         }
         let new: Vec<(TargetKey, String, Arc<JobConfig>, Target, usize)> = wanted
@@ -182,7 +182,7 @@ impl Node {
                 spec.interval,
                 schedule::offset(key.hash(), rank, spec.interval),
             );
-            self.timers.insert((next_at, Timer::Scrape(key.clone())));
+            self.timers.insert((next_at, Wake::Scrape(key.clone())));
             // A scrape of this target from before it left us may still be out: adopt it
             // rather than start a second one beside it (found by the `rebalance` fuzz target),
             // so its series memory comes back to the target and no markers end live series.

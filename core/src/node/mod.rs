@@ -19,7 +19,8 @@ mod stats;
 mod targets;
 
 pub use stats::{
-    DurationHistogram, Rebalance, Stats, REBALANCE_HISTORY_LEN_MAX, SCRAPE_DURATION_BUCKETS_US,
+    DurationHistogram, Rebalance, RebalanceCause, Stats, REBALANCE_HISTORY_LEN_MAX,
+    SCRAPE_DURATION_BUCKETS_US,
 };
 
 use jobs::Job;
@@ -240,11 +241,14 @@ pub struct Health {
     pub report: Option<ScrapeReport>,
 }
 
-/// A timer in the node's table; the next wake-up is the smallest.
+/// Why the node wants a `Tick`: one timer of its table (the next wake-up is the smallest).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Timer {
+pub enum Wake {
+    /// The next scrape of this target is due.
     Scrape(TargetKey),
+    /// The handoff grace of this target (moved to another member) ends: we stop scraping it.
     HandoffEnd(TargetKey),
+    /// The drain grace ends: we deregister and exit.
     DrainEnd,
 }
 
@@ -283,7 +287,7 @@ pub struct JobView<'a> {
 pub struct Node {
     config: NodeConfig,
     commands: VecDeque<Command>,
-    timers: BTreeSet<(Timestamp, Timer)>,
+    timers: BTreeSet<(Timestamp, Wake)>,
     session: SessionState,
     /// Whether our member record exists in the current session (as far as we asked for it).
     registered: bool,
@@ -382,12 +386,13 @@ impl Node {
         self.commands.pop_front()
     }
 
-    /// When the node next wants a `Tick`; `None` when it waits only for events.
-    pub fn poll_timeout(&self) -> Option<Timestamp> {
+    /// When the node next wants a `Tick`, and why; `None` when it waits only for events.
+    /// Several timers may be due at that time: the reason is the first of them.
+    pub fn poll_timeout(&self) -> Option<(Timestamp, Wake)> {
         if self.exited {
             return None;
         }
-        self.timers.first().map(|(at, _)| *at)
+        self.timers.first().cloned()
     }
 
     // ---- getters -------------------------------------------------------------------

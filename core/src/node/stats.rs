@@ -74,13 +74,48 @@ impl DurationHistogram {
     }
 }
 
+/// Why the node recomputed what it owns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RebalanceCause {
+    /// A new members snapshot changed the ring.
+    Members,
+    /// A new jobs snapshot changed a job.
+    Jobs,
+    /// A discovery provider's targets changed.
+    Discovery,
+    /// Our session expired: our record is gone, so we own nothing.
+    Session,
+    /// We started draining: we own nothing.
+    Drain,
+}
+
+impl RebalanceCause {
+    /// Its name on the status page and in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RebalanceCause::Members => "members",
+            RebalanceCause::Jobs => "jobs",
+            RebalanceCause::Discovery => "discovery",
+            RebalanceCause::Session => "session",
+            RebalanceCause::Drain => "drain",
+        }
+    }
+}
+
+impl std::fmt::Display for RebalanceCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One change of what this node owns.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Rebalance {
     /// When.
     pub at: Timestamp,
-    /// Why: `members`, `jobs`, `discovery`, `session`, `drain`.
-    pub cause: &'static str,
+    /// Why.
+    pub cause: RebalanceCause,
     /// Active members after the change.
     pub members: usize,
     /// Targets we started owning.

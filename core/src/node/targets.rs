@@ -78,9 +78,9 @@ impl Node {
         let Some(s) = self.scraped.remove(key) else {
             return;
         };
-        self.timers.remove(&(s.next_at, Timer::Scrape(key.clone())));
+        self.timers.remove(&(s.next_at, Wake::Scrape(key.clone())));
         if let Role::HandingOff { until } = s.role {
-            self.timers.remove(&(until, Timer::HandoffEnd(key.clone())));
+            self.timers.remove(&(until, Wake::HandoffEnd(key.clone())));
         }
         match (s.in_flight, s.cache) {
             (Some(id), _) => {
@@ -101,8 +101,8 @@ impl Node {
             }
             let (at, timer) = self.timers.pop_first().expect("first exists");
             match timer {
-                Timer::Scrape(key) => self.start_scrape(at, key),
-                Timer::HandoffEnd(key) => {
+                Wake::Scrape(key) => self.start_scrape(at, key),
+                Wake::HandoffEnd(key) => {
                     if self
                         .scraped
                         .get(&key)
@@ -111,7 +111,7 @@ impl Node {
                         self.remove_scraped(now, &key, Orphan::Forget);
                     }
                 }
-                Timer::DrainEnd => {
+                Wake::DrainEnd => {
                     self.end_drain(now);
                     return;
                 }
@@ -128,7 +128,7 @@ impl Node {
         let offset = schedule::offset(key.hash(), s.rank, s.spec.interval);
         let next_at = schedule::next_at(due + Duration::from_millis(1), s.spec.interval, offset);
         s.next_at = next_at;
-        self.timers.insert((next_at, Timer::Scrape(key.clone())));
+        self.timers.insert((next_at, Wake::Scrape(key.clone())));
         let Some(cache) = s.cache.take() else {
             self.stats.scrapes_skipped += 1;
             return;

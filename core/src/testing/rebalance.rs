@@ -557,7 +557,7 @@ impl Cluster {
             let next = self
                 .live_slots()
                 .into_iter()
-                .filter_map(|s| self.member(s).node.poll_timeout().map(|at| (at, s)))
+                .filter_map(|s| self.member(s).node.poll_timeout().map(|(at, _)| (at, s)))
                 .filter(|(at, _)| *at <= until)
                 .min();
             let Some((at, slot)) = next else {
