@@ -53,11 +53,13 @@
 //! One module per concern: [`config`] (job YAML), [`relabel`], [`targets`] (groups to
 //! targets), [`ring`] (ownership), [`schedule`] (scrape phase), [`exposition`] (parsing),
 //! [`scrape`] (per-scrape processing and staleness), [`encode`] (bus encodings), [`member`]
-//! (member records), [`node`] (the state machine).
+//! (member records), [`node`] (the state machine), [`delivery`] (the delivery ledger every sink
+//! runs).
 
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod delivery;
 pub mod encode;
 pub mod exposition;
 pub mod format;
