@@ -648,30 +648,6 @@ fn register_node_metrics(r: &mut Registry, v: &View) {
         help: "How long fetching a target took.",
         histogram: s.scrape_durations.clone(),
     }));
-    counter(
-        r,
-        "samples_emitted",
-        "Samples handed to the sink",
-        s.samples_emitted,
-    );
-    counter(
-        r,
-        "samples_delivered",
-        "Samples the broker acknowledged",
-        s.samples_delivered,
-    );
-    counter(
-        r,
-        "samples_not_delivered",
-        "Samples that will never be delivered (queue full, broker refused, gave up)",
-        s.samples_not_delivered,
-    );
-    gauge(
-        r,
-        "deliveries_in_flight",
-        "Batches of records handed to the sink and not yet settled",
-        s.deliveries_in_flight,
-    );
     let active = v
         .members
         .iter()

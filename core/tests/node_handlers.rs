@@ -84,13 +84,15 @@ impl Harness {
             if let Command::Scrape(task) = c {
                 match self.auto_answer.clone() {
                     Some(fetch) => {
-                        let event = task.complete(
+                        let completed = task.complete(
                             &mut Default::default(),
                             self.now,
                             Duration::from_millis(5),
                             &fetch,
                         );
-                        self.node.handle(self.now, event);
+                        // What the driver hands to the sink from the worker, logged as such.
+                        out.push(format!("sink {} samples", samples(&completed.records)));
+                        self.node.handle(self.now, completed.event);
                     }
                     None => self.pending.push(task),
                 }
@@ -142,12 +144,13 @@ fn render(c: &Command) -> String {
             t.spec.target_labels.get("instance").unwrap_or("?"),
             t.scheduled_at.0 - T0
         ),
-        Command::Emit { records, .. } => {
-            let samples: usize = records.iter().map(|r| r.samples).sum();
-            format!("emit {} samples", samples)
-        }
+        Command::Emit(records) => format!("emit {} samples", samples(records)),
         Command::Exit => "exit".into(),
     }
+}
+
+fn samples(records: &[scrapepool_core::encode::Record]) -> usize {
+    records.iter().map(|r| r.samples).sum()
 }
 
 /// The first lines of a log, for assertion messages.
@@ -208,8 +211,8 @@ fn every_scrape_is_emitted() {
         .iter()
         .position(|l| l.starts_with("scrape h:1"))
         .expect("scraped");
-    // The body's two samples plus the five synthetic series.
-    assert_eq!(log[i + 1], "emit 7 samples", "{:?}", short(&log));
+    // The body's two samples plus the five synthetic series, from the worker to the sink.
+    assert_eq!(log[i + 1], "sink 7 samples", "{:?}", short(&log));
 }
 
 #[test]
@@ -262,9 +265,14 @@ fn targets_are_split_between_members_and_moved_ones_handed_off() {
         assert!(at[0] < joined_at + 10_000);
     }
     assert_eq!(h.node.scraped_counts(), (owned, 0));
-    // Moving is not ending: no staleness markers for moved targets (only scrape emits).
+    // Moving is not ending: no staleness markers for moved targets, only scrapes' records.
     let emits: Vec<&String> = log.iter().filter(|l| l.starts_with("emit")).collect();
-    assert!(emits.iter().all(|e| *e == "emit 7 samples"), "{emits:?}");
+    assert_eq!(emits, Vec::<&String>::new());
+    let sunk: Vec<&String> = log.iter().filter(|l| l.starts_with("sink")).collect();
+    assert!(
+        !sunk.is_empty() && sunk.iter().all(|e| *e == "sink 7 samples"),
+        "{sunk:?}"
+    );
 }
 
 #[test]
@@ -423,17 +431,18 @@ fn a_scrape_in_flight_is_never_doubled() {
     let fetch = FetchOutcome::Failed {
         error: "connection refused".into(),
     };
-    let event = task.complete(
+    let completed = task.complete(
         &mut Default::default(),
         h.now,
         Duration::from_millis(3),
         &fetch,
     );
     assert_eq!(
-        h.feed(event),
-        vec!["emit 5 samples"],
+        samples(&completed.records),
+        5,
         "a failed scrape still reports its synthetic series"
     );
+    assert_eq!(h.feed(completed.event), Vec::<String>::new());
     assert_eq!(h.node.stats().scrapes_failed, 1);
 }
 
@@ -604,7 +613,7 @@ fn poll_timeout_says_which_scrape_is_next() {
         h.feed(Event::Tick),
         vec![
             format!("scrape h:1 @{}", at.0 - T0),
-            "emit 7 samples".into()
+            "sink 7 samples".into()
         ]
     );
     assert_eq!(

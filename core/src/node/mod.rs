@@ -60,15 +60,6 @@ pub enum Event {
     },
     /// A scrape the node asked for has been fetched and processed.
     ScrapeFinished(ScrapeFinished),
-    /// The sink has settled an `Emit`.
-    DeliveryFinished {
-        /// The `Emit`'s id.
-        delivery: u64,
-        /// Samples the broker acknowledged.
-        delivered_samples: u64,
-        /// Samples that will never be delivered (each counted in the metrics).
-        failed_samples: u64,
-    },
     /// SIGTERM or SIGINT: drain and leave.
     ShutdownRequested,
     /// Time passed; the node checks its timers. A spurious tick is a no-op.
@@ -76,14 +67,26 @@ pub enum Event {
 }
 
 /// The outcome of one `Command::Scrape`, returned to the node with the target's cache.
+/// It carries what the node keeps (the report: health, sample counts); the encoded records
+/// went from the worker to the sink (see [`Completed`]).
 #[derive(Debug)]
 pub struct ScrapeFinished {
     /// The task it answers.
     pub task: ScrapeTask,
     /// What processing found.
     pub report: ScrapeReport,
-    /// The encoded samples, ready to emit.
+}
+
+/// A processed scrape, split between the sink and the node.
+#[derive(Debug)]
+#[must_use]
+pub struct Completed {
+    /// The encoded samples: the driver hands them to the sink on the thread that processed
+    /// them, *before* it sends `event`, so that markers the node writes on taking the event
+    /// back follow them on the bus.
     pub records: Vec<Record>,
+    /// [`Event::ScrapeFinished`], for the node.
+    pub event: Event,
 }
 
 /// One scrape to carry out: fetch `spec.url`, then run [`ScrapeTask::complete`] (on any thread).
@@ -103,7 +106,8 @@ pub struct ScrapeTask {
 
 impl ScrapeTask {
     /// The pure part of a scrape, after the fetch: processes and encodes, and gives back the
-    /// event for the node. `started_at` is when the fetch began, `duration` how long it took.
+    /// records for the sink and the event for the node. `started_at` is when the fetch
+    /// began, `duration` how long it took.
     /// `scratch` is the calling thread's working memory (see [`crate::scrape::Scratch`]).
     pub fn complete(
         mut self,
@@ -111,7 +115,7 @@ impl ScrapeTask {
         started_at: Timestamp,
         duration: Duration,
         fetch: &FetchOutcome,
-    ) -> Event {
+    ) -> Completed {
         let (report, records) = crate::scrape::process_and_encode(
             &self.spec,
             &mut self.cache,
@@ -120,11 +124,10 @@ impl ScrapeTask {
             duration,
             fetch,
         );
-        Event::ScrapeFinished(ScrapeFinished {
-            task: self,
-            report,
+        Completed {
             records,
-        })
+            event: Event::ScrapeFinished(ScrapeFinished { task: self, report }),
+        }
     }
 }
 
@@ -152,13 +155,10 @@ pub enum Command {
     },
     /// Scrape a target.
     Scrape(ScrapeTask),
-    /// Publish records on the bus; answer with `Event::DeliveryFinished`.
-    Emit {
-        /// Id for the answer.
-        delivery: u64,
-        /// The records.
-        records: Vec<Record>,
-    },
+    /// Hand records to the sink: staleness markers of a target that left discovery (a
+    /// scrape's own records go to the sink from the worker, see [`Completed`]). The sink's
+    /// ledger settles and counts them; nothing comes back to the node.
+    Emit(Vec<Record>),
     /// Draining is done: the process may exit.
     Exit,
 }
@@ -304,9 +304,7 @@ pub struct Node {
     /// Scrapes in flight for targets we no longer scrape, by scrape id.
     orphans: BTreeMap<u64, (TargetKey, Arc<ScrapeSpec>, Orphan)>,
     next_scrape_id: u64,
-    next_delivery: u64,
     next_generation: u64,
-    in_flight_deliveries: BTreeMap<u64, u64>,
     stats: Stats,
     rebalances: VecDeque<Rebalance>,
 }
@@ -333,9 +331,7 @@ impl Node {
             scraped: BTreeMap::new(),
             orphans: BTreeMap::new(),
             next_scrape_id: 1,
-            next_delivery: 1,
             next_generation: 1,
-            in_flight_deliveries: BTreeMap::new(),
             stats: Stats::default(),
             rebalances: VecDeque::new(),
         }
@@ -356,29 +352,10 @@ impl Node {
                 self.on_discovery(now, provider, result)
             }
             Event::ScrapeFinished(finished) => self.on_scrape_finished(now, finished),
-            Event::DeliveryFinished {
-                delivery,
-                delivered_samples,
-                failed_samples,
-            } => self.on_delivery(delivery, delivered_samples, failed_samples),
             Event::ShutdownRequested => self.on_shutdown(now),
             Event::Tick => {}
         }
         self.fire_timers(now);
-    }
-
-    /// After `Exit`: accounts a `DeliveryFinished` (the only event an exited node takes), so
-    /// the driver can wait for the sink to settle before the process ends.
-    pub fn settle(&mut self, now: Timestamp, event: Event) {
-        let _ = now;
-        if let Event::DeliveryFinished {
-            delivery,
-            delivered_samples,
-            failed_samples,
-        } = event
-        {
-            self.on_delivery(delivery, delivered_samples, failed_samples);
-        }
     }
 
     /// The next command to carry out, if any. Drain until `None` after every `handle`.

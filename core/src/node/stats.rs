@@ -16,14 +16,6 @@ pub struct Stats {
     pub scrapes_failed: u64,
     /// Scrapes not started because the previous one of the same target was still running.
     pub scrapes_skipped: u64,
-    /// Samples handed to the sink.
-    pub samples_emitted: u64,
-    /// Samples the broker acknowledged.
-    pub samples_delivered: u64,
-    /// Samples that will never be delivered.
-    pub samples_not_delivered: u64,
-    /// Records handed to the sink and not yet settled.
-    pub deliveries_in_flight: u64,
     /// Ownership recomputations that changed what this node scrapes.
     pub rebalances: u64,
     /// Targets that came to this node as owner.

@@ -1,5 +1,5 @@
 //! Per-target state and scheduling: what the node keeps of each target it scrapes, its
-//! timers, starting scrapes and taking their results back, and emitting records.
+//! timers, starting scrapes and taking their results back, and emitting staleness markers.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,9 +30,10 @@ pub(super) struct Scraped {
 /// What to do with a scrape that returns after its target left us.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Orphan {
-    /// It moved to another member: emit what was scraped, forget the series.
+    /// It moved to another member: forget the series.
     Forget,
-    /// It left discovery: emit what was scraped, then staleness markers for its series.
+    /// It left discovery: staleness markers for its series (after what was scraped, which
+    /// the worker handed to the sink before the node took the scrape back).
     MarkStale,
 }
 
@@ -147,16 +148,11 @@ impl Node {
     }
 
     pub(super) fn on_scrape_finished(&mut self, now: Timestamp, finished: ScrapeFinished) {
-        let ScrapeFinished {
-            task,
-            report,
-            records,
-        } = finished;
+        let ScrapeFinished { task, report } = finished;
         if !report.up {
             self.stats.scrapes_failed += 1;
         }
         self.stats.scrape_durations.observe(report.duration);
-        self.emit(records);
         if let Some((_, spec, how)) = self.orphans.remove(&task.scrape_id) {
             if how == Orphan::MarkStale {
                 let markers = crate::scrape::stale_markers(&task.cache, now);
@@ -178,30 +174,10 @@ impl Node {
         };
     }
 
-    pub(super) fn on_delivery(
-        &mut self,
-        delivery: u64,
-        delivered_samples: u64,
-        failed_samples: u64,
-    ) {
-        if self.in_flight_deliveries.remove(&delivery).is_some() {
-            self.stats.deliveries_in_flight = self.in_flight_deliveries.len() as u64;
-        }
-        self.stats.samples_delivered += delivered_samples;
-        self.stats.samples_not_delivered += failed_samples;
-    }
-
     pub(super) fn emit(&mut self, records: Vec<Record>) {
-        if records.is_empty() {
-            return;
+        if !records.is_empty() {
+            self.commands.push_back(Command::Emit(records));
         }
-        let samples: u64 = records.iter().map(|r| r.samples as u64).sum();
-        let delivery = self.next_delivery;
-        self.next_delivery += 1;
-        self.stats.samples_emitted += samples;
-        self.in_flight_deliveries.insert(delivery, samples);
-        self.stats.deliveries_in_flight = self.in_flight_deliveries.len() as u64;
-        self.commands.push_back(Command::Emit { delivery, records });
     }
 }
 
