@@ -1,12 +1,16 @@
 //! The driver: one event loop that feeds events into the core and carries out its commands.
 //!
 //! It holds no policy. Each turn: drain `poll_command`, then wait for the next event or the
-//! node's next timeout, whichever comes first. Fetches and the pure per-scrape processing run
-//! on spawned tasks (the multi-thread runtime's workers, i.e. every core), never on the loop.
+//! node's next timeout, whichever comes first. Fetches, the pure per-scrape processing and
+//! the hand-over of a scrape's records to the sink run on spawned tasks (the multi-thread
+//! runtime's workers, i.e. every core), never on the loop: the node takes back only the
+//! scrape's report.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
+use scrapepool_core::delivery::DeliveryCounts;
 use scrapepool_core::node::ProviderId;
 use scrapepool_core::{Command, Event, Node};
 use tokio::sync::mpsc;
@@ -22,12 +26,16 @@ pub const COORD_QUEUE_LEN_MAX: usize = 64;
 /// How long the driver waits, after the node said `Exit`, for the sink to settle what it holds.
 pub const EXIT_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How often the driver reads the sink's ledger while it waits at exit.
+pub const EXIT_FLUSH_POLL: Duration = Duration::from_millis(10);
+
 /// How the driver ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Exit {
-    /// The node drained and said `Exit`; every delivery was settled.
+    /// The node drained and said `Exit`; the sink settled every record.
     Drained,
-    /// The node said `Exit` but deliveries were still unsettled after [`EXIT_FLUSH_TIMEOUT`].
+    /// The node said `Exit` but the sink still had this many records in flight after
+    /// [`EXIT_FLUSH_TIMEOUT`].
     DrainedWithUnsettled(u64),
     /// Every event sender was dropped (nothing can happen any more).
     EventsClosed,
@@ -86,7 +94,11 @@ pub struct Ports<F, D, S, K> {
 /// One node and its ports.
 pub struct Driver<F, D, S, K> {
     node: Node,
-    ports: Ports<F, D, S, K>,
+    fetcher: F,
+    discoverer: D,
+    /// Shared with the scrape tasks, which submit their records from the worker.
+    sink: Arc<S>,
+    clock: K,
     events_tx: EventSender,
     events_rx: mpsc::Receiver<Event>,
     coord_tx: Option<mpsc::Sender<CoordRequest>>,
@@ -103,9 +115,18 @@ impl<F: Fetcher, D: Discoverer, S: Sink, K: Clock> Driver<F, D, S, K> {
     pub fn new(node: Node, ports: Ports<F, D, S, K>) -> Self {
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE_LEN_MAX);
         let (queries_tx, queries_rx) = mpsc::channel(QUERY_QUEUE_LEN_MAX);
+        let Ports {
+            fetcher,
+            discoverer,
+            sink,
+            clock,
+        } = ports;
         Driver {
             node,
-            ports,
+            fetcher,
+            discoverer,
+            sink: Arc::new(sink),
+            clock,
             events_tx,
             events_rx,
             coord_tx: None,
@@ -156,7 +177,7 @@ impl<F: Fetcher, D: Discoverer, S: Sink, K: Clock> Driver<F, D, S, K> {
             let wait = self
                 .node
                 .poll_timeout()
-                .map(|at| at.since(self.ports.clock.now()));
+                .map(|(at, _)| at.since(self.clock.now()));
             let event = tokio::select! {
                 biased;
                 event = self.events_rx.recv() => event,
@@ -170,7 +191,7 @@ impl<F: Fetcher, D: Discoverer, S: Sink, K: Clock> Driver<F, D, S, K> {
                 self.stop_all_discovery();
                 return Exit::EventsClosed;
             };
-            let now = self.ports.clock.now();
+            let now = self.clock.now();
             self.node.handle(now, event);
             if let Some(observer) = &mut self.observer {
                 observer(&self.node);
@@ -194,7 +215,7 @@ impl<F: Fetcher, D: Discoverer, S: Sink, K: Clock> Driver<F, D, S, K> {
                     if let Some(old) = self.discovery.remove(&key) {
                         old.abort();
                     }
-                    let discoverer = self.ports.discoverer.clone();
+                    let discoverer = self.discoverer.clone();
                     let events = self.events_tx.clone();
                     let handle =
                         tokio::spawn(async move { discoverer.run(provider, config, events).await });
@@ -202,25 +223,27 @@ impl<F: Fetcher, D: Discoverer, S: Sink, K: Clock> Driver<F, D, S, K> {
                 }
                 Command::StopDiscovery { provider } => self.stop_discovery(&provider),
                 Command::Scrape(task) => {
-                    let fetcher = self.ports.fetcher.clone();
-                    let clock = self.ports.clock.clone();
+                    let fetcher = self.fetcher.clone();
+                    let clock = self.clock.clone();
                     let events = self.events_tx.clone();
+                    let sink = self.sink.clone();
                     tokio::spawn(async move {
                         let started_at = clock.now();
                         let t0 = tokio::time::Instant::now();
                         let outcome = fetcher.fetch(&task.spec).await;
                         let duration = t0.elapsed();
                         // The pure, CPU-bound part runs here, on a runtime worker, not on the loop.
-                        let event = SCRATCH.with(|scratch| {
+                        let completed = SCRATCH.with(|scratch| {
                             task.complete(&mut scratch.borrow_mut(), started_at, duration, &outcome)
                         });
+                        // The records go to the sink from here, before the node hears of the
+                        // scrape: markers it writes on taking the scrape back follow them.
+                        sink.submit(completed.records);
                         // The loop may be gone (shutdown); nothing to do then.
-                        let _ = events.send(event).await;
+                        let _ = events.send(completed.event).await;
                     });
                 }
-                Command::Emit { delivery, records } => {
-                    self.ports.sink.submit(delivery, records, &self.events_tx)
-                }
+                Command::Emit(records) => self.sink.submit(records),
                 Command::Exit => return Some(self.exit().await),
             }
         }
@@ -254,24 +277,27 @@ impl<F: Fetcher, D: Discoverer, S: Sink, K: Clock> Driver<F, D, S, K> {
         }
     }
 
-    /// After `Exit`: stop discovery, let the sink settle what it holds, within a bound.
+    /// After `Exit`: stop discovery, then wait, within [`EXIT_FLUSH_TIMEOUT`], until the sink's
+    /// ledger has settled every record. This is the process's one flush at exit.
     async fn exit(&mut self) -> Exit {
         self.stop_all_discovery();
         self.coord_tx = None;
         let deadline = tokio::time::Instant::now() + EXIT_FLUSH_TIMEOUT;
-        while self.node.stats().deliveries_in_flight > 0 {
-            match tokio::time::timeout_at(deadline, self.events_rx.recv()).await {
-                Ok(Some(event @ Event::DeliveryFinished { .. })) => {
-                    let now = self.ports.clock.now();
-                    self.node.settle(now, event);
-                }
-                Ok(Some(_)) => {}
-                Ok(None) | Err(_) => {
-                    return Exit::DrainedWithUnsettled(self.node.stats().deliveries_in_flight)
-                }
+        loop {
+            let in_flight = self.sink.counts().in_flight_records;
+            if in_flight == 0 {
+                return Exit::Drained;
             }
+            if tokio::time::Instant::now() >= deadline {
+                return Exit::DrainedWithUnsettled(in_flight);
+            }
+            tokio::time::sleep(EXIT_FLUSH_POLL).await;
         }
-        Exit::Drained
+    }
+
+    /// The sink's delivery counts (its ledger's).
+    pub fn delivery_counts(&self) -> DeliveryCounts {
+        self.sink.counts()
     }
 }
 

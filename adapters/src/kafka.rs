@@ -1,44 +1,41 @@
-//! The Kafka sink: publishes records on one topic through librdkafka (rdkafka).
+//! The Kafka sink: publishes records on one topic through librdkafka (rdkafka), as the
+//! delivery ledger (`scrapepool_core::delivery`) says.
 //!
 //! # Guarantees
 //! - Idempotent producer, `acks=all`: a broker outage or a retry never duplicates or
 //!   reorders the records of one partition (one target's records share a key, so a partition).
 //! - A sample counts as delivered only when the broker acknowledged its record. librdkafka
 //!   retries on its own for `message_timeout_ms` (default 5 min), so an outage shorter than
-//!   that loses nothing; after it the record is settled as failed.
-//! - Every sample handed to [`KafkaSink::submit`] is counted exactly once in
-//!   [`SinkMetricsSnapshot`]: delivered, failed, or not delivered because the queue was full.
+//!   that loses nothing; after it the record is settled as timed out.
+//! - Every sample handed to [`KafkaSink::submit`] is counted exactly once by the ledger:
+//!   delivered, failed (by reason), rejected because the queue was full, or in flight.
 //!
 //! # Queue policy
-//! The sink holds at most `queue_len_max` records and `queue_bytes_max` bytes that the broker
-//! has not acknowledged yet. A submission that does not fit is **rejected whole, at once**:
-//! its samples are counted in `not_delivered_queue_full_samples` and the driver gets a
-//! `DeliveryFinished` with all of them failed. The records already queued keep their place
-//! (they are older, and dropping them would make gaps in the middle of a series instead of
-//! at its newest end). librdkafka's own queue is sized to the same bound as a backstop; if
-//! it still refuses a record, that record alone is counted the same way.
+//! The ledger's: at most `queue_len_max` records and `queue_bytes_max` bytes in flight; a
+//! submission that does not fit is rejected whole, at once, and counted (the records already
+//! queued keep their place). librdkafka's own queue is sized to the same bound as a
+//! backstop; if it still refuses a record, that record alone is settled as
+//! `ClientQueueFull`.
 //!
 //! # Why a `ThreadedProducer` with a `ProducerContext`
 //! Delivery reports arrive on librdkafka's polling thread, where the context's `delivery`
-//! callback settles each record against its submission's shared counter and sends the one
-//! `DeliveryFinished` when the last record settles. A `FutureProducer` would allocate a
-//! oneshot channel per record and need a task per submission to await them; the callback
-//! does the same bookkeeping with no task, no per-record channel and no tokio runtime.
+//! callback settles each record in the ledger by the id it was produced with. A
+//! `FutureProducer` would allocate a oneshot channel per record and need a task per
+//! submission to await them; the callback does the same bookkeeping with no task, no
+//! per-record channel and no tokio runtime.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
+use scrapepool_core::delivery::{Admission, DeliveryCounts, FailReason, LedgerConfig, RecordId};
 use scrapepool_core::encode::Record;
-use scrapepool_core::Event;
 
-use crate::ports::{EventSender, Sink};
-use crate::sink::{send_event, SinkMetrics, SinkMetricsSnapshot};
+use crate::ports::{Clock, Sink, SystemClock};
+use crate::sink::SharedLedger;
 
 /// Default for [`KafkaSinkConfig::message_timeout_ms`]: rides out a broker restart or a
 /// network blip of a few minutes.
@@ -219,61 +216,9 @@ pub enum KafkaSinkError {
     Client(#[from] KafkaError),
 }
 
-/// One `submit`: settled when `remaining` reaches zero.
-struct Submission {
-    delivery: u64,
-    /// Records not yet settled, plus one held by `submit` until it has handed every record
-    /// over, so that an early callback cannot finish the submission too soon.
-    remaining: AtomicUsize,
-    delivered_samples: AtomicU64,
-    failed_samples: AtomicU64,
-    events: EventSender,
-}
-
-impl Submission {
-    fn settle(&self, samples: u64, delivered: bool) {
-        if delivered {
-            self.delivered_samples.fetch_add(samples, Ordering::Relaxed);
-        } else {
-            self.failed_samples.fetch_add(samples, Ordering::Relaxed);
-        }
-        self.release_hold();
-    }
-
-    /// Drops one hold (a settled record, or `submit`'s own); the last one sends the event.
-    fn release_hold(&self) {
-        // AcqRel: the last one sees every other settler's counts.
-        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-            send_event(
-                &self.events,
-                Event::DeliveryFinished {
-                    delivery: self.delivery,
-                    delivered_samples: self.delivered_samples.load(Ordering::Relaxed),
-                    failed_samples: self.failed_samples.load(Ordering::Relaxed),
-                },
-            );
-        }
-    }
-}
-
-/// What librdkafka hands back with a record's delivery report.
-struct InFlight {
-    submission: Arc<Submission>,
-    samples: u64,
-    size_bytes: usize,
-}
-
-/// Bytes and records handed over and not yet acknowledged (the sink's admission bound).
-#[derive(Debug, Default)]
-struct Queued {
-    records: usize,
-    size_bytes: usize,
-}
-
-/// The producer's context: settles records from librdkafka's delivery reports.
+/// The producer's context: settles records in the ledger from librdkafka's delivery reports.
 struct SinkContext {
-    metrics: Arc<SinkMetrics>,
-    queued: Arc<Mutex<Queued>>,
+    ledger: SharedLedger,
 }
 
 impl ClientContext for SinkContext {
@@ -300,36 +245,34 @@ impl ClientContext for SinkContext {
 }
 
 impl ProducerContext for SinkContext {
-    type DeliveryOpaque = Box<InFlight>;
+    /// The record's [`RecordId`] in the ledger.
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, in_flight: Self::DeliveryOpaque) {
-        let delivered = match result {
-            Ok(_) => true,
-            Err((error, _)) => {
-                tracing::warn!(delivery = in_flight.submission.delivery, %error, samples = in_flight.samples, "Kafka record not delivered");
-                false
+    fn delivery(&self, result: &DeliveryResult<'_>, id: usize) {
+        let id = RecordId(id as u64);
+        match result {
+            Ok(_) => {
+                self.ledger.with(|l| l.acked(id));
             }
-        };
-        release(&self.queued, in_flight.size_bytes);
-        self.metrics.record_settled(in_flight.samples, delivered);
-        in_flight.submission.settle(in_flight.samples, delivered);
+            Err((error, _)) => {
+                let reason = match error {
+                    KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut) => {
+                        FailReason::TimedOut
+                    }
+                    _ => FailReason::Refused,
+                };
+                tracing::warn!(record = id.0, %error, "Kafka record not delivered");
+                self.ledger.with(|l| l.failed(id, reason));
+            }
+        }
     }
-}
-
-fn release(queued: &Mutex<Queued>, size_bytes: usize) {
-    let mut q = queued.lock().unwrap_or_else(|p| p.into_inner());
-    q.records -= 1;
-    q.size_bytes -= size_bytes;
 }
 
 /// Publishes records on a Kafka topic; see the module doc for its guarantees and queue policy.
 pub struct KafkaSink {
     producer: ThreadedProducer<SinkContext>,
     topic: String,
-    queue_len_max: usize,
-    queue_bytes_max: usize,
-    queued: Arc<Mutex<Queued>>,
-    metrics: Arc<SinkMetrics>,
+    ledger: SharedLedger,
 }
 
 impl KafkaSink {
@@ -337,104 +280,40 @@ impl KafkaSink {
     /// (records wait in the queue until it is up, or until `message_timeout_ms`).
     pub fn new(config: &KafkaSinkConfig) -> Result<Self, KafkaSinkError> {
         let client_config = config.client_config()?;
-        let metrics = Arc::new(SinkMetrics::default());
-        let queued = Arc::new(Mutex::new(Queued::default()));
+        let ledger = SharedLedger::new(LedgerConfig {
+            queue_len_max: config.queue_len_max,
+            queue_bytes_max: config.queue_bytes_max,
+            // librdkafka retries inside the client for this long and reports only the end.
+            message_timeout: Duration::from_millis(config.message_timeout_ms),
+            retry_backoff: Duration::ZERO,
+        });
         let context = SinkContext {
-            metrics: metrics.clone(),
-            queued: queued.clone(),
+            ledger: ledger.clone(),
         };
         let producer = client_config.create_with_context(context)?;
         Ok(Self {
             producer,
             topic: config.topic.clone(),
-            queue_len_max: config.queue_len_max,
-            queue_bytes_max: config.queue_bytes_max,
-            queued,
-            metrics,
+            ledger,
         })
     }
-
-    /// The sink's counters.
-    pub fn metrics(&self) -> SinkMetricsSnapshot {
-        self.metrics.snapshot()
-    }
-
-    /// Waits up to `timeout` for every queued record to be settled (at shutdown). Returns
-    /// whether the queue is empty.
-    pub fn flush(&self, timeout: Duration) -> bool {
-        self.producer.flush(timeout).is_ok()
-    }
-
-    /// Reserves room for a submission, or says it does not fit.
-    fn admit(&self, records: usize, size_bytes: usize) -> bool {
-        let mut q = self.queued.lock().unwrap_or_else(|p| p.into_inner());
-        // An empty queue takes any submission, so that one larger than the byte bound is
-        // still tried (librdkafka then refuses what is truly too big).
-        let fits = q.records == 0
-            || (q.records + records <= self.queue_len_max
-                && q.size_bytes + size_bytes <= self.queue_bytes_max);
-        if fits {
-            q.records += records;
-            q.size_bytes += size_bytes;
-        }
-        fits
-    }
-}
-
-fn record_size_bytes(record: &Record) -> usize {
-    record.key.len()
-        + record.payload.len()
-        + record
-            .headers
-            .iter()
-            .map(|(k, v)| k.len() + v.len())
-            .sum::<usize>()
 }
 
 impl Sink for KafkaSink {
-    fn submit(&self, delivery: u64, records: Vec<Record>, events: &EventSender) {
-        let samples_total: u64 = records.iter().map(|r| r.samples as u64).sum();
-        if records.is_empty() {
-            send_event(
-                events,
-                Event::DeliveryFinished {
-                    delivery,
-                    delivered_samples: 0,
-                    failed_samples: 0,
-                },
-            );
-            return;
-        }
-        let size_bytes: usize = records.iter().map(record_size_bytes).sum();
-        if !self.admit(records.len(), size_bytes) {
-            tracing::warn!(
-                delivery,
-                samples = samples_total,
-                "Kafka sink queue full: submission rejected"
-            );
-            self.metrics.record_queue_full(samples_total);
-            send_event(
-                events,
-                Event::DeliveryFinished {
-                    delivery,
-                    delivered_samples: 0,
-                    failed_samples: samples_total,
-                },
-            );
-            return;
-        }
-        self.metrics
-            .record_in_flight(records.len() as u64, samples_total);
-        let submission = Arc::new(Submission {
-            delivery,
-            remaining: AtomicUsize::new(records.len() + 1),
-            delivered_samples: AtomicU64::new(0),
-            failed_samples: AtomicU64::new(0),
-            events: events.clone(),
-        });
-        for record in &records {
-            let samples = record.samples as u64;
-            let size_bytes = record_size_bytes(record);
+    fn submit(&self, records: Vec<Record>) {
+        let produces = match self.ledger.with(|l| l.submit(SystemClock.now(), records)) {
+            Admission::Admitted(produces) => produces,
+            Admission::Rejected { records, samples } => {
+                tracing::warn!(
+                    records,
+                    samples,
+                    "Kafka sink queue full: submission rejected"
+                );
+                return;
+            }
+        };
+        for p in &produces {
+            let record = &p.record;
             let headers = record.headers.iter().fold(
                 OwnedHeaders::new_with_capacity(record.headers.len()),
                 |h, (key, value)| {
@@ -444,34 +323,26 @@ impl Sink for KafkaSink {
                     })
                 },
             );
-            let in_flight = Box::new(InFlight {
-                submission: submission.clone(),
-                samples,
-                size_bytes,
-            });
-            let base = BaseRecord::with_opaque_to(&self.topic, in_flight)
+            let base = BaseRecord::with_opaque_to(&self.topic, p.id.0 as usize)
                 .key(&record.key[..])
                 .payload(&record.payload[..])
                 .headers(headers);
-            if let Err((error, base)) = self.producer.send(base) {
+            if let Err((error, _)) = self.producer.send(base) {
                 // Refused before it was queued: settle it here, as its callback never comes.
-                let queue_full = matches!(
-                    error,
-                    KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
-                );
-                tracing::warn!(delivery, %error, samples, "Kafka record refused by the client");
-                release(&self.queued, base.delivery_opaque.size_bytes);
-                if queue_full {
-                    // The queue policy's counter, not a broker failure.
-                    self.metrics.record_refused_queue_full(samples);
-                } else {
-                    self.metrics.record_settled(samples, false);
-                }
-                submission.settle(samples, false);
+                let reason = match error {
+                    KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => {
+                        FailReason::ClientQueueFull
+                    }
+                    _ => FailReason::Refused,
+                };
+                tracing::warn!(record = p.id.0, %error, samples = record.samples, "Kafka record refused by the client");
+                self.ledger.with(|l| l.failed(p.id, reason));
             }
         }
-        // Release `submit`'s own hold: the submission finishes with its last record.
-        submission.release_hold();
+    }
+
+    fn counts(&self) -> DeliveryCounts {
+        self.ledger.counts()
     }
 }
 

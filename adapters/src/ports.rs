@@ -7,6 +7,7 @@
 use std::future::Future;
 
 use scrapepool_core::config::SdConfig;
+use scrapepool_core::delivery::DeliveryCounts;
 use scrapepool_core::encode::Record;
 use scrapepool_core::node::ProviderId;
 use scrapepool_core::scrape::{FetchOutcome, ScrapeSpec};
@@ -57,12 +58,19 @@ pub trait Discoverer: Clone + Send + Sync + 'static {
 }
 
 /// Where records go (Kafka in production; stdout standalone; a model in the simulation).
+///
+/// Every sink runs a [`scrapepool_core::delivery::Ledger`] (see
+/// [`crate::sink::SharedLedger`]): it submits each batch to the ledger, produces only what
+/// the ledger admitted, and reports each record's settlement to it. The ledger is the one
+/// owner of the delivery counts; the driver's exit and `/metrics` read them from here.
 pub trait Sink: Send + Sync + 'static {
-    /// Hands `records` over without blocking. Once every record is settled the sink sends
-    /// `Event::DeliveryFinished { delivery, .. }` to `events`, counting as delivered only
-    /// what the broker acknowledged. When its bounded queue is full it answers at once,
-    /// counting the samples as not delivered (its written policy).
-    fn submit(&self, delivery: u64, records: Vec<Record>, events: &EventSender);
+    /// Hands `records` (one scrape's, or one target's staleness markers) over without
+    /// blocking: admitted whole or rejected whole by the ledger's bound, and counted. Called
+    /// from runtime workers and from the driver's loop.
+    fn submit(&self, records: Vec<Record>);
+
+    /// The ledger's counts now.
+    fn counts(&self) -> DeliveryCounts;
 }
 
 /// The wall clock, for sample timestamps and the core's `now`.
@@ -84,9 +92,13 @@ impl Clock for SystemClock {
     }
 }
 
-/// A shared sink is a sink: the daemon keeps a handle for its metrics and its final flush.
+/// A shared sink is a sink: the daemon keeps a handle for its metrics.
 impl<S: Sink> Sink for std::sync::Arc<S> {
-    fn submit(&self, delivery: u64, records: Vec<Record>, events: &EventSender) {
-        (**self).submit(delivery, records, events)
+    fn submit(&self, records: Vec<Record>) {
+        (**self).submit(records)
+    }
+
+    fn counts(&self) -> DeliveryCounts {
+        (**self).counts()
     }
 }

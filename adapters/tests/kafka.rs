@@ -4,7 +4,6 @@
 //! Without SCRAPEPOOL_KAFKA the broker tests print `SKIPPED: ...` and return, unless
 //! SCRAPEPOOL_REQUIRE_SERVICES=1 (CI), where they fail.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -12,9 +11,8 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::ClientConfig;
 use scrapepool_adapters::kafka::{KafkaCompression, KafkaSink, KafkaSinkConfig};
 use scrapepool_adapters::ports::Sink;
+use scrapepool_core::delivery::{DeliveryCounts, FailReason};
 use scrapepool_core::encode::Record;
-use scrapepool_core::Event;
-use tokio::sync::mpsc;
 
 /// Tests that take the broker away hold this lock, and so do the tests that need it up, so
 /// that one test's outage cannot eat into another's deadlines (tests run in parallel).
@@ -66,45 +64,33 @@ fn record(key: u64, instance: &str, payload: &[u8], samples: usize) -> Record {
     }
 }
 
-/// `(delivered_samples, failed_samples)` of a `DeliveryFinished`.
-type Settled = (u64, u64);
-
-/// The next `DeliveryFinished`, or `None` if none comes within `within`.
-async fn next_delivery(rx: &mut mpsc::Receiver<Event>, within: Duration) -> Option<(u64, Settled)> {
-    match tokio::time::timeout(within, rx.recv()).await {
-        Ok(Some(Event::DeliveryFinished {
-            delivery,
-            delivered_samples,
-            failed_samples,
-        })) => Some((delivery, (delivered_samples, failed_samples))),
-        Ok(Some(other)) => panic!("the sink sent an unexpected event: {other:?}"),
-        Ok(None) => panic!("event channel closed"),
-        Err(_) => None,
+/// Waits until the sink's ledger counts satisfy `done`, failing after `within`.
+async fn until(
+    sink: &KafkaSink,
+    within: Duration,
+    what: &str,
+    done: impl Fn(&DeliveryCounts) -> bool,
+) -> DeliveryCounts {
+    let deadline = Instant::now() + within;
+    loop {
+        let c = sink.counts();
+        if done(&c) {
+            return c;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} not within {within:?}: {c:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
-/// Collects `n` `DeliveryFinished` events by delivery id, failing after `within`.
-async fn deliveries(
-    rx: &mut mpsc::Receiver<Event>,
-    n: usize,
-    within: Duration,
-) -> BTreeMap<u64, Settled> {
-    let deadline = Instant::now() + within;
-    let mut got = BTreeMap::new();
-    while got.len() < n {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let (delivery, settled) = next_delivery(rx, left).await.unwrap_or_else(|| {
-            panic!(
-                "only {} of {n} deliveries settled within {within:?}: {got:?}",
-                got.len()
-            )
-        });
-        assert!(
-            got.insert(delivery, settled).is_none(),
-            "delivery {delivery} reported twice"
-        );
-    }
-    got
+/// Waits until nothing is in flight.
+async fn settled(sink: &KafkaSink, within: Duration) -> DeliveryCounts {
+    until(sink, within, "every record settled", |c| {
+        c.in_flight_records == 0
+    })
+    .await
 }
 
 /// A message as read back: key, headers, payload, partition.
@@ -192,7 +178,6 @@ async fn records_read_back_equal_what_was_submitted() {
     let mut config = KafkaSinkConfig::new(&brokers, &topic);
     config.compression = KafkaCompression::Zstd;
     let sink = KafkaSink::new(&config).expect("sink");
-    let (tx, mut rx) = mpsc::channel(64);
 
     // Binary payloads (every byte value), several records per key and several keys.
     let all_bytes: Vec<u8> = (0..=255u8).collect();
@@ -214,25 +199,22 @@ async fn records_read_back_equal_what_was_submitted() {
             ],
         ),
     ];
-    for (delivery, records) in &submissions {
-        sink.submit(*delivery, records.clone(), &tx);
+    for (_, records) in &submissions {
+        sink.submit(records.clone());
     }
 
-    let settled = deliveries(&mut rx, 3, Duration::from_secs(60)).await;
-    assert_eq!(
-        settled,
-        BTreeMap::from([(1, (7, 0)), (2, (5, 0)), (3, (4, 0))])
-    );
-    let m = sink.metrics();
+    let c = settled(&sink, Duration::from_secs(60)).await;
     assert_eq!(
         (
-            m.delivered_samples,
-            m.failed_samples,
-            m.not_delivered_queue_full_samples
+            c.admitted_records,
+            c.delivered_records,
+            c.delivered_samples,
+            c.failed_samples.total(),
+            c.rejected_samples
         ),
-        (16, 0, 0)
+        (6, 6, 16, 0, 0)
     );
-    assert_eq!((m.in_flight_messages, m.in_flight_samples), (0, 0));
+    assert_eq!((c.in_flight_samples, c.in_flight_bytes), (0, 0));
 
     let sent: Vec<Record> = submissions
         .iter()
@@ -335,48 +317,43 @@ async fn a_paused_broker_gets_everything_once_it_is_back() {
     let _broker = BROKER.lock().await;
     let topic = unique_topic("paused");
     let sink = KafkaSink::new(&KafkaSinkConfig::new(&brokers, &topic)).expect("sink");
-    let (tx, mut rx) = mpsc::channel(64);
 
     // Connected, topic created, producer id assigned.
-    sink.submit(1, vec![record(1, "x:1", b"before", 2)], &tx);
+    sink.submit(vec![record(1, "x:1", b"before", 2)]);
     assert_eq!(
-        deliveries(&mut rx, 1, Duration::from_secs(60)).await,
-        BTreeMap::from([(1, (2, 0))])
+        settled(&sink, Duration::from_secs(60))
+            .await
+            .delivered_samples,
+        2
     );
 
     let paused = Outage::begin(&ctl, &dir, "pause", "resume");
-    sink.submit(
-        2,
-        vec![
-            record(1, "x:1", b"during-1", 3),
-            record(2, "y:1", b"during-2", 4),
-        ],
-        &tx,
-    );
+    sink.submit(vec![
+        record(1, "x:1", b"during-1", 3),
+        record(2, "y:1", b"during-2", 4),
+    ]);
     // The broker cannot acknowledge anything: nothing may be reported delivered.
-    assert_eq!(
-        next_delivery(&mut rx, Duration::from_secs(4)).await,
-        None,
-        "a delivery settled while the broker was stopped"
-    );
-    let m = sink.metrics();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let c = sink.counts();
     assert_eq!(
         (
-            m.delivered_samples,
-            m.in_flight_samples,
-            m.in_flight_messages
+            c.delivered_samples,
+            c.failed_samples.total(),
+            c.in_flight_samples,
+            c.in_flight_records
         ),
-        (2, 7, 2)
+        (2, 0, 7, 2),
+        "settled while the broker was stopped"
     );
     drop(paused); // resume
 
+    let c = settled(&sink, Duration::from_secs(90)).await;
     assert_eq!(
-        deliveries(&mut rx, 1, Duration::from_secs(90)).await,
-        BTreeMap::from([(2, (7, 0))])
-    );
-    let m = sink.metrics();
-    assert_eq!(
-        (m.delivered_samples, m.failed_samples, m.in_flight_samples),
+        (
+            c.delivered_samples,
+            c.failed_samples.total(),
+            c.in_flight_samples
+        ),
         (9, 0, 0)
     );
     let read = read_topic(&brokers, &topic, 3, Duration::from_secs(60));
@@ -394,43 +371,40 @@ async fn a_dead_broker_delivers_nothing_and_fails_after_the_message_timeout() {
     let mut config = KafkaSinkConfig::new(format!("127.0.0.1:{}", dead_port()), "nowhere");
     config.message_timeout_ms = 3_000;
     let sink = KafkaSink::new(&config).expect("sink");
-    let (tx, mut rx) = mpsc::channel(64);
     let started = Instant::now();
-    sink.submit(
-        9,
-        vec![record(1, "x:1", b"one", 2), record(2, "y:1", b"two", 3)],
-        &tx,
-    );
+    sink.submit(vec![
+        record(1, "x:1", b"one", 2),
+        record(2, "y:1", b"two", 3),
+    ]);
 
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let c = sink.counts();
     assert_eq!(
-        next_delivery(&mut rx, Duration::from_millis(1_500)).await,
-        None,
+        (
+            c.delivered_samples,
+            c.failed_samples.total(),
+            c.in_flight_samples
+        ),
+        (0, 0, 5),
         "settled before the message timeout"
     );
-    let m = sink.metrics();
-    assert_eq!(
-        (m.delivered_samples, m.failed_samples, m.in_flight_samples),
-        (0, 0, 5)
-    );
 
-    let got = next_delivery(&mut rx, Duration::from_secs(30))
-        .await
-        .expect("the records must fail after message.timeout.ms");
-    assert_eq!(got, (9, (0, 5)));
+    let c = settled(&sink, Duration::from_secs(30)).await;
     assert!(
         started.elapsed() >= Duration::from_millis(2_500),
         "failed after {:?}, before the 3 s timeout",
         started.elapsed()
     );
-    let m = sink.metrics();
     assert_eq!(
         (
-            m.delivered_samples,
-            m.failed_samples,
-            m.in_flight_samples,
-            m.in_flight_messages
+            c.delivered_samples,
+            c.failed_samples.get(FailReason::TimedOut),
+            c.failed_samples.total(),
+            c.failed_records,
+            c.in_flight_samples
         ),
-        (0, 5, 0, 0)
+        (0, 5, 5, 2, 0),
+        "both records timed out"
     );
 }
 
@@ -440,48 +414,36 @@ async fn a_full_queue_rejects_the_newest_submission_at_once() {
     config.message_timeout_ms = 2_000;
     config.queue_len_max = 2;
     let sink = KafkaSink::new(&config).expect("sink");
-    let (tx, mut rx) = mpsc::channel(64);
 
-    sink.submit(
-        1,
-        vec![record(1, "x:1", b"a", 1), record(1, "x:1", b"b", 2)],
-        &tx,
-    );
-    // The queue holds 2 records: the next submission is answered at once, all failed.
-    sink.submit(2, vec![record(2, "y:1", b"c", 4)], &tx);
-    assert_eq!(
-        next_delivery(&mut rx, Duration::from_millis(200)).await,
-        Some((2, (0, 4)))
-    );
-    let m = sink.metrics();
+    sink.submit(vec![record(1, "x:1", b"a", 1), record(1, "x:1", b"b", 2)]);
+    // The queue holds 2 records: the next submission is rejected at once, and counted.
+    sink.submit(vec![record(2, "y:1", b"c", 4)]);
+    let c = sink.counts();
     assert_eq!(
         (
-            m.not_delivered_queue_full_samples,
-            m.in_flight_samples,
-            m.failed_samples
+            c.rejected_samples,
+            c.in_flight_samples,
+            c.failed_samples.total(),
+            c.not_delivered_samples()
         ),
-        (4, 3, 0)
+        (4, 3, 0, 4)
     );
 
     // The older records keep their place and settle by their own timeout.
-    assert_eq!(
-        next_delivery(&mut rx, Duration::from_secs(30)).await,
-        Some((1, (0, 3)))
-    );
+    let c = settled(&sink, Duration::from_secs(30)).await;
+    assert_eq!(c.failed_samples.get(FailReason::TimedOut), 3);
     // Room again: a new submission is queued, not rejected.
-    sink.submit(3, vec![record(3, "z:1", b"d", 5)], &tx);
-    assert_eq!(
-        next_delivery(&mut rx, Duration::from_millis(500)).await,
-        None
-    );
-    let m = sink.metrics();
+    sink.submit(vec![record(3, "z:1", b"d", 5)]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let c = sink.counts();
     assert_eq!(
         (
-            m.not_delivered_queue_full_samples,
-            m.failed_samples,
-            m.in_flight_samples
+            c.rejected_samples,
+            c.failed_samples.total(),
+            c.in_flight_samples,
+            c.emitted_samples()
         ),
-        (4, 3, 5)
+        (4, 3, 5, 12)
     );
 }
 
@@ -497,30 +459,34 @@ async fn a_restarted_broker_gets_everything_submitted_while_it_was_down() {
     let _broker = BROKER.lock().await;
     let topic = unique_topic("restarted");
     let sink = KafkaSink::new(&KafkaSinkConfig::new(&brokers, &topic)).expect("sink");
-    let (tx, mut rx) = mpsc::channel(64);
 
-    sink.submit(1, vec![record(1, "x:1", b"before", 2)], &tx);
+    sink.submit(vec![record(1, "x:1", b"before", 2)]);
     assert_eq!(
-        deliveries(&mut rx, 1, Duration::from_secs(60)).await,
-        BTreeMap::from([(1, (2, 0))])
+        settled(&sink, Duration::from_secs(60))
+            .await
+            .delivered_samples,
+        2
     );
 
     // A real shutdown: the process is gone and the port refuses connections.
     let down = Outage::begin(&ctl, &dir, "stop", "restart");
-    sink.submit(2, vec![record(1, "x:1", b"down-1", 3)], &tx);
-    sink.submit(3, vec![record(2, "y:1", b"down-2", 4)], &tx);
+    sink.submit(vec![record(1, "x:1", b"down-1", 3)]);
+    sink.submit(vec![record(2, "y:1", b"down-2", 4)]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let c = sink.counts();
     assert_eq!(
-        next_delivery(&mut rx, Duration::from_secs(3)).await,
-        None,
-        "a delivery settled while the broker was down"
+        (
+            c.delivered_samples,
+            c.failed_samples.total(),
+            c.in_flight_samples
+        ),
+        (2, 0, 7),
+        "settled while the broker was down"
     );
-    assert_eq!(sink.metrics().delivered_samples, 2);
     drop(down); // restart: same ports, same data
 
-    assert_eq!(
-        deliveries(&mut rx, 2, Duration::from_secs(120)).await,
-        BTreeMap::from([(2, (3, 0)), (3, (4, 0))])
-    );
+    let c = settled(&sink, Duration::from_secs(120)).await;
+    assert_eq!((c.delivered_samples, c.failed_samples.total()), (9, 0));
     let read = read_topic(&brokers, &topic, 3, Duration::from_secs(60));
     let mut payloads: Vec<&[u8]> = read.iter().map(|r| r.payload.as_slice()).collect();
     payloads.sort();

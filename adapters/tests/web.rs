@@ -13,8 +13,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use scrapepool_adapters::driver::{Driver, Ports};
 use scrapepool_adapters::ports::{Clock, Discoverer, EventSender, Fetcher, Sink, SystemClock};
+use scrapepool_adapters::sink::{DeliverySeries, SharedLedger};
 use scrapepool_adapters::web::{self, ExtraMetrics, NoExtraMetrics, WebState};
 use scrapepool_core::config::SdConfig;
+use scrapepool_core::delivery::{Admission, DeliveryCounts, LedgerConfig};
 use scrapepool_core::encode::Record;
 use scrapepool_core::member::{JobsSnapshot, MemberRecord, MemberState, MembersSnapshot};
 use scrapepool_core::node::ProviderId;
@@ -76,21 +78,36 @@ impl Discoverer for SilentDiscoverer {
     }
 }
 
-struct AckingSink;
+/// A sink whose broker acknowledges every record at once, through the delivery ledger.
+struct AckingSink(SharedLedger);
 
 impl Sink for AckingSink {
-    fn submit(&self, delivery: u64, records: Vec<Record>, events: &EventSender) {
-        let delivered_samples = records.iter().map(|r| r.samples as u64).sum();
-        let events = events.clone();
-        tokio::spawn(async move {
-            let _ = events
-                .send(Event::DeliveryFinished {
-                    delivery,
-                    delivered_samples,
-                    failed_samples: 0,
-                })
-                .await;
+    fn submit(&self, records: Vec<Record>) {
+        self.0.with(|l| {
+            if let Admission::Admitted(produces) = l.submit(SystemClock.now(), records) {
+                for p in produces {
+                    l.acked(p.id);
+                }
+            }
         });
+    }
+
+    fn counts(&self) -> DeliveryCounts {
+        self.0.counts()
+    }
+}
+
+/// The test's own series plus the sink's delivery series, as the daemon registers them.
+struct WithDeliveries {
+    extra: Arc<dyn ExtraMetrics>,
+    ledger: SharedLedger,
+}
+
+impl ExtraMetrics for WithDeliveries {
+    fn register(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.extra.register(registry);
+        let ledger = self.ledger.clone();
+        DeliverySeries(move || ledger.counts()).register(registry);
     }
 }
 
@@ -161,17 +178,18 @@ fn start_with_fetcher<F: Fetcher>(
     config.version = "0.1.0-test".into();
     config.started_at = "2026-11-25T12:00:00Z".into();
     let node = Node::new(config, SystemClock.now());
+    let ledger = SharedLedger::new(LedgerConfig::unbounded());
     let ports = Ports {
         fetcher,
         discoverer: SilentDiscoverer,
-        sink: AckingSink,
+        sink: AckingSink(ledger.clone()),
         clock: SystemClock,
     };
     let driver = Driver::new(node, ports);
     let events = driver.events();
     let state = WebState {
         queries: driver.queries(),
-        extra,
+        extra: Arc::new(WithDeliveries { extra, ledger }),
     };
     let driver = tokio::spawn(async move {
         driver.run().await;

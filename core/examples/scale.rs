@@ -141,29 +141,14 @@ fn node_with(targets_yaml: &str, n_members: usize) -> (Node, usize, Vec<ScrapeTa
     (node, owned, tasks)
 }
 
-/// Carries out the node's commands as a driver whose sink delivers everything at once;
-/// returns the scrapes it asked for.
+/// Carries out the node's commands as a driver whose sink drops every record; returns the
+/// scrapes it asked for.
 fn drain(node: &mut Node, now: Timestamp) -> Vec<ScrapeTask> {
+    let _ = now;
     let mut tasks = Vec::new();
-    let mut delivered = Vec::new();
     while let Some(c) = node.poll_command() {
-        match c {
-            Command::Scrape(t) => tasks.push(t),
-            Command::Emit { delivery, records } => delivered.push((
-                delivery,
-                records.iter().map(|r| r.samples as u64).sum::<u64>(),
-            )),
-            _ => {}
-        }
-        for (delivery, samples) in delivered.drain(..) {
-            node.handle(
-                now,
-                Event::DeliveryFinished {
-                    delivery,
-                    delivered_samples: samples,
-                    failed_samples: 0,
-                },
-            );
+        if let Command::Scrape(t) = c {
+            tasks.push(t);
         }
     }
     tasks
@@ -224,7 +209,7 @@ fn memory_per_target() {
     let mut done = std::collections::BTreeSet::new();
     while done.len() < owned {
         if tasks.is_empty() {
-            let Some(wake) = node.poll_timeout() else {
+            let Some((wake, _)) = node.poll_timeout() else {
                 break;
             };
             now = now.max(wake);
@@ -237,8 +222,8 @@ fn memory_per_target() {
                 body: body.as_bytes().to_vec(),
                 content_type: Some("text/plain; version=0.0.4".into()),
             };
-            let ev = t.complete(&mut scratch, now, Duration::from_millis(1), &fetch);
-            node.handle(now, ev);
+            let completed = t.complete(&mut scratch, now, Duration::from_millis(1), &fetch);
+            node.handle(now, completed.event);
             scraped += 1;
             tasks.extend(drain(&mut node, now));
         }
@@ -283,7 +268,7 @@ fn series_cache() {
         let (mut node, _, tasks) = node_with(&static_job(1), 1);
         let mut task = tasks.into_iter().next();
         while task.is_none() {
-            let wake = node.poll_timeout().expect("a scrape is due");
+            let (wake, _) = node.poll_timeout().expect("a scrape is due");
             node.handle(wake, Event::Tick);
             task = drain(&mut node, wake).into_iter().next();
         }

@@ -37,7 +37,7 @@
 //!     }
 //! }
 //! // Nothing more to do until the first scrape is due.
-//! while let Some(wake) = node.poll_timeout() {
+//! while let Some((wake, _why)) = node.poll_timeout() {
 //!     if wake > Timestamp(10_000) { break }
 //!     now = wake;
 //!     node.handle(now, Event::Tick);
@@ -53,12 +53,14 @@
 //! One module per concern: [`config`] (job YAML), [`relabel`], [`targets`] (groups to
 //! targets), [`ring`] (ownership), [`schedule`] (scrape phase), [`exposition`] (parsing),
 //! [`scrape`] (per-scrape processing and staleness), [`encode`] (bus encodings), [`member`]
-//! (member records), [`coord`] (the ZooKeeper session policy), [`node`] (the state machine).
+//! (member records), [`coord`] (the ZooKeeper session policy), [`node`] (the state machine),
+//! [`delivery`] (the delivery ledger every sink runs).
 
 #![warn(missing_docs)]
 
 pub mod config;
 pub mod coord;
+pub mod delivery;
 pub mod encode;
 pub mod exposition;
 pub mod format;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use scrapepool_core::member::{JobsSnapshot, MemberRecord, MemberState, MembersSnapshot};
-use scrapepool_core::node::{Role, ScrapeTask};
+use scrapepool_core::node::{RebalanceCause, Role, ScrapeTask, Wake};
 use scrapepool_core::scrape::{FetchOutcome, ScrapeError};
 use scrapepool_core::{Command, Event, Node, NodeConfig, Timestamp};
 
@@ -84,13 +84,15 @@ impl Harness {
             if let Command::Scrape(task) = c {
                 match self.auto_answer.clone() {
                     Some(fetch) => {
-                        let event = task.complete(
+                        let completed = task.complete(
                             &mut Default::default(),
                             self.now,
                             Duration::from_millis(5),
                             &fetch,
                         );
-                        self.node.handle(self.now, event);
+                        // What the driver hands to the sink from the worker, logged as such.
+                        out.push(format!("sink {} samples", samples(&completed.records)));
+                        self.node.handle(self.now, completed.event);
                     }
                     None => self.pending.push(task),
                 }
@@ -104,7 +106,7 @@ impl Harness {
     fn run_until(&mut self, until_ms: i64) -> Vec<String> {
         let until = Timestamp(T0 + until_ms);
         let mut out = Vec::new();
-        while let Some(at) = self.node.poll_timeout() {
+        while let Some((at, _)) = self.node.poll_timeout() {
             if at > until {
                 break;
             }
@@ -142,12 +144,13 @@ fn render(c: &Command) -> String {
             t.spec.target_labels.get("instance").unwrap_or("?"),
             t.scheduled_at.0 - T0
         ),
-        Command::Emit { records, .. } => {
-            let samples: usize = records.iter().map(|r| r.samples).sum();
-            format!("emit {} samples", samples)
-        }
+        Command::Emit(records) => format!("emit {} samples", samples(records)),
         Command::Exit => "exit".into(),
     }
+}
+
+fn samples(records: &[scrapepool_core::encode::Record]) -> usize {
+    records.iter().map(|r| r.samples).sum()
 }
 
 /// The first lines of a log, for assertion messages.
@@ -208,8 +211,8 @@ fn every_scrape_is_emitted() {
         .iter()
         .position(|l| l.starts_with("scrape h:1"))
         .expect("scraped");
-    // The body's two samples plus the five synthetic series.
-    assert_eq!(log[i + 1], "emit 7 samples", "{:?}", short(&log));
+    // The body's two samples plus the five synthetic series, from the worker to the sink.
+    assert_eq!(log[i + 1], "sink 7 samples", "{:?}", short(&log));
 }
 
 #[test]
@@ -262,9 +265,14 @@ fn targets_are_split_between_members_and_moved_ones_handed_off() {
         assert!(at[0] < joined_at + 10_000);
     }
     assert_eq!(h.node.scraped_counts(), (owned, 0));
-    // Moving is not ending: no staleness markers for moved targets (only scrape emits).
+    // Moving is not ending: no staleness markers for moved targets, only scrapes' records.
     let emits: Vec<&String> = log.iter().filter(|l| l.starts_with("emit")).collect();
-    assert!(emits.iter().all(|e| *e == "emit 7 samples"), "{emits:?}");
+    assert_eq!(emits, Vec::<&String>::new());
+    let sunk: Vec<&String> = log.iter().filter(|l| l.starts_with("sink")).collect();
+    assert!(
+        !sunk.is_empty() && sunk.iter().all(|e| *e == "sink 7 samples"),
+        "{sunk:?}"
+    );
 }
 
 #[test]
@@ -425,17 +433,18 @@ fn a_scrape_in_flight_is_never_doubled() {
             url: task.spec.url.clone(),
         },
     };
-    let event = task.complete(
+    let completed = task.complete(
         &mut Default::default(),
         h.now,
         Duration::from_millis(3),
         &fetch,
     );
     assert_eq!(
-        h.feed(event),
-        vec!["emit 5 samples"],
+        samples(&completed.records),
+        5,
         "a failed scrape still reports its synthetic series"
     );
+    assert_eq!(h.feed(completed.event), Vec::<String>::new());
     assert_eq!(h.node.stats().scrapes_failed, 1);
 }
 
@@ -566,4 +575,128 @@ fn a_new_session_takes_its_snapshots_whatever_their_versions() {
     h.feed(jobs(3, &[("j", &static_job("j", "10s", &["h:1", "h:2"]))]));
     assert_eq!(h.node.scraped_counts().0, 2);
     assert_eq!(h.node.stats().stale_snapshots, 0);
+}
+
+/// The key of the target with `instance` among those the node scrapes.
+fn key_of(h: &Harness, instance: &str) -> scrapepool_core::targets::TargetKey {
+    h.node
+        .scraped_targets()
+        .map(|(k, job, _)| (k.clone(), job.to_string()))
+        .find(|(k, job)| {
+            h.node
+                .job_targets(job)
+                .iter()
+                .any(|t| &t.target.key == k && t.target.labels.get("instance") == Some(instance))
+        })
+        .map(|(k, _)| k)
+        .unwrap_or_else(|| panic!("{instance} is not scraped"))
+}
+
+#[test]
+fn poll_timeout_says_which_scrape_is_next() {
+    let mut h = Harness::new("a");
+    h.up("a");
+    assert_eq!(
+        h.node.poll_timeout(),
+        None,
+        "nothing to scrape, nothing to wait for"
+    );
+    h.feed(jobs(1, &[("j", &static_job("j", "10s", &["h:1"]))]));
+    let key = key_of(&h, "h:1");
+    let (at, wake) = h.node.poll_timeout().expect("a scrape is due");
+    assert_eq!(wake, Wake::Scrape(key.clone()));
+    assert!(
+        at > h.now && at <= h.now + Duration::from_secs(10),
+        "{at:?}"
+    );
+    // Woken then, it scrapes that target and wants the same one an interval later.
+    h.now = at;
+    assert_eq!(
+        h.feed(Event::Tick),
+        vec![
+            format!("scrape h:1 @{}", at.0 - T0),
+            "sink 7 samples".into()
+        ]
+    );
+    assert_eq!(
+        h.node.poll_timeout(),
+        Some((at + Duration::from_secs(10), Wake::Scrape(key)))
+    );
+}
+
+#[test]
+fn poll_timeout_says_when_a_handoff_ends() {
+    let mut config = NodeConfig::for_tests("a");
+    config.handoff_grace = Some(Duration::from_millis(1));
+    let mut h = Harness::with_config(config);
+    h.up("a");
+    h.feed(jobs(1, &[("j", &static_job("j", "10s", &["h:1"]))]));
+    let key = key_of(&h, "h:1");
+    let (scrape_at, _) = h.node.poll_timeout().unwrap();
+    h.run_until(scrape_at.0 - T0);
+    // Our session expired: the target is handed off for the 1 ms grace, which ends first.
+    assert_eq!(h.feed(Event::SessionExpired), Vec::<String>::new());
+    assert_eq!(
+        h.node.poll_timeout(),
+        Some((
+            h.now + Duration::from_millis(1),
+            Wake::HandoffEnd(key.clone())
+        ))
+    );
+    h.now = h.now + Duration::from_millis(1);
+    assert_eq!(
+        h.feed(Event::Tick),
+        Vec::<String>::new(),
+        "a move writes no markers"
+    );
+    assert_eq!(h.node.scraped_counts(), (0, 0));
+    assert_eq!(h.node.poll_timeout(), None);
+}
+
+#[test]
+fn poll_timeout_says_when_the_drain_ends() {
+    let mut config = NodeConfig::for_tests("a");
+    config.drain_grace = Some(Duration::from_secs(5));
+    let mut h = Harness::with_config(config);
+    h.up("a");
+    assert_eq!(h.feed(Event::ShutdownRequested), vec!["update a Draining"]);
+    assert_eq!(
+        h.node.poll_timeout(),
+        Some((h.now + Duration::from_secs(5), Wake::DrainEnd))
+    );
+    assert_eq!(h.run_until(5_000), vec!["deregister", "exit"]);
+    assert_eq!(h.node.poll_timeout(), None);
+}
+
+#[test]
+fn each_rebalance_names_its_cause() {
+    let mut h = Harness::new("a");
+    h.up("a");
+    let targets: Vec<String> = (0..12).map(|i| format!("h:{i}")).collect();
+    let refs: Vec<&str> = targets.iter().map(String::as_str).collect();
+    h.feed(jobs(1, &[("j", &static_job("j", "10s", &refs))]));
+    h.feed(members(
+        2,
+        &[
+            ("a", MemberState::Active),
+            ("b", MemberState::Active),
+            ("c", MemberState::Active),
+        ],
+    ));
+    h.feed(Event::SessionExpired);
+    h.feed(Event::SessionConnected);
+    h.feed(members(3, &[("a", MemberState::Active)]));
+    h.feed(Event::ShutdownRequested);
+    let causes: Vec<RebalanceCause> = h.node.rebalances().map(|r| r.cause).collect();
+    assert_eq!(
+        causes,
+        vec![
+            RebalanceCause::Jobs,
+            RebalanceCause::Members,
+            RebalanceCause::Session,
+            RebalanceCause::Members,
+            RebalanceCause::Drain
+        ]
+    );
+    assert_eq!(RebalanceCause::Session.to_string(), "session");
 }

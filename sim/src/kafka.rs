@@ -1,15 +1,20 @@
 //! A model of the Kafka broker behind the `Sink` port: acknowledgements after a latency,
-//! outages and per-scraper partitions (records wait, then time out), a bounded queue.
+//! outages and per-scraper partitions. Each scraper's producer runs the production delivery
+//! ledger (`scrapepool_core::delivery`): the ledger admits or rejects, decides when a record
+//! whose attempt failed is retried and when it times out, and keeps every count; the model
+//! only plays the broker's answers.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use scrapepool_adapters::ports::{EventSender, Sink};
+use scrapepool_adapters::ports::Sink;
+use scrapepool_adapters::sink::SharedLedger;
+use scrapepool_core::delivery::{Admission, DeliveryCounts, LedgerConfig, Retry};
 use scrapepool_core::encode::Record;
 use scrapepool_core::sample::is_stale_nan;
 use scrapepool_core::testing::remote_write;
-use scrapepool_core::Event;
+use scrapepool_core::Timestamp;
 
 use crate::trace::{Seen, Trace};
 
@@ -21,6 +26,16 @@ pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(120);
 pub const RETRY_INTERVAL: Duration = Duration::from_millis(500);
 /// Most records a scraper may have waiting; beyond it a submission is refused at once.
 pub const QUEUE_LEN_MAX: usize = 20_000;
+
+/// The ledger of each scraper's producer in the simulation.
+pub fn ledger_config() -> LedgerConfig {
+    LedgerConfig {
+        queue_len_max: QUEUE_LEN_MAX,
+        queue_bytes_max: usize::MAX,
+        message_timeout: MESSAGE_TIMEOUT,
+        retry_backoff: RETRY_INTERVAL,
+    }
+}
 
 /// The broker, shared by every scraper.
 #[derive(Default)]
@@ -50,66 +65,50 @@ pub struct ModelSink {
     pub broker: Arc<KafkaModel>,
     /// Where acknowledged records are written down.
     pub trace: Arc<Trace>,
-    /// Records waiting, for the bound.
-    pub queued: Arc<Mutex<usize>>,
+    /// The producer's delivery ledger.
+    pub ledger: SharedLedger,
     /// Simulated milliseconds.
     pub now_ms: fn() -> i64,
 }
 
 impl Sink for ModelSink {
-    fn submit(&self, delivery: u64, records: Vec<Record>, events: &EventSender) {
-        let samples: u64 = records.iter().map(|r| r.samples as u64).sum();
-        {
-            let mut queued = self.queued.lock().expect("queue lock");
-            if *queued + records.len() > QUEUE_LEN_MAX {
-                // The written policy: refuse the newest at once, counted as not delivered.
-                let _ = events.try_send(Event::DeliveryFinished {
-                    delivery,
-                    delivered_samples: 0,
-                    failed_samples: samples,
-                });
-                return;
-            }
-            *queued += records.len();
-        }
-        let (broker, trace, queued, events, scraper, now_ms) = (
+    fn submit(&self, records: Vec<Record>) {
+        let now_ms = self.now_ms;
+        let produces = match self.ledger.with(|l| l.submit(Timestamp(now_ms()), records)) {
+            Admission::Admitted(produces) if !produces.is_empty() => produces,
+            // Rejected (counted by the ledger) or empty: nothing to produce.
+            _ => return,
+        };
+        let (broker, trace, ledger, scraper) = (
             self.broker.clone(),
             self.trace.clone(),
-            self.queued.clone(),
-            events.clone(),
+            self.ledger.clone(),
             self.scraper.clone(),
-            self.now_ms,
         );
         tokio::spawn(async move {
-            let started = tokio::time::Instant::now();
-            let mut delivered = 0u64;
-            let mut failed = 0u64;
-            let mut acked: Vec<&Record> = Vec::with_capacity(records.len());
-            for record in &records {
+            // One submission's records in order, as one partition delivers them.
+            let mut acked: Vec<&Record> = Vec::with_capacity(produces.len());
+            for p in &produces {
                 loop {
                     tokio::time::sleep(ACK_LATENCY).await;
                     if broker.accepts(&scraper) {
-                        delivered += record.samples as u64;
-                        acked.push(record);
+                        ledger.with(|l| l.acked(p.id));
+                        acked.push(&p.record);
                         break;
                     }
-                    if started.elapsed() > MESSAGE_TIMEOUT {
-                        failed += record.samples as u64;
-                        break;
+                    let now = Timestamp(now_ms());
+                    match ledger.with(|l| l.attempt_failed(now, p.id)) {
+                        Some(Retry::At(at)) => tokio::time::sleep(at.since(now)).await,
+                        Some(Retry::GaveUp) | None => break,
                     }
-                    tokio::time::sleep(RETRY_INTERVAL).await;
                 }
             }
             note_acked(&trace, now_ms(), &scraper, &acked);
-            *queued.lock().expect("queue lock") -= records.len();
-            let _ = events
-                .send(Event::DeliveryFinished {
-                    delivery,
-                    delivered_samples: delivered,
-                    failed_samples: failed,
-                })
-                .await;
         });
+    }
+
+    fn counts(&self) -> DeliveryCounts {
+        self.ledger.counts()
     }
 }
 

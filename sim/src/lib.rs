@@ -22,6 +22,7 @@ use std::time::{Duration, SystemTime};
 use scrapepool_adapters::driver::{Driver, Ports, QueryHandle};
 use scrapepool_adapters::http::{Connector, HttpFetcher};
 use scrapepool_adapters::ports::{Clock, Coordinator, Discoverer, EventSender};
+use scrapepool_adapters::sink::SharedLedger;
 use scrapepool_core::config::SdConfig;
 use scrapepool_core::node::ProviderId;
 use scrapepool_core::{Node, NodeConfig, Timestamp};
@@ -120,6 +121,9 @@ pub struct World {
     pub exporter_faults: Arc<ExporterFaults>,
     /// Per running scraper: a sender of events into its driver and a read handle.
     pub scrapers: Mutex<BTreeMap<String, (EventSender, QueryHandle)>>,
+    /// Per scraper (its latest start): its producer's delivery ledger, the one source of its
+    /// delivery counts.
+    pub ledgers: Mutex<BTreeMap<String, SharedLedger>>,
 }
 
 /// Simulated milliseconds since the Unix epoch.
@@ -190,11 +194,17 @@ async fn scraper_main(world: Arc<World>, name: String) -> Result<(), Box<dyn std
     config.replication_factor = world.config.replication_factor;
     config.web = format!("{name}:9091");
     let node = Node::new(config, SimClock.now());
+    let ledger = SharedLedger::new(kafka::ledger_config());
+    world
+        .ledgers
+        .lock()
+        .expect("ledgers lock")
+        .insert(name.clone(), ledger.clone());
     let sink = ModelSink {
         scraper: name.clone(),
         broker: world.kafka.clone(),
         trace: world.trace.clone(),
-        queued: Default::default(),
+        ledger: ledger.clone(),
         now_ms,
     };
     let ports = Ports {
@@ -212,34 +222,32 @@ async fn scraper_main(world: Arc<World>, name: String) -> Result<(), Box<dyn std
         .lock()
         .expect("scrapers lock")
         .insert(name.clone(), (driver.events(), driver.queries()));
-    let counters = Arc::new(Mutex::new(None));
-    let seen = counters.clone();
-    driver.observe(move |node| {
-        let s = node.stats();
-        *seen.lock().expect("counters lock") = Some((
-            s.samples_emitted,
-            s.samples_delivered,
-            s.samples_not_delivered,
-            s.deliveries_in_flight,
-        ));
-    });
     driver.run().await;
     world.scrapers.lock().expect("scrapers lock").remove(&name);
-    if let Some((emitted, delivered, not_delivered, in_flight)) =
-        *counters.lock().expect("counters lock")
-    {
-        world.trace.push(
-            now_ms(),
-            Seen::Counters {
-                scraper: name,
-                emitted,
-                delivered,
-                not_delivered,
-                in_flight,
-            },
-        );
-    }
+    let (emitted, delivered, not_delivered, in_flight) = counters(&ledger);
+    world.trace.push(
+        now_ms(),
+        Seen::Counters {
+            scraper: name,
+            emitted,
+            delivered,
+            not_delivered,
+            in_flight,
+        },
+    );
     Ok(())
+}
+
+/// A scraper's delivery counts, from its ledger: (emitted, delivered, not delivered, records
+/// in flight).
+fn counters(ledger: &SharedLedger) -> (u64, u64, u64, u64) {
+    let c = ledger.counts();
+    (
+        c.emitted_samples(),
+        c.delivered_samples,
+        c.not_delivered_samples(),
+        c.in_flight_records,
+    )
 }
 
 /// The outcome of one run.
@@ -280,6 +288,7 @@ pub fn run(config: SimConfig) -> Outcome {
         trace: Arc::new(Trace::default()),
         exporter_faults: Arc::new(ExporterFaults::default()),
         scrapers: Mutex::new(BTreeMap::new()),
+        ledgers: Mutex::new(BTreeMap::new()),
     });
     world
         .zk
@@ -325,21 +334,23 @@ pub fn run(config: SimConfig) -> Outcome {
     }
     // Counters of the scrapers still running, for the delivery checker.
     let end_ms = now_ms_of(sim.elapsed());
-    let running: Vec<(String, QueryHandle)> = world
+    let running: Vec<(String, QueryHandle, Option<SharedLedger>)> = world
         .scrapers
         .lock()
         .expect("scrapers lock")
         .iter()
-        .map(|(n, (_, q))| (n.clone(), q.clone()))
+        .map(|(n, (_, q))| {
+            let ledger = world.ledgers.lock().expect("ledgers lock").get(n).cloned();
+            (n.clone(), q.clone(), ledger)
+        })
         .collect();
     let answers: Arc<Mutex<Vec<(String, (u64, u64, u64, u64), Vec<(u32, bool)>)>>> =
         Default::default();
     let collected = answers.clone();
     sim.client("checker", async move {
-        for (name, q) in running {
+        for (name, q, ledger) in running {
             let answer = q
                 .ask(|node| {
-                    let s = node.stats();
                     let owned: Vec<(u32, bool)> = node
                         .scraped_targets()
                         .filter_map(|(key, job, role)| {
@@ -353,18 +364,11 @@ pub fn run(config: SimConfig) -> Outcome {
                             ))
                         })
                         .collect();
-                    (
-                        (
-                            s.samples_emitted,
-                            s.samples_delivered,
-                            s.samples_not_delivered,
-                            s.deliveries_in_flight,
-                        ),
-                        owned,
-                    )
+                    owned
                 })
                 .await;
-            if let Some((counters, owned)) = answer {
+            if let (Some(owned), Some(ledger)) = (answer, ledger) {
+                let counters = counters(&ledger);
                 collected
                     .lock()
                     .expect("answers lock")

@@ -11,8 +11,8 @@ use scrapepool_adapters::discovery::Discovery;
 use scrapepool_adapters::driver::{Driver, Exit, Ports};
 use scrapepool_adapters::http::HttpFetcher;
 use scrapepool_adapters::kafka::{parse_kafka_option, KafkaSink, KafkaSinkConfig};
-use scrapepool_adapters::ports::{Clock, Coordinator, SystemClock};
-use scrapepool_adapters::sink::{SinkSeries, StdoutSink};
+use scrapepool_adapters::ports::{Clock, Coordinator, Sink, SystemClock};
+use scrapepool_adapters::sink::{DeliverySeries, StdoutSink};
 use scrapepool_adapters::web::{self, ExtraMetrics, WebState};
 use scrapepool_adapters::zk::{ZkConfig, ZkCoordinator};
 use scrapepool_core::encode::Encoding;
@@ -21,9 +21,6 @@ use scrapepool_core::{Event, Node, NodeConfig};
 
 /// The jobs a standalone daemon runs when no `--jobs` is given: it scrapes its own metrics.
 pub const DEFAULT_JOBS: &str = include_str!("../../examples/jobs.yml");
-
-/// How long the last flush of the sink may take at exit.
-const SINK_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Arguments of `scrapepool run`.
 #[derive(clap::Args, Debug)]
@@ -167,7 +164,7 @@ async fn daemon(args: Args) -> anyhow::Result<ExitCode> {
         let jobs = scrapepool_core::jobs_file::split_jobs(&text)
             .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
         let metrics = sink.clone();
-        let extra: Arc<dyn ExtraMetrics> = Arc::new(SinkSeries(move || metrics.metrics()));
+        let extra: Arc<dyn ExtraMetrics> = Arc::new(DeliverySeries(move || metrics.counts()));
         let driver = Driver::new(
             node,
             Ports {
@@ -206,7 +203,7 @@ async fn daemon(args: Args) -> anyhow::Result<ExitCode> {
         kafka.options = args.kafka_options.clone();
         let sink = Arc::new(KafkaSink::new(&kafka)?);
         let metrics = sink.clone();
-        let extra: Arc<dyn ExtraMetrics> = Arc::new(SinkSeries(move || metrics.metrics()));
+        let extra: Arc<dyn ExtraMetrics> = Arc::new(DeliverySeries(move || metrics.counts()));
         let mut zk = ZkConfig::new(args.zookeeper.clone().unwrap_or_default());
         zk.session_timeout = args.session_timeout;
         let coordinator = ZkCoordinator::new(zk)?;
@@ -215,24 +212,22 @@ async fn daemon(args: Args) -> anyhow::Result<ExitCode> {
             Ports {
                 fetcher,
                 discoverer,
-                sink: sink.clone(),
+                sink,
                 clock,
             },
         );
         let requests = driver.coordinator_requests();
         tokio::spawn(coordinator.run(driver.events(), requests));
-        let exit = serve(driver, listener, extra, web_shutdown).await;
-        let flushed = tokio::task::spawn_blocking(move || sink.flush(SINK_FLUSH_TIMEOUT))
-            .await
-            .unwrap_or(false);
-        if !flushed {
-            tracing::warn!(
-                "the Kafka sink still held unacknowledged records after {SINK_FLUSH_TIMEOUT:?}"
-            );
-        }
-        exit
+        // The driver's exit waits for the sink's ledger to settle: the one flush.
+        serve(driver, listener, extra, web_shutdown).await
     };
     let _ = shutdown_tx.send(true);
+    if let Exit::DrainedWithUnsettled(records) = exit {
+        tracing::warn!(
+            records,
+            "the sink still held unacknowledged records at exit"
+        );
+    }
     tracing::info!(?exit, "scrapepool stopped");
     Ok(match exit {
         Exit::Drained => ExitCode::SUCCESS,

@@ -310,7 +310,7 @@ pub(super) async fn cluster_page(State(state): State<WebState>) -> Response {
                 "<tr><td><span title=\"{at}\">{at}</span> <span class=\"muted\">({ago})</span></td><td>{cause}</td><td>{members}</td><td>{gained}</td><td>{lost}</td></tr>",
                 at = e(&rfc3339(r.at)),
                 ago = e(&ago(now, r.at)),
-                cause = e(r.cause),
+                cause = e(r.cause.as_str()),
                 members = r.members,
                 gained = r.gained,
                 lost = r.lost,

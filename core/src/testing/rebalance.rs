@@ -253,8 +253,9 @@ struct Member {
 /// The context of a node's command drain: whether it answers a scrape.
 #[derive(Clone, Default)]
 struct Answering {
-    /// The scrape's own records (its markers are the scrape's business, not a handoff's).
-    records: Option<Vec<Record>>,
+    /// Whether the drain follows a scrape's return (the scrape's own records, and their
+    /// markers, went to the sink from the worker; they are not the node's commands).
+    answers_scrape: bool,
     target_hash: u64,
     removals_at_start: u64,
 }
@@ -521,22 +522,18 @@ impl Cluster {
             }
         };
         let target_hash = p.task.target.hash();
-        let event = p.task.complete(
+        let completed = p.task.complete(
             &mut Default::default(),
             self.now,
             Duration::from_millis(3),
             &fetch,
         );
-        let records = match &event {
-            Event::ScrapeFinished(f) => f.records.clone(),
-            _ => unreachable!("complete gives ScrapeFinished"),
-        };
         self.outcome.scrapes_answered += 1;
         self.feed(
             slot,
-            event,
+            completed.event,
             Answering {
-                records: Some(records),
+                answers_scrape: true,
                 target_hash,
                 removals_at_start: p.removals_at_start,
             },
@@ -562,7 +559,7 @@ impl Cluster {
             let next = self
                 .live_slots()
                 .into_iter()
-                .filter_map(|s| self.member(s).node.poll_timeout().map(|at| (at, s)))
+                .filter_map(|s| self.member(s).node.poll_timeout().map(|(at, _)| (at, s)))
                 .filter(|(at, _)| *at <= until)
                 .min();
             let Some((at, slot)) = next else {
@@ -720,7 +717,6 @@ impl Cluster {
         let now = self.now;
         self.member_mut(slot).node.handle(now, event);
         let mut follow_ups: VecDeque<Event> = VecDeque::new();
-        let mut scrape_output = answering.records.clone();
         while let Some(command) = self.member_mut(slot).node.poll_command() {
             match command {
                 Command::Register(record) => {
@@ -771,20 +767,7 @@ impl Cluster {
                         removals_at_start,
                     });
                 }
-                Command::Emit { delivery, records } => {
-                    let samples: usize = records.iter().map(|r| r.samples).sum();
-                    if scrape_output.as_ref() == Some(&records) {
-                        // The scrape's own output: its markers follow from its own fetch.
-                        scrape_output = None;
-                    } else {
-                        self.check_markers(slot, &records, &answering);
-                    }
-                    follow_ups.push_back(Event::DeliveryFinished {
-                        delivery,
-                        delivered_samples: samples as u64,
-                        failed_samples: 0,
-                    });
-                }
+                Command::Emit(records) => self.check_markers(slot, &records, &answering),
                 Command::Exit => {
                     let m = self.member_mut(slot);
                     m.exited = true;
@@ -795,10 +778,6 @@ impl Cluster {
         }
         for event in follow_ups {
             if self.member(slot).exited {
-                if let Event::DeliveryFinished { .. } = event {
-                    let now = self.now;
-                    self.member_mut(slot).node.settle(now, event);
-                }
                 continue;
             }
             self.feed(slot, event, Answering::default());
@@ -812,7 +791,7 @@ impl Cluster {
             let hash = u64::from_be_bytes(record.key);
             let m = self.member(slot);
             let left_now = !m.view.contains(&hash);
-            let left_since_scrape = answering.records.is_some()
+            let left_since_scrape = answering.answers_scrape
                 && answering.target_hash == hash
                 && m.removals.get(&hash).copied().unwrap_or(0) > answering.removals_at_start;
             if !(left_now || left_since_scrape) {

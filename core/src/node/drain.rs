@@ -1,0 +1,50 @@
+//! Draining: on shutdown the node marks itself `draining`, hands every target off, scrapes on
+//! for the drain grace, then deregisters and exits.
+
+use std::time::Duration;
+
+use super::*;
+
+impl Node {
+    pub(super) fn on_shutdown(&mut self, now: Timestamp) {
+        if self.drain_until.is_some() {
+            return;
+        }
+        let grace = self.config.drain_grace.unwrap_or_else(|| {
+            self.scraped
+                .values()
+                .map(|s| s.spec.interval)
+                .max()
+                .unwrap_or(Duration::ZERO)
+        });
+        let until = now + grace;
+        self.drain_until = Some(until);
+        if self.registered {
+            self.commands
+                .push_back(Command::UpdateMember(self.record()));
+        }
+        self.rebuild_ring();
+        self.reconcile(now, None, RebalanceCause::Drain);
+        // Every target we scrape is now handing off; none may outlive the drain.
+        for s in self.scraped.values_mut() {
+            if let Role::HandingOff { until: u } = &mut s.role {
+                *u = (*u).min(until);
+            }
+        }
+        self.timers.insert((until, Wake::DrainEnd));
+    }
+
+    /// The drain grace is over: forget every target, deregister and say `Exit`.
+    pub(super) fn end_drain(&mut self, now: Timestamp) {
+        let keys: Vec<TargetKey> = self.scraped.keys().cloned().collect();
+        for key in keys {
+            self.remove_scraped(now, &key, Orphan::Forget);
+        }
+        if self.registered {
+            self.commands.push_back(Command::Deregister);
+        }
+        self.commands.push_back(Command::Exit);
+        self.exited = true;
+        self.timers.clear();
+    }
+}

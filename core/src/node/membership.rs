@@ -1,0 +1,232 @@
+//! Session and membership: our member record, the ring of active members, and ownership
+//! (`reconcile`: what we scrape follows what we own).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use super::targets::role_until;
+use super::*;
+use crate::schedule;
+
+impl Node {
+    pub(super) fn record(&self) -> MemberRecord {
+        MemberRecord {
+            id: self.config.id.clone(),
+            state: if self.drain_until.is_some() {
+                MemberState::Draining
+            } else {
+                MemberState::Active
+            },
+            version: self.config.version.clone(),
+            web: self.config.web.clone(),
+            started_at: self.config.started_at.clone(),
+        }
+    }
+
+    pub(super) fn on_session_connected(&mut self, now: Timestamp) {
+        let _ = now;
+        self.session = SessionState::Connected;
+        if !self.registered {
+            self.registered = true;
+            self.commands.push_back(Command::Register(self.record()));
+        }
+    }
+
+    pub(super) fn on_session_expired(&mut self, now: Timestamp) {
+        self.session = SessionState::Expired;
+        self.registered = false;
+        // A new session rebuilds its view: its first snapshots are taken whatever their
+        // versions (a restored or re-created ensemble may number them lower).
+        self.members_applied = false;
+        self.jobs_applied = false;
+        // Our ephemeral record is gone and the others have already taken our targets over:
+        // drop ourselves from the view so that ours are handed off rather than kept forever.
+        self.rebuild_ring();
+        self.reconcile(now, None, RebalanceCause::Session);
+    }
+
+    pub(super) fn on_members(&mut self, now: Timestamp, snapshot: MembersSnapshot) {
+        if self.members_applied && snapshot.version < self.members.version {
+            self.stats.stale_snapshots += 1;
+            return;
+        }
+        self.members = snapshot;
+        self.members_applied = true;
+        if self.rebuild_ring() {
+            self.reconcile(now, None, RebalanceCause::Members);
+        }
+    }
+
+    /// Recomputes the ring from the snapshot and our own state; whether it changed.
+    pub(super) fn rebuild_ring(&mut self) -> bool {
+        let me = self.config.id.as_str();
+        let excluded_self = self.drain_until.is_some() || self.session == SessionState::Expired;
+        let active = self
+            .members
+            .members
+            .iter()
+            .filter(|m| m.state == MemberState::Active && !(excluded_self && m.id == me))
+            .map(|m| m.id.as_str());
+        let ring = Ring::new(active, self.config.replication_factor);
+        let changed = ring != self.ring;
+        self.ring = ring;
+        changed
+    }
+
+    // ---- ownership -----------------------------------------------------------------
+
+    /// Brings what we scrape in line with what we own: `only_job` limits the work to one
+    /// job when nothing else changed.
+    pub(super) fn reconcile(
+        &mut self,
+        now: Timestamp,
+        only_job: Option<&str>,
+        cause: RebalanceCause,
+    ) {
+        let me = self.config.id.clone();
+        // What we should scrape as owner: key → (job, target, rank).
+        let mut wanted: BTreeMap<TargetKey, (String, Arc<JobConfig>, &Target, usize)> =
+            BTreeMap::new();
+        // Every target still in discovery (of the jobs looked at), owned by us or not.
+        let mut present: BTreeSet<&TargetKey> = BTreeSet::new();
+        for (name, job) in &self.jobs {
+            if only_job.is_some_and(|j| j != name) {
+                continue;
+            }
+            let Some(config) = &job.config else { continue };
+            for t in &job.resolved.active {
+                present.insert(&t.key);
+                if job.resolved.limit_error.is_some() {
+                    continue; // Prometheus scrapes none of a job over its target_limit
+                }
+                if let Some(rank) = self.ring.rank_of(t.key.hash(), &me) {
+                    wanted.insert(t.key.clone(), (name.clone(), config.clone(), t, rank));
+                }
+            }
+        }
+        let mut gained = 0;
+        let mut lost = 0;
+        let mut to_remove = Vec::new();
+        for (key, s) in self.scraped.iter_mut() {
+            if only_job.is_some_and(|j| j != s.job) {
+                continue;
+            }
+            if let Some((_, _, _, rank)) = wanted.get(key) {
+                if matches!(s.role, Role::HandingOff { .. }) {
+                    gained += 1;
+                    self.timers
+                        .remove(&(role_until(s.role), Wake::HandoffEnd(key.clone())));
+                }
+                s.role = Role::Owner { rank: *rank };
+                s.rank = *rank;
+                continue;
+            }
+            if !present.contains(key) {
+                to_remove.push(key.clone());
+                if matches!(s.role, Role::Owner { .. }) {
+                    lost += 1;
+                }
+                continue;
+            }
+            if let Role::Owner { .. } = s.role {
+                lost += 1;
+                let grace = self.config.handoff_grace.unwrap_or(s.spec.interval);
+                let until = match self.drain_until {
+                    Some(d) => (now + grace).min(d),
+                    None => now + grace,
+                };
+                s.role = Role::HandingOff { until };
+                self.timers.insert((until, Wake::HandoffEnd(key.clone())));
+            }
+        }
+        let new: Vec<(TargetKey, String, Arc<JobConfig>, Target, usize)> = wanted
+            .into_iter()
+            .filter(|(k, _)| !self.scraped.contains_key(k))
+            .map(|(k, (job, config, target, rank))| (k, job, config, target.clone(), rank))
+            .collect();
+        // Specs follow job edits (limits, relabeling, auth) of targets we keep.
+        let respec: Vec<(TargetKey, Arc<JobConfig>, Arc<ScrapeSpec>)> = self
+            .scraped
+            .iter()
+            .filter(|(_, s)| only_job.is_none_or(|j| j == s.job))
+            .filter_map(|(k, s)| {
+                let job = self.jobs.get(&s.job)?;
+                let config = job.config.as_ref()?;
+                let target = job.resolved.active.iter().find(|t| &t.key == k)?;
+                let same = Arc::ptr_eq(config, &s.config)
+                    && target.scrape_interval == s.spec.interval
+                    && target.scrape_timeout == s.spec.timeout;
+                (!same).then(|| {
+                    (
+                        k.clone(),
+                        config.clone(),
+                        Arc::new(self.scrape_spec(config, target)),
+                    )
+                })
+            })
+            .collect();
+        for (k, config, spec) in respec {
+            if let Some(s) = self.scraped.get_mut(&k) {
+                s.config = config;
+                s.spec = spec;
+            }
+        }
+        for key in to_remove {
+            self.remove_scraped(now, &key, Orphan::MarkStale);
+        }
+        for (key, job, config, target, rank) in new {
+            gained += 1;
+            let spec = Arc::new(self.scrape_spec(&config, &target));
+            let next_at = schedule::next_at(
+                now,
+                spec.interval,
+                schedule::offset(key.hash(), rank, spec.interval),
+            );
+            self.timers.insert((next_at, Wake::Scrape(key.clone())));
+            // A scrape of this target from before it left us may still be out: adopt it
+            // rather than start a second one beside it (found by the `rebalance` fuzz target),
+            // so its series memory comes back to the target and no markers end live series.
+            let adopted = self
+                .orphans
+                .iter()
+                .find(|(_, (k, _, _))| *k == key)
+                .map(|(id, _)| *id);
+            if let Some(id) = adopted {
+                self.orphans.remove(&id);
+            }
+            self.scraped.insert(
+                key,
+                Scraped {
+                    job,
+                    config,
+                    spec,
+                    role: Role::Owner { rank },
+                    rank,
+                    cache: if adopted.is_some() {
+                        None
+                    } else {
+                        Some(SeriesCache::default())
+                    },
+                    in_flight: adopted,
+                    next_at,
+                    health: Health::default(),
+                },
+            );
+        }
+        if gained + lost > 0 {
+            self.stats.rebalances += 1;
+            self.stats.targets_gained += gained as u64;
+            self.stats.targets_lost += lost as u64;
+            if self.rebalances.len() == REBALANCE_HISTORY_LEN_MAX {
+                self.rebalances.pop_front();
+            }
+            self.rebalances.push_back(Rebalance {
+                at: now,
+                cause,
+                members: self.ring.members().count(),
+                gained,
+                lost,
+            });
+        }
+    }
+}

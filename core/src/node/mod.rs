@@ -1,0 +1,471 @@
+//! The state machine: membership, jobs, discovery and scrape results in; commands out.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{ConfigError, JobConfig, SdConfig, TargetGroup};
+use crate::encode::{Encoding, Record};
+use crate::member::{JobsSnapshot, MemberRecord, MemberState, MembersSnapshot};
+use crate::ring::Ring;
+use crate::scrape::{FetchOutcome, ScrapeReport, ScrapeSpec, SeriesCache};
+use crate::targets::{ResolvedTargets, Target, TargetKey};
+use crate::time::Timestamp;
+
+mod drain;
+mod jobs;
+mod membership;
+mod stats;
+mod targets;
+
+pub use stats::{
+    DurationHistogram, Rebalance, RebalanceCause, Stats, REBALANCE_HISTORY_LEN_MAX,
+    SCRAPE_DURATION_BUCKETS_US,
+};
+
+use jobs::Job;
+use targets::{Orphan, Scraped};
+
+/// Identifies one discovery provider: the job and the index of its `sd_configs` entry.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ProviderId {
+    /// The job.
+    pub job: String,
+    /// Index into the job's `sd_configs`.
+    pub index: usize,
+    /// Bumped each time the provider is restarted, so a late result of a stopped provider
+    /// is recognised and ignored.
+    pub generation: u64,
+}
+
+/// Everything that happens to a node.
+#[derive(Debug)]
+pub enum Event {
+    /// The coordination session is (again) connected; the node may (re-)register.
+    SessionConnected,
+    /// The session lost its connection but has not expired: keep scraping, change nothing.
+    SessionDisconnected,
+    /// The session expired: our member record is gone; register again when connected.
+    SessionExpired,
+    /// The full set of members.
+    MembersChanged(MembersSnapshot),
+    /// The full set of jobs.
+    JobsChanged(JobsSnapshot),
+    /// A discovery provider's latest result (an error keeps its last good result).
+    DiscoveryUpdated {
+        /// Which provider.
+        provider: ProviderId,
+        /// Its target groups, or why discovery failed.
+        result: Result<Vec<TargetGroup>, String>,
+    },
+    /// A scrape the node asked for has been fetched and processed.
+    ScrapeFinished(ScrapeFinished),
+    /// SIGTERM or SIGINT: drain and leave.
+    ShutdownRequested,
+    /// Time passed; the node checks its timers. A spurious tick is a no-op.
+    Tick,
+}
+
+/// The outcome of one `Command::Scrape`, returned to the node with the target's cache.
+/// It carries what the node keeps (the report: health, sample counts); the encoded records
+/// went from the worker to the sink (see [`Completed`]).
+#[derive(Debug)]
+pub struct ScrapeFinished {
+    /// The task it answers.
+    pub task: ScrapeTask,
+    /// What processing found.
+    pub report: ScrapeReport,
+}
+
+/// A processed scrape, split between the sink and the node.
+#[derive(Debug)]
+#[must_use]
+pub struct Completed {
+    /// The encoded samples: the driver hands them to the sink on the thread that processed
+    /// them, *before* it sends `event`, so that markers the node writes on taking the event
+    /// back follow them on the bus.
+    pub records: Vec<Record>,
+    /// [`Event::ScrapeFinished`], for the node.
+    pub event: Event,
+}
+
+/// One scrape to carry out: fetch `spec.url`, then run [`ScrapeTask::complete`] (on any thread).
+#[derive(Debug)]
+pub struct ScrapeTask {
+    /// The target.
+    pub target: TargetKey,
+    /// Unique per node, increasing.
+    pub scrape_id: u64,
+    /// When the scrape was due.
+    pub scheduled_at: Timestamp,
+    /// How to scrape and process.
+    pub spec: Arc<ScrapeSpec>,
+    /// The target's memory of its previous scrape, lent to the task and returned with it.
+    pub cache: SeriesCache,
+}
+
+impl ScrapeTask {
+    /// The pure part of a scrape, after the fetch: processes and encodes, and gives back the
+    /// records for the sink and the event for the node. `started_at` is when the fetch
+    /// began, `duration` how long it took.
+    /// `scratch` is the calling thread's working memory (see [`crate::scrape::Scratch`]).
+    pub fn complete(
+        mut self,
+        scratch: &mut crate::scrape::Scratch,
+        started_at: Timestamp,
+        duration: Duration,
+        fetch: &FetchOutcome,
+    ) -> Completed {
+        let (report, records) = crate::scrape::process_and_encode(
+            &self.spec,
+            &mut self.cache,
+            scratch,
+            started_at,
+            duration,
+            fetch,
+        );
+        Completed {
+            records,
+            event: Event::ScrapeFinished(ScrapeFinished { task: self, report }),
+        }
+    }
+}
+
+/// Everything a node asks its driver to do.
+#[derive(Debug)]
+#[must_use]
+pub enum Command {
+    /// Create our ephemeral member znode with this record (again, after an expiry).
+    Register(MemberRecord),
+    /// Replace our member record (e.g. `draining`).
+    UpdateMember(MemberRecord),
+    /// Delete our member znode.
+    Deregister,
+    /// Start (or restart with a new config) a discovery provider.
+    StartDiscovery {
+        /// Which provider.
+        provider: ProviderId,
+        /// Its configuration.
+        config: SdConfig,
+    },
+    /// Stop a discovery provider.
+    StopDiscovery {
+        /// Which provider.
+        provider: ProviderId,
+    },
+    /// Scrape a target.
+    Scrape(ScrapeTask),
+    /// Hand records to the sink: staleness markers of a target that left discovery (a
+    /// scrape's own records go to the sink from the worker, see [`Completed`]). The sink's
+    /// ledger settles and counts them; nothing comes back to the node.
+    Emit(Vec<Record>),
+    /// Draining is done: the process may exit.
+    Exit,
+}
+
+/// A node's fixed settings.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// Our member id.
+    pub id: String,
+    /// How many members scrape each target.
+    pub replication_factor: usize,
+    /// How long a previous owner keeps scraping a moved target; `None`: one scrape interval
+    /// of that target.
+    pub handoff_grace: Option<Duration>,
+    /// How long a draining node scrapes on before leaving; `None`: the longest interval.
+    pub drain_grace: Option<Duration>,
+    /// `host:port` of our web server, for the member record.
+    pub web: String,
+    /// scrapepool's version, for the member record.
+    pub version: String,
+    /// When we started, RFC 3339, for the member record.
+    pub started_at: String,
+    /// Bus encoding.
+    pub encoding: Encoding,
+    /// Largest bus message.
+    pub message_bytes_max: usize,
+}
+
+impl NodeConfig {
+    /// Settings for tests and examples: replication 1, default graces, remote-write.
+    pub fn for_tests(id: &str) -> NodeConfig {
+        NodeConfig {
+            id: id.to_string(),
+            replication_factor: 1,
+            handoff_grace: None,
+            drain_grace: None,
+            web: "127.0.0.1:0".into(),
+            version: "test".into(),
+            started_at: "1970-01-01T00:00:00Z".into(),
+            encoding: Encoding::RemoteWrite,
+            message_bytes_max: 1 << 20,
+        }
+    }
+}
+
+/// The coordination session as the node last heard of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionState {
+    /// Never connected, or connection lost (not expired): keep scraping, change nothing.
+    Disconnected,
+    /// Connected.
+    Connected,
+    /// Expired: our member record is gone; the others have taken our targets.
+    Expired,
+}
+
+/// Why a target is being scraped by this node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "role")]
+pub enum Role {
+    /// We are one of its owners, at this replica rank.
+    Owner {
+        /// 0 for the highest rendezvous score.
+        rank: usize,
+    },
+    /// It moved away; we scrape on until the handoff grace ends.
+    HandingOff {
+        /// When we stop.
+        until: Timestamp,
+    },
+}
+
+/// What we know of the last scrape of a target.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Health {
+    /// When the last finished scrape started; `None` before the first.
+    pub last_scrape: Option<Timestamp>,
+    /// Its report.
+    pub report: Option<ScrapeReport>,
+}
+
+/// Why the node wants a `Tick`: one timer of its table (the next wake-up is the smallest).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Wake {
+    /// The next scrape of this target is due.
+    Scrape(TargetKey),
+    /// The handoff grace of this target (moved to another member) ends: we stop scraping it.
+    HandoffEnd(TargetKey),
+    /// The drain grace ends: we deregister and exit.
+    DrainEnd,
+}
+
+/// A read-only view of one target of a job, for the targets API and pages.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TargetView<'a> {
+    /// The target.
+    pub target: &'a Target,
+    /// Its owners, rank 0 first.
+    pub owners: Vec<&'a str>,
+    /// How this node scrapes it, if it does.
+    pub role: Option<Role>,
+    /// The last scrape, if this node scraped it.
+    pub health: Option<&'a Health>,
+}
+
+/// A read-only view of one job.
+#[derive(Clone, Debug)]
+pub struct JobView<'a> {
+    /// The job's name.
+    pub name: &'a str,
+    /// The configuration in force (the last valid one).
+    pub config: Option<&'a JobConfig>,
+    /// Why the latest text was rejected, if it was.
+    pub errors: &'a [ConfigError],
+    /// Per provider: the last error, if its last round failed.
+    pub discovery_errors: Vec<&'a str>,
+    /// Targets, owned or not.
+    pub targets: &'a ResolvedTargets,
+}
+
+/// The state machine of one scraper. See the crate documentation for the run loop.
+///
+/// Methods fall into three groups: `handle` (feed an event), `poll_*` (drain what it wants),
+/// and getters for the status pages and metrics (`&self`, no effect).
+pub struct Node {
+    config: NodeConfig,
+    commands: VecDeque<Command>,
+    timers: BTreeSet<(Timestamp, Wake)>,
+    session: SessionState,
+    /// Whether our member record exists in the current session (as far as we asked for it).
+    registered: bool,
+    /// Set once shutdown was requested: when draining ends.
+    drain_until: Option<Timestamp>,
+    exited: bool,
+    members: MembersSnapshot,
+    members_applied: bool,
+    ring: Ring,
+    jobs: BTreeMap<String, Job>,
+    jobs_version: i64,
+    jobs_applied: bool,
+    scraped: BTreeMap<TargetKey, Scraped>,
+    /// Scrapes in flight for targets we no longer scrape, by scrape id.
+    orphans: BTreeMap<u64, (TargetKey, Arc<ScrapeSpec>, Orphan)>,
+    next_scrape_id: u64,
+    next_generation: u64,
+    stats: Stats,
+    rebalances: VecDeque<Rebalance>,
+}
+
+impl Node {
+    /// A node that has seen nothing yet.
+    pub fn new(config: NodeConfig, now: Timestamp) -> Node {
+        let _ = now;
+        let ring = Ring::new(std::iter::empty(), config.replication_factor);
+        Node {
+            config,
+            commands: VecDeque::new(),
+            timers: BTreeSet::new(),
+            session: SessionState::Disconnected,
+            registered: false,
+            drain_until: None,
+            exited: false,
+            members: MembersSnapshot::default(),
+            members_applied: false,
+            ring,
+            jobs: BTreeMap::new(),
+            jobs_version: i64::MIN,
+            jobs_applied: false,
+            scraped: BTreeMap::new(),
+            orphans: BTreeMap::new(),
+            next_scrape_id: 1,
+            next_generation: 1,
+            stats: Stats::default(),
+            rebalances: VecDeque::new(),
+        }
+    }
+
+    /// Feeds one event at time `now`. Never fails: the world's failures are events too.
+    pub fn handle(&mut self, now: Timestamp, event: Event) {
+        if self.exited {
+            return;
+        }
+        match event {
+            Event::SessionConnected => self.on_session_connected(now),
+            Event::SessionDisconnected => self.session = SessionState::Disconnected,
+            Event::SessionExpired => self.on_session_expired(now),
+            Event::MembersChanged(snapshot) => self.on_members(now, snapshot),
+            Event::JobsChanged(snapshot) => self.on_jobs(now, snapshot),
+            Event::DiscoveryUpdated { provider, result } => {
+                self.on_discovery(now, provider, result)
+            }
+            Event::ScrapeFinished(finished) => self.on_scrape_finished(now, finished),
+            Event::ShutdownRequested => self.on_shutdown(now),
+            Event::Tick => {}
+        }
+        self.fire_timers(now);
+    }
+
+    /// The next command to carry out, if any. Drain until `None` after every `handle`.
+    pub fn poll_command(&mut self) -> Option<Command> {
+        self.commands.pop_front()
+    }
+
+    /// When the node next wants a `Tick`, and why; `None` when it waits only for events.
+    /// Several timers may be due at that time: the reason is the first of them.
+    pub fn poll_timeout(&self) -> Option<(Timestamp, Wake)> {
+        if self.exited {
+            return None;
+        }
+        self.timers.first().cloned()
+    }
+
+    // ---- getters -------------------------------------------------------------------
+
+    /// Our settings.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// The session state as last reported.
+    pub fn session(&self) -> SessionState {
+        self.session
+    }
+
+    /// Ready: registered in a connected session, and the first member and job snapshots applied.
+    pub fn is_ready(&self) -> bool {
+        self.registered
+            && self.session == SessionState::Connected
+            && self.members_applied
+            && self.jobs_applied
+    }
+
+    /// Whether shutdown was requested.
+    pub fn is_draining(&self) -> bool {
+        self.drain_until.is_some()
+    }
+
+    /// The members snapshot in force.
+    pub fn members(&self) -> &MembersSnapshot {
+        &self.members
+    }
+
+    /// The ring of active members in force (ourselves excluded while draining or expired).
+    pub fn ring(&self) -> &Ring {
+        &self.ring
+    }
+
+    /// Our counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Recent changes of what we own, oldest first.
+    pub fn rebalances(&self) -> impl Iterator<Item = &Rebalance> {
+        self.rebalances.iter()
+    }
+
+    /// How many targets we scrape, as owner and handing off.
+    pub fn scraped_counts(&self) -> (usize, usize) {
+        let owned = self
+            .scraped
+            .values()
+            .filter(|s| matches!(s.role, Role::Owner { .. }))
+            .count();
+        (owned, self.scraped.len() - owned)
+    }
+
+    /// The keys of the targets we scrape, with our role for each.
+    pub fn scraped_targets(&self) -> impl Iterator<Item = (&TargetKey, &str, Role)> {
+        self.scraped
+            .iter()
+            .map(|(k, s)| (k, s.job.as_str(), s.role))
+    }
+
+    /// Every job, by name.
+    pub fn jobs(&self) -> impl Iterator<Item = JobView<'_>> {
+        self.jobs.iter().map(|(name, job)| JobView {
+            name,
+            config: job.config.as_deref(),
+            errors: &job.errors,
+            discovery_errors: job
+                .providers
+                .iter()
+                .filter_map(|p| p.error.as_deref())
+                .collect(),
+            targets: &job.resolved,
+        })
+    }
+
+    /// Every active target of `job` with its owners and, if we scrape it, our role and health.
+    pub fn job_targets(&self, job: &str) -> Vec<TargetView<'_>> {
+        let Some(j) = self.jobs.get(job) else {
+            return Vec::new();
+        };
+        j.resolved
+            .active
+            .iter()
+            .map(|t| {
+                let scraped = self.scraped.get(&t.key);
+                TargetView {
+                    target: t,
+                    owners: self.ring.owners(t.key.hash()).to_vec(),
+                    role: scraped.map(|s| s.role),
+                    health: scraped.map(|s| &s.health),
+                }
+            })
+            .collect()
+    }
+}

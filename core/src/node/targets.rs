@@ -1,0 +1,189 @@
+//! Per-target state and scheduling: what the node keeps of each target it scrapes, its
+//! timers, starting scrapes and taking their results back, and emitting staleness markers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::encode::{EmitSpec, Record};
+use crate::schedule;
+use crate::scrape::Limits;
+
+/// A target this node scrapes.
+#[derive(Debug)]
+pub(super) struct Scraped {
+    pub(super) job: String,
+    /// The job configuration `spec` was made from; a job edit makes a new `Arc`.
+    pub(super) config: Arc<JobConfig>,
+    pub(super) spec: Arc<ScrapeSpec>,
+    pub(super) role: Role,
+    /// Rank whose phase the schedule follows; the phase changes only after the pending
+    /// scrape, so a rank change never stretches the gap beyond one interval.
+    pub(super) rank: usize,
+    /// `None` while a scrape is in flight (the task holds it).
+    pub(super) cache: Option<SeriesCache>,
+    pub(super) in_flight: Option<u64>,
+    pub(super) next_at: Timestamp,
+    pub(super) health: Health,
+}
+
+/// What to do with a scrape that returns after its target left us.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Orphan {
+    /// It moved to another member: forget the series.
+    Forget,
+    /// It left discovery: staleness markers for its series (after what was scraped, which
+    /// the worker handed to the sink before the node took the scrape back).
+    MarkStale,
+}
+
+impl Node {
+    pub(super) fn scrape_spec(&self, job: &JobConfig, target: &Target) -> ScrapeSpec {
+        ScrapeSpec {
+            url: target.url.clone(),
+            target_labels: target.labels.clone(),
+            interval: target.scrape_interval,
+            timeout: target.scrape_timeout,
+            honor_labels: job.honor_labels,
+            honor_timestamps: job.honor_timestamps,
+            enable_compression: job.enable_compression,
+            limits: Limits {
+                sample_limit: job.sample_limit,
+                label_limit: job.label_limit,
+                label_name_length_limit: job.label_name_length_limit,
+                label_value_length_limit: job.label_value_length_limit,
+                body_size_limit_bytes: job.body_size_limit_bytes,
+            },
+            metric_relabel_configs: job.metric_relabel_configs.clone(),
+            basic_auth: job.basic_auth.clone(),
+            authorization: job.authorization.clone(),
+            tls_config: job.tls_config.clone(),
+            emit: EmitSpec {
+                encoding: self.config.encoding,
+                message_bytes_max: self.config.message_bytes_max,
+                scraper_id: self.config.id.clone(),
+                job: job.job_name.clone(),
+                instance: target
+                    .labels
+                    .get("instance")
+                    .unwrap_or_default()
+                    .to_string(),
+                key_hash: target.key.hash(),
+            },
+        }
+    }
+
+    /// Stops scraping `key`. `how` says whether its series end (left discovery) or live on
+    /// with another owner (moved). A scrape in flight is settled when it returns.
+    pub(super) fn remove_scraped(&mut self, now: Timestamp, key: &TargetKey, how: Orphan) {
+        let Some(s) = self.scraped.remove(key) else {
+            return;
+        };
+        self.timers.remove(&(s.next_at, Wake::Scrape(key.clone())));
+        if let Role::HandingOff { until } = s.role {
+            self.timers.remove(&(until, Wake::HandoffEnd(key.clone())));
+        }
+        match (s.in_flight, s.cache) {
+            (Some(id), _) => {
+                self.orphans.insert(id, (key.clone(), s.spec, how));
+            }
+            (None, Some(cache)) if how == Orphan::MarkStale => {
+                let markers = crate::scrape::stale_markers(&cache, now);
+                self.emit(crate::encode::encode(&s.spec.emit, &markers));
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn fire_timers(&mut self, now: Timestamp) {
+        while let Some((at, _)) = self.timers.first() {
+            if *at > now {
+                break;
+            }
+            let (at, timer) = self.timers.pop_first().expect("first exists");
+            match timer {
+                Wake::Scrape(key) => self.start_scrape(at, key),
+                Wake::HandoffEnd(key) => {
+                    if self
+                        .scraped
+                        .get(&key)
+                        .is_some_and(|s| s.role == Role::HandingOff { until: at })
+                    {
+                        self.remove_scraped(now, &key, Orphan::Forget);
+                    }
+                }
+                Wake::DrainEnd => {
+                    self.end_drain(now);
+                    return;
+                }
+            }
+        }
+    }
+
+    pub(super) fn start_scrape(&mut self, due: Timestamp, key: TargetKey) {
+        let Some(s) = self.scraped.get_mut(&key) else {
+            return;
+        };
+        // The next one keeps the phase of the rank we own now; it is always within one
+        // interval of this one, so a rank change never widens a gap.
+        let offset = schedule::offset(key.hash(), s.rank, s.spec.interval);
+        let next_at = schedule::next_at(due + Duration::from_millis(1), s.spec.interval, offset);
+        s.next_at = next_at;
+        self.timers.insert((next_at, Wake::Scrape(key.clone())));
+        let Some(cache) = s.cache.take() else {
+            self.stats.scrapes_skipped += 1;
+            return;
+        };
+        let scrape_id = self.next_scrape_id;
+        self.next_scrape_id += 1;
+        s.in_flight = Some(scrape_id);
+        self.stats.scrapes_started += 1;
+        self.commands.push_back(Command::Scrape(ScrapeTask {
+            target: key,
+            scrape_id,
+            scheduled_at: due,
+            spec: s.spec.clone(),
+            cache,
+        }));
+    }
+
+    pub(super) fn on_scrape_finished(&mut self, now: Timestamp, finished: ScrapeFinished) {
+        let ScrapeFinished { task, report } = finished;
+        if !report.up {
+            self.stats.scrapes_failed += 1;
+        }
+        self.stats.scrape_durations.observe(report.duration);
+        if let Some((_, spec, how)) = self.orphans.remove(&task.scrape_id) {
+            if how == Orphan::MarkStale {
+                let markers = crate::scrape::stale_markers(&task.cache, now);
+                self.emit(crate::encode::encode(&spec.emit, &markers));
+            }
+            return;
+        }
+        let Some(s) = self.scraped.get_mut(&task.target) else {
+            return;
+        };
+        if s.in_flight != Some(task.scrape_id) {
+            return;
+        }
+        s.in_flight = None;
+        s.cache = Some(task.cache);
+        s.health = Health {
+            last_scrape: Some(task.scheduled_at),
+            report: Some(report),
+        };
+    }
+
+    pub(super) fn emit(&mut self, records: Vec<Record>) {
+        if !records.is_empty() {
+            self.commands.push_back(Command::Emit(records));
+        }
+    }
+}
+
+pub(super) fn role_until(role: Role) -> Timestamp {
+    match role {
+        Role::HandingOff { until } => until,
+        Role::Owner { .. } => Timestamp(i64::MIN),
+    }
+}
