@@ -184,8 +184,9 @@ impl Node {
             );
             self.timers.insert((next_at, Wake::Scrape(key.clone())));
             // A scrape of this target from before it left us may still be out: adopt it
-            // rather than start a second one beside it (found by the `rebalance` fuzz target),
-            // so its series memory comes back to the target and no markers end live series.
+            // rather than start a second one beside it (a target never has two scrapes in
+            // flight), so its series memory comes back to the target and no markers end live
+            // series.
             let adopted = self
                 .orphans
                 .iter()
