@@ -254,12 +254,16 @@ impl<F: Fetcher, D: Discoverer, S: Sink, K: Clock> Driver<F, D, S, K> {
         }
     }
 
-    /// After `Exit`: stop discovery, let the sink settle what it holds, within a bound.
+    /// After `Exit`: stop discovery, let the sink settle what it holds, within a bound; the
+    /// observer then sees the node's final counts.
     async fn exit(&mut self) -> Exit {
         self.stop_all_discovery();
         self.coord_tx = None;
         let deadline = tokio::time::Instant::now() + EXIT_FLUSH_TIMEOUT;
-        while self.node.stats().deliveries_in_flight > 0 {
+        let exit = loop {
+            if self.node.stats().deliveries_in_flight == 0 {
+                break Exit::Drained;
+            }
             match tokio::time::timeout_at(deadline, self.events_rx.recv()).await {
                 Ok(Some(event @ Event::DeliveryFinished { .. })) => {
                     let now = self.ports.clock.now();
@@ -267,11 +271,14 @@ impl<F: Fetcher, D: Discoverer, S: Sink, K: Clock> Driver<F, D, S, K> {
                 }
                 Ok(Some(_)) => {}
                 Ok(None) | Err(_) => {
-                    return Exit::DrainedWithUnsettled(self.node.stats().deliveries_in_flight)
+                    break Exit::DrainedWithUnsettled(self.node.stats().deliveries_in_flight)
                 }
             }
+        };
+        if let Some(observer) = &mut self.observer {
+            observer(&self.node);
         }
-        Exit::Drained
+        exit
     }
 }
 

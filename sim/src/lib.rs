@@ -395,9 +395,22 @@ pub fn run(config: SimConfig) -> Outcome {
     let trace = world.trace.clone();
     sim.client("checker", async move {
         for (name, q) in running {
+            let (trace, scraper) = (trace.clone(), name.clone());
             let answer = q
-                .ask(|node| {
+                .ask(move |node| {
+                    // Written on the driver's loop, between two turns: the counters agree
+                    // with every delivery the trace holds so far.
                     let s = node.stats();
+                    trace.push(
+                        now_ms(),
+                        Seen::Counters {
+                            scraper,
+                            emitted: s.samples_emitted,
+                            delivered: s.samples_delivered,
+                            not_delivered: s.samples_not_delivered,
+                            in_flight: s.deliveries_in_flight,
+                        },
+                    );
                     let owned: Vec<(u32, bool)> = node
                         .scraped_targets()
                         .filter_map(|(key, job, role)| {
@@ -411,29 +424,10 @@ pub fn run(config: SimConfig) -> Outcome {
                             ))
                         })
                         .collect();
-                    (
-                        (
-                            s.samples_emitted,
-                            s.samples_delivered,
-                            s.samples_not_delivered,
-                            s.deliveries_in_flight,
-                        ),
-                        owned,
-                    )
+                    owned
                 })
                 .await;
-            if let Some((counters, owned)) = answer {
-                let (emitted, delivered, not_delivered, in_flight) = counters;
-                trace.push(
-                    now_ms(),
-                    Seen::Counters {
-                        scraper: name.clone(),
-                        emitted,
-                        delivered,
-                        not_delivered,
-                        in_flight,
-                    },
-                );
+            if let Some(owned) = answer {
                 collected.lock().expect("answers lock").push((name, owned));
             }
         }
