@@ -147,6 +147,10 @@ fn report_violation(o: &Outcome) {
         o.config.seed,
         o.violations.len()
     );
+    let mut checkers: Vec<&str> = o.violations.iter().map(|v| v.invariant).collect();
+    checkers.sort_unstable();
+    checkers.dedup();
+    eprintln!("  failed checkers: {}", checkers.join(", "));
     for v in o.violations.iter().take(10) {
         eprintln!("  {v}");
     }
