@@ -4,25 +4,27 @@
 # one bug. For each: a scratch git worktree at HEAD, `git apply`, a release build, then
 # `scrapepool sim --seeds A..B`; the bug is found when the run fails and NAME is among the
 # failed checkers. Prints one line per patch; exits non-zero if any bug was not found.
-# Builds share one target directory (PLANTED_TARGET_DIR, default target/planted).
+# Builds share one target directory (PLANTED_TARGET_DIR, default target/planted), and the
+# scratch worktree always has the same path, so each build after the first recompiles only
+# the workspace's crates.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo="$(pwd)"
 target="${PLANTED_TARGET_DIR:-$repo/target/planted}"
 mkdir -p "$target"
 if [ "$#" -eq 0 ]; then set -- sim/planted/*.patch; fi
-scratch="$(mktemp -d)"
+scratch="${TMPDIR:-/tmp}/scrapepool-planted"
+wt="$scratch/wt"
 cleanup() {
-  for wt in "$scratch"/wt-*; do
-    [ -d "$wt" ] && git -C "$repo" worktree remove --force "$wt" >/dev/null 2>&1 || true
-  done
+  [ -d "$wt" ] && git -C "$repo" worktree remove --force "$wt" >/dev/null 2>&1 || true
   git -C "$repo" worktree prune
   rm -rf "$scratch"
 }
+cleanup
+mkdir -p "$scratch"
 trap cleanup EXIT
-results=(); missed=0; i=0
+results=(); missed=0
 for patch in "$@"; do
-  i=$((i + 1))
   patch="$(cd "$(dirname "$patch")" && pwd)/$(basename "$patch")"
   name="$(basename "$patch" .patch)"
   checker="$(sed -n 's/^# checker: *//p' "$patch" | head -1)"
@@ -32,7 +34,6 @@ for patch in "$@"; do
   if [ -z "$checker" ] || [ -z "$seeds" ]; then
     verdict="NOT FOUND  $name: no '# checker:' or '# seeds:' line"
   else
-    wt="$scratch/wt-$i"
     git -C "$repo" worktree add --quiet --detach "$wt" HEAD
     if ! git -C "$wt" apply "$patch" 2>"$log"; then
       verdict="NOT FOUND  $name: the patch does not apply ($(head -1 "$log"))"
