@@ -34,7 +34,7 @@ use crate::trace::{Seen, Trace};
 use crate::zk::{ModelCoordinator, ZkModel};
 
 /// Simulated time per step: the granularity of every timer in the run.
-pub const TICK: Duration = Duration::from_millis(50);
+pub const TICK: Duration = Duration::from_millis(100);
 
 /// The simulated wall clock starts here (2024-01-01T00:00:00Z), so timestamps look real.
 pub const EPOCH_MS: i64 = 1_704_067_200_000;
