@@ -278,21 +278,26 @@ impl<F: Fetcher, D: Discoverer, S: Sink, K: Clock> Driver<F, D, S, K> {
     }
 
     /// After `Exit`: stop discovery, then wait, within [`EXIT_FLUSH_TIMEOUT`], until the sink's
-    /// ledger has settled every record. This is the process's one flush at exit.
+    /// ledger has settled every record (the process's one flush at exit); the observer then
+    /// sees the node's final state.
     async fn exit(&mut self) -> Exit {
         self.stop_all_discovery();
         self.coord_tx = None;
         let deadline = tokio::time::Instant::now() + EXIT_FLUSH_TIMEOUT;
-        loop {
+        let exit = loop {
             let in_flight = self.sink.counts().in_flight_records;
             if in_flight == 0 {
-                return Exit::Drained;
+                break Exit::Drained;
             }
             if tokio::time::Instant::now() >= deadline {
-                return Exit::DrainedWithUnsettled(in_flight);
+                break Exit::DrainedWithUnsettled(in_flight);
             }
             tokio::time::sleep(EXIT_FLUSH_POLL).await;
+        };
+        if let Some(observer) = &mut self.observer {
+            observer(&self.node);
         }
+        exit
     }
 
     /// The sink's delivery counts (its ledger's).

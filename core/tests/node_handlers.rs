@@ -398,6 +398,77 @@ fn shutdown_drains_then_leaves() {
 }
 
 #[test]
+fn a_drain_waits_for_its_last_scrape_and_delivers_it() {
+    let mut h = Harness::new("a");
+    h.auto_answer = None;
+    h.up("a");
+    h.feed(jobs(1, &[("j", &static_job("j", "10s", &["h:1"]))]));
+    h.run_until(10_000);
+    assert_eq!(h.pending.len(), 1, "one scrape is out");
+    assert_eq!(h.feed(Event::ShutdownRequested), vec!["update a Draining"]);
+    // The drain grace (one interval) ends at 20 s with the scrape still out: no exit yet.
+    let log = h.run_until(21_000);
+    assert!(
+        !log.iter().any(|c| c == "exit"),
+        "exited with a scrape out: {log:?}"
+    );
+    let (at, wake) = h
+        .node
+        .poll_timeout()
+        .expect("a deadline for the scrape still out");
+    assert_eq!(wake, Wake::DrainEnd);
+    assert_eq!(
+        at,
+        Timestamp(T0 + 20_000 + 1_000 + 1_000),
+        "its timeout (1 s), plus a second"
+    );
+    // It comes back: its records go to the sink (from the worker), then the node leaves.
+    let task = h.pending.pop().unwrap();
+    let completed = task.complete(
+        &mut Default::default(),
+        h.now,
+        Duration::from_millis(3),
+        &FetchOutcome::Body {
+            body: BODY.as_bytes().to_vec(),
+            content_type: Some("text/plain; version=0.0.4".into()),
+        },
+    );
+    assert!(
+        samples(&completed.records) > 5,
+        "the scraped samples are delivered"
+    );
+    assert_eq!(h.feed(completed.event), vec!["deregister", "exit"]);
+    assert_eq!(h.node.poll_timeout(), None);
+}
+
+#[test]
+fn a_drain_gives_up_a_scrape_that_never_returns_after_its_timeout() {
+    let mut h = Harness::new("a");
+    h.auto_answer = None;
+    h.up("a");
+    h.feed(jobs(1, &[("j", &static_job("j", "10s", &["h:1"]))]));
+    h.run_until(10_000);
+    h.feed(Event::ShutdownRequested);
+    assert!(!h.run_until(21_999).iter().any(|c| c == "exit"));
+    assert_eq!(h.run_until(22_000), vec!["deregister", "exit"]);
+    let task = h.pending.pop().unwrap();
+    let error = ScrapeError::Timeout {
+        url: task.spec.url.clone(),
+    };
+    let completed = task.complete(
+        &mut Default::default(),
+        h.now,
+        Duration::ZERO,
+        &FetchOutcome::Failed { error },
+    );
+    assert_eq!(
+        h.feed(completed.event),
+        Vec::<String>::new(),
+        "an answer after the exit changes nothing"
+    );
+}
+
+#[test]
 fn a_draining_member_owns_nothing() {
     let mut h = Harness::new("a");
     h.up("a");

@@ -32,10 +32,12 @@ pub fn body(target: u32, t_ms: i64) -> String {
     let mut out = String::with_capacity(64 * SERIES_PER_TARGET as usize);
     out.push_str("# TYPE sim_series gauge\n");
     for j in series_at(target, t_ms / 1000) {
-        out.push_str(&format!(
-            "sim_series{{k=\"{j}\"}} {}\n",
+        use std::fmt::Write;
+        let _ = writeln!(
+            out,
+            "sim_series{{k=\"{j}\"}} {}",
             (t_ms / 1000) % 1000 + i64::from(j)
-        ));
+        );
     }
     out
 }

@@ -96,6 +96,68 @@ impl Kinds {
             ..Kinds::none()
         }
     }
+
+    /// Each kind's name on the command line, with its switch.
+    fn fields(&mut self) -> [(&'static str, &mut bool); 8] {
+        [
+            ("crash", &mut self.crash),
+            ("leave", &mut self.leave),
+            ("join", &mut self.join),
+            ("partition", &mut self.partition),
+            ("expire", &mut self.expire),
+            ("slow", &mut self.slow),
+            ("flap", &mut self.flap),
+            ("job-edit", &mut self.job_edit),
+        ]
+    }
+}
+
+/// `all`, `graceful`, `none`, or the kinds on, comma-separated (`crash,flap`).
+impl std::fmt::Display for Kinds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if *self == Kinds::all() {
+            return f.write_str("all");
+        }
+        if *self == Kinds::graceful() {
+            return f.write_str("graceful");
+        }
+        if *self == Kinds::none() {
+            return f.write_str("none");
+        }
+        let mut copy = *self;
+        let on: Vec<&str> = copy
+            .fields()
+            .into_iter()
+            .filter(|(_, on)| **on)
+            .map(|(name, _)| name)
+            .collect();
+        f.write_str(&on.join(","))
+    }
+}
+
+/// Reads what [`Kinds`]'s `Display` writes.
+impl std::str::FromStr for Kinds {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Kinds, String> {
+        match s {
+            "all" => return Ok(Kinds::all()),
+            "graceful" => return Ok(Kinds::graceful()),
+            "none" => return Ok(Kinds::none()),
+            _ => {}
+        }
+        let mut kinds = Kinds::none();
+        for name in s.split(',') {
+            let mut fields = kinds.fields();
+            let Some((_, on)) = fields.iter_mut().find(|(n, _)| *n == name) else {
+                return Err(format!(
+                    "fault kinds are all, graceful, none or a list of crash, leave, join, partition, expire, slow, flap, job-edit; got {name:?}"
+                ));
+            };
+            **on = true;
+        }
+        Ok(kinds)
+    }
 }
 
 /// The faults of one run, in time order.
@@ -333,6 +395,33 @@ impl State {
             }
         }
         live
+    }
+
+    /// The spans `(from, to)` in which target `target` was live up to `end`: from the start
+    /// (for an initial target) or the job edit that added it, to the edit that removed it or
+    /// `end`.
+    pub fn live_spans(&self, target: u32, initial: u32, end: i64) -> Vec<(i64, i64)> {
+        let mut spans = Vec::new();
+        let mut since = (target < initial).then_some(crate::EPOCH_MS);
+        for (t, f) in &self.log {
+            if *t > end {
+                break;
+            }
+            if let Fault::SetTargets(ts) = f {
+                match (since, ts.contains(&target)) {
+                    (None, true) => since = Some(*t),
+                    (Some(from), false) => {
+                        spans.push((from, *t));
+                        since = None;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if let Some(from) = since {
+            spans.push((from, end));
+        }
+        spans
     }
 
     /// When target `target` last stopped being live at or before `at`, if it is not live then.

@@ -21,9 +21,10 @@ use std::time::{Duration, SystemTime};
 
 use scrapepool_adapters::driver::{Driver, Ports, QueryHandle};
 use scrapepool_adapters::http::{Connector, HttpFetcher};
-use scrapepool_adapters::ports::{Clock, Coordinator, Discoverer, EventSender};
+use scrapepool_adapters::ports::{Clock, Coordinator, Discoverer, EventSender, Sink};
 use scrapepool_adapters::sink::SharedLedger;
 use scrapepool_core::config::SdConfig;
+use scrapepool_core::encode::Record;
 use scrapepool_core::node::ProviderId;
 use scrapepool_core::{Node, NodeConfig, Timestamp};
 
@@ -34,7 +35,7 @@ use crate::trace::{Seen, Trace};
 use crate::zk::{ModelCoordinator, ZkModel};
 
 /// Simulated time per step: the granularity of every timer in the run.
-pub const TICK: Duration = Duration::from_millis(50);
+pub const TICK: Duration = Duration::from_millis(100);
 
 /// The simulated wall clock starts here (2024-01-01T00:00:00Z), so timestamps look real.
 pub const EPOCH_MS: i64 = 1_704_067_200_000;
@@ -92,18 +93,33 @@ impl SimConfig {
         self.session_timeout + 3 * self.interval + Duration::from_secs(5)
     }
 
-    /// The command that reproduces this run.
+    /// The command that reproduces this run: every setting, so the line parses back into
+    /// this very configuration.
     pub fn reproduce_command(&self) -> String {
         format!(
-            "cargo run --release -- sim --seed {} --scrapers {} --targets {} --duration {}s --chaos {}s --interval {}s --replication-factor {}",
+            "cargo run --release -- sim --seed {} --scrapers {} --targets {} --exporters {} --duration {} --chaos {} --interval {} --session-timeout {} --replication-factor {} --fault-every {} --faults {}",
             self.seed,
             self.scrapers,
             self.targets,
-            self.duration.as_secs(),
-            self.chaos.as_secs(),
-            self.interval.as_secs(),
-            self.replication_factor
+            self.exporters,
+            duration_arg(self.duration),
+            duration_arg(self.chaos),
+            duration_arg(self.interval),
+            duration_arg(self.session_timeout),
+            self.replication_factor,
+            duration_arg(self.fault_every),
+            self.faults,
         )
+    }
+}
+
+/// A duration as the command line reads it, exactly (whole milliseconds).
+fn duration_arg(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
     }
 }
 
@@ -189,7 +205,49 @@ pub fn job_yaml(config: &SimConfig, targets: impl Iterator<Item = u32>) -> Strin
     y
 }
 
+/// The sink port as the node sees it: writes each delivery into the trace, then hands it on.
+pub struct TracedSink<S> {
+    /// The scraper's host name.
+    pub scraper: String,
+    /// Where deliveries are written down.
+    pub trace: Arc<Trace>,
+    /// The sink behind.
+    pub inner: S,
+}
+
+impl<S: Sink> Sink for TracedSink<S> {
+    fn submit(&self, records: Vec<Record>) {
+        if let Some(first) = records.first() {
+            let instance = first
+                .headers
+                .iter()
+                .find(|(k, _)| *k == "instance")
+                .map(|(_, v)| v.as_str())
+                .unwrap_or("");
+            self.trace.push(
+                now_ms(),
+                Seen::Emitted {
+                    scraper: self.scraper.clone(),
+                    target: target_of_instance(instance),
+                    samples: records.iter().map(|r| r.samples as u32).sum(),
+                },
+            );
+        }
+        self.inner.submit(records);
+    }
+
+    fn counts(&self) -> scrapepool_core::delivery::DeliveryCounts {
+        self.inner.counts()
+    }
+}
+
 async fn scraper_main(world: Arc<World>, name: String) -> Result<(), Box<dyn std::error::Error>> {
+    world.trace.push(
+        now_ms(),
+        Seen::Started {
+            scraper: name.clone(),
+        },
+    );
     let mut config = NodeConfig::for_tests(&name);
     config.replication_factor = world.config.replication_factor;
     config.web = format!("{name}:9091");
@@ -200,12 +258,16 @@ async fn scraper_main(world: Arc<World>, name: String) -> Result<(), Box<dyn std
         .lock()
         .expect("ledgers lock")
         .insert(name.clone(), ledger.clone());
-    let sink = ModelSink {
+    let sink = TracedSink {
         scraper: name.clone(),
-        broker: world.kafka.clone(),
         trace: world.trace.clone(),
-        ledger: ledger.clone(),
-        now_ms,
+        inner: ModelSink {
+            scraper: name.clone(),
+            broker: world.kafka.clone(),
+            trace: world.trace.clone(),
+            ledger: ledger.clone(),
+            now_ms,
+        },
     };
     let ports = Ports {
         fetcher: HttpFetcher::with_connector(TurmoilConnector),
@@ -344,13 +406,29 @@ pub fn run(config: SimConfig) -> Outcome {
             (n.clone(), q.clone(), ledger)
         })
         .collect();
-    let answers: Arc<Mutex<Vec<(String, (u64, u64, u64, u64), Vec<(u32, bool)>)>>> =
-        Default::default();
+    let answers: Arc<Mutex<Vec<(String, Vec<(u32, bool)>)>>> = Default::default();
     let collected = answers.clone();
+    let trace = world.trace.clone();
     sim.client("checker", async move {
         for (name, q, ledger) in running {
+            let (trace, scraper) = (trace.clone(), name.clone());
             let answer = q
-                .ask(|node| {
+                .ask(move |node| {
+                    // Written on the driver's loop, between two turns: the counters agree
+                    // with every delivery the trace holds so far.
+                    if let Some(ledger) = &ledger {
+                        let (emitted, delivered, not_delivered, in_flight) = counters(ledger);
+                        trace.push(
+                            now_ms(),
+                            Seen::Counters {
+                                scraper,
+                                emitted,
+                                delivered,
+                                not_delivered,
+                                in_flight,
+                            },
+                        );
+                    }
                     let owned: Vec<(u32, bool)> = node
                         .scraped_targets()
                         .filter_map(|(key, job, role)| {
@@ -367,29 +445,33 @@ pub fn run(config: SimConfig) -> Outcome {
                     owned
                 })
                 .await;
-            if let (Some(owned), Some(ledger)) = (answer, ledger) {
-                let counters = counters(&ledger);
-                collected
-                    .lock()
-                    .expect("answers lock")
-                    .push((name, counters, owned));
+            if let Some(owned) = answer {
+                collected.lock().expect("answers lock").push((name, owned));
             }
         }
         Ok(())
     });
     let _ = sim.run();
-    let answers = std::mem::take(&mut *answers.lock().expect("answers lock"));
+    let owned = std::mem::take(&mut *answers.lock().expect("answers lock"));
     let live: Vec<String> = world.zk.member_ids();
-    let (violations, summary) = check::check_all(&world, &state, end_ms, &answers, &live);
-    let digest = world.trace.digest();
+    let trace = world.trace.take();
+    let (violations, summary) = check::check_all(&check::Run {
+        config: &config,
+        faults: &state,
+        trace: &trace,
+        end_ms,
+        owned: &owned,
+        live_members: &live,
+    });
+    let digest = trace::digest(&trace);
     Outcome {
         digest,
         config,
         violations,
         summary,
         wall: started.elapsed(),
-        trace: world.trace.take(),
-        faults: state.log.clone(),
+        trace,
+        faults: state.log,
     }
 }
 

@@ -30,7 +30,17 @@ pub enum Seen {
     },
     /// A fault was injected or healed.
     Fault(String),
-    /// A scraper's node reported its counters when it stopped or at the end.
+    /// A scraper process started (again): the counters of its next `Counters` entry cover
+    /// what it did from here.
+    Started { scraper: String },
+    /// A scraper's node handed the records of one delivery of `target` to the sink, holding
+    /// `samples` samples.
+    Emitted {
+        scraper: String,
+        target: u32,
+        samples: u32,
+    },
+    /// A scraper's node reported its counters when it stopped or at the end of the run.
     Counters {
         scraper: String,
         emitted: u64,
@@ -57,16 +67,6 @@ impl Trace {
         self.lines.lock().expect("trace lock").clone()
     }
 
-    /// A digest of the whole trace (FNV-1a over every entry): equal digests, equal runs.
-    pub fn digest(&self) -> u64 {
-        use std::hash::{Hash, Hasher};
-        let mut h = Fnv(0xcbf2_9ce4_8422_2325);
-        for entry in self.lines.lock().expect("trace lock").iter() {
-            entry.hash(&mut h);
-        }
-        h.finish()
-    }
-
     /// Takes the whole trace out (at the end of a run).
     pub fn take(&self) -> Vec<(i64, Seen)> {
         std::mem::take(&mut *self.lines.lock().expect("trace lock"))
@@ -81,12 +81,24 @@ impl Trace {
                 Seen::Acked { .. } => "acked records",
                 Seen::Marker { .. } => "markers",
                 Seen::Fault(_) => "faults",
+                Seen::Started { .. } => "starts",
+                Seen::Emitted { .. } => "emitted records",
                 Seen::Counters { .. } => "counters",
             };
             *m.entry(k).or_default() += 1;
         }
         m
     }
+}
+
+/// A digest of a whole trace (FNV-1a over every entry): equal digests, equal runs.
+pub fn digest(trace: &[(i64, Seen)]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    for entry in trace {
+        entry.hash(&mut h);
+    }
+    h.finish()
 }
 
 /// FNV-1a: a fixed, seedless hash, so a digest means the same in every process.

@@ -22,6 +22,9 @@ pub struct Args {
     /// Targets.
     #[arg(long, default_value_t = 500)]
     pub targets: u32,
+    /// Exporter hosts the targets are spread over.
+    #[arg(long, default_value_t = 5)]
+    pub exporters: u32,
     /// Simulated duration (`30m`, `90s`).
     #[arg(long, default_value = "30m", value_parser = parse_duration)]
     pub duration: Duration,
@@ -31,12 +34,16 @@ pub struct Args {
     /// Scrape interval.
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     pub interval: Duration,
+    /// ZooKeeper session timeout.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub session_timeout: Duration,
     /// Replication factor.
     #[arg(long, default_value_t = 1)]
     pub replication_factor: usize,
-    /// Faults to draw from: `all`, `graceful` (joins, draining leaves, job edits) or `none`.
+    /// Faults to draw from: `all`, `graceful` (joins, draining leaves, job edits), `none`, or
+    /// a comma-separated list of crash, leave, join, partition, expire, slow, flap, job-edit.
     #[arg(long, default_value = "all")]
-    pub faults: String,
+    pub faults: Kinds,
     /// Mean time between faults in the chaos phase.
     #[arg(long, default_value = "45s", value_parser = parse_duration)]
     pub fault_every: Duration,
@@ -49,8 +56,8 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     scrapepool_core::config::parse_duration(s)
 }
 
-/// Runs the command.
-pub fn run(args: Args) -> ExitCode {
+/// The run of each seed the arguments name.
+pub fn configs(args: &Args) -> Result<Vec<SimConfig>, String> {
     let seeds: Vec<u64> = match (&args.seed, &args.seeds) {
         (Some(s), _) => vec![*s],
         (None, Some(range)) => match range
@@ -58,45 +65,45 @@ pub fn run(args: Args) -> ExitCode {
             .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)))
         {
             Some((a, b)) if a < b => (a..b).collect(),
-            _ => {
-                eprintln!("--seeds takes A..B with A < B, got {range:?}");
-                return ExitCode::from(2);
-            }
+            _ => return Err(format!("--seeds takes A..B with A < B, got {range:?}")),
         },
         (None, None) => vec![1],
     };
-    let faults = match args.faults.as_str() {
-        "all" => Kinds::all(),
-        "graceful" => Kinds::graceful(),
-        "none" => Kinds::none(),
-        other => {
-            eprintln!("--faults takes all, graceful or none, got {other:?}");
+    Ok(seeds
+        .into_iter()
+        .map(|seed| SimConfig {
+            seed,
+            scrapers: args.scrapers,
+            targets: args.targets,
+            exporters: args.exporters,
+            duration: args.duration,
+            chaos: args.chaos.unwrap_or(args.duration * 2 / 3),
+            interval: args.interval,
+            session_timeout: args.session_timeout,
+            replication_factor: args.replication_factor,
+            fault_every: args.fault_every,
+            faults: args.faults,
+        })
+        .collect())
+}
+
+/// Runs the command.
+pub fn run(args: Args) -> ExitCode {
+    let configs = match configs(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
             return ExitCode::from(2);
         }
     };
     let tty = std::io::stderr().is_terminal();
     let mut failed = Vec::new();
     let mut outcomes = Vec::new();
-    for (i, seed) in seeds.iter().enumerate() {
-        let config = SimConfig {
-            seed: *seed,
-            scrapers: args.scrapers,
-            targets: args.targets,
-            duration: args.duration,
-            chaos: args.chaos.unwrap_or(args.duration * 2 / 3),
-            interval: args.interval,
-            replication_factor: args.replication_factor,
-            faults,
-            fault_every: args.fault_every,
-            ..SimConfig::default()
-        };
+    let total = configs.len();
+    for (i, config) in configs.into_iter().enumerate() {
+        let seed = config.seed;
         if tty {
-            eprint!(
-                "\r[{:>4}/{}] seed {seed} {}",
-                i + 1,
-                seeds.len(),
-                bar(i, seeds.len())
-            );
+            eprint!("\r[{:>4}/{}] seed {seed} {}", i + 1, total, bar(i, total));
         }
         let outcome = scrapepool_sim::run(config);
         if !outcome.violations.is_empty() {
@@ -104,7 +111,7 @@ pub fn run(args: Args) -> ExitCode {
                 eprintln!();
             }
             report_violation(&outcome);
-            failed.push(*seed);
+            failed.push(seed);
         }
         if let Some(target) = args.explain {
             explain(&outcome, target);
@@ -140,6 +147,10 @@ fn report_violation(o: &Outcome) {
         o.config.seed,
         o.violations.len()
     );
+    let mut checkers: Vec<&str> = o.violations.iter().map(|v| v.invariant).collect();
+    checkers.sort_unstable();
+    checkers.dedup();
+    eprintln!("  failed checkers: {}", checkers.join(", "));
     for v in o.violations.iter().take(10) {
         eprintln!("  {v}");
     }
@@ -195,8 +206,9 @@ fn explain(o: &Outcome, target: u32) {
         let about = match seen {
             Seen::Scrape { target: t, .. }
             | Seen::Acked { target: t, .. }
-            | Seen::Marker { target: t, .. } => *t == target,
-            Seen::Counters { .. } => true,
+            | Seen::Marker { target: t, .. }
+            | Seen::Emitted { target: t, .. } => *t == target,
+            Seen::Counters { .. } | Seen::Started { .. } => true,
             Seen::Fault(_) => false,
         };
         if about {
@@ -206,5 +218,76 @@ fn explain(o: &Outcome, target: u32) {
     lines.sort_by_key(|(at, _)| *at);
     for (at, line) in lines {
         println!("{:>9.3}s {line}", (at - t0) as f64 / 1000.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use clap::Parser;
+    use scrapepool_sim::faults::Kinds;
+    use scrapepool_sim::SimConfig;
+
+    /// Parses a printed reproduce line with the command line's own definition.
+    fn parse_back(line: &str) -> SimConfig {
+        let rest = line
+            .strip_prefix("cargo run --release -- ")
+            .expect("a cargo run line");
+        let cli = crate::Cli::try_parse_from(
+            std::iter::once("scrapepool").chain(rest.split_whitespace()),
+        )
+        .unwrap_or_else(|e| panic!("{line}: {e}"));
+        let crate::Command::Sim(args) = cli.command else {
+            panic!("not a sim line: {line}");
+        };
+        let mut configs = super::configs(&args).expect("valid arguments");
+        assert_eq!(configs.len(), 1, "one seed: {line}");
+        configs.pop().expect("one")
+    }
+
+    fn assert_same(a: &SimConfig, b: &SimConfig) {
+        // SimConfig has no PartialEq; its Debug shows every field.
+        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+    }
+
+    #[test]
+    fn the_reproduce_line_parses_back_into_the_same_config() {
+        let default = SimConfig::default();
+        assert_same(&parse_back(&default.reproduce_command()), &default);
+        let odd = SimConfig {
+            seed: 4711,
+            scrapers: 9,
+            targets: 2000,
+            exporters: 7,
+            duration: Duration::from_millis(95_500),
+            chaos: Duration::from_secs(61),
+            interval: Duration::from_secs(10),
+            session_timeout: Duration::from_millis(6_250),
+            replication_factor: 2,
+            fault_every: Duration::from_secs(7),
+            faults: Kinds {
+                crash: true,
+                flap: true,
+                job_edit: true,
+                ..Kinds::none()
+            },
+        };
+        assert_same(&parse_back(&odd.reproduce_command()), &odd);
+        for faults in [Kinds::graceful(), Kinds::none()] {
+            let c = SimConfig {
+                faults,
+                ..SimConfig::default()
+            };
+            assert_same(&parse_back(&c.reproduce_command()), &c);
+        }
+    }
+
+    #[test]
+    fn the_defaults_of_the_command_line_are_the_default_config() {
+        assert_same(
+            &parse_back("cargo run --release -- sim --seed 1"),
+            &SimConfig::default(),
+        );
     }
 }

@@ -34,12 +34,37 @@ impl Node {
         self.timers.insert((until, Wake::DrainEnd));
     }
 
-    /// The drain grace is over: forget every target, deregister and say `Exit`.
+    /// The drain grace is over: forget every target and start no scrape from now on. Scrapes
+    /// still out finish and are delivered (a drain loses no scraped interval): the node says
+    /// `Exit` when the last one is back, or once their timeout (plus a second for processing)
+    /// has passed, whichever comes first.
     pub(super) fn end_drain(&mut self, now: Timestamp) {
-        let keys: Vec<TargetKey> = self.scraped.keys().cloned().collect();
-        for key in keys {
-            self.remove_scraped(now, &key, Orphan::Forget);
+        if !self.finishing_drain {
+            self.finishing_drain = true;
+            let keys: Vec<TargetKey> = self.scraped.keys().cloned().collect();
+            for key in keys {
+                self.remove_scraped(now, &key, Orphan::Forget);
+            }
+            self.timers.clear();
+            let longest = self.orphans.values().map(|(_, spec, _)| spec.timeout).max();
+            if let Some(timeout) = longest {
+                let deadline = now + timeout + Duration::from_secs(1);
+                self.timers.insert((deadline, Wake::DrainEnd));
+                return;
+            }
         }
+        self.exit_now();
+    }
+
+    /// A scrape came back while the drain finishes: exit if it was the last one out.
+    pub(super) fn on_drain_scrape_back(&mut self) {
+        if self.finishing_drain && self.orphans.is_empty() {
+            self.exit_now();
+        }
+    }
+
+    fn exit_now(&mut self) {
+        self.orphans.clear();
         if self.registered {
             self.commands.push_back(Command::Deregister);
         }

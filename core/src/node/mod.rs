@@ -248,7 +248,8 @@ pub enum Wake {
     Scrape(TargetKey),
     /// The handoff grace of this target (moved to another member) ends: we stop scraping it.
     HandoffEnd(TargetKey),
-    /// The drain grace ends: we deregister and exit.
+    /// The drain grace ends: we stop scraping and, once the scrapes still out have finished
+    /// (or their timeout has passed), deregister and exit.
     DrainEnd,
 }
 
@@ -293,6 +294,9 @@ pub struct Node {
     registered: bool,
     /// Set once shutdown was requested: when draining ends.
     drain_until: Option<Timestamp>,
+    /// Set when the drain grace is over but scrapes started before its end are still out:
+    /// the node exits when the last one finishes, or at the `DrainEnd` timer set for then.
+    finishing_drain: bool,
     exited: bool,
     members: MembersSnapshot,
     members_applied: bool,
@@ -321,6 +325,7 @@ impl Node {
             session: SessionState::Disconnected,
             registered: false,
             drain_until: None,
+            finishing_drain: false,
             exited: false,
             members: MembersSnapshot::default(),
             members_applied: false,

@@ -158,6 +158,7 @@ impl Node {
                 let markers = crate::scrape::stale_markers(&task.cache, now);
                 self.emit(crate::encode::encode(&spec.emit, &markers));
             }
+            self.on_drain_scrape_back();
             return;
         }
         let Some(s) = self.scraped.get_mut(&task.target) else {
