@@ -7,45 +7,65 @@ use std::sync::Mutex;
 /// One thing that happened.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Seen {
-    /// An exporter answered a scrape of `target` from `scraper` (`ok`: 200, else 503).
+    /// An exporter answered a scrape.
     Scrape {
+        /// The target scraped.
         target: u32,
+        /// The scraper's host name.
         scraper: String,
+        /// 200 (else 503).
         ok: bool,
     },
-    /// The Kafka model acknowledged the records of one scrape of `target` by `scraper`, holding
-    /// `samples` samples; `up` is the value of its `up` sample (none: only staleness markers).
+    /// The Kafka model acknowledged the records of one scrape.
     Acked {
+        /// The scraper's host name.
         scraper: String,
+        /// The target scraped.
         target: u32,
+        /// Samples in the records.
         samples: u32,
+        /// The value of its `up` sample; `None`: the records hold only staleness markers.
         up: Option<bool>,
     },
-    /// A staleness marker reached the bus: series `series` of `target`, sample time `at_ms`.
+    /// A staleness marker reached the bus.
     Marker {
+        /// The scraper's host name.
         scraper: String,
+        /// The marker's target.
         target: u32,
+        /// The series, as text.
         series: String,
+        /// The marker's sample time.
         at_ms: i64,
     },
     /// A fault was injected or healed.
     Fault(String),
     /// A scraper process started (again): the counters of its next `Counters` entry cover
     /// what it did from here.
-    Started { scraper: String },
-    /// A scraper's node handed the records of one delivery of `target` to the sink, holding
-    /// `samples` samples.
-    Emitted {
+    Started {
+        /// The scraper's host name.
         scraper: String,
+    },
+    /// The records of one delivery were handed to a scraper's sink.
+    Emitted {
+        /// The scraper's host name.
+        scraper: String,
+        /// The records' target.
         target: u32,
+        /// Samples in the records.
         samples: u32,
     },
-    /// A scraper's node reported its counters when it stopped or at the end of the run.
+    /// A scraper's delivery counts (its ledger's), when it stopped or at the end of the run.
     Counters {
+        /// The scraper's host name.
         scraper: String,
+        /// Samples handed to the sink.
         emitted: u64,
+        /// Samples the broker acknowledged.
         delivered: u64,
+        /// Samples that will never be delivered.
         not_delivered: u64,
+        /// Records handed to the sink and not yet settled.
         in_flight: u64,
     },
 }

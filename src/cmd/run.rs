@@ -20,11 +20,11 @@ use scrapepool_core::member::{JobsSnapshot, MemberRecord, MemberState, MembersSn
 use scrapepool_core::{Event, Node, NodeConfig};
 
 /// The jobs a standalone daemon runs when no `--jobs` is given: it scrapes its own metrics.
-pub const DEFAULT_JOBS: &str = include_str!("../../examples/jobs.yml");
+pub(crate) const DEFAULT_JOBS: &str = include_str!("../../examples/jobs.yml");
 
 /// Arguments of `scrapepool run`.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// Jobs file for standalone mode (default: a built-in job scraping our own /metrics).
     #[arg(long)]
     pub jobs: Option<PathBuf>,
@@ -76,7 +76,7 @@ fn parse_encoding(s: &str) -> Result<Encoding, String> {
 }
 
 /// Runs the daemon until it has drained (SIGTERM, SIGINT) or fails to start.
-pub fn run(args: Args) -> ExitCode {
+pub(crate) fn run(args: Args) -> ExitCode {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -9,7 +9,7 @@ use scrapepool_sim::{Outcome, SimConfig};
 
 /// Arguments of `scrapepool sim`.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// One seed.
     #[arg(long, conflicts_with = "seeds")]
     pub seed: Option<u64>,
@@ -57,7 +57,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// The run of each seed the arguments name.
-pub fn configs(args: &Args) -> Result<Vec<SimConfig>, String> {
+pub(crate) fn configs(args: &Args) -> Result<Vec<SimConfig>, String> {
     let seeds: Vec<u64> = match (&args.seed, &args.seeds) {
         (Some(s), _) => vec![*s],
         (None, Some(range)) => match range
@@ -88,7 +88,7 @@ pub fn configs(args: &Args) -> Result<Vec<SimConfig>, String> {
 }
 
 /// Runs the command.
-pub fn run(args: Args) -> ExitCode {
+pub(crate) fn run(args: Args) -> ExitCode {
     let configs = match configs(&args) {
         Ok(c) => c,
         Err(e) => {
