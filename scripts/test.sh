@@ -17,6 +17,13 @@ trap 'scripts/services.sh stop || true' EXIT
 # shellcheck source=/dev/null
 source .services/env
 
+# Third-party fixtures (the OpenMetrics conformance suite) are not in the repository; say
+# plainly when they are absent (the test then skips, unless SCRAPEPOOL_REQUIRE_CONFORMANCE=1).
+suite="${SCRAPEPOOL_SHARED:-$root/../shared}/fixtures/openmetrics-conformance"
+if [ ! -d "$suite" ]; then
+  echo "test.sh: SKIPPED: the OpenMetrics conformance suite is not at $suite (third-party data, not in this repository; set SCRAPEPOOL_SHARED to the folder holding fixtures/openmetrics-conformance)"
+fi
+
 status=0
 # Formatting first: it takes a second and a diff is cheaper to read now than in review.
 if cargo fmt --version >/dev/null 2>&1; then
