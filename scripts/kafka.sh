@@ -141,9 +141,18 @@ start() {
   echo "$port" >"$dir/port"
   echo "$cport" >"$dir/controller_port"
   write_config "$dir" "$port" "$cport"
-  # A cluster id is 16 random bytes, URL-safe base64 without padding (Kafka's Uuid).
+  # A cluster id is 16 random bytes, URL-safe base64 without padding (Kafka's Uuid). Like
+  # Kafka's Uuid.randomUuid, draw again when it starts with "-": the storage tool would read
+  # it as an option.
   local cluster_id
-  cluster_id="$(python3 -c 'import base64,os; print(base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("="))')"
+  cluster_id="$(python3 -c '
+import base64, os
+while True:
+    s = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+    if not s.startswith("-"):
+        print(s)
+        break
+')"
   set_java_cmd "$dir"
   "${java_cmd[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" \
     >"$dir/format.log" 2>&1 || { cat "$dir/format.log" >&2; die "formatting the storage failed"; }
