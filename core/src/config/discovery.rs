@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::job::scheme;
 use super::walk::{row, value_position, Field, Path, Section, Walker};
-use super::yaml::{Kind, Node};
+use super::yaml::Node;
 use super::{ConsulSdConfig, DnsRecordType, DnsSdConfig, FileSdConfig, Scheme, TlsConfig};
 
 /// A `refresh_interval` of discovery: a duration greater than zero.
@@ -169,21 +169,11 @@ impl Section for FileSdConfig {
 
     const FIELDS: &'static [Field<Self>] = &[
         row("files", |w, v, p, d| {
-            let Some(files) = w.string_list(v, p) else {
-                return;
-            };
-            let items = match &v.kind {
-                Kind::Seq(items) => items.as_slice(),
-                _ => &[],
-            };
-            for (i, file) in files.iter().enumerate() {
-                if !is_valid_file_sd_name(file) {
-                    let pos = items.get(i).map_or(v.pos, |n| n.pos);
-                    let message = format!("path name {file:?} is not valid for file discovery");
-                    w.err(&p.index(i), pos, message);
-                }
+            if let Some(files) = w.checked_string_list(v, p, is_valid_file_sd_name, |file| {
+                format!("path name {file:?} is not valid for file discovery")
+            }) {
+                d.files = files;
             }
-            d.files = files;
         }),
         row("refresh_interval", |w, v, p, d| {
             if let Some(interval) = refresh_interval(w, v, p) {

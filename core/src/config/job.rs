@@ -448,24 +448,11 @@ impl Section for RelabelSpec {
 
     const FIELDS: &'static [Field<Self>] = &[
         row("source_labels", |w, v, p, d| {
-            let Some(labels) = w.string_list(v, p) else {
-                return;
-            };
-            let items = match &v.kind {
-                Kind::Seq(items) => items.as_slice(),
-                _ => &[],
-            };
-            for (i, label) in labels.iter().enumerate() {
-                if !is_valid_label_name(label) {
-                    let pos = items.get(i).map_or(v.pos, |n| n.pos);
-                    w.err(
-                        &p.index(i),
-                        pos,
-                        format!("{label:?} is not a valid label name"),
-                    );
-                }
+            if let Some(labels) = w.checked_string_list(v, p, is_valid_label_name, |label| {
+                format!("{label:?} is not a valid label name")
+            }) {
+                d.source_labels = Some(labels);
             }
-            d.source_labels = Some(labels);
         }),
         row("separator", |w, v, p, d| d.separator = w.string(v, p)),
         row("regex", |w, v, p, d| d.regex = w.string(v, p)),

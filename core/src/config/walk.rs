@@ -358,6 +358,26 @@ impl<'a> Walker<'a> {
         ok.then_some(out)
     }
 
+    /// A list of strings, each of which must pass `valid`; every item that does not is an
+    /// error at its own position, with `message(item)`. The list is kept either way.
+    pub(super) fn checked_string_list(
+        &mut self,
+        node: &Node,
+        path: &Path,
+        valid: fn(&str) -> bool,
+        message: fn(&str) -> String,
+    ) -> Option<Vec<String>> {
+        let list = self.string_list(node, path)?;
+        let items = self.seq(node, path).unwrap_or(&[]);
+        for (i, item) in list.iter().enumerate() {
+            if !valid(item) {
+                let pos = items.get(i).map_or(node.pos, |n| n.pos);
+                self.err(&path.index(i), pos, message(item));
+            }
+        }
+        Some(list)
+    }
+
     /// A mapping of strings to strings; `None` if any key or value is not a string.
     pub(super) fn string_map(
         &mut self,
