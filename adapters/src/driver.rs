@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use scrapepool_core::delivery::DeliveryCounts;
 use scrapepool_core::node::ProviderId;
 use scrapepool_core::{Command, Event, Node};
 use tokio::sync::mpsc;
@@ -105,8 +104,6 @@ pub struct Driver<F, D, S, K> {
     queries_tx: mpsc::Sender<Query>,
     queries_rx: mpsc::Receiver<Query>,
     discovery: BTreeMap<(String, usize), JoinHandle<()>>,
-    /// Called with the node after every event.
-    observer: Option<Box<dyn FnMut(&Node) + Send>>,
 }
 
 impl<F: Fetcher, D: Discoverer, S: Sink, K: Clock> Driver<F, D, S, K> {
@@ -133,7 +130,6 @@ impl<F: Fetcher, D: Discoverer, S: Sink, K: Clock> Driver<F, D, S, K> {
             queries_tx,
             queries_rx,
             discovery: BTreeMap::new(),
-            observer: None,
         }
     }
 
@@ -155,12 +151,6 @@ impl<F: Fetcher, D: Discoverer, S: Sink, K: Clock> Driver<F, D, S, K> {
         let (tx, rx) = mpsc::channel(COORD_QUEUE_LEN_MAX);
         self.coord_tx = Some(tx);
         rx
-    }
-
-    /// Calls `observer` with the node after every event (status pages keep a copy of what
-    /// they need; the simulation checks invariants).
-    pub fn observe(&mut self, observer: impl FnMut(&Node) + Send + 'static) {
-        self.observer = Some(Box::new(observer));
     }
 
     /// The node, read-only.
@@ -193,9 +183,6 @@ impl<F: Fetcher, D: Discoverer, S: Sink, K: Clock> Driver<F, D, S, K> {
             };
             let now = self.clock.now();
             self.node.handle(now, event);
-            if let Some(observer) = &mut self.observer {
-                observer(&self.node);
-            }
         }
     }
 
@@ -278,31 +265,21 @@ impl<F: Fetcher, D: Discoverer, S: Sink, K: Clock> Driver<F, D, S, K> {
     }
 
     /// After `Exit`: stop discovery, then wait, within [`EXIT_FLUSH_TIMEOUT`], until the sink's
-    /// ledger has settled every record (the process's one flush at exit); the observer then
-    /// sees the node's final state.
+    /// ledger has settled every record (the process's one flush at exit).
     async fn exit(&mut self) -> Exit {
         self.stop_all_discovery();
         self.coord_tx = None;
         let deadline = tokio::time::Instant::now() + EXIT_FLUSH_TIMEOUT;
-        let exit = loop {
+        loop {
             let in_flight = self.sink.counts().in_flight_records;
             if in_flight == 0 {
-                break Exit::Drained;
+                return Exit::Drained;
             }
             if tokio::time::Instant::now() >= deadline {
-                break Exit::DrainedWithUnsettled(in_flight);
+                return Exit::DrainedWithUnsettled(in_flight);
             }
             tokio::time::sleep(EXIT_FLUSH_POLL).await;
-        };
-        if let Some(observer) = &mut self.observer {
-            observer(&self.node);
         }
-        exit
-    }
-
-    /// The sink's delivery counts (its ledger's).
-    pub fn delivery_counts(&self) -> DeliveryCounts {
-        self.sink.counts()
     }
 }
 
