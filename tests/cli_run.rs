@@ -148,3 +148,67 @@ fn check_and_run_agree_on_empty_comment_only_and_broken_files() {
         }
     }
 }
+
+/// A plain HTTP/1.0 GET with an optional `Authorization` header: the status code.
+fn status_of(listen: &str, path: &str, authorization: Option<&str>) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(listen).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let auth = authorization
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: x\r\n{auth}\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split(' ').nth(1)?.parse().ok()
+}
+
+#[test]
+fn the_web_config_file_puts_basic_auth_in_front_of_every_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("web.yml");
+    let hash = bcrypt::hash("s3cret", 4).unwrap();
+    std::fs::write(&web, format!("basic_auth_users:\n  alice: {hash}\n")).unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scrapepool"))
+        .args(["run", "--listen", &listen, "--web.config.file"])
+        .arg(&web)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("scrapepool starts");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut without = None;
+    while Instant::now() < deadline && without.is_none() {
+        without = status_of(&listen, "/-/healthy", None);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // "alice:wrong" and "alice:s3cret", base64.
+    let wrong = status_of(&listen, "/targets", Some("Basic YWxpY2U6d3Jvbmc="));
+    let right = status_of(&listen, "/-/healthy", Some("Basic YWxpY2U6czNjcmV0"));
+    unsafe { libc_kill(child.id() as i32, 2) };
+    let _ = child.wait();
+    assert_eq!(without, Some(401));
+    assert_eq!(wrong, Some(401));
+    assert_eq!(right, Some(200));
+}
+
+#[test]
+fn a_web_config_file_that_does_not_load_stops_the_start_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("web.yml");
+    std::fs::write(&web, "basic_auth_users:\n  alice: plaintext\n").unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let out = Command::new(env!("CARGO_BIN_EXE_scrapepool"))
+        .args(["run", "--listen", &listen, "--web.config.file"])
+        .arg(&web)
+        .output()
+        .expect("scrapepool runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains(&web.display().to_string()), "{stderr}");
+    assert!(
+        stderr.contains("\"alice\"") && stderr.contains("bcrypt"),
+        "{stderr}"
+    );
+}

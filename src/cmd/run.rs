@@ -61,6 +61,16 @@ pub(crate) struct Args {
     /// ZooKeeper session timeout.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub session_timeout: Duration,
+    /// TLS, client certificates, basic auth, headers and a rate limit for the web server, in
+    /// the web config format of Prometheus and its exporters (exporter-toolkit).
+    #[arg(long = "web.config.file")]
+    pub web_config_file: Option<PathBuf>,
+    /// Most connections the web server keeps open at once.
+    #[arg(long = "web.max-connections", default_value_t = 512)]
+    pub web_max_connections: usize,
+    /// Longest TLS handshake, request header read or silence on a web connection.
+    #[arg(long = "web.read-timeout", default_value = "30s", value_parser = parse_duration)]
+    pub web_read_timeout: Duration,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -124,6 +134,21 @@ async fn daemon(args: Args) -> anyhow::Result<ExitCode> {
         message_bytes_max: 1 << 20,
     };
     let node = Node::new(config, clock.now());
+    let web_config = match &args.web_config_file {
+        Some(path) => Some(Arc::new(web::WebConfigSource::open(path)?)),
+        None => None,
+    };
+    if let Some(warning) = web::exposure_warning(
+        args.listen,
+        web_config.as_ref().map(|c| c.current()).as_deref(),
+    ) {
+        tracing::warn!("{warning}");
+    }
+    let web_options = web::ServeOptions {
+        max_connections: args.web_max_connections,
+        read_timeout: args.web_read_timeout,
+        web_config,
+    };
     let fetcher = HttpFetcher::new();
     let discoverer = Discovery::default();
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -193,7 +218,7 @@ async fn daemon(args: Args) -> anyhow::Result<ExitCode> {
         events
             .send(Event::JobsChanged(JobsSnapshot { version: 1, jobs }))
             .await?;
-        serve(driver, listener, extra, web_shutdown).await
+        serve(driver, listener, web_options, extra, web_shutdown).await
     } else {
         let (brokers, topic) = (
             args.kafka.clone().unwrap_or_default(),
@@ -219,7 +244,7 @@ async fn daemon(args: Args) -> anyhow::Result<ExitCode> {
         let requests = driver.coordinator_requests();
         tokio::spawn(coordinator.run(driver.events(), requests));
         // The driver's exit waits for the sink's ledger to settle: the one flush.
-        serve(driver, listener, extra, web_shutdown).await
+        serve(driver, listener, web_options, extra, web_shutdown).await
     };
     let _ = shutdown_tx.send(true);
     if let Exit::DrainedWithUnsettled(records) = exit {
@@ -239,6 +264,7 @@ async fn daemon(args: Args) -> anyhow::Result<ExitCode> {
 async fn serve<F, D, S, K>(
     driver: Driver<F, D, S, K>,
     listener: tokio::net::TcpListener,
+    web_options: web::ServeOptions,
     extra: Arc<dyn ExtraMetrics>,
     web_shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Exit
@@ -253,7 +279,7 @@ where
         extra,
     };
     tokio::spawn(async move {
-        if let Err(e) = web::serve_on(listener, state, web_shutdown).await {
+        if let Err(e) = web::serve_with(listener, state, web_options, web_shutdown).await {
             tracing::error!("web server stopped: {e}");
         }
     });

@@ -27,11 +27,15 @@ use crate::driver::QueryHandle;
 mod api;
 mod metrics;
 mod pages;
+mod server;
 mod view;
+mod web_config;
 
 pub use api::TargetsParams;
 pub use pages::escape_html;
+pub use server::{exposure_warning, serve_router, ServeOptions};
 pub use view::{JobSnapshot, MemberView, TargetHealth, TargetSnapshot, View};
+pub use web_config::{parse_go_duration, RateLimit, WebConfig, WebConfigError, WebConfigSource};
 
 /// What stands in for a secret wherever one would have been shown.
 pub const SECRET_PLACEHOLDER: &str = "<secret>";
@@ -97,15 +101,25 @@ pub async fn serve(
     serve_on(listener, state, shutdown).await
 }
 
-/// Serves on a listener already bound (tests bind port 0 and read the address first).
+/// Serves on a listener already bound (tests bind port 0 and read the address first), with
+/// the default [`ServeOptions`]: plain HTTP, no auth, the default connection cap and timeout.
 pub async fn serve_on(
     listener: tokio::net::TcpListener,
     state: WebState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_with(listener, state, ServeOptions::default(), shutdown).await
+}
+
+/// Serves on a listener already bound, with `options` (the web config, the connection cap
+/// and the read timeout).
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    state: WebState,
+    options: ServeOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_router(listener, router(state), options, shutdown).await
 }
 
 /// Reads a view from the loop, or answers 503 when the loop does not.
