@@ -18,7 +18,8 @@
 //! - `stamped`: explicit timestamps (ms in text, seconds in OpenMetrics' `utf8-om`), one
 //!   such series disappearing (no marker expected: Prometheus does not track them);
 //! - `churn`: a series that goes, comes back and goes, a body whose first line does not
-//!   parse, an HTTP 503, then recovery (`scrape_series_added` after failures);
+//!   parse, an HTTP 503, recovery (`scrape_series_added` after failures), an empty body;
+//! - `content-type`: no Content-Type, then an unknown one, then the text format;
 //! - `labels`: target labels clashing with scraped ones (`exported_*`), an empty label
 //!   value, a series twice in one body, NaN, ±Inf, -0, escapes in a label value;
 //! - `limited`: a second job with `sample_limit: 2`, over it in the first two bodies;
@@ -100,7 +101,7 @@ const REPLIES: usize = 90;
 /// One answer of an exporter's `/metrics`.
 #[derive(Clone, Debug)]
 enum Reply {
-    /// 200 with this Content-Type and body.
+    /// 200 with this Content-Type (none when empty) and body.
     Body(&'static str, String),
     /// This status, with a short text body.
     Status(u16),
@@ -273,11 +274,13 @@ hs_gauge_with_le{{le="1"}} 7
             name: "churn",
             path: "/metrics",
             replies: replies(|k| {
-                let flaky = matches!(k, 1 | 2 | 5) || k >= 8;
+                let flaky = matches!(k, 1 | 2 | 5 | 8) || k >= 10;
                 match k {
                     // The first sample line does not parse.
                     6 => Reply::Body(TEXT_004, "ch_stay{broken 1\nch_flaky 2\n".into()),
                     7 => Reply::Status(503),
+                    // An empty 200.
+                    9 => Reply::Body(TEXT_004, String::new()),
                     _ => {
                         let mut b = format!("# TYPE ch_stay gauge\nch_stay {k}\n");
                         if flaky {
@@ -288,7 +291,21 @@ hs_gauge_with_le{{le="1"}} 7
                     }
                 }
             }),
-            scrapes: 9,
+            scrapes: 10,
+        },
+        Script {
+            // No Content-Type, then an unknown one, then the text format.
+            name: "content-type",
+            path: "/metrics",
+            replies: replies(|k| {
+                let body = format!("# TYPE ct_value gauge\nct_value {k}\n");
+                match k {
+                    1 => Reply::Body("", body),
+                    2 => Reply::Body("application/json", body),
+                    _ => Reply::Body(TEXT_004, body),
+                }
+            }),
+            scrapes: 3,
         },
         Script {
             name: "labels",
@@ -434,9 +451,14 @@ impl Exporter {
                     let location = location
                         .map(|l| format!("Location: {l}\r\n"))
                         .unwrap_or_default();
+                    let content_type = if content_type.is_empty() {
+                        String::new()
+                    } else {
+                        format!("Content-Type: {content_type}\r\n")
+                    };
                     let _ = write!(
                         conn,
-                        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\n{location}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        "HTTP/1.1 {status} {}\r\n{content_type}{location}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
                         reason(status),
                         body.len()
                     );
