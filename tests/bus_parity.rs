@@ -114,6 +114,9 @@ struct Script {
     path: &'static str,
     replies: Vec<Reply>,
     scrapes: usize,
+    /// Metrics Prometheus must deliver (a value, not a marker) in the compared scrapes: a
+    /// script whose bodies the reference rejected would compare nothing.
+    reference: &'static [&'static str],
 }
 
 /// Explicit timestamps: body `k`'s samples carry `base + k·1000 + offset`, `offset` < 1000,
@@ -166,6 +169,7 @@ fn scripts(stamps: Stamps) -> Vec<Script> {
                 _ => Reply::Body(TEXT_004, vm.clone()),
             }),
             scrapes: 5,
+            reference: &["node_load1", "prometheus_build_info", "vm_active_merges"],
         },
         Script {
             name: "utf8-text",
@@ -194,6 +198,11 @@ legacy_with_utf8_values{{path="/ü/€/日本",emoji="🦀"}} 1
                 Reply::Body(TEXT_100_UTF8, b)
             }),
             scrapes: 4,
+            reference: &[
+                "utf8.requests.total",
+                "utf8.gone.soon",
+                "legacy_with_utf8_values",
+            ],
         },
         Script {
             name: "utf8-om",
@@ -219,6 +228,7 @@ om_stamped{{a="b"}} 1.5 {}.{:03}
                 Reply::Body(OM_100_UTF8, b)
             }),
             scrapes: 4,
+            reference: &["om.utf8.events_total", "om_requests_created", "om_stamped"],
         },
         Script {
             name: "histsum",
@@ -253,6 +263,11 @@ hs_gauge_with_le{{le="1"}} 7
                 }
             }),
             scrapes: 4,
+            reference: &[
+                "hs_latency_seconds_bucket",
+                "hs_rpc_seconds",
+                "hs_gauge_with_le",
+            ],
         },
         Script {
             name: "stamped",
@@ -269,6 +284,7 @@ hs_gauge_with_le{{le="1"}} 7
                 Reply::Body(TEXT_004, b)
             }),
             scrapes: 5,
+            reference: &["st_explicit", "st_implicit"],
         },
         Script {
             name: "churn",
@@ -292,6 +308,7 @@ hs_gauge_with_le{{le="1"}} 7
                 }
             }),
             scrapes: 10,
+            reference: &["ch_stay", "ch_flaky"],
         },
         Script {
             // No Content-Type, then an unknown one, then the text format.
@@ -306,6 +323,7 @@ hs_gauge_with_le{{le="1"}} 7
                 }
             }),
             scrapes: 3,
+            reference: &["ct_value"],
         },
         Script {
             name: "labels",
@@ -333,6 +351,13 @@ lb_escaped{{path="C:\\dir\\\"q\"\nnext"}} 1
                 )
             }),
             scrapes: 3,
+            reference: &[
+                "lb_conflict",
+                "lb_empty",
+                "lb_dup",
+                "lb_special",
+                "lb_escaped",
+            ],
         },
         Script {
             // Over its job's `sample_limit` in its first two bodies (after no successful
@@ -347,6 +372,7 @@ lb_escaped{{path="C:\\dir\\\"q\"\nnext"}} 1
                 Reply::Body(TEXT_004, b)
             }),
             scrapes: 4,
+            reference: &["lm_a", "lm_b"],
         },
         Script {
             name: "redirect",
@@ -355,12 +381,14 @@ lb_escaped{{path="C:\\dir\\\"q\"\nnext"}} 1
                 Reply::Body(TEXT_004, format!("# TYPE rd_value gauge\nrd_value {k}\n"))
             }),
             scrapes: 3,
+            reference: &["rd_value"],
         },
         Script {
             name: GONE,
             path: "/metrics",
             replies: replies(|_| Reply::Body(TEXT_004, "gone_a 1\ngone_b{x=\"y\"} 2\n".into())),
             scrapes: GONE_SCRAPES,
+            reference: &["gone_a", "gone_b"],
         },
     ]
 }
@@ -1169,6 +1197,20 @@ fn compare_target(script: &Script, theirs: Option<&TargetRun>, ours: Option<&Tar
     for key in o.end_markers.keys() {
         if !p.end_markers.contains_key(key) {
             d.add_run(format!("end-of-run marker only from scrapepool: {key}"));
+        }
+    }
+    for metric in script.reference {
+        let prefix = format!("{metric:?}{{");
+        let delivered = p.scrapes[..n].iter().any(|scrape| {
+            scrape
+                .samples
+                .iter()
+                .any(|(k, v)| k.starts_with(&prefix) && v.iter().any(|v| v != "StaleNaN"))
+        });
+        if !delivered {
+            d.add_run(format!(
+                "prometheus delivered no {metric} in the compared scrapes: the script tests nothing there"
+            ));
         }
     }
     if removed && p.end_markers.is_empty() {
