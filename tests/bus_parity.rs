@@ -23,6 +23,7 @@
 //! - `labels`: target labels clashing with scraped ones (`exported_*`), an empty label
 //!   value, a series twice in one body, NaN, ±Inf, -0, escapes in a label value;
 //! - `limited`: a second job with `sample_limit: 2`, over it in the first two bodies;
+//! - `honor`: a third job with `honor_labels: true` and `honor_timestamps: false`;
 //! - `redirect`: the metrics path answers 302 to `/metrics`;
 //! - `gone`: removed from the file SD after three scrapes: end-of-run markers.
 //!
@@ -375,6 +376,22 @@ lb_escaped{{path="C:\\dir\\\"q\"\nnext"}} 1
             reference: &["lm_a", "lm_b"],
         },
         Script {
+            // Its job has `honor_labels: true` and `honor_timestamps: false`.
+            name: HONOR,
+            path: "/metrics",
+            replies: replies(|k| {
+                Reply::Body(
+                    TEXT_004,
+                    format!(
+                        "hn_conflict{{job=\"mine\",instance=\"theirs\"}} {k}\nhn_plain {k}\nhn_stamped {k} {}\n",
+                        stamps.at(k, 2)
+                    ),
+                )
+            }),
+            scrapes: 3,
+            reference: &["hn_conflict", "hn_plain", "hn_stamped"],
+        },
+        Script {
             name: "redirect",
             path: "/moved",
             replies: replies(|k| {
@@ -397,11 +414,15 @@ lb_escaped{{path="C:\\dir\\\"q\"\nnext"}} 1
 const GONE: &str = "gone";
 const GONE_SCRAPES: usize = 3;
 
-/// The target of the second job, `limited` (a static target with `sample_limit: 2`).
+/// The target of the job `limited` (a static target with `sample_limit: 2`).
 const LIMITED: &str = "limited";
+/// The target of the job `honor` (a static target with `honor_labels: true` and
+/// `honor_timestamps: false`).
+const HONOR: &str = "honor";
 
 /// The jobs both scrapers run (Prometheus's `scrape_configs` entries, scrapepool's jobs):
-/// `parity` over the side's file SD file, `limited` with the side's own `limited` exporter.
+/// `parity` over the side's file SD file, `limited` and `honor` with the side's own
+/// exporters as static targets (their `name` label says which script they serve).
 fn job_yaml(side: &Side) -> String {
     format!(
         r#"  - job_name: parity
@@ -421,9 +442,18 @@ fn job_yaml(side: &Side) -> String {
     static_configs:
       - targets: ['{}']
         labels: {{name: {LIMITED}}}
+  - job_name: {HONOR}
+    scrape_interval: 1s
+    scrape_timeout: 900ms
+    honor_labels: true
+    honor_timestamps: false
+    static_configs:
+      - targets: ['{}']
+        labels: {{name: {HONOR}}}
 "#,
         side.sd_file.display(),
-        side.address_of(LIMITED).expect("a limited exporter")
+        side.address_of(LIMITED).expect("a limited exporter"),
+        side.address_of(HONOR).expect("an honor exporter")
     )
 }
 
@@ -810,7 +840,7 @@ impl Side {
         let groups: Vec<serde_json::Value> = self
             .exporters
             .iter()
-            .filter(|(name, _, _)| *name != LIMITED && (with_gone || *name != GONE))
+            .filter(|(name, _, _)| ![LIMITED, HONOR].contains(name) && (with_gone || *name != GONE))
             .map(|(name, path, e)| {
                 let mut labels = serde_json::json!({ "name": name });
                 if *path != "/metrics" {
@@ -1403,7 +1433,8 @@ fn bus_equals_prometheus() {
             d.render(&mut report);
         }
     }
-    for name in p_runs.keys().chain(o_runs.keys()) {
+    let names: BTreeSet<&String> = p_runs.keys().chain(o_runs.keys()).collect();
+    for name in names {
         if !scripts.iter().any(|s| s.name == name) {
             differing += 1;
             let _ = writeln!(report, "  samples of an unknown target {name:?}");
