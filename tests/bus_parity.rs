@@ -16,7 +16,8 @@
 //! - `histsum`: a histogram with `le="1"`/`"1e3"`, a summary with `quantile="1"`, and a
 //!   gauge with an `le` label, alternately in the text format and in OpenMetrics;
 //! - `stamped`: explicit timestamps (ms in text, seconds in OpenMetrics' `utf8-om`), one
-//!   such series disappearing (no marker expected: Prometheus does not track them);
+//!   such series disappearing (no marker expected: Prometheus does not track them), then
+//!   an HTTP 503 after a success;
 //! - `churn`: a series that goes, comes back and goes, a body whose first line does not
 //!   parse, an HTTP 503, recovery (`scrape_series_added` after failures), an empty body;
 //! - `content-type`: no Content-Type, then an unknown one, then the text format;
@@ -282,9 +283,13 @@ hs_gauge_with_le{{le="1"}} 7
                     let _ = writeln!(b, "st_explicit{{kind=\"b\"}} {} {}", 2 * k, stamps.at(k, 1));
                 }
                 let _ = write!(b, "# TYPE st_implicit gauge\nst_implicit {k}\n");
+                // A failure after a success: markers only for the series without a timestamp.
+                if k == 6 {
+                    return Reply::Status(503);
+                }
                 Reply::Body(TEXT_004, b)
             }),
-            scrapes: 5,
+            scrapes: 7,
             reference: &["st_explicit", "st_implicit"],
         },
         Script {
