@@ -85,7 +85,7 @@ const TAIL: usize = 2;
 /// Longest the scraping phase may last.
 const RUN_DEADLINE: Duration = Duration::from_secs(45);
 /// How far an end-of-run marker may lie off the interval grid of its target's scrapes.
-const GRID_TOLERANCE_MS: i64 = 100;
+const GRID_TOLERANCE_MS: i64 = 50;
 /// Most difference lines printed per target.
 const LINES_PER_TARGET: usize = 80;
 
