@@ -1,10 +1,18 @@
-//! `scrapepool targets` against a real Prometheus reading the same file: the stable fields of
+//! `scrapepool targets` against a real Prometheus 3.16 reading the same file
+//! (`testdata/jobs/parity.yml`: every relabel action, keep/drop, hashmod, labelmap, dropped
+//! targets, targets that become duplicates after relabeling): the stable fields of
 //! `/api/v1/targets?state=any` must be equal (health, scrape times and errors, and
 //! `globalUrl`, which depends on the server's external URL, are left out).
 //!
-//! Finds Prometheus through `SCRAPEPOOL_PROMETHEUS_BIN` (set by scripts/services.sh) or on
-//! `PATH`; prints `SKIPPED` when there is none, unless `SCRAPEPOOL_REQUIRE_SERVICES=1`.
+//! Finds Prometheus 3.16 through `tests/support/prometheus3.rs` (`SCRAPEPOOL_PROMETHEUS_BIN`
+//! when it is 3.x, else the build of `scripts/go-tools.sh prometheus`); prints `SKIPPED`
+//! when there is none, unless `SCRAPEPOOL_REQUIRE_SERVICES=1`. The promtool messages test
+//! uses the promtool beside `SCRAPEPOOL_PROMETHEUS_BIN` (or on `PATH`).
 
+#[path = "support/prometheus3.rs"]
+mod prometheus3;
+
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -95,15 +103,20 @@ fn normalize(mut v: serde_json::Value) -> serde_json::Value {
 
 #[test]
 fn targets_match_a_real_prometheus() {
-    let Some(bin) = prometheus_bin() else {
-        assert!(
-            std::env::var("SCRAPEPOOL_REQUIRE_SERVICES").as_deref() != Ok("1"),
-            "no prometheus binary and SCRAPEPOOL_REQUIRE_SERVICES=1"
-        );
-        println!("SKIPPED: no prometheus binary (set SCRAPEPOOL_PROMETHEUS_BIN or put prometheus on PATH)");
+    let Some(bin) = prometheus3::reference_or_skip("targets_match_a_real_prometheus", "prometheus")
+    else {
         return;
     };
     let jobs = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/jobs/parity.yml");
+    let job_names: BTreeSet<String> = std::fs::read_to_string(&jobs)
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            l.trim()
+                .split_once("job_name: ")
+                .map(|(_, n)| n.trim().to_string())
+        })
+        .collect();
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -131,18 +144,29 @@ fn targets_match_a_real_prometheus() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    // Target discovery runs after ready: wait until every pool shows up.
-    let expected_active = 5;
+    // Target discovery runs after ready: wait until every job shows up, as a pool of active
+    // or dropped targets (one update carries all static targets).
     let theirs = loop {
         let (status, body) = get(port, "/api/v1/targets?state=any").expect("targets API");
         assert_eq!(status, 200, "{body}");
         let v: serde_json::Value = serde_json::from_str(&body).expect("JSON from prometheus");
-        if v["data"]["activeTargets"].as_array().map_or(0, Vec::len) >= expected_active {
+        let pools: BTreeSet<String> = ["activeTargets", "droppedTargets"]
+            .iter()
+            .flat_map(|k| v["data"][k].as_array().cloned().unwrap_or_default())
+            .filter_map(|t| t["scrapePool"].as_str().map(str::to_string))
+            .chain(
+                v["data"]["droppedTargetCounts"]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|m| m.keys().cloned()),
+            )
+            .collect();
+        if pools == job_names {
             break v;
         }
         assert!(
             started.elapsed() < READY_TIMEOUT,
-            "prometheus shows too few targets: {body}"
+            "prometheus shows the pools {pools:?}, not {job_names:?}: {body}"
         );
         std::thread::sleep(Duration::from_millis(200));
     };
@@ -160,15 +184,149 @@ fn targets_match_a_real_prometheus() {
     let ours: serde_json::Value = serde_json::from_slice(&ours.stdout).unwrap();
 
     let (theirs, ours) = (normalize(theirs), normalize(ours));
-    assert_eq!(
-        ours["data"]["activeTargets"].as_array().unwrap().len(),
-        expected_active
+    let differences = differences(&ours, &theirs);
+    assert!(
+        differences.is_empty(),
+        "scrapepool targets and Prometheus 3.16's /api/v1/targets differ ({} line(s)):\n{}",
+        differences.len(),
+        differences.join("\n")
     );
     assert_eq!(
-        serde_json::to_string_pretty(&ours).unwrap(),
-        serde_json::to_string_pretty(&theirs).unwrap(),
-        "scrapepool (left) and prometheus (right) differ"
+        ours, theirs,
+        "no difference found line by line, yet unequal"
     );
+}
+
+/// `{a="1", b="2"}` of a JSON object of strings, or the JSON text of anything else.
+fn show(v: Option<&serde_json::Value>) -> String {
+    match v {
+        None => "(absent)".into(),
+        Some(serde_json::Value::Object(m)) if m.values().all(|v| v.is_string()) => {
+            let pairs: Vec<String> = m
+                .iter()
+                .map(|(k, v)| format!("{k}={:?}", v.as_str().unwrap()))
+                .collect();
+            format!("{{{}}}", pairs.join(", "))
+        }
+        Some(v) => v.to_string(),
+    }
+}
+
+/// The differences between two normalized answers, one line each: targets only one side
+/// lists (active ones matched by scrape pool and discovered `__address__`, dropped ones by
+/// their whole text), and field by field (label by label for label sets) for matched ones.
+fn differences(ours: &serde_json::Value, theirs: &serde_json::Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let keys = |v: &serde_json::Value| -> BTreeSet<String> {
+        v["data"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    for k in keys(ours).symmetric_difference(&keys(theirs)) {
+        out.push(format!(
+            "data.{k}: scrapepool {}, prometheus {}",
+            show(ours["data"].get(k)),
+            show(theirs["data"].get(k))
+        ));
+    }
+    for k in keys(ours).intersection(&keys(theirs)) {
+        if k != "activeTargets" && k != "droppedTargets" && ours["data"][k] != theirs["data"][k] {
+            out.push(format!(
+                "data.{k}: scrapepool {}, prometheus {}",
+                show(ours["data"].get(k)),
+                show(theirs["data"].get(k))
+            ));
+        }
+    }
+    type Groups = std::collections::BTreeMap<(String, String), Vec<serde_json::Value>>;
+    let group = |v: &serde_json::Value| -> Groups {
+        let mut g = Groups::new();
+        for t in v["data"]["activeTargets"].as_array().into_iter().flatten() {
+            let pool = t["scrapePool"].as_str().unwrap_or("").to_string();
+            let addr = t["discoveredLabels"]["__address__"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            g.entry((pool, addr)).or_default().push(t.clone());
+        }
+        g
+    };
+    let (og, tg) = (group(ours), group(theirs));
+    let all: BTreeSet<&(String, String)> = og.keys().chain(tg.keys()).collect();
+    for key @ (pool, addr) in all {
+        let empty = Vec::new();
+        let (o, t) = (og.get(key).unwrap_or(&empty), tg.get(key).unwrap_or(&empty));
+        for i in 0..o.len().max(t.len()) {
+            let at = format!("active {pool} {addr}");
+            match (o.get(i), t.get(i)) {
+                (Some(a), None) => out.push(format!(
+                    "{at}: only scrapepool lists it: {}",
+                    show(a.get("labels"))
+                )),
+                (None, Some(b)) => out.push(format!(
+                    "{at}: only prometheus lists it: {}",
+                    show(b.get("labels"))
+                )),
+                (Some(a), Some(b)) => {
+                    let fields: BTreeSet<&String> = a
+                        .as_object()
+                        .into_iter()
+                        .chain(b.as_object())
+                        .flat_map(|m| m.keys())
+                        .collect();
+                    for f in fields {
+                        let (x, y) = (a.get(f), b.get(f));
+                        if x == y {
+                            continue;
+                        }
+                        match (x.and_then(|v| v.as_object()), y.and_then(|v| v.as_object())) {
+                            (Some(xm), Some(ym)) => {
+                                let names: BTreeSet<&String> = xm.keys().chain(ym.keys()).collect();
+                                for n in names {
+                                    if xm.get(n) != ym.get(n) {
+                                        out.push(format!(
+                                            "{at}: {f}.{n}: scrapepool {}, prometheus {}",
+                                            show(xm.get(n)),
+                                            show(ym.get(n))
+                                        ));
+                                    }
+                                }
+                            }
+                            _ => out.push(format!(
+                                "{at}: {f}: scrapepool {}, prometheus {}",
+                                show(x),
+                                show(y)
+                            )),
+                        }
+                    }
+                }
+                (None, None) => {}
+            }
+        }
+    }
+    let dropped = |v: &serde_json::Value| -> BTreeSet<String> {
+        v["data"]["droppedTargets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|t| {
+                format!(
+                    "pool {} {}",
+                    show(t.get("scrapePool")),
+                    show(t.get("discoveredLabels"))
+                )
+            })
+            .collect()
+    };
+    let (od, td) = (dropped(ours), dropped(theirs));
+    for d in od.difference(&td) {
+        out.push(format!("dropped: only scrapepool lists {d}"));
+    }
+    for d in td.difference(&od) {
+        out.push(format!("dropped: only prometheus lists {d}"));
+    }
+    out
 }
 
 /// Job bodies with one error each, whose message must be Prometheus's own.
