@@ -10,7 +10,9 @@ use std::time::Duration;
 use fake_consul::{FakeConsul, FakeInstance, FakeNode};
 use scrapepool_adapters::discovery::ConsulDiscoverer;
 use scrapepool_adapters::ports::Discoverer;
-use scrapepool_core::config::{ConsulSdConfig, Scheme, SdConfig, Secret, TargetGroup, TlsConfig};
+use scrapepool_core::config::{
+    ConsulSdConfig, HttpClientConfig, Scheme, SdConfig, Secret, TargetGroup,
+};
 use scrapepool_core::labels::Labels;
 use scrapepool_core::node::ProviderId;
 use scrapepool_core::Event;
@@ -27,16 +29,21 @@ type Update = Result<Vec<TargetGroup>, String>;
 fn config(server: &str) -> ConsulSdConfig {
     ConsulSdConfig {
         server: server.to_string(),
+        path_prefix: None,
         scheme: Scheme::Http,
         datacenter: None,
+        namespace: None,
+        partition: None,
         token: None,
         services: vec![],
         tags: vec![],
         node_meta: BTreeMap::new(),
+        filter: None,
+        health_filter: None,
         tag_separator: ",".into(),
         allow_stale: true,
         refresh_interval: Duration::from_millis(20),
-        tls_config: TlsConfig::default(),
+        http_client: HttpClientConfig::default(),
     }
 }
 
@@ -576,7 +583,7 @@ async fn https_with_the_configured_ca_works_and_an_unknown_ca_is_an_error() {
     assert!(consul.requests().is_empty(), "no request got through TLS");
 
     // With the CA (and a blocking watch over TLS that sees a change).
-    cfg.tls_config.ca_file = Some(pki.ca_file());
+    cfg.http_client.tls_config.ca_file = Some(pki.ca_file());
     let (mut rx, task) = start(cfg.clone(), Duration::from_secs(30));
     assert_eq!(
         addresses(&next(&mut rx).await.unwrap(), "web"),
@@ -592,7 +599,7 @@ async fn https_with_the_configured_ca_works_and_an_unknown_ca_is_an_error() {
     task.abort();
 
     // server_name overrides the name checked against the certificate.
-    cfg.tls_config.server_name = Some("not-in-the-cert.test".into());
+    cfg.http_client.tls_config.server_name = Some("not-in-the-cert.test".into());
     let (mut rx, task) = start(cfg, Duration::from_secs(30));
     let error = next(&mut rx).await.expect_err("wrong server name");
     assert!(error.contains("certificate"), "{error}");
@@ -603,7 +610,7 @@ async fn https_with_the_configured_ca_works_and_an_unknown_ca_is_an_error() {
 async fn an_unreadable_ca_file_is_an_error_naming_it() {
     let mut cfg = config("127.0.0.1:1");
     cfg.scheme = Scheme::Https;
-    cfg.tls_config.ca_file = Some("/nonexistent/ca.pem".into());
+    cfg.http_client.tls_config.ca_file = Some("/nonexistent/ca.pem".into());
     let (mut rx, task) = start(cfg, Duration::from_secs(30));
     let error = next(&mut rx).await.expect_err("missing CA file");
     assert!(
@@ -648,6 +655,12 @@ fn consul_tls_config_is_read_from_the_job_yaml() {
         panic!("not consul: {:?}", jobs[0].sd_configs)
     };
     assert_eq!(c.scheme, Scheme::Https);
-    assert_eq!(c.tls_config.ca_file.as_deref(), Some("/etc/consul/ca.pem"));
-    assert_eq!(c.tls_config.server_name.as_deref(), Some("consul.test"));
+    assert_eq!(
+        c.http_client.tls_config.ca_file.as_deref(),
+        Some("/etc/consul/ca.pem")
+    );
+    assert_eq!(
+        c.http_client.tls_config.server_name.as_deref(),
+        Some("consul.test")
+    );
 }

@@ -531,7 +531,7 @@ impl Api {
     fn new(config: &ConsulSdConfig, wait: Duration) -> Result<Api, String> {
         let tls = match config.scheme {
             Scheme::Http => None,
-            Scheme::Https => Some(&config.tls_config),
+            Scheme::Https => Some(&config.http_client.tls_config),
         };
         let client = Client::new(TcpConnector, tls)
             .map_err(|e| format!("consul: server {}: tls_config: {e}", config.server))?;

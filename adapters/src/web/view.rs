@@ -327,10 +327,25 @@ fn collect_secrets(c: &scrapepool_core::config::JobConfig, out: &mut Vec<String>
         out.push(p.expose().to_string());
     }
     for sd in &c.sd_configs {
-        if let SdConfig::Consul(consul) = sd {
-            if let Some(t) = &consul.token {
-                out.push(t.expose().to_string());
+        let http = match sd {
+            SdConfig::Consul(consul) => {
+                if let Some(t) = &consul.token {
+                    out.push(t.expose().to_string());
+                }
+                &consul.http_client
             }
+            SdConfig::Http(http) => &http.http_client,
+            SdConfig::Dns(_) | SdConfig::File(_) => continue,
+        };
+        if let Some(p) = http.basic_auth.as_ref().and_then(|b| b.password.as_ref()) {
+            out.push(p.expose().to_string());
+        }
+        if let Some(p) = http
+            .authorization
+            .as_ref()
+            .and_then(|a| a.credentials.as_ref())
+        {
+            out.push(p.expose().to_string());
         }
     }
 }
