@@ -377,6 +377,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn secrets_of_consul_and_http_discovery_are_collected() {
+        let text = "job_name: s
+consul_sd_configs:
+  - {token: consul-token, username: u, password: consul-pw}
+http_sd_configs:
+  - {url: 'http://sd/', authorization: {credentials: http-cred}}
+  - {url: 'http://sd/', basic_auth: {username: u, password: http-pw}}
+";
+        let job = scrapepool_core::config::load_job(text, "s.yml", "s").unwrap();
+        let mut secrets = Vec::new();
+        collect_secrets(&job, &mut secrets);
+        secrets.sort();
+        assert_eq!(
+            secrets,
+            ["consul-pw", "consul-token", "http-cred", "http-pw"]
+        );
+    }
+
+    #[test]
     fn rfc3339_formats_known_instants() {
         assert_eq!(rfc3339(Timestamp(0)), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(Timestamp(951_782_400_000)), "2000-02-29T00:00:00Z");
