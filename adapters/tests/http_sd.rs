@@ -73,6 +73,12 @@ impl Drop for Server {
 
 impl Server {
     async fn start(body: &str) -> Server {
+        Server::start_with_tls(body, None).await
+    }
+
+    /// A server speaking HTTPS with `tls` (plain HTTP when `None`).
+    async fn start_with_tls(body: &str, tls: Option<rustls::ServerConfig>) -> Server {
+        let acceptor = tls.map(|c| tokio_rustls::TlsAcceptor::from(Arc::new(c)));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let answer = Arc::new(Mutex::new(Answer {
@@ -88,7 +94,7 @@ impl Server {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let (a, l) = (a.clone(), l.clone());
+                let (a, l, acceptor) = (a.clone(), l.clone(), acceptor.clone());
                 tokio::spawn(async move {
                     let service = service_fn(move |req: Request<Incoming>| {
                         let (a, l) = (a.clone(), l.clone());
@@ -113,9 +119,22 @@ impl Server {
                             Ok::<_, Infallible>(response)
                         }
                     });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    match acceptor {
+                        None => {
+                            let _ = http1::Builder::new()
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        }
+                        Some(acceptor) => {
+                            // A client that rejects our certificate ends here.
+                            let Ok(tls) = acceptor.accept(stream).await else {
+                                return;
+                            };
+                            let _ = http1::Builder::new()
+                                .serve_connection(TokioIo::new(tls), service)
+                                .await;
+                        }
+                    }
                 });
             }
         });
@@ -382,4 +401,69 @@ http_sd_configs:
         e[0].to_string(),
         "h.yml:2:25: job \"h\": http_sd_configs[0].url: URL scheme must be 'http' or 'https'"
     );
+}
+
+/// A test CA and a server certificate for 127.0.0.1 and `sd.test` signed by it; the CA's
+/// PEM in a file.
+struct Pki {
+    dir: tempfile::TempDir,
+    server: rustls::ServerConfig,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".into(), "sd.test".into()])
+            .unwrap()
+            .signed_by(&key, &ca, &ca_key)
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let server = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .unwrap();
+        Pki { dir, server }
+    }
+
+    fn ca_file(&self) -> String {
+        self.dir.path().join("ca.pem").display().to_string()
+    }
+}
+
+#[tokio::test]
+async fn https_with_the_configured_ca_works_and_an_unknown_ca_is_an_error() {
+    let pki = Pki::new();
+    let server =
+        Server::start_with_tls(r#"[{"targets": ["a:1"]}]"#, Some(pki.server.clone())).await;
+    let url = format!("https://{}/sd", server.addr);
+
+    // Without the CA: the certificate is refused, and the error says why.
+    let (mut rx, task) = start(config(&url));
+    let e = next(&mut rx).await.unwrap_err();
+    assert!(
+        e.starts_with(&format!("http_sd: GET {url}: tls: ")) && e.contains("unknown authority"),
+        "{e}"
+    );
+    task.abort();
+    assert!(server.requests().is_empty(), "no request got through TLS");
+
+    // With the CA and a server name the certificate carries.
+    let mut cfg = config(&url);
+    cfg.http_client.tls_config.ca_file = Some(pki.ca_file());
+    cfg.http_client.tls_config.server_name = Some("sd.test".into());
+    let (mut rx, task) = start(cfg);
+    let groups = next(&mut rx).await.unwrap();
+    assert_eq!(addresses(&groups), vec![vec!["a:1"]]);
+    task.abort();
 }
