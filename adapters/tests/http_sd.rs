@@ -295,7 +295,8 @@ async fn each_failure_is_an_error_naming_the_url_and_the_last_good_groups_stay()
     let good = next(&mut rx).await.unwrap();
     assert_eq!(addresses(&good), vec![vec!["a:1"]]);
 
-    let cases: Vec<(Box<dyn Fn(&mut Answer)>, String)> = vec![
+    type Change = Box<dyn Fn(&mut Answer)>;
+    let cases: Vec<(Change, String)> = vec![
         (
             Box::new(|a| {
                 a.status = StatusCode::INTERNAL_SERVER_ERROR;
