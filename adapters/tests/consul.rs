@@ -10,7 +10,9 @@ use std::time::Duration;
 use fake_consul::{FakeConsul, FakeInstance, FakeNode};
 use scrapepool_adapters::discovery::ConsulDiscoverer;
 use scrapepool_adapters::ports::Discoverer;
-use scrapepool_core::config::{ConsulSdConfig, Scheme, SdConfig, Secret, TargetGroup, TlsConfig};
+use scrapepool_core::config::{
+    load_job, ConsulSdConfig, HttpClientConfig, Scheme, SdConfig, Secret, TargetGroup,
+};
 use scrapepool_core::labels::Labels;
 use scrapepool_core::node::ProviderId;
 use scrapepool_core::Event;
@@ -27,16 +29,21 @@ type Update = Result<Vec<TargetGroup>, String>;
 fn config(server: &str) -> ConsulSdConfig {
     ConsulSdConfig {
         server: server.to_string(),
+        path_prefix: None,
         scheme: Scheme::Http,
         datacenter: None,
+        namespace: None,
+        partition: None,
         token: None,
         services: vec![],
         tags: vec![],
         node_meta: BTreeMap::new(),
+        filter: None,
+        health_filter: None,
         tag_separator: ",".into(),
         allow_stale: true,
         refresh_interval: Duration::from_millis(20),
-        tls_config: TlsConfig::default(),
+        http_client: HttpClientConfig::default(),
     }
 }
 
@@ -130,6 +137,8 @@ fn instance(id: &str, service: &str, node: &str, tags: &[&str], port: u16) -> Fa
         port,
         meta: BTreeMap::new(),
         checks: vec![("serfHealth".into(), "passing".into())],
+        namespace: String::new(),
+        partition: String::new(),
     }
 }
 
@@ -576,7 +585,7 @@ async fn https_with_the_configured_ca_works_and_an_unknown_ca_is_an_error() {
     assert!(consul.requests().is_empty(), "no request got through TLS");
 
     // With the CA (and a blocking watch over TLS that sees a change).
-    cfg.tls_config.ca_file = Some(pki.ca_file());
+    cfg.http_client.tls_config.ca_file = Some(pki.ca_file());
     let (mut rx, task) = start(cfg.clone(), Duration::from_secs(30));
     assert_eq!(
         addresses(&next(&mut rx).await.unwrap(), "web"),
@@ -592,7 +601,7 @@ async fn https_with_the_configured_ca_works_and_an_unknown_ca_is_an_error() {
     task.abort();
 
     // server_name overrides the name checked against the certificate.
-    cfg.tls_config.server_name = Some("not-in-the-cert.test".into());
+    cfg.http_client.tls_config.server_name = Some("not-in-the-cert.test".into());
     let (mut rx, task) = start(cfg, Duration::from_secs(30));
     let error = next(&mut rx).await.expect_err("wrong server name");
     assert!(error.contains("certificate"), "{error}");
@@ -603,7 +612,7 @@ async fn https_with_the_configured_ca_works_and_an_unknown_ca_is_an_error() {
 async fn an_unreadable_ca_file_is_an_error_naming_it() {
     let mut cfg = config("127.0.0.1:1");
     cfg.scheme = Scheme::Https;
-    cfg.tls_config.ca_file = Some("/nonexistent/ca.pem".into());
+    cfg.http_client.tls_config.ca_file = Some("/nonexistent/ca.pem".into());
     let (mut rx, task) = start(cfg, Duration::from_secs(30));
     let error = next(&mut rx).await.expect_err("missing CA file");
     assert!(
@@ -648,6 +657,172 @@ fn consul_tls_config_is_read_from_the_job_yaml() {
         panic!("not consul: {:?}", jobs[0].sd_configs)
     };
     assert_eq!(c.scheme, Scheme::Https);
-    assert_eq!(c.tls_config.ca_file.as_deref(), Some("/etc/consul/ca.pem"));
-    assert_eq!(c.tls_config.server_name.as_deref(), Some("consul.test"));
+    assert_eq!(
+        c.http_client.tls_config.ca_file.as_deref(),
+        Some("/etc/consul/ca.pem")
+    );
+    assert_eq!(
+        c.http_client.tls_config.server_name.as_deref(),
+        Some("consul.test")
+    );
+}
+
+#[tokio::test]
+async fn namespace_and_partition_select_instances_and_label_them() {
+    let consul = FakeConsul::start("dc1").await;
+    consul.put_node(node("n1", "10.0.0.1", &[]));
+    let mut team = instance("web-a", "web", "n1", &[], 8080);
+    team.namespace = "team-a".into();
+    team.partition = "part-1".into();
+    consul.register(team);
+    consul.register(instance("web-default", "web", "n1", &[], 9090));
+    let mut cfg = config(&consul.server());
+    cfg.namespace = Some("team-a".into());
+    cfg.partition = Some("part-1".into());
+    let (mut rx, task) = start(cfg, Duration::from_secs(30));
+    let groups = next(&mut rx).await.expect("first result");
+    assert_eq!(addresses(&groups, "web"), vec!["10.0.0.1:8080"]);
+    let target = &groups[0].targets[0];
+    assert_eq!(target.get("__meta_consul_namespace"), Some("team-a"));
+    assert_eq!(target.get("__meta_consul_partition"), Some("part-1"));
+    // Every request named the namespace and the partition.
+    let requests = consul.requests();
+    assert!(requests.len() >= 2, "{requests:?}");
+    for r in requests.iter().filter(|r| r.path != "/v1/agent/self") {
+        let has = |k: &str, v: &str| r.query.iter().any(|(a, b)| a == k && b == v);
+        assert!(has("ns", "team-a") && has("partition", "part-1"), "{r:?}");
+    }
+    task.abort();
+
+    // Without them, the default namespace's instance, with no namespace label.
+    let (mut rx, task) = start(config(&consul.server()), Duration::from_secs(30));
+    let groups = next(&mut rx).await.expect("first result");
+    assert_eq!(addresses(&groups, "web"), vec!["10.0.0.1:9090"]);
+    assert_eq!(groups[0].targets[0].get("__meta_consul_namespace"), None);
+    task.abort();
+}
+
+#[tokio::test]
+async fn filter_selects_services_and_health_filter_selects_instances() {
+    let consul = FakeConsul::start("dc1").await;
+    consul.put_node(node("n1", "10.0.0.1", &[("env", "prod")]));
+    consul.register(instance("web-1", "web", "n1", &["http"], 8080));
+    consul.register(instance("web-2", "web", "n1", &["http", "canary"], 8081));
+    consul.register(instance("db-1", "db", "n1", &["sql"], 5432));
+    let mut cfg = config(&consul.server());
+    cfg.filter = Some("\"http\" in ServiceTags and NodeMeta.env == \"prod\"".into());
+    cfg.health_filter = Some("\"canary\" not in Service.Tags".into());
+    let (mut rx, task) = start(cfg.clone(), Duration::from_secs(30));
+    let groups = next(&mut rx).await.expect("first result");
+    assert_eq!(sources(&groups), vec!["web"]);
+    assert_eq!(addresses(&groups, "web"), vec!["10.0.0.1:8080"]);
+    let requests = consul.requests();
+    let filters = |path: &str| -> Vec<String> {
+        requests
+            .iter()
+            .filter(|r| r.path.starts_with(path))
+            .flat_map(|r| {
+                r.query
+                    .iter()
+                    .filter(|(k, _)| k == "filter")
+                    .map(|(_, v)| v.clone())
+            })
+            .collect()
+    };
+    assert!(filters("/v1/catalog/services")
+        .iter()
+        .all(|f| *f == cfg.filter.clone().unwrap()));
+    assert!(!filters("/v1/catalog/services").is_empty());
+    assert!(filters("/v1/health/service/")
+        .iter()
+        .all(|f| *f == cfg.health_filter.clone().unwrap()));
+    assert!(!filters("/v1/health/service/").is_empty());
+    task.abort();
+
+    // With `services` and a filter, the catalog is still watched (as Prometheus does), so
+    // a listed service the filter excludes gets no group.
+    let mut cfg = config(&consul.server());
+    cfg.services = vec!["web".into(), "db".into()];
+    cfg.filter = Some("ServiceName != \"db\"".into());
+    let (mut rx, task) = start(cfg, Duration::from_secs(30));
+    let groups = next(&mut rx).await.expect("first result");
+    assert_eq!(sources(&groups), vec!["web"]);
+    task.abort();
+
+    // A filter Consul cannot read: its answer is the error.
+    let mut cfg = config(&consul.server());
+    cfg.filter = Some("Bogus == \"x\"".into());
+    let (mut rx, task) = start(cfg, Duration::from_secs(30));
+    let e = next(&mut rx).await.unwrap_err();
+    assert!(
+        e.contains("service list") && e.contains("status 400") && e.contains("Bogus"),
+        "{e}"
+    );
+    task.abort();
+}
+
+#[tokio::test]
+async fn path_prefix_and_basic_auth_from_username_and_password() {
+    let consul = FakeConsul::start("dc1").await;
+    consul.set_path_prefix("/consul");
+    consul.put_node(node("n1", "10.0.0.1", &[]));
+    consul.register(instance("web-1", "web", "n1", &[], 8080));
+    let text = format!(
+        "job_name: c\nconsul_sd_configs:\n  - server: '{}'\n    path_prefix: consul\n    username: admin\n    password: s3cret\n    refresh_interval: 20ms\n",
+        consul.server()
+    );
+    let job = load_job(&text, "c.yml", "c").unwrap();
+    let [SdConfig::Consul(cfg)] = job.sd_configs.as_slice() else {
+        panic!("{:?}", job.sd_configs)
+    };
+    let (mut rx, task) = start(cfg.clone(), Duration::from_secs(30));
+    let groups = next(&mut rx).await.expect("first result");
+    assert_eq!(addresses(&groups, "web"), vec!["10.0.0.1:8080"]);
+    let requests = consul.requests();
+    assert!(
+        requests.iter().all(|r| r.path.starts_with("/consul/v1/")),
+        "{requests:?}"
+    );
+    // base64("admin:s3cret")
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.authorization.as_deref() == Some("Basic YWRtaW46czNjcmV0")),
+        "{requests:?}"
+    );
+    task.abort();
+
+    // Without the prefix the proxy answers 404, named in the error.
+    let mut cfg = config(&consul.server());
+    cfg.datacenter = Some("dc1".into());
+    let (mut rx, task) = start(cfg, Duration::from_secs(30));
+    let e = next(&mut rx).await.unwrap_err();
+    assert!(
+        e.contains("GET /v1/catalog/services") && e.contains("404"),
+        "{e}"
+    );
+    task.abort();
+}
+
+#[tokio::test]
+async fn authorization_header_and_token_travel_together() {
+    let consul = FakeConsul::start("dc1").await;
+    consul.require_token("acl-1");
+    consul.put_node(node("n1", "10.0.0.1", &[]));
+    consul.register(instance("web-1", "web", "n1", &[], 8080));
+    let mut cfg = config(&consul.server());
+    cfg.token = Some(Secret("acl-1".into()));
+    cfg.http_client.basic_auth = Some(scrapepool_core::config::BasicAuth {
+        username: "proxy".into(),
+        password: Some(Secret("pw".into())),
+        password_file: None,
+    });
+    let (mut rx, task) = start(cfg, Duration::from_secs(30));
+    let groups = next(&mut rx).await.expect("first result");
+    assert_eq!(addresses(&groups, "web"), vec!["10.0.0.1:8080"]);
+    for r in consul.requests() {
+        assert_eq!(r.token.as_deref(), Some("acl-1"));
+        assert_eq!(r.authorization.as_deref(), Some("Basic cHJveHk6cHc="));
+    }
+    task.abort();
 }

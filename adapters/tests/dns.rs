@@ -8,7 +8,9 @@
 //! How records change: `--srv-host` and `--host-record` live in the configuration file,
 //! which dnsmasq reads only at start (SIGHUP re-reads hosts files, `--addn-hosts` among them,
 //! not the configuration), so SRV changes restart dnsmasq on the same port; A/AAAA changes
-//! rewrite an `--addn-hosts` file and send SIGHUP.
+//! rewrite an `--addn-hosts` file and send SIGHUP. MX records are `--mx-host`; NS records
+//! come from a zone dnsmasq serves authoritatively (`--auth-zone`, `--auth-server` on the
+//! test's address, `--auth-sec-servers`); both change by a restart.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -441,4 +443,87 @@ async fn one_failing_name_leaves_the_others_updating_and_is_reported() {
     let error = next(&mut rx, UPDATE_WAIT).await.expect_err("still failing");
     assert!(error.contains("svc.elsewhere.test"), "{error}");
     task.abort();
+}
+
+#[tokio::test]
+async fn mx_and_ns_records_with_port_and_prometheus_labels() {
+    let Some(bin) = require_dnsmasq() else { return };
+    // NS records: dnsmasq answers them for a zone it serves authoritatively, naming its
+    // `auth-server` and the `auth-sec-servers`.
+    let zone = [
+        "auth-server=ns1.sd.test,127.0.0.1",
+        "auth-zone=sd.test",
+        "auth-sec-servers=ns2.sd.test",
+    ];
+    let mut records: Vec<&str> = zone.to_vec();
+    records.extend([
+        "mx-host=mail.sd.test,mx1.sd.test,10",
+        "mx-host=mail.sd.test,mx2.sd.test,20",
+    ]);
+    let mut dnsmasq = Dnsmasq::start(bin, &records, "");
+    let (mut rx_mx, task_mx) = start(
+        dnsmasq.addr(),
+        &["mail.sd.test"],
+        DnsRecordType::Mx,
+        Some(25),
+    );
+    let (mut rx_ns, task_ns) = start(dnsmasq.addr(), &["sd.test"], DnsRecordType::Ns, Some(9153));
+
+    let groups = until(&mut rx_mx, |g| addresses(g, "mail.sd.test").len() == 2).await;
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0].source, "mail.sd.test");
+    assert_eq!(
+        groups[0].targets,
+        vec![
+            Labels::from_pairs([
+                ("__address__", "mx1.sd.test:25"),
+                ("__meta_dns_name", "mail.sd.test"),
+                ("__meta_dns_mx_record_target", "mx1.sd.test."),
+            ]),
+            Labels::from_pairs([
+                ("__address__", "mx2.sd.test:25"),
+                ("__meta_dns_name", "mail.sd.test"),
+                ("__meta_dns_mx_record_target", "mx2.sd.test."),
+            ]),
+        ]
+    );
+
+    let groups = until(&mut rx_ns, |g| addresses(g, "sd.test").len() == 2).await;
+    assert_eq!(
+        groups[0].targets,
+        vec![
+            Labels::from_pairs([
+                ("__address__", "ns1.sd.test:9153"),
+                ("__meta_dns_name", "sd.test"),
+                ("__meta_dns_ns_record_target", "ns1.sd.test."),
+            ]),
+            Labels::from_pairs([
+                ("__address__", "ns2.sd.test:9153"),
+                ("__meta_dns_name", "sd.test"),
+                ("__meta_dns_ns_record_target", "ns2.sd.test."),
+            ]),
+        ]
+    );
+
+    // The records change: mx2 leaves, mx3 arrives; a third name server is added.
+    let mut records: Vec<&str> = vec![
+        "auth-server=ns1.sd.test,127.0.0.1",
+        "auth-zone=sd.test",
+        "auth-sec-servers=ns2.sd.test,ns3.sd.test",
+    ];
+    records.extend([
+        "mx-host=mail.sd.test,mx1.sd.test,10",
+        "mx-host=mail.sd.test,mx3.sd.test,30",
+    ]);
+    dnsmasq.restart(&records);
+    until(&mut rx_mx, |g| {
+        addresses(g, "mail.sd.test") == vec!["mx1.sd.test:25", "mx3.sd.test:25"]
+    })
+    .await;
+    until(&mut rx_ns, |g| {
+        addresses(g, "sd.test") == vec!["ns1.sd.test:9153", "ns2.sd.test:9153", "ns3.sd.test:9153"]
+    })
+    .await;
+    task_mx.abort();
+    task_ns.abort();
 }

@@ -1,14 +1,17 @@
 //! `consul_sd_configs`: services from Consul's catalog, their instances from the health
-//! endpoint, both with blocking queries — as Prometheus 2.42's `discovery/consul` does.
+//! endpoint, both with blocking queries — as Prometheus 3.16's `discovery/consul` does.
 //!
 //! - The datacenter is the configured one, or the agent's own (`/v1/agent/self`).
-//! - Unless `services` is given without `tags`, `/v1/catalog/services` is watched (with
-//!   `node-meta` filters) and every service whose name is in `services` (or any, when empty)
-//!   and whose tags include all of `tags` gets a watcher; a watcher stops when its service
-//!   leaves the catalog. With `services` and no `tags`, exactly those services are watched.
-//! - Each watcher blocks on `/v1/health/service/<name>` (with `tag` and `node-meta`
-//!   filters; every instance, whatever its health), one request at most every
-//!   `refresh_interval`, as Prometheus's ticker does.
+//! - Unless `services` is given without `tags` and without `filter`, `/v1/catalog/services`
+//!   is watched (with `node-meta` and `filter`) and every service whose name is in
+//!   `services` (or any, when empty) and whose tags include all of `tags` gets a watcher; a
+//!   watcher stops when its service leaves the catalog. With `services` and neither `tags`
+//!   nor `filter`, exactly those services are watched.
+//! - Each watcher blocks on `/v1/health/service/<name>` (with `tag`, `node-meta` and
+//!   `health_filter` as `filter`; every instance, whatever its health), one request at most
+//!   every `refresh_interval`, as Prometheus's ticker does.
+//! - Every request carries `dc`, `ns` (`namespace`) and `partition` when set, `stale` with
+//!   `allow_stale`, and goes to `<scheme>://<server><path_prefix><API path>`.
 //! - `X-Consul-Index`: an unchanged index means the wait expired with no change; an index
 //!   lower than the last one resets the watch to 0 (the next request does not block and
 //!   reads the current state afresh); an index of 0 is taken as 1, as Consul's documentation
@@ -24,9 +27,11 @@
 //!
 //! Errors (a request that fails, times out or answers non-2xx) are sent as `Err` naming the
 //! server, the endpoint and the service; the watcher retries after `retry_interval`. The ACL
-//! token travels only in the `X-Consul-Token` header and never appears in a log or an error.
-//! Requests go through the HTTP adapter's client stack (`http::client`, as scrapes do): tokio
-//! TCP, and for `scheme: https` rustls with the entry's `tls_config` (CA, client certificate,
+//! token travels only in the `X-Consul-Token` header and never appears in a log or an error;
+//! `basic_auth` (also from `username` and `password`) and `authorization` give the
+//! `Authorization` header, their files read at each request. Requests go through the HTTP
+//! adapter's client stack (`http::client`, as scrapes do): tokio TCP, and for
+//! `scheme: https` rustls with the entry's `tls_config` (CA, client certificate,
 //! `server_name`, `insecure_skip_verify`).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -34,9 +39,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use hyper::header::{HeaderValue, ACCEPT};
+use hyper::header::{HeaderValue, ACCEPT, AUTHORIZATION};
 use hyper::{Request, Uri};
-use scrapepool_core::config::{ConsulSdConfig, Scheme, SdConfig, TargetGroup};
+use scrapepool_core::config::{
+    Authorization, BasicAuth, ConsulSdConfig, Scheme, SdConfig, TargetGroup,
+};
 use scrapepool_core::labels::Labels;
 use scrapepool_core::node::ProviderId;
 use serde::Deserialize;
@@ -147,7 +154,8 @@ async fn run_provider(
     // Services whose first answer we are still waiting for: no report until they answered,
     // so a new catalog never shows up as "every service empty" for a moment.
     let mut pending: BTreeSet<String> = BTreeSet::new();
-    let watch_catalog = config.services.is_empty() || !config.tags.is_empty();
+    let watch_catalog =
+        config.services.is_empty() || !config.tags.is_empty() || config.filter.is_some();
     if watch_catalog {
         watchers.spawn(watch_services(
             api.clone(),
@@ -518,8 +526,18 @@ struct Api {
     /// Connects to the server, over TLS for `https`.
     client: Client<TcpConnector>,
     server: String,
+    /// Put before every API path (`path_prefix`), with its leading `/`; empty when unset.
+    path_prefix: String,
     token: Option<HeaderValue>,
+    /// `basic_auth` (or `username` and `password`) and `authorization`, turned into the
+    /// `Authorization` header at each request so rotated files are followed.
+    basic_auth: Option<BasicAuth>,
+    authorization: Option<Authorization>,
     dc: Option<String>,
+    namespace: Option<String>,
+    partition: Option<String>,
+    filter: Option<String>,
+    health_filter: Option<String>,
     stale: bool,
     node_meta: Vec<(String, String)>,
     wait: Duration,
@@ -531,7 +549,7 @@ impl Api {
     fn new(config: &ConsulSdConfig, wait: Duration) -> Result<Api, String> {
         let tls = match config.scheme {
             Scheme::Http => None,
-            Scheme::Https => Some(&config.tls_config),
+            Scheme::Https => Some(&config.http_client.tls_config),
         };
         let client = Client::new(TcpConnector, tls)
             .map_err(|e| format!("consul: server {}: tls_config: {e}", config.server))?;
@@ -542,12 +560,26 @@ impl Api {
                     .map_err(|e| format!("consul: server {}: {e}", config.server))?,
             ),
         };
+        // Go's consul client joins the prefix and the path as they are; a URL's path
+        // always starts with `/`.
+        let path_prefix = match config.path_prefix.as_deref() {
+            None | Some("") => String::new(),
+            Some(p) if p.starts_with('/') => p.to_string(),
+            Some(p) => format!("/{p}"),
+        };
         Ok(Api {
             scheme: config.scheme.as_str(),
             client,
             server: config.server.clone(),
+            path_prefix,
             token,
+            basic_auth: config.http_client.basic_auth.clone(),
+            authorization: config.http_client.authorization.clone(),
             dc: config.datacenter.clone(),
+            namespace: config.namespace.clone(),
+            partition: config.partition.clone(),
+            filter: config.filter.clone(),
+            health_filter: config.health_filter.clone(),
             stale: config.allow_stale,
             node_meta: config
                 .node_meta
@@ -589,6 +621,9 @@ impl Api {
         for (k, v) in &self.node_meta {
             query.push(("node-meta", format!("{k}:{v}")));
         }
+        if let Some(filter) = &self.filter {
+            query.push(("filter", filter.clone()));
+        }
         let wait = if index > 0 { self.wait } else { Duration::ZERO };
         let (body, returned) = self.get(path, query, "service list", wait).await?;
         let services: BTreeMap<String, Option<Vec<String>>> = serde_json::from_slice(&body)
@@ -617,6 +652,9 @@ impl Api {
         for (k, v) in &self.node_meta {
             query.push(("node-meta", format!("{k}:{v}")));
         }
+        if let Some(filter) = &self.health_filter {
+            query.push(("filter", filter.clone()));
+        }
         let wait = if index > 0 { self.wait } else { Duration::ZERO };
         let (body, returned) = self.get(&path, query, &what, wait).await?;
         let entries: Option<Vec<ServiceEntry>> = serde_json::from_slice(&body)
@@ -628,6 +666,12 @@ impl Api {
         let mut query = Vec::new();
         if let Some(dc) = &self.dc {
             query.push(("dc", dc.clone()));
+        }
+        if let Some(ns) = &self.namespace {
+            query.push(("ns", ns.clone()));
+        }
+        if let Some(partition) = &self.partition {
+            query.push(("partition", partition.clone()));
         }
         if self.stale {
             query.push(("stale", String::new()));
@@ -641,8 +685,8 @@ impl Api {
 
     fn describe(&self, path: &str, what: &str, error: &str) -> String {
         format!(
-            "consul: server {}: {what} (GET {path}): {error}",
-            self.server
+            "consul: server {}: {what} (GET {}{path}): {error}",
+            self.server, self.path_prefix
         )
     }
 
@@ -655,7 +699,10 @@ impl Api {
         what: &str,
         wait: Duration,
     ) -> Result<(Bytes, u64), String> {
-        let mut uri = format!("{}://{}{path}", self.scheme, self.server);
+        let mut uri = format!(
+            "{}://{}{}{path}",
+            self.scheme, self.server, self.path_prefix
+        );
         for (i, (k, v)) in query.iter().enumerate() {
             uri.push(if i == 0 { '?' } else { '&' });
             uri.push_str(k);
@@ -670,6 +717,11 @@ impl Api {
         let mut request = Request::get(uri).header(ACCEPT, "application/json");
         if let Some(token) = &self.token {
             request = request.header("X-Consul-Token", token.clone());
+        }
+        let auth = client::authorization(self.basic_auth.as_ref(), self.authorization.as_ref())
+            .map_err(|e| self.describe(path, what, &e))?;
+        if let Some(auth) = auth {
+            request = request.header(AUTHORIZATION, auth);
         }
         let request = request
             .body(Empty::new())

@@ -1,8 +1,12 @@
-//! `dns_sd_configs`: SRV, A and AAAA lookups, refreshed every `refresh_interval`.
+//! `dns_sd_configs`: SRV, A, AAAA, MX and NS lookups, refreshed every `refresh_interval`.
 //!
-//! Labels are Prometheus 2.42's (`discovery/dns`): `__address__`, `__meta_dns_name`,
-//! `__meta_dns_srv_record_target` (the record's target with its trailing dot) and
-//! `__meta_dns_srv_record_port`; the SRV meta labels are absent for A and AAAA targets.
+//! Labels are Prometheus 3.16's (`discovery/dns`): `__address__`, `__meta_dns_name`, and
+//! by record type `__meta_dns_srv_record_target` (the record's target with its trailing dot)
+//! and `__meta_dns_srv_record_port` for SRV, `__meta_dns_mx_record_target` for MX,
+//! `__meta_dns_ns_record_target` for NS (each with its trailing dot). SRV targets take the
+//! record's port; A, AAAA, MX and NS targets the entry's `port`, MX and NS with the named
+//! host (its trailing dot removed). Prometheus sets the meta labels of the other types to
+//! the empty string, which is the same as absent.
 //! One group per name, its source the name. A name that does not exist (NXDOMAIN) or has no
 //! record of the type gives an empty group, as in Prometheus.
 //!
@@ -215,6 +219,8 @@ async fn lookup(
         DnsRecordType::Srv => RecordType::SRV,
         DnsRecordType::A => RecordType::A,
         DnsRecordType::Aaaa => RecordType::AAAA,
+        DnsRecordType::Mx => RecordType::MX,
+        DnsRecordType::Ns => RecordType::NS,
     };
     let mut targets = Vec::new();
     match resolver.lookup(name, qtype).await {
@@ -240,6 +246,24 @@ async fn lookup(
                         Labels::from_pairs([
                             (ADDRESS_LABEL, join_host_port(&aaaa.0.to_string(), port)),
                             ("__meta_dns_name", name.to_string()),
+                        ])
+                    }
+                    RData::MX(mx) if record_type == DnsRecordType::Mx => {
+                        let target = mx.exchange.to_string();
+                        let host = target.strip_suffix('.').unwrap_or(&target);
+                        Labels::from_pairs([
+                            (ADDRESS_LABEL, join_host_port(host, port)),
+                            ("__meta_dns_name", name.to_string()),
+                            ("__meta_dns_mx_record_target", target.clone()),
+                        ])
+                    }
+                    RData::NS(ns) if record_type == DnsRecordType::Ns => {
+                        let target = ns.0.to_string();
+                        let host = target.strip_suffix('.').unwrap_or(&target);
+                        Labels::from_pairs([
+                            (ADDRESS_LABEL, join_host_port(host, port)),
+                            ("__meta_dns_name", name.to_string()),
+                            ("__meta_dns_ns_record_target", target.clone()),
                         ])
                     }
                     // CNAMEs (and anything else) come along with the answer; not targets.

@@ -1,4 +1,4 @@
-//! Service discovery: DNS, Consul and file providers behind one [`Discoverer`].
+//! Service discovery: DNS, Consul, file and HTTP providers behind one [`Discoverer`].
 //!
 //! Each provider runs as one task per `sd_configs` entry until the driver aborts it. A round
 //! that succeeds sends `Event::DiscoveryUpdated { result: Ok(groups) }` when the groups differ
@@ -8,6 +8,7 @@
 pub mod consul;
 pub mod dns;
 pub mod file;
+pub mod http;
 
 use scrapepool_core::config::{SdConfig, TargetGroup};
 use scrapepool_core::node::ProviderId;
@@ -18,6 +19,7 @@ use crate::ports::{Discoverer, EventSender};
 pub use consul::ConsulDiscoverer;
 pub use dns::DnsDiscoverer;
 pub use file::FileDiscoverer;
+pub use http::HttpDiscoverer;
 
 /// The label holding a target's `host:port`.
 pub const ADDRESS_LABEL: &str = "__address__";
@@ -31,6 +33,8 @@ pub struct Discovery {
     pub consul: ConsulDiscoverer,
     /// File discovery (`file_sd_configs`).
     pub file: FileDiscoverer,
+    /// HTTP discovery (`http_sd_configs`).
+    pub http: HttpDiscoverer,
 }
 
 impl Discoverer for Discovery {
@@ -39,6 +43,7 @@ impl Discoverer for Discovery {
             SdConfig::Dns(c) => self.dns.run(provider, SdConfig::Dns(c), events).await,
             SdConfig::Consul(c) => self.consul.run(provider, SdConfig::Consul(c), events).await,
             SdConfig::File(c) => self.file.run(provider, SdConfig::File(c), events).await,
+            SdConfig::Http(c) => self.http.run(provider, SdConfig::Http(c), events).await,
         }
     }
 }

@@ -327,10 +327,25 @@ fn collect_secrets(c: &scrapepool_core::config::JobConfig, out: &mut Vec<String>
         out.push(p.expose().to_string());
     }
     for sd in &c.sd_configs {
-        if let SdConfig::Consul(consul) = sd {
-            if let Some(t) = &consul.token {
-                out.push(t.expose().to_string());
+        let http = match sd {
+            SdConfig::Consul(consul) => {
+                if let Some(t) = &consul.token {
+                    out.push(t.expose().to_string());
+                }
+                &consul.http_client
             }
+            SdConfig::Http(http) => &http.http_client,
+            SdConfig::Dns(_) | SdConfig::File(_) => continue,
+        };
+        if let Some(p) = http.basic_auth.as_ref().and_then(|b| b.password.as_ref()) {
+            out.push(p.expose().to_string());
+        }
+        if let Some(p) = http
+            .authorization
+            .as_ref()
+            .and_then(|a| a.credentials.as_ref())
+        {
+            out.push(p.expose().to_string());
         }
     }
 }
@@ -360,6 +375,25 @@ pub(super) fn rfc3339(t: Timestamp) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_of_consul_and_http_discovery_are_collected() {
+        let text = "job_name: s
+consul_sd_configs:
+  - {token: consul-token, username: u, password: consul-pw}
+http_sd_configs:
+  - {url: 'http://sd/', authorization: {credentials: http-cred}}
+  - {url: 'http://sd/', basic_auth: {username: u, password: http-pw}}
+";
+        let job = scrapepool_core::config::load_job(text, "s.yml", "s").unwrap();
+        let mut secrets = Vec::new();
+        collect_secrets(&job, &mut secrets);
+        secrets.sort();
+        assert_eq!(
+            secrets,
+            ["consul-pw", "consul-token", "http-cred", "http-pw"]
+        );
+    }
 
     #[test]
     fn rfc3339_formats_known_instants() {

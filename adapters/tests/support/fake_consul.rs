@@ -17,6 +17,21 @@
 //! - ACLs: when a token is set, a request without `X-Consul-Token` equal to it gets
 //!   `403 ACL not found` (the token is never echoed).
 //! - An unknown `dc` gets `500 No path to datacenter`.
+//! - Enterprise namespaces and admin partitions: an instance lives in one namespace and one
+//!   partition (`default` when not given); `ns` and `partition` (each `default` when absent)
+//!   select the instances both endpoints see, and an instance of a named namespace or
+//!   partition carries `Namespace` and `Partition` in its `Service`.
+//! - `filter` (Consul's filtering language) on both endpoints, the subset of it these tests
+//!   write: clauses joined by `and`, each `<Selector> == "v"`, `<Selector> != "v"`,
+//!   `"v" in <Selector>` or `"v" not in <Selector>`. The catalog's selectors are those of a
+//!   catalog service node (`ServiceName`, `ServiceTags`, `ServicePort`, `ServiceAddress`,
+//!   `ServiceMeta.<k>`, `Node`, `Address`, `NodeMeta.<k>`), the health endpoint's those of
+//!   an entry (`Service.Service`, `Service.Tags`, `Service.Port`, `Service.Address`,
+//!   `Service.Meta.<k>`, `Node.Node`, `Node.Address`, `Node.Meta.<k>`); anything else gets
+//!   `400 Failed to create boolean expression evaluator`, as Consul answers a filter it
+//!   cannot read. The catalog lists a service if any of its instances matches.
+//! - Behind a reverse proxy: with a path prefix set, only paths under it are served (the
+//!   prefix stripped), anything else gets `404`.
 //!
 //! Test hooks: mutate the catalog, rewind every index (a restored snapshot), make the server
 //! answer index 0 (the bug Consul's docs warn about), and read the request log.
@@ -71,6 +86,10 @@ pub(crate) struct FakeInstance {
     pub meta: BTreeMap<String, String>,
     /// Health checks: (check id, status).
     pub checks: Vec<(String, String)>,
+    /// Namespace (Enterprise); empty is `default`.
+    pub namespace: String,
+    /// Admin partition (Enterprise); empty is `default`.
+    pub partition: String,
 }
 
 /// One request the fake received.
@@ -82,6 +101,8 @@ pub(crate) struct LoggedRequest {
     pub query: Vec<(String, String)>,
     /// The `X-Consul-Token` header, if any.
     pub token: Option<String>,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<String>,
 }
 
 #[derive(Default)]
@@ -94,6 +115,7 @@ struct State {
     nodes: BTreeMap<String, FakeNode>,
     instances: BTreeMap<String, FakeInstance>,
     zero_index: bool,
+    path_prefix: String,
     log: Vec<LoggedRequest>,
 }
 
@@ -289,6 +311,11 @@ impl FakeConsul {
         });
     }
 
+    /// Serves the API under `prefix` only (a reverse proxy in front of the agent).
+    pub(crate) fn set_path_prefix(&self, prefix: &str) {
+        self.mutate(|st| st.path_prefix = prefix.to_string());
+    }
+
     /// Makes every answer carry `X-Consul-Index: 0`.
     pub(crate) fn answer_zero_index(&self, on: bool) {
         self.mutate(|st| st.zero_index = on);
@@ -377,13 +404,15 @@ async fn handle(
     changed: watch::Sender<u64>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let path = req.uri().path().to_string();
+    let full_path = req.uri().path().to_string();
     let query = parse_query(req.uri().query());
-    let token = req
-        .headers()
-        .get("X-Consul-Token")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let (token, authorization) = (header("X-Consul-Token"), header("Authorization"));
     let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let all = |k: &str| {
         query
@@ -399,13 +428,28 @@ async fn handle(
                 .map(|(k, v)| (k.to_string(), v.to_string()))
         })
         .collect();
+    let namespace = get("ns").unwrap_or_else(|| "default".into());
+    let partition = get("partition").unwrap_or_else(|| "default".into());
+    let filter = get("filter");
+    let path;
     {
         let mut st = state.lock().unwrap();
         st.log.push(LoggedRequest {
-            path: path.clone(),
+            path: full_path.clone(),
             query: query.clone(),
             token: token.clone(),
+            authorization,
         });
+        match full_path.strip_prefix(st.path_prefix.as_str()) {
+            Some(rest) if rest.starts_with('/') => path = rest.to_string(),
+            _ => {
+                return Ok(respond(
+                    StatusCode::NOT_FOUND,
+                    None,
+                    format!("404 page not found: {full_path}"),
+                ))
+            }
+        }
         if let Some(want) = &st.token {
             if token.as_deref() != Some(want.as_str()) {
                 return Ok(respond(StatusCode::FORBIDDEN, None, "ACL not found".into()));
@@ -468,16 +512,36 @@ async fn handle(
     }
     let st = state.lock().unwrap();
     let index = index_of(&st);
+    let in_scope = |i: &FakeInstance| {
+        let or_default = |s: &str| {
+            if s.is_empty() {
+                "default".to_string()
+            } else {
+                s.to_string()
+            }
+        };
+        or_default(&i.namespace) == namespace && or_default(&i.partition) == partition
+    };
     let body = match &service {
         None => {
             let mut services: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-            for i in st.instances.values() {
-                if node_matches(st.nodes.get(&i.node), &node_meta) {
-                    services
-                        .entry(i.service.clone())
-                        .or_default()
-                        .extend(i.tags.iter().cloned());
+            for i in st.instances.values().filter(|i| in_scope(i)) {
+                let node = st.nodes.get(&i.node);
+                if !node_matches(node, &node_meta) {
+                    continue;
                 }
+                if let Some(filter) = &filter {
+                    let node = node.cloned().unwrap_or_default();
+                    match eval_filter(filter, |s| catalog_field(i, &node, s)) {
+                        Ok(true) => {}
+                        Ok(false) => continue,
+                        Err(e) => return Ok(respond(StatusCode::BAD_REQUEST, None, e)),
+                    }
+                }
+                services
+                    .entry(i.service.clone())
+                    .or_default()
+                    .extend(i.tags.iter().cloned());
             }
             json!(services).to_string()
         }
@@ -485,10 +549,22 @@ async fn handle(
             let tags = all("tag");
             let passing_only = get("passing").is_some();
             let mut entries = Vec::new();
-            for i in st.instances.values().filter(|i| &i.service == name) {
+            for i in st
+                .instances
+                .values()
+                .filter(|i| &i.service == name && in_scope(i))
+            {
                 let node = st.nodes.get(&i.node);
                 if !node_matches(node, &node_meta) || !tags.iter().all(|t| i.tags.contains(t)) {
                     continue;
+                }
+                if let Some(filter) = &filter {
+                    let node = node.cloned().unwrap_or_default();
+                    match eval_filter(filter, |s| health_field(i, &node, s)) {
+                        Ok(true) => {}
+                        Ok(false) => continue,
+                        Err(e) => return Ok(respond(StatusCode::BAD_REQUEST, None, e)),
+                    }
                 }
                 if passing_only && i.checks.iter().any(|(_, s)| s != "passing") {
                     continue;
@@ -506,11 +582,16 @@ async fn handle(
                                "Type": "", "CreateIndex": 1, "ModifyIndex": index})
                     })
                     .collect();
+                let mut service = json!({"ID": i.id, "Service": i.service, "Tags": i.tags, "Address": i.address, "Meta": i.meta, "Port": i.port,
+                                "Weights": {"Passing": 1, "Warning": 1}, "EnableTagOverride": false, "CreateIndex": 1, "ModifyIndex": index});
+                if !i.namespace.is_empty() || !i.partition.is_empty() {
+                    service["Namespace"] = json!(namespace);
+                    service["Partition"] = json!(partition);
+                }
                 entries.push(json!({
                     "Node": {"ID": format!("id-{}", node.name), "Node": node.name, "Address": node.address, "Datacenter": st.datacenter,
                              "TaggedAddresses": node.tagged_addresses, "Meta": node.meta, "CreateIndex": 1, "ModifyIndex": index},
-                    "Service": {"ID": i.id, "Service": i.service, "Tags": i.tags, "Address": i.address, "Meta": i.meta, "Port": i.port,
-                                "Weights": {"Passing": 1, "Warning": 1}, "EnableTagOverride": false, "CreateIndex": 1, "ModifyIndex": index},
+                    "Service": service,
                     "Checks": checks,
                 }));
             }
@@ -520,4 +601,95 @@ async fn handle(
         }
     };
     Ok(respond(StatusCode::OK, Some(index), body))
+}
+
+/// A value a filter selector names: one string, or a list (tags).
+enum Field {
+    One(String),
+    List(Vec<String>),
+}
+
+/// The selectors of a catalog service node.
+fn catalog_field(i: &FakeInstance, node: &FakeNode, selector: &str) -> Option<Field> {
+    if let Some(k) = selector.strip_prefix("NodeMeta.") {
+        return Some(Field::One(node.meta.get(k).cloned().unwrap_or_default()));
+    }
+    if let Some(k) = selector.strip_prefix("ServiceMeta.") {
+        return Some(Field::One(i.meta.get(k).cloned().unwrap_or_default()));
+    }
+    Some(match selector {
+        "ServiceName" => Field::One(i.service.clone()),
+        "ServiceTags" => Field::List(i.tags.clone()),
+        "ServicePort" => Field::One(i.port.to_string()),
+        "ServiceAddress" => Field::One(i.address.clone()),
+        "Node" => Field::One(node.name.clone()),
+        "Address" => Field::One(node.address.clone()),
+        _ => return None,
+    })
+}
+
+/// The selectors of a health entry.
+fn health_field(i: &FakeInstance, node: &FakeNode, selector: &str) -> Option<Field> {
+    if let Some(k) = selector.strip_prefix("Node.Meta.") {
+        return Some(Field::One(node.meta.get(k).cloned().unwrap_or_default()));
+    }
+    if let Some(k) = selector.strip_prefix("Service.Meta.") {
+        return Some(Field::One(i.meta.get(k).cloned().unwrap_or_default()));
+    }
+    Some(match selector {
+        "Service.Service" => Field::One(i.service.clone()),
+        "Service.Tags" => Field::List(i.tags.clone()),
+        "Service.Port" => Field::One(i.port.to_string()),
+        "Service.Address" => Field::One(i.address.clone()),
+        "Node.Node" => Field::One(node.name.clone()),
+        "Node.Address" => Field::One(node.address.clone()),
+        _ => return None,
+    })
+}
+
+/// Evaluates the subset of Consul's filter language in the module doc.
+fn eval_filter(expr: &str, field: impl Fn(&str) -> Option<Field>) -> Result<bool, String> {
+    let fail = |why: &str| format!("Failed to create boolean expression evaluator: {why}");
+    let quoted = |s: &str| -> Option<String> {
+        let s = s.trim();
+        s.strip_prefix('"')?.strip_suffix('"').map(str::to_string)
+    };
+    let lookup = |selector: &str| {
+        field(selector.trim())
+            .ok_or_else(|| fail(&format!("Selector {:?} is not valid", selector.trim())))
+    };
+    for clause in expr.split(" and ") {
+        let clause = clause.trim();
+        let holds = if let Some((value, selector)) = clause.split_once(" not in ") {
+            let value = quoted(value).ok_or_else(|| fail(clause))?;
+            match lookup(selector)? {
+                Field::List(l) => !l.contains(&value),
+                Field::One(s) => !s.contains(&value),
+            }
+        } else if let Some((value, selector)) = clause.split_once(" in ") {
+            let value = quoted(value).ok_or_else(|| fail(clause))?;
+            match lookup(selector)? {
+                Field::List(l) => l.contains(&value),
+                Field::One(s) => s.contains(&value),
+            }
+        } else if let Some((selector, value)) = clause.split_once(" != ") {
+            let value = quoted(value).ok_or_else(|| fail(clause))?;
+            match lookup(selector)? {
+                Field::One(s) => s != value,
+                Field::List(_) => return Err(fail(clause)),
+            }
+        } else if let Some((selector, value)) = clause.split_once(" == ") {
+            let value = quoted(value).ok_or_else(|| fail(clause))?;
+            match lookup(selector)? {
+                Field::One(s) => s == value,
+                Field::List(_) => return Err(fail(clause)),
+            }
+        } else {
+            return Err(fail(clause));
+        };
+        if !holds {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }

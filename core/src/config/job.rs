@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::discovery::{consul_sd_defaults, dns_sd_defaults, file_sd_defaults};
+use super::discovery::{consul_sd_defaults, dns_sd_defaults, file_sd_defaults, http_sd_defaults};
 use super::http_client::HttpClient;
 use super::units::parse_base2_bytes;
 use super::walk::{row, value_position, Field, Keys, Path, Section, Walker};
@@ -37,7 +37,7 @@ pub(super) const UNSUPPORTED_FIELDS: &[&str] = &[
 ];
 
 /// In a job (and at the top, where a job may stand alone): the keys above, and every
-/// discovery mechanism other than DNS, Consul and file.
+/// discovery mechanism other than DNS, Consul, file and HTTP.
 fn unsupported_in_job(key: &str) -> bool {
     UNSUPPORTED_FIELDS.contains(&key) || key.ends_with("_sd_configs")
 }
@@ -369,6 +369,12 @@ impl Section for Job {
             d.job
                 .sd_configs
                 .extend(found.into_iter().map(SdConfig::File));
+        }),
+        row("http_sd_configs", |w, v, p, d| {
+            let found = w.each(v, p, |w, item, p| w.section(item, p, http_sd_defaults()));
+            d.job
+                .sd_configs
+                .extend(found.into_iter().map(SdConfig::Http));
         }),
     ];
 

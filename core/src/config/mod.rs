@@ -19,8 +19,8 @@
 //!   `tests/prometheus_parity.rs`).
 //! - `scheme` must be `http` or `https` (Prometheus accepts any string and fails the targets).
 //! - A negative `body_size_limit` and a zero `refresh_interval` are rejected.
-//! - DNS `MX` records and the keys in `job::UNSUPPORTED_FIELDS` are named as
-//!   unsupported.
+//! - The keys in `job::UNSUPPORTED_FIELDS` and every discovery but static, DNS, Consul, file
+//!   and HTTP are named as unsupported.
 //! - Relative file paths (`ca_file`, `password_file`, file SD `files`, ...) are kept as
 //!   written: a job from ZooKeeper has no directory to join them to.
 //! - Top-level `rule_files`, `alerting`, `remote_write`, `remote_read`, `storage`, `tracing`
@@ -39,7 +39,8 @@ mod yaml;
 
 pub use types::{
     Authorization, BasicAuth, ConsulSdConfig, DnsRecordType, DnsSdConfig, FileSdConfig,
-    GlobalConfig, JobConfig, Scheme, SdConfig, Secret, TargetGroup, TlsConfig,
+    GlobalConfig, HttpClientConfig, HttpSdConfig, JobConfig, Scheme, SdConfig, Secret, TargetGroup,
+    TlsConfig,
 };
 pub use units::{format_duration, parse_base2_bytes, parse_duration, ser_duration};
 

@@ -121,6 +121,12 @@ pub enum DnsRecordType {
     /// AAAA records, with `port`.
     #[serde(rename = "AAAA")]
     Aaaa,
+    /// MX records, with `port`: the mail exchangers' names.
+    #[serde(rename = "MX")]
+    Mx,
+    /// NS records, with `port`: the name servers' names.
+    #[serde(rename = "NS")]
+    Ns,
 }
 
 /// `dns_sd_configs` entry.
@@ -131,11 +137,23 @@ pub struct DnsSdConfig {
     /// Record type.
     #[serde(rename = "type")]
     pub record_type: DnsRecordType,
-    /// Port for A and AAAA records.
+    /// Port for A, AAAA, MX and NS records.
     pub port: Option<u16>,
     /// How often to query again (Prometheus's default 30s).
     #[serde(serialize_with = "ser_duration")]
     pub refresh_interval: Duration,
+}
+
+/// The HTTP client settings of a discovery that speaks HTTP (Prometheus's
+/// `HTTPClientConfig`, written inline in the entry): the part of them scrapepool implements.
+#[derive(Clone, Debug, PartialEq, Eq, Default, serde::Serialize)]
+pub struct HttpClientConfig {
+    /// HTTP basic authentication.
+    pub basic_auth: Option<BasicAuth>,
+    /// Authorization header (covers the legacy `bearer_token`).
+    pub authorization: Option<Authorization>,
+    /// TLS settings for `https`.
+    pub tls_config: TlsConfig,
 }
 
 /// `consul_sd_configs` entry.
@@ -143,11 +161,17 @@ pub struct DnsSdConfig {
 pub struct ConsulSdConfig {
     /// `host:port` of the Consul agent (default `localhost:8500`).
     pub server: String,
+    /// Put before every API path (a Consul behind a reverse proxy), e.g. `/consul`.
+    pub path_prefix: Option<String>,
     /// `http` or `https`.
     pub scheme: Scheme,
     /// Datacenter to query; the agent's own when absent.
     pub datacenter: Option<String>,
-    /// ACL token.
+    /// Namespace to query (Consul Enterprise, the `ns` parameter).
+    pub namespace: Option<String>,
+    /// Admin partition to query (Consul Enterprise, the `partition` parameter).
+    pub partition: Option<String>,
+    /// ACL token, sent as `X-Consul-Token`.
     pub token: Option<Secret>,
     /// Services to watch; all when empty.
     pub services: Vec<String>,
@@ -155,6 +179,10 @@ pub struct ConsulSdConfig {
     pub tags: Vec<String>,
     /// Node metadata a node must have.
     pub node_meta: BTreeMap<String, String>,
+    /// Filter expression of the catalog's service list (`filter`).
+    pub filter: Option<String>,
+    /// Filter expression of each service's health query (`health_filter`).
+    pub health_filter: Option<String>,
     /// Separator used to join tags into `__meta_consul_tags` (default `,`).
     pub tag_separator: String,
     /// Allow stale reads from any server.
@@ -162,8 +190,23 @@ pub struct ConsulSdConfig {
     /// How often to refresh when blocking queries are not used (default 30s).
     #[serde(serialize_with = "ser_duration")]
     pub refresh_interval: Duration,
-    /// TLS settings for `scheme: https`.
-    pub tls_config: TlsConfig,
+    /// The HTTP client: `basic_auth` (also from `username` and `password`), `authorization`,
+    /// and `tls_config` for `scheme: https`.
+    #[serde(flatten)]
+    pub http_client: HttpClientConfig,
+}
+
+/// `http_sd_configs` entry.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct HttpSdConfig {
+    /// The `http` or `https` URL answering the target groups as JSON.
+    pub url: String,
+    /// How often to fetch again (default 60s); also the timeout of one fetch.
+    #[serde(serialize_with = "ser_duration")]
+    pub refresh_interval: Duration,
+    /// The HTTP client settings.
+    #[serde(flatten)]
+    pub http_client: HttpClientConfig,
 }
 
 /// `file_sd_configs` entry.
@@ -186,6 +229,8 @@ pub enum SdConfig {
     Consul(ConsulSdConfig),
     /// File discovery.
     File(FileSdConfig),
+    /// HTTP discovery.
+    Http(HttpSdConfig),
 }
 
 /// One scrape job, with every default applied and every field validated.
@@ -235,7 +280,7 @@ pub struct JobConfig {
     pub metric_relabel_configs: Vec<RelabelConfig>,
     /// Targets given in the configuration.
     pub static_configs: Vec<TargetGroup>,
-    /// Discovery that needs the outside world, in the order written (DNS, Consul, file).
+    /// Discovery that needs the outside world, in the order written (DNS, Consul, file, HTTP).
     pub sd_configs: Vec<SdConfig>,
 }
 
