@@ -139,6 +139,11 @@ impl Section for ConsulSdConfig {
         }),
     ];
 
+    fn unsupported(key: &str) -> bool {
+        super::job::UNSUPPORTED_FIELDS.contains(&key)
+            || super::http_client::CLIENT_KEYS.contains(&key)
+    }
+
     fn finish(
         self,
         w: &mut Walker<'_>,

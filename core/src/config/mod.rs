@@ -39,7 +39,8 @@ mod yaml;
 
 pub use types::{
     Authorization, BasicAuth, ConsulSdConfig, DnsRecordType, DnsSdConfig, FileSdConfig,
-    GlobalConfig, JobConfig, Scheme, SdConfig, Secret, TargetGroup, TlsConfig,
+    GlobalConfig, HttpClientOptions, HttpHeader, JobConfig, OAuth2, ProxyConfig, Scheme, SdConfig,
+    Secret, TargetGroup, TlsConfig, TlsVersion,
 };
 pub use units::{format_duration, parse_base2_bytes, parse_duration, ser_duration};
 
