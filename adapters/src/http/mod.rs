@@ -1,17 +1,26 @@
 //! The HTTP fetcher: Prometheus's scrape request (headers, auth, TLS, gzip, timeout, body
-//! limit) on hyper 1, over a pluggable [`Connector`] — tokio TCP in production, turmoil TCP in
-//! the simulation — so both run the same request code. Connections (connector, TLS, hyper's
-//! handshake) and the `Authorization` header come from `client`, which Consul discovery
-//! uses too; the scrape's own headers, the keep-alive pool and the body (gzip, size limit)
-//! are this module's.
+//! limit, redirects) on hyper 1, over a pluggable [`Connector`] — tokio TCP in production,
+//! turmoil TCP in the simulation — so both run the same request code. Connections
+//! (connector, proxy, TLS, HTTP/1.1 or HTTP/2 by ALPN) and the `Authorization` header come
+//! from `client`, which Consul discovery uses too; OAuth 2.0 tokens from `oauth2`; the
+//! scrape's own headers, `http_headers`, redirects, the keep-alive pool and the body (gzip,
+//! size limit) are this module's.
 //!
-//! Plain-HTTP connections are kept alive between a target's scrapes (as Prometheus's Go
-//! client does): at one scrape a second per target, connecting anew cost scrapepool about a
-//! tenth of its CPU (bench/peers.sh, perf). A kept connection is used only by the next scrape
-//! of the same URL; when it turns out closed or fails before the response, the scrape retries
-//! once on a fresh connection (GET is idempotent), so one target's broken connection never
-//! fails the next scrape. HTTPS scrapes still connect per scrape (their TLS settings may
-//! change between scrapes); the simulation's fetcher (`with_connector`) does not pool.
+//! Redirects (`follow_redirects`, default true) are followed as Go's `http.Client` follows
+//! them, at most [`REDIRECTS_MAX`]; once a hop leaves the scrape URL's host (neither that
+//! host nor a name under it) the credentials (`basic_auth`, `authorization`, the OAuth 2.0
+//! token) and the `Cookie` headers of `http_headers` stay behind for the rest of the chain,
+//! as Prometheus's client (common 0.72) does. Without `follow_redirects`, the 3xx is the
+//! scrape's answer.
+//!
+//! Connections are kept alive between a target's scrapes (as Prometheus's Go client does),
+//! HTTPS ones too: at one scrape a second per target, connecting anew cost scrapepool about a
+//! tenth of its CPU (bench/peers.sh, perf). A kept connection is used only by the next request
+//! to the same URL with the same connection settings (TLS settings, HTTP/2, proxy: a changed
+//! `tls_config` connects anew); when it turns out closed or fails before the response, the
+//! request is sent once more on a fresh connection (GET is idempotent), so one target's
+//! broken connection never fails the next scrape. The simulation's fetcher
+//! (`with_connector`) does not pool.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
