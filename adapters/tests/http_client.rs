@@ -841,3 +841,30 @@ async fn inline_ca_cert_and_key_make_mutual_tls() {
         "unable to use specified CA cert inline: no certificate in it"
     );
 }
+
+#[tokio::test]
+async fn proxy_from_environment_reads_http_proxy_and_no_proxy() {
+    // Only this test of the binary reads the environment (proxy_from_environment).
+    let target = serve(fixed(ok("env 1\n")), None).await;
+    let (proxy_addr, log) = proxy().await;
+    std::env::set_var("HTTP_PROXY", format!("http://{proxy_addr}"));
+    std::env::set_var("NO_PROXY", "skipped.test");
+    let fetcher = HttpFetcher::new();
+    let at = |host: &str| {
+        let mut s = spec(format!("http://{host}:{}/m", target.addr.port()));
+        s.timeout = Duration::from_secs(3);
+        s.http_client.proxy.proxy_from_environment = true;
+        s
+    };
+    assert_eq!(body(fetcher.fetch(&at("via-env.test")).await), "env 1\n");
+    assert_eq!(log.lock().unwrap().len(), 1);
+    assert_eq!(body(fetcher.fetch(&at("127.0.0.1")).await), "env 1\n");
+    let e = error(fetcher.fetch(&at("skipped.test")).await);
+    assert_eq!(log.lock().unwrap().len(), 1, "{e}");
+    // Without proxy_from_environment the variables are not read.
+    let mut s = at("via-env.test");
+    s.http_client.proxy.proxy_from_environment = false;
+    let e = error(fetcher.fetch(&s).await);
+    assert!(!e.contains("proxyconnect"), "{e}");
+    assert_eq!(log.lock().unwrap().len(), 1, "{e}");
+}
