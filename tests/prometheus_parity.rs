@@ -354,6 +354,28 @@ const ONE_ERROR_JOBS: &[&str] = &[
     "    file_sd_configs:\n      - files: [a.txt]",
     // An absolute path: Prometheus joins relative ones to the file's directory, scrapepool does not.
     "    tls_config: {cert_file: /a}",
+    "    tls_config: {key_file: /a}",
+    "    tls_config: {ca: x, ca_file: /a}",
+    "    tls_config: {cert: x, cert_file: /a, key_file: /k}",
+    "    tls_config: {key: x, key_file: /a, cert_file: /c}",
+    "    tls_config: {min_version: TLS14}",
+    "    proxy_url: '://x'",
+    "    proxy_url: 'http://a:b'",
+    "    no_proxy: a",
+    "    proxy_from_environment: true\n    proxy_url: http://a:1",
+    "    proxy_from_environment: true\n    no_proxy: a",
+    "    proxy_connect_header: {A: [b]}",
+    "    follow_redirects: maybe",
+    "    enable_http2: 3",
+    "    http_headers: {Authorization: {values: [a]}}",
+    "    http_headers: {user-agent: {values: [a]}}",
+    "    oauth2: {token_url: http://a}",
+    "    oauth2: {client_id: a}",
+    "    oauth2: {client_id: a, token_url: http://a, client_secret: s, client_secret_file: /f}",
+    "    oauth2: {client_id: a, token_url: http://a}\n    basic_auth: {username: u}",
+    "    oauth2: {client_id: a, token_url: http://a}\n    authorization: {credentials: c}",
+    "    oauth2: {client_id: a, token_url: http://a}\n    bearer_token: t",
+    "    oauth2: {client_id: a, token_url: http://a, no_proxy: x}",
 ];
 
 #[test]

@@ -227,6 +227,7 @@ fn spec() -> ScrapeSpec {
         basic_auth: None,
         authorization: None,
         tls_config: TlsConfig::default(),
+        http_client: Default::default(),
         emit: EmitSpec {
             encoding: Encoding::RemoteWrite,
             // Small, so the scrape is split into several records, each posted on its own.

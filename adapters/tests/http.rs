@@ -143,6 +143,7 @@ fn spec(url: String) -> ScrapeSpec {
         basic_auth: None,
         authorization: None,
         tls_config: TlsConfig::default(),
+        http_client: Default::default(),
         emit: EmitSpec {
             encoding: Encoding::RemoteWrite,
             message_bytes_max: 1 << 20,

@@ -29,6 +29,8 @@ const FAILING_PORT: &str = "19199";
 const FETCH_ERROR: &str = "connection refused (test fetcher)";
 /// Every fetch of a URL with this port fails with an error that quotes the bearer credentials.
 const ECHOING_PORT: &str = "19132";
+/// As [`ECHOING_PORT`], for the job with `oauth2`.
+const ECHOING_OAUTH2_PORT: &str = "19135";
 
 #[derive(Clone)]
 struct FixtureFetcher {
@@ -46,14 +48,21 @@ impl Fetcher for FixtureFetcher {
                 },
             };
         }
-        if spec.url.contains(ECHOING_PORT) {
+        if spec.url.contains(ECHOING_PORT) || spec.url.contains(ECHOING_OAUTH2_PORT) {
             // A careless exporter (or proxy) that quotes the credentials it was sent.
-            let credentials = spec
+            let http = &spec.http_client;
+            let credentials: Vec<String> = spec
                 .authorization
                 .as_ref()
                 .and_then(|a| a.credentials.as_ref())
+                .into_iter()
+                .chain(http.oauth2.as_ref().and_then(|o| o.client_secret.as_ref()))
+                .chain(http.http_headers.values().flat_map(|h| &h.secrets))
+                .chain(http.proxy.proxy_connect_header.values().flatten())
+                .chain(spec.tls_config.key.as_ref())
                 .map(|c| c.expose().to_string())
-                .unwrap_or_default();
+                .collect();
+            let credentials = credentials.join(" ");
             return FetchOutcome::Failed {
                 error: ScrapeError::Request {
                     url: spec.url.clone(),
@@ -716,11 +725,15 @@ async fn pages_show_jobs_targets_states_owners_members_and_rebalances() {
 /// one more in a job the loader rejects.
 /// The bearer credentials hold characters that HTML and JSON escape, so a leak in escaped
 /// form is caught too.
-const SECRETS: [&str; 4] = [
+const SECRETS: [&str; 8] = [
     "hunter2-basic-pw",
     "s3cr3t&\"bearer<cred>",
     "consul-acl-token-0042",
     "rejected-job-pw-77",
+    "header-secret-0815",
+    "proxy-connect-secret-31",
+    "inline-tls-key-secret-9",
+    "oauth2-client-secret-64",
 ];
 
 /// `secret` as written and as HTML and JSON write it.
@@ -747,8 +760,15 @@ fn secret_jobs() -> Vec<(String, String)> {
         (
             "bearer".into(),
             format!(
-                "job_name: bearer\nscrape_interval: 1s\nscrape_timeout: 500ms\nauthorization:\n  credentials: '{}'\nconsul_sd_configs:\n  - server: 127.0.0.1:18500\n    token: {}\nstatic_configs:\n  - targets: ['127.0.0.1:19132']\n",
-                SECRETS[1], SECRETS[2]
+                "job_name: bearer\nscrape_interval: 1s\nscrape_timeout: 500ms\nauthorization:\n  credentials: '{}'\nconsul_sd_configs:\n  - server: 127.0.0.1:18500\n    token: {}\nhttp_headers:\n  X-Api-Key: {{secrets: [{}]}}\nproxy_url: http://127.0.0.1:3128\nproxy_connect_header:\n  X-Tunnel: [{}]\ntls_config: {{cert: not-pem, key: {}}}\nstatic_configs:\n  - targets: ['127.0.0.1:19132']\n",
+                SECRETS[1], SECRETS[2], SECRETS[4], SECRETS[5], SECRETS[6]
+            ),
+        ),
+        (
+            "oauth".into(),
+            format!(
+                "job_name: oauth\nscrape_interval: 1s\nscrape_timeout: 500ms\noauth2:\n  client_id: c\n  client_secret: {}\n  token_url: http://127.0.0.1:1/token\nstatic_configs:\n  - targets: ['127.0.0.1:{ECHOING_OAUTH2_PORT}']\n",
+                SECRETS[7]
             ),
         ),
         ("rejected".into(), format!("job_name: rejected\nbasic_auth:\n  username: x\n  password: {}\n  no_such_field: 1\nstatic_configs:\n  - targets: ['127.0.0.1:19133']\n", SECRETS[3])),
@@ -760,7 +780,7 @@ async fn secrets_never_appear_in_any_endpoint() {
     let (a, b) = pool(secret_jobs()).await;
     let mut echoed = 0;
     for m in [&a, &b] {
-        let targets = wait_scraped(m, 2).await;
+        let targets = wait_scraped(m, 3).await;
         // The echoing target's owner scraped it, and its error (which quoted the credentials)
         // is shown with the credentials replaced.
         for t in active_targets(&targets)
@@ -769,10 +789,9 @@ async fn secrets_never_appear_in_any_endpoint() {
         {
             // The pipeline may wrap the fetch error; the credentials must be replaced inside it.
             assert!(
-                t["lastError"]
-                    .as_str()
-                    .unwrap()
-                    .contains("401 Unauthorized: token <secret> is not valid"),
+                t["lastError"].as_str().unwrap().contains(
+                    "401 Unauthorized: token <secret> <secret> <secret> <secret> is not valid"
+                ),
                 "{t}"
             );
             echoed += 1;
@@ -808,7 +827,8 @@ async fn secrets_never_appear_in_any_endpoint() {
     assert!(
         html.contains("id=\"job-basic\"")
             && html.contains("id=\"job-bearer\"")
-            && html.contains("id=\"job-rejected\""),
+            && html.contains("id=\"job-rejected\"")
+            && html.contains("id=\"job-oauth\""),
         "{html}"
     );
 }

@@ -43,6 +43,7 @@ fn spec(encoding: Encoding) -> ScrapeSpec {
         basic_auth: None,
         authorization: None,
         tls_config: TlsConfig::default(),
+        http_client: Default::default(),
         emit: EmitSpec {
             encoding,
             message_bytes_max: 1 << 20,

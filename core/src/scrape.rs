@@ -44,7 +44,7 @@ use std::time::Duration;
 
 use xxhash_rust::xxh3::{xxh3_128, xxh3_64};
 
-use crate::config::{Authorization, BasicAuth, TlsConfig};
+use crate::config::{Authorization, BasicAuth, HttpClientOptions, TlsConfig};
 use crate::encode::{self, EmitSpec, Encoding, Group, Record};
 use crate::exposition::{self, Format, ParseOptions, ParsedSample};
 use crate::labels::{is_valid_label_name, is_valid_metric_name, Labels};
@@ -97,6 +97,8 @@ pub struct ScrapeSpec {
     pub authorization: Option<Authorization>,
     /// TLS settings for the request.
     pub tls_config: TlsConfig,
+    /// The other HTTP client settings: redirects, HTTP/2, proxy, OAuth 2.0, custom headers.
+    pub http_client: HttpClientOptions,
     /// How to encode for the bus.
     pub emit: EmitSpec,
 }

@@ -768,6 +768,7 @@ impl Api {
             .await
             .map_err(|e| match e {
                 ConnectError::Dial(e) => format!("connecting to {host}:{port}: {e}"),
+                ConnectError::Proxy(why) => format!("connecting to {host}:{port}: {why}"),
                 ConnectError::ServerName(name) => format!("invalid TLS server name {name:?}"),
                 ConnectError::Tls(e) => format!("tls: {e}"),
                 ConnectError::Handshake(e) => format!("request failed: {}", error_chain(&e)),
@@ -785,6 +786,7 @@ async fn exchange(
     let Connection {
         mut sender,
         task: _task,
+        ..
     } = connection;
     let response = sender
         .send_request(request)

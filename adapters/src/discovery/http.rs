@@ -172,8 +172,10 @@ impl Endpoint {
         let Connection {
             mut sender,
             task: _task,
+            ..
         } = self.client.connect(host, port).await.map_err(|e| match e {
             ConnectError::Dial(e) => format!("connecting to {host}:{port}: {e}"),
+            ConnectError::Proxy(why) => format!("connecting to {host}:{port}: {why}"),
             ConnectError::ServerName(name) => format!("invalid TLS server name {name:?}"),
             ConnectError::Tls(e) => format!("tls: {e}"),
             ConnectError::Handshake(e) => format!("request failed: {e}"),

@@ -1,7 +1,10 @@
-//! One HTTP/1.1 client stack for every outgoing request, scrapes and Consul discovery alike:
-//! the [`Connector`] that opens the byte stream (tokio TCP in production, turmoil TCP in the
-//! simulation), the rustls configuration of a `tls_config`, TLS with its server name, hyper's
-//! handshake on a task that dies with the connection, and credentials as header values.
+//! One HTTP client stack for every outgoing request, scrapes, OAuth 2.0 token requests and
+//! Consul discovery alike: the [`Connector`] that opens the byte stream (tokio TCP in
+//! production, turmoil TCP in the simulation), the way through a proxy (a `CONNECT` tunnel
+//! for HTTPS, absolute-form requests for plain HTTP), the rustls configuration of a
+//! `tls_config` (versions, inline or file PEM, ALPN offering `h2` when HTTP/2 is enabled),
+//! hyper's HTTP/1.1 or HTTP/2 handshake on a task that dies with the connection, and
+//! credentials as header values.
 //!
 //! What a request carries (its headers beyond authorization), how long it may take (the
 //! caller's deadline covers dialing, TLS, the request and the body) and how its body is read
@@ -13,13 +16,14 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::Empty;
-use hyper::client::conn::http1::SendRequest;
-use hyper::header::HeaderValue;
-use hyper_util::rt::TokioIo;
+use hyper::body::{Body, Incoming};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::{Request, Response, Uri};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use scrapepool_core::config::{Authorization, BasicAuth, TlsConfig};
-use tokio::io::{AsyncRead, AsyncWrite};
+use scrapepool_core::config::{Authorization, BasicAuth, ProxyConfig, TlsConfig, TlsVersion};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Opens the byte stream a request runs over.
 pub trait Connector: Clone + Send + Sync + 'static {
@@ -50,11 +54,16 @@ impl Connector for TcpConnector {
 /// node_exporter target. A fixed 16 KiB costs a few more reads per body and caps it.
 const READ_BUF_BYTES: usize = 16 * 1024;
 
-/// Connects to one server: plain, or over TLS with the settings of one `tls_config`.
+/// Largest answer of a proxy to `CONNECT` (its status line and headers).
+const CONNECT_RESPONSE_BYTES_MAX: usize = 16 * 1024;
+
+/// Connects to servers: plain, or over TLS with the settings of one `tls_config`; directly,
+/// or through the proxy of one `ProxyConfig`.
 #[derive(Clone)]
 pub(crate) struct Client<C> {
     connector: C,
     tls: Option<Tls>,
+    proxy: Option<Arc<Proxy>>,
 }
 
 /// TLS settings ready to use.
@@ -67,12 +76,145 @@ struct Tls {
     trust: String,
 }
 
+/// Which requests go through which proxy, as Go's `http.Transport.Proxy` of Prometheus's
+/// `ProxyConfig` decides: `proxy_url` alone takes every request; with `no_proxy` or from
+/// the environment, Go's `httpproxy` rules apply, under which `localhost` and loopback
+/// addresses are always reached directly.
+struct Proxy {
+    matcher: hyper_util::client::proxy::matcher::Matcher,
+    /// `localhost` and loopback addresses are never proxied (Go's `httpproxy`).
+    direct_loopback: bool,
+    /// `proxy_connect_header`, sent with each `CONNECT`.
+    connect_headers: HeaderMap,
+}
+
+impl Proxy {
+    fn new(config: &ProxyConfig) -> Result<Option<Proxy>, String> {
+        use hyper_util::client::proxy::matcher::Matcher;
+        let matcher = if config.proxy_from_environment {
+            Matcher::from_env()
+        } else if let Some(url) = &config.proxy_url {
+            let mut builder = Matcher::builder().http(url.clone()).https(url.clone());
+            if let Some(no) = &config.no_proxy {
+                builder = builder.no(no.clone());
+            }
+            builder.build()
+        } else {
+            return Ok(None);
+        };
+        let mut connect_headers = HeaderMap::new();
+        for (name, values) in &config.proxy_connect_header {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("proxy_connect_header {name:?} is not a header name"))?;
+            for value in values {
+                let value = header(
+                    value.expose().to_string(),
+                    &format!("proxy_connect_header {name}"),
+                )?;
+                connect_headers.append(name.clone(), value);
+            }
+        }
+        Ok(Some(Proxy {
+            matcher,
+            direct_loopback: config.proxy_from_environment || config.no_proxy.is_some(),
+            connect_headers,
+        }))
+    }
+
+    /// The proxy for a request to `scheme://host:port`, if it goes through one.
+    fn route(&self, https: bool, host: &str, port: u16) -> Option<Route> {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if self.direct_loopback
+            && (bare.eq_ignore_ascii_case("localhost")
+                || bare
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback()))
+        {
+            return None;
+        }
+        let scheme = if https { "https" } else { "http" };
+        let uri: Uri = format!("{scheme}://{host}:{port}/").parse().ok()?;
+        let intercept = self.matcher.intercept(&uri)?;
+        let proxy = intercept.uri();
+        let proxy_host = proxy.host()?.to_string();
+        let proxy_port = proxy.port_u16().unwrap_or(80);
+        Some(Route {
+            host: proxy_host,
+            port: proxy_port,
+            authorization: intercept.basic_auth().cloned(),
+        })
+    }
+}
+
+/// The proxy one connection goes through.
+struct Route {
+    host: String,
+    port: u16,
+    /// `Proxy-Authorization` from the proxy URL's user information.
+    authorization: Option<HeaderValue>,
+}
+
+/// Sends the requests of one connection: HTTP/1.1, or HTTP/2 when the TLS handshake chose it.
+pub(crate) enum Sender<B> {
+    /// HTTP/1.1.
+    H1(hyper::client::conn::http1::SendRequest<B>),
+    /// HTTP/2 (negotiated by ALPN).
+    H2(hyper::client::conn::http2::SendRequest<B>),
+}
+
+impl<B> Sender<B>
+where
+    B: Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    /// Waits until the connection can take a request; fails when it closed.
+    pub(crate) async fn ready(&mut self) -> Result<(), hyper::Error> {
+        match self {
+            Sender::H1(s) => s.ready().await,
+            Sender::H2(s) => s.ready().await,
+        }
+    }
+
+    /// Sends `request`: over HTTP/1.1 as given (origin-form or absolute-form target, `Host`
+    /// header); over HTTP/2 with an absolute URI, which hyper turns into `:scheme` and
+    /// `:authority`.
+    pub(crate) async fn send_request(
+        &mut self,
+        request: Request<B>,
+    ) -> Result<Response<Incoming>, hyper::Error> {
+        match self {
+            Sender::H1(s) => s.send_request(request).await,
+            Sender::H2(s) => s.send_request(request).await,
+        }
+    }
+}
+
 /// A connection ready for requests; its task ends when this is dropped.
-pub(crate) struct Connection {
+pub(crate) struct Connection<B = Empty<Bytes>> {
     /// Sends requests over the connection.
-    pub(crate) sender: SendRequest<Empty<Bytes>>,
+    pub(crate) sender: Sender<B>,
     /// The task driving the connection.
     pub(crate) task: AbortOnDrop,
+    /// For plain HTTP through a proxy: requests carry the absolute URI as their target, and
+    /// this `Proxy-Authorization` (from the proxy URL) if any. `None`: direct, or tunneled.
+    pub(crate) via_proxy: Option<Option<HeaderValue>>,
+}
+
+impl<B> Connection<B> {
+    /// The request target for `uri` and whether a `Host` header goes with it: the absolute
+    /// URI over HTTP/2 (hyper makes `:authority` of it) and for plain HTTP through a proxy
+    /// (with `Host`), the origin form (path and query, with `Host`) otherwise.
+    pub(crate) fn target(&self, uri: &Uri) -> (String, bool) {
+        match (&self.sender, &self.via_proxy) {
+            (Sender::H2(_), _) => (uri.to_string(), false),
+            (Sender::H1(_), Some(_)) => (uri.to_string(), true),
+            (Sender::H1(_), None) => (
+                uri.path_and_query().map_or("/", |p| p.as_str()).to_string(),
+                true,
+            ),
+        }
+    }
 }
 
 /// Why [`Client::connect`] failed; each caller words it its own way.
@@ -80,31 +222,57 @@ pub(crate) struct Connection {
 pub(crate) enum ConnectError {
     /// The connector could not open the stream.
     Dial(io::Error),
+    /// The proxy could not be reached or refused the tunnel; Go's words (`proxyconnect
+    /// tcp: ...`, or the proxy's status text).
+    Proxy(String),
     /// The TLS server name is not a valid DNS name or IP address.
     ServerName(String),
     /// The TLS handshake failed.
     Tls(io::Error),
-    /// The HTTP/1.1 handshake failed.
+    /// The HTTP handshake failed.
     Handshake(hyper::Error),
 }
 
 impl<C: Connector> Client<C> {
-    /// A client over `connector`; with `tls`, every connection is TLS with those settings.
-    /// Fails when the TLS settings are unusable (unreadable CA or key files, ...), before
-    /// anything is dialed.
+    /// A client over `connector`; with `tls`, every connection is TLS with those settings,
+    /// offering HTTP/1.1 only. Fails when the TLS settings are unusable (unreadable CA or
+    /// key files, ...), before anything is dialed.
     pub(crate) fn new(connector: C, tls: Option<&TlsConfig>) -> Result<Client<C>, String> {
+        Client::with_options(connector, tls, false, &ProxyConfig::default())
+    }
+
+    /// A client over `connector`, with `tls` as [`Client::new`]; `http2` offers `h2` before
+    /// `http/1.1` in the TLS handshake; `proxy` says which connections go through a proxy.
+    pub(crate) fn with_options(
+        connector: C,
+        tls: Option<&TlsConfig>,
+        http2: bool,
+        proxy: &ProxyConfig,
+    ) -> Result<Client<C>, String> {
         let tls = match tls {
             None => None,
-            Some(tls) => Some(Tls {
-                config: Arc::new(tls_client_config(tls)?),
-                server_name: tls.server_name.clone(),
-                trust: match &tls.ca_file {
-                    Some(path) => format!("ca_file {path}"),
-                    None => "the public root certificates".into(),
-                },
-            }),
+            Some(tls) => {
+                let mut config = tls_client_config(tls)?;
+                if http2 {
+                    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+                }
+                Some(Tls {
+                    config: Arc::new(config),
+                    server_name: tls.server_name.clone(),
+                    trust: match (&tls.ca_file, &tls.ca) {
+                        (Some(path), _) => format!("ca_file {path}"),
+                        (None, Some(_)) => "the inline ca".into(),
+                        (None, None) => "the public root certificates".into(),
+                    },
+                })
+            }
         };
-        Ok(Client { connector, tls })
+        let proxy = Proxy::new(proxy)?.map(Arc::new);
+        Ok(Client {
+            connector,
+            tls,
+            proxy,
+        })
     }
 
     /// Whether connections are TLS.
@@ -112,16 +280,72 @@ impl<C: Connector> Client<C> {
         self.tls.is_some()
     }
 
-    /// Dials `host:port` (a bracketed IPv6 literal as the URI gives it), runs TLS when the
-    /// client has TLS settings, and hands the stream to hyper. No deadline of its own.
-    pub(crate) async fn connect(&self, host: &str, port: u16) -> Result<Connection, ConnectError> {
-        let io = self
+    /// Dials `host:port` (a bracketed IPv6 literal as the URI gives it), or the proxy that
+    /// takes it (opening a `CONNECT` tunnel for TLS), runs TLS when the client has TLS
+    /// settings, and hands the stream to hyper. No deadline of its own.
+    pub(crate) async fn connect<B>(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<Connection<B>, ConnectError>
+    where
+        B: Body + Send + Unpin + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let route = self
+            .proxy
+            .as_ref()
+            .and_then(|p| p.route(self.tls.is_some(), host, port));
+        let Some(route) = route else {
+            let io = self
+                .connector
+                .connect(host, port)
+                .await
+                .map_err(ConnectError::Dial)?;
+            return self.over(io, host, None).await;
+        };
+        let mut io = self
             .connector
-            .connect(host, port)
+            .connect(&route.host, route.port)
             .await
-            .map_err(ConnectError::Dial)?;
+            .map_err(|e| {
+                ConnectError::Proxy(format!(
+                    "proxyconnect tcp: dial tcp {}:{}: {}",
+                    route.host,
+                    route.port,
+                    crate::http::dial_reason(&e)
+                ))
+            })?;
+        if self.tls.is_none() {
+            return self.over(io, host, Some(route.authorization)).await;
+        }
+        let headers = self
+            .proxy
+            .as_ref()
+            .map(|p| &p.connect_headers)
+            .cloned()
+            .unwrap_or_default();
+        tunnel(&mut io, host, port, &headers, route.authorization.as_ref()).await?;
+        self.over(io, host, None).await
+    }
+
+    /// TLS when the client has TLS settings, then hyper's handshake: HTTP/2 when ALPN chose
+    /// `h2`, else HTTP/1.1.
+    async fn over<IO, B>(
+        &self,
+        io: IO,
+        host: &str,
+        via_proxy: Option<Option<HeaderValue>>,
+    ) -> Result<Connection<B>, ConnectError>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        B: Body + Send + Unpin + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         match &self.tls {
-            None => handshake(io).await,
+            None => handshake(io, false, via_proxy).await,
             Some(tls) => {
                 let name = tls.server_name.clone().unwrap_or_else(|| {
                     host.trim_start_matches('[')
@@ -134,17 +358,105 @@ impl<C: Connector> Client<C> {
                     .connect(name, io)
                     .await
                     .map_err(|e| ConnectError::Tls(plain_tls_error(e, &tls.trust)))?;
-                handshake(stream).await
+                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                handshake(stream, h2, via_proxy).await
             }
         }
     }
 }
 
-/// Runs hyper's HTTP/1.1 handshake over `io` and spawns the connection's task.
-async fn handshake<IO>(io: IO) -> Result<Connection, ConnectError>
+/// Asks the proxy on `io` for a tunnel to `host:port` (`CONNECT`, as Go's transport sends
+/// it: `Host`, Go's User-Agent unless the headers give one, the proxy's credentials, the
+/// `proxy_connect_header`s) and reads its answer; anything but 200 fails with the status
+/// text, as Go reports it.
+async fn tunnel<IO>(
+    io: &mut IO,
+    host: &str,
+    port: u16,
+    headers: &HeaderMap,
+    authorization: Option<&HeaderValue>,
+) -> Result<(), ConnectError>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let failed = |e: io::Error| ConnectError::Proxy(format!("proxyconnect tcp: {e}"));
+    let mut request =
+        format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n").into_bytes();
+    if !headers.contains_key(hyper::header::USER_AGENT) {
+        request.extend_from_slice(b"User-Agent: Go-http-client/1.1\r\n");
+    }
+    let auth = authorization
+        .filter(|_| !headers.contains_key(hyper::header::PROXY_AUTHORIZATION))
+        .map(|v| (&hyper::header::PROXY_AUTHORIZATION, v));
+    for (name, value) in headers.iter().chain(auth) {
+        request.extend_from_slice(name.as_str().as_bytes());
+        request.extend_from_slice(b": ");
+        request.extend_from_slice(value.as_bytes());
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"\r\n");
+    io.write_all(&request).await.map_err(failed)?;
+    io.flush().await.map_err(failed)?;
+    // Read the answer's head byte by byte: what follows it belongs to the tunnel.
+    let mut head = Vec::with_capacity(256);
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() >= CONNECT_RESPONSE_BYTES_MAX {
+            return Err(ConnectError::Proxy(
+                "proxyconnect tcp: the proxy's answer to CONNECT is too long".into(),
+            ));
+        }
+        let byte = io.read_u8().await.map_err(failed)?;
+        head.push(byte);
+    }
+    let head = String::from_utf8_lossy(&head);
+    let status_line = head.lines().next().unwrap_or_default();
+    let mut parts = status_line.splitn(3, ' ');
+    let (version, code, text) = (parts.next(), parts.next(), parts.next().unwrap_or(""));
+    if !version.is_some_and(|v| v.starts_with("HTTP/1.")) {
+        return Err(ConnectError::Proxy(format!(
+            "proxyconnect tcp: malformed HTTP response {status_line:?}"
+        )));
+    }
+    match code {
+        Some("200") => Ok(()),
+        Some(code) => Err(ConnectError::Proxy(if text.is_empty() {
+            code.to_string()
+        } else {
+            text.to_string()
+        })),
+        None => Err(ConnectError::Proxy(format!(
+            "proxyconnect tcp: malformed HTTP response {status_line:?}"
+        ))),
+    }
+}
+
+/// Runs hyper's HTTP/1.1 (or, with `h2`, HTTP/2) handshake over `io` and spawns the
+/// connection's task.
+async fn handshake<IO, B>(
+    io: IO,
+    h2: bool,
+    via_proxy: Option<Option<HeaderValue>>,
+) -> Result<Connection<B>, ConnectError>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    B: Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    if h2 {
+        let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            .handshake(TokioIo::new(io))
+            .await
+            .map_err(ConnectError::Handshake)?;
+        let task = AbortOnDrop(tokio::spawn(async move {
+            let _ = conn.await;
+        }));
+        return Ok(Connection {
+            sender: Sender::H2(sender),
+            task,
+            via_proxy,
+        });
+    }
     let (sender, conn) = hyper::client::conn::http1::Builder::new()
         .read_buf_exact_size(Some(READ_BUF_BYTES))
         .handshake(TokioIo::new(io))
@@ -153,7 +465,11 @@ where
     let task = AbortOnDrop(tokio::spawn(async move {
         let _ = conn.await;
     }));
-    Ok(Connection { sender, task })
+    Ok(Connection {
+        sender: Sender::H1(sender),
+        task,
+        via_proxy,
+    })
 }
 
 /// The `Authorization` header of `basic_auth` or `authorization` (the latter wins when both
@@ -216,7 +532,7 @@ const REMEMBERED_SECRETS_MAX: usize = 256;
 static REMEMBERED_SECRETS: std::sync::Mutex<std::collections::VecDeque<String>> =
     std::sync::Mutex::new(std::collections::VecDeque::new());
 
-fn remember_secret(secret: &str) {
+pub(crate) fn remember_secret(secret: &str) {
     let mut remembered = REMEMBERED_SECRETS
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -243,7 +559,7 @@ pub(crate) fn remembered_secrets() -> Vec<String> {
 /// Reads a secret file as Prometheus does: whole, surrounding whitespace trimmed; only a
 /// regular file, through [`SECRET_FILE_BYTES_MAX`]. What it read is remembered for the
 /// response filter.
-fn read_secret_file(path: &str, what: &str) -> Result<String, String> {
+pub(crate) fn read_secret_file(path: &str, what: &str) -> Result<String, String> {
     let secret = crate::discovery::file::read_capped(
         std::path::Path::new(path),
         SECRET_FILE_BYTES_MAX,
@@ -266,11 +582,47 @@ pub(crate) fn header(value: String, what: &str) -> Result<HeaderValue, String> {
     Ok(value)
 }
 
-/// Builds the rustls client configuration of `tls` (ring provider, TLS 1.2 and 1.3).
+/// The TLS versions rustls offers for `min_version`..=`max_version`: TLS 1.2 and 1.3, the
+/// only ones rustls speaks (a `min_version` below TLS12 is TLS12).
+fn tls_versions(tls: &TlsConfig) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, String> {
+    let min = tls.min_version.unwrap_or(TlsVersion::Tls12);
+    let max = tls.max_version.unwrap_or(TlsVersion::Tls13);
+    let versions: Vec<_> = [
+        (TlsVersion::Tls12, &rustls::version::TLS12),
+        (TlsVersion::Tls13, &rustls::version::TLS13),
+    ]
+    .into_iter()
+    .filter(|(v, _)| min <= *v && *v <= max)
+    .map(|(_, v)| v)
+    .collect();
+    if versions.is_empty() {
+        return Err(format!(
+            "tls_config: no TLS version from {} to {}: scrapepool speaks only TLS12 and TLS13",
+            min.as_str(),
+            max.as_str()
+        ));
+    }
+    Ok(versions)
+}
+
+/// The certificates of PEM text `pem` (from `what`), at least one.
+fn pem_certs(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("unable to parse {what}: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!("unable to use {what}: no certificate in it"));
+    }
+    Ok(certs)
+}
+
+/// Builds the rustls client configuration of `tls` (ring provider; TLS 1.2 and 1.3 within
+/// `min_version`/`max_version`; CA, certificate and key inline or from files, the files read
+/// anew at each call).
 pub fn tls_client_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(&tls_versions(tls)?)
         .map_err(|e| format!("tls: {e}"))?;
     let builder = if tls.insecure_skip_verify {
         builder
@@ -279,21 +631,24 @@ pub fn tls_client_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, String
     } else {
         let mut roots = rustls::RootCertStore::empty();
         let mut ca_certs = Vec::new();
-        match &tls.ca_file {
-            Some(ca_file) => {
-                let certs = CertificateDer::pem_file_iter(ca_file)
-                    .map_err(|e| format!("unable to read CA file {ca_file}: {e}"))?
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| format!("unable to parse CA file {ca_file}: {e}"))?;
-                if certs.is_empty() {
-                    return Err(format!(
-                        "unable to use specified CA cert {ca_file}: no certificate in it"
-                    ));
-                }
-                for cert in certs {
+        let ca = match (&tls.ca, &tls.ca_file) {
+            (Some(pem), _) => Some((
+                pem.as_bytes().to_vec(),
+                "specified CA cert inline".to_string(),
+            )),
+            (None, Some(ca_file)) => {
+                let pem = std::fs::read(ca_file)
+                    .map_err(|e| format!("unable to read CA file {ca_file}: {e}"))?;
+                Some((pem, format!("specified CA cert {ca_file}")))
+            }
+            (None, None) => None,
+        };
+        match ca {
+            Some((pem, what)) => {
+                for cert in pem_certs(&pem, &what)? {
                     roots
                         .add(cert.clone())
-                        .map_err(|e| format!("unable to use specified CA cert {ca_file}: {e}"))?;
+                        .map_err(|e| format!("unable to use {what}: {e}"))?;
                     ca_certs.push(cert);
                 }
             }
@@ -307,20 +662,35 @@ pub fn tls_client_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, String
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(CaFileVerifier { webpki, ca_certs }))
     };
-    let mut config = match (&tls.cert_file, &tls.key_file) {
-        (Some(cert_file), Some(key_file)) => {
-            let certs = CertificateDer::pem_file_iter(cert_file)
-                .map_err(|e| format!("unable to read client certificate {cert_file}: {e}"))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("unable to parse client certificate {cert_file}: {e}"))?;
-            let key = PrivateKeyDer::from_pem_file(key_file)
-                .map_err(|e| format!("unable to read client key {key_file}: {e}"))?;
-            builder
-                .with_client_auth_cert(certs, key)
-                .map_err(|e| format!("unable to use client certificate {cert_file}: {e}"))?
-        }
+    let cert = match (&tls.cert, &tls.cert_file) {
+        (Some(pem), _) => Some((
+            pem.as_bytes().to_vec(),
+            "client certificate inline".to_string(),
+        )),
+        (None, Some(file)) => Some((
+            std::fs::read(file)
+                .map_err(|e| format!("unable to read client certificate {file}: {e}"))?,
+            format!("client certificate {file}"),
+        )),
+        (None, None) => None,
+    };
+    let key = match (&tls.key, &tls.key_file) {
+        (Some(pem), _) => Some(
+            PrivateKeyDer::from_pem_slice(pem.expose().as_bytes())
+                .map_err(|e| format!("unable to read client key inline: {e}"))?,
+        ),
+        (None, Some(file)) => Some(
+            PrivateKeyDer::from_pem_file(file)
+                .map_err(|e| format!("unable to read client key {file}: {e}"))?,
+        ),
+        (None, None) => None,
+    };
+    let mut config = match (cert, key) {
+        (Some((pem, what)), Some(key)) => builder
+            .with_client_auth_cert(pem_certs(&pem, &what)?, key)
+            .map_err(|e| format!("unable to use {what}: {e}"))?,
         (None, None) => builder.with_no_client_auth(),
-        _ => return Err("tls_config: cert_file and key_file must be given together".into()),
+        _ => return Err("tls_config: a client certificate and key must be given together".into()),
     };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)

@@ -1,17 +1,26 @@
 //! The HTTP fetcher: Prometheus's scrape request (headers, auth, TLS, gzip, timeout, body
-//! limit) on hyper 1, over a pluggable [`Connector`] — tokio TCP in production, turmoil TCP in
-//! the simulation — so both run the same request code. Connections (connector, TLS, hyper's
-//! handshake) and the `Authorization` header come from `client`, which Consul discovery
-//! uses too; the scrape's own headers, the keep-alive pool and the body (gzip, size limit)
-//! are this module's.
+//! limit, redirects) on hyper 1, over a pluggable [`Connector`] — tokio TCP in production,
+//! turmoil TCP in the simulation — so both run the same request code. Connections
+//! (connector, proxy, TLS, HTTP/1.1 or HTTP/2 by ALPN) and the `Authorization` header come
+//! from `client`, which Consul discovery uses too; OAuth 2.0 tokens from `oauth2`; the
+//! scrape's own headers, `http_headers`, redirects, the keep-alive pool and the body (gzip,
+//! size limit) are this module's.
 //!
-//! Plain-HTTP connections are kept alive between a target's scrapes (as Prometheus's Go
-//! client does): at one scrape a second per target, connecting anew cost scrapepool about a
-//! tenth of its CPU (bench/peers.sh, perf). A kept connection is used only by the next scrape
-//! of the same URL; when it turns out closed or fails before the response, the scrape retries
-//! once on a fresh connection (GET is idempotent), so one target's broken connection never
-//! fails the next scrape. HTTPS scrapes still connect per scrape (their TLS settings may
-//! change between scrapes); the simulation's fetcher (`with_connector`) does not pool.
+//! Redirects (`follow_redirects`, default true) are followed as Go's `http.Client` follows
+//! them, at most [`REDIRECTS_MAX`]; once a hop leaves the scrape URL's host (neither that
+//! host nor a name under it) the credentials (`basic_auth`, `authorization`, the OAuth 2.0
+//! token) and the `Cookie` headers of `http_headers` stay behind for the rest of the chain,
+//! as Prometheus's client (common 0.72) does. Without `follow_redirects`, the 3xx is the
+//! scrape's answer.
+//!
+//! Connections are kept alive between a target's scrapes (as Prometheus's Go client does),
+//! HTTPS ones too: at one scrape a second per target, connecting anew cost scrapepool about a
+//! tenth of its CPU (bench/peers.sh, perf). A kept connection is used only by the next request
+//! to the same URL with the same connection settings (TLS settings, HTTP/2, proxy: a changed
+//! `tls_config` connects anew); when it turns out closed or fails before the response, the
+//! request is sent once more on a fresh connection (GET is idempotent), so one target's
+//! broken connection never fails the next scrape. The simulation's fetcher
+//! (`with_connector`) does not pool.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -20,9 +29,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use hyper::client::conn::http1::SendRequest;
 use hyper::header::{
-    ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HOST, USER_AGENT,
+    HeaderName, HeaderValue, ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING,
+    CONTENT_TYPE, HOST, LOCATION, PROXY_AUTHORIZATION, USER_AGENT,
 };
 use hyper::{Request, Uri};
 use scrapepool_core::scrape::{FetchOutcome, ScrapeError, ScrapeSpec};
@@ -30,9 +39,10 @@ use scrapepool_core::scrape::{FetchOutcome, ScrapeError, ScrapeSpec};
 use crate::ports::Fetcher;
 
 pub(crate) mod client;
+mod oauth2;
 
 pub use client::{tls_client_config, Connector, TcpConnector};
-use client::{AbortOnDrop, Client, ConnectError, Connection};
+use client::{Client, ConnectError, Connection};
 
 /// The Accept header of Prometheus 2.42's scraper (scrape.go `scrapeAcceptHeader`).
 pub const ACCEPT_HEADER: &str =
@@ -53,14 +63,13 @@ pub const IDLE_CONNECTIONS_MAX: usize = 100_000;
 /// (Go's `http.Transport` in Prometheus: 5 minutes).
 pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// An idle connection kept for the next scrape of the same URL.
+/// An idle connection kept for the next request to the same URL with the same settings.
 struct Idle {
-    sender: SendRequest<Empty<Bytes>>,
-    conn: AbortOnDrop,
+    conn: Connection,
     since: tokio::time::Instant,
 }
 
-/// The kept-alive connections, by scrape URL.
+/// The kept-alive connections, by URL and connection settings ([`pool_key`]).
 #[derive(Default)]
 struct Pool {
     idle: Mutex<HashMap<String, Idle>>,
@@ -98,30 +107,34 @@ impl Pool {
 #[derive(Clone, Debug, Default)]
 pub struct HttpFetcher<C = TcpConnector> {
     connector: C,
-    /// Kept-alive plain-HTTP connections; `None`: one connection per scrape.
+    /// Kept-alive connections; `None`: one connection per request.
     pool: Option<Arc<Pool>>,
+    /// OAuth 2.0 tokens, shared by every target of the same `oauth2` settings.
+    tokens: Arc<oauth2::Tokens>,
 }
 
 impl HttpFetcher<TcpConnector> {
-    /// A fetcher over tokio TCP, keeping plain-HTTP connections alive between scrapes.
+    /// A fetcher over tokio TCP, keeping connections alive between scrapes.
     pub fn new() -> Self {
         HttpFetcher {
             connector: TcpConnector,
             pool: Some(Arc::default()),
+            tokens: Arc::default(),
         }
     }
 }
 
 impl<C: Connector> HttpFetcher<C> {
-    /// A fetcher over `connector`, one connection per scrape.
+    /// A fetcher over `connector`, one connection per request.
     pub fn with_connector(connector: C) -> Self {
         HttpFetcher {
             connector,
             pool: None,
+            tokens: Arc::default(),
         }
     }
 
-    /// Keeps plain-HTTP connections alive between scrapes of the same URL.
+    /// Keeps connections alive between scrapes of the same URL.
     pub fn keep_alive(mut self) -> Self {
         self.pool = Some(Arc::default());
         self
@@ -133,7 +146,7 @@ impl<C: Connector> Fetcher for HttpFetcher<C> {
         // The whole scrape — connect, TLS, request, body — fits in the scrape timeout.
         match tokio::time::timeout(
             spec.timeout,
-            fetch_inner(&self.connector, self.pool.as_deref(), spec),
+            fetch_inner(&self.connector, self.pool.as_deref(), &self.tokens, spec),
         )
         .await
         {
@@ -160,7 +173,7 @@ fn invalid(reason: String) -> ScrapeError {
 
 /// Go's wording of a failed dial: `connect: connection refused` for an OS error (Rust says
 /// `Connection refused (os error 111)`); any other error as it is.
-fn dial_reason(e: &io::Error) -> String {
+pub(crate) fn dial_reason(e: &io::Error) -> String {
     if e.raw_os_error().is_none() {
         return e.to_string();
     }
@@ -182,14 +195,104 @@ fn gunzip_error(e: io::Error) -> ScrapeError {
     ScrapeError::Decompression { reason }
 }
 
-/// Builds the GET request of one scrape.
-fn build_request(spec: &ScrapeSpec, uri: &Uri) -> Result<Request<Empty<Bytes>>, ScrapeError> {
+/// Most redirects followed in one scrape (Go's `http.Client`).
+pub const REDIRECTS_MAX: usize = 10;
+
+/// Most bytes of a redirect's body read so that its connection can be kept; a longer one
+/// closes the connection instead.
+const REDIRECT_BODY_BYTES_MAX: usize = 64 << 10;
+
+/// Headers of `http_headers` not sent once a redirect left the scrape URL's host (Go's
+/// `makeHeadersCopier` and common's `sensitiveHeadersOnRedirect`; the others of that list
+/// are reserved and cannot be configured).
+const SENSITIVE_ON_REDIRECT: &[&str] = &["cookie", "cookie2"];
+
+/// The credential of one scrape: the OAuth 2.0 token, or the `basic_auth`/`authorization`
+/// header (secret files read now).
+async fn credentials<C: Connector>(
+    connector: &C,
+    tokens: &oauth2::Tokens,
+    spec: &ScrapeSpec,
+) -> Result<Option<HeaderValue>, ScrapeError> {
+    if let Some(config) = &spec.http_client.oauth2 {
+        return tokens
+            .authorization(connector, config, USER_AGENT_VALUE)
+            .await
+            .map(Some)
+            .map_err(|reason| {
+                if reason.starts_with("unable to read") {
+                    invalid(reason)
+                } else {
+                    ScrapeError::Request {
+                        url: spec.url.clone(),
+                        reason,
+                    }
+                }
+            });
+    }
+    client::authorization(spec.basic_auth.as_ref(), spec.authorization.as_ref()).map_err(invalid)
+}
+
+/// The `http_headers` of one scrape, in order: per name, its values, its secrets (marked
+/// sensitive) and the contents of its files (read now, trimmed, remembered for the filter).
+fn custom_headers(spec: &ScrapeSpec) -> Result<Vec<(HeaderName, HeaderValue)>, ScrapeError> {
+    let mut out = Vec::new();
+    for (name, header) in &spec.http_client.http_headers {
+        let key = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| invalid(format!("http_headers: {name:?} is not a header name")))?;
+        for value in &header.values {
+            let value = HeaderValue::from_str(value).map_err(|_| {
+                invalid(format!(
+                    "http_headers {name}: {value:?} is not a valid HTTP header value"
+                ))
+            })?;
+            out.push((key.clone(), value));
+        }
+        for secret in &header.secrets {
+            let value = client::header(
+                secret.expose().to_string(),
+                &format!("a secret of http_headers {name}"),
+            )
+            .map_err(invalid)?;
+            out.push((key.clone(), value));
+        }
+        for file in &header.files {
+            let value = client::read_secret_file(file, "headers").map_err(invalid)?;
+            let value = client::header(value, &format!("the file {file} of http_headers {name}"))
+                .map_err(invalid)?;
+            out.push((key.clone(), value));
+        }
+    }
+    Ok(out)
+}
+
+/// What a scrape request carries besides the scrape's own headers.
+struct Extra<'a> {
+    /// The credential, `None` also once a redirect left the scrape URL's host.
+    credentials: Option<&'a HeaderValue>,
+    /// `http_headers`.
+    headers: &'a [(HeaderName, HeaderValue)],
+    /// Whether a redirect left the scrape URL's host (sensitive headers are dropped).
+    crossed: bool,
+}
+
+/// Builds the GET request of one scrape for `uri` over `conn`.
+fn build_request(
+    spec: &ScrapeSpec,
+    uri: &Uri,
+    conn: &Connection,
+    extra: &Extra<'_>,
+) -> Result<Request<Empty<Bytes>>, ScrapeError> {
+    let url = uri.to_string();
     let authority = uri
         .authority()
-        .ok_or_else(|| invalid(format!("scrape URL {:?} has no host", spec.url)))?;
-    let target = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let mut req = Request::get(target)
-        .header(HOST, authority.as_str())
+        .ok_or_else(|| invalid(format!("scrape URL {url:?} has no host")))?;
+    let (target, with_host) = conn.target(uri);
+    let mut builder = Request::get(target);
+    if with_host {
+        builder = builder.header(HOST, authority.as_str());
+    }
+    let mut req = builder
         .header(ACCEPT, ACCEPT_HEADER)
         .header(
             ACCEPT_ENCODING,
@@ -202,25 +305,25 @@ fn build_request(spec: &ScrapeSpec, uri: &Uri) -> Result<Request<Empty<Bytes>>, 
         .header(USER_AGENT, USER_AGENT_VALUE)
         .header(SCRAPE_TIMEOUT_HEADER, timeout_header_value(spec.timeout))
         .body(Empty::new())
-        .map_err(|e| invalid(format!("cannot build request for {:?}: {e}", spec.url)))?;
-    if let Some(value) =
-        client::authorization(spec.basic_auth.as_ref(), spec.authorization.as_ref())
-            .map_err(invalid)?
-    {
-        req.headers_mut().insert(AUTHORIZATION, value);
+        .map_err(|e| invalid(format!("cannot build request for {url:?}: {e}")))?;
+    let headers = req.headers_mut();
+    for (name, value) in extra.headers {
+        if extra.crossed && SENSITIVE_ON_REDIRECT.contains(&name.as_str()) {
+            continue;
+        }
+        headers.append(name.clone(), value.clone());
+    }
+    if let Some(value) = extra.credentials {
+        headers.insert(AUTHORIZATION, value.clone());
+    }
+    if let Some(Some(value)) = &conn.via_proxy {
+        headers.insert(PROXY_AUTHORIZATION, value.clone());
     }
     Ok(req)
 }
 
-async fn fetch_inner<C: Connector>(
-    connector: &C,
-    pool: Option<&Pool>,
-    spec: &ScrapeSpec,
-) -> Result<(Vec<u8>, Option<String>), ScrapeError> {
-    let url = &spec.url;
-    let uri: Uri = url
-        .parse()
-        .map_err(|e| invalid(format!("invalid scrape URL {url:?}: {e}")))?;
+/// A scrape URL taken apart: whether TLS, host, port.
+fn endpoint(uri: &Uri, url: &str) -> Result<(bool, String, u16), ScrapeError> {
     let https = match uri.scheme_str() {
         Some("http") => false,
         Some("https") => true,
@@ -235,87 +338,220 @@ async fn fetch_inner<C: Connector>(
         .ok_or_else(|| invalid(format!("scrape URL {url:?} has no host")))?
         .to_string();
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-    let req = build_request(spec, &uri)?;
-    let pool = if https { None } else { pool };
-    if let Some(idle) = pool.and_then(|p| p.take(url)) {
-        let Idle {
-            mut sender, conn, ..
-        } = idle;
-        // A closed connection fails `ready`; then (or when the request fails before any
-        // response) the scrape goes on below on a fresh connection.
-        if sender.ready().await.is_ok() {
-            if let Ok(resp) = sender.send_request(req).await {
-                return read_response(resp, sender, conn, pool, spec).await;
-            }
-        }
-        return fetch_fresh(
-            connector,
-            pool,
-            spec,
-            https,
-            &host,
-            port,
-            build_request(spec, &uri)?,
-        )
-        .await;
-    }
-    fetch_fresh(connector, pool, spec, https, &host, port, req).await
+    Ok((https, host, port))
 }
 
+/// Go's `isDomainOrSubdomain`: `sub` is `parent` or a name under it (never an IPv6
+/// address, which only matches itself).
+fn is_domain_or_subdomain(sub: &str, parent: &str) -> bool {
+    let (sub, parent) = (sub.to_ascii_lowercase(), parent.to_ascii_lowercase());
+    if parent.is_empty() {
+        return false;
+    }
+    if sub == parent {
+        return true;
+    }
+    if sub.contains([':', '%', '[']) {
+        return false;
+    }
+    sub.strip_suffix(parent.as_str())
+        .is_some_and(|rest| rest.ends_with('.'))
+}
+
+/// What decides whether a kept connection may serve a request: the TLS settings and HTTP/2
+/// for HTTPS, the proxy settings for both (a hash, since the secrets in them count too).
+fn connection_settings(spec: &ScrapeSpec, https: bool) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    https.hash(&mut h);
+    if https {
+        format!("{:?}", spec.tls_config).hash(&mut h);
+        spec.tls_config
+            .key
+            .as_ref()
+            .map(|k| k.expose())
+            .hash(&mut h);
+        spec.http_client.enable_http2.hash(&mut h);
+    }
+    let proxy = &spec.http_client.proxy;
+    format!("{proxy:?}").hash(&mut h);
+    for values in proxy.proxy_connect_header.values() {
+        for v in values {
+            v.expose().hash(&mut h);
+        }
+    }
+    h.finish()
+}
+
+/// The pool's key of a connection for `url` with `spec`'s settings.
+fn pool_key(url: &str, spec: &ScrapeSpec, https: bool) -> String {
+    format!("{url} {:016x}", connection_settings(spec, https))
+}
+
+async fn fetch_inner<C: Connector>(
+    connector: &C,
+    pool: Option<&Pool>,
+    tokens: &oauth2::Tokens,
+    spec: &ScrapeSpec,
+) -> Result<(Vec<u8>, Option<String>), ScrapeError> {
+    let mut url = spec.url.clone();
+    let mut uri: Uri = url
+        .parse()
+        .map_err(|e| invalid(format!("invalid scrape URL {url:?}: {e}")))?;
+    let (_, original_host, _) = endpoint(&uri, &url)?;
+    let original_host = original_host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let credentials = credentials(connector, tokens, spec).await?;
+    let headers = custom_headers(spec)?;
+    let mut crossed = false;
+    let mut redirects = 0;
+    loop {
+        let (https, host, port) = endpoint(&uri, &url)?;
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        // Go's rule is sticky: once a hop left the host, credentials stay behind.
+        crossed |= !is_domain_or_subdomain(bare, &original_host);
+        let extra = Extra {
+            credentials: credentials.as_ref().filter(|_| !crossed),
+            headers: &headers,
+            crossed,
+        };
+        let key = pool_key(&url, spec, https);
+        let (resp, conn) = exchange(
+            connector, pool, spec, &uri, &url, &key, https, &host, port, &extra,
+        )
+        .await?;
+        let location = resp
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let is_redirect = matches!(resp.status().as_u16(), 301 | 302 | 303 | 307 | 308);
+        match location {
+            Some(location) if is_redirect && spec.http_client.follow_redirects => {
+                let next = url::Url::parse(&url)
+                    .and_then(|base| base.join(&location))
+                    .map_err(|e| ScrapeError::Request {
+                        url: url.clone(),
+                        reason: format!("failed to parse Location header {location:?}: {e}"),
+                    })?;
+                let next = next.to_string();
+                if redirects == REDIRECTS_MAX {
+                    return Err(ScrapeError::Request {
+                        url: next,
+                        reason: format!("stopped after {REDIRECTS_MAX} redirects"),
+                    });
+                }
+                redirects += 1;
+                drain_and_keep(resp, conn, pool, &key).await;
+                uri = next
+                    .parse()
+                    .map_err(|e| invalid(format!("invalid redirect URL {next:?}: {e}")))?;
+                url = next;
+            }
+            _ => return read_response(resp, conn, pool, &key, spec).await,
+        }
+    }
+}
+
+/// Reads a redirect's short body to its end so its connection can serve again; a long one
+/// is dropped with its connection.
+async fn drain_and_keep(
+    resp: hyper::Response<hyper::body::Incoming>,
+    conn: Connection,
+    pool: Option<&Pool>,
+    key: &str,
+) {
+    let Some(pool) = pool else { return };
+    let limited = http_body_util::Limited::new(resp.into_body(), REDIRECT_BODY_BYTES_MAX);
+    if limited.collect().await.is_ok() {
+        pool.put(
+            key,
+            Idle {
+                conn,
+                since: tokio::time::Instant::now(),
+            },
+        );
+    }
+}
+
+/// One request of a scrape: on the kept connection of `key` if there is one and it works
+/// (else, GET being idempotent, once more on a fresh one), or on a fresh connection.
 #[allow(clippy::too_many_arguments)]
-async fn fetch_fresh<C: Connector>(
+async fn exchange<C: Connector>(
     connector: &C,
     pool: Option<&Pool>,
     spec: &ScrapeSpec,
+    uri: &Uri,
+    url: &str,
+    key: &str,
     https: bool,
     host: &str,
     port: u16,
-    req: Request<Empty<Bytes>>,
-) -> Result<(Vec<u8>, Option<String>), ScrapeError> {
-    let url = &spec.url;
+    extra: &Extra<'_>,
+) -> Result<(hyper::Response<hyper::body::Incoming>, Connection), ScrapeError> {
+    if let Some(Idle { mut conn, .. }) = pool.and_then(|p| p.take(key)) {
+        // A closed connection fails `ready`; then (or when the request fails before any
+        // response) the request goes on below on a fresh connection.
+        if conn.sender.ready().await.is_ok() {
+            let req = build_request(spec, uri, &conn, extra)?;
+            if let Ok(resp) = conn.sender.send_request(req).await {
+                return Ok((resp, conn));
+            }
+        }
+    }
     // Configuration errors (unreadable CA or key files) are reported before any dialing.
-    let client =
-        Client::new(connector.clone(), https.then_some(&spec.tls_config)).map_err(invalid)?;
-    let Connection {
-        mut sender,
-        task: conn,
-    } = client.connect(host, port).await.map_err(|e| match e {
+    let client = Client::with_options(
+        connector.clone(),
+        https.then_some(&spec.tls_config),
+        spec.http_client.enable_http2,
+        &spec.http_client.proxy,
+    )
+    .map_err(invalid)?;
+    let mut conn: Connection = client.connect(host, port).await.map_err(|e| match e {
         ConnectError::Dial(e) => ScrapeError::Connect {
-            url: url.clone(),
+            url: url.to_string(),
             address: format!("{host}:{port}"),
             reason: dial_reason(&e),
+        },
+        ConnectError::Proxy(reason) => ScrapeError::Request {
+            url: url.to_string(),
+            reason,
         },
         ConnectError::ServerName(name_str) => {
             invalid(format!("invalid TLS server name {name_str:?}"))
         }
         ConnectError::Tls(e) => ScrapeError::Tls {
-            url: url.clone(),
+            url: url.to_string(),
             reason: e.to_string(),
         },
         ConnectError::Handshake(e) => ScrapeError::Request {
-            url: url.clone(),
+            url: url.to_string(),
             reason: e.to_string(),
         },
     })?;
-    let resp = sender
+    let req = build_request(spec, uri, &conn, extra)?;
+    let resp = conn
+        .sender
         .send_request(req)
         .await
         .map_err(|e| ScrapeError::Request {
-            url: url.clone(),
+            url: url.to_string(),
             reason: e.to_string(),
         })?;
-    read_response(resp, sender, conn, pool, spec).await
+    Ok((resp, conn))
 }
 
-/// Reads a response under the body limit; a connection read to the end goes back to `pool`.
+/// Reads a response under the body limit; a connection read to the end goes back to `pool`
+/// under `key`.
 async fn read_response(
     resp: hyper::Response<hyper::body::Incoming>,
-    sender: SendRequest<Empty<Bytes>>,
-    conn: AbortOnDrop,
+    conn: Connection,
     pool: Option<&Pool>,
+    key: &str,
     spec: &ScrapeSpec,
 ) -> Result<(Vec<u8>, Option<String>), ScrapeError> {
-    let url = &spec.url;
     let status = resp.status();
     if !status.is_success() {
         return Err(ScrapeError::HttpStatus {
@@ -368,9 +604,8 @@ async fn read_response(
     // early return above drops it, and with it a half-read response.)
     if let Some(pool) = pool {
         pool.put(
-            url,
+            key,
             Idle {
-                sender,
                 conn,
                 since: tokio::time::Instant::now(),
             },

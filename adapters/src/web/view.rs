@@ -326,6 +326,22 @@ fn collect_secrets(c: &scrapepool_core::config::JobConfig, out: &mut Vec<String>
     {
         out.push(p.expose().to_string());
     }
+    let http = &c.http_client;
+    let tls_keys = std::iter::once(&c.tls_config)
+        .chain(http.oauth2.as_ref().map(|o| &o.tls_config))
+        .filter_map(|t| t.key.as_ref());
+    let client_secrets = http.oauth2.as_ref().and_then(|o| o.client_secret.as_ref());
+    let header_secrets = http.http_headers.values().flat_map(|h| &h.secrets);
+    let proxy_headers = std::iter::once(&http.proxy)
+        .chain(http.oauth2.as_ref().map(|o| &o.proxy))
+        .flat_map(|p| p.proxy_connect_header.values().flatten());
+    for s in tls_keys
+        .chain(client_secrets)
+        .chain(header_secrets)
+        .chain(proxy_headers)
+    {
+        out.push(s.expose().to_string());
+    }
     for sd in &c.sd_configs {
         let http = match sd {
             SdConfig::Consul(consul) => {

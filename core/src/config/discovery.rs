@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::http_client::HttpClient;
+use super::http_client::{DiscoveryClient, HttpClient};
 use super::job::scheme;
 use super::walk::{row, value_position, Field, Keys, Path, Section, Walker};
 use super::yaml::Node;
@@ -106,7 +106,7 @@ pub(super) struct ConsulDraft {
     /// `password` and where it is written.
     password: Option<(Secret, Position)>,
     /// The HTTP client keys, written inline.
-    http: HttpClient,
+    http: DiscoveryClient,
 }
 
 pub(super) fn consul_sd_defaults() -> ConsulDraft {
@@ -131,7 +131,7 @@ pub(super) fn consul_sd_defaults() -> ConsulDraft {
         },
         username: None,
         password: None,
-        http: HttpClient::default(),
+        http: DiscoveryClient::default(),
     }
 }
 
@@ -197,6 +197,11 @@ impl Section for ConsulDraft {
         }),
     ];
 
+    fn unsupported(key: &str) -> bool {
+        super::job::UNSUPPORTED_FIELDS.contains(&key)
+            || super::http_client::CLIENT_KEYS.contains(&key)
+    }
+
     fn inline(&mut self) -> Option<&mut dyn Keys> {
         Some(&mut self.http)
     }
@@ -215,7 +220,7 @@ impl Section for ConsulDraft {
             mut config,
             username,
             password,
-            mut http,
+            http: DiscoveryClient(mut http),
         } = self;
         if config.server.trim().is_empty() {
             w.err(
@@ -265,7 +270,7 @@ impl Section for ConsulDraft {
 pub(super) struct HttpSdDraft {
     config: HttpSdConfig,
     /// The HTTP client keys, written inline.
-    http: HttpClient,
+    http: DiscoveryClient,
 }
 
 pub(super) fn http_sd_defaults() -> HttpSdDraft {
@@ -275,7 +280,7 @@ pub(super) fn http_sd_defaults() -> HttpSdDraft {
             refresh_interval: Duration::from_secs(60),
             http_client: HttpClientConfig::default(),
         },
-        http: HttpClient::default(),
+        http: DiscoveryClient::default(),
     }
 }
 
@@ -293,6 +298,11 @@ impl Section for HttpSdDraft {
         }),
     ];
 
+    fn unsupported(key: &str) -> bool {
+        super::job::UNSUPPORTED_FIELDS.contains(&key)
+            || super::http_client::CLIENT_KEYS.contains(&key)
+    }
+
     fn inline(&mut self) -> Option<&mut dyn Keys> {
         Some(&mut self.http)
     }
@@ -300,7 +310,10 @@ impl Section for HttpSdDraft {
     /// Prometheus's checks: a URL with scheme `http` or `https` and a host, then the HTTP
     /// client's own.
     fn finish(self, w: &mut Walker<'_>, node: &Node, path: &Path, _: bool) -> Option<HttpSdConfig> {
-        let HttpSdDraft { mut config, http } = self;
+        let HttpSdDraft {
+            mut config,
+            http: DiscoveryClient(http),
+        } = self;
         let url_path = path.key("url");
         let url_pos = value_position(node, "url").unwrap_or(node.pos);
         if config.url.is_empty() {

@@ -13,27 +13,21 @@ use super::http_client::HttpClient;
 use super::units::parse_base2_bytes;
 use super::walk::{row, value_position, Field, Keys, Path, Section, Walker};
 use super::yaml::{Kind, Node};
-use super::{GlobalConfig, JobConfig, Position, Scheme, SdConfig, TargetGroup, TlsConfig};
+use super::{
+    GlobalConfig, HttpClientOptions, JobConfig, Position, Scheme, SdConfig, TargetGroup, TlsConfig,
+};
 use crate::labels::{is_valid_label_name, Labels};
 use crate::relabel::{RelabelConfig, RelabelSpec};
 
 /// Keys of Prometheus's that scrapepool does not implement: named in the error, so a user
 /// knows the key is real but unsupported rather than misspelled.
 pub(super) const UNSUPPORTED_FIELDS: &[&str] = &[
-    "oauth2",
-    "proxy_url",
-    "no_proxy",
-    "proxy_from_environment",
-    "proxy_connect_header",
-    "follow_redirects",
-    "enable_http2",
     "track_timestamps_staleness",
     "scrape_protocols",
     "keep_dropped_targets",
     "native_histogram_bucket_limit",
     "native_histogram_min_bucket_factor",
     "scrape_classic_histograms",
-    "http_headers",
 ];
 
 /// In a job (and at the top, where a job may stand alone): the keys above, and every
@@ -248,6 +242,7 @@ fn job(w: &mut Walker<'_>, node: &Node, path: &Path, global: &GlobalConfig) -> O
             basic_auth: None,
             authorization: None,
             tls_config: TlsConfig::default(),
+            http_client: HttpClientOptions::default(),
             relabel_configs: Vec::new(),
             metric_relabel_configs: Vec::new(),
             static_configs: Vec::new(),
@@ -400,6 +395,7 @@ impl Section for Job {
             job.basic_auth = http.basic_auth.map(|b| b.0);
             job.authorization = http.authorization.map(|a| a.0);
             job.tls_config = http.tls_config;
+            job.http_client = http.options;
         }
         // Prometheus rejects URLs as targets unless relabeling may rewrite them.
         let url_targets = std::mem::take(&mut w.url_targets);

@@ -39,8 +39,8 @@ mod yaml;
 
 pub use types::{
     Authorization, BasicAuth, ConsulSdConfig, DnsRecordType, DnsSdConfig, FileSdConfig,
-    GlobalConfig, HttpClientConfig, HttpSdConfig, JobConfig, Scheme, SdConfig, Secret, TargetGroup,
-    TlsConfig,
+    GlobalConfig, HttpClientConfig, HttpClientOptions, HttpHeader, HttpSdConfig, JobConfig, OAuth2,
+    ProxyConfig, Scheme, SdConfig, Secret, TargetGroup, TlsConfig, TlsVersion,
 };
 pub use units::{format_duration, parse_base2_bytes, parse_duration, ser_duration};
 

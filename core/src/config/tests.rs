@@ -214,7 +214,8 @@ file_sd_configs:
             cert_file: Some("/c".into()),
             key_file: Some("/k".into()),
             server_name: Some("s".into()),
-            insecure_skip_verify: true
+            insecure_skip_verify: true,
+            ..TlsConfig::default()
         }
     );
     assert_eq!(
@@ -478,14 +479,19 @@ fn discovery_validation() {
         e[0].message,
         "file service discovery config must contain at least one path name"
     );
-    let e = errors("job_name: a\nkubernetes_sd_configs: []\noauth2: {}\n");
+    let e = errors("job_name: a\nkubernetes_sd_configs: []\nscrape_protocols: []\n");
     assert_eq!(
         e[0].message,
         "field \"kubernetes_sd_configs\" is not supported by scrapepool"
     );
     assert_eq!(
         e[1].message,
-        "field \"oauth2\" is not supported by scrapepool"
+        "field \"scrape_protocols\" is not supported by scrapepool"
+    );
+    let e = errors("job_name: a\nconsul_sd_configs: [{proxy_url: 'http://p:1'}]\n");
+    assert_eq!(
+        e[0].message,
+        "field \"proxy_url\" is not supported by scrapepool"
     );
 }
 
@@ -602,7 +608,7 @@ scrape_configs:
                 "b",
                 "scrape_configs[1].consul_sd_configs[1].tls_config.key_file",
                 (7, 11),
-                "client cert file \"/c\" specified without client key file"
+                "exactly one of key or key_file must be configured when a client certificate is configured"
             ),
             (
                 "b",
@@ -667,7 +673,7 @@ fn unknown_keys_are_named_by_their_full_path() {
             ),
             (
                 "scrape_configs[0].dns_sd_configs[0].oauth2",
-                "field \"oauth2\" is not supported by scrapepool"
+                "unknown field \"oauth2\""
             ),
         ]
     );
@@ -681,4 +687,205 @@ fn secrets_display_as_prometheus_shows_them() {
         ("<secret>".to_string(), "<secret>".to_string())
     );
     assert_eq!(secret.expose(), "hunter2");
+}
+
+/// The one error of a job body: its field, position and message.
+fn only_error(text: &str) -> (String, (usize, usize), String) {
+    let e = errors(text);
+    assert_eq!(e.len(), 1, "{e:#?}");
+    (e[0].field.clone(), at(&e[0]), e[0].message.clone())
+}
+
+#[test]
+fn http_client_defaults_are_prometheus_s() {
+    let j = one("job_name: a\n");
+    assert!(j.http_client.follow_redirects && j.http_client.enable_http2);
+    assert_eq!(j.http_client, HttpClientOptions::default());
+    assert!(!j.http_client.proxy.is_set() && j.http_client.oauth2.is_none());
+    assert!(j.http_client.http_headers.is_empty());
+    assert_eq!(
+        (j.tls_config.min_version, j.tls_config.max_version),
+        (None, None)
+    );
+    let j = one("job_name: a\nfollow_redirects: false\nenable_http2: no\n");
+    assert!(!j.http_client.follow_redirects && !j.http_client.enable_http2);
+    assert_eq!(
+        only_error("job_name: a\nfollow_redirects: maybe\n"),
+        (
+            "follow_redirects".into(),
+            (2, 19),
+            "cannot unmarshal !!str `maybe` into bool".into()
+        )
+    );
+    assert_eq!(
+        only_error("job_name: a\nenable_http2: 3\n").2,
+        "cannot unmarshal !!int `3` into bool"
+    );
+}
+
+#[test]
+fn tls_inline_pem_and_versions() {
+    let j = one("job_name: a\ntls_config: {ca: CA, cert: C, key: K, min_version: TLS12, max_version: TLS13}\n");
+    let t = &j.tls_config;
+    assert_eq!(
+        (t.ca.as_deref(), t.cert.as_deref()),
+        (Some("CA"), Some("C"))
+    );
+    assert_eq!(t.key.as_ref().map(|k| k.expose()), Some("K"));
+    assert_eq!(
+        (t.min_version, t.max_version),
+        (Some(TlsVersion::Tls12), Some(TlsVersion::Tls13))
+    );
+    assert!(!format!("{j:?}").contains("\"K\""));
+    let cases = [
+        ("{ca: x, ca_file: /a}", "tls_config.ca_file", "at most one of ca, ca_file & ca_ref must be configured"),
+        ("{cert: x, cert_file: /a, key_file: /k}", "tls_config.cert_file", "at most one of cert, cert_file & cert_ref must be configured"),
+        ("{key: x, key_file: /a, cert_file: /c}", "tls_config.key_file", "at most one of key and key_file must be configured"),
+        ("{cert: x}", "tls_config.key_file", "exactly one of key or key_file must be configured when a client certificate is configured"),
+        ("{key: x}", "tls_config.cert_file", "exactly one of cert or cert_file must be configured when a client key is configured"),
+        ("{min_version: TLS14}", "tls_config.min_version", "unknown TLS version: TLS14"),
+        ("{min_version: TLS13, max_version: TLS12}", "tls_config.max_version", "tls_config.max_version must be greater than or equal to tls_config.min_version if both are specified"),
+        ("{ca_ref: x}", "tls_config.ca_ref", "field \"ca_ref\" is not supported by scrapepool"),
+    ];
+    for (tls, field, message) in cases {
+        let (f, _, m) = only_error(&format!("job_name: a\ntls_config: {tls}\n"));
+        assert_eq!((f.as_str(), m.as_str()), (field, message), "{tls}");
+    }
+    assert_eq!(
+        at(&errors("job_name: a\ntls_config: {max_version: TLS1}\n")[0]),
+        (2, 27)
+    );
+}
+
+#[test]
+fn proxy_keys_and_their_rules() {
+    let j = one("job_name: a\nproxy_url: http://proxy:3128\nno_proxy: internal,10.0.0.0/8\nproxy_connect_header: {Proxy-Authorization: [Basic abc, second]}\n");
+    let p = &j.http_client.proxy;
+    assert_eq!(p.proxy_url.as_deref(), Some("http://proxy:3128"));
+    assert_eq!(p.no_proxy.as_deref(), Some("internal,10.0.0.0/8"));
+    let h = &p.proxy_connect_header["Proxy-Authorization"];
+    assert_eq!(
+        h.iter().map(|s| s.expose()).collect::<Vec<_>>(),
+        ["Basic abc", "second"]
+    );
+    let shown = format!("{j:?}") + &serde_json::to_string(&j).unwrap();
+    assert!(!shown.contains("Basic abc"), "{shown}");
+    let j = one("job_name: a\nproxy_from_environment: true\n");
+    assert!(j.http_client.proxy.proxy_from_environment && j.http_client.proxy.is_set());
+    let cases = [
+        ("proxy_url: '://x'", "proxy_url", "parse \"://x\": missing protocol scheme"),
+        ("proxy_url: 'http://a:b'", "proxy_url", "parse \"http://a:b\": invalid port \":b\" after host"),
+        ("proxy_url: 'socks5://a:1'", "proxy_url", "proxy_url scheme \"socks5\" is not supported by scrapepool (only http)"),
+        ("no_proxy: a", "no_proxy", "if no_proxy is configured, proxy_url must also be configured"),
+        ("proxy_from_environment: true\nproxy_url: http://a:1", "proxy_url", "if proxy_from_environment is configured, proxy_url must not be configured"),
+        ("proxy_from_environment: true\nno_proxy: a", "no_proxy", "if proxy_from_environment is configured, no_proxy must not be configured"),
+        ("proxy_connect_header: {A: [b]}", "proxy_connect_header", "if proxy_connect_header is configured, proxy_url or proxy_from_environment must also be configured"),
+    ];
+    for (body, field, message) in cases {
+        let (f, _, m) = only_error(&format!("job_name: a\n{body}\n"));
+        assert_eq!((f.as_str(), m.as_str()), (field, message), "{body}");
+    }
+    assert_eq!(only_error("job_name: a\nno_proxy: a\n").1, (2, 11));
+}
+
+#[test]
+fn http_headers_values_secrets_files() {
+    let j = one("job_name: a\nhttp_headers:\n  X-Tenant: {values: [a, b], secrets: [s3cr3t-h], files: [/h]}\n  cookie: {values: [c=1]}\n");
+    let h = &j.http_client.http_headers;
+    assert_eq!(h["X-Tenant"].values, ["a", "b"]);
+    assert_eq!(h["X-Tenant"].secrets[0].expose(), "s3cr3t-h");
+    assert_eq!(h["X-Tenant"].files, ["/h"]);
+    assert_eq!(h["cookie"].values, ["c=1"]);
+    let shown = format!("{j:?}") + &serde_json::to_string(&j).unwrap();
+    assert!(!shown.contains("s3cr3t-h"), "{shown}");
+    assert_eq!(
+        only_error("job_name: a\nhttp_headers: {Authorization: {values: [a]}}\n"),
+        (
+            "http_headers.Authorization".into(),
+            (2, 16),
+            "setting header \"Authorization\" is not allowed".into()
+        )
+    );
+    assert_eq!(
+        only_error("job_name: a\nhttp_headers: {user-agent: {values: [a]}}\n").2,
+        "setting header \"User-Agent\" is not allowed"
+    );
+    assert_eq!(
+        only_error(
+            "job_name: a\nhttp_headers: {x-prometheus-scrape-timeout-seconds: {values: [1]}}\n"
+        )
+        .2,
+        "setting header \"X-Prometheus-Scrape-Timeout-Seconds\" is not allowed"
+    );
+    assert_eq!(
+        only_error("job_name: a\nhttp_headers: {'a b': {values: [a]}}\n").2,
+        "net/http: invalid header field name \"a b\""
+    );
+    assert_eq!(
+        only_error("job_name: a\nhttp_headers: {X: {bogus: [a]}}\n"),
+        (
+            "http_headers.X.bogus".into(),
+            (2, 20),
+            "unknown field \"bogus\"".into()
+        )
+    );
+    assert_eq!(
+        only_error("job_name: a\nhttp_headers: {X: {secrets: [[hunter2]]}}\n").2,
+        "cannot unmarshal !!seq into a secret string"
+    );
+}
+
+#[test]
+fn oauth2_client_credentials_and_their_rules() {
+    let j = one("job_name: a
+oauth2:
+  client_id: id
+  client_secret: s3cr3t-o
+  scopes: [read, write]
+  token_url: https://auth/token
+  endpoint_params: {audience: x}
+  tls_config: {insecure_skip_verify: true}
+  proxy_url: http://p:1
+");
+    let o = j.http_client.oauth2.clone().unwrap();
+    assert_eq!(
+        (o.client_id.as_str(), o.token_url.as_str()),
+        ("id", "https://auth/token")
+    );
+    assert_eq!(
+        o.client_secret.as_ref().map(|s| s.expose()),
+        Some("s3cr3t-o")
+    );
+    assert_eq!(o.scopes, ["read", "write"]);
+    assert_eq!(o.endpoint_params["audience"], "x");
+    assert!(o.tls_config.insecure_skip_verify);
+    assert_eq!(o.proxy.proxy_url.as_deref(), Some("http://p:1"));
+    assert!(
+        !j.http_client.proxy.is_set(),
+        "the token endpoint's proxy only"
+    );
+    let shown = format!("{j:?}") + &serde_json::to_string(&j).unwrap();
+    assert!(!shown.contains("s3cr3t-o"), "{shown}");
+    let o = one("job_name: a\noauth2: {client_id: i, client_secret_file: /f, token_url: http://t, grant_type: client_credentials}\n")
+        .http_client
+        .oauth2
+        .unwrap();
+    assert_eq!(o.client_secret_file.as_deref(), Some("/f"));
+    let ok = "client_id: a, token_url: http://a";
+    let cases = [
+        ("oauth2: {token_url: http://a}".to_string(), "oauth2.client_id", "oauth2 client_id must be configured"),
+        ("oauth2: {client_id: a}".into(), "oauth2.token_url", "oauth2 token_url must be configured"),
+        (format!("oauth2: {{{ok}, client_secret: s, client_secret_file: /f}}"), "oauth2.client_secret_file", "at most one of oauth2 client_secret, client_secret_file & client_secret_ref must be configured using grant-type=client_credentials"),
+        (format!("oauth2: {{{ok}}}\nbasic_auth: {{username: u}}"), "oauth2", "at most one of basic_auth, oauth2 & authorization must be configured"),
+        (format!("oauth2: {{{ok}}}\nauthorization: {{credentials: c}}"), "authorization", "at most one of basic_auth, oauth2 & authorization must be configured"),
+        (format!("oauth2: {{{ok}}}\nbearer_token: t"), "oauth2", "at most one of basic_auth, oauth2, bearer_token & bearer_token_file must be configured"),
+        (format!("oauth2: {{{ok}, no_proxy: x}}"), "oauth2.no_proxy", "if no_proxy is configured, proxy_url must also be configured"),
+        (format!("oauth2: {{{ok}, grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer'}}"), "oauth2.grant_type", "grant_type \"urn:ietf:params:oauth:grant-type:jwt-bearer\" is not supported by scrapepool"),
+        (format!("oauth2: {{{ok}, audience: x}}"), "oauth2.audience", "field \"audience\" is not supported by scrapepool"),
+        (format!("oauth2: {{{ok}, tls_config: {{min_version: x}}}}"), "oauth2.tls_config.min_version", "unknown TLS version: x"),
+    ];
+    for (body, field, message) in cases {
+        let (f, _, m) = only_error(&format!("job_name: a\n{body}\n"));
+        assert_eq!((f.as_str(), m.as_str()), (field, message), "{body}");
+    }
 }

@@ -85,16 +85,150 @@ pub struct Authorization {
 /// `tls_config`.
 #[derive(Clone, Debug, PartialEq, Eq, Default, serde::Serialize)]
 pub struct TlsConfig {
+    /// CA certificate(s) to verify the server with, PEM written inline (`ca`).
+    pub ca: Option<String>,
     /// CA certificate(s) to verify the server with.
     pub ca_file: Option<String>,
+    /// Client certificate, PEM written inline (`cert`).
+    pub cert: Option<String>,
     /// Client certificate.
     pub cert_file: Option<String>,
+    /// Client key, PEM written inline (`key`).
+    pub key: Option<Secret>,
     /// Client key.
     pub key_file: Option<String>,
     /// Server name to verify, instead of the target's host.
     pub server_name: Option<String>,
     /// Skip verification of the server's certificate.
     pub insecure_skip_verify: bool,
+    /// Lowest TLS version offered (`min_version`); none: TLS 1.2, Go's client default.
+    pub min_version: Option<TlsVersion>,
+    /// Highest TLS version offered (`max_version`); none: the highest known.
+    pub max_version: Option<TlsVersion>,
+}
+
+/// A TLS protocol version as `tls_config.min_version`/`max_version` write it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub enum TlsVersion {
+    /// `TLS10`.
+    #[serde(rename = "TLS10")]
+    Tls10,
+    /// `TLS11`.
+    #[serde(rename = "TLS11")]
+    Tls11,
+    /// `TLS12`.
+    #[serde(rename = "TLS12")]
+    Tls12,
+    /// `TLS13`.
+    #[serde(rename = "TLS13")]
+    Tls13,
+}
+
+impl TlsVersion {
+    /// The version of its configuration spelling (`TLS12`), as Prometheus's `TLSVersions`.
+    pub fn parse(text: &str) -> Option<TlsVersion> {
+        match text {
+            "TLS10" => Some(TlsVersion::Tls10),
+            "TLS11" => Some(TlsVersion::Tls11),
+            "TLS12" => Some(TlsVersion::Tls12),
+            "TLS13" => Some(TlsVersion::Tls13),
+            _ => None,
+        }
+    }
+
+    /// The configuration spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsVersion::Tls10 => "TLS10",
+            TlsVersion::Tls11 => "TLS11",
+            TlsVersion::Tls12 => "TLS12",
+            TlsVersion::Tls13 => "TLS13",
+        }
+    }
+}
+
+/// The proxy keys of an HTTP client (Prometheus's `ProxyConfig`).
+#[derive(Clone, Debug, PartialEq, Eq, Default, serde::Serialize)]
+pub struct ProxyConfig {
+    /// The HTTP proxy every request goes through (`proxy_url`), unless `no_proxy` exempts it.
+    pub proxy_url: Option<String>,
+    /// Hosts, domains and networks reached directly (`no_proxy`, comma-separated as the
+    /// `NO_PROXY` variable).
+    pub no_proxy: Option<String>,
+    /// Take the proxy from `HTTP_PROXY`, `HTTPS_PROXY` and `NO_PROXY`.
+    pub proxy_from_environment: bool,
+    /// Headers sent to the proxy with a `CONNECT` (HTTPS through the proxy).
+    pub proxy_connect_header: BTreeMap<String, Vec<Secret>>,
+}
+
+impl ProxyConfig {
+    /// Whether any proxy is configured.
+    pub fn is_set(&self) -> bool {
+        self.proxy_url.is_some() || self.proxy_from_environment
+    }
+}
+
+/// `oauth2`: the client-credentials grant (RFC 6749 4.4); the token it gets is sent as
+/// `Authorization: Bearer`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct OAuth2 {
+    /// `client_id`.
+    pub client_id: String,
+    /// `client_secret`.
+    pub client_secret: Option<Secret>,
+    /// A file holding the client secret, read at each token request.
+    pub client_secret_file: Option<String>,
+    /// `scopes`, sent space-separated as `scope`.
+    pub scopes: Vec<String>,
+    /// Where tokens are asked for.
+    pub token_url: String,
+    /// Extra form parameters of the token request.
+    pub endpoint_params: BTreeMap<String, String>,
+    /// TLS settings for the token endpoint.
+    pub tls_config: TlsConfig,
+    /// Proxy settings for the token endpoint.
+    pub proxy: ProxyConfig,
+}
+
+/// One `http_headers` entry: every value is sent, `values` first, then `secrets`, then the
+/// contents of `files` (read at each request, surrounding whitespace trimmed).
+#[derive(Clone, Debug, PartialEq, Eq, Default, serde::Serialize)]
+pub struct HttpHeader {
+    /// Values shown as written.
+    pub values: Vec<String>,
+    /// Values never shown.
+    pub secrets: Vec<Secret>,
+    /// Files holding one value each.
+    pub files: Vec<String>,
+}
+
+/// The HTTP client keys beyond `basic_auth`, `authorization` and `tls_config` (which a job
+/// keeps in fields of their own), with Prometheus's defaults.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct HttpClientOptions {
+    /// Follow 3xx redirects (default true), at most 10.
+    pub follow_redirects: bool,
+    /// Offer HTTP/2 in the TLS handshake (default true); plain HTTP is always HTTP/1.1.
+    pub enable_http2: bool,
+    /// The proxy keys.
+    pub proxy: ProxyConfig,
+    /// OAuth 2.0 client credentials.
+    pub oauth2: Option<OAuth2>,
+    /// Headers added to every request, by name as written.
+    pub http_headers: BTreeMap<String, HttpHeader>,
+}
+
+impl Default for HttpClientOptions {
+    /// Prometheus's `DefaultHTTPClientConfig`: redirects followed, HTTP/2 enabled.
+    fn default() -> Self {
+        HttpClientOptions {
+            follow_redirects: true,
+            enable_http2: true,
+            proxy: ProxyConfig::default(),
+            oauth2: None,
+            http_headers: BTreeMap::new(),
+        }
+    }
 }
 
 /// A group of targets sharing labels: a `static_configs` entry, or one result of discovery.
@@ -274,6 +408,8 @@ pub struct JobConfig {
     pub authorization: Option<Authorization>,
     /// TLS settings for `https`.
     pub tls_config: TlsConfig,
+    /// The other HTTP client keys: redirects, HTTP/2, proxy, OAuth 2.0, custom headers.
+    pub http_client: HttpClientOptions,
     /// Target relabeling.
     pub relabel_configs: Vec<RelabelConfig>,
     /// Relabeling of scraped samples.

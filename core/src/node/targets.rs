@@ -58,6 +58,7 @@ impl Node {
             basic_auth: job.basic_auth.clone(),
             authorization: job.authorization.clone(),
             tls_config: job.tls_config.clone(),
+            http_client: job.http_client.clone(),
             emit: EmitSpec {
                 encoding: self.config.encoding,
                 message_bytes_max: self.config.message_bytes_max,

@@ -15,6 +15,7 @@ pub(crate) fn spec() -> ScrapeSpec {
         basic_auth: None,
         authorization: None,
         tls_config: TlsConfig::default(),
+        http_client: Default::default(),
         emit: EmitSpec {
             encoding: Encoding::RemoteWrite,
             message_bytes_max: 1 << 20,
