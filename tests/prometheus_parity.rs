@@ -2,8 +2,9 @@
 //! `/api/v1/targets?state=any` must be equal (health, scrape times and errors, and
 //! `globalUrl`, which depends on the server's external URL, are left out).
 //!
-//! Finds Prometheus through `SCRAPEPOOL_PROMETHEUS_BIN` (set by scripts/services.sh) or on
-//! `PATH`; prints `SKIPPED` when there is none, unless `SCRAPEPOOL_REQUIRE_SERVICES=1`.
+//! Finds Prometheus through `SCRAPEPOOL_PROMETHEUS_BIN` and promtool through
+//! `SCRAPEPOOL_PROMTOOL_BIN` (both 3.16, set by scripts/services.sh), else on `PATH`; prints
+//! `SKIPPED` when one is missing, unless `SCRAPEPOOL_REQUIRE_SERVICES=1`.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -26,12 +27,17 @@ impl Drop for KillOnDrop {
 }
 
 fn prometheus_bin() -> Option<PathBuf> {
-    if let Some(bin) = std::env::var_os("SCRAPEPOOL_PROMETHEUS_BIN").filter(|b| !b.is_empty()) {
+    find_bin("SCRAPEPOOL_PROMETHEUS_BIN", "prometheus")
+}
+
+/// The binary named by `var`, else `name` on `PATH`.
+fn find_bin(var: &str, name: &str) -> Option<PathBuf> {
+    if let Some(bin) = std::env::var_os(var).filter(|b| !b.is_empty()) {
         return Some(PathBuf::from(bin));
     }
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
-            .map(|p| p.join("prometheus"))
+            .map(|p| p.join(name))
             .find(|p| p.is_file())
     })
 }
@@ -200,15 +206,13 @@ const ONE_ERROR_JOBS: &[&str] = &[
 
 #[test]
 fn check_messages_match_promtool() {
-    let Some(promtool) = prometheus_bin()
-        .map(|p| p.with_file_name("promtool"))
-        .filter(|p| p.is_file())
+    let Some(promtool) = find_bin("SCRAPEPOOL_PROMTOOL_BIN", "promtool").filter(|p| p.is_file())
     else {
         assert!(
             std::env::var("SCRAPEPOOL_REQUIRE_SERVICES").as_deref() != Ok("1"),
             "no promtool and SCRAPEPOOL_REQUIRE_SERVICES=1"
         );
-        println!("SKIPPED: no promtool next to the prometheus binary");
+        println!("SKIPPED: no promtool (set SCRAPEPOOL_PROMTOOL_BIN or put promtool on PATH)");
         return;
     };
     let dir = tempfile::tempdir().unwrap();
