@@ -39,7 +39,8 @@ mod yaml;
 
 pub use types::{
     Authorization, BasicAuth, ConsulSdConfig, DnsRecordType, DnsSdConfig, FileSdConfig,
-    GlobalConfig, JobConfig, Scheme, SdConfig, Secret, TargetGroup, TlsConfig,
+    GlobalConfig, JobConfig, NameEscapingScheme, NameValidationScheme, Scheme, ScrapeProtocol,
+    SdConfig, Secret, TargetGroup, TlsConfig,
 };
 pub use units::{format_duration, parse_base2_bytes, parse_duration, ser_duration};
 
@@ -96,11 +97,14 @@ impl std::error::Error for ConfigError {}
 /// (with an optional `global:` section).
 ///
 /// `global` holds the caller's defaults; a `global:` section in the document overrides them.
-/// Returns every valid job and every error; one bad job never hides the others.
-pub fn load_jobs(
+/// Returns every valid job and every error; one bad job never hides the others. The jobs
+/// of `scrape_config_files` follow the document's own, read through `files`, under the
+/// document's `global:`, their errors naming their own file.
+pub fn load_config(
     text: &str,
     origin: &str,
     global: &GlobalConfig,
+    files: ConfigFiles<'_>,
 ) -> (Vec<JobConfig>, Vec<ConfigError>) {
     let mut walker = Walker::new(origin);
     let root = match yaml::parse(text) {
@@ -110,12 +114,77 @@ pub fn load_jobs(
             return (Vec::new(), walker.errors);
         }
     };
-    let jobs = job::document(&mut walker, &root, global);
+    let loaded = job::document(&mut walker, &root, global);
     // In the order of the text, as a reader goes through the file.
     walker
         .errors
         .sort_by_key(|e| (e.position.line, e.position.column));
-    (jobs, walker.errors)
+    let mut errors = walker.errors;
+    let mut jobs = loaded.jobs;
+    let mut names = loaded.names;
+    for (pattern, position) in loaded.scrape_config_files {
+        let found = match files(&pattern) {
+            Ok(found) => found,
+            Err(e) => {
+                errors.push(ConfigError {
+                    origin: origin.to_string(),
+                    job: String::new(),
+                    field: "scrape_config_files".into(),
+                    position,
+                    message: format!(
+                        "error loading scrape configs: error retrieving scrape config files for {pattern:?}: {e}"
+                    ),
+                });
+                continue;
+            }
+        };
+        for (file, text) in found {
+            let mut walker = Walker::new(&file);
+            let text = match text {
+                Ok(text) => text,
+                Err(e) => {
+                    walker.err(&Path::root(), Position { line: 1, column: 1 }, e);
+                    errors.extend(walker.errors);
+                    continue;
+                }
+            };
+            match yaml::parse(&text) {
+                Ok(root) => jobs.extend(job::scrape_config_file(
+                    &mut walker,
+                    &root,
+                    &file,
+                    &loaded.global,
+                    &mut names,
+                )),
+                Err((position, message)) => walker.err(&Path::root(), position, message),
+            }
+            walker
+                .errors
+                .sort_by_key(|e| (e.position.line, e.position.column));
+            errors.extend(walker.errors);
+        }
+    }
+    (jobs, errors)
+}
+
+/// What each pattern of `scrape_config_files` matches: every file (in the order to read
+/// them) with its text or why it could not be read, or why the pattern is not one. The
+/// caller does the reading; the core stays free of I/O.
+pub type ConfigFiles<'a> =
+    &'a mut dyn FnMut(&str) -> Result<Vec<(String, Result<String, String>)>, String>;
+
+/// Loads every job of a document like [`load_config`], refusing `scrape_config_files`
+/// (there is no file system to read them from, as for a job in ZooKeeper).
+pub fn load_jobs(
+    text: &str,
+    origin: &str,
+    global: &GlobalConfig,
+) -> (Vec<JobConfig>, Vec<ConfigError>) {
+    load_config(text, origin, global, &mut |pattern| {
+        Err(format!(
+            "{pattern:?} is not read here: scrape_config_files need the file system of `scrapepool check`, `run --jobs` or `jobs apply`"
+        ))
+    })
 }
 
 /// Loads the single job stored in one ZooKeeper znode; its name must be `expected_name`.
