@@ -577,7 +577,8 @@ impl RelabelConfig {
     pub fn from_spec(spec: RelabelSpec) -> Result<RelabelConfig, RelabelError> {
         let action = match spec.action.as_deref() {
             None => Action::Replace,
-            Some("") => return Err(RelabelError::EmptyAction),
+            // Prometheus 3.16 reads the action before validating it: an empty one is unknown.
+            Some("") => return Err(RelabelError::UnknownAction(String::new())),
             Some(name) => {
                 Action::parse(name).ok_or_else(|| RelabelError::UnknownAction(name.to_string()))?
             }
@@ -1169,7 +1170,7 @@ mod tests {
         type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
         let cases: &[Case] = &[
             (&[("action", "explode")], "action", "unknown relabel action \"explode\""),
-            (&[("action", "")], "action", "relabel action cannot be empty"),
+            (&[("action", "")], "action", "unknown relabel action \"\""),
             (&[("regex", "(")], "regex", "invalid regex \"(\""),
             (&[("source_labels", "a")], "target_label", "relabel configuration for replace action requires 'target_label' value"),
             (&[("source_labels", "a"), ("target_label", "t"), ("action", "hashmod")], "modulus", "relabel configuration for hashmod requires non-zero modulus"),

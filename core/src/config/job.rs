@@ -1014,7 +1014,7 @@ impl Section for Job {
         if job.scrape_timeout.is_zero() {
             job.scrape_timeout = global.scrape_timeout.min(job.scrape_interval);
         }
-        inherit(&mut job, &global, own, w, path);
+        inherit(&mut job, &global, own, w, path, node.pos);
         Some(job)
     }
 }
@@ -1027,6 +1027,7 @@ fn inherit(
     own: OwnKeys,
     w: &mut Walker<'_>,
     path: &Path,
+    job_pos: Position,
 ) {
     let whose = format!("for scrape config with job name {:?}", job.job_name);
     for (limit, default) in [
@@ -1112,7 +1113,7 @@ fn inherit(
     if job.metric_name_escaping_scheme == NameEscapingScheme::AllowUtf8
         && job.metric_name_validation_scheme != NameValidationScheme::Utf8
     {
-        let pos = escaping.map(|(_, pos)| pos).unwrap_or_default();
+        let pos = escaping.map_or(job_pos, |(_, pos)| pos);
         w.err(
             &path.key("metric_name_escaping_scheme"),
             pos,

@@ -346,7 +346,7 @@ sample_limt: 5
     );
     assert_eq!(
         e[0].to_string(),
-        "jobs.yml:2:18: job \"web\": scrape_interval: not a valid duration string: \"1.5s\""
+        "jobs.yml:2:18: job \"web\": scrape_interval: unknown unit \".\" in duration \"1.5s\""
     );
     assert_eq!(e[1].message, "invalid regex \"(unclosed\": unclosed group");
     assert_eq!(e[2].message, "\"\" is not a valid label name");
