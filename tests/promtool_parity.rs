@@ -79,16 +79,6 @@ const MESSAGE_DIFFERENCES: &[(&str, &str)] = &[
         "bad-job-regex.yml",
         r#"invalid regex "(oops": unclosed group"#,
     ),
-    // The HTTP client's messages, worded as Prometheus 2.42's (that section is the HTTP
-    // client's to bring to 3.16's words).
-    (
-        "bad-job-cert-without-key.yml",
-        r#"client cert file "/a" specified without client key file"#,
-    ),
-    (
-        "bad-job-password-both.yml",
-        "at most one of basic_auth password & password_file must be configured",
-    ),
 ];
 
 fn promtool() -> Option<PathBuf> {

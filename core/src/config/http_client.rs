@@ -128,7 +128,7 @@ impl Section for BasicAuth {
             w.err(
                 path,
                 node.pos,
-                "at most one of basic_auth password & password_file must be configured",
+                "at most one of basic_auth password, password_file & password_ref must be configured",
             );
         }
         Some(self)
@@ -199,12 +199,12 @@ impl Section for TlsConfig {
             (Some(cert), None) => w.err(
                 &path.key("key_file"),
                 node.pos,
-                format!("client cert file {cert:?} specified without client key file"),
+                format!("exactly one of key or key_file must be configured when a client certificate is configured (cert_file {cert:?})"),
             ),
             (None, Some(key)) => w.err(
                 &path.key("cert_file"),
                 node.pos,
-                format!("client key file {key:?} specified without client cert file"),
+                format!("exactly one of cert or cert_file must be configured when a client key is configured (key_file {key:?})"),
             ),
             _ => {}
         }

@@ -602,7 +602,7 @@ scrape_configs:
                 "b",
                 "scrape_configs[1].consul_sd_configs[1].tls_config.key_file",
                 (7, 11),
-                "client cert file \"/c\" specified without client key file"
+                "exactly one of key or key_file must be configured when a client certificate is configured (cert_file \"/c\")"
             ),
             (
                 "b",
