@@ -12,20 +12,34 @@
 //! reads any mapping against its table, and every error carries the full path of its value.
 //! `types` holds the validated result, `units` durations and sizes.
 //!
-//! ## Where scrapepool differs from Prometheus 2.42 on purpose
+//! ## What a document is
 //!
-//! - Every error is reported, each with its job, field and position; Prometheus stops at
-//!   the first. The messages are Prometheus's (checked against promtool 2.42 by
-//!   `tests/prometheus_parity.rs`).
+//! A mapping with any of Prometheus 3.16's top-level keys (`global`, `runtime`, `alerting`,
+//! `rule_files`, `scrape_config_files`, `scrape_configs`, `storage`, `tracing`,
+//! `remote_write`, `remote_read`, `otlp`) is a whole configuration: its jobs are the items
+//! of `scrape_configs` and of the files of `scrape_config_files` (read through the caller,
+//! [`load_config`]), none when there are neither. Any other mapping is one `scrape_config`
+//! (the form a job has in ZooKeeper). Jobs inherit `global:` as Prometheus 3.16's
+//! `ScrapeConfig.Validate` has them do: interval, timeout, the limits (when unset or 0),
+//! `scrape_protocols`, the name validation and escaping schemes, the histogram switches,
+//! `extra_scrape_metrics` and `scrape_failure_log_file`.
+//!
+//! ## Where scrapepool differs from Prometheus 3.16 on purpose
+//!
+//! - Every error is reported, each with its file, job, field and position; Prometheus stops
+//!   at the first. The messages are Prometheus 3.16's (checked against promtool 3.16 on
+//!   `testdata/config-corpus/` by `tests/promtool_parity.rs`).
 //! - `scheme` must be `http` or `https` (Prometheus accepts any string and fails the targets).
 //! - A negative `body_size_limit` and a zero `refresh_interval` are rejected.
-//! - DNS `MX` records and the keys in `job::UNSUPPORTED_FIELDS` are named as
-//!   unsupported.
+//! - DNS `MX` records, discovery mechanisms other than DNS, Consul and file, and the keys in
+//!   `job::UNSUPPORTED_FIELDS` are named as unsupported.
 //! - Relative file paths (`ca_file`, `password_file`, file SD `files`, ...) are kept as
 //!   written: a job from ZooKeeper has no directory to join them to.
-//! - Top-level `rule_files`, `alerting`, `remote_write`, `remote_read`, `storage`, `tracing`
-//!   and `global.evaluation_interval`/`external_labels`/`query_log_file` are accepted and
-//!   ignored, so a whole `prometheus.yml` can be checked.
+//!   `scrape_config_files` patterns are joined to the file's directory by the caller.
+//! - `alerting`, `remote_write`, `remote_read`, `storage` and `tracing` are accepted and not
+//!   read (scrapepool neither evaluates rules nor stores samples); `runtime`, `otlp`,
+//!   `rule_files` patterns and the `global:` keys of queries and rules are read and checked,
+//!   and not used.
 
 use std::fmt;
 
