@@ -468,7 +468,7 @@ scrape_configs:
     metric_name_validation_scheme: utf8
     scrape_native_histograms: false
 ";
-        let mut files = |_: &str| -> Result<Vec<(String, Result<String, String>)>, String> {
+        let mut files = |_: &str| -> Result<Vec<crate::config::ConfigFile>, String> {
             Ok(vec![(
                 "more/a.yml".to_string(),
                 Ok("scrape_configs:\n  - job_name: from_file\n".to_string()),

@@ -21,7 +21,7 @@ pub(crate) fn read_jobs_file(path: &std::path::Path) -> Result<String, String> {
 /// `filepath.Glob` there), every match is read as the jobs file is.
 pub(crate) fn config_files(
     dir: &std::path::Path,
-) -> impl FnMut(&str) -> Result<Vec<(String, Result<String, String>)>, String> + '_ {
+) -> impl FnMut(&str) -> Result<Vec<scrapepool_core::config::ConfigFile>, String> + '_ {
     move |pattern| {
         let joined = dir.join(pattern);
         let joined = joined.to_string_lossy();

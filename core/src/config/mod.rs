@@ -107,8 +107,8 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Loads every job of a document: one `scrape_config`, or a list under `scrape_configs:`
-/// (with an optional `global:` section).
+/// Loads every job of a document: one `scrape_config`, or a whole configuration (its
+/// `scrape_configs:`, none without; see the module doc).
 ///
 /// `global` holds the caller's defaults; a `global:` section in the document overrides them.
 /// Returns every valid job and every error; one bad job never hides the others. The jobs
@@ -184,8 +184,11 @@ pub fn load_config(
 /// What each pattern of `scrape_config_files` matches: every file (in the order to read
 /// them) with its text or why it could not be read, or why the pattern is not one. The
 /// caller does the reading; the core stays free of I/O.
-pub type ConfigFiles<'a> =
-    &'a mut dyn FnMut(&str) -> Result<Vec<(String, Result<String, String>)>, String>;
+pub type ConfigFiles<'a> = &'a mut dyn FnMut(&str) -> Result<Vec<ConfigFile>, String>;
+
+/// One file of `scrape_config_files`: its name (as errors show it) and its text, or why it
+/// could not be read.
+pub type ConfigFile = (String, Result<String, String>);
 
 /// Loads every job of a document like [`load_config`], refusing `scrape_config_files`
 /// (there is no file system to read them from, as for a job in ZooKeeper).
