@@ -279,3 +279,56 @@ fn jobs_files_from_pipes_are_read_and_devices_are_capped() {
     }
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
 }
+
+#[test]
+fn scrape_config_files_are_found_beside_the_configuration_wherever_check_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("jobs.d")).unwrap();
+    let main = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &main,
+        "global:\n  sample_limit: 5\nscrape_config_files: ['jobs.d/*.yml']\nscrape_configs:\n  - job_name: main\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("jobs.d/a.yml"),
+        "scrape_configs:\n  - job_name: a\n    static_configs:\n      - targets: ['a:1']\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("jobs.d/skip.txt"), "not: yaml: [").unwrap();
+    // From another directory: the pattern is the configuration's, not the working directory's.
+    let out = scrapepool(&["check", main.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("2 job(s)"),
+        "{}",
+        text(&out.stdout)
+    );
+    // `targets` reads them too, under the main file's globals.
+    let out = scrapepool(&["targets", main.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pools: Vec<&str> = body["data"]["activeTargets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["scrapePool"].as_str().unwrap())
+        .collect();
+    assert_eq!(pools, ["a"]);
+    // A file of the pattern with an error fails the check, naming that file.
+    std::fs::write(
+        dir.path().join("jobs.d/b.yml"),
+        "scrape_configs:\n  - job_name: main\n",
+    )
+    .unwrap();
+    let out = scrapepool(&["check", main.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("jobs.d/b.yml:2:15:")
+            && stderr.contains(
+                "found multiple scrape configs with job name \"main\", first found in main config file"
+            ),
+        "{stderr}"
+    );
+}

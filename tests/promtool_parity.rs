@@ -22,6 +22,9 @@
 //!    (`yaml: line N: ...`) must be an `invalid YAML` error of scrapepool's at line N. The
 //!    files of [`MESSAGE_DIFFERENCES`] are compared to the phrase listed there instead.
 //!
+//! `ok-dumped-from-prometheus-3.16.yml` is what `GET /api/v1/status/config` of a Prometheus
+//! 3.16 started on `ok-rich-source-of-the-dump.yml` answered (its `data.yaml`, unchanged).
+//!
 //! promtool is `$SCRAPEPOOL_PROMTOOL_BIN` (set by scripts/services.sh), else `promtool` on
 //! `PATH`; without it the test prints `SKIPPED`, unless `SCRAPEPOOL_REQUIRE_SERVICES=1`.
 
