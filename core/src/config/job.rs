@@ -1,8 +1,10 @@
 //! The sections of a scrape job and of the document around it: the document, `global:`,
-//! `scrape_config`, a relabel rule and a static group, each one table of fields (see
+//! `runtime:`, `otlp:`, a file of `scrape_config_files`, `scrape_config`, a relabel rule and
+//! a static group, each one table of fields (see
 //! [`super::walk`] for how a row reads a key) and one `finish` that checks them together.
 //!
-//! A section's draft starts with Prometheus's defaults; a row overwrites what its key gives.
+//! A section's draft starts with Prometheus 3.16's defaults; a row overwrites what its key
+//! gives.
 //! A new key is one row in its section's table.
 
 use std::collections::BTreeMap;
