@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# Installs the Debian packages that scrapepool's builds and tests need.
+# Installs the Debian packages that scrapepool's builds and tests need, then builds the
+# reference Prometheus 3.16 and promtool 3.16 through scripts/go-tools.sh (cached by version
+# under ~/.cache/scrapepool/go/; needs Go, which no Debian package here provides).
 #
 # Idempotent and quick on a second run: apt is skipped when every package is already
 # installed. Works unattended (CI: root, no stdin). Services that the packages would start
-# on their default ports (prometheus, node-exporter, zookeeper, dnsmasq, ...) are kept from
+# on their default ports (node-exporter, zookeeper, dnsmasq, ...) are kept from
 # starting, so that the tests own their ports: scripts/services.sh and the tests start
 # their own instances on free loopback ports.
 set -euo pipefail
 
 packages=(
   # Test services: the tests start their own instances from these binaries.
-  zookeeper dnsmasq prometheus prometheus-node-exporter victoria-metrics
+  # Prometheus itself is not one: the reference is 3.16, built from its Go module below.
+  zookeeper dnsmasq prometheus-node-exporter victoria-metrics
   # Browser for the web UI's screenshot tests.
   chromium
   # Apache Kafka runs from jars fetched by Maven (scripts/kafka/pom.xml).
@@ -32,8 +35,16 @@ for p in "${packages[@]}"; do
   fi
 done
 
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# The reference Prometheus and promtool (3.16): a no-op once cached.
+go_tools() {
+  "$here/go-tools.sh" prometheus >/dev/null
+  "$here/go-tools.sh" promtool >/dev/null
+}
+
 if [ "${#missing[@]}" -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages already installed"
+  go_tools
   exit 0
 fi
 
@@ -61,8 +72,9 @@ $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "
 # Where systemd runs, policy-rc.d may not have been consulted (deb-systemd-invoke):
 # stop and disable the packaged services so that their default ports stay free.
 if [ -d /run/systemd/system ]; then
-  for unit in prometheus prometheus-node-exporter zookeeper dnsmasq victoria-metrics; do
+  for unit in prometheus-node-exporter zookeeper dnsmasq victoria-metrics; do
     $sudo systemctl disable --now "$unit" >/dev/null 2>&1 || true
   done
 fi
+go_tools
 echo "install-deps: done"

@@ -11,7 +11,9 @@
 #   SCRAPEPOOL_KAFKA_CTL, SCRAPEPOOL_KAFKA_DIR  `"$CTL" stop|restart|pause|resume "$DIR"`: a
 #                                            test's hook to take the broker away and back
 #   SCRAPEPOOL_ZK_PID                        the ZooKeeper server's pid (SIGSTOP it for expiry)
-#   SCRAPEPOOL_PROMETHEUS_BIN, SCRAPEPOOL_DNSMASQ_BIN, SCRAPEPOOL_NODE_EXPORTER_BIN,
+#   SCRAPEPOOL_PROMETHEUS_BIN, SCRAPEPOOL_PROMTOOL_BIN  Prometheus 3.16 and promtool 3.16, the
+#                                            reference (scripts/go-tools.sh builds them)
+#   SCRAPEPOOL_DNSMASQ_BIN, SCRAPEPOOL_NODE_EXPORTER_BIN,
 #   SCRAPEPOOL_VICTORIA_METRICS_BIN, SCRAPEPOOL_CHROMIUM_BIN
 #                                            binaries the tests start their own instances of
 #   SCRAPEPOOL_REQUIRE_SERVICES=1            tests fail, rather than skip, when one is missing
@@ -121,6 +123,13 @@ stop() {
 }
 
 bin_or_empty() { command -v "$1" 2>/dev/null || true; }
+# A binary built by scripts/go-tools.sh, or empty when it is not built (never builds here).
+go_tool_or_empty() {
+  local path
+  path="$(sed -n "s/^  \"$1 [^ ]* \(v[^ ]*\)\"$/\1/p" "$here/go-tools.sh")"
+  path="${SCRAPEPOOL_CACHE:-$HOME/.cache/scrapepool}/go/$1-$path/$1"
+  if [ -x "$path" ]; then echo "$path"; fi
+}
 
 start() {
   if [ -f "$state/rundir" ]; then
@@ -150,7 +159,8 @@ export SCRAPEPOOL_ZK_PID=$(cat "$run/zookeeper/pid")
 export SCRAPEPOOL_KAFKA=$kafka
 export SCRAPEPOOL_KAFKA_CTL=$here/kafka.sh
 export SCRAPEPOOL_KAFKA_DIR=$run/kafka
-export SCRAPEPOOL_PROMETHEUS_BIN=$(bin_or_empty prometheus)
+export SCRAPEPOOL_PROMETHEUS_BIN=$(go_tool_or_empty prometheus)
+export SCRAPEPOOL_PROMTOOL_BIN=$(go_tool_or_empty promtool)
 export SCRAPEPOOL_DNSMASQ_BIN=$(PATH="$PATH:/usr/sbin:/sbin" bin_or_empty dnsmasq)
 export SCRAPEPOOL_NODE_EXPORTER_BIN=$(bin_or_empty prometheus-node-exporter)
 export SCRAPEPOOL_VICTORIA_METRICS_BIN=$(bin_or_empty victoria-metrics)

@@ -42,11 +42,11 @@ fn check_reports_every_error_with_job_field_and_position() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     let expected = [
-        format!("{p}:4:22: job \"alpha\": scrape_configs[0].scrape_interval: not a valid duration string: \"1.5s\""),
+        format!("{p}:4:22: job \"alpha\": scrape_configs[0].scrape_interval: unknown unit \".\" in duration \"1.5s\""),
         format!("{p}:5:19: job \"alpha\": scrape_configs[0].honor_labels: cannot unmarshal !!str `maybe` into bool"),
         format!("{p}:10:16: job \"alpha\": scrape_configs[0].relabel_configs[1].regex: invalid regex \"(unclosed\": unclosed group"),
         format!("{p}:19:21: job \"beta\": scrape_configs[2].scrape_timeout: scrape timeout greater than scrape interval for scrape config with job name \"beta\""),
-        format!("{p}:23:11: job \"beta\": scrape_configs[2].static_configs[0].labels.0bad: \"0bad\" is not a valid label name"),
+        format!("{p}:23:11: job \"beta\": scrape_configs[2].static_configs[0].labels.: \"\" is not a valid label name"),
         format!("{p}:24:5: job \"beta\": scrape_configs[2].sample_limt: unknown field \"sample_limt\""),
         format!("{p}:26:15: job \"alpha\": scrape_configs[3].job_name: found multiple scrape configs with job name \"alpha\" (first at line 3)"),
         format!("{p}:28:19: job \"alpha\": scrape_configs[3].static_configs[0].targets[0]: \"http://127.0.0.1:9100/metrics\" is not a valid hostname"),
@@ -278,4 +278,57 @@ fn jobs_files_from_pipes_are_read_and_devices_are_capped() {
         );
     }
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}
+
+#[test]
+fn scrape_config_files_are_found_beside_the_configuration_wherever_check_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("jobs.d")).unwrap();
+    let main = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &main,
+        "global:\n  sample_limit: 5\nscrape_config_files: ['jobs.d/*.yml']\nscrape_configs:\n  - job_name: main\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("jobs.d/a.yml"),
+        "scrape_configs:\n  - job_name: a\n    static_configs:\n      - targets: ['a:1']\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("jobs.d/skip.txt"), "not: yaml: [").unwrap();
+    // From another directory: the pattern is the configuration's, not the working directory's.
+    let out = scrapepool(&["check", main.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("2 job(s)"),
+        "{}",
+        text(&out.stdout)
+    );
+    // `targets` reads them too, under the main file's globals.
+    let out = scrapepool(&["targets", main.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pools: Vec<&str> = body["data"]["activeTargets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["scrapePool"].as_str().unwrap())
+        .collect();
+    assert_eq!(pools, ["a"]);
+    // A file of the pattern with an error fails the check, naming that file.
+    std::fs::write(
+        dir.path().join("jobs.d/b.yml"),
+        "scrape_configs:\n  - job_name: main\n",
+    )
+    .unwrap();
+    let out = scrapepool(&["check", main.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("jobs.d/b.yml:2:15:")
+            && stderr.contains(
+                "found multiple scrape configs with job name \"main\", first found in main config file"
+            ),
+        "{stderr}"
+    );
 }

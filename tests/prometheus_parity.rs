@@ -5,9 +5,9 @@
 //! `globalUrl`, which depends on the server's external URL, are left out).
 //!
 //! Finds Prometheus 3.16 through `tests/support/prometheus3.rs` (`SCRAPEPOOL_PROMETHEUS_BIN`
-//! when it is 3.x, else the build of `scripts/go-tools.sh prometheus`); prints `SKIPPED`
-//! when there is none, unless `SCRAPEPOOL_REQUIRE_SERVICES=1`. The promtool messages test
-//! uses the promtool beside `SCRAPEPOOL_PROMETHEUS_BIN` (or on `PATH`).
+//! when it is 3.x, else the build of `scripts/go-tools.sh prometheus`), and promtool through
+//! `SCRAPEPOOL_PROMTOOL_BIN` (the 3.16 build, set by scripts/services.sh), else on `PATH`;
+//! prints `SKIPPED` when one is missing, unless `SCRAPEPOOL_REQUIRE_SERVICES=1`.
 
 #[path = "support/prometheus3.rs"]
 mod prometheus3;
@@ -33,13 +33,14 @@ impl Drop for KillOnDrop {
     }
 }
 
-fn prometheus_bin() -> Option<PathBuf> {
-    if let Some(bin) = std::env::var_os("SCRAPEPOOL_PROMETHEUS_BIN").filter(|b| !b.is_empty()) {
+/// The binary named by `var`, else `name` on `PATH`.
+fn find_bin(var: &str, name: &str) -> Option<PathBuf> {
+    if let Some(bin) = std::env::var_os(var).filter(|b| !b.is_empty()) {
         return Some(PathBuf::from(bin));
     }
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
-            .map(|p| p.join("prometheus"))
+            .map(|p| p.join(name))
             .find(|p| p.is_file())
     })
 }
@@ -341,14 +342,14 @@ const ONE_ERROR_JOBS: &[&str] = &[
     "    relabel_configs:\n      - action: labeldrop\n        regex: x\n        target_label: t",
     "    relabel_configs:\n      - action: keepequal\n        source_labels: [a]\n        target_label: b\n        regex: (.*)",
     "    relabel_configs:\n      - action: lowercase\n        source_labels: [a]\n        target_label: b\n        replacement: x",
-    "    relabel_configs:\n      - action: labelmap\n        replacement: a-b",
-    "    relabel_configs:\n      - target_label: 1abc",
-    "    relabel_configs:\n      - target_label: a-$1",
+    "    metric_name_validation_scheme: legacy\n    relabel_configs:\n      - action: labelmap\n        replacement: a-b",
+    "    metric_name_validation_scheme: legacy\n    relabel_configs:\n      - target_label: 1abc",
+    "    metric_name_validation_scheme: legacy\n    relabel_configs:\n      - target_label: a-$1",
     "    relabel_configs:\n      - action: explode",
     "    bearer_token: a\n    bearer_token_file: b",
     "    authorization: {type: basic, credentials: x}",
     "    static_configs:\n      - targets: ['http://a/b']",
-    "    static_configs:\n      - targets: ['a:1']\n        labels: {0bad: x}",
+    "    static_configs:\n      - targets: ['a:1']\n        labels: {'': x}",
     "    dns_sd_configs:\n      - names: [a]\n        type: A",
     "    dns_sd_configs:\n      - names: [a]\n        type: TXT",
     "    file_sd_configs:\n      - files: [a.txt]",
@@ -380,15 +381,13 @@ const ONE_ERROR_JOBS: &[&str] = &[
 
 #[test]
 fn check_messages_match_promtool() {
-    let Some(promtool) = prometheus_bin()
-        .map(|p| p.with_file_name("promtool"))
-        .filter(|p| p.is_file())
+    let Some(promtool) = find_bin("SCRAPEPOOL_PROMTOOL_BIN", "promtool").filter(|p| p.is_file())
     else {
         assert!(
             std::env::var("SCRAPEPOOL_REQUIRE_SERVICES").as_deref() != Ok("1"),
             "no promtool and SCRAPEPOOL_REQUIRE_SERVICES=1"
         );
-        println!("SKIPPED: no promtool next to the prometheus binary");
+        println!("SKIPPED: no promtool (set SCRAPEPOOL_PROMTOOL_BIN or put promtool on PATH)");
         return;
     };
     let dir = tempfile::tempdir().unwrap();

@@ -38,7 +38,7 @@ scrapepool_test_latency_seconds_count 9
 "#;
 
 fn find_prometheus() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("SCRAPEPOOL_PROMETHEUS_BIN") {
+    if let Some(p) = std::env::var_os("SCRAPEPOOL_PROMETHEUS_BIN").filter(|p| !p.is_empty()) {
         return Some(PathBuf::from(p));
     }
     std::env::split_paths(&std::env::var_os("PATH")?)
@@ -246,7 +246,7 @@ fn prometheus_reads_back_what_remote_write_encoding_wrote() {
         if std::env::var("SCRAPEPOOL_REQUIRE_SERVICES").as_deref() == Ok("1") {
             panic!("prometheus binary not found (set SCRAPEPOOL_PROMETHEUS_BIN or put it on PATH) and SCRAPEPOOL_REQUIRE_SERVICES=1");
         }
-        println!("SKIPPED: prometheus binary not found (set SCRAPEPOOL_PROMETHEUS_BIN or install Debian's prometheus)");
+        println!("SKIPPED: prometheus binary not found (set SCRAPEPOOL_PROMETHEUS_BIN or put it on PATH)");
         return;
     };
     let prom = Prometheus::start(&bin);

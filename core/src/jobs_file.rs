@@ -5,15 +5,48 @@
 //! `scrape_configs:` file is split into one text per job, each re-serialised from the parsed
 //! tree: cutting an item's text out would lose anchors defined elsewhere in the file and the
 //! `global:` defaults it inherits, so the parsed tree (aliases and merge keys resolved, key
-//! order kept) is written instead, with the global interval and timeout folded into jobs
-//! that do not set their own.
+//! order kept) is written instead, with every global setting a job inherits (interval,
+//! timeout, limits, protocols, name schemes, histogram switches, ...) folded into the jobs
+//! that do not set their own. The jobs of `scrape_config_files` follow, folded the same way.
 
 use std::fmt;
 
-use crate::config::{format_duration, parse_duration, GlobalConfig};
+use crate::config::{format_duration, parse_duration, ConfigFiles, GlobalConfig};
 
-/// Global settings folded into each job of a `scrape_configs:` file that lacks them.
-const INHERITED_GLOBALS: [&str; 2] = ["scrape_interval", "scrape_timeout"];
+/// Global settings folded as they are into each job that lacks them (or, for a limit, sets
+/// it to 0, which Prometheus reads as unset too).
+const INHERITED_GLOBALS: &[&str] = &[
+    "scrape_interval",
+    "body_size_limit",
+    "sample_limit",
+    "target_limit",
+    "label_limit",
+    "label_name_length_limit",
+    "label_value_length_limit",
+    "keep_dropped_targets",
+    "scrape_failure_log_file",
+    "scrape_protocols",
+    "scrape_native_histograms",
+    "extra_scrape_metrics",
+    "convert_classic_histograms_to_nhcb",
+    "always_scrape_classic_histograms",
+    "metric_name_validation_scheme",
+];
+
+/// The top-level keys of a Prometheus configuration (see `config::job`).
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "global",
+    "runtime",
+    "alerting",
+    "rule_files",
+    "scrape_config_files",
+    "scrape_configs",
+    "storage",
+    "tracing",
+    "remote_write",
+    "remote_read",
+    "otlp",
+];
 
 /// Splits a jobs document into `(job_name, one job's YAML)`: a single `scrape_config` is kept
 /// verbatim; a `scrape_configs:` list is re-serialised job by job (see the module doc).
@@ -21,6 +54,20 @@ const INHERITED_GLOBALS: [&str; 2] = ["scrape_interval", "scrape_timeout"];
 /// An empty or comment-only document holds no job, as `promtool check config` accepts an
 /// empty configuration.
 pub fn split_jobs(text: &str) -> Result<Vec<(String, String)>, String> {
+    split_jobs_with(text, &mut |pattern| {
+        Err(format!(
+            "scrape_config_files {pattern:?}: not read here (no file system)"
+        ))
+    })
+}
+
+/// [`split_jobs`], with the jobs of `scrape_config_files` after the document's own, read
+/// through `files` (as [`crate::config::load_config`] reads them) and given the document's
+/// `global:` settings.
+pub fn split_jobs_with(
+    text: &str,
+    files: ConfigFiles<'_>,
+) -> Result<Vec<(String, String)>, String> {
     let blank = text.lines().all(|line| {
         let line = line.trim();
         line.is_empty() || line.starts_with('#')
@@ -40,68 +87,136 @@ pub fn split_jobs(text: &str) -> Result<Vec<(String, String)>, String> {
     let Yaml::Map(top) = &doc else {
         return Err("expected a mapping: one scrape_config, or `scrape_configs:`".into());
     };
-    let Some(list) = get(top, "scrape_configs") else {
+    let is_document = top
+        .iter()
+        .any(|(k, _)| k.as_str().is_some_and(|k| TOP_LEVEL_KEYS.contains(&k)));
+    let Some(list) = get(top, "scrape_configs").filter(|_| is_document) else {
+        if is_document {
+            // A whole configuration without `scrape_configs:`: jobs only from its files.
+            return split_files(top, files, Vec::new());
+        }
         let name = get(top, "job_name")
             .and_then(Yaml::as_str)
             .ok_or("a single scrape_config needs a string job_name")?;
         return Ok(vec![(name.to_string(), text.to_string())]);
     };
-    let Yaml::Seq(items) = list else {
-        return Err("scrape_configs must be a list".into());
+    let out = split_list(top, list, "")?;
+    split_files(top, files, out)
+}
+
+/// The jobs of a `scrape_configs:` list, with the globals of the document `top` folded in;
+/// `file` names the list's file in errors (empty for the document itself).
+fn split_list(
+    top: &[(Yaml, Yaml)],
+    list: &Yaml,
+    file: &str,
+) -> Result<Vec<(String, String)>, String> {
+    let at = if file.is_empty() {
+        String::new()
+    } else {
+        format!("{file}: ")
     };
-    let globals: Vec<(&str, &str)> = match get(top, "global") {
-        Some(Yaml::Map(g)) => INHERITED_GLOBALS
-            .iter()
-            .filter_map(|k| get(g, k).and_then(Yaml::as_str).map(|v| (*k, v)))
-            .collect(),
-        _ => Vec::new(),
+    let items = match list {
+        Yaml::Seq(items) => items.as_slice(),
+        Yaml::Null => &[],
+        _ => return Err(format!("{at}scrape_configs must be a list")),
+    };
+    let global: &[(Yaml, Yaml)] = match get(top, "global") {
+        Some(Yaml::Map(g)) => g,
+        _ => &[],
     };
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let Yaml::Map(fields) = item else {
-            return Err(format!("scrape_configs[{i}] must be a mapping"));
+            return Err(format!("{at}scrape_configs[{i}] must be a mapping"));
         };
         let name = get(fields, "job_name")
             .and_then(Yaml::as_str)
-            .ok_or_else(|| format!("scrape_configs[{i}] needs a string job_name"))?;
+            .ok_or_else(|| format!("{at}scrape_configs[{i}] needs a string job_name"))?;
         let mut fields = fields.clone();
-        for (k, v) in effective_globals(&fields, &globals) {
-            fields.push((Yaml::Str(k.into()), Yaml::Str(v)));
+        for (k, v) in effective_globals(&fields, global) {
+            fields.retain(|(own, _)| own.as_str() != Some(k));
+            fields.push((Yaml::Str(k.into()), v));
         }
         let yaml = serde_saphyr::to_string(&Yaml::Map(fields))
-            .map_err(|e| format!("scrape_configs[{i}] ({name}): cannot serialise: {e}"))?;
+            .map_err(|e| format!("{at}scrape_configs[{i}] ({name}): cannot serialise: {e}"))?;
         out.push((name.to_string(), yaml));
     }
     Ok(out)
 }
 
-/// The global settings a job inherits, as it must say them when stored alone: the global
-/// interval, and the timeout Prometheus would give it — the global timeout, but never more
-/// than the job's own interval (config.go's rule), so a job with `scrape_interval: 5s` under
-/// `global: {scrape_timeout: 10s}` is stored with `scrape_timeout: 5s`, not made invalid.
-fn effective_globals(
-    fields: &[(Yaml, Yaml)],
-    globals: &[(&str, &str)],
-) -> Vec<(&'static str, String)> {
-    let own = |k: &str| get(fields, k).and_then(Yaml::as_str);
-    let global = |k: &str| globals.iter().find(|(g, _)| *g == k).map(|(_, v)| *v);
-    let mut out = Vec::new();
-    if own("scrape_interval").is_none() {
-        if let Some(v) = global("scrape_interval") {
-            out.push(("scrape_interval", v.to_string()));
+/// Appends to `out` the jobs of every file of the document's `scrape_config_files`.
+fn split_files(
+    top: &[(Yaml, Yaml)],
+    files: ConfigFiles<'_>,
+    mut out: Vec<(String, String)>,
+) -> Result<Vec<(String, String)>, String> {
+    let patterns = match get(top, "scrape_config_files") {
+        Some(Yaml::Seq(p)) => p.iter().filter_map(Yaml::as_str).collect(),
+        _ => Vec::new(),
+    };
+    for pattern in patterns {
+        for (file, text) in files(pattern)? {
+            let text = text.map_err(|e| format!("{file}: {e}"))?;
+            let doc: Yaml = serde_saphyr::from_str(&text).map_err(|e| {
+                let first = e.to_string();
+                format!(
+                    "{file}: invalid YAML: {}",
+                    first.lines().next().unwrap_or("")
+                )
+            })?;
+            let list = match &doc {
+                Yaml::Map(m) => get(m, "scrape_configs").cloned().unwrap_or(Yaml::Null),
+                Yaml::Null => Yaml::Null,
+                _ => return Err(format!("{file}: expected a mapping with scrape_configs")),
+            };
+            out.extend(split_list(top, &list, &file)?);
         }
     }
-    if own("scrape_timeout").is_none() {
-        if let Some(timeout) = global("scrape_timeout") {
-            let interval = own("scrape_interval")
-                .or(global("scrape_interval"))
+    Ok(out)
+}
+
+/// The global settings a job inherits, as it must say them when stored alone: every key of
+/// [`INHERITED_GLOBALS`] the job leaves unset; the timeout Prometheus would give it — the
+/// global timeout, but never more than the job's own interval (config.go's rule), so a job
+/// with `scrape_interval: 5s` under `global: {scrape_timeout: 10s}` is stored with
+/// `scrape_timeout: 5s`, not made invalid; and the global escaping scheme, unless the job
+/// sets its own validation scheme (then Prometheus infers the escaping from that).
+fn effective_globals(
+    fields: &[(Yaml, Yaml)],
+    global: &[(Yaml, Yaml)],
+) -> Vec<(&'static str, Yaml)> {
+    let unset = |k: &str| match get(fields, k) {
+        None | Some(Yaml::Null) => true,
+        Some(Yaml::Int(0) | Yaml::UInt(0)) => true,
+        Some(Yaml::Str(s)) => s.is_empty() || (k.ends_with("limit") && s == "0"),
+        Some(_) => false,
+    };
+    let mut out = Vec::new();
+    for &k in INHERITED_GLOBALS {
+        if let (true, Some(v)) = (unset(k), get(global, k)) {
+            if *v != Yaml::Null {
+                out.push((k, v.clone()));
+            }
+        }
+    }
+    if unset("scrape_timeout") {
+        if let Some(timeout) = get(global, "scrape_timeout").and_then(Yaml::as_str) {
+            let interval = get(fields, "scrape_interval")
+                .and_then(Yaml::as_str)
+                .or(get(global, "scrape_interval").and_then(Yaml::as_str))
                 .and_then(|i| parse_duration(i).ok())
                 .unwrap_or(GlobalConfig::default().scrape_interval);
             let effective = match parse_duration(timeout) {
                 Ok(t) if t > interval => format_duration(interval),
                 _ => timeout.to_string(),
             };
-            out.push(("scrape_timeout", effective));
+            out.push(("scrape_timeout", Yaml::Str(effective)));
+        }
+    }
+    if unset("metric_name_escaping_scheme") && unset("metric_name_validation_scheme") {
+        if let Some(v) = get(global, "metric_name_escaping_scheme") {
+            out.push(("metric_name_escaping_scheme", v.clone()));
         }
     }
     out
@@ -324,6 +439,70 @@ scrape_configs:
         assert_eq!(fast.scrape_timeout, std::time::Duration::from_secs(5));
         let slow = crate::config::load_job(&jobs[1].1, "slow", "slow").expect("valid alone");
         assert_eq!(slow.scrape_timeout, std::time::Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_job_stored_alone_loads_as_it_does_in_its_file() {
+        let text = "\
+global:
+  scrape_interval: 20s
+  scrape_timeout: 15s
+  sample_limit: 100
+  body_size_limit: 1KiB
+  keep_dropped_targets: 3
+  scrape_protocols: [PrometheusText0.0.4, OpenMetricsText1.0.0]
+  scrape_native_histograms: true
+  extra_scrape_metrics: true
+  always_scrape_classic_histograms: true
+  convert_classic_histograms_to_nhcb: true
+  metric_name_validation_scheme: legacy
+  metric_name_escaping_scheme: dots
+  scrape_failure_log_file: /f
+scrape_config_files: ['more/*.yml']
+scrape_configs:
+  - job_name: inherits
+  - job_name: zero_limit
+    sample_limit: 0
+    scrape_interval: 10s
+  - job_name: own_scheme
+    metric_name_validation_scheme: utf8
+    scrape_native_histograms: false
+";
+        let mut files = |_: &str| -> Result<Vec<crate::config::ConfigFile>, String> {
+            Ok(vec![(
+                "more/a.yml".to_string(),
+                Ok("scrape_configs:\n  - job_name: from_file\n".to_string()),
+            )])
+        };
+        let (whole, errors) =
+            crate::config::load_config(text, "f", &GlobalConfig::default(), &mut files);
+        assert!(errors.is_empty(), "{errors:#?}");
+        let split = split_jobs_with(text, &mut files).unwrap();
+        assert_eq!(split.len(), whole.len());
+        for ((name, yaml), job) in split.iter().zip(&whole) {
+            let alone = crate::config::load_job(yaml, name, name)
+                .unwrap_or_else(|e| panic!("{name}: {e:#?}\n{yaml}"));
+            assert_eq!(&alone, job, "{name}:\n{yaml}");
+        }
+        assert_eq!(whole[1].sample_limit, 100);
+        assert_eq!(whole[1].scrape_timeout, std::time::Duration::from_secs(10));
+        assert_eq!(
+            whole[2].metric_name_escaping_scheme,
+            crate::config::NameEscapingScheme::AllowUtf8
+        );
+        assert_eq!(whole[3].job_name, "from_file");
+    }
+
+    #[test]
+    fn a_whole_configuration_without_scrape_configs_holds_no_job() {
+        for text in [
+            "runtime:\n  gogc: 50\n",
+            "global:\n  scrape_interval: 5s\n",
+            "rule_files: []\n",
+        ] {
+            assert_eq!(split_jobs(text), Ok(Vec::new()), "{text}");
+        }
+        assert!(split_jobs("scrape_config_files: [a.yml]\n").is_err());
     }
 
     #[test]

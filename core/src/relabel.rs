@@ -219,6 +219,10 @@ pub struct RelabelSpec {
     pub replacement: Option<String>,
     /// `action`, any case.
     pub action: Option<String>,
+    /// The job's `metric_name_validation_scheme` is `legacy`: target labels and `labelmap`
+    /// replacements must be legacy label names. Otherwise (Prometheus 3's `utf8`) any
+    /// non-empty name is one.
+    pub legacy_names: bool,
 }
 
 /// Why a relabel rule is invalid. `Display` is Prometheus's (and promtool's) wording;
@@ -387,6 +391,8 @@ impl Requires {
         let target_valid = match self.target_label {
             TargetLabelRule::Ignored => true,
             _ if target.is_empty() => return Err(RelabelError::MissingTargetLabel { action }),
+            // UTF-8 names: any non-empty one, templates too.
+            _ if !spec.legacy_names => true,
             TargetLabelRule::NameOrTemplate if target.contains('$') => {
                 is_valid_label_template(target)
             }
@@ -403,7 +409,10 @@ impl Requires {
             ReplacementRule::Default if replacement != DEFAULT_REPLACEMENT => {
                 return Err(RelabelError::ReplacementSet { action });
             }
-            ReplacementRule::Template if !is_valid_label_template(replacement) => {
+            ReplacementRule::Template
+                if replacement.is_empty()
+                    || (spec.legacy_names && !is_valid_label_template(replacement)) =>
+            {
                 return Err(RelabelError::InvalidReplacement {
                     action,
                     replacement: replacement.clone(),
@@ -568,7 +577,8 @@ impl RelabelConfig {
     pub fn from_spec(spec: RelabelSpec) -> Result<RelabelConfig, RelabelError> {
         let action = match spec.action.as_deref() {
             None => Action::Replace,
-            Some("") => return Err(RelabelError::EmptyAction),
+            // Prometheus 3.16 reads the action before validating it: an empty one is unknown.
+            Some("") => return Err(RelabelError::UnknownAction(String::new())),
             Some(name) => {
                 Action::parse(name).ok_or_else(|| RelabelError::UnknownAction(name.to_string()))?
             }
@@ -752,8 +762,12 @@ mod tests {
         try_rule(yaml).unwrap_or_else(|e| panic!("rule {yaml:?} rejected: {e:?}"))
     }
 
+    /// A rule under the `legacy` name validation scheme; `("utf8", "")` asks for `utf8`.
     fn try_rule(yaml: &[(&str, &str)]) -> Result<RelabelConfig, RelabelError> {
-        let mut spec = RelabelSpec::default();
+        let mut spec = RelabelSpec {
+            legacy_names: true,
+            ..Default::default()
+        };
         for (k, v) in yaml {
             let v = v.to_string();
             match *k {
@@ -771,6 +785,7 @@ mod tests {
                 "target_label" => spec.target_label = Some(v),
                 "replacement" => spec.replacement = Some(v),
                 "action" => spec.action = Some(v),
+                "utf8" => spec.legacy_names = false,
                 other => panic!("unknown key {other}"),
             }
         }
@@ -1155,7 +1170,7 @@ mod tests {
         type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
         let cases: &[Case] = &[
             (&[("action", "explode")], "action", "unknown relabel action \"explode\""),
-            (&[("action", "")], "action", "relabel action cannot be empty"),
+            (&[("action", "")], "action", "unknown relabel action \"\""),
             (&[("regex", "(")], "regex", "invalid regex \"(\""),
             (&[("source_labels", "a")], "target_label", "relabel configuration for replace action requires 'target_label' value"),
             (&[("source_labels", "a"), ("target_label", "t"), ("action", "hashmod")], "modulus", "relabel configuration for hashmod requires non-zero modulus"),
@@ -1192,6 +1207,22 @@ mod tests {
             ("action", "labelmap")
         ])
         .is_ok());
+    }
+
+    #[test]
+    fn utf8_names_accept_any_non_empty_target_and_labelmap_replacement() {
+        assert!(try_rule(&[("target_label", "1abc"), ("utf8", "")]).is_ok());
+        assert!(try_rule(&[("target_label", "a-$1"), ("utf8", "")]).is_ok());
+        let labelmap = [("action", "labelmap"), ("replacement", "a-b"), ("utf8", "")];
+        assert!(try_rule(&labelmap).is_ok());
+        // Still required, and still refused when legacy.
+        let empty = [("action", "labelmap"), ("replacement", ""), ("utf8", "")];
+        assert!(matches!(
+            try_rule(&empty),
+            Err(RelabelError::InvalidReplacement { .. })
+        ));
+        assert!(try_rule(&[("action", "lowercase"), ("utf8", "")]).is_err());
+        assert!(try_rule(&[("target_label", "1abc")]).is_err());
     }
 
     #[test]

@@ -636,7 +636,7 @@ mod tests {
             r.errors,
             vec![
                 "instance 0 in group 1: scrape timeout cannot be greater than scrape interval (\"5m\" > \"1m\")".to_string(),
-                "instance 0 in group 2: error parsing scrape timeout: not a valid duration string: \"1.5s\"".to_string(),
+                "instance 0 in group 2: error parsing scrape timeout: unknown unit \".\" in duration \"1.5s\"".to_string(),
             ]
         );
     }

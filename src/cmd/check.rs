@@ -3,13 +3,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use scrapepool_core::config::{load_jobs, GlobalConfig};
+use scrapepool_core::config::{load_config, GlobalConfig};
 use scrapepool_core::targets::resolve;
 
 /// Arguments of `scrapepool check`.
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
-    /// The jobs file: one scrape_config, or a document with `scrape_configs:`.
+    /// The jobs file: one scrape_config, or a whole Prometheus configuration (its
+    /// `scrape_configs:` and the files of its `scrape_config_files:`).
     pub file: PathBuf,
 }
 
@@ -24,7 +25,17 @@ pub(crate) fn run(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let (jobs, mut errors) = load_jobs(&text, &origin, &GlobalConfig::default());
+    let dir = args
+        .file
+        .parent()
+        .map(|d| d.to_path_buf())
+        .unwrap_or_default();
+    let (jobs, mut errors) = load_config(
+        &text,
+        &origin,
+        &GlobalConfig::default(),
+        &mut super::config_files(&dir),
+    );
     let errors: Vec<String> = {
         let mut all: Vec<String> = errors.drain(..).map(|e| e.to_string()).collect();
         // Static targets that could never be scraped (an out-of-range port, an empty host,

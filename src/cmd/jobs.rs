@@ -14,8 +14,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use scrapepool_adapters::zk::{check_job_name, Applied, ZkJobs};
-use scrapepool_core::config::{load_job, load_jobs, GlobalConfig};
-use scrapepool_core::jobs_file::split_jobs;
+use scrapepool_core::config::{load_config, load_job, GlobalConfig};
+use scrapepool_core::jobs_file::split_jobs_with;
 
 /// Deadline of each ZooKeeper call the command makes.
 const OP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -189,12 +189,18 @@ pub(crate) fn collect_jobs(path: &Path) -> Result<Vec<JobText>, Vec<String>> {
                 continue;
             }
         };
-        let (loaded, load_errors) = load_jobs(&text, &origin, &GlobalConfig::default());
+        let dir = file.parent().map(|d| d.to_path_buf()).unwrap_or_default();
+        let (loaded, load_errors) = load_config(
+            &text,
+            &origin,
+            &GlobalConfig::default(),
+            &mut super::config_files(&dir),
+        );
         if !load_errors.is_empty() {
             errors.extend(load_errors.iter().map(|e| e.to_string()));
             continue;
         }
-        let split = match split_jobs(&text) {
+        let split = match split_jobs_with(&text, &mut super::config_files(&dir)) {
             Ok(s) => s,
             Err(e) => {
                 errors.push(format!("{origin}: {e}"));

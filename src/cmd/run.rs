@@ -179,15 +179,28 @@ async fn daemon(args: Args) -> anyhow::Result<ExitCode> {
                 DEFAULT_JOBS.replace("127.0.0.1:9091", &args.listen.to_string()),
             ),
         };
-        let (_, errors) = scrapepool_core::config::load_jobs(&text, &origin, &Default::default());
+        // A `scrape_config_files` pattern is relative to the jobs file's directory.
+        let dir = args
+            .jobs
+            .as_deref()
+            .and_then(|p| p.parent())
+            .map(|d| d.to_path_buf())
+            .unwrap_or_default();
+        let (_, errors) = scrapepool_core::config::load_config(
+            &text,
+            &origin,
+            &Default::default(),
+            &mut super::config_files(&dir),
+        );
         if !errors.is_empty() {
             for e in &errors {
                 eprintln!("{e}");
             }
             return Ok(ExitCode::FAILURE);
         }
-        let jobs = scrapepool_core::jobs_file::split_jobs(&text)
-            .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        let jobs =
+            scrapepool_core::jobs_file::split_jobs_with(&text, &mut super::config_files(&dir))
+                .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
         let metrics = sink.clone();
         let extra: Arc<dyn ExtraMetrics> = Arc::new(DeliverySeries(move || metrics.counts()));
         let driver = Driver::new(

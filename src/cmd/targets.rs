@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use scrapepool_core::config::{format_duration, load_jobs, GlobalConfig};
+use scrapepool_core::config::{format_duration, load_config, GlobalConfig};
 use scrapepool_core::labels::Labels;
 use scrapepool_core::targets::resolve;
 
@@ -68,7 +68,17 @@ pub(crate) fn run(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let (mut jobs, errors) = load_jobs(&text, &origin, &GlobalConfig::default());
+    let dir = args
+        .file
+        .parent()
+        .map(|d| d.to_path_buf())
+        .unwrap_or_default();
+    let (mut jobs, errors) = load_config(
+        &text,
+        &origin,
+        &GlobalConfig::default(),
+        &mut super::config_files(&dir),
+    );
     for error in &errors {
         eprintln!("{error}");
     }

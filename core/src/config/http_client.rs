@@ -269,7 +269,7 @@ impl Section for BasicAuth {
             w.err(
                 path,
                 node.pos,
-                "at most one of basic_auth password & password_file must be configured",
+                "at most one of basic_auth password, password_file & password_ref must be configured",
             );
         }
         Some(self)

@@ -12,20 +12,34 @@
 //! reads any mapping against its table, and every error carries the full path of its value.
 //! `types` holds the validated result, `units` durations and sizes.
 //!
-//! ## Where scrapepool differs from Prometheus 2.42 on purpose
+//! ## What a document is
 //!
-//! - Every error is reported, each with its job, field and position; Prometheus stops at
-//!   the first. The messages are Prometheus's (checked against promtool 2.42 by
-//!   `tests/prometheus_parity.rs`).
+//! A mapping with any of Prometheus 3.16's top-level keys (`global`, `runtime`, `alerting`,
+//! `rule_files`, `scrape_config_files`, `scrape_configs`, `storage`, `tracing`,
+//! `remote_write`, `remote_read`, `otlp`) is a whole configuration: its jobs are the items
+//! of `scrape_configs` and of the files of `scrape_config_files` (read through the caller,
+//! [`load_config`]), none when there are neither. Any other mapping is one `scrape_config`
+//! (the form a job has in ZooKeeper). Jobs inherit `global:` as Prometheus 3.16's
+//! `ScrapeConfig.Validate` has them do: interval, timeout, the limits (when unset or 0),
+//! `scrape_protocols`, the name validation and escaping schemes, the histogram switches,
+//! `extra_scrape_metrics` and `scrape_failure_log_file`.
+//!
+//! ## Where scrapepool differs from Prometheus 3.16 on purpose
+//!
+//! - Every error is reported, each with its file, job, field and position; Prometheus stops
+//!   at the first. The messages are Prometheus 3.16's (checked against promtool 3.16 on
+//!   `testdata/config-corpus/` by `tests/promtool_parity.rs`).
 //! - `scheme` must be `http` or `https` (Prometheus accepts any string and fails the targets).
 //! - A negative `body_size_limit` and a zero `refresh_interval` are rejected.
 //! - The keys in `job::UNSUPPORTED_FIELDS` and every discovery but static, DNS, Consul, file
 //!   and HTTP are named as unsupported.
 //! - Relative file paths (`ca_file`, `password_file`, file SD `files`, ...) are kept as
 //!   written: a job from ZooKeeper has no directory to join them to.
-//! - Top-level `rule_files`, `alerting`, `remote_write`, `remote_read`, `storage`, `tracing`
-//!   and `global.evaluation_interval`/`external_labels`/`query_log_file` are accepted and
-//!   ignored, so a whole `prometheus.yml` can be checked.
+//!   `scrape_config_files` patterns are joined to the file's directory by the caller.
+//! - `alerting`, `remote_write`, `remote_read`, `storage` and `tracing` are accepted and not
+//!   read (scrapepool neither evaluates rules nor stores samples); `runtime`, `otlp`,
+//!   `rule_files` patterns and the `global:` keys of queries and rules are read and checked,
+//!   and not used.
 
 use std::fmt;
 
@@ -39,8 +53,9 @@ mod yaml;
 
 pub use types::{
     Authorization, BasicAuth, ConsulSdConfig, DnsRecordType, DnsSdConfig, FileSdConfig,
-    GlobalConfig, HttpClientConfig, HttpClientOptions, HttpHeader, HttpSdConfig, JobConfig, OAuth2,
-    ProxyConfig, Scheme, SdConfig, Secret, TargetGroup, TlsConfig, TlsVersion,
+    GlobalConfig, HttpClientConfig, HttpClientOptions, HttpHeader, HttpSdConfig, JobConfig,
+    NameEscapingScheme, NameValidationScheme, OAuth2, ProxyConfig, Scheme, ScrapeProtocol,
+    SdConfig, Secret, TargetGroup, TlsConfig, TlsVersion,
 };
 pub use units::{format_duration, parse_base2_bytes, parse_duration, ser_duration};
 
@@ -93,15 +108,18 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Loads every job of a document: one `scrape_config`, or a list under `scrape_configs:`
-/// (with an optional `global:` section).
+/// Loads every job of a document: one `scrape_config`, or a whole configuration (its
+/// `scrape_configs:`, none without; see the module doc).
 ///
 /// `global` holds the caller's defaults; a `global:` section in the document overrides them.
-/// Returns every valid job and every error; one bad job never hides the others.
-pub fn load_jobs(
+/// Returns every valid job and every error; one bad job never hides the others. The jobs
+/// of `scrape_config_files` follow the document's own, read through `files`, under the
+/// document's `global:`, their errors naming their own file.
+pub fn load_config(
     text: &str,
     origin: &str,
     global: &GlobalConfig,
+    files: ConfigFiles<'_>,
 ) -> (Vec<JobConfig>, Vec<ConfigError>) {
     let mut walker = Walker::new(origin);
     let root = match yaml::parse(text) {
@@ -111,12 +129,80 @@ pub fn load_jobs(
             return (Vec::new(), walker.errors);
         }
     };
-    let jobs = job::document(&mut walker, &root, global);
+    let loaded = job::document(&mut walker, &root, global);
     // In the order of the text, as a reader goes through the file.
     walker
         .errors
         .sort_by_key(|e| (e.position.line, e.position.column));
-    (jobs, walker.errors)
+    let mut errors = walker.errors;
+    let mut jobs = loaded.jobs;
+    let mut names = loaded.names;
+    for (pattern, position) in loaded.scrape_config_files {
+        let found = match files(&pattern) {
+            Ok(found) => found,
+            Err(e) => {
+                errors.push(ConfigError {
+                    origin: origin.to_string(),
+                    job: String::new(),
+                    field: "scrape_config_files".into(),
+                    position,
+                    message: format!(
+                        "error loading scrape configs: error retrieving scrape config files for {pattern:?}: {e}"
+                    ),
+                });
+                continue;
+            }
+        };
+        for (file, text) in found {
+            let mut walker = Walker::new(&file);
+            let text = match text {
+                Ok(text) => text,
+                Err(e) => {
+                    walker.err(&Path::root(), Position { line: 1, column: 1 }, e);
+                    errors.extend(walker.errors);
+                    continue;
+                }
+            };
+            match yaml::parse(&text) {
+                Ok(root) => jobs.extend(job::scrape_config_file(
+                    &mut walker,
+                    &root,
+                    &file,
+                    &loaded.global,
+                    &mut names,
+                )),
+                Err((position, message)) => walker.err(&Path::root(), position, message),
+            }
+            walker
+                .errors
+                .sort_by_key(|e| (e.position.line, e.position.column));
+            errors.extend(walker.errors);
+        }
+    }
+    (jobs, errors)
+}
+
+/// What each pattern of `scrape_config_files` matches: every file (in the order to read
+/// them) with its text or why it could not be read, or why the pattern is not one. The
+/// caller does the reading; the core stays free of I/O.
+pub type ConfigFiles<'a> = &'a mut dyn FnMut(&str) -> Result<Vec<ConfigFile>, String>;
+
+/// One file of `scrape_config_files`: its name (as errors show it) and its text, or why it
+/// could not be read.
+pub type ConfigFile = (String, Result<String, String>);
+
+/// Loads every job of a document like [`load_config`], refusing `scrape_config_files`
+/// (there is no file system to read them from, as for a job in ZooKeeper).
+pub fn load_jobs(
+    text: &str,
+    origin: &str,
+    global: &GlobalConfig,
+) -> (Vec<JobConfig>, Vec<ConfigError>) {
+    load_config(text, origin, global, &mut |pattern| {
+        Err(format!(
+            "{pattern:?} is not read here: scrape_config_files need the file system of `scrapepool check`, `run --jobs` or `jobs apply`"
+        ))
+    })
 }
 
 /// Loads the single job stored in one ZooKeeper znode; its name must be `expected_name`.

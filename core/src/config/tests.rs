@@ -328,7 +328,7 @@ relabel_configs:
 static_configs:
   - targets: ['h:1']
     labels:
-      bad-name: x
+      \"\": x
 sample_limt: 5
 ";
     let e = errors(text);
@@ -341,16 +341,16 @@ sample_limt: 5
         vec![
             ("web", "scrape_interval", (2, 18)),
             ("web", "relabel_configs[1].regex", (7, 12)),
-            ("web", "static_configs[0].labels.bad-name", (12, 7)),
+            ("web", "static_configs[0].labels.", (12, 7)),
             ("web", "sample_limt", (13, 1)),
         ]
     );
     assert_eq!(
         e[0].to_string(),
-        "jobs.yml:2:18: job \"web\": scrape_interval: not a valid duration string: \"1.5s\""
+        "jobs.yml:2:18: job \"web\": scrape_interval: unknown unit \".\" in duration \"1.5s\""
     );
     assert_eq!(e[1].message, "invalid regex \"(unclosed\": unclosed group");
-    assert_eq!(e[2].message, "\"bad-name\" is not a valid label name");
+    assert_eq!(e[2].message, "\"\" is not a valid label name");
     assert_eq!(e[3].message, "unknown field \"sample_limt\"");
 }
 
@@ -408,7 +408,7 @@ fn relabel_errors_point_at_the_field() {
         ("relabel_configs[0].target_label", (5, 19))
     );
     let e =
-        errors("job_name: a\nrelabel_configs:\n  - source_labels: [ok, 1bad]\n    action: keep\n");
+        errors("job_name: a\nrelabel_configs:\n  - source_labels: [ok, \"\"]\n    action: keep\n");
     assert_eq!(
         (e[0].field.as_str(), at(&e[0])),
         ("relabel_configs[0].source_labels[1]", (3, 25))
@@ -486,7 +486,7 @@ fn discovery_validation() {
     );
     assert_eq!(
         e[1].message,
-        "field \"scrape_protocols\" is not supported by scrapepool"
+        "scrape_protocols cannot be empty for scrape config with job name \"a\""
     );
     let e = errors("job_name: a\nconsul_sd_configs: [{proxy_url: 'http://p:1'}]\n");
     assert_eq!(
@@ -593,7 +593,7 @@ scrape_configs:
       - targets: ['h:1']
       - targets: ['h:2']
         labels:
-          bad-name: x
+          \"\": x
           env: [prod]
 ";
     let e = errors(text);
@@ -630,9 +630,9 @@ scrape_configs:
             ),
             (
                 "b",
-                "scrape_configs[1].static_configs[1].labels.bad-name",
+                "scrape_configs[1].static_configs[1].labels.",
                 (20, 11),
-                "\"bad-name\" is not a valid label name"
+                "\"\" is not a valid label name"
             ),
             (
                 "b",
@@ -888,4 +888,222 @@ oauth2:
         let (f, _, m) = only_error(&format!("job_name: a\n{body}\n"));
         assert_eq!((f.as_str(), m.as_str()), (field, message), "{body}");
     }
+}
+
+#[test]
+fn prometheus_3_defaults_of_the_new_keys() {
+    let j = one("job_name: a\n");
+    assert_eq!(j.scrape_protocols, ScrapeProtocol::DEFAULT.to_vec());
+    assert_eq!(j.fallback_scrape_protocol, None);
+    assert_eq!(j.metric_name_validation_scheme, NameValidationScheme::Utf8);
+    assert_eq!(j.metric_name_escaping_scheme, NameEscapingScheme::AllowUtf8);
+    assert!(!j.track_timestamps_staleness && !j.scrape_native_histograms);
+    assert!(!j.always_scrape_classic_histograms && !j.convert_classic_histograms_to_nhcb);
+    assert!(!j.extra_scrape_metrics && j.scrape_failure_log_file.is_none());
+    // Native histograms put protobuf first.
+    let j = one("job_name: a\nscrape_native_histograms: true\n");
+    assert_eq!(j.scrape_protocols, ScrapeProtocol::PROTO_FIRST.to_vec());
+    // A legacy job asks for underscores unless it says otherwise.
+    let j = one("job_name: a\nmetric_name_validation_scheme: legacy\n");
+    assert_eq!(
+        j.metric_name_escaping_scheme,
+        NameEscapingScheme::Underscores
+    );
+    let j = one(
+        "job_name: a\nmetric_name_validation_scheme: legacy\nmetric_name_escaping_scheme: dots\n",
+    );
+    assert_eq!(j.metric_name_escaping_scheme, NameEscapingScheme::Dots);
+}
+
+#[test]
+fn jobs_inherit_the_global_limits_and_switches() {
+    let text = "\
+global:
+  sample_limit: 100
+  body_size_limit: 1KiB
+  label_limit: 3
+  keep_dropped_targets: 7
+  scrape_protocols: [PrometheusText0.0.4]
+  scrape_native_histograms: true
+  extra_scrape_metrics: true
+  always_scrape_classic_histograms: true
+  metric_name_validation_scheme: legacy
+  metric_name_escaping_scheme: values
+  scrape_failure_log_file: /var/log/f
+  external_labels: {cluster: a}
+scrape_configs:
+  - job_name: inherits
+  - job_name: own
+    sample_limit: 5
+    scrape_native_histograms: false
+    metric_name_validation_scheme: utf8
+    scrape_protocols: [OpenMetricsText1.0.0]
+";
+    let (jobs, errors) = load(text);
+    assert!(errors.is_empty(), "{errors:#?}");
+    let (a, b) = (&jobs[0], &jobs[1]);
+    assert_eq!(
+        (a.sample_limit, a.body_size_limit_bytes, a.label_limit),
+        (100, 1024, 3)
+    );
+    assert_eq!(a.keep_dropped_targets, 7);
+    assert_eq!(
+        a.scrape_protocols,
+        vec![ScrapeProtocol::PrometheusText0_0_4]
+    );
+    assert!(a.scrape_native_histograms && a.extra_scrape_metrics);
+    assert!(a.always_scrape_classic_histograms);
+    assert_eq!(
+        a.metric_name_validation_scheme,
+        NameValidationScheme::Legacy
+    );
+    assert_eq!(a.metric_name_escaping_scheme, NameEscapingScheme::Values);
+    assert_eq!(a.scrape_failure_log_file.as_deref(), Some("/var/log/f"));
+    assert_eq!(b.sample_limit, 5);
+    assert!(!b.scrape_native_histograms);
+    assert_eq!(
+        b.scrape_protocols,
+        vec![ScrapeProtocol::OpenMetricsText1_0_0]
+    );
+    // Its own validation scheme: the escaping follows it, not the global one.
+    assert_eq!(b.metric_name_escaping_scheme, NameEscapingScheme::AllowUtf8);
+}
+
+#[test]
+fn new_keys_are_validated_in_prometheus_words() {
+    let cases = [
+        (
+            "job_name: j\nscrape_protocols: []\n",
+            "scrape_protocols cannot be empty for scrape config with job name \"j\"",
+        ),
+        (
+            "job_name: j\nscrape_protocols: [PrometheusProto, prometheusproto]\n",
+            "duplicated protocol in scrape_protocols, got [PrometheusProto prometheusproto] for scrape config with job name \"j\"",
+        ),
+        (
+            "job_name: j\nscrape_protocols: [Text]\n",
+            "scrape_protocols: unknown scrape protocol Text, supported: [OpenMetricsText0.0.1 OpenMetricsText1.0.0 OpenMetricsText2.0.0 PrometheusProto PrometheusText0.0.4 PrometheusText1.0.0] for scrape config with job name \"j\"",
+        ),
+        (
+            "job_name: j\nfallback_scrape_protocol: x\n",
+            "invalid fallback_scrape_protocol for scrape config with job name \"j\": unknown scrape protocol x, supported: [OpenMetricsText0.0.1 OpenMetricsText1.0.0 OpenMetricsText2.0.0 PrometheusProto PrometheusText0.0.4 PrometheusText1.0.0]",
+        ),
+        (
+            "job_name: j\nmetric_name_validation_scheme: ascii\n",
+            "unrecognized ValidationScheme: \"ascii\"",
+        ),
+        (
+            "job_name: j\nmetric_name_escaping_scheme: x\n",
+            "unknown scrape config name escaping method specified, must be one of 'allow-utf-8', 'underscores', 'dots', or 'values', got \"x\"",
+        ),
+        (
+            "job_name: j\nmetric_name_validation_scheme: legacy\nmetric_name_escaping_scheme: allow-utf-8\n",
+            "utf8 metric names requested but validation scheme is not set to UTF8",
+        ),
+        (
+            "global:\n  metric_name_escaping_scheme: x\nscrape_configs:\n  - job_name: j\n",
+            "unknown global name escaping method specified, must be one of 'allow-utf-8', 'underscores', 'dots', or 'values', got \"x\"",
+        ),
+        (
+            "global:\n  scrape_protocols: [A]\n",
+            "scrape_protocols: unknown scrape protocol A, supported: [OpenMetricsText0.0.1 OpenMetricsText1.0.0 OpenMetricsText2.0.0 PrometheusProto PrometheusText0.0.4 PrometheusText1.0.0] for global config",
+        ),
+        (
+            "global:\n  metric_name_validation_scheme: legacy\n  external_labels: {a-b: x}\n",
+            "\"a-b\" is not a valid label name",
+        ),
+        ("runtime:\n  log_level: loud\n", "unrecognized log level loud"),
+        ("runtime:\n  gogc: many\n", "cannot unmarshal !!str `many` into int"),
+        (
+            "otlp:\n  translation_strategy: Nope\n",
+            "unsupported OTLP translation strategy \"Nope\"",
+        ),
+        (
+            "otlp:\n  ignore_resource_attributes: [a]\n",
+            "'ignore_resource_attributes' cannot be configured unless 'promote_all_resource_attributes' is true",
+        ),
+        ("rule_files: ['a/*/b.yml']\n", "invalid rule file path \"a/*/b.yml\""),
+        (
+            "scrape_config_files: ['a/*/b.yml']\n",
+            "invalid scrape config file path \"a/*/b.yml\"",
+        ),
+        (
+            "job_name: j\nrelabel_configs:\n  - target_label: 1abc\nmetric_name_validation_scheme: legacy\n",
+            "\"1abc\" is invalid 'target_label' for replace action",
+        ),
+    ];
+    for (text, message) in cases {
+        let e = errors(text);
+        assert_eq!(e.len(), 1, "{text}: {e:#?}");
+        assert_eq!(e[0].message, message, "{text}");
+    }
+    // Valid in Prometheus 3 (UTF-8 names), and a bad global escaping with no job to apply it to.
+    for text in [
+        "job_name: j\nrelabel_configs:\n  - target_label: 1abc\n",
+        "job_name: j\nstatic_configs:\n  - targets: ['a:1']\n    labels: {0bad: x}\n",
+        "global:\n  metric_name_escaping_scheme: x\n",
+        "global:\n  external_labels: {a-b: x}\n",
+        "job_name: j\nscrape_protocols: [OpenMetricsText2.0.0]\n",
+    ] {
+        assert!(errors(text).is_empty(), "{text}: {:#?}", errors(text));
+    }
+}
+
+#[test]
+fn a_whole_configuration_without_scrape_configs_holds_no_job() {
+    for text in [
+        "runtime:\n  gogc: 50\n",
+        "rule_files: [a.yml]\n",
+        "remote_write:\n  - url: http://a/\nstorage:\n  tsdb: {}\n",
+        "otlp:\n  translation_strategy: NoTranslation\n",
+    ] {
+        let (jobs, errors) = load(text);
+        assert!(jobs.is_empty() && errors.is_empty(), "{text}: {errors:#?}");
+    }
+}
+
+#[test]
+fn scrape_config_files_are_read_through_the_caller() {
+    let text = "global:\n  sample_limit: 9\nscrape_config_files: ['jobs/*.yml']\nscrape_configs:\n  - job_name: main\n";
+    let mut asked = Vec::new();
+    let (jobs, errors) = load_config(text, "p.yml", &GlobalConfig::default(), &mut |p| {
+        asked.push(p.to_string());
+        Ok(vec![
+            (
+                "jobs/a.yml".into(),
+                Ok("scrape_configs:\n  - job_name: a\n".into()),
+            ),
+            (
+                "jobs/b.yml".into(),
+                Ok(
+                    "scrape_configs:\n  - job_name: main\n  - job_name: b\n    sample_limt: 1\n"
+                        .into(),
+                ),
+            ),
+            ("jobs/c.yml".into(), Err("permission denied".into())),
+        ])
+    });
+    assert_eq!(asked, ["jobs/*.yml"]);
+    let names: Vec<&str> = jobs.iter().map(|j| j.job_name.as_str()).collect();
+    assert_eq!(names, ["main", "a"]);
+    // The main file's globals apply.
+    assert_eq!(jobs[1].sample_limit, 9);
+    let e: Vec<(&str, &str)> = errors
+        .iter()
+        .map(|e| (e.origin.as_str(), e.message.as_str()))
+        .collect();
+    assert_eq!(
+        e,
+        [
+            (
+                "jobs/b.yml",
+                "found multiple scrape configs with job name \"main\", first found in main config file"
+            ),
+            ("jobs/b.yml", "unknown field \"sample_limt\""),
+            ("jobs/c.yml", "permission denied"),
+        ]
+    );
+    // Without a file system, the key is refused, saying why.
+    let e = load(text).1;
+    assert!(e[0].message.contains("is not read here"), "{e:#?}");
 }

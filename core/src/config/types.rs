@@ -418,15 +418,82 @@ pub struct JobConfig {
     pub static_configs: Vec<TargetGroup>,
     /// Discovery that needs the outside world, in the order written (DNS, Consul, file, HTTP).
     pub sd_configs: Vec<SdConfig>,
+    /// `track_timestamps_staleness` (default false): staleness markers for series with
+    /// explicit timestamps too.
+    pub track_timestamps_staleness: bool,
+    /// `scrape_protocols`, most wanted first: the job's own, else the global one, else
+    /// [`ScrapeProtocol::PROTO_FIRST`] when the job scrapes native histograms, else
+    /// [`ScrapeProtocol::DEFAULT`]. Never empty, no repeats.
+    pub scrape_protocols: Vec<ScrapeProtocol>,
+    /// `fallback_scrape_protocol`: how to parse a body whose Content-Type is missing or
+    /// unknown; `None` when unset.
+    pub fallback_scrape_protocol: Option<ScrapeProtocol>,
+    /// `scrape_native_histograms` (the global one when unset; default false).
+    pub scrape_native_histograms: bool,
+    /// `always_scrape_classic_histograms` (the global one when unset; default false).
+    pub always_scrape_classic_histograms: bool,
+    /// `convert_classic_histograms_to_nhcb` (the global one when unset; default false).
+    pub convert_classic_histograms_to_nhcb: bool,
+    /// `extra_scrape_metrics` (the global one when unset; default false): add
+    /// `scrape_timeout_seconds`, `scrape_sample_limit` and `scrape_body_size_bytes`.
+    pub extra_scrape_metrics: bool,
+    /// `scrape_failure_log_file`, as written (the global one when unset).
+    pub scrape_failure_log_file: Option<String>,
+    /// `native_histogram_bucket_limit`; 0 = no limit.
+    pub native_histogram_bucket_limit: u64,
+    /// `native_histogram_min_bucket_factor`; 0 = none.
+    pub native_histogram_min_bucket_factor: f64,
+    /// `keep_dropped_targets` (the global one when unset or 0); 0 = keep all.
+    pub keep_dropped_targets: u64,
+    /// `metric_name_validation_scheme` (the global one when unset).
+    pub metric_name_validation_scheme: NameValidationScheme,
+    /// `metric_name_escaping_scheme`, resolved as Prometheus does: the job's own, else the
+    /// global one when the job sets no validation scheme, else `underscores` for `legacy`
+    /// and `allow-utf-8` for `utf8`.
+    pub metric_name_escaping_scheme: NameEscapingScheme,
 }
 
-/// `global:` defaults that jobs inherit.
+/// `global:` defaults that jobs inherit, with Prometheus 3.16's defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GlobalConfig {
     /// Default scrape interval (1m).
     pub scrape_interval: Duration,
     /// Default scrape timeout (10s).
     pub scrape_timeout: Duration,
+    /// `scrape_protocols`; `None` when unset (a job then picks its default by
+    /// `scrape_native_histograms`).
+    pub scrape_protocols: Option<Vec<ScrapeProtocol>>,
+    /// Default `body_size_limit` in bytes of a job that sets none (or 0); 0 = no limit.
+    pub body_size_limit_bytes: u64,
+    /// Default `sample_limit`; 0 = no limit.
+    pub sample_limit: u64,
+    /// Default `target_limit`; 0 = no limit.
+    pub target_limit: u64,
+    /// Default `label_limit`; 0 = no limit.
+    pub label_limit: u64,
+    /// Default `label_name_length_limit`; 0 = no limit.
+    pub label_name_length_limit: u64,
+    /// Default `label_value_length_limit`; 0 = no limit.
+    pub label_value_length_limit: u64,
+    /// Default `keep_dropped_targets`; 0 = no limit.
+    pub keep_dropped_targets: u64,
+    /// `metric_name_validation_scheme` (default `utf8`).
+    pub metric_name_validation_scheme: NameValidationScheme,
+    /// `metric_name_escaping_scheme`; `None` when unset (then inferred from the validation
+    /// scheme, as Prometheus does).
+    pub metric_name_escaping_scheme: Option<NameEscapingScheme>,
+    /// `scrape_native_histograms` (default false).
+    pub scrape_native_histograms: bool,
+    /// `convert_classic_histograms_to_nhcb` (default false).
+    pub convert_classic_histograms_to_nhcb: bool,
+    /// `always_scrape_classic_histograms` (default false).
+    pub always_scrape_classic_histograms: bool,
+    /// `extra_scrape_metrics` (default false).
+    pub extra_scrape_metrics: bool,
+    /// `scrape_failure_log_file`, as written; `None` when unset.
+    pub scrape_failure_log_file: Option<String>,
+    /// `external_labels`, validated; Prometheus adds them on remote write, not at scrape.
+    pub external_labels: BTreeMap<String, String>,
 }
 
 impl Default for GlobalConfig {
@@ -434,6 +501,165 @@ impl Default for GlobalConfig {
         GlobalConfig {
             scrape_interval: Duration::from_secs(60),
             scrape_timeout: Duration::from_secs(10),
+            scrape_protocols: None,
+            body_size_limit_bytes: 0,
+            sample_limit: 0,
+            target_limit: 0,
+            label_limit: 0,
+            label_name_length_limit: 0,
+            label_value_length_limit: 0,
+            keep_dropped_targets: 0,
+            metric_name_validation_scheme: NameValidationScheme::Utf8,
+            metric_name_escaping_scheme: None,
+            scrape_native_histograms: false,
+            convert_classic_histograms_to_nhcb: false,
+            always_scrape_classic_histograms: false,
+            extra_scrape_metrics: false,
+            scrape_failure_log_file: None,
+            external_labels: BTreeMap::new(),
         }
+    }
+}
+
+/// A protocol of `scrape_protocols` / `fallback_scrape_protocol`, by Prometheus 3.16's names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub enum ScrapeProtocol {
+    /// `PrometheusProto`: the delimited protobuf `MetricFamily` format.
+    PrometheusProto,
+    /// `PrometheusText0.0.4`.
+    #[serde(rename = "PrometheusText0.0.4")]
+    PrometheusText0_0_4,
+    /// `PrometheusText1.0.0`.
+    #[serde(rename = "PrometheusText1.0.0")]
+    PrometheusText1_0_0,
+    /// `OpenMetricsText0.0.1`.
+    #[serde(rename = "OpenMetricsText0.0.1")]
+    OpenMetricsText0_0_1,
+    /// `OpenMetricsText1.0.0`.
+    #[serde(rename = "OpenMetricsText1.0.0")]
+    OpenMetricsText1_0_0,
+    /// `OpenMetricsText2.0.0`.
+    #[serde(rename = "OpenMetricsText2.0.0")]
+    OpenMetricsText2_0_0,
+}
+
+impl ScrapeProtocol {
+    /// Every protocol, in the order of their names (as Prometheus lists them in errors).
+    pub const ALL: [ScrapeProtocol; 6] = [
+        ScrapeProtocol::OpenMetricsText0_0_1,
+        ScrapeProtocol::OpenMetricsText1_0_0,
+        ScrapeProtocol::OpenMetricsText2_0_0,
+        ScrapeProtocol::PrometheusProto,
+        ScrapeProtocol::PrometheusText0_0_4,
+        ScrapeProtocol::PrometheusText1_0_0,
+    ];
+
+    /// Prometheus's default list, most wanted first.
+    pub const DEFAULT: [ScrapeProtocol; 4] = [
+        ScrapeProtocol::OpenMetricsText1_0_0,
+        ScrapeProtocol::OpenMetricsText0_0_1,
+        ScrapeProtocol::PrometheusText1_0_0,
+        ScrapeProtocol::PrometheusText0_0_4,
+    ];
+
+    /// The default list of a job that scrapes native histograms: protobuf first.
+    pub const PROTO_FIRST: [ScrapeProtocol; 5] = [
+        ScrapeProtocol::PrometheusProto,
+        ScrapeProtocol::OpenMetricsText1_0_0,
+        ScrapeProtocol::OpenMetricsText0_0_1,
+        ScrapeProtocol::PrometheusText1_0_0,
+        ScrapeProtocol::PrometheusText0_0_4,
+    ];
+
+    /// The name as written in a configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScrapeProtocol::PrometheusProto => "PrometheusProto",
+            ScrapeProtocol::PrometheusText0_0_4 => "PrometheusText0.0.4",
+            ScrapeProtocol::PrometheusText1_0_0 => "PrometheusText1.0.0",
+            ScrapeProtocol::OpenMetricsText0_0_1 => "OpenMetricsText0.0.1",
+            ScrapeProtocol::OpenMetricsText1_0_0 => "OpenMetricsText1.0.0",
+            ScrapeProtocol::OpenMetricsText2_0_0 => "OpenMetricsText2.0.0",
+        }
+    }
+
+    /// The protocol of a name, case-sensitively as Prometheus reads it.
+    pub fn parse(name: &str) -> Option<ScrapeProtocol> {
+        Self::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+
+    /// The media type and parameters Prometheus puts in `Accept` for this protocol.
+    pub fn header(self) -> &'static str {
+        match self {
+            ScrapeProtocol::PrometheusProto => "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited",
+            ScrapeProtocol::PrometheusText0_0_4 => "text/plain;version=0.0.4",
+            ScrapeProtocol::PrometheusText1_0_0 => "text/plain;version=1.0.0",
+            ScrapeProtocol::OpenMetricsText0_0_1 => "application/openmetrics-text;version=0.0.1",
+            ScrapeProtocol::OpenMetricsText1_0_0 => "application/openmetrics-text;version=1.0.0",
+            ScrapeProtocol::OpenMetricsText2_0_0 => "application/openmetrics-text;version=2.0.0",
+        }
+    }
+}
+
+/// `metric_name_validation_scheme`: which metric and label names are valid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NameValidationScheme {
+    /// `utf8`: any UTF-8 name (Prometheus 3's default).
+    #[default]
+    Utf8,
+    /// `legacy`: `[a-zA-Z_:][a-zA-Z0-9_:]*` metric names, `[a-zA-Z_][a-zA-Z0-9_]*` labels.
+    Legacy,
+}
+
+impl NameValidationScheme {
+    /// `utf8` or `legacy`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NameValidationScheme::Utf8 => "utf8",
+            NameValidationScheme::Legacy => "legacy",
+        }
+    }
+}
+
+/// `metric_name_escaping_scheme`: how a target is asked to escape names it cannot send as
+/// they are (`escaping=` in `Accept`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum NameEscapingScheme {
+    /// `allow-utf-8`: no escaping.
+    #[serde(rename = "allow-utf-8")]
+    AllowUtf8,
+    /// `underscores`.
+    #[serde(rename = "underscores")]
+    Underscores,
+    /// `dots`.
+    #[serde(rename = "dots")]
+    Dots,
+    /// `values`.
+    #[serde(rename = "values")]
+    Values,
+}
+
+impl NameEscapingScheme {
+    /// The name as written in a configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NameEscapingScheme::AllowUtf8 => "allow-utf-8",
+            NameEscapingScheme::Underscores => "underscores",
+            NameEscapingScheme::Dots => "dots",
+            NameEscapingScheme::Values => "values",
+        }
+    }
+
+    /// The scheme of a name.
+    pub fn parse(name: &str) -> Option<NameEscapingScheme> {
+        [
+            NameEscapingScheme::AllowUtf8,
+            NameEscapingScheme::Underscores,
+            NameEscapingScheme::Dots,
+            NameEscapingScheme::Values,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
     }
 }

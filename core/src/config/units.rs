@@ -4,16 +4,18 @@
 use std::time::Duration;
 
 /// Parses a duration in Prometheus syntax: `1y2w3d4h5m6s7ms` (each unit at most once, in
-/// that order), or `0`. Fractions, signs and other units are rejected, as Prometheus does.
+/// that order), or `0`. Fractions, signs and other units are rejected with the messages of
+/// Prometheus 3.16's `model.ParseDuration`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    const UNITS: [(&str, u64); 7] = [
-        ("y", 365 * 86_400_000),
-        ("w", 7 * 86_400_000),
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1000),
-        ("ms", 1),
+    /// Unit, its rank (units go from the lowest rank up), nanoseconds.
+    const UNITS: [(&str, u8, u64); 7] = [
+        ("y", 1, 365 * 86_400_000_000_000),
+        ("w", 2, 7 * 86_400_000_000_000),
+        ("d", 3, 86_400_000_000_000),
+        ("h", 4, 3_600_000_000_000),
+        ("m", 5, 60_000_000_000),
+        ("s", 6, 1_000_000_000),
+        ("ms", 7, 1_000_000),
     ];
     match s {
         "0" => return Ok(Duration::ZERO),
@@ -21,39 +23,41 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         _ => {}
     }
     let invalid = || format!("not a valid duration string: {s:?}");
-    let mut rest = s.as_bytes();
-    let mut next_unit = 0;
-    let mut total_ms: u64 = 0;
+    let out_of_range = || "duration out of range".to_string();
+    let mut rest = s;
+    let mut last_rank = 0;
+    let mut total_ns: u64 = 0;
     while !rest.is_empty() {
-        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         if digits == 0 {
             return Err(invalid());
         }
-        let number = &rest[..digits];
+        let n: u64 = rest[..digits].parse().map_err(|_| invalid())?;
         rest = &rest[digits..];
-        let letters = rest.iter().take_while(|b| b.is_ascii_alphabetic()).count();
+        // The unit: every byte up to the next digit (digits are ASCII, so this is a char
+        // boundary).
+        let letters = rest.bytes().take_while(|b| !b.is_ascii_digit()).count();
+        if letters == 0 {
+            return Err(invalid());
+        }
         let unit = &rest[..letters];
         rest = &rest[letters..];
-        // Units must appear in decreasing order, each at most once (Prometheus's regex).
-        let Some(offset) = UNITS[next_unit..]
-            .iter()
-            .position(|(u, _)| u.as_bytes() == unit)
-        else {
-            return Err(invalid());
+        let Some(&(_, rank, unit_ns)) = UNITS.iter().find(|(u, _, _)| *u == unit) else {
+            return Err(format!("unknown unit {unit:?} in duration {s:?}"));
         };
-        let (_, unit_ms) = UNITS[next_unit + offset];
-        next_unit += offset + 1;
-        let n: u64 = std::str::from_utf8(number)
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .ok_or_else(|| "duration out of range".to_string())?;
-        total_ms = n
-            .checked_mul(unit_ms)
-            .and_then(|ms| total_ms.checked_add(ms))
-            .filter(|ms| *ms <= i64::MAX as u64 / 1_000_000)
-            .ok_or_else(|| "duration out of range".to_string())?;
+        if rank <= last_rank {
+            return Err(invalid());
+        }
+        last_rank = rank;
+        if n > (1u64 << 63) / unit_ns {
+            return Err(out_of_range());
+        }
+        total_ns = total_ns
+            .checked_add(n * unit_ns)
+            .filter(|ns| *ns < 1u64 << 63)
+            .ok_or_else(out_of_range)?;
     }
-    Ok(Duration::from_millis(total_ms))
+    Ok(Duration::from_nanos(total_ns))
 }
 
 /// Parses a byte size as Prometheus's `body_size_limit` does (Go's `units.Base2Bytes`):
@@ -223,8 +227,21 @@ mod tests {
         assert_eq!(parse_duration(""), Err("empty duration string".into()));
         assert_eq!(
             parse_duration("1.5s"),
-            Err("not a valid duration string: \"1.5s\"".into())
+            Err("unknown unit \".\" in duration \"1.5s\"".into())
         );
+        assert_eq!(
+            parse_duration("30s1m"),
+            Err("not a valid duration string: \"30s1m\"".into())
+        );
+        assert_eq!(
+            parse_duration("soon"),
+            Err("not a valid duration string: \"soon\"".into())
+        );
+        assert_eq!(
+            parse_duration("1S"),
+            Err("unknown unit \"S\" in duration \"1S\"".into())
+        );
+        assert_eq!(parse_duration("300y"), Err("duration out of range".into()));
     }
 
     #[test]

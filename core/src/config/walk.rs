@@ -129,6 +129,9 @@ pub(super) struct Walker<'a> {
     /// Errors of static targets that are URLs, which stand only if their job turns out to
     /// have no `relabel_configs` (relabeling may rewrite the address).
     pub(super) url_targets: Vec<ConfigError>,
+    /// The job being read validates names as `legacy` (its relabel rules check target
+    /// labels with the old character set).
+    pub(super) legacy_names: bool,
 }
 
 impl<'a> Walker<'a> {
@@ -139,6 +142,7 @@ impl<'a> Walker<'a> {
             job: String::new(),
             errors: Vec::new(),
             url_targets: Vec::new(),
+            legacy_names: false,
         }
     }
 
@@ -306,6 +310,52 @@ impl<'a> Walker<'a> {
             Kind::Scalar(s) if s.plain && s.boolean.is_some() => s.boolean,
             _ => {
                 self.type_err(path, node, "bool");
+                None
+            }
+        }
+    }
+
+    /// A signed integer, in Go's spellings.
+    pub(super) fn int(&mut self, node: &Node, path: &Path) -> Option<i64> {
+        match &node.kind {
+            Kind::Null => Some(0),
+            Kind::Scalar(s) if s.plain => match parse_go_int(&s.text) {
+                Some(v) if i64::try_from(v).is_ok() => Some(v as i64),
+                _ => {
+                    self.type_err(path, node, "int");
+                    None
+                }
+            },
+            _ => {
+                self.type_err(path, node, "int");
+                None
+            }
+        }
+    }
+
+    /// A float, as Go's `yaml.v2` reads one into a `float64` (integers too).
+    pub(super) fn float(&mut self, node: &Node, path: &Path) -> Option<f64> {
+        match &node.kind {
+            Kind::Null => Some(0.0),
+            Kind::Scalar(s) if s.plain => {
+                let text = s.text.replace('_', "");
+                let parsed = match text.as_str() {
+                    ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => Some(f64::INFINITY),
+                    "-.inf" | "-.Inf" | "-.INF" => Some(f64::NEG_INFINITY),
+                    ".nan" | ".NaN" | ".NAN" => Some(f64::NAN),
+                    t => t
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|_| !t.contains(['i', 'I', 'n', 'N']))
+                        .or_else(|| parse_go_int(t).map(|v| v as f64)),
+                };
+                parsed.or_else(|| {
+                    self.type_err(path, node, "float64");
+                    None
+                })
+            }
+            _ => {
+                self.type_err(path, node, "float64");
                 None
             }
         }
