@@ -27,9 +27,7 @@ pub(super) const UNSUPPORTED_FIELDS: &[&str] = &[
     "proxy_connect_header",
     "follow_redirects",
     "enable_http2",
-    "track_timestamps_staleness",
     "scrape_protocols",
-    "keep_dropped_targets",
     "native_histogram_bucket_limit",
     "native_histogram_min_bucket_factor",
     "scrape_classic_histograms",
@@ -245,6 +243,9 @@ fn job(w: &mut Walker<'_>, node: &Node, path: &Path, global: &GlobalConfig) -> O
             label_value_length_limit: 0,
             body_size_limit_bytes: 0,
             target_limit: 0,
+            keep_dropped_targets: 0,
+            track_timestamps_staleness: false,
+            extra_scrape_metrics: false,
             basic_auth: None,
             authorization: None,
             tls_config: TlsConfig::default(),
@@ -324,6 +325,15 @@ impl Section for Job {
         }),
         row("target_limit", |w, v, p, d| {
             d.job.target_limit = w.uint(v, p).unwrap_or_default()
+        }),
+        row("keep_dropped_targets", |w, v, p, d| {
+            d.job.keep_dropped_targets = w.uint(v, p).unwrap_or_default()
+        }),
+        row("track_timestamps_staleness", |w, v, p, d| {
+            d.job.track_timestamps_staleness = w.boolean(v, p).unwrap_or_default()
+        }),
+        row("extra_scrape_metrics", |w, v, p, d| {
+            d.job.extra_scrape_metrics = w.boolean(v, p).unwrap_or_default()
         }),
         row("body_size_limit", |w, v, p, d| {
             let Some(text) = w.string(v, p) else { return };

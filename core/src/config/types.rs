@@ -223,6 +223,13 @@ pub struct JobConfig {
     pub body_size_limit_bytes: u64,
     /// Most targets the job may have after relabeling; 0 = no limit.
     pub target_limit: u64,
+    /// Most dropped targets kept for display; 0 = all.
+    pub keep_dropped_targets: u64,
+    /// Staleness markers also for series with exporter timestamps (default false).
+    pub track_timestamps_staleness: bool,
+    /// Add `scrape_timeout_seconds`, `scrape_sample_limit` and `scrape_body_size_bytes`
+    /// to the synthetic series (default false).
+    pub extra_scrape_metrics: bool,
     /// HTTP basic authentication.
     pub basic_auth: Option<BasicAuth>,
     /// Authorization header (covers the legacy `bearer_token`).
