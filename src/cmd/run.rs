@@ -122,6 +122,7 @@ async fn daemon(args: Args) -> anyhow::Result<ExitCode> {
             args.encoding
         },
         message_bytes_max: 1 << 20,
+        external_labels: Default::default(),
     };
     let node = Node::new(config, clock.now());
     let fetcher = HttpFetcher::new();

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::config::{ConfigError, JobConfig, SdConfig, TargetGroup};
 use crate::encode::{Encoding, Record};
+use crate::labels::Labels;
 use crate::member::{JobsSnapshot, MemberRecord, MemberState, MembersSnapshot};
 use crate::ring::Ring;
 use crate::scrape::{FetchOutcome, ScrapeReport, ScrapeSpec, SeriesCache};
@@ -185,6 +186,8 @@ pub struct NodeConfig {
     pub encoding: Encoding,
     /// Largest bus message.
     pub message_bytes_max: usize,
+    /// Added to every series that lacks a label of the same name (`external_labels`).
+    pub external_labels: Labels,
 }
 
 impl NodeConfig {
@@ -200,6 +203,7 @@ impl NodeConfig {
             started_at: "1970-01-01T00:00:00Z".into(),
             encoding: Encoding::RemoteWrite,
             message_bytes_max: 1 << 20,
+            external_labels: Labels::new(),
         }
     }
 }

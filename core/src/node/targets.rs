@@ -46,6 +46,9 @@ impl Node {
             timeout: target.scrape_timeout,
             honor_labels: job.honor_labels,
             honor_timestamps: job.honor_timestamps,
+            track_timestamps_staleness: job.track_timestamps_staleness,
+            extra_scrape_metrics: job.extra_scrape_metrics,
+            external_labels: self.config.external_labels.clone(),
             enable_compression: job.enable_compression,
             limits: Limits {
                 sample_limit: job.sample_limit,
