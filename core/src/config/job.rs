@@ -58,6 +58,7 @@ impl Section for Document {
                 defaults: d.global.clone(),
                 interval: Duration::ZERO,
                 timeout: Duration::ZERO,
+                external_labels: None,
             };
             if let Some(global) = w.section(v, p, draft) {
                 d.global = global;
@@ -155,6 +156,24 @@ pub(super) fn document(w: &mut Walker<'_>, root: &Node, global: &GlobalConfig) -
     jobs
 }
 
+/// The `global:` section of a whole document over `defaults` (`defaults` when it has none).
+pub(super) fn global_of(w: &mut Walker<'_>, root: &Node, defaults: &GlobalConfig) -> GlobalConfig {
+    let Kind::Map(entries) = &root.kind else {
+        return defaults.clone();
+    };
+    let Some((_, node)) = entries.iter().find(|(k, _)| k.text() == Some("global")) else {
+        return defaults.clone();
+    };
+    let draft = Global {
+        defaults: defaults.clone(),
+        interval: Duration::ZERO,
+        timeout: Duration::ZERO,
+        external_labels: None,
+    };
+    w.section(node, &Path::root().key("global"), draft)
+        .unwrap_or_else(|| defaults.clone())
+}
+
 /// Where the first `job_name` of a job is written.
 fn job_name_position(node: &Node) -> Option<Position> {
     match &node.kind {
@@ -174,6 +193,8 @@ struct Global {
     interval: Duration,
     /// `scrape_timeout` as written; zero when unset.
     timeout: Duration,
+    /// `external_labels` as written; `None` when unset.
+    external_labels: Option<Labels>,
 }
 
 impl Section for Global {
@@ -186,17 +207,36 @@ impl Section for Global {
         row("scrape_timeout", |w, v, p, d| {
             d.timeout = w.duration(v, p).unwrap_or_default()
         }),
+        row("external_labels", |w, v, p, d| {
+            let mut labels = Labels::new();
+            if let Some(entries) = w.map(v, p) {
+                for (k, value) in entries {
+                    let Some(label) = w.string(k, p) else {
+                        continue;
+                    };
+                    let path = p.key(&label);
+                    if !is_valid_label_name(&label) {
+                        w.err(&path, k.pos, format!("{label:?} is not a valid label name"));
+                        continue;
+                    }
+                    if let Some(value) = w.string(value, &path) {
+                        labels.set(label, value);
+                    }
+                }
+            }
+            d.external_labels = Some(labels);
+        }),
     ];
 
     /// Keys of Prometheus's `global:` section that do not concern scraping.
-    const IGNORED: &'static [&'static str] =
-        &["evaluation_interval", "external_labels", "query_log_file"];
+    const IGNORED: &'static [&'static str] = &["evaluation_interval", "query_log_file"];
 
     fn finish(self, w: &mut Walker<'_>, node: &Node, path: &Path, _: bool) -> Option<GlobalConfig> {
         let Global {
             defaults,
             mut interval,
             mut timeout,
+            external_labels,
         } = self;
         if interval.is_zero() {
             interval = defaults.scrape_interval;
@@ -214,6 +254,7 @@ impl Section for Global {
         Some(GlobalConfig {
             scrape_interval: interval,
             scrape_timeout: timeout,
+            external_labels: external_labels.unwrap_or(defaults.external_labels),
         })
     }
 }

@@ -253,6 +253,10 @@ pub struct GlobalConfig {
     pub scrape_interval: Duration,
     /// Default scrape timeout (10s).
     pub scrape_timeout: Duration,
+    /// Labels every series gets unless it has a label of the same name (`external_labels`;
+    /// none by default). Values are taken as written: Prometheus's `$VAR` expansion is
+    /// not done.
+    pub external_labels: Labels,
 }
 
 impl Default for GlobalConfig {
@@ -260,6 +264,7 @@ impl Default for GlobalConfig {
         GlobalConfig {
             scrape_interval: Duration::from_secs(60),
             scrape_timeout: Duration::from_secs(10),
+            external_labels: Labels::new(),
         }
     }
 }
