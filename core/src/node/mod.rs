@@ -255,6 +255,10 @@ pub enum Wake {
     /// The drain grace ends: we stop scraping and, once the scrapes still out have finished
     /// (or their timeout has passed), deregister and exit.
     DrainEnd,
+    /// A target that left discovery is still gone one interval and a tenth after its next
+    /// scrape would have been: its staleness markers are written (Prometheus's end-of-run
+    /// staleness).
+    EndOfRun(TargetKey),
 }
 
 /// A read-only view of one target of a job, for the targets API and pages.
@@ -311,6 +315,10 @@ pub struct Node {
     scraped: BTreeMap<TargetKey, Scraped>,
     /// Scrapes in flight for targets we no longer scrape, by scrape id.
     orphans: BTreeMap<u64, (TargetKey, Arc<ScrapeSpec>, Orphan)>,
+    /// For an orphan whose target left discovery: when its next scrape would have been.
+    orphan_stale_at: BTreeMap<u64, Timestamp>,
+    /// Targets that left discovery, waiting for their end-of-run staleness markers.
+    ending: BTreeMap<TargetKey, targets::Ending>,
     next_scrape_id: u64,
     next_generation: u64,
     stats: Stats,
@@ -339,6 +347,8 @@ impl Node {
             jobs_applied: false,
             scraped: BTreeMap::new(),
             orphans: BTreeMap::new(),
+            orphan_stale_at: BTreeMap::new(),
+            ending: BTreeMap::new(),
             next_scrape_id: 1,
             next_generation: 1,
             stats: Stats::default(),
