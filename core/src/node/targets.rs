@@ -90,7 +90,7 @@ impl Node {
 
     /// Stops scraping `key`. `how` says whether its series end (left discovery) or live on
     /// with another owner (moved). A scrape in flight is settled when it returns.
-    pub(super) fn remove_scraped(&mut self, now: Timestamp, key: &TargetKey, how: Orphan) {
+    pub(super) fn remove_scraped(&mut self, _now: Timestamp, key: &TargetKey, how: Orphan) {
         let Some(s) = self.scraped.remove(key) else {
             return;
         };
@@ -98,7 +98,6 @@ impl Node {
         if let Role::HandingOff { until } = s.role {
             self.timers.remove(&(until, Wake::HandoffEnd(key.clone())));
         }
-        let _ = now;
         match (s.in_flight, s.cache) {
             (Some(id), _) => {
                 if how == Orphan::MarkStale {
@@ -139,6 +138,18 @@ impl Node {
         }
     }
 
+    /// Whether `key` is one of the active targets of a job in force.
+    fn in_discovery(&self, key: &TargetKey) -> bool {
+        self.jobs.values().any(|job| {
+            job.config.is_some()
+                && job
+                    .resolved
+                    .active
+                    .binary_search_by(|t| t.key.cmp(key))
+                    .is_ok()
+        })
+    }
+
     /// The target is back before its end-of-run markers were written: no markers, and
     /// its series memory returns to it (so a series it no longer has still gets one).
     pub(super) fn take_ending(&mut self, key: &TargetKey) -> Option<SeriesCache> {
@@ -148,12 +159,15 @@ impl Node {
         Some(ending.cache)
     }
 
-    /// Writes every pending end-of-run marker now (the node stops): at their time, or now
-    /// if that is later than now.
+    /// Writes every pending end-of-run marker now (the node stops), for targets still out
+    /// of discovery: at their time, or now if that is earlier.
     pub(super) fn flush_endings(&mut self, now: Timestamp) {
         for (key, ending) in std::mem::take(&mut self.ending) {
             self.timers
                 .remove(&(ending.write_at, Wake::EndOfRun(key.clone())));
+            if self.in_discovery(&key) {
+                continue; // back, whoever owns it: its series live on
+            }
             let markers = crate::scrape::stale_markers(&ending.cache, ending.stale_at.min(now));
             self.emit(crate::encode::encode(&ending.spec.emit, &markers));
         }
@@ -179,8 +193,12 @@ impl Node {
                 Wake::EndOfRun(key) => {
                     if self.ending.get(&key).is_some_and(|e| e.write_at == at) {
                         let ending = self.ending.remove(&key).expect("checked");
-                        let markers = crate::scrape::stale_markers(&ending.cache, ending.stale_at);
-                        self.emit(crate::encode::encode(&ending.spec.emit, &markers));
+                        // Back in discovery (whoever owns it now): its series live on.
+                        if !self.in_discovery(&key) {
+                            let markers =
+                                crate::scrape::stale_markers(&ending.cache, ending.stale_at);
+                            self.emit(crate::encode::encode(&ending.spec.emit, &markers));
+                        }
                     }
                 }
                 Wake::DrainEnd => {
