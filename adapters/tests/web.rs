@@ -410,6 +410,13 @@ async fn targets_api_has_prometheus_shape_and_each_target_has_one_owner_across_t
     let dropped_only = get_json(&a.url("/api/v1/targets?state=dropped")).await;
     assert_eq!(active_targets(&dropped_only).len(), 0);
     assert!(dropped_only["data"]["droppedTargets"].is_array());
+    // Prometheus 3.16: every job's count of dropped targets, only when they are asked for.
+    assert_eq!(active_only["data"]["droppedTargetCounts"], Value::Null);
+    let counts = dropped_only["data"]["droppedTargetCounts"]
+        .as_object()
+        .expect("droppedTargetCounts is an object");
+    assert!(!counts.is_empty(), "{dropped_only:#}");
+    assert!(counts.values().all(|c| c == 0), "{dropped_only:#}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -163,7 +163,7 @@ pub struct RelabelConfig {
     pub separator: String,
     /// The regex as written (default `(.*)`).
     pub regex_source: String,
-    /// The regex compiled as `^(?:<regex>)$`.
+    /// The regex compiled as `^(?s:<regex>)$` (`.` matches a newline, as in Prometheus 3).
     pub regex: regex::Regex,
     /// Modulus for `hashmod`.
     pub modulus: u64,
@@ -433,14 +433,47 @@ impl Requires {
     }
 }
 
-/// Compiles `regex` fully anchored, as Prometheus's `relabel.NewRegexp`.
+/// Go's `strings.ToUpper`: each character by its simple (one-to-one) uppercase mapping,
+/// `unicode.ToUpper`. Rust's `to_uppercase` is the full mapping (`ß` → `SS`); where that
+/// gives several characters, the simple mapping keeps the character, except for the Greek
+/// letters with iota subscript, whose simple uppercase is their titlecase form (`ᾳ` → `ᾼ`).
+pub fn go_to_upper(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            let mut up = c.to_uppercase();
+            match (up.next(), up.next()) {
+                (Some(u), None) => u,
+                _ => match c as u32 {
+                    0x1F80..=0x1F87 | 0x1F90..=0x1F97 | 0x1FA0..=0x1FA7 => {
+                        char::from_u32(c as u32 + 8).unwrap_or(c)
+                    }
+                    0x1FB3 | 0x1FC3 | 0x1FF3 => char::from_u32(c as u32 + 9).unwrap_or(c),
+                    _ => c,
+                },
+            }
+        })
+        .collect()
+}
+
+/// Go's `strings.ToLower`: each character by its simple (one-to-one) lowercase mapping,
+/// `unicode.ToLower`. The only full lowercase mapping of several characters is `İ` → `i̇`,
+/// whose simple mapping is `i`; per character, so a final `Σ` is `σ` (Rust's `str`
+/// method writes `ς`).
+pub fn go_to_lower(s: &str) -> String {
+    s.chars()
+        .map(|c| c.to_lowercase().next().unwrap_or(c))
+        .collect()
+}
+
+/// Compiles `regex` fully anchored, as Prometheus 3's `relabel.NewRegexp`: `^(?s:<regex>)$`,
+/// so `.` matches a newline too.
 ///
 /// Go's RE2 reads `\d`, `\w`, `\s` and `\b` as ASCII classes where the `regex` crate reads
 /// them as Unicode ones; they are rewritten to their ASCII forms first so that a label value
 /// such as `١٢` (Arabic-Indic digits) matches `\d+` in neither.
 pub fn compile_anchored(regex: &str) -> Result<regex::Regex, RelabelError> {
     let translated = ascii_perl_classes(regex);
-    regex::Regex::new(&format!("^(?:{translated})$")).map_err(|e| {
+    regex::Regex::new(&format!("^(?s:{translated})$")).map_err(|e| {
         // The regex crate's message spans lines (pattern, caret, reason): keep the reason.
         let text = e.to_string();
         let reason = text
@@ -646,8 +679,8 @@ fn relabel(cfg: &RelabelConfig, labels: &mut Labels) -> bool {
             // `set` with an empty value deletes the label, as Prometheus does.
             labels.set(target, replacement);
         }
-        Action::Lowercase => labels.set(cfg.target_label.clone(), value.to_lowercase()),
-        Action::Uppercase => labels.set(cfg.target_label.clone(), value.to_uppercase()),
+        Action::Lowercase => labels.set(cfg.target_label.clone(), go_to_lower(&value)),
+        Action::Uppercase => labels.set(cfg.target_label.clone(), go_to_upper(&value)),
         Action::Hashmod => {
             let shard = hashmod(&value, cfg.modulus);
             labels.set(cfg.target_label.clone(), shard.to_string());
@@ -1103,6 +1136,60 @@ mod tests {
         assert_eq!(
             run(&[upper], &[("a", "foo")]),
             Some(labels(&[("a", "FOO")]))
+        );
+    }
+
+    #[test]
+    fn case_mapping_is_go_simple_mapping_per_character() {
+        // Go's strings.ToUpper / ToLower (unicode.ToUpper / ToLower per rune).
+        let upper = [
+            ("straße", "STRAßE"), // ß has no one-character uppercase: kept
+            ("ﬁx", "ﬁX"),         // the ligature likewise
+            ("ŉ", "ŉ"),
+            ("ᾳ", "ᾼ"), // iota subscript: simple uppercase is the titlecase form
+            ("ᾀᾑᾧ", "ᾈᾙᾯ"),
+            ("ᾈ", "ᾈ"), // already titlecase: no simple uppercase
+            ("ῃῳ", "ῌῼ"),
+            ("ǆ", "Ǆ"),
+            ("äöü", "ÄÖÜ"),
+            ("σς", "ΣΣ"),
+        ];
+        for (input, want) in upper {
+            assert_eq!(go_to_upper(input), want, "upper {input:?}");
+        }
+        let lower = [
+            ("İSTANBUL", "istanbul"), // İ → i, not i + combining dot
+            ("ΟΔΟΣ", "οδοσ"),         // final sigma stays σ, per character
+            ("ẞ", "ß"),
+            ("ÄÖÜ", "äöü"),
+            ("ǅ", "ǆ"),
+        ];
+        for (input, want) in lower {
+            assert_eq!(go_to_lower(input), want, "lower {input:?}");
+        }
+        let rule_upper = rule(&[
+            ("source_labels", "a"),
+            ("target_label", "a"),
+            ("action", "uppercase"),
+        ]);
+        assert_eq!(
+            run(&[rule_upper], &[("a", "groß")]),
+            Some(labels(&[("a", "GROß")]))
+        );
+    }
+
+    #[test]
+    fn dot_matches_a_newline_as_in_prometheus_3() {
+        let re = compile_anchored("a.b").unwrap();
+        assert!(re.is_match("a\nb"));
+        assert!(compile_anchored(".*").unwrap().is_match("x\ny\n"));
+        // Still anchored at both ends, whatever the regex says.
+        assert!(!compile_anchored("a|b").unwrap().is_match("ab"));
+        assert!(!compile_anchored("b").unwrap().is_match("a\nb"));
+        let keep = rule(&[("source_labels", "a"), ("regex", "x.*"), ("action", "keep")]);
+        assert_eq!(
+            run(&[keep], &[("a", "x\ny")]),
+            Some(labels(&[("a", "x\ny")]))
         );
     }
 

@@ -1,7 +1,7 @@
 //! Per-scrape processing: parse, attach target labels, metric relabeling, limits,
 //! staleness, synthetic series, encoding. Pure and `Send`: drivers run it on worker threads.
 //!
-//! ## Semantics (Prometheus 2.42's scrape loop, `scrape/scrape.go`, unless noted)
+//! ## Semantics (Prometheus 3.16's scrape loop, `scrape/scrape.go`, unless noted)
 //!
 //! - The body is parsed in the format its Content-Type names; a parse error fails the scrape.
 //! - Target labels: with `honor_labels: false` a scraped label that clashes with a target
@@ -25,7 +25,12 @@
 //!   series of the previous successful scrape and forgets them, so a second failure writes
 //!   none. (Prometheus, on a limit or parse failure, also skips markers for the series it
 //!   had appended before failing — then rolls those samples back; we mark them all, as the
-//!   design asks.) Series with an exporter timestamp are not tracked, as in Prometheus.
+//!   design asks.) Series with an exporter timestamp are not tracked unless
+//!   `track_timestamps_staleness` is set, as in Prometheus.
+//! - Synthetic series: the five of [`REPORT_SERIES`], then with `extra_scrape_metrics` the
+//!   three of [`EXTRA_REPORT_SERIES`], all at the scrape's start with the target labels.
+//! - External labels: every series (scraped, synthetic, markers) gets each external label
+//!   it lacks, after the label limits, as Prometheus's remote write adds them.
 //!   A target removed from discovery: [`stale_markers`]; a target that merely moved to
 //!   another member: no markers (the node just drops the cache).
 //!
@@ -85,6 +90,13 @@ pub struct ScrapeSpec {
     pub honor_labels: bool,
     /// Keep exporter timestamps.
     pub honor_timestamps: bool,
+    /// Staleness markers for series with exporter timestamps too.
+    pub track_timestamps_staleness: bool,
+    /// Write [`EXTRA_REPORT_SERIES`] after the five synthetic series.
+    pub extra_scrape_metrics: bool,
+    /// Labels added to every series that lacks a label of the same name (`global:`
+    /// `external_labels`, as remote write adds them).
+    pub external_labels: Labels,
     /// Ask for gzip.
     pub enable_compression: bool,
     /// Limits.
@@ -127,6 +139,15 @@ pub const REPORT_SERIES: [&str; 5] = [
     "scrape_samples_scraped",
     "scrape_samples_post_metric_relabeling",
     "scrape_series_added",
+];
+
+/// The synthetic series `extra_scrape_metrics` adds, in Prometheus's order: the target's
+/// timeout, its `sample_limit` (0 for none) and the bytes of the body (0 for a failed
+/// scrape, -1 for one over `body_size_limit`).
+pub const EXTRA_REPORT_SERIES: [&str; 3] = [
+    "scrape_timeout_seconds",
+    "scrape_sample_limit",
+    "scrape_body_size_bytes",
 ];
 
 /// Samples with a timestamp further than this after the scrape's start are refused
@@ -345,6 +366,8 @@ struct Basis {
     label_value_length_limit: u64,
     metric_relabel_configs: Vec<RelabelConfig>,
     encoding: Encoding,
+    extra_scrape_metrics: bool,
+    external_labels: Labels,
 }
 
 impl Basis {
@@ -356,6 +379,8 @@ impl Basis {
             && self.encoding == spec.emit.encoding
             && self.target_labels == spec.target_labels
             && self.metric_relabel_configs == spec.metric_relabel_configs
+            && self.extra_scrape_metrics == spec.extra_scrape_metrics
+            && self.external_labels == spec.external_labels
     }
 
     fn of(spec: &ScrapeSpec) -> Basis {
@@ -367,6 +392,8 @@ impl Basis {
             label_value_length_limit: spec.limits.label_value_length_limit,
             metric_relabel_configs: spec.metric_relabel_configs.clone(),
             encoding: spec.emit.encoding,
+            extra_scrape_metrics: spec.extra_scrape_metrics,
+            external_labels: spec.external_labels.clone(),
         }
     }
 }
@@ -486,11 +513,18 @@ impl SeriesCache {
                 }
                 self.reindex_series();
             }
+            let extra: &[&str] = if spec.extra_scrape_metrics {
+                &EXTRA_REPORT_SERIES
+            } else {
+                &[]
+            };
             self.report = REPORT_SERIES
                 .iter()
+                .chain(extra)
                 .map(|name| {
                     let mut l = spec.target_labels.clone();
                     l.set("__name__".to_string(), (*name).to_string());
+                    add_external_labels(&mut l, &spec.external_labels);
                     encode_frag(&l, encoding, &mut frag);
                     SeriesEntry::new(&frag)
                 })
@@ -711,14 +745,24 @@ fn run(
         out_of_bounds_samples: counts.out_of_bounds,
         samples_unencodable: 0,
     };
+    // Prometheus's `bytesRead`: the body read, 0 when the fetch failed, -1 over the limit.
+    let body_bytes = match (fetch, &report.error) {
+        (_, Some(ScrapeError::BodySizeLimit)) => -1.0,
+        (FetchOutcome::Body { body, .. }, _) => body.len() as f64,
+        (FetchOutcome::Failed { .. }, _) => 0.0,
+    };
     let values = [
         if up { 1.0 } else { 0.0 },
         duration.as_secs_f64(),
         report.samples_scraped as f64,
         report.samples_post_metric_relabeling as f64,
         report.series_added as f64,
+        spec.timeout.as_secs_f64(),
+        spec.limits.sample_limit as f64,
+        body_bytes,
     ];
-    for (i, v) in values.into_iter().enumerate() {
+    let written = cache.report.len();
+    for (i, v) in values.into_iter().take(written).enumerate() {
         outs.push(Out {
             series: REPORT_FLAG | i as u32,
             ts: t0,
@@ -820,7 +864,7 @@ fn append(
         }
         entry.seen_iter = iter;
         entry.last_ts = t;
-        entry.tracked_now |= explicit_ts.is_none();
+        entry.tracked_now |= explicit_ts.is_none() || spec.track_timestamps_staleness;
         cache.raw[raw_idx as usize].committed = true;
         if raw_new && !sample_limit_hit {
             c.series_added += 1;
@@ -866,7 +910,18 @@ fn resolve(
         return Err(ScrapeError::InvalidLabels(lset));
     }
     check_label_limits(&lset, &spec.limits)?;
+    let mut lset = lset;
+    add_external_labels(&mut lset, &spec.external_labels);
     Ok(cache.series_for(&lset, spec.emit.encoding, frag))
+}
+
+/// Remote write's `processExternalLabels`: each external label the series does not have.
+fn add_external_labels(lset: &mut Labels, external: &Labels) {
+    for l in external.iter() {
+        if lset.get(&l.name).is_none() {
+            lset.set(l.name.clone(), l.value.clone());
+        }
+    }
 }
 
 /// Merges target labels into scraped ones with Prometheus's `honor_labels` rules.

@@ -74,22 +74,27 @@ pub struct DroppedTarget {
 pub struct ResolvedTargets {
     /// Targets to scrape, sorted by key.
     pub active: Vec<Target>,
-    /// Targets dropped by relabeling.
+    /// Targets dropped by relabeling, the first `keep_dropped_targets` of them (all when 0).
     pub dropped: Vec<DroppedTarget>,
+    /// How many targets relabeling dropped, kept or not.
+    pub dropped_count: usize,
     /// Set when the job has more targets than `target_limit`: none is scraped, as in Prometheus.
     pub limit_error: Option<String>,
     /// Targets whose labels were invalid (bad `__scrape_interval__`, no address, ...): what and why.
     pub errors: Vec<String>,
 }
 
-/// Turns target groups into targets for `job`, as Prometheus's `targetsFromGroup` and
-/// `PopulateLabels` (version 2.42, default ports added) do.
+/// Turns target groups into targets for `job`, as Prometheus 3.16's `TargetsFromGroup`,
+/// `PopulateLabels` and the scrape pool's `Sync` do.
 ///
 /// A target's labels are its group's labels overridden by its own; `job`, `__scheme__`,
-/// `__metrics_path__`, `__scrape_interval__` and `__scrape_timeout__` are added when absent,
-/// and `__param_<name>` (first value) for each job param. Relabeling then runs; a dropped
-/// target is kept with these discovered labels. Targets with the same key are one target
-/// (the last one's discovered labels win, as in Prometheus's scrape pool).
+/// `__metrics_path__`, `__scrape_interval__`, `__scrape_timeout__` and the three histogram
+/// switches (`false`: scrapepool scrapes no native histograms) are added when absent, and
+/// `__param_<name>` (the param's first value) for each job param the target does not set
+/// itself. Relabeling then runs; a dropped target is kept with these discovered labels, at
+/// most `keep_dropped_targets` of them when that is not 0 (all are counted). Targets with
+/// the same key are one target: the first one's labels and URL, the last one's discovered
+/// labels, as Prometheus's scrape pool keeps them.
 pub fn resolve(job: &JobConfig, groups: &[TargetGroup]) -> ResolvedTargets {
     let mut out = ResolvedTargets::default();
     let mut active: std::collections::BTreeMap<TargetKey, Target> =
@@ -101,11 +106,21 @@ pub fn resolve(job: &JobConfig, groups: &[TargetGroup]) -> ResolvedTargets {
                 labels.set(l.name.clone(), l.value.clone());
             }
             match populate(job, labels) {
-                Ok(Populated::Active(target)) => {
-                    active.insert(target.key.clone(), target);
-                }
+                Ok(Populated::Active(target)) => match active.entry(target.key.clone()) {
+                    std::collections::btree_map::Entry::Vacant(slot) => {
+                        slot.insert(target);
+                    }
+                    std::collections::btree_map::Entry::Occupied(mut first) => {
+                        first.get_mut().discovered_labels = target.discovered_labels;
+                    }
+                },
                 Ok(Populated::Dropped(discovered_labels)) => {
-                    out.dropped.push(DroppedTarget { discovered_labels })
+                    out.dropped_count += 1;
+                    if job.keep_dropped_targets == 0
+                        || (out.dropped.len() as u64) < job.keep_dropped_targets
+                    {
+                        out.dropped.push(DroppedTarget { discovered_labels })
+                    }
                 }
                 Err(e) => out
                     .errors
@@ -137,6 +152,14 @@ fn populate(job: &JobConfig, mut labels: Labels) -> Result<Populated, String> {
         ("__scrape_timeout__", format_duration(job.scrape_timeout)),
         ("__metrics_path__", job.metrics_path.clone()),
         ("__scheme__", job.scheme.as_str().to_string()),
+        // Prometheus 3 sets its histogram switches on every target; scrapepool has no
+        // native histograms, so they are always off.
+        (
+            "__convert_classic_histograms_to_nhcb__",
+            "false".to_string(),
+        ),
+        ("__always_scrape_classic_histograms__", "false".to_string()),
+        ("__scrape_native_histograms__", "false".to_string()),
     ];
     for (name, value) in defaults {
         if labels.get(name).is_none() {
@@ -144,27 +167,22 @@ fn populate(job: &JobConfig, mut labels: Labels) -> Result<Populated, String> {
         }
     }
     for (name, values) in &job.params {
-        if let Some(first) = values.first() {
-            labels.set(format!("__param_{name}"), first.clone());
+        let label = format!("__param_{name}");
+        match values.first() {
+            // The target's own `__param_<name>` wins over the job's.
+            Some(first) if labels.get(&label).is_none() => labels.set(label, first.clone()),
+            _ => {}
         }
     }
     let discovered = labels.clone();
     let Some(mut labels) = relabel::process(&job.relabel_configs, labels) else {
         return Ok(Populated::Dropped(discovered));
     };
-    let Some(mut address) = labels.get("__address__").map(str::to_string) else {
+    // An address without a port stays as it is (Prometheus 3); only the dial uses the
+    // scheme's default port.
+    let Some(address) = labels.get("__address__").map(str::to_string) else {
         return Err("no address".into());
     };
-    if needs_port(&address) {
-        // Prometheus 2.42 adds the scheme's default port to an address without one.
-        match labels.get("__scheme__").unwrap_or("") {
-            "http" | "" => address.push_str(":80"),
-            "https" => address.push_str(":443"),
-            // Prometheus names the job's scheme here, not the label's.
-            _ => return Err(format!("invalid scheme: {:?}", job.scheme.as_str())),
-        }
-        labels.set("__address__".into(), address.clone());
-    }
     if address.contains('/') {
         return Err(format!("{address:?} is not a valid hostname"));
     }
@@ -257,12 +275,6 @@ fn check_host_port(address: &str) -> Result<(), String> {
         Ok(_) => Ok(()),
         Err(_) => invalid(format!("invalid port {port:?} (above 65535)")),
     }
-}
-
-/// Whether Prometheus 2.42's `addPort` would add a default port: the address has no port
-/// but becomes a valid `host:port` with one.
-fn needs_port(address: &str) -> bool {
-    split_host_port(address).is_none() && split_host_port(&format!("{address}:1234")).is_some()
 }
 
 /// Go's `net.SplitHostPort`: `host:port` or `[v6]:port`; `None` where Go returns an error.
@@ -428,9 +440,12 @@ mod tests {
             t.discovered_labels,
             l(&[
                 ("__address__", "h:9100"),
+                ("__always_scrape_classic_histograms__", "false"),
+                ("__convert_classic_histograms_to_nhcb__", "false"),
                 ("__metrics_path__", "/metrics"),
                 ("__scheme__", "http"),
                 ("__scrape_interval__", "30s"),
+                ("__scrape_native_histograms__", "false"),
                 ("__scrape_timeout__", "10s"),
                 ("env", "prod"),
                 ("job", "j"),
@@ -563,11 +578,6 @@ mod tests {
                 "[::g]:1",
                 "\"[::g]:1\" is not a valid address: invalid IPv6 address \"::g\"",
             ),
-            // Without a port the scheme's default is added first, then the host is checked.
-            (
-                "h#x",
-                "\"h#x:80\" is not a valid address: invalid character \"#\" in host name",
-            ),
             ("http://h:1", "\"http://h:1\" is not a valid hostname"),
             ("h:1/metrics", "\"h:1/metrics\" is not a valid hostname"),
         ];
@@ -592,30 +602,83 @@ mod tests {
     }
 
     #[test]
-    fn default_ports_as_prometheus_2_42() {
+    fn no_default_port_is_added_as_in_prometheus_3() {
         let http = job("job_name: j\n");
         let https = job("job_name: j\nscheme: https\n");
         let cases = [
-            (&http, "example.com", "example.com:80"),
-            (&https, "example.com", "example.com:443"),
-            (&http, "example.com:8080", "example.com:8080"),
-            (&http, "[::1]", "[::1]:80"),
-            (&http, "[::1]:9090", "[::1]:9090"),
-            // A bare IPv6 address cannot take a port: left alone.
-            (&http, "::1", "::1"),
+            (&http, "example.com", "http://example.com/metrics"),
+            (&https, "example.com", "https://example.com/metrics"),
+            (&http, "example.com:8080", "http://example.com:8080/metrics"),
+            (&http, "[::1]", "http://[::1]/metrics"),
+            (&http, "[::1]:9090", "http://[::1]:9090/metrics"),
+            (&http, "::1", "http://::1/metrics"),
         ];
-        for (j, address, want) in cases {
+        for (j, address, url) in cases {
             let r = resolve(j, &[group("0", &[address], &[])]);
+            assert!(r.errors.is_empty(), "{address}: {r:?}");
             let t = &r.active[0];
-            assert_eq!(t.labels.get("instance"), Some(want), "{address}");
-            assert!(
-                t.url.contains(&format!("//{want}/")),
-                "{address}: {}",
-                t.url
-            );
-            // The discovered labels keep the address as discovered.
+            assert_eq!(t.labels.get("instance"), Some(address), "{address}");
+            assert_eq!(t.url, url, "{address}");
             assert_eq!(t.discovered_labels.get("__address__"), Some(address));
         }
+    }
+
+    #[test]
+    fn a_targets_own_param_label_wins_over_the_jobs_param() {
+        let j = job("job_name: j\nparams:\n  module: [a, b]\n  other: [o]\n");
+        let mut g = group("0", &[], &[]);
+        g.targets
+            .push(l(&[("__address__", "h:1"), ("__param_module", "mine")]));
+        g.targets.push(l(&[("__address__", "h:2")]));
+        let r = resolve(&j, &[g]);
+        assert!(r.errors.is_empty(), "{r:?}");
+        let [first, second] = &r.active[..] else {
+            panic!("{r:?}")
+        };
+        let (mine, default) = if first.url.contains("h:1") {
+            (first, second)
+        } else {
+            (second, first)
+        };
+        assert_eq!(mine.discovered_labels.get("__param_module"), Some("mine"));
+        assert_eq!(mine.discovered_labels.get("__param_other"), Some("o"));
+        assert_eq!(mine.url, "http://h:1/metrics?module=mine&module=b&other=o");
+        assert_eq!(default.discovered_labels.get("__param_module"), Some("a"));
+        assert_eq!(default.url, "http://h:2/metrics?module=a&module=b&other=o");
+    }
+
+    #[test]
+    fn discovered_labels_carry_prometheus_3_histogram_switches() {
+        let j = job("job_name: j\n");
+        let r = resolve(&j, &[group("0", &["h:1"], &[])]);
+        let d = &r.active[0].discovered_labels;
+        for name in [
+            "__always_scrape_classic_histograms__",
+            "__convert_classic_histograms_to_nhcb__",
+            "__scrape_native_histograms__",
+        ] {
+            assert_eq!(d.get(name), Some("false"), "{name}");
+        }
+        // Internal labels never reach the target's labels.
+        assert_eq!(r.active[0].labels, l(&[("instance", "h:1"), ("job", "j")]));
+    }
+
+    #[test]
+    fn keep_dropped_targets_keeps_the_first_n_and_counts_all() {
+        let yaml = "job_name: j\nrelabel_configs:\n  - source_labels: [__address__]\n    regex: 'd.*'\n    action: drop\n";
+        let groups = [group("0", &["d1:1", "a:1", "d2:1", "d3:1"], &[])];
+        let all = resolve(&job(yaml), &groups);
+        assert_eq!(all.dropped.len(), 3);
+        assert_eq!(all.dropped_count, 3);
+        let kept = resolve(&job(&format!("{yaml}keep_dropped_targets: 2\n")), &groups);
+        assert_eq!(kept.active.len(), 1);
+        assert_eq!(kept.dropped_count, 3);
+        let addresses: Vec<_> = kept
+            .dropped
+            .iter()
+            .map(|d| d.discovered_labels.get("__address__").unwrap_or(""))
+            .collect();
+        assert_eq!(addresses, ["d1:1", "d2:1"]);
     }
 
     #[test]
@@ -669,6 +732,35 @@ mod tests {
         let mut sorted = keys.clone();
         sorted.sort();
         assert_eq!(keys, sorted);
+    }
+
+    #[test]
+    fn duplicates_after_relabeling_are_one_target_with_the_last_discovered_labels() {
+        // What Prometheus 3.16 shows for this job: one target, labels {a, instance, job},
+        // discovered labels those of the third (with b="x").
+        let j = job("job_name: j\nrelabel_configs:\n  - regex: b\n    action: labeldrop\n");
+        let r = resolve(
+            &j,
+            &[
+                group("0", &["h:1", "h:1"], &[("a", "1")]),
+                group("1", &["h:1"], &[("a", "1"), ("b", "x")]),
+            ],
+        );
+        assert!(r.errors.is_empty() && r.dropped.is_empty(), "{r:?}");
+        assert_eq!(r.active.len(), 1, "{r:?}");
+        let t = &r.active[0];
+        assert_eq!(
+            t.labels,
+            l(&[("a", "1"), ("instance", "h:1"), ("job", "j")])
+        );
+        assert_eq!(t.discovered_labels.get("b"), Some("x"));
+        assert_eq!(t.url, "http://h:1/metrics");
+        // A different URL is a different target, even with the same labels.
+        let j = job(
+            "job_name: j\nrelabel_configs:\n  - target_label: instance\n    replacement: same\n",
+        );
+        let r = resolve(&j, &[group("0", &["h:1", "h:2"], &[])]);
+        assert_eq!(r.active.len(), 2);
     }
 
     #[test]

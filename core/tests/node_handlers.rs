@@ -51,6 +51,8 @@ struct Harness {
     /// Scrapes not yet answered (when `auto_answer` is off).
     pending: Vec<ScrapeTask>,
     auto_answer: Option<FetchOutcome>,
+    /// Each `Emit` command's payloads, with when it came (ms after T0).
+    emitted: Vec<(i64, Vec<String>)>,
 }
 
 impl Harness {
@@ -68,6 +70,7 @@ impl Harness {
                 body: BODY.as_bytes().to_vec(),
                 content_type: Some("text/plain; version=0.0.4".into()),
             }),
+            emitted: Vec::new(),
         }
     }
 
@@ -81,6 +84,13 @@ impl Harness {
         let mut out = Vec::new();
         while let Some(c) = self.node.poll_command() {
             out.push(render(&c));
+            if let Command::Emit(records) = &c {
+                let payloads = records
+                    .iter()
+                    .map(|r| String::from_utf8_lossy(&r.payload).into_owned())
+                    .collect();
+                self.emitted.push((self.now.0 - T0, payloads));
+            }
             if let Command::Scrape(task) = c {
                 match self.auto_answer.clone() {
                     Some(fetch) => {
@@ -275,17 +285,105 @@ fn targets_are_split_between_members_and_moved_ones_handed_off() {
     );
 }
 
+fn json_harness() -> Harness {
+    Harness::with_config(NodeConfig {
+        encoding: scrapepool_core::encode::Encoding::Json,
+        ..NodeConfig::for_tests("a")
+    })
+}
+
+/// `scrapepool_core::format::rfc3339_ms` of `ms` after T0, as the JSON records write it.
+fn json_time(ms: i64) -> String {
+    format!(
+        "\"timestamp\":\"{}\"",
+        scrapepool_core::format::rfc3339_ms(T0 + ms)
+    )
+}
+
 #[test]
 fn target_removed_from_discovery_gets_staleness_markers() {
-    let mut h = Harness::new("a");
+    let mut h = json_harness();
     h.up("a");
     h.feed(jobs(1, &[("j", &static_job("j", "10s", &["h:1", "h:2"]))]));
-    h.run_until(10_000);
+    let log = h.run_until(20_000);
+    let next = scrapes_of(&log, "h:2").last().expect("scraped") + 10_000;
     let out = h.feed(jobs(2, &[("j", &static_job("j", "10s", &["h:1"]))]));
-    // Every series of h:2 ends with a marker: its two scraped series and, as Prometheus's
-    // end-of-run staleness does, its five synthetic series.
-    assert_eq!(out, vec!["emit 7 samples"]);
+    assert_eq!(out, Vec::<String>::new(), "nothing is written at once");
     assert_eq!(h.node.scraped_counts(), (1, 0));
+    // Prometheus's end-of-run staleness: markers at the time of the next scrape, written
+    // one interval and a tenth after it (the target may come back meanwhile).
+    h.emitted.clear();
+    h.run_until(next + 11_000 - 1);
+    assert_eq!(h.emitted, Vec::<(i64, Vec<String>)>::new());
+    h.run_until(next + 11_000);
+    let [(at, payloads)] = &h.emitted[..] else {
+        panic!("one emit: {:?}", h.emitted)
+    };
+    assert_eq!(*at, next + 11_000);
+    // Every series of h:2 ends: its two scraped series and its five synthetic series.
+    assert_eq!(payloads.len(), 7, "{payloads:?}");
+    for p in payloads {
+        assert!(p.contains("\"instance\":\"h:2\""), "{p}");
+        assert!(p.contains(&json_time(next)), "{p} at {next}");
+        assert!(p.contains("\"value\":\"NaN\""), "{p}");
+    }
+}
+
+#[test]
+fn a_target_back_before_its_end_of_run_markers_gets_none_and_keeps_its_series() {
+    let mut h = json_harness();
+    h.up("a");
+    let both = static_job("j", "10s", &["h:1", "h:2"]);
+    h.feed(jobs(1, &[("j", &both)]));
+    let log = h.run_until(20_000);
+    let next = scrapes_of(&log, "h:2").last().expect("scraped") + 10_000;
+    h.feed(jobs(2, &[("j", &static_job("j", "10s", &["h:1"]))]));
+    h.run_until(next + 5_000);
+    h.feed(jobs(3, &[("j", &both)]));
+    h.emitted.clear();
+    let log = h.run_until(next + 60_000);
+    assert!(
+        scrapes_of(&log, "h:2").len() >= 4,
+        "scraped again: {:?}",
+        short(&log)
+    );
+    assert_eq!(
+        h.emitted,
+        Vec::<(i64, Vec<String>)>::new(),
+        "no markers for a target that came back"
+    );
+    // Its series memory came back with it: a series gone since its last scrape still ends.
+    h.auto_answer = Some(FetchOutcome::Body {
+        body: b"a 1\n".to_vec(),
+        content_type: Some("text/plain; version=0.0.4".into()),
+    });
+    let log = h.run_until(next + 70_000);
+    assert!(
+        log.iter().any(|l| l == "sink 7 samples"),
+        "h:2's scrape: a, a marker for b, five synthetic: {log:?}"
+    );
+}
+
+#[test]
+fn a_target_back_on_another_member_before_its_markers_gets_none_from_us() {
+    let mut h = json_harness();
+    h.up("a");
+    let targets: Vec<String> = (1..=20).map(|i| format!("h:{i}")).collect();
+    let refs: Vec<&str> = targets.iter().map(String::as_str).collect();
+    h.feed(jobs(1, &[("j", &static_job("j", "10s", &refs))]));
+    h.run_until(20_000);
+    // Every target leaves; b joins; they all come back, about half of them now b's.
+    h.feed(jobs(2, &[("j", &static_job("j", "10s", &[]))]));
+    h.feed(members(
+        2,
+        &[("a", MemberState::Active), ("b", MemberState::Active)],
+    ));
+    h.feed(jobs(3, &[("j", &static_job("j", "10s", &refs))]));
+    let (ours, _) = h.node.scraped_counts();
+    assert!(ours > 0 && ours < 20, "{ours}");
+    h.emitted.clear();
+    h.run_until(80_000);
+    assert_eq!(h.emitted, Vec::<(i64, Vec<String>)>::new());
 }
 
 #[test]

@@ -71,6 +71,10 @@ pub(crate) struct Args {
     /// Longest TLS handshake, request header read or silence on a web connection.
     #[arg(long = "web.read-timeout", default_value = "30s", value_parser = parse_duration)]
     pub web_read_timeout: Duration,
+    /// A Prometheus configuration whose `global.external_labels` every series gets
+    /// (default: standalone, the `--jobs` file's; in a pool, none).
+    #[arg(long)]
+    pub global_config: Option<PathBuf>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -117,6 +121,27 @@ async fn daemon(args: Args) -> anyhow::Result<ExitCode> {
     let clock = SystemClock;
     let id = args.id.clone().unwrap_or_else(|| default_id(args.listen));
     let standalone = args.zookeeper.is_none();
+    let global_source = args
+        .global_config
+        .clone()
+        .or_else(|| args.jobs.clone().filter(|_| standalone));
+    let external_labels = match &global_source {
+        Some(path) => {
+            let origin = path.display().to_string();
+            let text = super::read_jobs_file(path)
+                .map_err(|e| anyhow::anyhow!("cannot read {origin}: {e}"))?;
+            match scrapepool_core::config::load_global(&text, &origin) {
+                Ok(global) => scrapepool_core::labels::Labels::from_pairs(global.external_labels),
+                Err(errors) => {
+                    for e in &errors {
+                        eprintln!("{e}");
+                    }
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+        None => Default::default(),
+    };
     let config = NodeConfig {
         id: id.clone(),
         replication_factor: args.replication_factor.max(1),
@@ -132,6 +157,7 @@ async fn daemon(args: Args) -> anyhow::Result<ExitCode> {
             args.encoding
         },
         message_bytes_max: 1 << 20,
+        external_labels,
     };
     let node = Node::new(config, clock.now());
     let web_config = match &args.web_config_file {

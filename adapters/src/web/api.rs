@@ -34,6 +34,7 @@ pub(super) async fn targets_api(
     let show_dropped = matches!(wanted.as_str(), "" | "any" | "dropped");
     let mut active = Vec::new();
     let mut dropped = Vec::new();
+    let mut dropped_counts = serde_json::Map::new();
     for job in &view.jobs {
         if show_active {
             for t in &job.targets {
@@ -56,11 +57,23 @@ pub(super) async fn targets_api(
         }
         if show_dropped {
             for d in &job.dropped {
-                dropped.push(serde_json::json!({ "discoveredLabels": d }));
+                dropped.push(serde_json::json!({ "discoveredLabels": d, "scrapePool": job.name }));
             }
+            dropped_counts.insert(job.name.clone(), job.dropped_count.into());
         }
     }
-    let body = serde_json::json!({"status": "success", "data": {"activeTargets": active, "droppedTargets": dropped}});
+    // Prometheus 3.16: the count of every job's dropped targets (also those not kept under
+    // `keep_dropped_targets`) when dropped targets are asked for, else null.
+    let counts = if show_dropped {
+        serde_json::Value::Object(dropped_counts)
+    } else {
+        serde_json::Value::Null
+    };
+    let body = serde_json::json!({"status": "success", "data": {
+        "activeTargets": active,
+        "droppedTargets": dropped,
+        "droppedTargetCounts": counts,
+    }});
     json_response(&view, &body)
 }
 

@@ -237,8 +237,8 @@ pub(super) async fn targets_page(State(state): State<WebState>) -> Response {
             }
             b.push_str("</table>");
         }
-        if !job.dropped.is_empty() {
-            let _ = write!(b, "<p class=\"muted\">{} targets dropped by relabeling (see <a href=\"/api/v1/targets?state=dropped\">the API</a>).</p>", job.dropped.len());
+        if job.dropped_count > 0 {
+            let _ = write!(b, "<p class=\"muted\">{} targets dropped by relabeling (see <a href=\"/api/v1/targets?state=dropped\">the API</a>).</p>", job.dropped_count);
         }
         b.push_str("</section>");
     }

@@ -83,8 +83,11 @@ pub struct JobSnapshot {
     pub handing_off: usize,
     /// Active targets, sorted by URL (empty in a [`View::capture_counts`] view).
     pub targets: Vec<TargetSnapshot>,
-    /// Discovered labels of the targets relabeling dropped (empty in a counts-only view).
+    /// Discovered labels of the targets relabeling dropped, at most `keep_dropped_targets`
+    /// (empty in a counts-only view).
     pub dropped: Vec<Labels>,
+    /// How many targets relabeling dropped, kept or not.
+    pub dropped_count: usize,
 }
 
 impl JobSnapshot {
@@ -253,6 +256,7 @@ impl View {
                 } else {
                     Vec::new()
                 },
+                dropped_count: job.targets.dropped_count,
             });
         }
         let mut members: Vec<MemberView> = node

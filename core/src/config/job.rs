@@ -477,6 +477,25 @@ impl Section for Otlp {
     }
 }
 
+/// The `global:` section of a whole document over `defaults` (`defaults` when it has none).
+pub(super) fn global_of(w: &mut Walker<'_>, root: &Node, defaults: &GlobalConfig) -> GlobalConfig {
+    let Kind::Map(entries) = &root.kind else {
+        return defaults.clone();
+    };
+    let Some((_, node)) = entries.iter().find(|(k, _)| k.text() == Some("global")) else {
+        return defaults.clone();
+    };
+    let draft = Global {
+        global: defaults.clone(),
+        interval: Duration::ZERO,
+        timeout: Duration::ZERO,
+        escaping: None,
+    };
+    w.section(node, &Path::root().key("global"), draft)
+        .map(|(global, _)| global)
+        .unwrap_or_else(|| defaults.clone())
+}
+
 /// Where the first `job_name` of a job is written.
 fn job_name_position(node: &Node) -> Option<Position> {
     match &node.kind {

@@ -205,6 +205,24 @@ pub fn load_jobs(
     })
 }
 
+/// Reads the `global:` section of a whole Prometheus configuration (interval, timeout,
+/// `external_labels`), with its errors; a text without one gives the defaults.
+pub fn load_global(text: &str, origin: &str) -> Result<GlobalConfig, Vec<ConfigError>> {
+    let mut walker = Walker::new(origin);
+    let global = match yaml::parse(text) {
+        Ok(root) => job::global_of(&mut walker, &root, &GlobalConfig::default()),
+        Err((position, message)) => {
+            walker.err(&Path::root(), position, message);
+            GlobalConfig::default()
+        }
+    };
+    if walker.errors.is_empty() {
+        Ok(global)
+    } else {
+        Err(walker.errors)
+    }
+}
+
 /// Loads the single job stored in one ZooKeeper znode; its name must be `expected_name`.
 pub fn load_job(
     text: &str,

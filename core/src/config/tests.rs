@@ -1107,3 +1107,51 @@ fn scrape_config_files_are_read_through_the_caller() {
     let e = load(text).1;
     assert!(e[0].message.contains("is not read here"), "{e:#?}");
 }
+
+#[test]
+fn global_external_labels_are_read_with_their_errors() {
+    let g = load_global(
+        "global:\n  scrape_interval: 15s\n  external_labels:\n    cluster: c1\n    region: eu\nscrape_configs: []\n",
+        "prometheus.yml",
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(
+        g.external_labels,
+        std::collections::BTreeMap::from([
+            ("cluster".into(), "c1".into()),
+            ("region".into(), "eu".into())
+        ])
+    );
+    assert_eq!(g.scrape_interval, Duration::from_secs(15));
+    assert_eq!(
+        load_global("scrape_configs: []\n", "p.yml"),
+        Ok(GlobalConfig::default())
+    );
+    let e = load_global(
+        "global:\n  metric_name_validation_scheme: legacy\n  external_labels:\n    ok: x\n    'bad-name': y\n",
+        "p.yml",
+    )
+    .expect_err("invalid name");
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].to_string()
+            .contains("\"bad-name\" is not a valid label name"),
+        "{}",
+        e[0]
+    );
+    // Jobs are read as before beside it.
+    let (jobs, errs) =
+        load("global:\n  external_labels: {a: b}\nscrape_configs:\n  - job_name: j\n");
+    assert!(errs.is_empty(), "{errs:?}");
+    assert_eq!(jobs.len(), 1);
+}
+
+#[test]
+fn prometheus_3_scrape_keys_are_read() {
+    let j = one("job_name: a\nkeep_dropped_targets: 5\ntrack_timestamps_staleness: true\nextra_scrape_metrics: true\n");
+    assert_eq!(j.keep_dropped_targets, 5);
+    assert!(j.track_timestamps_staleness && j.extra_scrape_metrics);
+    let j = one("job_name: a\n");
+    assert_eq!(j.keep_dropped_targets, 0);
+    assert!(!j.track_timestamps_staleness && !j.extra_scrape_metrics);
+}

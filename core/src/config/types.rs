@@ -492,7 +492,9 @@ pub struct GlobalConfig {
     pub extra_scrape_metrics: bool,
     /// `scrape_failure_log_file`, as written; `None` when unset.
     pub scrape_failure_log_file: Option<String>,
-    /// `external_labels`, validated; Prometheus adds them on remote write, not at scrape.
+    /// `external_labels`, validated: every series gets them unless it has a label of the
+    /// same name, as remote write adds them. Values are taken as written: Prometheus's `$VAR`
+    /// expansion is not done.
     pub external_labels: BTreeMap<String, String>,
 }
 

@@ -8,6 +8,7 @@ use std::borrow::Cow;
 use std::ops::Range;
 
 mod lexer;
+mod normalize;
 mod openmetrics;
 mod prometheus;
 

@@ -11,6 +11,7 @@
 //! family may reuse; per-type sample names, labels and values (counters, histogram buckets,
 //! summary quantiles, info and stateset values); exemplars only where allowed and at most
 //! 128 code points of labels; a repeated series only with non-decreasing timestamps.
+//! Then `le` and `quantile` values are normalised as Prometheus 3 does ([`normalize`]).
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -20,7 +21,7 @@ use super::lexer::{
     LABEL_CHAR, LABEL_START, METRIC_CHAR, METRIC_START, NORMAL_NAN_BITS,
 };
 use super::prometheus::shown_byte;
-use super::{Exemplar, Metadata, MetricType, ParseOptions, Parsed, ParsedSample};
+use super::{normalize, Exemplar, Metadata, MetricType, ParseOptions, Parsed, ParsedSample};
 
 type Label<'a> = (&'a str, Cow<'a, str>);
 
@@ -32,6 +33,9 @@ pub(super) fn parse<'a>(body: &'a [u8], options: &ParseOptions, out: &mut Parsed
     let n = body.len();
     let mut validator = Validator::default();
     let mut scratch: Vec<Label<'a>> = Vec::new();
+    // The type of the last `# TYPE` line, whatever family it named (Prometheus's parser
+    // state): it decides the `le`/`quantile` normalisation ([`normalize`]).
+    let mut last_type = None;
     let mut i = 0;
     loop {
         if i >= n {
@@ -46,9 +50,24 @@ pub(super) fn parse<'a>(body: &'a [u8], options: &ParseOptions, out: &mut Parsed
                 }
                 return Err(Fail::new(after, "nothing may follow \"# EOF\""));
             }
-            b'#' => i = metadata(body, i, out, &mut validator)?,
+            b'#' => {
+                let is_type = body[i..].starts_with(b"# TYPE ");
+                i = metadata(body, i, out, &mut validator)?;
+                if is_type {
+                    last_type = out.metadata.last().and_then(|m| m.kind);
+                }
+            }
             b'\n' => return Err(Fail::new(i, "blank line")),
-            _ => i = sample(body, i, options, out, &mut validator, &mut scratch)?,
+            _ => {
+                i = sample(body, i, options, out, &mut validator, &mut scratch)?;
+                // After the checks, which read the values as written.
+                if let (Some(MetricType::Histogram | MetricType::Summary), Some(s)) =
+                    (last_type, out.samples.last())
+                {
+                    let range = s.labels.start as usize..s.labels.end as usize;
+                    normalize::normalize_float_labels(last_type, &mut out.labels[range]);
+                }
+            }
         }
     }
 }

@@ -7,6 +7,8 @@
 //!   comma or not, one trailing comma is allowed, the value is a Go float without hex or
 //!   underscores, and the timestamp is a non-negative integer of milliseconds.
 //!
+//! `le` and `quantile` values are normalised as Prometheus 3 does ([`normalize`]).
+//!
 //! Unlike Prometheus, a last line without its newline is accepted (as client libraries'
 //! own parsers do), and a NUL byte is an error rather than the end of the body.
 
@@ -16,7 +18,7 @@ use super::lexer::{
     ascii_in, parse_float, parse_int_digits, scan_label_value, scan_name, unescape_help, Fail,
     NumberError, Scan, LABEL_CHAR, LABEL_START, METRIC_CHAR, METRIC_START,
 };
-use super::{Metadata, MetricType, ParseOptions, Parsed, ParsedSample};
+use super::{normalize, Metadata, MetricType, ParseOptions, Parsed, ParsedSample};
 
 #[inline]
 fn skip_blank(body: &[u8], mut i: usize) -> usize {
@@ -37,6 +39,9 @@ pub(super) fn parse<'a>(body: &'a [u8], _options: &ParseOptions, out: &mut Parse
     let text = std::str::from_utf8(body).ok();
     let mut i = 0;
     let n = body.len();
+    // The type of the last `# TYPE` line, whatever family it named (Prometheus's parser
+    // state): it decides the `le`/`quantile` normalisation.
+    let mut last_type = None;
     while i < n {
         i = skip_blank(body, i);
         if i >= n {
@@ -44,8 +49,11 @@ pub(super) fn parse<'a>(body: &'a [u8], _options: &ParseOptions, out: &mut Parse
         }
         match body[i] {
             b'\n' => i += 1,
-            b'#' => i = comment(body, text, i, out)?,
-            _ => i = sample(body, text, i, out)?,
+            b'#' => i = comment(body, text, i, out, &mut last_type)?,
+            _ => {
+                i = sample(body, text, i, out)?;
+                normalize_last_sample(out, last_type);
+            }
         }
     }
     Ok(())
@@ -57,6 +65,7 @@ fn comment<'a>(
     checked: Option<&'a str>,
     start: usize,
     out: &mut Parsed<'a>,
+    last_type: &mut Option<MetricType>,
 ) -> Scan<usize> {
     let n = body.len();
     let eol = memchr::memchr(b'\n', &body[start..]).map_or(n, |p| start + p);
@@ -94,7 +103,7 @@ fn comment<'a>(
             false,
         )?);
     } else {
-        entry.kind = Some(match text {
+        *last_type = Some(match text {
             b"counter" => MetricType::Counter,
             b"gauge" => MetricType::Gauge,
             b"histogram" => MetricType::Histogram,
@@ -108,8 +117,20 @@ fn comment<'a>(
                 ));
             }
         });
+        entry.kind = *last_type;
     }
     Ok(next)
+}
+
+/// Normalises the `le`/`quantile` values of the sample just read ([`normalize`]).
+#[inline]
+fn normalize_last_sample(out: &mut Parsed<'_>, last_type: Option<MetricType>) {
+    if let (Some(kind @ (MetricType::Histogram | MetricType::Summary)), Some(s)) =
+        (last_type, out.samples.last())
+    {
+        let range = s.labels.start as usize..s.labels.end as usize;
+        normalize::normalize_float_labels(Some(kind), &mut out.labels[range]);
+    }
 }
 
 /// The metadata entry for `name`: the last one if it is for the same family, else a new one.

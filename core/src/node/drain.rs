@@ -45,6 +45,8 @@ impl Node {
             for key in keys {
                 self.remove_scraped(now, &key, Orphan::Forget);
             }
+            // Nobody writes them after us: the markers of targets that left discovery now.
+            self.flush_endings(now);
             self.timers.clear();
             let longest = self.orphans.values().map(|(_, spec, _)| spec.timeout).max();
             if let Some(timeout) = longest {

@@ -139,6 +139,16 @@ impl Node {
                 self.timers.insert((until, Wake::HandoffEnd(key.clone())));
             }
         }
+        // A target back in discovery but owned by another member: its new owner carries
+        // its series on, so the markers we were waiting to write are dropped.
+        let timers = &mut self.timers;
+        self.ending.retain(|key, e| {
+            let back_elsewhere = present.contains(key) && !wanted.contains_key(key);
+            if back_elsewhere {
+                timers.remove(&(e.write_at, Wake::EndOfRun(key.clone())));
+            }
+            !back_elsewhere
+        });
         let new: Vec<(TargetKey, String, Arc<JobConfig>, Target, usize)> = wanted
             .into_iter()
             .filter(|(k, _)| !self.scraped.contains_key(k))
@@ -194,7 +204,10 @@ impl Node {
                 .map(|(id, _)| *id);
             if let Some(id) = adopted {
                 self.orphans.remove(&id);
+                self.orphan_stale_at.remove(&id);
             }
+            // Back before its end-of-run markers: its series memory comes back with it.
+            let ending = self.take_ending(&key);
             self.scraped.insert(
                 key,
                 Scraped {
@@ -206,7 +219,7 @@ impl Node {
                     cache: if adopted.is_some() {
                         None
                     } else {
-                        Some(SeriesCache::default())
+                        Some(ending.unwrap_or_default())
                     },
                     in_flight: adopted,
                     next_at,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::config::{ConfigError, JobConfig, SdConfig, TargetGroup};
 use crate::encode::{Encoding, Record};
+use crate::labels::Labels;
 use crate::member::{JobsSnapshot, MemberRecord, MemberState, MembersSnapshot};
 use crate::ring::Ring;
 use crate::scrape::{FetchOutcome, ScrapeReport, ScrapeSpec, SeriesCache};
@@ -185,6 +186,8 @@ pub struct NodeConfig {
     pub encoding: Encoding,
     /// Largest bus message.
     pub message_bytes_max: usize,
+    /// Added to every series that lacks a label of the same name (`external_labels`).
+    pub external_labels: Labels,
 }
 
 impl NodeConfig {
@@ -200,6 +203,7 @@ impl NodeConfig {
             started_at: "1970-01-01T00:00:00Z".into(),
             encoding: Encoding::RemoteWrite,
             message_bytes_max: 1 << 20,
+            external_labels: Labels::new(),
         }
     }
 }
@@ -251,6 +255,10 @@ pub enum Wake {
     /// The drain grace ends: we stop scraping and, once the scrapes still out have finished
     /// (or their timeout has passed), deregister and exit.
     DrainEnd,
+    /// A target that left discovery is still gone one interval and a tenth after its next
+    /// scrape would have been: its staleness markers are written (Prometheus's end-of-run
+    /// staleness).
+    EndOfRun(TargetKey),
 }
 
 /// A read-only view of one target of a job, for the targets API and pages.
@@ -307,6 +315,10 @@ pub struct Node {
     scraped: BTreeMap<TargetKey, Scraped>,
     /// Scrapes in flight for targets we no longer scrape, by scrape id.
     orphans: BTreeMap<u64, (TargetKey, Arc<ScrapeSpec>, Orphan)>,
+    /// For an orphan whose target left discovery: when its next scrape would have been.
+    orphan_stale_at: BTreeMap<u64, Timestamp>,
+    /// Targets that left discovery, waiting for their end-of-run staleness markers.
+    ending: BTreeMap<TargetKey, targets::Ending>,
     next_scrape_id: u64,
     next_generation: u64,
     stats: Stats,
@@ -335,6 +347,8 @@ impl Node {
             jobs_applied: false,
             scraped: BTreeMap::new(),
             orphans: BTreeMap::new(),
+            orphan_stale_at: BTreeMap::new(),
+            ending: BTreeMap::new(),
             next_scrape_id: 1,
             next_generation: 1,
             stats: Stats::default(),

@@ -27,13 +27,25 @@ pub(super) struct Scraped {
     pub(super) health: Health,
 }
 
+/// A target that left discovery and waits for its end-of-run staleness markers.
+#[derive(Debug)]
+pub(super) struct Ending {
+    /// The markers' time: when its next scrape would have been.
+    pub(super) stale_at: Timestamp,
+    /// When they are written, unless the target is back by then.
+    pub(super) write_at: Timestamp,
+    pub(super) spec: Arc<ScrapeSpec>,
+    pub(super) cache: SeriesCache,
+}
+
 /// What to do with a scrape that returns after its target left us.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Orphan {
     /// It moved to another member: forget the series.
     Forget,
     /// It left discovery: staleness markers for its series (after what was scraped, which
-    /// the worker handed to the sink before the node took the scrape back).
+    /// the worker handed to the sink before the node took the scrape back), at the time of
+    /// its next scrape, written one interval and a tenth later unless it is back by then.
     MarkStale,
 }
 
@@ -46,6 +58,9 @@ impl Node {
             timeout: target.scrape_timeout,
             honor_labels: job.honor_labels,
             honor_timestamps: job.honor_timestamps,
+            track_timestamps_staleness: job.track_timestamps_staleness,
+            extra_scrape_metrics: job.extra_scrape_metrics,
+            external_labels: self.config.external_labels.clone(),
             enable_compression: job.enable_compression,
             limits: Limits {
                 sample_limit: job.sample_limit,
@@ -76,7 +91,7 @@ impl Node {
 
     /// Stops scraping `key`. `how` says whether its series end (left discovery) or live on
     /// with another owner (moved). A scrape in flight is settled when it returns.
-    pub(super) fn remove_scraped(&mut self, now: Timestamp, key: &TargetKey, how: Orphan) {
+    pub(super) fn remove_scraped(&mut self, _now: Timestamp, key: &TargetKey, how: Orphan) {
         let Some(s) = self.scraped.remove(key) else {
             return;
         };
@@ -86,13 +101,76 @@ impl Node {
         }
         match (s.in_flight, s.cache) {
             (Some(id), _) => {
+                if how == Orphan::MarkStale {
+                    self.orphan_stale_at.insert(id, s.next_at);
+                }
                 self.orphans.insert(id, (key.clone(), s.spec, how));
             }
             (None, Some(cache)) if how == Orphan::MarkStale => {
-                let markers = crate::scrape::stale_markers(&cache, now);
-                self.emit(crate::encode::encode(&s.spec.emit, &markers));
+                self.end_of_run(key.clone(), s.spec, cache, s.next_at);
             }
             _ => {}
+        }
+    }
+
+    /// Prometheus's `endOfRunStaleness` for a target that left discovery: markers for its
+    /// last series at `stale_at` (when its next scrape would have been), written one
+    /// interval and a tenth after that unless the target is back. Never scraped: none.
+    pub(super) fn end_of_run(
+        &mut self,
+        key: TargetKey,
+        spec: Arc<ScrapeSpec>,
+        cache: SeriesCache,
+        stale_at: Timestamp,
+    ) {
+        if !cache.has_scraped() {
+            return;
+        }
+        let write_at = stale_at + spec.interval + spec.interval / 10;
+        self.timers.insert((write_at, Wake::EndOfRun(key.clone())));
+        let ending = Ending {
+            stale_at,
+            write_at,
+            spec,
+            cache,
+        };
+        if let Some(old) = self.ending.insert(key.clone(), ending) {
+            self.timers.remove(&(old.write_at, Wake::EndOfRun(key)));
+        }
+    }
+
+    /// Whether `key` is one of the active targets of a job in force.
+    fn in_discovery(&self, key: &TargetKey) -> bool {
+        self.jobs.values().any(|job| {
+            job.config.is_some()
+                && job
+                    .resolved
+                    .active
+                    .binary_search_by(|t| t.key.cmp(key))
+                    .is_ok()
+        })
+    }
+
+    /// The target is back before its end-of-run markers were written: no markers, and
+    /// its series memory returns to it (so a series it no longer has still gets one).
+    pub(super) fn take_ending(&mut self, key: &TargetKey) -> Option<SeriesCache> {
+        let ending = self.ending.remove(key)?;
+        self.timers
+            .remove(&(ending.write_at, Wake::EndOfRun(key.clone())));
+        Some(ending.cache)
+    }
+
+    /// Writes every pending end-of-run marker now (the node stops), for targets still out
+    /// of discovery: at their time, or now if that is earlier.
+    pub(super) fn flush_endings(&mut self, now: Timestamp) {
+        for (key, ending) in std::mem::take(&mut self.ending) {
+            self.timers
+                .remove(&(ending.write_at, Wake::EndOfRun(key.clone())));
+            if self.in_discovery(&key) {
+                continue; // back, whoever owns it: its series live on
+            }
+            let markers = crate::scrape::stale_markers(&ending.cache, ending.stale_at.min(now));
+            self.emit(crate::encode::encode(&ending.spec.emit, &markers));
         }
     }
 
@@ -111,6 +189,17 @@ impl Node {
                         .is_some_and(|s| s.role == Role::HandingOff { until: at })
                     {
                         self.remove_scraped(now, &key, Orphan::Forget);
+                    }
+                }
+                Wake::EndOfRun(key) => {
+                    if self.ending.get(&key).is_some_and(|e| e.write_at == at) {
+                        let ending = self.ending.remove(&key).expect("checked");
+                        // Back in discovery (whoever owns it now): its series live on.
+                        if !self.in_discovery(&key) {
+                            let markers =
+                                crate::scrape::stale_markers(&ending.cache, ending.stale_at);
+                            self.emit(crate::encode::encode(&ending.spec.emit, &markers));
+                        }
                     }
                 }
                 Wake::DrainEnd => {
@@ -154,10 +243,15 @@ impl Node {
             self.stats.scrapes_failed += 1;
         }
         self.stats.scrape_durations.observe(report.duration);
-        if let Some((_, spec, how)) = self.orphans.remove(&task.scrape_id) {
+        if let Some((key, spec, how)) = self.orphans.remove(&task.scrape_id) {
+            let stale_at = self.orphan_stale_at.remove(&task.scrape_id);
             if how == Orphan::MarkStale {
-                let markers = crate::scrape::stale_markers(&task.cache, now);
-                self.emit(crate::encode::encode(&spec.emit, &markers));
+                if self.finishing_drain {
+                    let markers = crate::scrape::stale_markers(&task.cache, now);
+                    self.emit(crate::encode::encode(&spec.emit, &markers));
+                } else {
+                    self.end_of_run(key, spec, task.cache, stale_at.unwrap_or(now).max(now));
+                }
             }
             self.on_drain_scrape_back();
             return;

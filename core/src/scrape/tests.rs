@@ -9,6 +9,9 @@ pub(crate) fn spec() -> ScrapeSpec {
         timeout: Duration::from_secs(10),
         honor_labels: false,
         honor_timestamps: true,
+        track_timestamps_staleness: false,
+        extra_scrape_metrics: false,
+        external_labels: Labels::new(),
         enable_compression: true,
         limits: Limits::default(),
         metric_relabel_configs: Vec::new(),
@@ -806,5 +809,106 @@ fn invalid_names_after_relabeling_fail_the_scrape() {
     assert_eq!(
         error_text(&r).as_deref(),
         Some("invalid metric name or label names: {__name__=\"1bad\", instance=\"h:9100\", job=\"node\"}")
+    );
+}
+
+#[test]
+fn extra_scrape_metrics_follow_the_five_as_in_prometheus_3() {
+    let mut s = spec();
+    s.extra_scrape_metrics = true;
+    s.limits.sample_limit = 50;
+    s.timeout = Duration::from_millis(2500);
+    let mut cache = SeriesCache::default();
+    let text = "a 1\nb 2\n";
+    let (_, out) = process(&s, &mut cache, Timestamp(1000), MS, &body(text));
+    assert_eq!(
+        show(&out[out.len() - 8..]),
+        vec![
+            r#"{__name__="up", instance="h:9100", job="node"} 1@1000"#,
+            r#"{__name__="scrape_duration_seconds", instance="h:9100", job="node"} 0.25@1000"#,
+            r#"{__name__="scrape_samples_scraped", instance="h:9100", job="node"} 2@1000"#,
+            r#"{__name__="scrape_samples_post_metric_relabeling", instance="h:9100", job="node"} 2@1000"#,
+            r#"{__name__="scrape_series_added", instance="h:9100", job="node"} 2@1000"#,
+            r#"{__name__="scrape_timeout_seconds", instance="h:9100", job="node"} 2.5@1000"#,
+            r#"{__name__="scrape_sample_limit", instance="h:9100", job="node"} 50@1000"#,
+            r#"{__name__="scrape_body_size_bytes", instance="h:9100", job="node"} 8@1000"#,
+        ]
+    );
+    assert_eq!(out.len(), 10);
+    // A failed fetch: 0 bytes; over body_size_limit: -1.
+    let (_, out) = process(&s, &mut cache, Timestamp(2000), MS, &failed());
+    assert_eq!(out.last().map(|s| s.value), Some(0.0));
+    s.limits.body_size_limit_bytes = 4;
+    let (_, out) = process(&s, &mut cache, Timestamp(3000), MS, &body(text));
+    assert_eq!(out.last().map(|s| s.value), Some(-1.0));
+    // A removed target's markers cover the eight synthetic series.
+    let m = show(&stale_markers(&cache, Timestamp(4000)));
+    assert_eq!(m.len(), 8, "{m:?}");
+    assert_eq!(
+        m[7],
+        r#"{__name__="scrape_body_size_bytes", instance="h:9100", job="node"} STALE@4000"#
+    );
+    // Off (the default): five.
+    let (_, out) = process(
+        &spec(),
+        &mut SeriesCache::default(),
+        Timestamp(0),
+        MS,
+        &body(text),
+    );
+    assert_eq!(out.len(), 7);
+}
+
+#[test]
+fn track_timestamps_staleness_marks_series_with_exporter_timestamps() {
+    let mut s = spec();
+    s.track_timestamps_staleness = true;
+    let mut cache = SeriesCache::default();
+    process(&s, &mut cache, Timestamp(1000), MS, &body("a 1 900\nb 1\n"));
+    let (r, out) = process(&s, &mut cache, Timestamp(2000), MS, &body("b 1\n"));
+    assert_eq!(r.stale_markers, 1);
+    assert_eq!(
+        scraped(&out),
+        vec![
+            r#"{__name__="b", instance="h:9100", job="node"} 1@2000"#,
+            r#"{__name__="a", instance="h:9100", job="node"} STALE@2000"#,
+        ]
+    );
+    // With honor_timestamps off the exporter's timestamp is gone: tracked anyway.
+    let mut s = spec();
+    s.honor_timestamps = false;
+    let mut cache = SeriesCache::default();
+    process(&s, &mut cache, Timestamp(1000), MS, &body("a 1 900\n"));
+    let (r, _) = process(&s, &mut cache, Timestamp(2000), MS, &body("b 1\n"));
+    assert_eq!(r.stale_markers, 1);
+}
+
+#[test]
+fn external_labels_are_added_unless_the_series_has_the_label() {
+    let mut s = spec();
+    s.external_labels = Labels::from_pairs([("cluster", "c1"), ("job", "ext"), ("zone", "z")]);
+    s.limits.label_limit = 4; // checked before the external labels, as in Prometheus
+    let mut cache = SeriesCache::default();
+    let (r, out) = process(
+        &s,
+        &mut cache,
+        Timestamp(1000),
+        MS,
+        &body("a{zone=\"mine\"} 1\n"),
+    );
+    assert!(r.up, "{r:?}");
+    assert_eq!(
+        show(&out[..2]),
+        vec![
+            r#"{__name__="a", cluster="c1", instance="h:9100", job="node", zone="mine"} 1@1000"#,
+            r#"{__name__="up", cluster="c1", instance="h:9100", job="node", zone="z"} 1@1000"#,
+        ]
+    );
+    let (_, out) = process(&s, &mut cache, Timestamp(2000), MS, &body("b 1\n"));
+    assert_eq!(
+        show(&out[1..2]),
+        vec![
+            r#"{__name__="a", cluster="c1", instance="h:9100", job="node", zone="mine"} STALE@2000"#
+        ]
     );
 }

@@ -182,17 +182,21 @@ fn completeness(
         }
         // A target removed by a job edit: its last scrapers end its series.
         for (_, removed) in state.live_spans(target, cfg.targets, run.end_ms) {
-            if removed >= run.end_ms || removed < warm || removed + 30_000 > run.end_ms {
+            // Prometheus's end-of-run staleness: the markers carry the time of the next
+            // scrape (at most an interval after the scraper learnt of the edit, or the end
+            // of a scrape still out), and are written an interval and a tenth after that.
+            let due = removed + EDIT_DELAY_MS_MAX + interval.max(timeout) + MARKER_SLACK_MS;
+            let written = due + interval + interval / 10;
+            if removed >= run.end_ms || removed < warm || written + 30_000 > run.end_ms {
                 continue;
             }
-            let due = removed + EDIT_DELAY_MS_MAX + timeout + MARKER_SLACK_MS;
             let last: BTreeSet<&str> = list
                 .iter()
                 .filter(|(t, _, _)| *t > removed - interval - slack && *t <= removed)
                 .map(|(_, s, _)| *s)
                 .collect();
             for s in last {
-                if !calm(state, s, removed - 2 * interval, due) {
+                if !calm(state, s, removed - 2 * interval, written) {
                     continue;
                 }
                 let first_marker = markers
