@@ -34,9 +34,6 @@ pub(crate) mod client;
 pub use client::{tls_client_config, Connector, TcpConnector};
 use client::{AbortOnDrop, Client, ConnectError, Connection};
 
-/// The Accept header of Prometheus 2.42's scraper (scrape.go `scrapeAcceptHeader`).
-pub const ACCEPT_HEADER: &str =
-    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 /// The header that tells the exporter how long we wait (seconds, as Prometheus formats it).
 pub const SCRAPE_TIMEOUT_HEADER: &str = "X-Prometheus-Scrape-Timeout-Seconds";
 /// Our User-Agent.
@@ -190,7 +187,7 @@ fn build_request(spec: &ScrapeSpec, uri: &Uri) -> Result<Request<Empty<Bytes>>, 
     let target = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let mut req = Request::get(target)
         .header(HOST, authority.as_str())
-        .header(ACCEPT, ACCEPT_HEADER)
+        .header(ACCEPT, spec.exposition.accept_header.as_str())
         .header(
             ACCEPT_ENCODING,
             if spec.enable_compression {
@@ -317,11 +314,10 @@ async fn read_response(
 ) -> Result<(Vec<u8>, Option<String>), ScrapeError> {
     let url = &spec.url;
     let status = resp.status();
-    if !status.is_success() {
-        return Err(ScrapeError::HttpStatus {
-            code: status.as_u16(),
-            reason: status.canonical_reason().unwrap_or("").to_string(),
-        });
+    if let Some(e) =
+        ScrapeError::from_status(status.as_u16(), status.canonical_reason().unwrap_or(""))
+    {
+        return Err(e);
     }
     let content_type = resp
         .headers()

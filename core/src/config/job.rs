@@ -14,7 +14,8 @@ use super::units::parse_base2_bytes;
 use super::walk::{row, value_position, Field, Keys, Path, Section, Walker};
 use super::yaml::{Kind, Node};
 use super::{GlobalConfig, JobConfig, Position, Scheme, SdConfig, TargetGroup, TlsConfig};
-use crate::labels::{is_valid_label_name, Labels};
+use crate::labels::{EscapingScheme, Labels, ValidationScheme};
+use crate::protocol::{default_scrape_protocols, ScrapeProtocol};
 use crate::relabel::{RelabelConfig, RelabelSpec};
 
 /// Keys of Prometheus's that scrapepool does not implement: named in the error, so a user
@@ -28,7 +29,6 @@ pub(super) const UNSUPPORTED_FIELDS: &[&str] = &[
     "follow_redirects",
     "enable_http2",
     "track_timestamps_staleness",
-    "scrape_protocols",
     "keep_dropped_targets",
     "native_histogram_bucket_limit",
     "native_histogram_min_bucket_factor",
@@ -60,6 +60,10 @@ impl Section for Document {
                 defaults: d.global.clone(),
                 interval: Duration::ZERO,
                 timeout: Duration::ZERO,
+                protocols: None,
+                validation: None,
+                escaping: None,
+                external_labels: Vec::new(),
             };
             if let Some(global) = w.section(v, p, draft) {
                 d.global = global;
@@ -176,6 +180,15 @@ struct Global {
     interval: Duration,
     /// `scrape_timeout` as written; zero when unset.
     timeout: Duration,
+    /// `scrape_protocols` as written.
+    protocols: Option<Vec<ScrapeProtocol>>,
+    /// `metric_name_validation_scheme` as written; `None` when unset or empty.
+    validation: Option<ValidationScheme>,
+    /// `metric_name_escaping_scheme` as written.
+    escaping: Option<EscapingScheme>,
+    /// The names of `external_labels` and where each is written, checked against the
+    /// validation scheme once the whole section is read.
+    external_labels: Vec<(String, Position)>,
 }
 
 impl Section for Global {
@@ -188,18 +201,49 @@ impl Section for Global {
         row("scrape_timeout", |w, v, p, d| {
             d.timeout = w.duration(v, p).unwrap_or_default()
         }),
+        row("scrape_protocols", |w, v, p, d| {
+            d.protocols = scrape_protocols(w, v, p, "global config")
+        }),
+        row("metric_name_validation_scheme", |w, v, p, d| {
+            d.validation = validation_scheme(w, v, p)
+        }),
+        row("metric_name_escaping_scheme", |w, v, p, d| {
+            d.escaping = escaping_scheme(w, v, p, "global")
+        }),
+        row("external_labels", |w, v, p, d| {
+            let Some(entries) = w.map(v, p) else { return };
+            for (k, value) in entries {
+                let Some(label) = w.string(k, p) else {
+                    continue;
+                };
+                if w.string(value, &p.key(&label)).is_some() {
+                    d.external_labels.push((label, k.pos));
+                }
+            }
+        }),
     ];
 
-    /// Keys of Prometheus's `global:` section that do not concern scraping.
-    const IGNORED: &'static [&'static str] =
-        &["evaluation_interval", "external_labels", "query_log_file"];
+    /// Keys of Prometheus's `global:` section that do not concern scraping
+    /// (`external_labels` is read only to check its names, as Prometheus does).
+    const IGNORED: &'static [&'static str] = &["evaluation_interval", "query_log_file"];
 
     fn finish(self, w: &mut Walker<'_>, node: &Node, path: &Path, _: bool) -> Option<GlobalConfig> {
         let Global {
             defaults,
             mut interval,
             mut timeout,
+            protocols,
+            validation,
+            escaping,
+            external_labels,
         } = self;
+        let validation = validation.unwrap_or(ValidationScheme::Utf8);
+        for (label, pos) in external_labels {
+            if !validation.is_valid_label_name(&label) {
+                let path = path.key("external_labels").key(&label);
+                w.err(&path, pos, format!("{label:?} is not a valid label name"));
+            }
+        }
         if interval.is_zero() {
             interval = defaults.scrape_interval;
         }
@@ -216,6 +260,9 @@ impl Section for Global {
         Some(GlobalConfig {
             scrape_interval: interval,
             scrape_timeout: timeout,
+            scrape_protocols: protocols.or(defaults.scrape_protocols),
+            metric_name_validation_scheme: validation,
+            metric_name_escaping_scheme: escaping,
         })
     }
 }
@@ -252,9 +299,18 @@ fn job(w: &mut Walker<'_>, node: &Node, path: &Path, global: &GlobalConfig) -> O
             metric_relabel_configs: Vec::new(),
             static_configs: Vec::new(),
             sd_configs: Vec::new(),
+            scrape_protocols: Vec::new(),
+            fallback_scrape_protocol: None,
+            metric_name_validation_scheme: ValidationScheme::Utf8,
+            metric_name_escaping_scheme: EscapingScheme::AllowUtf8,
         },
         global: global.clone(),
         http: HttpClient::default(),
+        protocols: None,
+        validation: None,
+        escaping: None,
+        relabel_at: Vec::new(),
+        metric_relabel_at: Vec::new(),
     };
     w.url_targets.clear();
     w.section(node, path, draft)
@@ -267,6 +323,16 @@ struct Job {
     global: GlobalConfig,
     /// The HTTP client keys, written inline in the job.
     http: HttpClient,
+    /// `scrape_protocols` as written.
+    protocols: Option<Vec<ScrapeProtocol>>,
+    /// `metric_name_validation_scheme` as written; `None` when unset or empty.
+    validation: Option<ValidationScheme>,
+    /// `metric_name_escaping_scheme` as written.
+    escaping: Option<EscapingScheme>,
+    /// Where each rule of `relabel_configs` is written (path, rule node).
+    relabel_at: Vec<(Path, Node)>,
+    /// Where each rule of `metric_relabel_configs` is written.
+    metric_relabel_at: Vec<(Path, Node)>,
 }
 
 impl Section for Job {
@@ -333,10 +399,36 @@ impl Section for Job {
             }
         }),
         row("relabel_configs", |w, v, p, d| {
-            d.job.relabel_configs = relabel_configs(w, v, p)
+            (d.job.relabel_configs, d.relabel_at) = relabel_configs(w, v, p).into_iter().unzip()
         }),
         row("metric_relabel_configs", |w, v, p, d| {
-            d.job.metric_relabel_configs = relabel_configs(w, v, p)
+            (d.job.metric_relabel_configs, d.metric_relabel_at) =
+                relabel_configs(w, v, p).into_iter().unzip()
+        }),
+        row("scrape_protocols", |w, v, p, d| {
+            d.protocols = scrape_protocols(w, v, p, "scrape config")
+        }),
+        row("fallback_scrape_protocol", |w, v, p, d| {
+            let Some(name) = w.string(v, p) else { return };
+            if name.is_empty() {
+                return;
+            }
+            match protocol(&name) {
+                Ok(found) => d.job.fallback_scrape_protocol = Some(found),
+                Err(why) => {
+                    let message = format!(
+                        "invalid fallback_scrape_protocol for scrape config with job name {:?}: {why}",
+                        w.job
+                    );
+                    w.err(p, v.pos, message);
+                }
+            }
+        }),
+        row("metric_name_validation_scheme", |w, v, p, d| {
+            d.validation = validation_scheme(w, v, p)
+        }),
+        row("metric_name_escaping_scheme", |w, v, p, d| {
+            d.escaping = escaping_scheme(w, v, p, "scrape config")
         }),
         row("static_configs", |w, v, p, d| {
             let Some(items) = w.seq(v, p) else { return };
@@ -385,7 +477,54 @@ impl Section for Job {
             mut job,
             global,
             http,
+            protocols,
+            validation,
+            escaping,
+            relabel_at,
+            metric_relabel_at,
         } = self;
+        // Prometheus 3.16's `ScrapeConfig.Validate`: the job's scheme, else the global one;
+        // the escaping scheme from the job, else from the job's own validation scheme when
+        // it sets one, else the global escaping (itself defaulting from the global scheme).
+        job.scrape_protocols = protocols
+            .or_else(|| global.scrape_protocols.clone())
+            .unwrap_or_else(|| default_scrape_protocols(false).to_vec());
+        job.metric_name_validation_scheme =
+            validation.unwrap_or(global.metric_name_validation_scheme);
+        job.metric_name_escaping_scheme = match (escaping, validation) {
+            (Some(e), _) => e,
+            (None, Some(v)) => EscapingScheme::default_for(v),
+            (None, None) => global.metric_name_escaping_scheme.unwrap_or_else(|| {
+                EscapingScheme::default_for(global.metric_name_validation_scheme)
+            }),
+        };
+        if job.metric_name_escaping_scheme == EscapingScheme::AllowUtf8
+            && job.metric_name_validation_scheme != ValidationScheme::Utf8
+        {
+            let pos = value_position(node, "metric_name_escaping_scheme")
+                .or_else(|| value_position(node, "metric_name_validation_scheme"))
+                .unwrap_or(node.pos);
+            w.err(
+                &path.key("metric_name_escaping_scheme"),
+                pos,
+                "utf8 metric names requested but validation scheme is not set to UTF8",
+            );
+        }
+        let scheme = job.metric_name_validation_scheme;
+        for (rules, at) in [
+            (&mut job.relabel_configs, &relabel_at),
+            (&mut job.metric_relabel_configs, &metric_relabel_at),
+        ] {
+            for (rule, (rule_path, rule_node)) in rules.iter_mut().zip(at) {
+                match rule.clone().with_validation_scheme(scheme) {
+                    Ok(checked) => *rule = checked,
+                    Err(e) => {
+                        let pos = value_position(rule_node, e.field()).unwrap_or(rule_node.pos);
+                        w.err(&rule_path.key(e.field()), pos, e.to_string());
+                    }
+                }
+            }
+        }
         if job.job_name.is_empty() {
             let pos = job_name_position(node).unwrap_or(node.pos);
             w.err(&path.key("job_name"), pos, "job_name is empty");
@@ -432,15 +571,123 @@ pub(super) fn scheme(w: &mut Walker<'_>, node: &Node, path: &Path) -> Option<Sch
     }
 }
 
-/// A list of relabel rules; the valid ones, every error reported.
-fn relabel_configs(w: &mut Walker<'_>, node: &Node, path: &Path) -> Vec<RelabelConfig> {
+/// A list of relabel rules; the valid ones with where each is written, every error reported.
+fn relabel_configs(
+    w: &mut Walker<'_>,
+    node: &Node,
+    path: &Path,
+) -> Vec<(RelabelConfig, (Path, Node))> {
     w.each(node, path, |w, item, p| {
         if let Kind::Null = item.kind {
             w.err(p, item.pos, "empty or null relabeling rule");
             return None;
         }
-        w.section(item, p, RelabelSpec::default())
+        let rule = w.section(item, p, RelabelSpec::default())?;
+        Some((rule, (p.clone(), item.clone())))
     })
+}
+
+/// The protocol named `name`, or why not: Prometheus's error for a name it does not know,
+/// and scrapepool's for protobuf, which it cannot parse.
+fn protocol(name: &str) -> Result<ScrapeProtocol, String> {
+    match ScrapeProtocol::from_name(name) {
+        Some(ScrapeProtocol::PrometheusProto) => Err(
+            "PrometheusProto is not supported by scrapepool (it has no protobuf parser); use the text protocols"
+                .to_string(),
+        ),
+        Some(p) => Ok(p),
+        None => Err(ScrapeProtocol::unknown_message(name)),
+    }
+}
+
+/// `scrape_protocols` of `what` (`scrape config` or `global config`): a non-empty list of
+/// protocols, none repeated (ignoring case), with Prometheus's errors.
+fn scrape_protocols(
+    w: &mut Walker<'_>,
+    node: &Node,
+    path: &Path,
+    what: &str,
+) -> Option<Vec<ScrapeProtocol>> {
+    let names = w.string_list(node, path)?;
+    let suffix = if what == "global config" {
+        " for global config".to_string()
+    } else {
+        format!(" for scrape config with job name {:?}", w.job)
+    };
+    if names.is_empty() {
+        w.err(
+            path,
+            node.pos,
+            format!("scrape_protocols cannot be empty{suffix}"),
+        );
+        return None;
+    }
+    let items = w.seq(node, path).unwrap_or(&[]);
+    let mut out = Vec::with_capacity(names.len());
+    let mut seen: Vec<String> = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let pos = items.get(i).map_or(node.pos, |n| n.pos);
+        let lower = name.to_lowercase();
+        if seen.contains(&lower) {
+            let message = format!(
+                "duplicated protocol in scrape_protocols, got [{}]{suffix}",
+                names.join(" ")
+            );
+            w.err(&path.index(i), pos, message);
+            return None;
+        }
+        seen.push(lower);
+        match protocol(name) {
+            Ok(p) => out.push(p),
+            Err(why) => {
+                w.err(
+                    &path.index(i),
+                    pos,
+                    format!("scrape_protocols: {why}{suffix}"),
+                );
+                return None;
+            }
+        }
+    }
+    Some(out)
+}
+
+/// `metric_name_validation_scheme`: `utf8`, `legacy`, or empty for unset.
+fn validation_scheme(w: &mut Walker<'_>, node: &Node, path: &Path) -> Option<ValidationScheme> {
+    let name = w.string(node, path)?;
+    if name.is_empty() {
+        return None;
+    }
+    let found = ValidationScheme::from_name(&name);
+    if found.is_none() {
+        w.err(
+            path,
+            node.pos,
+            format!("unrecognized ValidationScheme: {name:?}"),
+        );
+    }
+    found
+}
+
+/// `metric_name_escaping_scheme` of `what` (`scrape config` or `global`), empty for unset.
+fn escaping_scheme(
+    w: &mut Walker<'_>,
+    node: &Node,
+    path: &Path,
+    what: &str,
+) -> Option<EscapingScheme> {
+    let name = w.string(node, path)?;
+    if name.is_empty() {
+        return None;
+    }
+    let found = EscapingScheme::from_name(&name);
+    if found.is_none() {
+        let message = format!(
+            "unknown {what} name escaping method specified, must be one of 'allow-utf-8', 'underscores', 'dots', or 'values', got {name:?}"
+        );
+        w.err(path, node.pos, message);
+    }
+    found
 }
 
 impl Section for RelabelSpec {
@@ -448,7 +695,10 @@ impl Section for RelabelSpec {
 
     const FIELDS: &'static [Field<Self>] = &[
         row("source_labels", |w, v, p, d| {
-            if let Some(labels) = w.checked_string_list(v, p, is_valid_label_name, |label| {
+            // Any non-empty UTF-8 name, whatever the job's scheme: Prometheus 3.16 reads
+            // `model.LabelNames` with the UTF-8 scheme.
+            let utf8 = |l: &str| ValidationScheme::Utf8.is_valid_label_name(l);
+            if let Some(labels) = w.checked_string_list(v, p, utf8, |label| {
                 format!("{label:?} is not a valid label name")
             }) {
                 d.source_labels = Some(labels);
@@ -510,7 +760,8 @@ impl Section for TargetGroup {
                     continue;
                 };
                 let path = p.key(&label);
-                if !is_valid_label_name(&label) {
+                // As `source_labels`: the UTF-8 scheme, whatever the job's.
+                if !ValidationScheme::Utf8.is_valid_label_name(&label) {
                     w.err(&path, k.pos, format!("{label:?} is not a valid label name"));
                     continue;
                 }

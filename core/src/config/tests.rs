@@ -327,7 +327,7 @@ relabel_configs:
 static_configs:
   - targets: ['h:1']
     labels:
-      bad-name: x
+      '': x
 sample_limt: 5
 ";
     let e = errors(text);
@@ -340,7 +340,7 @@ sample_limt: 5
         vec![
             ("web", "scrape_interval", (2, 18)),
             ("web", "relabel_configs[1].regex", (7, 12)),
-            ("web", "static_configs[0].labels.bad-name", (12, 7)),
+            ("web", "static_configs[0].labels.", (12, 7)),
             ("web", "sample_limt", (13, 1)),
         ]
     );
@@ -349,7 +349,7 @@ sample_limt: 5
         "jobs.yml:2:18: job \"web\": scrape_interval: not a valid duration string: \"1.5s\""
     );
     assert_eq!(e[1].message, "invalid regex \"(unclosed\": unclosed group");
-    assert_eq!(e[2].message, "\"bad-name\" is not a valid label name");
+    assert_eq!(e[2].message, "\"\" is not a valid label name");
     assert_eq!(e[3].message, "unknown field \"sample_limt\"");
 }
 
@@ -407,7 +407,7 @@ fn relabel_errors_point_at_the_field() {
         ("relabel_configs[0].target_label", (5, 19))
     );
     let e =
-        errors("job_name: a\nrelabel_configs:\n  - source_labels: [ok, 1bad]\n    action: keep\n");
+        errors("job_name: a\nrelabel_configs:\n  - source_labels: [ok, '']\n    action: keep\n");
     assert_eq!(
         (e[0].field.as_str(), at(&e[0])),
         ("relabel_configs[0].source_labels[1]", (3, 25))
@@ -587,7 +587,7 @@ scrape_configs:
       - targets: ['h:1']
       - targets: ['h:2']
         labels:
-          bad-name: x
+          '': x
           env: [prod]
 ";
     let e = errors(text);
@@ -624,9 +624,9 @@ scrape_configs:
             ),
             (
                 "b",
-                "scrape_configs[1].static_configs[1].labels.bad-name",
+                "scrape_configs[1].static_configs[1].labels.",
                 (20, 11),
-                "\"bad-name\" is not a valid label name"
+                "\"\" is not a valid label name"
             ),
             (
                 "b",
@@ -681,4 +681,208 @@ fn secrets_display_as_prometheus_shows_them() {
         ("<secret>".to_string(), "<secret>".to_string())
     );
     assert_eq!(secret.expose(), "hunter2");
+}
+
+mod names_and_protocols {
+    //! `scrape_protocols`, `fallback_scrape_protocol`, `metric_name_validation_scheme` and
+    //! `metric_name_escaping_scheme`, with Prometheus 3.16's defaults and promtool 3.16's
+    //! messages (checked against `promtool check config`).
+
+    use super::*;
+    use crate::labels::{EscapingScheme, ValidationScheme};
+    use crate::protocol::{ScrapeProtocol, DEFAULT_SCRAPE_PROTOCOLS};
+
+    fn schemes(j: &JobConfig) -> (ValidationScheme, EscapingScheme) {
+        (
+            j.metric_name_validation_scheme,
+            j.metric_name_escaping_scheme,
+        )
+    }
+
+    fn messages(text: &str) -> Vec<String> {
+        errors(text).into_iter().map(|e| e.message).collect()
+    }
+
+    #[test]
+    fn defaults_are_prometheus_3_16s() {
+        let j = one("job_name: a\n");
+        assert_eq!(j.scrape_protocols, DEFAULT_SCRAPE_PROTOCOLS);
+        assert_eq!(j.fallback_scrape_protocol, None);
+        assert_eq!(
+            schemes(&j),
+            (ValidationScheme::Utf8, EscapingScheme::AllowUtf8)
+        );
+    }
+
+    #[test]
+    fn schemes_resolve_as_prometheus_does() {
+        let legacy = one("job_name: a\nmetric_name_validation_scheme: legacy\n");
+        assert_eq!(
+            schemes(&legacy),
+            (ValidationScheme::Legacy, EscapingScheme::Underscores)
+        );
+        let dots = one("job_name: a\nmetric_name_validation_scheme: legacy\nmetric_name_escaping_scheme: dots\n");
+        assert_eq!(
+            schemes(&dots),
+            (ValidationScheme::Legacy, EscapingScheme::Dots)
+        );
+        let empty = one("job_name: a\nmetric_name_validation_scheme: ''\n");
+        assert_eq!(
+            schemes(&empty),
+            (ValidationScheme::Utf8, EscapingScheme::AllowUtf8)
+        );
+        // From `global:`: the job inherits the scheme, and the escaping follows it.
+        let doc = |global: &str, job: &str| {
+            one(&format!(
+                "global:\n{global}scrape_configs:\n  - job_name: a\n{job}"
+            ))
+        };
+        let j = doc("  metric_name_validation_scheme: legacy\n", "");
+        assert_eq!(
+            schemes(&j),
+            (ValidationScheme::Legacy, EscapingScheme::Underscores)
+        );
+        let j = doc(
+            "  metric_name_validation_scheme: legacy\n  metric_name_escaping_scheme: values\n",
+            "",
+        );
+        assert_eq!(
+            schemes(&j),
+            (ValidationScheme::Legacy, EscapingScheme::Values)
+        );
+        // A job's own scheme takes its own default escaping, not the global one.
+        let j = doc(
+            "  metric_name_escaping_scheme: dots\n",
+            "    metric_name_validation_scheme: utf8\n",
+        );
+        assert_eq!(
+            schemes(&j),
+            (ValidationScheme::Utf8, EscapingScheme::AllowUtf8)
+        );
+        let j = doc(
+            "  scrape_protocols: [PrometheusText1.0.0]\n",
+            "    fallback_scrape_protocol: OpenMetricsText1.0.0\n",
+        );
+        assert_eq!(j.scrape_protocols, [ScrapeProtocol::PrometheusText1_0_0]);
+        assert_eq!(
+            j.fallback_scrape_protocol,
+            Some(ScrapeProtocol::OpenMetricsText1_0_0)
+        );
+        let j = doc(
+            "  scrape_protocols: [PrometheusText1.0.0]\n",
+            "    scrape_protocols: [OpenMetricsText0.0.1, PrometheusText0.0.4]\n",
+        );
+        assert_eq!(
+            j.scrape_protocols,
+            [
+                ScrapeProtocol::OpenMetricsText0_0_1,
+                ScrapeProtocol::PrometheusText0_0_4
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_values_have_promtools_messages() {
+        let supported = "supported: [OpenMetricsText0.0.1 OpenMetricsText1.0.0 OpenMetricsText2.0.0 PrometheusProto PrometheusText0.0.4 PrometheusText1.0.0]";
+        let cases: Vec<(&str, String)> = vec![
+            (
+                "metric_name_validation_scheme: legacy\nmetric_name_escaping_scheme: allow-utf-8\n",
+                "utf8 metric names requested but validation scheme is not set to UTF8".into(),
+            ),
+            (
+                "scrape_protocols: [PrometheusText0.0.4, prometheustext0.0.4]\n",
+                "duplicated protocol in scrape_protocols, got [PrometheusText0.0.4 prometheustext0.0.4] for scrape config with job name \"c\"".into(),
+            ),
+            (
+                "scrape_protocols: [Foo]\n",
+                format!("scrape_protocols: unknown scrape protocol Foo, {supported} for scrape config with job name \"c\""),
+            ),
+            (
+                "fallback_scrape_protocol: Foo\n",
+                format!("invalid fallback_scrape_protocol for scrape config with job name \"c\": unknown scrape protocol Foo, {supported}"),
+            ),
+            (
+                "metric_name_escaping_scheme: bogus\n",
+                "unknown scrape config name escaping method specified, must be one of 'allow-utf-8', 'underscores', 'dots', or 'values', got \"bogus\"".into(),
+            ),
+            (
+                "metric_name_validation_scheme: bogus\n",
+                "unrecognized ValidationScheme: \"bogus\"".into(),
+            ),
+            (
+                "scrape_protocols: []\n",
+                "scrape_protocols cannot be empty for scrape config with job name \"c\"".into(),
+            ),
+            (
+                "metric_name_validation_scheme: legacy\nrelabel_configs:\n  - source_labels: [a]\n    target_label: my.target\n",
+                "\"my.target\" is invalid 'target_label' for replace action".into(),
+            ),
+        ];
+        for (job, want) in cases {
+            let got = messages(&format!("job_name: c\n{job}"));
+            assert_eq!(got, [want], "{job}");
+        }
+        assert_eq!(
+            messages("global:\n  metric_name_escaping_scheme: bogus\nscrape_configs:\n  - job_name: c\n"),
+            ["unknown global name escaping method specified, must be one of 'allow-utf-8', 'underscores', 'dots', or 'values', got \"bogus\""]
+        );
+        assert_eq!(
+            messages("global:\n  metric_name_validation_scheme: legacy\n  metric_name_escaping_scheme: allow-utf-8\nscrape_configs:\n  - job_name: c\n"),
+            ["utf8 metric names requested but validation scheme is not set to UTF8"]
+        );
+        assert_eq!(
+            messages("global:\n  metric_name_validation_scheme: legacy\n  external_labels:\n    my.ext: x\n"),
+            ["\"my.ext\" is not a valid label name"]
+        );
+        // Protobuf: a real protocol, refused because scrapepool cannot parse it.
+        for job in [
+            "scrape_protocols: [PrometheusProto]\n",
+            "fallback_scrape_protocol: PrometheusProto\n",
+        ] {
+            let got = messages(&format!("job_name: c\n{job}"));
+            assert!(
+                got.len() == 1 && got[0].contains("PrometheusProto is not supported by scrapepool"),
+                "{got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn errors_point_at_the_field() {
+        let e = errors("job_name: a\nmetric_name_validation_scheme: legacy\nmetric_relabel_configs:\n  - source_labels: [a]\n    target_label: x\n  - source_labels: [a]\n    target_label: my.target\n");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(
+            (e[0].field.as_str(), at(&e[0])),
+            ("metric_relabel_configs[1].target_label", (7, 19))
+        );
+        let e = errors("job_name: a\nscrape_protocols: [PrometheusText0.0.4, Nope]\n");
+        assert_eq!(
+            (e[0].field.as_str(), at(&e[0])),
+            ("scrape_protocols[1]", (2, 41))
+        );
+        let e = errors("global:\n  metric_name_validation_scheme: legacy\n  external_labels:\n    ok: x\n    my.ext: y\n");
+        assert_eq!(
+            (e[0].field.as_str(), at(&e[0])),
+            ("global.external_labels.my.ext", (5, 5))
+        );
+    }
+
+    #[test]
+    fn utf8_names_are_valid_where_prometheus_3_16_takes_them() {
+        let j = one("job_name: a\nrelabel_configs:\n  - source_labels: [my.source]\n    target_label: my.target\n  - regex: (.*)\n    replacement: x-$1\n    action: labelmap\nstatic_configs:\n  - targets: ['h:1']\n    labels:\n      my.label: v\n");
+        assert_eq!(j.relabel_configs[0].target_label, "my.target");
+        assert_eq!(
+            j.relabel_configs[0].name_validation_scheme,
+            ValidationScheme::Utf8
+        );
+        assert_eq!(j.static_configs[0].labels.get("my.label"), Some("v"));
+        // Under legacy, static labels and source labels still take any name (as 3.16), the
+        // relabel rules carry the scheme.
+        let j = one("job_name: a\nmetric_name_validation_scheme: legacy\nrelabel_configs:\n  - source_labels: [my.source]\n    action: keep\nstatic_configs:\n  - targets: ['h:1']\n    labels:\n      my.label: v\n");
+        assert_eq!(
+            j.relabel_configs[0].name_validation_scheme,
+            ValidationScheme::Legacy
+        );
+        one("global:\n  external_labels:\n    my.ext: x\nscrape_configs:\n  - job_name: a\n");
+    }
 }

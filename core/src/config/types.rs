@@ -7,7 +7,8 @@ use std::fmt;
 use std::time::Duration;
 
 use super::units::ser_duration;
-use crate::labels::Labels;
+use crate::labels::{EscapingScheme, Labels, ValidationScheme};
+use crate::protocol::ScrapeProtocol;
 use crate::relabel::RelabelConfig;
 
 /// A value that must never be shown: Debug, Display and Serialize print `<secret>`.
@@ -237,6 +238,14 @@ pub struct JobConfig {
     pub static_configs: Vec<TargetGroup>,
     /// Discovery that needs the outside world, in the order written (DNS, Consul, file).
     pub sd_configs: Vec<SdConfig>,
+    /// `scrape_protocols`: the formats asked for, most preferred first.
+    pub scrape_protocols: Vec<ScrapeProtocol>,
+    /// `fallback_scrape_protocol`: the format of a response whose Content-Type selects none.
+    pub fallback_scrape_protocol: Option<ScrapeProtocol>,
+    /// `metric_name_validation_scheme` (default `utf8`, or the global one).
+    pub metric_name_validation_scheme: ValidationScheme,
+    /// `metric_name_escaping_scheme` (default from the validation scheme, or the global one).
+    pub metric_name_escaping_scheme: EscapingScheme,
 }
 
 /// `global:` defaults that jobs inherit.
@@ -246,6 +255,12 @@ pub struct GlobalConfig {
     pub scrape_interval: Duration,
     /// Default scrape timeout (10s).
     pub scrape_timeout: Duration,
+    /// Default `scrape_protocols`; `None`: Prometheus's default for each job.
+    pub scrape_protocols: Option<Vec<ScrapeProtocol>>,
+    /// Default `metric_name_validation_scheme` (`utf8`).
+    pub metric_name_validation_scheme: ValidationScheme,
+    /// Default `metric_name_escaping_scheme`; `None`: from the validation scheme.
+    pub metric_name_escaping_scheme: Option<EscapingScheme>,
 }
 
 impl Default for GlobalConfig {
@@ -253,6 +268,9 @@ impl Default for GlobalConfig {
         GlobalConfig {
             scrape_interval: Duration::from_secs(60),
             scrape_timeout: Duration::from_secs(10),
+            scrape_protocols: None,
+            metric_name_validation_scheme: ValidationScheme::Utf8,
+            metric_name_escaping_scheme: None,
         }
     }
 }
