@@ -46,7 +46,7 @@ fn check_reports_every_error_with_job_field_and_position() {
         format!("{p}:5:19: job \"alpha\": scrape_configs[0].honor_labels: cannot unmarshal !!str `maybe` into bool"),
         format!("{p}:10:16: job \"alpha\": scrape_configs[0].relabel_configs[1].regex: invalid regex \"(unclosed\": unclosed group"),
         format!("{p}:19:21: job \"beta\": scrape_configs[2].scrape_timeout: scrape timeout greater than scrape interval for scrape config with job name \"beta\""),
-        format!("{p}:23:11: job \"beta\": scrape_configs[2].static_configs[0].labels.0bad: \"0bad\" is not a valid label name"),
+        format!("{p}:23:11: job \"beta\": scrape_configs[2].static_configs[0].labels.: \"\" is not a valid label name"),
         format!("{p}:24:5: job \"beta\": scrape_configs[2].sample_limt: unknown field \"sample_limt\""),
         format!("{p}:26:15: job \"alpha\": scrape_configs[3].job_name: found multiple scrape configs with job name \"alpha\" (first at line 3)"),
         format!("{p}:28:19: job \"alpha\": scrape_configs[3].static_configs[0].targets[0]: \"http://127.0.0.1:9100/metrics\" is not a valid hostname"),
