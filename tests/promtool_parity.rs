@@ -63,17 +63,25 @@ const KEPT_DIFFERENCES: &[(&str, &str)] = &[
     ("ok-sd-triton.yml", "is not supported by scrapepool"),
     ("ok-sd-uyuni.yml", "is not supported by scrapepool"),
     ("ok-sd-vultr.yml", "is not supported by scrapepool"),
+    (
+        "ok-job-native-histograms.yml",
+        "scrape_native_histograms: true",
+    ),
+    ("ok-global-all.yml", "scrape_native_histograms: true"),
+    (
+        "ok-rich-source-of-the-dump.yml",
+        "scrape_native_histograms: true",
+    ),
+    (
+        "ok-dumped-from-prometheus-3.16.yml",
+        "scrape_native_histograms: true",
+    ),
+    ("ok-job-scrape-protocols.yml", "PrometheusProto"),
 ];
 
 /// Files whose verdict waits for keys another part of scrapepool adds (the HTTP client's
 /// `follow_redirects` and `enable_http2`, HTTP discovery): (file, the keys).
-const PENDING: &[(&str, &[&str])] = &[
-    (
-        "ok-dumped-from-prometheus-3.16.yml",
-        &["follow_redirects", "enable_http2"],
-    ),
-    ("ok-sd-http.yml", &["http_sd_configs"]),
-];
+const PENDING: &[(&str, &[&str])] = &[];
 
 /// Bad files whose message is not promtool's: (file, what scrapepool's says instead).
 const MESSAGE_DIFFERENCES: &[(&str, &str)] = &[

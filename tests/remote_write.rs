@@ -240,6 +240,7 @@ fn spec() -> ScrapeSpec {
             instance: "10.1.2.3:9100".into(),
             key_hash: 42,
         },
+        exposition: Default::default(),
     }
 }
 

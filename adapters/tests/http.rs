@@ -12,14 +12,18 @@ use hyper::body::{Frame, Incoming};
 use hyper::header::HeaderMap;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use scrapepool_adapters::http::{
-    HttpFetcher, ACCEPT_HEADER, BODY_SIZE_LIMIT_ERROR, SCRAPE_TIMEOUT_HEADER,
-};
+use scrapepool_adapters::http::{HttpFetcher, BODY_SIZE_LIMIT_ERROR, SCRAPE_TIMEOUT_HEADER};
 use scrapepool_adapters::ports::Fetcher;
 use scrapepool_core::config::{Authorization, BasicAuth, Secret, TlsConfig};
 use scrapepool_core::encode::{EmitSpec, Encoding};
-use scrapepool_core::labels::Labels;
-use scrapepool_core::scrape::{FetchOutcome, Limits, ScrapeSpec};
+use scrapepool_core::labels::{EscapingScheme, Labels, ValidationScheme};
+use scrapepool_core::protocol::{ExpositionSpec, ScrapeProtocol};
+use scrapepool_core::scrape::{FetchOutcome, Limits, ScrapeSpec, SeriesCache};
+use scrapepool_core::time::Timestamp;
+
+/// Prometheus 3.16's Accept header for the default `scrape_protocols` and the `utf8`
+/// validation scheme, written out (scrape_test.go `TestAcceptHeader`).
+const DEFAULT_ACCEPT: &str = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.7,application/openmetrics-text;version=0.0.1;q=0.6,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.5,text/plain;version=0.0.4;q=0.4,*/*;q=0.3";
 
 type BoxBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
@@ -155,6 +159,7 @@ fn spec(url: String) -> ScrapeSpec {
             instance: "i".into(),
             key_hash: 0,
         },
+        exposition: Default::default(),
     }
 }
 
@@ -199,7 +204,7 @@ async fn sends_prometheus_headers_and_passes_body_and_content_type() {
     );
     let (target, h) = server.seen.lock().unwrap()[0].clone();
     assert_eq!(target, "/metrics?module=x&target=y");
-    assert_eq!(h["accept"], ACCEPT_HEADER);
+    assert_eq!(h["accept"], DEFAULT_ACCEPT);
     assert_eq!(h["accept-encoding"], "gzip");
     assert_eq!(h[SCRAPE_TIMEOUT_HEADER], "7.5");
     assert_eq!(
@@ -370,6 +375,101 @@ async fn gzip_bomb_is_stopped_by_the_limit_on_the_decompressed_size() {
     s.limits.body_size_limit_bytes = 1 << 20;
     let e = error(HttpFetcher::new().fetch(&s).await);
     assert!(e.starts_with(BODY_SIZE_LIMIT_ERROR), "{e}");
+}
+
+#[tokio::test]
+async fn only_200_is_a_successful_scrape() {
+    for (status, want) in [
+        (204, "server returned HTTP status 204 No Content"),
+        (201, "server returned HTTP status 201 Created"),
+        (299, "server returned HTTP status 299"),
+    ] {
+        let mut reply = Reply::ok("up 1\n");
+        reply.status = status;
+        let server = serve(reply, None).await;
+        let e = error(
+            HttpFetcher::new()
+                .fetch(&spec(server.url("http", "/metrics")))
+                .await,
+        );
+        assert_eq!(e, want);
+    }
+}
+
+/// An exporter of the test's own serves one UTF-8 named series under each Content-Type;
+/// the fetch and the core's processing give the series Prometheus 3.16 gives, or its error.
+#[tokio::test]
+async fn utf8_names_under_each_content_type() {
+    let text = "# TYPE \"my.metric\" gauge\n{\"my.metric\",\"my.label\"=\"ü\"} 1\n";
+    let om = format!("{text}# EOF\n");
+    let want = r#"{__name__="my.metric", "my.label"="ü"}"#;
+    /// Content-Type, body, fallback, and the series or the error.
+    type Case<'a> = (
+        Option<&'a str>,
+        &'a str,
+        Option<ScrapeProtocol>,
+        Result<&'a str, &'a str>,
+    );
+    let cases: Vec<Case> = vec![
+        (Some("text/plain; version=1.0.0; escaping=allow-utf-8"), text, None, Ok(want)),
+        (Some("text/plain; version=0.0.4; charset=utf-8"), text, None, Ok(want)),
+        (Some("application/openmetrics-text; version=1.0.0; charset=utf-8"), &om, None, Ok(want)),
+        (None, text, None, Err("non-compliant scrape target sending blank Content-Type and no fallback_scrape_protocol specified for target")),
+        (None, text, Some(ScrapeProtocol::PrometheusText1_0_0), Ok(want)),
+        (Some("application/json"), &om, None, Err("received unsupported Content-Type \"application/json\" and no fallback_scrape_protocol specified for target")),
+        (Some("application/json"), &om, Some(ScrapeProtocol::OpenMetricsText1_0_0), Ok(want)),
+    ];
+    for (content_type, served, fallback, expected) in cases {
+        let mut reply = Reply::ok(served);
+        reply.headers = content_type
+            .map(|ct| vec![("content-type", ct.to_string())])
+            .unwrap_or_default();
+        let server = serve(reply, None).await;
+        let mut s = spec(server.url("http", "/metrics"));
+        s.exposition.fallback = fallback;
+        let fetched = HttpFetcher::new().fetch(&s).await;
+        let mut cache = SeriesCache::default();
+        let (report, _) = scrapepool_core::scrape::process(
+            &s,
+            &mut cache,
+            Timestamp(0),
+            Duration::from_millis(1),
+            &fetched,
+        );
+        let got = if report.up {
+            Ok(cache
+                .series()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" "))
+        } else {
+            Err(report.error.map(|e| e.to_string()).unwrap_or_default())
+        };
+        let expected = expected.map(str::to_string).map_err(str::to_string);
+        assert_eq!(got, expected, "{content_type:?} fallback {fallback:?}");
+        assert_eq!(server.last_headers()["accept"], DEFAULT_ACCEPT);
+    }
+}
+
+#[tokio::test]
+async fn the_accept_header_follows_scrape_protocols_and_the_escaping_scheme() {
+    let server = serve(Reply::ok("up 1\n"), None).await;
+    let mut s = spec(server.url("http", "/metrics"));
+    s.exposition = ExpositionSpec::new(
+        &[
+            ScrapeProtocol::PrometheusText0_0_4,
+            ScrapeProtocol::PrometheusText1_0_0,
+        ],
+        EscapingScheme::Underscores,
+        None,
+        ValidationScheme::Legacy,
+    );
+    body(HttpFetcher::new().fetch(&s).await);
+    assert_eq!(
+        server.last_headers()["accept"],
+        "text/plain;version=0.0.4;q=0.7,text/plain;version=1.0.0;escaping=underscores;q=0.6,*/*;q=0.5"
+    );
 }
 
 #[tokio::test]
@@ -631,7 +731,7 @@ async fn runs_over_any_connector() {
     );
     let h = seen.lock().unwrap()[0].clone();
     assert_eq!(h["host"], "exporter.sim:9100");
-    assert_eq!(h["accept"], ACCEPT_HEADER);
+    assert_eq!(h["accept"], DEFAULT_ACCEPT);
 }
 
 /// A raw HTTP/1.1 server on 127.0.0.1 that counts the connections it accepts; with

@@ -154,6 +154,7 @@ fn spec(url: String) -> ScrapeSpec {
         authorization: None,
         tls_config: TlsConfig::default(),
         http_client: Default::default(),
+        exposition: Default::default(),
         emit: EmitSpec {
             encoding: Encoding::RemoteWrite,
             message_bytes_max: 1 << 20,

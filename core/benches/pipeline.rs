@@ -55,6 +55,7 @@ fn spec(encoding: Encoding) -> ScrapeSpec {
             instance: "10.0.0.1:9100".into(),
             key_hash: 0x1234,
         },
+        exposition: Default::default(),
     }
 }
 

@@ -101,14 +101,19 @@ impl Labels {
 }
 
 impl fmt::Display for Labels {
-    /// Prometheus's notation: `{a="1", b="2"}`.
+    /// Prometheus's notation: `{a="1", b="2"}`, a name that is no legacy label name
+    /// quoted (`{"my.label"="1"}`), as Prometheus 3.16's `labels.String`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("{")?;
         for (i, l) in self.0.iter().enumerate() {
             if i > 0 {
                 f.write_str(", ")?;
             }
-            write!(f, "{}={:?}", l.name, l.value)?;
+            if is_valid_label_name(&l.name) {
+                write!(f, "{}={:?}", l.name, l.value)?;
+            } else {
+                write!(f, "{:?}={:?}", l.name, l.value)?;
+            }
         }
         f.write_str("}")
     }
@@ -130,6 +135,120 @@ impl<'de> serde::Deserialize<'de> for Labels {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Labels, D::Error> {
         let m: std::collections::BTreeMap<String, String> = serde::Deserialize::deserialize(d)?;
         Ok(Labels::from_pairs(m))
+    }
+}
+
+/// Which metric and label names are valid (`metric_name_validation_scheme`), as
+/// Prometheus 3.16's `model.ValidationScheme`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ValidationScheme {
+    /// `utf8` (the default): any non-empty UTF-8 name.
+    #[default]
+    Utf8,
+    /// `legacy`: `[a-zA-Z_:][a-zA-Z0-9_:]*` for metric names, `[a-zA-Z_][a-zA-Z0-9_]*` for
+    /// label names.
+    Legacy,
+}
+
+impl ValidationScheme {
+    /// The name written in a configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ValidationScheme::Utf8 => "utf8",
+            ValidationScheme::Legacy => "legacy",
+        }
+    }
+
+    /// The scheme named `name`.
+    pub fn from_name(name: &str) -> Option<ValidationScheme> {
+        match name {
+            "utf8" => Some(ValidationScheme::Utf8),
+            "legacy" => Some(ValidationScheme::Legacy),
+            _ => None,
+        }
+    }
+
+    /// Whether `name` is a valid metric name under this scheme (a Rust `str` is always
+    /// UTF-8, so under `utf8` only the empty name is invalid).
+    pub fn is_valid_metric_name(self, name: &str) -> bool {
+        match self {
+            ValidationScheme::Utf8 => !name.is_empty(),
+            ValidationScheme::Legacy => is_valid_metric_name(name),
+        }
+    }
+
+    /// Whether `name` is a valid label name under this scheme.
+    pub fn is_valid_label_name(self, name: &str) -> bool {
+        match self {
+            ValidationScheme::Utf8 => !name.is_empty(),
+            ValidationScheme::Legacy => is_valid_label_name(name),
+        }
+    }
+}
+
+/// How a target is asked to escape names that are not legacy-valid
+/// (`metric_name_escaping_scheme`, the `escaping` parameter of the `Accept` header), as
+/// Prometheus 3.16's `model.EscapingScheme`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum EscapingScheme {
+    /// `allow-utf-8`: no escaping; only with the `utf8` validation scheme.
+    #[default]
+    AllowUtf8,
+    /// `underscores`: every legacy-invalid character becomes `_`.
+    Underscores,
+    /// `dots`: like `underscores`, but `.` becomes `_dot_` and `_` becomes `__`.
+    Dots,
+    /// `values`: `U__` and each invalid character as `_<hex code point>_`.
+    Values,
+}
+
+impl EscapingScheme {
+    /// The scheme named `name` (as [`EscapingScheme::from_name`]).
+    pub fn parse(name: &str) -> Option<EscapingScheme> {
+        Self::from_name(name)
+    }
+
+    /// The name written in a configuration and in the `Accept` header.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EscapingScheme::AllowUtf8 => "allow-utf-8",
+            EscapingScheme::Underscores => "underscores",
+            EscapingScheme::Dots => "dots",
+            EscapingScheme::Values => "values",
+        }
+    }
+
+    /// The scheme named `name`.
+    pub fn from_name(name: &str) -> Option<EscapingScheme> {
+        [
+            EscapingScheme::AllowUtf8,
+            EscapingScheme::Underscores,
+            EscapingScheme::Dots,
+            EscapingScheme::Values,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
+
+    /// The scheme a job uses when it names none: `allow-utf-8` under `utf8` validation,
+    /// `underscores` under `legacy` (Prometheus's `config.ToEscapingScheme`).
+    pub fn default_for(validation: ValidationScheme) -> EscapingScheme {
+        match validation {
+            ValidationScheme::Utf8 => EscapingScheme::AllowUtf8,
+            ValidationScheme::Legacy => EscapingScheme::Underscores,
+        }
+    }
+}
+
+impl serde::Serialize for ValidationScheme {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for EscapingScheme {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 
@@ -155,6 +274,11 @@ mod tests {
     fn sorted_unique_and_empty_means_absent() {
         let l = Labels::from_pairs([("b", "2"), ("a", "1"), ("b", "3"), ("c", "")]);
         assert_eq!(l.to_string(), r#"{a="1", b="3"}"#);
+        let utf8 = Labels::from_pairs([("__name__", "my.metric"), ("my.label", "x")]);
+        assert_eq!(
+            utf8.to_string(),
+            r#"{__name__="my.metric", "my.label"="x"}"#
+        );
         assert_eq!(l.get("c"), None);
     }
 
@@ -175,5 +299,11 @@ mod tests {
         assert!(!is_valid_label_name("a:b"));
         assert!(is_valid_metric_name("a:b"));
         assert!(!is_valid_metric_name(""));
+        assert!(ValidationScheme::Utf8.is_valid_metric_name("my.metric ünïcode"));
+        assert!(ValidationScheme::Utf8.is_valid_label_name("a-b"));
+        assert!(!ValidationScheme::Utf8.is_valid_label_name(""));
+        assert!(!ValidationScheme::Legacy.is_valid_metric_name("my.metric"));
+        assert!(!ValidationScheme::Legacy.is_valid_label_name("a:b"));
+        assert!(ValidationScheme::Legacy.is_valid_metric_name("a:b"));
     }
 }

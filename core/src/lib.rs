@@ -68,6 +68,7 @@ pub mod jobs_file;
 pub mod labels;
 pub mod member;
 pub mod node;
+pub mod protocol;
 pub mod relabel;
 pub mod ring;
 pub mod sample;

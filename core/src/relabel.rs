@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use crate::labels::{is_valid_label_name, Labels};
+use crate::labels::{Labels, ValidationScheme};
 
 /// A relabeling action. Its name and what it asks of its rule are its row in `ACTIONS`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -173,6 +173,9 @@ pub struct RelabelConfig {
     pub replacement: String,
     /// The action.
     pub action: Action,
+    /// Which `target_label`s (and `labelmap` replacements) are label names: the job's
+    /// `metric_name_validation_scheme` (Prometheus's `relabel.Config.NameValidationScheme`).
+    pub name_validation_scheme: ValidationScheme,
 }
 
 impl PartialEq for RelabelConfig {
@@ -184,6 +187,7 @@ impl PartialEq for RelabelConfig {
             && self.target_label == o.target_label
             && self.replacement == o.replacement
             && self.action == o.action
+            && self.name_validation_scheme == o.name_validation_scheme
     }
 }
 
@@ -376,6 +380,47 @@ impl OnlyFields {
 }
 
 impl Requires {
+    /// `target_label` is a label name (or a template of one) under the rule's scheme.
+    fn check_target_label(self, action: Action, rule: &RelabelConfig) -> Result<(), RelabelError> {
+        let target = &rule.target_label;
+        let scheme = rule.name_validation_scheme;
+        let valid = match self.target_label {
+            TargetLabelRule::Ignored => true,
+            TargetLabelRule::NameOrTemplate
+                if target.contains('$') && scheme == ValidationScheme::Legacy =>
+            {
+                is_valid_label_template(target)
+            }
+            TargetLabelRule::Name | TargetLabelRule::NameOrTemplate => {
+                scheme.is_valid_label_name(target)
+            }
+        };
+        if valid {
+            return Ok(());
+        }
+        Err(RelabelError::InvalidTargetLabel {
+            action,
+            target_label: target.clone(),
+        })
+    }
+
+    /// A `labelmap` replacement is a label name template under the rule's scheme (under
+    /// `utf8`, any non-empty text, as Prometheus's `isValidLabelNameWithRegexVarFn`).
+    fn check_replacement(self, action: Action, rule: &RelabelConfig) -> Result<(), RelabelError> {
+        let replacement = &rule.replacement;
+        let valid = match rule.name_validation_scheme {
+            ValidationScheme::Utf8 => !replacement.is_empty(),
+            ValidationScheme::Legacy => is_valid_label_template(replacement),
+        };
+        if valid || self.replacement != ReplacementRule::Template {
+            return Ok(());
+        }
+        Err(RelabelError::InvalidReplacement {
+            action,
+            replacement: replacement.clone(),
+        })
+    }
+
     /// Checks `rule` (and, for the fields whose mere presence counts, `spec`, the rule as
     /// written) against what `action` requires.
     fn check(
@@ -387,37 +432,15 @@ impl Requires {
         if self.modulus && rule.modulus == 0 {
             return Err(RelabelError::ZeroModulus { action });
         }
-        let target = &rule.target_label;
-        let target_valid = match self.target_label {
-            TargetLabelRule::Ignored => true,
-            _ if target.is_empty() => return Err(RelabelError::MissingTargetLabel { action }),
-            // UTF-8 names: any non-empty one, templates too.
-            _ if !spec.legacy_names => true,
-            TargetLabelRule::NameOrTemplate if target.contains('$') => {
-                is_valid_label_template(target)
-            }
-            TargetLabelRule::Name | TargetLabelRule::NameOrTemplate => is_valid_label_name(target),
-        };
-        if !target_valid {
-            return Err(RelabelError::InvalidTargetLabel {
-                action,
-                target_label: target.clone(),
-            });
+        if self.target_label != TargetLabelRule::Ignored && rule.target_label.is_empty() {
+            return Err(RelabelError::MissingTargetLabel { action });
         }
-        let replacement = &rule.replacement;
+        self.check_target_label(action, rule)?;
         match self.replacement {
-            ReplacementRule::Default if replacement != DEFAULT_REPLACEMENT => {
+            ReplacementRule::Default if rule.replacement != DEFAULT_REPLACEMENT => {
                 return Err(RelabelError::ReplacementSet { action });
             }
-            ReplacementRule::Template
-                if replacement.is_empty()
-                    || (spec.legacy_names && !is_valid_label_template(replacement)) =>
-            {
-                return Err(RelabelError::InvalidReplacement {
-                    action,
-                    replacement: replacement.clone(),
-                });
-            }
+            ReplacementRule::Template => self.check_replacement(action, rule)?,
             _ => {}
         }
         if let Some(only) = self.only {
@@ -636,9 +659,28 @@ impl RelabelConfig {
                 .clone()
                 .unwrap_or_else(|| DEFAULT_REPLACEMENT.to_string()),
             action,
+            name_validation_scheme: if spec.legacy_names {
+                ValidationScheme::Legacy
+            } else {
+                ValidationScheme::Utf8
+            },
         };
         action.requires().check(action, &rule, &spec)?;
         Ok(rule)
+    }
+
+    /// The rule under `scheme` (its job's `metric_name_validation_scheme`); an error when
+    /// its `target_label` or `labelmap` replacement is no label name under it. Every other
+    /// check of [`RelabelConfig::from_spec`] is independent of the scheme.
+    pub fn with_validation_scheme(
+        mut self,
+        scheme: ValidationScheme,
+    ) -> Result<RelabelConfig, RelabelError> {
+        self.name_validation_scheme = scheme;
+        let requires = self.action.requires();
+        requires.check_target_label(self.action, &self)?;
+        requires.check_replacement(self.action, &self)?;
+        Ok(self)
     }
 }
 
@@ -672,7 +714,7 @@ fn relabel(cfg: &RelabelConfig, labels: &mut Labels) -> bool {
             };
             let target = expand(&cfg.regex, &caps, &cfg.target_label);
             // An expanded name that is not a label name writes nothing (Prometheus).
-            if !is_valid_label_name(&target) {
+            if !cfg.name_validation_scheme.is_valid_label_name(&target) {
                 return true;
             }
             let replacement = expand(&cfg.regex, &caps, &cfg.replacement);
@@ -822,7 +864,84 @@ mod tests {
                 other => panic!("unknown key {other}"),
             }
         }
+        // Legacy name rules unless the pairs say `utf8` (the tables below were written for
+        // the legacy rules).
         RelabelConfig::from_spec(spec)
+    }
+
+    fn utf8_rule(yaml: &[(&str, &str)]) -> Result<RelabelConfig, RelabelError> {
+        let rule = from_yaml_pairs(yaml)?;
+        assert_eq!(rule.name_validation_scheme, ValidationScheme::Utf8);
+        Ok(rule)
+    }
+
+    /// The rule as `from_spec` reads it (the `utf8` scheme).
+    fn from_yaml_pairs(yaml: &[(&str, &str)]) -> Result<RelabelConfig, RelabelError> {
+        let mut spec = RelabelSpec::default();
+        for (k, v) in yaml {
+            let v = Some(v.to_string());
+            match *k {
+                "source_labels" => {
+                    spec.source_labels = v.map(|v| v.split(',').map(str::to_string).collect())
+                }
+                "regex" => spec.regex = v,
+                "modulus" => spec.modulus = v.map(|v| v.parse().unwrap()),
+                "target_label" => spec.target_label = v,
+                "replacement" => spec.replacement = v,
+                "action" => spec.action = v,
+                other => panic!("unknown key {other}"),
+            }
+        }
+        RelabelConfig::from_spec(spec)
+    }
+
+    #[test]
+    fn utf8_names() {
+        // Under the default scheme any non-empty name is a label name (Prometheus 3.16).
+        for yaml in [
+            &[("source_labels", "a"), ("target_label", "my.label")][..],
+            &[("source_labels", "a"), ("target_label", "a-$1")],
+            &[
+                ("source_labels", "a"),
+                ("modulus", "2"),
+                ("target_label", "$1"),
+                ("action", "hashmod"),
+            ],
+            &[
+                ("regex", "(.*)"),
+                ("replacement", "a-b"),
+                ("action", "labelmap"),
+            ],
+        ] {
+            assert!(utf8_rule(yaml).is_ok(), "{yaml:?}");
+            assert!(try_rule(yaml).is_err(), "legacy refuses {yaml:?}");
+        }
+        // An expanded target that is no legacy name is written under utf8.
+        let rule = utf8_rule(&[
+            ("source_labels", "a"),
+            ("regex", "(.*)"),
+            ("target_label", "$1"),
+            ("replacement", "v"),
+        ])
+        .unwrap();
+        assert_eq!(
+            run(&[rule], &[("a", "1.bad")]),
+            Some(labels(&[("a", "1.bad"), ("1.bad", "v")]))
+        );
+        let rule = rule_legacy_template();
+        assert_eq!(
+            run(&[rule], &[("a", "1.bad")]),
+            Some(labels(&[("a", "1.bad")]))
+        );
+    }
+
+    fn rule_legacy_template() -> RelabelConfig {
+        rule(&[
+            ("source_labels", "a"),
+            ("regex", "(.*)"),
+            ("target_label", "$1"),
+            ("replacement", "v"),
+        ])
     }
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {

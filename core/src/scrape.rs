@@ -3,7 +3,11 @@
 //!
 //! ## Semantics (Prometheus 3.16's scrape loop, `scrape/scrape.go`, unless noted)
 //!
-//! - The body is parsed in the format its Content-Type names; a parse error fails the scrape.
+//! - The body is parsed in the format its Content-Type names, else in the job's
+//!   `fallback_scrape_protocol` (Prometheus 3.16, [`crate::protocol::format_for`]); no format,
+//!   or a parse error, fails the scrape.
+//! - Names are checked after target labels and metric relabeling under the job's
+//!   `metric_name_validation_scheme`; an invalid one fails the scrape (3.16).
 //! - Target labels: with `honor_labels: false` a scraped label that clashes with a target
 //!   label is renamed `exported_<name>` (again and again while that name is taken, shortest
 //!   names first) and the target's value wins; with `honor_labels: true` the scraped value
@@ -42,7 +46,6 @@
 //! its series, and copies a pre-encoded label block: no label is allocated, merged,
 //! relabeled or validated again (Prometheus caches the same way, keyed by the raw string).
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Duration;
@@ -51,8 +54,9 @@ use xxhash_rust::xxh3::{xxh3_128, xxh3_64};
 
 use crate::config::{Authorization, BasicAuth, HttpClientOptions, TlsConfig};
 use crate::encode::{self, EmitSpec, Encoding, Group, Record};
-use crate::exposition::{self, Format, ParseOptions, ParsedSample};
-use crate::labels::{is_valid_label_name, is_valid_metric_name, Labels};
+use crate::exposition::{self, Label, ParseOptions, ParsedSample};
+use crate::labels::Labels;
+use crate::protocol::{self, ExpositionSpec};
 use crate::relabel::RelabelConfig;
 use crate::sample::{is_stale_nan, stale_nan, Sample};
 use crate::time::Timestamp;
@@ -113,19 +117,21 @@ pub struct ScrapeSpec {
     pub http_client: HttpClientOptions,
     /// How to encode for the bus.
     pub emit: EmitSpec,
+    /// The `Accept` header, the fallback format and the name validation scheme.
+    pub exposition: ExpositionSpec,
 }
 
 /// What fetching a target gave.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FetchOutcome {
-    /// A 2xx response (decompressed).
+    /// A 200 response (decompressed).
     Body {
         /// The body.
         body: Vec<u8>,
         /// The response's Content-Type.
         content_type: Option<String>,
     },
-    /// Anything else: connection error, timeout, non-2xx status, body too large, ...
+    /// Anything else: connection error, timeout, a status other than 200, body too large, ...
     Failed {
         /// Why.
         error: ScrapeError,
@@ -703,15 +709,19 @@ fn run(
             Ok(())
         }
         FetchOutcome::Body { body, content_type } => {
-            let format = Format::from_content_type(content_type.as_deref());
-            match exposition::parse_with(
-                body,
-                format,
-                &ParseOptions {
-                    keep_exemplars: false,
-                },
-            ) {
-                Err(e) => Err(ScrapeError::Parse(e)),
+            match protocol::format_for(content_type.as_deref(), spec.exposition.fallback)
+                .map_err(ScrapeError::ContentType)
+                .and_then(|format| {
+                    exposition::parse_with(
+                        body,
+                        format,
+                        &ParseOptions {
+                            keep_exemplars: false,
+                        },
+                    )
+                    .map_err(ScrapeError::Parse)
+                }) {
+                Err(e) => Err(e),
                 Ok(parsed) => {
                     let r = append(spec, cache, scratch, t0, &parsed, &mut counts, &mut outs);
                     if r.is_ok() {
@@ -890,11 +900,11 @@ fn resolve(
     cache: &mut SeriesCache,
     frag: &mut Vec<u8>,
     s: &ParsedSample<'_>,
-    labels: &[(&str, Cow<'_, str>)],
+    labels: &[Label<'_>],
 ) -> Result<u32, ScrapeError> {
     let mut scraped = Labels::new();
     for (n, v) in labels {
-        scraped.set((*n).to_string(), v.to_string());
+        scraped.set(n.to_string(), v.to_string());
     }
     scraped.set("__name__".to_string(), s.name.to_string());
     let lset = attach_target_labels(scraped, &spec.target_labels, spec.honor_labels);
@@ -906,7 +916,10 @@ fn resolve(
         Some(n) => n,
         None => return Err(ScrapeError::MissingMetricName),
     };
-    if !is_valid_metric_name(name) || !lset.iter().all(|l| is_valid_label_name(&l.name)) {
+    let scheme = spec.exposition.validation;
+    if !scheme.is_valid_metric_name(name)
+        || !lset.iter().all(|l| scheme.is_valid_label_name(&l.name))
+    {
         return Err(ScrapeError::InvalidLabels(lset));
     }
     check_label_limits(&lset, &spec.limits)?;

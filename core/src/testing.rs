@@ -17,10 +17,12 @@
 //! written from Prometheus's protos), for the encoder's tests, the daemon test and the
 //! simulation's Kafka model.
 
+use std::borrow::Cow;
 use std::fmt::Write;
 
 use crate::config::{load_job, load_jobs, ConfigError, GlobalConfig};
 use crate::exposition::{parse, Exemplar, Format, Metadata, MetricType, ParseError, Parsed};
+use crate::labels::{is_valid_label_name, is_valid_metric_name};
 
 pub mod rebalance;
 pub mod remote_write;
@@ -113,7 +115,7 @@ pub fn render(parsed: &Parsed<'_>, format: Format) -> String {
             let mut written = vec![false; parsed.metadata.len()];
             let mut current: Option<usize> = None;
             for s in &parsed.samples {
-                let family = family_of(parsed, s.name, current);
+                let family = family_of(parsed, &s.name, current);
                 if let Some(f) = family {
                     if !written[f] {
                         write_metadata(&mut out, &parsed.metadata[f], format);
@@ -138,7 +140,7 @@ pub fn render(parsed: &Parsed<'_>, format: Format) -> String {
 /// whose name plus a suffix its type allows is `name`, preferring the current family.
 fn family_of(parsed: &Parsed<'_>, name: &str, current: Option<usize>) -> Option<usize> {
     let fits = |m: &Metadata<'_>| {
-        name.strip_prefix(m.name)
+        name.strip_prefix(&*m.name)
             .is_some_and(|suffix| suffixes(m.kind).contains(&suffix))
     };
     if let Some(c) = current {
@@ -175,15 +177,36 @@ fn type_name(kind: MetricType, format: Format) -> &'static str {
     }
 }
 
+/// `name` as a metadata line or a label list writes it: bare when `legacy` says it may be,
+/// else quoted and escaped (the text format 1.0.0 and OpenMetrics grammar).
+fn name_text(name: &str, legacy: fn(&str) -> bool) -> Cow<'_, str> {
+    if legacy(name) {
+        return Cow::Borrowed(name);
+    }
+    let mut q = String::with_capacity(name.len() + 2);
+    q.push('"');
+    for c in name.chars() {
+        match c {
+            '\\' => q.push_str("\\\\"),
+            '"' => q.push_str("\\\""),
+            '\n' => q.push_str("\\n"),
+            c => q.push(c),
+        }
+    }
+    q.push('"');
+    Cow::Owned(q)
+}
+
 fn write_metadata(out: &mut String, m: &Metadata<'_>, format: Format) {
+    let name = name_text(&m.name, is_valid_metric_name);
     if let Some(kind) = m.kind {
-        let _ = writeln!(out, "# TYPE {} {}", m.name, type_name(kind, format));
+        let _ = writeln!(out, "# TYPE {name} {}", type_name(kind, format));
     }
     if let Some(unit) = m.unit {
-        let _ = writeln!(out, "# UNIT {} {unit}", m.name);
+        let _ = writeln!(out, "# UNIT {name} {unit}");
     }
     if let Some(help) = &m.help {
-        let _ = write!(out, "# HELP {} ", m.name);
+        let _ = write!(out, "# HELP {name} ");
         for c in help.chars() {
             match c {
                 '\\' => out.push_str("\\\\"),
@@ -196,13 +219,21 @@ fn write_metadata(out: &mut String, m: &Metadata<'_>, format: Format) {
     }
 }
 
-fn write_labels<'a>(out: &mut String, labels: impl IntoIterator<Item = (&'a str, &'a str)>) {
+/// Writes `{labels}`, or `{"metric.name",labels}` when `metric` is given.
+fn write_labels<'a>(
+    out: &mut String,
+    metric: Option<&str>,
+    labels: impl IntoIterator<Item = (&'a str, &'a str)>,
+) {
     out.push('{');
+    if let Some(metric) = metric {
+        out.push_str(&name_text(metric, |_| false));
+    }
     for (i, (name, value)) in labels.into_iter().enumerate() {
-        if i > 0 {
+        if i > 0 || metric.is_some() {
             out.push(',');
         }
-        out.push_str(name);
+        out.push_str(&name_text(name, is_valid_label_name));
         out.push_str("=\"");
         for c in value.chars() {
             match c {
@@ -223,10 +254,15 @@ fn write_sample(
     s: &crate::exposition::ParsedSample<'_>,
     format: Format,
 ) {
-    out.push_str(s.name);
     let labels = parsed.labels_of(s);
-    if !labels.is_empty() {
-        write_labels(out, labels.iter().map(|(n, v)| (*n, v.as_ref())));
+    let pairs = labels.iter().map(|(n, v)| (n.as_ref(), v.as_ref()));
+    if is_valid_metric_name(&s.name) {
+        out.push_str(&s.name);
+        if !labels.is_empty() {
+            write_labels(out, None, pairs);
+        }
+    } else {
+        write_labels(out, Some(&s.name), pairs);
     }
     out.push(' ');
     crate::format::write_float(out, s.value);
@@ -242,7 +278,11 @@ fn write_sample(
 
 fn write_exemplar(out: &mut String, e: &Exemplar<'_>, format: Format) {
     out.push_str(" # ");
-    write_labels(out, e.labels.iter().map(|(n, v)| (*n, v.as_ref())));
+    write_labels(
+        out,
+        None,
+        e.labels.iter().map(|(n, v)| (n.as_ref(), v.as_ref())),
+    );
     out.push(' ');
     crate::format::write_float(out, e.value);
     if let Some(ts) = e.timestamp_ms {

@@ -78,7 +78,7 @@ fn node_exporter_first_samples_are_read_exactly() {
     let first_line = text.lines().find(|l| !l.starts_with('#')).unwrap();
     let first = &parsed.samples[0];
     assert!(
-        first_line.starts_with(first.name),
+        first_line.starts_with(&*first.name),
         "{first_line} vs {}",
         first.name
     );

@@ -88,14 +88,14 @@ fn sample_json(parsed: &Parsed<'_>, index: usize, out: &mut String) {
     out.push_str("\"value\":\"");
     write_float(out, sample.value);
     out.push_str("\",\"name\":");
-    write_json_string(out, sample.name);
+    write_json_string(out, &sample.name);
     out.push_str(",\"labels\":{");
-    let mut labels: Vec<(&str, &str)> = vec![("__name__", sample.name)];
+    let mut labels: Vec<(&str, &str)> = vec![("__name__", &sample.name)];
     labels.extend(
         parsed
             .labels_of(sample)
             .iter()
-            .map(|(k, v)| (*k, v.as_ref())),
+            .map(|(k, v)| (k.as_ref(), v.as_ref())),
     );
     labels.sort_by(|a, b| a.0.cmp(b.0));
     for (i, (k, v)) in labels.iter().enumerate() {

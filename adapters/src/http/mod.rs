@@ -44,9 +44,6 @@ mod oauth2;
 pub use client::{tls_client_config, Connector, TcpConnector};
 use client::{Client, ConnectError, Connection};
 
-/// The Accept header of Prometheus 2.42's scraper (scrape.go `scrapeAcceptHeader`).
-pub const ACCEPT_HEADER: &str =
-    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 /// The header that tells the exporter how long we wait (seconds, as Prometheus formats it).
 pub const SCRAPE_TIMEOUT_HEADER: &str = "X-Prometheus-Scrape-Timeout-Seconds";
 /// Our User-Agent.
@@ -293,7 +290,7 @@ fn build_request(
         builder = builder.header(HOST, authority.as_str());
     }
     let mut req = builder
-        .header(ACCEPT, ACCEPT_HEADER)
+        .header(ACCEPT, spec.exposition.accept_header.as_str())
         .header(
             ACCEPT_ENCODING,
             if spec.enable_compression {
@@ -553,11 +550,10 @@ async fn read_response(
     spec: &ScrapeSpec,
 ) -> Result<(Vec<u8>, Option<String>), ScrapeError> {
     let status = resp.status();
-    if !status.is_success() {
-        return Err(ScrapeError::HttpStatus {
-            code: status.as_u16(),
-            reason: status.canonical_reason().unwrap_or("").to_string(),
-        });
+    if let Some(e) =
+        ScrapeError::from_status(status.as_u16(), status.canonical_reason().unwrap_or(""))
+    {
+        return Err(e);
     }
     let content_type = resp
         .headers()

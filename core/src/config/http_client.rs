@@ -108,16 +108,23 @@ pub(super) const CLIENT_KEYS: &[&str] = &[
 ];
 
 /// The HTTP client keys as a discovery mechanism (Consul, HTTP SD) reads them inline: all
-/// but [`CLIENT_KEYS`], which the discovery clients do not carry out, so that those keys are
-/// refused as not supported (by the section's `unsupported`) instead of read and ignored.
+/// but the proxy keys, `oauth2` and `http_headers` of [`CLIENT_KEYS`], which the discovery
+/// clients do not carry out, so that those keys are refused as not supported (by the
+/// section's `unsupported`) instead of read and ignored.
 #[derive(Default)]
 pub(super) struct DiscoveryClient(pub(super) HttpClient);
 
 impl Keys for DiscoveryClient {
     fn read_key(&mut self, w: &mut Walker<'_>, key: &str, value: &Node, path: &Path) -> bool {
-        !CLIENT_KEYS.contains(&key) && self.0.read_key(w, key, value, path)
+        let refused = CLIENT_KEYS.contains(&key) && !DISCOVERY_READ_KEYS.contains(&key);
+        !refused && self.0.read_key(w, key, value, path)
     }
 }
+
+/// Of [`CLIENT_KEYS`], the ones a discovery entry reads although its client does not carry
+/// them out (it neither follows redirects nor speaks HTTP/2): every configuration Prometheus
+/// writes out (`/api/v1/status/config`) has them in each discovery entry, at their defaults.
+const DISCOVERY_READ_KEYS: &[&str] = &["follow_redirects", "enable_http2"];
 
 /// The grant type of RFC 7523, which scrapepool does not implement.
 const GRANT_TYPE_JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";

@@ -900,9 +900,16 @@ fn prometheus_3_defaults_of_the_new_keys() {
     assert!(!j.track_timestamps_staleness && !j.scrape_native_histograms);
     assert!(!j.always_scrape_classic_histograms && !j.convert_classic_histograms_to_nhcb);
     assert!(!j.extra_scrape_metrics && j.scrape_failure_log_file.is_none());
-    // Native histograms put protobuf first.
-    let j = one("job_name: a\nscrape_native_histograms: true\n");
-    assert_eq!(j.scrape_protocols, ScrapeProtocol::PROTO_FIRST.to_vec());
+    // Native histograms (which would put protobuf first) and protobuf are refused.
+    let e = errors("job_name: a\nscrape_native_histograms: true\n");
+    assert_eq!(e[0].field, "scrape_native_histograms");
+    let e = errors("job_name: a\nscrape_protocols: [PrometheusProto, PrometheusText0.0.4]\n");
+    assert_eq!(
+        (e[0].field.as_str(), e[0].message.as_str()),
+        ("scrape_protocols", "scrape_protocols: PrometheusProto for scrape config with job name \"a\" is not supported by scrapepool: it has no protobuf parser")
+    );
+    let e = errors("job_name: a\nfallback_scrape_protocol: PrometheusProto\n");
+    assert_eq!(e[0].field, "fallback_scrape_protocol");
     // A legacy job asks for underscores unless it says otherwise.
     let j = one("job_name: a\nmetric_name_validation_scheme: legacy\n");
     assert_eq!(
@@ -924,7 +931,7 @@ global:
   label_limit: 3
   keep_dropped_targets: 7
   scrape_protocols: [PrometheusText0.0.4]
-  scrape_native_histograms: true
+  scrape_native_histograms: false
   extra_scrape_metrics: true
   always_scrape_classic_histograms: true
   metric_name_validation_scheme: legacy
@@ -951,7 +958,17 @@ scrape_configs:
         a.scrape_protocols,
         vec![ScrapeProtocol::PrometheusText0_0_4]
     );
-    assert!(a.scrape_native_histograms && a.extra_scrape_metrics);
+    assert!(!a.scrape_native_histograms && a.extra_scrape_metrics);
+    // A job inheriting native histograms asks for what scrapepool does not do.
+    let (jobs, errors) =
+        load("global:\n  scrape_native_histograms: true\nscrape_configs:\n  - job_name: n\n");
+    assert!(jobs.is_empty());
+    assert!(
+        errors[0].message.starts_with(
+            "scrape_native_histograms: true for scrape config with job name \"n\" is not supported by scrapepool"
+        ),
+        "{errors:#?}"
+    );
     assert!(a.always_scrape_classic_histograms);
     assert_eq!(
         a.metric_name_validation_scheme,

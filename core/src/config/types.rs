@@ -8,6 +8,10 @@ use std::time::Duration;
 
 use super::units::ser_duration;
 use crate::labels::Labels;
+pub use crate::labels::{
+    EscapingScheme as NameEscapingScheme, ValidationScheme as NameValidationScheme,
+};
+pub use crate::protocol::ScrapeProtocol;
 use crate::relabel::RelabelConfig;
 
 /// A value that must never be shown: Debug, Display and Serialize print `<secret>`.
@@ -520,148 +524,5 @@ impl Default for GlobalConfig {
             scrape_failure_log_file: None,
             external_labels: BTreeMap::new(),
         }
-    }
-}
-
-/// A protocol of `scrape_protocols` / `fallback_scrape_protocol`, by Prometheus 3.16's names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
-pub enum ScrapeProtocol {
-    /// `PrometheusProto`: the delimited protobuf `MetricFamily` format.
-    PrometheusProto,
-    /// `PrometheusText0.0.4`.
-    #[serde(rename = "PrometheusText0.0.4")]
-    PrometheusText0_0_4,
-    /// `PrometheusText1.0.0`.
-    #[serde(rename = "PrometheusText1.0.0")]
-    PrometheusText1_0_0,
-    /// `OpenMetricsText0.0.1`.
-    #[serde(rename = "OpenMetricsText0.0.1")]
-    OpenMetricsText0_0_1,
-    /// `OpenMetricsText1.0.0`.
-    #[serde(rename = "OpenMetricsText1.0.0")]
-    OpenMetricsText1_0_0,
-    /// `OpenMetricsText2.0.0`.
-    #[serde(rename = "OpenMetricsText2.0.0")]
-    OpenMetricsText2_0_0,
-}
-
-impl ScrapeProtocol {
-    /// Every protocol, in the order of their names (as Prometheus lists them in errors).
-    pub const ALL: [ScrapeProtocol; 6] = [
-        ScrapeProtocol::OpenMetricsText0_0_1,
-        ScrapeProtocol::OpenMetricsText1_0_0,
-        ScrapeProtocol::OpenMetricsText2_0_0,
-        ScrapeProtocol::PrometheusProto,
-        ScrapeProtocol::PrometheusText0_0_4,
-        ScrapeProtocol::PrometheusText1_0_0,
-    ];
-
-    /// Prometheus's default list, most wanted first.
-    pub const DEFAULT: [ScrapeProtocol; 4] = [
-        ScrapeProtocol::OpenMetricsText1_0_0,
-        ScrapeProtocol::OpenMetricsText0_0_1,
-        ScrapeProtocol::PrometheusText1_0_0,
-        ScrapeProtocol::PrometheusText0_0_4,
-    ];
-
-    /// The default list of a job that scrapes native histograms: protobuf first.
-    pub const PROTO_FIRST: [ScrapeProtocol; 5] = [
-        ScrapeProtocol::PrometheusProto,
-        ScrapeProtocol::OpenMetricsText1_0_0,
-        ScrapeProtocol::OpenMetricsText0_0_1,
-        ScrapeProtocol::PrometheusText1_0_0,
-        ScrapeProtocol::PrometheusText0_0_4,
-    ];
-
-    /// The name as written in a configuration.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ScrapeProtocol::PrometheusProto => "PrometheusProto",
-            ScrapeProtocol::PrometheusText0_0_4 => "PrometheusText0.0.4",
-            ScrapeProtocol::PrometheusText1_0_0 => "PrometheusText1.0.0",
-            ScrapeProtocol::OpenMetricsText0_0_1 => "OpenMetricsText0.0.1",
-            ScrapeProtocol::OpenMetricsText1_0_0 => "OpenMetricsText1.0.0",
-            ScrapeProtocol::OpenMetricsText2_0_0 => "OpenMetricsText2.0.0",
-        }
-    }
-
-    /// The protocol of a name, case-sensitively as Prometheus reads it.
-    pub fn parse(name: &str) -> Option<ScrapeProtocol> {
-        Self::ALL.into_iter().find(|p| p.as_str() == name)
-    }
-
-    /// The media type and parameters Prometheus puts in `Accept` for this protocol.
-    pub fn header(self) -> &'static str {
-        match self {
-            ScrapeProtocol::PrometheusProto => "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited",
-            ScrapeProtocol::PrometheusText0_0_4 => "text/plain;version=0.0.4",
-            ScrapeProtocol::PrometheusText1_0_0 => "text/plain;version=1.0.0",
-            ScrapeProtocol::OpenMetricsText0_0_1 => "application/openmetrics-text;version=0.0.1",
-            ScrapeProtocol::OpenMetricsText1_0_0 => "application/openmetrics-text;version=1.0.0",
-            ScrapeProtocol::OpenMetricsText2_0_0 => "application/openmetrics-text;version=2.0.0",
-        }
-    }
-}
-
-/// `metric_name_validation_scheme`: which metric and label names are valid.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NameValidationScheme {
-    /// `utf8`: any UTF-8 name (Prometheus 3's default).
-    #[default]
-    Utf8,
-    /// `legacy`: `[a-zA-Z_:][a-zA-Z0-9_:]*` metric names, `[a-zA-Z_][a-zA-Z0-9_]*` labels.
-    Legacy,
-}
-
-impl NameValidationScheme {
-    /// `utf8` or `legacy`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NameValidationScheme::Utf8 => "utf8",
-            NameValidationScheme::Legacy => "legacy",
-        }
-    }
-}
-
-/// `metric_name_escaping_scheme`: how a target is asked to escape names it cannot send as
-/// they are (`escaping=` in `Accept`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-pub enum NameEscapingScheme {
-    /// `allow-utf-8`: no escaping.
-    #[serde(rename = "allow-utf-8")]
-    AllowUtf8,
-    /// `underscores`.
-    #[serde(rename = "underscores")]
-    Underscores,
-    /// `dots`.
-    #[serde(rename = "dots")]
-    Dots,
-    /// `values`.
-    #[serde(rename = "values")]
-    Values,
-}
-
-impl NameEscapingScheme {
-    /// The name as written in a configuration.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NameEscapingScheme::AllowUtf8 => "allow-utf-8",
-            NameEscapingScheme::Underscores => "underscores",
-            NameEscapingScheme::Dots => "dots",
-            NameEscapingScheme::Values => "values",
-        }
-    }
-
-    /// The scheme of a name.
-    pub fn parse(name: &str) -> Option<NameEscapingScheme> {
-        [
-            NameEscapingScheme::AllowUtf8,
-            NameEscapingScheme::Underscores,
-            NameEscapingScheme::Dots,
-            NameEscapingScheme::Values,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == name)
     }
 }

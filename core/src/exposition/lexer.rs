@@ -110,16 +110,44 @@ pub(crate) fn scan_label_value<'a>(
     pos: usize,
     newline_ok: bool,
 ) -> Scan<(Cow<'a, str>, usize)> {
+    scan_quoted(body, text, pos, newline_ok, "label value")
+}
+
+/// Scans a quoted metric or label name (the text format 1.0.0 and OpenMetrics grammar
+/// `"(\\.|[^\\"])*"`) whose opening quote is at `pos - 1`; unescaped as label values are
+/// (Prometheus's `unreplace`). A raw newline may appear inside the quotes, as both lexers
+/// allow.
+#[inline]
+pub(crate) fn scan_quoted_name<'a>(
+    body: &'a [u8],
+    text: Option<&'a str>,
+    pos: usize,
+) -> Scan<(Cow<'a, str>, usize)> {
+    scan_quoted(body, text, pos, true, "quoted name")
+}
+
+/// A quoted string whose opening quote is at `pos - 1`; `what` names it in errors.
+#[inline]
+fn scan_quoted<'a>(
+    body: &'a [u8],
+    text: Option<&'a str>,
+    pos: usize,
+    newline_ok: bool,
+    what: &'static str,
+) -> Scan<(Cow<'a, str>, usize)> {
     let rest = &body[pos..];
     let Some(first) = memchr::memchr2(b'"', b'\\', rest) else {
-        return Err(Fail::new(pos.saturating_sub(1), "unterminated label value"));
+        return Err(Fail::new(
+            pos.saturating_sub(1),
+            format!("unterminated {what}"),
+        ));
     };
     if rest[first] == b'"' {
         let raw = &rest[..first];
         if !newline_ok && memchr::memchr(b'\n', raw).is_some() {
             return Err(Fail::new(
                 pos.saturating_sub(1),
-                "newline inside label value",
+                format!("newline inside {what}"),
             ));
         }
         if let Some(s) = text.and_then(|t| t.get(pos..pos + first)) {
@@ -129,7 +157,7 @@ pub(crate) fn scan_label_value<'a>(
             Ok(s) => Ok((Cow::Borrowed(s), pos + first + 1)),
             Err(e) => Err(Fail::new(
                 pos + e.valid_up_to(),
-                "invalid UTF-8 in label value",
+                format!("invalid UTF-8 in {what}"),
             )),
         };
     }
@@ -138,7 +166,10 @@ pub(crate) fn scan_label_value<'a>(
     let mut i = 0;
     loop {
         let Some(off) = memchr::memchr2(b'"', b'\\', &rest[i..]) else {
-            return Err(Fail::new(pos.saturating_sub(1), "unterminated label value"));
+            return Err(Fail::new(
+                pos.saturating_sub(1),
+                format!("unterminated {what}"),
+            ));
         };
         owned.extend_from_slice(&rest[i..i + off]);
         i += off;
@@ -151,7 +182,7 @@ pub(crate) fn scan_label_value<'a>(
             Some(b'"') => owned.push(b'"'),
             Some(b'n') => owned.push(b'\n'),
             Some(b'\n') | None => {
-                return Err(Fail::new(pos + i, "unterminated escape in label value"))
+                return Err(Fail::new(pos + i, format!("unterminated escape in {what}")))
             }
             Some(&other) => {
                 owned.push(b'\\');
@@ -163,12 +194,12 @@ pub(crate) fn scan_label_value<'a>(
     if !newline_ok && memchr::memchr(b'\n', &rest[..i]).is_some() {
         return Err(Fail::new(
             pos.saturating_sub(1),
-            "newline inside label value",
+            format!("newline inside {what}"),
         ));
     }
     match String::from_utf8(owned) {
         Ok(s) => Ok((Cow::Owned(s), pos + i + 1)),
-        Err(_) => Err(Fail::new(pos, "invalid UTF-8 in label value")),
+        Err(_) => Err(Fail::new(pos, format!("invalid UTF-8 in {what}"))),
     }
 }
 

@@ -1,8 +1,11 @@
-//! Exposition formats: the Prometheus text format 0.0.4 and OpenMetrics 1.0 text.
+//! Exposition formats: the Prometheus text format (0.0.4 and 1.0.0) and OpenMetrics 1.0
+//! text, with the quoted UTF-8 metric and label names of both grammars
+//! (`{"my.metric", "my.label"="v"}`). Which one a response is in comes from its
+//! Content-Type ([`crate::protocol::format_for`]).
 //!
 //! `parse` is the fuzz-friendly entry point: bytes in, samples or an
 //! error with line and column out. Parsing borrows from the body and allocates only for
-//! escaped label values.
+//! escaped label values and escaped quoted names.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -15,110 +18,16 @@ mod prometheus;
 /// Which text format a body is in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Format {
-    /// Prometheus text format 0.0.4.
+    /// Prometheus text format 0.0.4 and 1.0.0 (`text/plain`).
     #[default]
     Prometheus,
     /// OpenMetrics 1.0 text.
     OpenMetrics,
 }
 
-impl Format {
-    /// The format of a response, from its Content-Type, as Prometheus 2.42 chooses it.
-    ///
-    /// Like `textparse.New`: the media type (case-insensitive, parameters after `;`) picks
-    /// OpenMetrics only when it is `application/openmetrics-text`; a missing header, any
-    /// other type, and a header Go's `mime.ParseMediaType` would refuse (bad media type or
-    /// malformed/duplicate parameters) all fall back to the Prometheus text format.
-    pub fn from_content_type(content_type: Option<&str>) -> Format {
-        match content_type.and_then(media_type) {
-            Some(mt) if mt.eq_ignore_ascii_case("application/openmetrics-text") => {
-                Format::OpenMetrics
-            }
-            _ => Format::Prometheus,
-        }
-    }
-}
-
-/// The media type of a Content-Type value, or `None` where Go's `mime.ParseMediaType` fails.
-fn media_type(value: &str) -> Option<&str> {
-    fn is_token(c: u8) -> bool {
-        c > b' ' && c < 0x7f && !b"()<>@,;:\\\"/[]?=".contains(&c)
-    }
-    fn token(s: &[u8], mut i: usize) -> usize {
-        while i < s.len() && is_token(s[i]) {
-            i += 1;
-        }
-        i
-    }
-    fn skip_space(s: &[u8], mut i: usize) -> usize {
-        while i < s.len() && s[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        i
-    }
-    let (base, mut rest) = value
-        .split_once(';')
-        .map_or((value, ""), |(b, _)| (b, &value[b.len()..]));
-    let mt = base.trim();
-    // `type` or `type/subtype`, each a non-empty token.
-    let valid = |t: &str| !t.is_empty() && t.bytes().all(is_token);
-    match mt.split_once('/') {
-        Some((t, sub)) if valid(t) && valid(sub) => {}
-        None if valid(mt) => {}
-        _ => return None,
-    }
-    let mut names: Vec<String> = Vec::new();
-    loop {
-        rest = rest.trim_start();
-        if rest.is_empty() {
-            return Some(mt);
-        }
-        let s = rest.as_bytes();
-        // `; name = value`, value a token or a quoted string.
-        if s[0] != b';' {
-            return None;
-        }
-        let mut i = skip_space(s, 1);
-        let key_end = token(s, i);
-        if key_end == i {
-            // A trailing `;` is ignored; anything else is an error.
-            return if rest[1..].trim().is_empty() {
-                Some(mt)
-            } else {
-                None
-            };
-        }
-        let key = rest[i..key_end].to_ascii_lowercase();
-        i = skip_space(s, key_end);
-        if i >= s.len() || s[i] != b'=' {
-            return None;
-        }
-        i = skip_space(s, i + 1);
-        if i < s.len() && s[i] == b'"' {
-            i += 1;
-            loop {
-                match s.get(i) {
-                    None => return None,
-                    Some(b'"') => break,
-                    Some(b'\\') => i += 2,
-                    Some(_) => i += 1,
-                }
-            }
-            i += 1;
-        } else {
-            let end = token(s, i);
-            if end == i {
-                return None;
-            }
-            i = end;
-        }
-        if names.contains(&key) {
-            return None;
-        }
-        names.push(key);
-        rest = &rest[i.min(rest.len())..];
-    }
-}
+/// A label as parsed: its name and its value, each borrowed from the body unless it had
+/// escapes.
+pub type Label<'a> = (Cow<'a, str>, Cow<'a, str>);
 
 /// The type of a metric family, from its `# TYPE` line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,8 +53,8 @@ pub enum MetricType {
 /// What the comment lines say about one metric family.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Metadata<'a> {
-    /// The family name as written in the metadata line.
-    pub name: &'a str,
+    /// The family name in the metadata line (unquoted and unescaped when written quoted).
+    pub name: Cow<'a, str>,
     /// Its type, if a `# TYPE` line gave one.
     pub kind: Option<MetricType>,
     /// Its help text, unescaped, if a `# HELP` line gave one.
@@ -155,7 +64,7 @@ pub struct Metadata<'a> {
 }
 
 impl<'a> Metadata<'a> {
-    fn new(name: &'a str) -> Metadata<'a> {
+    fn new(name: Cow<'a, str>) -> Metadata<'a> {
         Metadata {
             name,
             kind: None,
@@ -185,7 +94,7 @@ impl Default for ParseOptions {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Exemplar<'a> {
     /// The exemplar's labels.
-    pub labels: Vec<(&'a str, Cow<'a, str>)>,
+    pub labels: Vec<Label<'a>>,
     /// Its value.
     pub value: f64,
     /// Its timestamp in milliseconds, if given.
@@ -195,8 +104,9 @@ pub struct Exemplar<'a> {
 /// One sample line.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ParsedSample<'a> {
-    /// The metric name as written (`foo_total`, `foo_bucket`, ...).
-    pub name: &'a str,
+    /// The metric name (`foo_total`, `foo_bucket`, ...; unquoted and unescaped when written
+    /// quoted, `{"my.metric"}`).
+    pub name: Cow<'a, str>,
     /// Where this sample's labels are in [`Parsed::labels`].
     pub labels: Range<u32>,
     /// The value.
@@ -213,14 +123,14 @@ pub struct Parsed<'a> {
     /// Samples in the order of the body.
     pub samples: Vec<ParsedSample<'a>>,
     /// Labels of all samples; each sample's `labels` range points into this.
-    pub labels: Vec<(&'a str, Cow<'a, str>)>,
+    pub labels: Vec<Label<'a>>,
     /// Metadata of the families, in the order their first metadata line appears.
     pub metadata: Vec<Metadata<'a>>,
 }
 
 impl<'a> Parsed<'a> {
     /// The labels of `sample`, in the order written (`__name__` not included).
-    pub fn labels_of(&self, sample: &ParsedSample<'a>) -> &[(&'a str, Cow<'a, str>)] {
+    pub fn labels_of(&self, sample: &ParsedSample<'a>) -> &[Label<'a>] {
         &self.labels[sample.labels.start as usize..sample.labels.end as usize]
     }
 }
@@ -244,7 +154,7 @@ pub fn parse(body: &[u8], format: Format) -> Result<Parsed<'_>, ParseError> {
 
 /// Parses `body` in `format` with `options`.
 ///
-/// The text format is read as Prometheus 2.42's `textparse.PromParser` reads it. OpenMetrics
+/// The text format is read as Prometheus 3.16's `textparse.PromParser` reads it. OpenMetrics
 /// is read strictly, with the semantic rules of the OpenMetrics 1.0 specification
 /// (grouping, histogram buckets, counter values, metadata placement, exemplar limits).
 pub fn parse_with<'a>(

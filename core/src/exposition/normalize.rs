@@ -15,17 +15,14 @@ use super::MetricType;
 
 /// Rewrites the `le` (histogram) or `quantile` (summary) values in `labels` for a sample
 /// read under a `# TYPE` line of type `kind`.
-pub(super) fn normalize_float_labels(
-    kind: Option<MetricType>,
-    labels: &mut [(&str, Cow<'_, str>)],
-) {
+pub(super) fn normalize_float_labels(kind: Option<MetricType>, labels: &mut [super::Label<'_>]) {
     let name = match kind {
         Some(MetricType::Histogram) => "le",
         Some(MetricType::Summary) => "quantile",
         _ => return,
     };
     for (label, value) in labels.iter_mut() {
-        if *label != name {
+        if label.as_ref() != name {
             continue;
         }
         if let Ok(f) = parse_float(value.as_bytes()) {
@@ -149,8 +146,10 @@ mod tests {
     }
 
     fn normalized(kind: Option<MetricType>, pairs: &[(&'static str, &'static str)]) -> Vec<String> {
-        let mut labels: Vec<(&str, Cow<'_, str>)> =
-            pairs.iter().map(|(n, v)| (*n, Cow::Borrowed(*v))).collect();
+        let mut labels: Vec<super::super::Label<'_>> = pairs
+            .iter()
+            .map(|(n, v)| (Cow::Borrowed(*n), Cow::Borrowed(*v)))
+            .collect();
         normalize_float_labels(kind, &mut labels);
         labels
             .into_iter()

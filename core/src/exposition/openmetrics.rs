@@ -12,18 +12,22 @@
 //! summary quantiles, info and stateset values); exemplars only where allowed and at most
 //! 128 code points of labels; a repeated series only with non-decreasing timestamps.
 //! Then `le` and `quantile` values are normalised as Prometheus 3 does ([`normalize`]).
+//!
+//! Quoted names, as Prometheus 3.16 reads them: a metadata line's name may be quoted
+//! (`# TYPE "my.metric" gauge`), a label name may be quoted (`"my.label"="v"`, in exemplars
+//! too), and a quoted string alone between a sample's braces, followed by `,` or `}`, is
+//! its metric name (`{"my.metric",job="x"}`), given at most once and then with no name
+//! before the brace.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use super::lexer::{
-    ascii, parse_float, scan_label_value, scan_name, unescape_help, Fail, NumberError, Scan,
-    LABEL_CHAR, LABEL_START, METRIC_CHAR, METRIC_START, NORMAL_NAN_BITS,
+    ascii, parse_float, scan_label_value, scan_name, scan_quoted_name, unescape_help, Fail,
+    NumberError, Scan, LABEL_CHAR, LABEL_START, METRIC_CHAR, METRIC_START, NORMAL_NAN_BITS,
 };
 use super::prometheus::shown_byte;
-use super::{normalize, Exemplar, Metadata, MetricType, ParseOptions, Parsed, ParsedSample};
-
-type Label<'a> = (&'a str, Cow<'a, str>);
+use super::{normalize, Exemplar, Label, Metadata, MetricType, ParseOptions, Parsed, ParsedSample};
 
 /// The most code points an exemplar's label names and values may have together.
 const EXEMPLAR_RUNES_MAX: usize = 128;
@@ -104,10 +108,21 @@ fn metadata<'a>(
         return Err(Fail::new(start, "expected \"# HELP\", \"# TYPE\", \"# UNIT\" or \"# EOF\" (other comments are not allowed)"));
     };
     let name_start = start + 7;
-    let name_end = scan_name(body, name_start, &METRIC_START, &METRIC_CHAR);
-    if name_end == name_start {
-        return Err(Fail::new(name_start, "expected a metric name"));
-    }
+    let (name, name_end) = if body.get(name_start) == Some(&b'"') {
+        scan_quoted_name(body, None, name_start + 1)?
+    } else {
+        let name_end = scan_name(body, name_start, &METRIC_START, &METRIC_CHAR);
+        if name_end == name_start {
+            return Err(Fail::new(name_start, "expected a metric name"));
+        }
+        (Cow::Borrowed(ascii(&body[name_start..name_end])), name_end)
+    };
+    // A quoted name may hold a raw newline: the line then ends after it.
+    let eol = if name_end > eol {
+        end_of_line(body, name_end)
+    } else {
+        eol
+    };
     if name_end >= eol || body[name_end] != b' ' {
         return Err(Fail::new(
             name_end,
@@ -117,7 +132,6 @@ fn metadata<'a>(
             ),
         ));
     }
-    let name = ascii(&body[name_start..name_end]);
     let text_start = name_end + 1;
     let text = &body[text_start..eol];
     v.on_metadata(kind, name, start, out)?;
@@ -160,7 +174,7 @@ fn metadata<'a>(
             }
             let unit = ascii(text);
             entry.unit = Some(unit);
-            v.set_unit(name, unit, start)?;
+            v.set_unit(unit, start)?;
         }
     }
     Ok((eol + 1).min(body.len()))
@@ -202,30 +216,76 @@ fn timestamp(body: &[u8], start: usize, end: usize) -> Scan<i64> {
     Ok((seconds * 1000.0) as i64)
 }
 
+/// How a label list may give the metric name.
+enum NameSlot<'s, 'a> {
+    /// Not at all (exemplars).
+    Refused,
+    /// Already given before the brace.
+    Given,
+    /// Possibly, as a quoted string followed by `,` or `}`.
+    Open(&'s mut Option<Cow<'a, str>>),
+}
+
 /// Reads strict labels after `{` into `sink`; returns the offset after `}`.
 fn labels<'a>(
     body: &'a [u8],
     mut i: usize,
     sink: &mut Vec<Label<'a>>,
     first: usize,
+    mut slot: NameSlot<'_, 'a>,
 ) -> Scan<usize> {
     let n = body.len();
     if i < n && body[i] == b'}' {
         return Ok(i + 1);
     }
     loop {
+        let at = i;
         let name_end = scan_name(body, i, &LABEL_START, &LABEL_CHAR);
-        if name_end == i {
+        let name = if name_end > i {
+            i = name_end;
+            Cow::Borrowed(ascii(&body[at..name_end]))
+        } else if i < n && body[i] == b'"' {
+            let (quoted, end) = scan_quoted_name(body, None, i + 1)?;
+            i = end;
+            if matches!(body.get(i), Some(b',' | b'}')) {
+                match &mut slot {
+                    NameSlot::Refused => {
+                        return Err(Fail::new(
+                            at,
+                            "expected a label name, not a metric name, in an exemplar",
+                        ))
+                    }
+                    NameSlot::Given => return Err(Fail::new(at, "metric name already set")),
+                    NameSlot::Open(name) if name.is_some() => {
+                        return Err(Fail::new(at, "metric name already set"))
+                    }
+                    NameSlot::Open(name) => **name = Some(quoted),
+                }
+                if body[i] == b'}' {
+                    return Ok(i + 1);
+                }
+                if !next_is_label(body, i + 1) {
+                    return Err(Fail::new(
+                        i,
+                        format!(
+                            "expected a label after ',', got {}",
+                            shown_byte(body, i + 1)
+                        ),
+                    ));
+                }
+                i += 1;
+                continue;
+            }
+            quoted
+        } else {
             return Err(Fail::new(
                 i,
                 format!("expected label name, got {}", shown_byte(body, i)),
             ));
-        }
-        let name = ascii(&body[i..name_end]);
+        };
         if sink[first..].iter().any(|(l, _)| *l == name) {
-            return Err(Fail::new(i, format!("duplicate label name {name:?}")));
+            return Err(Fail::new(at, format!("duplicate label name {name:?}")));
         }
-        i = name_end;
         if i >= n || body[i] != b'=' {
             return Err(Fail::new(
                 i,
@@ -244,7 +304,7 @@ fn labels<'a>(
         i = end;
         match body.get(i) {
             Some(b'}') => return Ok(i + 1),
-            Some(b',') if body.get(i + 1).is_some_and(|&c| LABEL_START[c as usize]) => i += 1,
+            Some(b',') if next_is_label(body, i + 1) => i += 1,
             _ => {
                 return Err(Fail::new(
                     i,
@@ -258,6 +318,12 @@ fn labels<'a>(
     }
 }
 
+/// Whether a label (a bare or quoted name) starts at `i`.
+fn next_is_label(body: &[u8], i: usize) -> bool {
+    body.get(i)
+        .is_some_and(|&c| LABEL_START[c as usize] || c == b'"')
+}
+
 /// Reads a sample line; returns the offset after its newline.
 fn sample<'a>(
     body: &'a [u8],
@@ -269,7 +335,32 @@ fn sample<'a>(
 ) -> Scan<usize> {
     let n = body.len();
     let name_end = scan_name(body, start, &METRIC_START, &METRIC_CHAR);
-    if name_end == start {
+    let labels_start = out.labels.len();
+    let (name, mut i) = if name_end > start {
+        let name = Cow::Borrowed(ascii(&body[start..name_end]));
+        let mut i = name_end;
+        if i < n && body[i] == b'{' {
+            i = labels(body, i + 1, &mut out.labels, labels_start, NameSlot::Given)?;
+        }
+        (name, i)
+    } else if body[start] == b'{' {
+        // No name before the brace: it must be quoted inside.
+        let mut name = None;
+        let i = labels(
+            body,
+            start + 1,
+            &mut out.labels,
+            labels_start,
+            NameSlot::Open(&mut name),
+        )?;
+        let Some(name) = name else {
+            return Err(Fail::new(
+                start,
+                "metric name not set (no name before or inside the braces)",
+            ));
+        };
+        (name, i)
+    } else {
         return Err(Fail::new(
             start,
             format!(
@@ -277,14 +368,7 @@ fn sample<'a>(
                 shown_byte(body, start)
             ),
         ));
-    }
-    let name = ascii(&body[start..name_end]);
-    let labels_start = out.labels.len();
-    let mut i = name_end;
-    if i < n && body[i] == b'{' {
-        let first = out.labels.len();
-        i = labels(body, i + 1, &mut out.labels, first)?;
-    }
+    };
     if i >= n || body[i] != b' ' {
         return Err(Fail::new(
             i,
@@ -357,7 +441,7 @@ fn parse_exemplar<'a>(
         return Err(Fail::new(start, "expected \"# {\" to start an exemplar"));
     }
     scratch.clear();
-    let mut i = labels(body, start + 3, scratch, 0)?;
+    let mut i = labels(body, start + 3, scratch, 0, NameSlot::Refused)?;
     let runes: usize = scratch
         .iter()
         .map(|(k, v)| k.chars().count() + v.chars().count())
@@ -400,7 +484,7 @@ fn parse_exemplar<'a>(
 /// One metric family being read.
 #[derive(Debug)]
 struct Family<'a> {
-    name: &'a str,
+    name: Cow<'a, str>,
     kind: MetricType,
     typed: bool,
     helped: bool,
@@ -425,7 +509,7 @@ impl Family<'_> {
 
     /// The suffix `sample_name` adds to this family's name, if it belongs to the family.
     fn suffix_of<'s>(&self, sample_name: &'s str) -> Option<&'s str> {
-        let rest = sample_name.strip_prefix(self.name)?;
+        let rest = sample_name.strip_prefix(&*self.name)?;
         self.suffixes().contains(&rest).then_some(rest)
     }
 }
@@ -461,7 +545,7 @@ struct Validator<'a> {
 }
 
 /// The label that tells the samples of one point apart, for a sample of `kind` with `suffix`.
-fn special_label<'a>(kind: MetricType, suffix: &str, family: &'a str) -> Option<&'a str> {
+fn special_label<'f>(kind: MetricType, suffix: &str, family: &'f str) -> Option<&'f str> {
     match (kind, suffix) {
         (MetricType::Histogram | MetricType::GaugeHistogram, "_bucket") => Some("le"),
         (MetricType::Summary, "") => Some("quantile"),
@@ -477,11 +561,11 @@ fn same_labels(
     b: &[Label<'_>],
     skip_b: Option<&str>,
 ) -> bool {
-    let a_len = a.iter().filter(|(k, _)| Some(*k) != skip_a).count();
-    let b_len = b.iter().filter(|(k, _)| Some(*k) != skip_b).count();
+    let a_len = a.iter().filter(|(k, _)| Some(&**k) != skip_a).count();
+    let b_len = b.iter().filter(|(k, _)| Some(&**k) != skip_b).count();
     a_len == b_len
         && a.iter()
-            .filter(|(k, _)| Some(*k) != skip_a)
+            .filter(|(k, _)| Some(&**k) != skip_a)
             .all(|(k, v)| b.iter().any(|(bk, bv)| bk == k && bv == v))
 }
 
@@ -489,7 +573,7 @@ fn same_labels(
 fn labels_hash(labels: &[Label<'_>], skip: Option<&str>) -> u64 {
     labels
         .iter()
-        .filter(|(k, _)| Some(*k) != skip)
+        .filter(|(k, _)| Some(&**k) != skip)
         .fold(0u64, |acc, (k, v)| {
             let h = xxhash_rust::xxh3::xxh3_64_with_seed(
                 v.as_bytes(),
@@ -502,7 +586,7 @@ fn labels_hash(labels: &[Label<'_>], skip: Option<&str>) -> u64 {
 fn label<'s>(labels: &'s [Label<'_>], name: &str) -> Option<&'s str> {
     labels
         .iter()
-        .find(|(k, _)| *k == name)
+        .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_ref())
 }
 
@@ -512,7 +596,7 @@ impl<'a> Validator<'a> {
     fn on_metadata(
         &mut self,
         kind: Meta,
-        name: &'a str,
+        name: Cow<'a, str>,
         at: usize,
         out: &mut Parsed<'a>,
     ) -> Scan<()> {
@@ -540,7 +624,7 @@ impl<'a> Validator<'a> {
                 return Ok(());
             }
         }
-        self.open_family(name, at, out)?;
+        self.open_family(name.clone(), at, out)?;
         out.metadata.push(Metadata::new(name));
         if kind == Meta::Help {
             self.family.as_mut().expect("just opened").helped = true;
@@ -555,9 +639,10 @@ impl<'a> Validator<'a> {
         Self::check_unit_type(f, at)
     }
 
-    fn set_unit(&mut self, name: &str, unit: &'a str, at: usize) -> Scan<()> {
+    fn set_unit(&mut self, unit: &'a str, at: usize) -> Scan<()> {
         let f = self.family.as_mut().expect("metadata opened a family");
         f.unit = Some(unit);
+        let name = &f.name;
         if !unit.is_empty()
             && !name
                 .strip_suffix(unit)
@@ -584,9 +669,9 @@ impl<'a> Validator<'a> {
     }
 
     /// Finishes the current family (if any) and starts family `name` at `at`.
-    fn open_family(&mut self, name: &'a str, at: usize, out: &Parsed<'a>) -> Scan<()> {
+    fn open_family(&mut self, name: Cow<'a, str>, at: usize, out: &Parsed<'a>) -> Scan<()> {
         self.close_family(out)?;
-        if self.used.contains(name) {
+        if self.used.contains(&*name) {
             return Err(Fail::new(
                 at,
                 format!("metric family {name} is not contiguous or clashes with an earlier family"),
@@ -681,16 +766,17 @@ impl<'a> Validator<'a> {
         let index = out.samples.len() - 1;
         let sample = &out.samples[index];
         let labels = out.labels_of(sample);
-        let suffix = match self.family.as_ref().and_then(|f| f.suffix_of(sample.name)) {
+        let suffix = match self.family.as_ref().and_then(|f| f.suffix_of(&sample.name)) {
             Some(s) => s,
             None => {
-                self.open_family(sample.name, at, out)?;
+                self.open_family(sample.name.clone(), at, out)?;
                 ""
             }
         };
         let f = self.family.as_mut().expect("family opened above");
         f.has_samples = true;
-        let (kind, family) = (f.kind, f.name);
+        let (kind, family) = (f.kind, f.name.clone());
+        let family = &*family;
         let special = special_label(kind, suffix, family);
 
         // Which metric point: a new label set closes the previous point.

@@ -1,11 +1,17 @@
-//! The Prometheus text format 0.0.4, read as Prometheus 2.42's `textparse.PromParser` does.
+//! The Prometheus text format 0.0.4 and 1.0.0, read as Prometheus 3.16's
+//! `textparse.PromParser` does.
 //!
 //! What it accepts, line by line (spaces and tabs may separate every token):
 //! - blank lines, and `#` comments that are not `# HELP` / `# TYPE`;
-//! - `# HELP name text` and `# TYPE name counter|gauge|histogram|summary|untyped`;
+//! - `# HELP name text` and `# TYPE name counter|gauge|histogram|summary|untyped`, the name
+//!   bare or quoted (`# TYPE "my.metric" gauge`);
 //! - `name{label="value",...} value [timestamp_ms]`, where labels may be separated by a
 //!   comma or not, one trailing comma is allowed, the value is a Go float without hex or
-//!   underscores, and the timestamp is a non-negative integer of milliseconds.
+//!   underscores, and the timestamp is a non-negative integer of milliseconds;
+//! - quoted names (text format 1.0.0): a label name may be quoted (`"my.label"="v"`), and
+//!   a quoted string standing alone between the braces, followed by `,` or `}`, is the
+//!   metric name (`{"my.metric", job="x"}`, `{"my.metric"}`), given at most once and then
+//!   with no name before the brace. Quoted names are unescaped as label values are.
 //!
 //! `le` and `quantile` values are normalised as Prometheus 3 does ([`normalize`]).
 //!
@@ -15,8 +21,8 @@
 use std::borrow::Cow;
 
 use super::lexer::{
-    ascii_in, parse_float, parse_int_digits, scan_label_value, scan_name, unescape_help, Fail,
-    NumberError, Scan, LABEL_CHAR, LABEL_START, METRIC_CHAR, METRIC_START,
+    ascii_in, parse_float, parse_int_digits, scan_label_value, scan_name, scan_quoted_name,
+    unescape_help, Fail, NumberError, Scan, LABEL_CHAR, LABEL_START, METRIC_CHAR, METRIC_START,
 };
 use super::{normalize, Metadata, MetricType, ParseOptions, Parsed, ParsedSample};
 
@@ -81,15 +87,29 @@ fn comment<'a>(
         return Ok(next);
     }
     let name_start = skip_blank(body, after_hash + 4);
-    let name_end = scan_name(body, name_start, &METRIC_START, &METRIC_CHAR);
-    if name_end == name_start {
-        let what = if is_help { "HELP" } else { "TYPE" };
-        return Err(Fail::new(
-            name_start,
-            format!("expected metric name after {what}"),
-        ));
-    }
-    let name = ascii_in(checked, body, name_start, name_end);
+    let (name, name_end) = if body.get(name_start) == Some(&b'"') {
+        scan_quoted_name(body, checked, name_start + 1)?
+    } else {
+        let name_end = scan_name(body, name_start, &METRIC_START, &METRIC_CHAR);
+        if name_end == name_start {
+            let what = if is_help { "HELP" } else { "TYPE" };
+            return Err(Fail::new(
+                name_start,
+                format!("expected metric name after {what}"),
+            ));
+        }
+        (
+            Cow::Borrowed(ascii_in(checked, body, name_start, name_end)),
+            name_end,
+        )
+    };
+    // A quoted name may hold a raw newline: the line then ends after it.
+    let (eol, next) = if name_end > eol {
+        let eol = memchr::memchr(b'\n', &body[name_end..]).map_or(n, |p| name_end + p);
+        (eol, (eol + 1).min(n))
+    } else {
+        (eol, next)
+    };
     // The text is the rest of the line less its first byte (the separating blank),
     // as Prometheus's lexer takes it.
     let text_start = (name_end + 1).min(eol);
@@ -134,7 +154,7 @@ fn normalize_last_sample(out: &mut Parsed<'_>, last_type: Option<MetricType>) {
 }
 
 /// The metadata entry for `name`: the last one if it is for the same family, else a new one.
-fn metadata_entry<'a, 'p>(out: &'p mut Parsed<'a>, name: &'a str) -> &'p mut Metadata<'a> {
+fn metadata_entry<'a, 'p>(out: &'p mut Parsed<'a>, name: Cow<'a, str>) -> &'p mut Metadata<'a> {
     if out.metadata.last().is_none_or(|m| m.name != name) {
         out.metadata.push(Metadata::new(name));
     }
@@ -152,7 +172,28 @@ fn sample<'a>(
 ) -> Scan<usize> {
     let n = body.len();
     let name_end = scan_name(body, start, &METRIC_START, &METRIC_CHAR);
-    if name_end == start {
+    let labels_start = out.labels.len() as u32;
+    let (name, mut i) = if name_end > start {
+        let name = Cow::Borrowed(ascii_in(text, body, start, name_end));
+        let mut i = skip_blank(body, name_end);
+        if i < n && body[i] == b'{' {
+            let mut unused = None;
+            i = labels(body, text, i + 1, out, &mut unused, true)?;
+            i = skip_blank(body, i);
+        }
+        (name, i)
+    } else if body[start] == b'{' {
+        // No name before the brace: it must be quoted inside.
+        let mut name = None;
+        let i = labels(body, text, start + 1, out, &mut name, false)?;
+        let Some(name) = name else {
+            return Err(Fail::new(
+                start,
+                "metric name not set (no name before or inside the braces)",
+            ));
+        };
+        (name, skip_blank(body, i))
+    } else {
         return Err(Fail::new(
             start,
             format!(
@@ -160,14 +201,7 @@ fn sample<'a>(
                 shown_byte(body, start)
             ),
         ));
-    }
-    let name = ascii_in(text, body, start, name_end);
-    let labels_start = out.labels.len() as u32;
-    let mut i = skip_blank(body, name_end);
-    if i < n && body[i] == b'{' {
-        i = labels(body, text, i + 1, out)?;
-        i = skip_blank(body, i);
-    }
+    };
     // The value: everything up to a blank, a brace or the end of the line.
     let value_start = i;
     while i < n && !matches!(body[i], b' ' | b'\t' | b'\n' | b'{') {
@@ -228,13 +262,17 @@ fn sample<'a>(
     Ok(i + 1)
 }
 
-/// Reads labels after `{`; returns the offset after `}`.
+/// Reads labels after `{`; returns the offset after `}`. A quoted string followed by `,` or
+/// `}` is the metric name: stored in `name`, an error if `named` (a name before the brace)
+/// or if one was already given.
 #[inline]
 fn labels<'a>(
     body: &'a [u8],
     text: Option<&'a str>,
     mut i: usize,
     out: &mut Parsed<'a>,
+    name: &mut Option<Cow<'a, str>>,
+    named: bool,
 ) -> Scan<usize> {
     let n = body.len();
     loop {
@@ -243,14 +281,31 @@ fn labels<'a>(
             return Ok(i + 1);
         }
         let name_end = scan_name(body, i, &LABEL_START, &LABEL_CHAR);
-        if name_end == i {
+        let label = if name_end > i {
+            let label = Cow::Borrowed(ascii_in(text, body, i, name_end));
+            i = skip_blank(body, name_end);
+            label
+        } else if i < n && body[i] == b'"' {
+            let at = i;
+            let (quoted, end) = scan_quoted_name(body, text, i + 1)?;
+            i = skip_blank(body, end);
+            if i < n && matches!(body[i], b',' | b'}') {
+                if named || name.is_some() {
+                    return Err(Fail::new(at, "metric name already set"));
+                }
+                *name = Some(quoted);
+                if body[i] == b',' {
+                    i += 1;
+                }
+                continue;
+            }
+            quoted
+        } else {
             return Err(Fail::new(
                 i,
                 format!("expected label name, got {}", shown_byte(body, i)),
             ));
-        }
-        let label = ascii_in(text, body, i, name_end);
-        i = skip_blank(body, name_end);
+        };
         if i >= n || body[i] != b'=' {
             return Err(Fail::new(
                 i,

@@ -24,13 +24,16 @@ fn text_sample_with_labels_and_timestamp() {
     assert_eq!(p.samples.len(), 1);
     let s = &p.samples[0];
     assert_eq!(
-        (s.name, s.value, s.timestamp_ms),
+        (&*s.name, s.value, s.timestamp_ms),
         ("a_total", 3.5, Some(1_700_000_000_123))
     );
     let labels = p.labels_of(s);
     assert_eq!(
         labels,
-        &[("x", Cow::Borrowed("1")), ("y", Cow::Borrowed("two"))]
+        &[
+            (Cow::Borrowed("x"), Cow::Borrowed("1")),
+            (Cow::Borrowed("y"), Cow::Borrowed("two"))
+        ]
     );
     assert!(
         labels.iter().all(|(_, v)| matches!(v, Cow::Borrowed(_))),
@@ -54,7 +57,7 @@ fn text_is_as_lenient_as_prometheus() {
     // Blanks around tokens, no comma between labels, a trailing comma, `:` in names,
     // comments, blank lines, a missing final newline.
     let p = prom("\n  # a comment\n#HELP not metadata\nns:a  {  x = \"1\" y=\"2\" , }  1  \n\nb{} +Inf\nc -Inf 5\nd NaN");
-    let names: Vec<_> = p.samples.iter().map(|s| s.name).collect();
+    let names: Vec<_> = p.samples.iter().map(|s| &*s.name).collect();
     assert_eq!(names, ["ns:a", "b", "c", "d"]);
     assert_eq!(p.labels_of(&p.samples[0]).len(), 2);
     assert_eq!(p.samples[1].value, f64::INFINITY);
@@ -125,7 +128,10 @@ fn openmetrics_exemplars_are_kept_or_dropped() {
     let body = "# TYPE a counter\na_total 1 # {trace_id=\"abc\"} 0.5 1.25\n# EOF";
     let p = om(body);
     let ex = p.samples[0].exemplar.as_ref().expect("exemplar kept");
-    assert_eq!(ex.labels, vec![("trace_id", Cow::Borrowed("abc"))]);
+    assert_eq!(
+        ex.labels,
+        vec![(Cow::Borrowed("trace_id"), Cow::Borrowed("abc"))]
+    );
     assert_eq!((ex.value, ex.timestamp_ms), (0.5, Some(1250)));
     let dropped = parse_with(
         body.as_bytes(),
@@ -145,7 +151,7 @@ fn openmetrics_metadata_carries_type_help_and_unit() {
     assert_eq!(
         p.metadata,
         vec![Metadata {
-            name: "t_seconds",
+            name: "t_seconds".into(),
             kind: Some(MetricType::Gauge),
             help: Some(Cow::Owned("It \"is\".".into())),
             unit: Some("seconds"),
@@ -190,7 +196,8 @@ fn openmetrics_accepts_every_type() {
 }
 
 #[test]
-fn content_type_is_chosen_as_prometheus_does() {
+fn content_type_is_chosen_as_prometheus_3_16_does() {
+    use crate::protocol::format_for;
     let om_types = [
         "application/openmetrics-text",
         "application/openmetrics-text; version=1.0.0; charset=utf-8",
@@ -199,15 +206,15 @@ fn content_type_is_chosen_as_prometheus_does() {
         "application/openmetrics-text;",
     ];
     for ct in om_types {
-        assert_eq!(
-            Format::from_content_type(Some(ct)),
-            Format::OpenMetrics,
-            "{ct}"
-        );
+        assert_eq!(format_for(Some(ct), None), Ok(Format::OpenMetrics), "{ct}");
     }
-    let prom_types = [
+    assert_eq!(
+        format_for(Some("text/plain; version=0.0.4; charset=utf-8"), None),
+        Ok(Format::Prometheus)
+    );
+    // Without a fallback, everything else fails the scrape.
+    let refused = [
         "",
-        "text/plain; version=0.0.4; charset=utf-8",
         "application/openmetrics-textx",
         "application/openmetrics-text; version",
         "application/openmetrics-text; a=1; a=2",
@@ -215,14 +222,163 @@ fn content_type_is_chosen_as_prometheus_does() {
         "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited",
         "application openmetrics-text",
     ];
-    for ct in prom_types {
-        assert_eq!(
-            Format::from_content_type(Some(ct)),
-            Format::Prometheus,
-            "{ct}"
-        );
+    for ct in refused {
+        assert!(format_for(Some(ct), None).is_err(), "{ct}");
     }
-    assert_eq!(Format::from_content_type(None), Format::Prometheus);
+    assert!(format_for(None, None).is_err());
+}
+
+/// Every sample as `name{label=value,...}`, names and values unescaped.
+fn shown(p: &Parsed<'_>) -> Vec<String> {
+    p.samples
+        .iter()
+        .map(|s| {
+            let labels: Vec<String> = p
+                .labels_of(s)
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            format!("{}{{{}}} {}", s.name, labels.join(","), s.value)
+        })
+        .collect()
+}
+
+#[test]
+fn quoted_names_in_the_text_format() {
+    let p = prom(concat!(
+        "# HELP \"my.metric\" It is \\\\ dotted.\n",
+        "# TYPE \"my.metric\" gauge\n",
+        "{\"my.metric\", job=\"x\"} 1\n",
+        "{ \"my.metric\" } 2\n",
+        "{job=\"y\" \"my.metric\"} 3\n",
+        "{\"my.metric\",} 4\n",
+        "plain{\"my.label\"=\"v\", \"a\\\"b\\\\c\\nd\"=\"w\"} 5\n",
+        "{\"quote\\\"d\"} 6\n",
+        "{\"raw\nnewline\"} 7\n",
+        "{\"ünï cödé\", \"ключ\"=\"значение\"} 8\n",
+    ));
+    assert_eq!(
+        shown(&p),
+        [
+            "my.metric{job=x} 1",
+            "my.metric{} 2",
+            "my.metric{job=y} 3",
+            "my.metric{} 4",
+            "plain{my.label=v,a\"b\\c\nd=w} 5",
+            "quote\"d{} 6",
+            "raw\nnewline{} 7",
+            "ünï cödé{ключ=значение} 8",
+        ]
+    );
+    assert!(
+        matches!(p.samples[0].name, Cow::Borrowed(_)),
+        "no escape, no copy"
+    );
+    assert!(matches!(p.samples[5].name, Cow::Owned(_)));
+    assert_eq!(p.metadata.len(), 1);
+    assert_eq!(p.metadata[0].name, "my.metric");
+    assert_eq!(p.metadata[0].kind, Some(MetricType::Gauge));
+    assert_eq!(p.metadata[0].help.as_deref(), Some("It is \\ dotted."));
+    // A quoted name followed by '=' is a label name even when it looks like a metric name.
+    let p = prom("a{\"b\"=\"c\"} 1\n");
+    assert_eq!(shown(&p), ["a{b=c} 1"]);
+}
+
+#[test]
+fn quoted_name_errors_in_the_text_format() {
+    let cases = [
+        ("foo{\"bar\"} 1\n", 1, 5, "metric name already set"),
+        ("{\"a\", \"b\"} 1\n", 1, 7, "metric name already set"),
+        ("{job=\"x\"} 1\n", 1, 1, "metric name not set"),
+        ("{} 1\n", 1, 1, "metric name not set"),
+        ("{\"a\" x=\"y\"} 1\n", 1, 6, "expected '=' after label name"),
+        ("{\"unterminated} 1\n", 1, 2, "unterminated quoted name"),
+        (
+            "{\"a\\\nb\"} 1\n",
+            1,
+            4,
+            "unterminated escape in quoted name",
+        ),
+        ("# TYPE \"open gauge\n", 1, 8, "unterminated quoted name"),
+        ("# TYPE \"a.b\" nonsense\n", 1, 14, "invalid metric type"),
+        ("\"a\" 1\n", 1, 1, "expected a metric name"),
+    ];
+    for (body, line, column, message) in cases {
+        let e = prom_err(body);
+        assert_eq!((e.line, e.column), (line, column), "{body:?}: {e}");
+        assert!(e.message.contains(message), "{body:?}: {e}");
+    }
+}
+
+#[test]
+fn quoted_names_in_openmetrics() {
+    let p = om(concat!(
+        "# TYPE \"my.counter\" counter\n",
+        "# HELP \"my.counter\" Dotted \\\"counter\\\".\n",
+        "{\"my.counter_total\",\"my.label\"=\"v\"} 1 # {\"trace.id\"=\"abc\"} 0.5\n",
+        "{\"my.counter_created\",\"my.label\"=\"v\"} 1700000000\n",
+        "# TYPE \"my.gauge\" gauge\n",
+        "# UNIT \"my.gauge\" \n",
+        "{\"my.gauge\"} 2\n",
+        "{le=\"x\",\"my.gauge\"} 3\n",
+        "# EOF\n",
+    ));
+    assert_eq!(
+        shown(&p),
+        [
+            "my.counter_total{my.label=v} 1",
+            "my.counter_created{my.label=v} 1700000000",
+            "my.gauge{} 2",
+            "my.gauge{le=x} 3",
+        ]
+    );
+    let ex = p.samples[0].exemplar.as_ref().expect("exemplar");
+    assert_eq!(ex.labels[0].0, "trace.id");
+    let names: Vec<_> = p.metadata.iter().map(|m| (&*m.name, m.kind)).collect();
+    assert_eq!(
+        names,
+        [
+            ("my.counter", Some(MetricType::Counter)),
+            ("my.gauge", Some(MetricType::Gauge))
+        ]
+    );
+    assert_eq!(p.metadata[0].help.as_deref(), Some("Dotted \"counter\"."));
+    // The family rules apply to quoted names as to bare ones.
+    let e = om_err("# TYPE \"my.c\" counter\n{\"my.c_total\"} -1\n# EOF\n");
+    assert!(e.message.contains("non-negative"), "{e}");
+}
+
+#[test]
+fn quoted_name_errors_in_openmetrics() {
+    let cases = [
+        ("a{\"b\"} 1\n# EOF\n", 1, 3, "metric name already set"),
+        ("{\"a\",\"b\"} 1\n# EOF\n", 1, 6, "metric name already set"),
+        ("{x=\"y\"} 1\n# EOF\n", 1, 1, "metric name not set"),
+        (
+            "{\"a\", x=\"y\"} 1\n# EOF\n",
+            1,
+            5,
+            "expected a label after ','",
+        ),
+        ("{\"a\",} 1\n# EOF\n", 1, 5, "expected a label after ','"),
+        (
+            "# TYPE a counter\na_total 1 # {\"m\"} 1\n# EOF\n",
+            2,
+            14,
+            "in an exemplar",
+        ),
+        (
+            "# TYPE \"a.b\"counter\n# EOF\n",
+            1,
+            13,
+            "expected a space after the metric name",
+        ),
+    ];
+    for (body, line, column, message) in cases {
+        let e = om_err(body);
+        assert_eq!((e.line, e.column), (line, column), "{body:?}: {e}");
+        assert!(e.message.contains(message), "{body:?}: {e}");
+    }
 }
 
 mod properties {
@@ -312,10 +468,10 @@ mod properties {
             let parsed = parse(body.as_bytes(), Format::Prometheus).map_err(|e| TestCaseError::fail(format!("{e}\n{body}")))?;
             prop_assert_eq!(parsed.samples.len(), samples.len());
             for (s, (name, labels, value, ts)) in parsed.samples.iter().zip(&samples) {
-                prop_assert_eq!(s.name, name.as_str());
+                prop_assert_eq!(&*s.name, name.as_str());
                 prop_assert!(s.value == *value || (s.value.is_nan() && value.is_nan()));
                 prop_assert_eq!(s.timestamp_ms, *ts);
-                let got: Vec<(&str, &str)> = parsed.labels_of(s).iter().map(|(k, v)| (*k, v.as_ref())).collect();
+                let got: Vec<(&str, &str)> = parsed.labels_of(s).iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
                 let want: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
                 prop_assert_eq!(got, want);
             }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::encode::{EmitSpec, Record};
+use crate::protocol::ExpositionSpec;
 use crate::schedule;
 use crate::scrape::Limits;
 
@@ -86,6 +87,12 @@ impl Node {
                     .to_string(),
                 key_hash: target.key.hash(),
             },
+            exposition: ExpositionSpec::new(
+                &job.scrape_protocols,
+                job.metric_name_escaping_scheme,
+                job.fallback_scrape_protocol,
+                job.metric_name_validation_scheme,
+            ),
         }
     }
 

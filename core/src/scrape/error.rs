@@ -3,6 +3,7 @@
 
 use crate::exposition::ParseError;
 use crate::labels::Labels;
+use crate::protocol::ContentTypeError;
 
 /// Why a scrape failed: the fetch (from the HTTP adapter) or the processing of the body.
 ///
@@ -48,7 +49,8 @@ pub enum ScrapeError {
         /// The scrape URL.
         url: String,
     },
-    /// The target answered with a status other than 2xx.
+    /// The target answered with a status other than 200 (Prometheus counts only 200 a
+    /// success).
     #[error("server returned HTTP status {}", status_text(*.code, .reason))]
     HttpStatus {
         /// The status code.
@@ -72,6 +74,10 @@ pub enum ScrapeError {
         /// Why.
         reason: String,
     },
+    /// The response's Content-Type selects no parser (Prometheus 3.16's words; see
+    /// [`crate::protocol::format_for`]).
+    #[error("{0}")]
+    ContentType(ContentTypeError),
     /// The body is not valid in its format.
     #[error("{0}")]
     Parse(ParseError),
@@ -130,6 +136,17 @@ fn status_text(code: u16, reason: &str) -> String {
         code.to_string()
     } else {
         format!("{code} {reason}")
+    }
+}
+
+impl ScrapeError {
+    /// The failure a response status means, `None` for 200: Prometheus 3.16 counts only
+    /// `200 OK` as a successful scrape (`server returned HTTP status 204 No Content`).
+    pub fn from_status(code: u16, reason: &str) -> Option<ScrapeError> {
+        (code != 200).then(|| ScrapeError::HttpStatus {
+            code,
+            reason: reason.to_string(),
+        })
     }
 }
 

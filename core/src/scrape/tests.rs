@@ -1,4 +1,6 @@
 use super::*;
+use crate::labels::ValidationScheme;
+use crate::protocol::ScrapeProtocol;
 use crate::sample::STALE_NAN_BITS;
 
 pub(crate) fn spec() -> ScrapeSpec {
@@ -27,6 +29,7 @@ pub(crate) fn spec() -> ScrapeSpec {
             instance: "h:9100".into(),
             key_hash: 7,
         },
+        exposition: Default::default(),
     }
 }
 
@@ -787,6 +790,7 @@ fn label_limit_errors_cut_names_and_values_at_50_characters_like_go() {
 #[test]
 fn invalid_names_after_relabeling_fail_the_scrape() {
     let mut s = spec();
+    s.exposition.validation = ValidationScheme::Legacy;
     s.metric_relabel_configs = vec![rule(
         &["__name__"],
         "(.*)",
@@ -910,5 +914,129 @@ fn external_labels_are_added_unless_the_series_has_the_label() {
         vec![
             r#"{__name__="a", cluster="c1", instance="h:9100", job="node", zone="mine"} STALE@2000"#
         ]
+    );
+}
+
+/// The final series of a successful scrape, as label sets in the order they came out.
+fn series_of(s: &ScrapeSpec, fetch: &FetchOutcome) -> Vec<String> {
+    let mut cache = SeriesCache::default();
+    let (r, _) = process(s, &mut cache, Timestamp(0), MS, fetch);
+    assert!(r.up, "{:?}", r.error);
+    let mut out: Vec<String> = (0..cache.series.len() as u32)
+        .map(|i| cache.labels_of(i).to_string())
+        .collect();
+    out.sort();
+    out
+}
+
+fn typed(text: &str, content_type: Option<&str>) -> FetchOutcome {
+    FetchOutcome::Body {
+        body: text.as_bytes().to_vec(),
+        content_type: content_type.map(str::to_string),
+    }
+}
+
+#[test]
+fn utf8_names_come_out_as_written_under_the_utf8_scheme() {
+    let text = "# TYPE \"my.metric\" gauge\n{\"my.metric\", \"my.label\"=\"v\", le=\"1\"} 1\n{\"ünï cödé\"} 2\n";
+    let om = "# TYPE \"my.metric\" gauge\n{\"my.metric\",\"my.label\"=\"v\",le=\"1\"} 1\n{\"ünï cödé\"} 2\n# EOF\n";
+    let want = vec![
+        r#"{__name__="my.metric", instance="h:9100", job="node", le="1", "my.label"="v"}"#
+            .to_string(),
+        r#"{__name__="ünï cödé", instance="h:9100", job="node"}"#.to_string(),
+    ];
+    let s = spec();
+    assert_eq!(s.exposition.validation, ValidationScheme::Utf8);
+    assert_eq!(
+        series_of(
+            &s,
+            &typed(
+                text,
+                Some("text/plain; version=1.0.0; escaping=allow-utf-8")
+            )
+        ),
+        want
+    );
+    assert_eq!(
+        series_of(
+            &s,
+            &typed(om, Some("application/openmetrics-text; version=1.0.0"))
+        ),
+        want
+    );
+}
+
+#[test]
+fn legacy_scheme_fails_the_scrape_on_a_utf8_name() {
+    let mut s = spec();
+    s.exposition.validation = ValidationScheme::Legacy;
+    for (text, shown) in [
+        (
+            "{\"my.metric\"} 1\n",
+            r#"{__name__="my.metric", instance="h:9100", job="node"}"#,
+        ),
+        (
+            "ok{\"my.label\"=\"v\"} 1\n",
+            r#"{__name__="ok", instance="h:9100", job="node", "my.label"="v"}"#,
+        ),
+    ] {
+        let (r, outs) = process(
+            &s,
+            &mut SeriesCache::default(),
+            Timestamp(0),
+            MS,
+            &body(text),
+        );
+        assert!(!r.up);
+        assert_eq!(
+            error_text(&r),
+            Some(format!("invalid metric name or label names: {shown}"))
+        );
+        assert_eq!(r.samples_scraped, 1);
+        assert_eq!(outs.len(), 5, "only the synthetic series");
+    }
+    // A legacy name passes.
+    assert_eq!(series_of(&s, &body("ok 1\n")).len(), 1);
+}
+
+#[test]
+fn content_type_decides_the_parser_or_fails_the_scrape() {
+    let s = spec();
+    let run = |s: &ScrapeSpec, ct: Option<&str>| {
+        process(
+            s,
+            &mut SeriesCache::default(),
+            Timestamp(0),
+            MS,
+            &typed("a 1\n", ct),
+        )
+        .0
+    };
+    let r = run(&s, None);
+    assert!(!r.up);
+    assert_eq!(
+        error_text(&r).as_deref(),
+        Some("non-compliant scrape target sending blank Content-Type and no fallback_scrape_protocol specified for target")
+    );
+    let r = run(&s, Some("application/json"));
+    assert_eq!(
+        error_text(&r).as_deref(),
+        Some("received unsupported Content-Type \"application/json\" and no fallback_scrape_protocol specified for target")
+    );
+    let r = run(&s, Some("application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"));
+    assert!(!r.up);
+    assert!(error_text(&r).unwrap().contains("protobuf"));
+    // With a fallback, the same responses are read in its format.
+    let mut with = spec();
+    with.exposition.fallback = Some(ScrapeProtocol::PrometheusText0_0_4);
+    assert!(run(&with, None).up);
+    assert!(run(&with, Some("application/json")).up);
+    // The OpenMetrics fallback reads the body as OpenMetrics: no `# EOF`, a parse error.
+    with.exposition.fallback = Some(ScrapeProtocol::OpenMetricsText1_0_0);
+    let r = run(&with, None);
+    assert!(
+        matches!(r.error, Some(ScrapeError::Parse(_))),
+        "{:?}",
+        r.error
     );
 }
