@@ -1,5 +1,5 @@
 //! `scrapepool targets`: resolves the static targets of a jobs file, offline, and prints them
-//! in the shape of Prometheus 2.42's `GET /api/v1/targets?state=any`.
+//! in the shape of Prometheus 3.16's `GET /api/v1/targets?state=any`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,9 +28,12 @@ struct Data {
     active_targets: Vec<ActiveTarget>,
     #[serde(rename = "droppedTargets")]
     dropped_targets: Vec<DroppedTarget>,
+    /// Every job's count of dropped targets, also those `keep_dropped_targets` does not keep.
+    #[serde(rename = "droppedTargetCounts")]
+    dropped_target_counts: std::collections::BTreeMap<String, usize>,
 }
 
-/// One active target, in the field order of Prometheus 2.42's `api/v1.Target`.
+/// One active target, in the field order of Prometheus 3.16's `api/v1.Target`.
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ActiveTarget {
@@ -52,6 +55,7 @@ struct ActiveTarget {
 #[serde(rename_all = "camelCase")]
 struct DroppedTarget {
     discovered_labels: Labels,
+    scrape_pool: String,
 }
 
 /// Go's zero `time.Time`, which Prometheus shows for a target never scraped.
@@ -87,6 +91,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
     let mut data = Data {
         active_targets: Vec::new(),
         dropped_targets: Vec::new(),
+        dropped_target_counts: Default::default(),
     };
     for job in &jobs {
         let resolved = resolve(job, &job.static_configs);
@@ -110,9 +115,12 @@ pub(crate) fn run(args: Args) -> ExitCode {
                 scrape_timeout: format_duration(t.scrape_timeout),
             });
         }
+        data.dropped_target_counts
+            .insert(job.job_name.clone(), resolved.dropped_count);
         data.dropped_targets
             .extend(resolved.dropped.into_iter().map(|d| DroppedTarget {
                 discovered_labels: d.discovered_labels,
+                scrape_pool: job.job_name.clone(),
             }));
     }
     let response = Response {
