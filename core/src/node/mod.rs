@@ -19,8 +19,8 @@ mod stats;
 mod targets;
 
 pub use stats::{
-    DurationHistogram, Rebalance, RebalanceCause, Stats, REBALANCE_HISTORY_LEN_MAX,
-    SCRAPE_DURATION_BUCKETS_US,
+    DurationHistogram, Rebalance, RebalanceCause, SamplesDropped, ScrapesRejected, Stats,
+    REBALANCE_HISTORY_LEN_MAX, SCRAPE_DURATION_BUCKETS_US,
 };
 
 use jobs::Job;
@@ -185,6 +185,9 @@ pub struct NodeConfig {
     pub encoding: Encoding,
     /// Largest bus message.
     pub message_bytes_max: usize,
+    /// The member's memory budget in bytes, from which every scrape's caps follow
+    /// ([`crate::scrape::scrape_caps`]); 0: no budget.
+    pub memory_budget_bytes: u64,
 }
 
 impl NodeConfig {
@@ -200,6 +203,7 @@ impl NodeConfig {
             started_at: "1970-01-01T00:00:00Z".into(),
             encoding: Encoding::RemoteWrite,
             message_bytes_max: 1 << 20,
+            memory_budget_bytes: 0,
         }
     }
 }
