@@ -326,17 +326,6 @@ impl ScrapeReport {
         .filter(|(_, n)| *n > 0)
         .collect()
     }
-
-    /// The dropped samples in words for a target's row (`2 duplicate_timestamp, 1
-    /// out_of_bounds dropped`), or `None` when nothing was dropped.
-    pub fn dropped_text(&self) -> Option<String> {
-        let parts: Vec<String> = self
-            .dropped()
-            .into_iter()
-            .map(|(reason, n)| format!("{n} {reason}"))
-            .collect();
-        (!parts.is_empty()).then(|| format!("{} dropped", parts.join(", ")))
-    }
 }
 
 /// Processes one scrape: returns the samples to emit (scraped, synthetic and stale markers)
