@@ -273,7 +273,7 @@ fn jobs_files_from_pipes_are_read_and_devices_are_capped() {
         assert_eq!(out.status.code(), Some(1), "{command}");
         assert_eq!(
             text(&out.stderr),
-            "/dev/zero: cannot read: larger than the 16777216 bytes allowed; not read\n",
+            "/dev/zero: cannot read: larger than the 268435456 bytes allowed; not read\n",
             "{command}"
         );
     }

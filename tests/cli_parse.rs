@@ -62,7 +62,7 @@ fn invalid_input_exits_non_zero_with_file_line_column() {
 
     let (ok, _, stderr) = run(&["--format", "openmetrics"], "a 1\n");
     assert!(!ok);
-    assert_eq!(stderr.trim_end(), "FILE:2:1: missing \"# EOF\" at the end");
+    assert_eq!(stderr.trim_end(), "FILE:2:1: data does not end with # EOF");
 }
 
 #[test]

@@ -314,6 +314,18 @@ struct Daemon {
 
 impl Daemon {
     fn start(zk: &str, kafka: &str, topic: &str, id: &str, encoding: &str) -> Daemon {
+        Daemon::start_with(zk, kafka, topic, id, encoding, &[])
+    }
+
+    /// A member with `extra` arguments to `run`.
+    fn start_with(
+        zk: &str,
+        kafka: &str,
+        topic: &str,
+        id: &str,
+        encoding: &str,
+        extra: &[&str],
+    ) -> Daemon {
         let web = format!("127.0.0.1:{}", support::free_port());
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("daemon.log");
@@ -331,6 +343,7 @@ impl Daemon {
             ])
             .args(["--id", id, "--listen", &web, "--encoding", encoding])
             .args(["--session-timeout", &format!("{SESSION_TIMEOUT_S}s")])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
             .stderr(out)
@@ -1149,6 +1162,219 @@ fn three_daemons_share_thirty_targets_and_survive_kill_and_sigterm() {
         agreed_owners(&last, 30)
     });
     assert!(owners.values().all(|o| o == "p3"));
+}
+
+// ---- hostile exporters cannot hurt the pool -----------------------------------------------
+
+/// An HTTP server on a free loopback port that answers every request with `head` (status
+/// line and headers, ending in the blank line) and then `body(conn)`, one thread per
+/// connection; `body` stops when the client goes away.
+struct RawExporter {
+    addr: String,
+    stop: Arc<AtomicBool>,
+}
+
+impl RawExporter {
+    fn start(head: &'static str, body: Arc<dyn Fn(&mut TcpStream) + Send + Sync>) -> RawExporter {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stopped.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut conn) = conn else { continue };
+                let body = body.clone();
+                std::thread::spawn(move || {
+                    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                    let _ = conn.set_write_timeout(Some(Duration::from_secs(5)));
+                    let mut req = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match conn.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => req.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    if conn.write_all(head.as_bytes()).is_ok() {
+                        body(&mut conn);
+                    }
+                });
+            }
+        });
+        RawExporter { addr, stop }
+    }
+
+    /// A gzip bomb: `members` gzip members of 64 MiB of zeros each (64 KiB compressed).
+    fn gzip_bomb(members: usize) -> RawExporter {
+        let member = {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            let zeros = vec![0u8; 1 << 20];
+            for _ in 0..64 {
+                e.write_all(&zeros).unwrap();
+            }
+            e.finish().unwrap()
+        };
+        let bomb: Arc<Vec<u8>> = Arc::new(member.repeat(members));
+        let head: &'static str = Box::leak(
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                bomb.len()
+            )
+            .into_boxed_str(),
+        );
+        RawExporter::start(
+            head,
+            Arc::new(move |conn| {
+                let _ = conn.write_all(&bomb);
+            }),
+        )
+    }
+
+    /// A body that never ends (valid sample lines, no length, until the client leaves).
+    fn endless() -> RawExporter {
+        let chunk: Arc<Vec<u8>> = Arc::new(
+            (0..4096)
+                .map(|i| format!("endless_series{{i=\"{i}\"}} 1\n"))
+                .collect::<String>()
+                .into_bytes(),
+        );
+        RawExporter::start(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nConnection: close\r\n\r\n",
+            Arc::new(move |conn| while conn.write_all(&chunk).is_ok() {}),
+        )
+    }
+}
+
+impl Drop for RawExporter {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(&self.addr);
+    }
+}
+
+/// The peak resident memory of a process (`VmHWM` of /proc/PID/status), in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024)
+}
+
+#[test]
+fn a_gzip_bomb_and_an_endless_body_take_no_member_down() {
+    let test = "a_gzip_bomb_and_an_endless_body_take_no_member_down";
+    let Some(svc) = Services::or_skip(test) else {
+        return;
+    };
+    let _broker = broker_up();
+    let zk = svc.chroot("hostile");
+    let topic = unique_topic("hostile");
+    let healthy: Vec<Exporter> = (0..6).map(|_| Exporter::counting()).collect();
+    // 16 members: 1 GiB inflated from 1 MiB on the wire.
+    let bomb = RawExporter::gzip_bomb(16);
+    let endless = RawExporter::endless();
+    let mut addrs: Vec<&str> = healthy.iter().map(|e| e.addr.as_str()).collect();
+    addrs.push(&bomb.addr);
+    addrs.push(&endless.addr);
+    apply_jobs(
+        &zk,
+        &format!(
+            "scrape_configs:\n{}",
+            job_yaml("hostile", "2s", "1s", &addrs)
+        ),
+    );
+    // Every member owns every target (replication 3): each scrapes both bad ones. A budget
+    // of 512 MiB caps each body at 16 MiB.
+    let daemons: Vec<Daemon> = (1..=3)
+        .map(|i| {
+            Daemon::start_with(
+                &zk,
+                &svc.kafka,
+                &topic,
+                &format!("h{i}"),
+                "remote-write",
+                &["--replication-factor", "3", "--memory-budget", "512MiB"],
+            )
+        })
+        .collect();
+    for d in &daemons {
+        d.wait_ready(Duration::from_secs(30));
+    }
+    let bad = [bomb.addr.as_str(), endless.addr.as_str()];
+    for d in &daemons {
+        eventually(
+            Duration::from_secs(20),
+            &format!("{}: both bad targets down with the reason", d.id),
+            || {
+                let targets = d.targets();
+                let down = targets
+                    .iter()
+                    .filter(|t| bad.contains(&t["labels"]["instance"].as_str().unwrap_or("")))
+                    .filter(|t| t["health"] == "down")
+                    .filter(|t| t["lastError"] == "body size limit exceeded")
+                    .count();
+                (targets.len() == 8 && down == 2).then_some(())
+            },
+        );
+    }
+    let window_start = Instant::now();
+    std::thread::sleep(POOL_INTERVAL * 5);
+    let window_end = Instant::now();
+    for d in &daemons {
+        let (status, page) = d.get("/targets").expect("/targets answers");
+        assert_eq!(status, 200);
+        assert_eq!(
+            page.matches("body size limit exceeded").count(),
+            2,
+            "{}: both bad targets show the reason on /targets",
+            d.id
+        );
+        let rejected = d
+            .metric("scrapepool_scrapes_rejected_total{reason=\"body_size_limit\"}")
+            .unwrap_or(0.0);
+        assert!(
+            rejected >= 4.0,
+            "{}: {rejected} body-limit rejections",
+            d.id
+        );
+        let peak = peak_rss(d.child.id());
+        println!("{test}: {} peak RSS {} MiB", d.id, peak >> 20);
+        assert!(
+            peak < 400 << 20,
+            "{}: peak RSS {} MiB under a 512 MiB budget",
+            d.id,
+            peak >> 20
+        );
+    }
+    let mut daemons = daemons;
+    for d in &mut daemons {
+        assert!(
+            d.child.try_wait().unwrap().is_none(),
+            "{} is still running",
+            d.id
+        );
+    }
+    // The healthy targets missed no interval: three owners each, so at least one scrape in
+    // every interval, and about three per interval.
+    for e in &healthy {
+        let gap = max_gap(&e.times(), window_start, window_end);
+        assert!(
+            gap <= POOL_INTERVAL + Duration::from_millis(700),
+            "{}: a gap of {gap:?} (interval {POOL_INTERVAL:?})",
+            e.addr
+        );
+        let n = e.scrapes_between(window_start, window_end);
+        assert!(
+            (12..=18).contains(&n),
+            "{}: {n} scrapes in 5 intervals by 3 owners",
+            e.addr
+        );
+    }
 }
 
 // ---- 4. a Kafka outage loses nothing ------------------------------------------------------

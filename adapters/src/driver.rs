@@ -223,6 +223,9 @@ impl<F: Fetcher, D: Discoverer, S: Sink, K: Clock> Driver<F, D, S, K> {
                         let completed = SCRATCH.with(|scratch| {
                             task.complete(&mut scratch.borrow_mut(), started_at, duration, &outcome)
                         });
+                        if let Event::ScrapeFinished(f) = &completed.event {
+                            log_dropped(&f.task.spec.url, &f.report);
+                        }
                         // The records go to the sink from here, before the node hears of the
                         // scrape: markers it writes on taking the scrape back follow them.
                         sink.submit(completed.records);
@@ -292,5 +295,23 @@ async fn sleep_or_forever(wait: Option<Duration>) {
     match wait {
         Some(wait) => tokio::time::sleep(wait).await,
         None => std::future::pending().await,
+    }
+}
+
+/// Logs a scrape's dropped samples as Prometheus's scrape loop does (one warning per
+/// reason, with the count), naming the target.
+fn log_dropped(url: &str, report: &scrapepool_core::scrape::ScrapeReport) {
+    for (reason, n) in report.dropped() {
+        let what = match reason {
+            "duplicate_timestamp" => {
+                "Error on ingesting samples with different value but same timestamp"
+            }
+            "out_of_order" => "Error on ingesting out-of-order samples",
+            "out_of_bounds" => {
+                "Error on ingesting samples that are too old or are too far into the future"
+            }
+            _ => "Samples too large for any bus message",
+        };
+        tracing::warn!(target_url = url, num_dropped = n, "{what}");
     }
 }

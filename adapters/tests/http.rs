@@ -235,6 +235,23 @@ async fn gzip_body_is_decompressed() {
 }
 
 #[tokio::test]
+async fn every_member_of_a_multi_member_gzip_body_is_read() {
+    // `cat a.gz b.gz`: Go's gzip.Reader (so Prometheus) reads both members.
+    let mut two = gzip(b"a 1\n").to_vec();
+    two.extend_from_slice(&gzip(b"b 2\n"));
+    let mut reply = Reply::ok("");
+    reply.body = ReplyBody::Full(Bytes::from(two));
+    reply.headers.push(("content-encoding", "gzip".into()));
+    let server = serve(reply, None).await;
+    let (b, _) = body(
+        HttpFetcher::new()
+            .fetch(&spec(server.url("http", "/metrics")))
+            .await,
+    );
+    assert_eq!(b, b"a 1\nb 2\n");
+}
+
+#[tokio::test]
 async fn compression_disabled_asks_for_identity() {
     let server = serve(Reply::ok("x 1\n"), None).await;
     let mut s = spec(server.url("http", "/metrics"));

@@ -1300,3 +1300,68 @@ async fn unreachable_addresses_are_shown_as_invalid_targets_with_the_reason() {
         );
     }
 }
+
+/// Answers every scrape with one duplicate sample and one 20 minutes ahead.
+#[derive(Clone)]
+struct DroppingFetcher;
+
+impl Fetcher for DroppingFetcher {
+    async fn fetch(&self, _spec: &ScrapeSpec) -> FetchOutcome {
+        let ahead = SystemClock.now().as_millis() + 20 * 60 * 1000;
+        FetchOutcome::Body {
+            body: format!("a 1\na 2\nb 1 {ahead}\nc 1\n").into_bytes(),
+            content_type: Some("text/plain; version=0.0.4".into()),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_samples_are_counted_by_reason_on_metrics_and_on_the_target_row() {
+    let listener = bind().await;
+    let addr = listener.local_addr().unwrap();
+    let m = start_with_fetcher("solo", listener, Arc::new(NoExtraMetrics), DroppingFetcher);
+    m.events.send(Event::SessionConnected).await.unwrap();
+    m.events
+        .send(Event::MembersChanged(MembersSnapshot {
+            version: 1,
+            members: vec![record("solo", addr)],
+        }))
+        .await
+        .unwrap();
+    m.events
+        .send(Event::JobsChanged(JobsSnapshot {
+            version: 1,
+            jobs: vec![("d".into(), static_job("d", &["127.0.0.1:19140"]))],
+        }))
+        .await
+        .unwrap();
+    let v = wait_scraped(&m, 1).await;
+    let t = &active_targets(&v)[0];
+    assert_eq!(t["health"], "up", "{t}");
+    assert_eq!(t["lastDroppedSamples"]["duplicate_timestamp"], 1, "{t}");
+    assert_eq!(t["lastDroppedSamples"]["out_of_bounds"], 1, "{t}");
+    let (_, _, text) = get(&m.url("/metrics")).await;
+    let dup = series(
+        &text,
+        "scrapepool_samples_dropped_total{reason=\"duplicate_timestamp\"}",
+    );
+    assert!(dup.is_some_and(|n| n >= 1.0), "{text}");
+    let oob = series(
+        &text,
+        "scrapepool_samples_dropped_total{reason=\"out_of_bounds\"}",
+    );
+    assert!(oob.is_some_and(|n| n >= 1.0), "{text}");
+    assert_eq!(
+        series(
+            &text,
+            "scrapepool_scrapes_rejected_total{reason=\"sample_limit\"}"
+        ),
+        Some(0.0),
+        "{text}"
+    );
+    let (_, _, page) = get(&m.url("/targets")).await;
+    assert!(
+        page.contains("1 duplicate_timestamp, 1 out_of_bounds samples dropped"),
+        "{page}"
+    );
+}

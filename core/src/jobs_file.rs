@@ -451,7 +451,7 @@ global:
   body_size_limit: 1KiB
   keep_dropped_targets: 3
   scrape_protocols: [PrometheusText0.0.4, OpenMetricsText1.0.0]
-  scrape_native_histograms: true
+  scrape_native_histograms: false
   extra_scrape_metrics: true
   always_scrape_classic_histograms: true
   convert_classic_histograms_to_nhcb: true

@@ -15,10 +15,23 @@
 //! - `honor_timestamps: false` replaces exporter timestamps with the scrape's start.
 //! - `metric_relabel_configs` run after the target labels; a dropped series is gone.
 //! - Limits fail the whole scrape: no scraped sample is emitted and `up` is 0. The counts
-//!   reported are those Prometheus reports (what was counted when the scrape stopped:
-//!   `sample_limit` lets the scrape be counted to the end, a label limit stops at the
-//!   offending series). A parse error reports 0 scraped samples (our parser is not
-//!   streaming, so nothing before the bad line is counted).
+//!   reported are what was counted when the scrape stopped: a label limit stops at the
+//!   offending series, `sample_limit` at the first sample over it. (Prometheus parses on
+//!   to the end after `sample_limit` to count the samples; scrapepool stops, so that an
+//!   oversized body is neither parsed nor cached whole: without `metric_relabel_configs`
+//!   the parser itself stops after `sample_limit + 1` samples, and such a body fails even
+//!   when duplicates among its first samples would have kept Prometheus under the limit.)
+//!   A parse error reports 0 scraped samples (our parser is not streaming, so nothing
+//!   before the bad line is counted).
+//! - The member's memory budget ([`scrape_caps`], ARCHITECTURE.md "Memory budget") caps
+//!   every scrape: a job without `body_size_limit` gets the budget's default body limit
+//!   (failing with Prometheus's "body size limit exceeded"), and no scrape builds more
+//!   than the budget's samples per scrape ([`ScrapeError::SampleBudget`]). A failed
+//!   scrape gives the memory of the series texts it added back: the target keeps only
+//!   what it had before that scrape.
+//! - A sample whose label names repeat fails the scrape as Prometheus's agent storage
+//!   refuses it (`label name "a" is not unique: invalid sample`), unless metric relabeling
+//!   dropped it.
 //! - A series seen twice with one timestamp: the first sample is kept, later ones are
 //!   dropped and counted (`duplicate_samples`, Prometheus's "Duplicate sample for
 //!   timestamp"); an earlier timestamp than one already seen is dropped as out of order;
@@ -77,6 +90,42 @@ pub struct Limits {
     pub label_value_length_limit: u64,
     /// Largest body in bytes (enforced while reading by the HTTP adapter, checked again here).
     pub body_size_limit_bytes: u64,
+    /// Most samples parsed from one body, from the member's memory budget ([`scrape_caps`]).
+    pub samples_max: u64,
+}
+
+/// What a member's memory budget allows one scrape (ARCHITECTURE.md "Memory budget").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScrapeCaps {
+    /// The body limit of a job that sets no `body_size_limit`.
+    pub body_bytes: u64,
+    /// The most samples one scrape may parse, whatever its job says.
+    pub samples: u64,
+}
+
+/// One scrape may use at most this fraction (1/N) of the member's memory budget.
+pub const SCRAPE_SHARE_DIVISOR: u64 = 16;
+
+/// Working memory per parsed sample, high estimate: the parsed sample and its labels
+/// (about 180 bytes), its output entry (24) and, for a series new to the target, its cache
+/// entry (about 300).
+pub const SAMPLE_WORKING_BYTES: u64 = 512;
+
+/// The caps of one scrape under a memory budget of `memory_budget_bytes` (0: no budget, no
+/// caps): a scrape's share is 1/[`SCRAPE_SHARE_DIVISOR`] of the budget, half of it for the
+/// body and half for its samples at [`SAMPLE_WORKING_BYTES`] each.
+pub fn scrape_caps(memory_budget_bytes: u64) -> ScrapeCaps {
+    if memory_budget_bytes == 0 {
+        return ScrapeCaps {
+            body_bytes: 0,
+            samples: 0,
+        };
+    }
+    let half_share = (memory_budget_bytes / SCRAPE_SHARE_DIVISOR / 2).max(1);
+    ScrapeCaps {
+        body_bytes: half_share,
+        samples: (half_share / SAMPLE_WORKING_BYTES).max(1),
+    }
 }
 
 /// Everything needed to scrape one target and process what it returns; shared by its scrapes.
@@ -187,10 +236,12 @@ pub struct SeriesCache {
     series_index: HashMap<u64, u32, IdentityHash>,
     /// The five synthetic series; empty until the first scrape.
     report: Vec<SeriesEntry>,
-    /// Raw entries after the last successful scrape (bounds growth over failed scrapes).
-    successful_count: usize,
     /// Entries not seen in the last scrape must be swept once its output is encoded.
     sweep_pending: bool,
+    /// The last scrape failed: the entries it added go once its output is encoded.
+    forget_pending: bool,
+    /// `raw` and `series` lengths when the scrape began.
+    lens_at_begin: (usize, usize),
 }
 
 /// The buffers one scrape's processing works in, kept between scrapes for their allocations
@@ -210,6 +261,22 @@ pub struct Scratch {
     groups: Vec<Group<'static>>,
     /// Protobuf and snappy buffers.
     rw: encode::RwBuffers,
+}
+
+/// Most output entries a [`Scratch`] keeps room for between scrapes (24 MiB): one huge
+/// scrape does not hold its worker thread's memory for good.
+const SCRATCH_OUTS_KEPT_MAX: usize = 1 << 20;
+
+impl Scratch {
+    /// Gives back the memory of an unusually large scrape.
+    fn trim(&mut self) {
+        if self.outs.capacity() > SCRATCH_OUTS_KEPT_MAX {
+            self.outs = Vec::new();
+        }
+        if self.points.capacity() > SCRATCH_OUTS_KEPT_MAX {
+            self.points = Vec::new();
+        }
+    }
 }
 
 impl SeriesCache {
@@ -274,6 +341,22 @@ pub struct ScrapeReport {
     pub samples_unencodable: u64,
 }
 
+impl ScrapeReport {
+    /// The samples this scrape dropped, by reason, as `(reason, count)` for the nonzero
+    /// ones: `duplicate_timestamp`, `out_of_order`, `out_of_bounds`, `too_large_for_bus`.
+    pub fn dropped(&self) -> Vec<(&'static str, u64)> {
+        [
+            ("duplicate_timestamp", self.duplicate_samples),
+            ("out_of_order", self.out_of_order_samples),
+            ("out_of_bounds", self.out_of_bounds_samples),
+            ("too_large_for_bus", self.samples_unencodable),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect()
+    }
+}
+
 /// Processes one scrape: returns the samples to emit (scraped, synthetic and stale markers)
 /// and updates `cache`.
 ///
@@ -335,6 +418,7 @@ pub fn process_and_encode(
     let encoded: usize = records.iter().map(|r| r.samples).sum();
     report.samples_unencodable = (outs.len() - encoded) as u64;
     scratch.outs = outs;
+    scratch.trim();
     cache.finish();
     (report, records)
 }
@@ -537,6 +621,7 @@ impl SeriesCache {
                 .collect();
             self.basis = Some(Basis::of(spec));
         }
+        self.lens_at_begin = (self.raw.len(), self.series.len());
         self.iter += 1;
     }
 
@@ -619,8 +704,29 @@ impl SeriesCache {
         stale.len() as u64
     }
 
-    /// Ends a scrape once its output is built: drops what the last scrape did not see.
+    /// Ends a scrape once its output is built: drops what the last scrape did not see, or
+    /// after a failed scrape what it added (memory included).
     fn finish(&mut self) {
+        if self.forget_pending {
+            // What the failed scrape added is appended after what was there before it.
+            self.forget_pending = false;
+            self.sweep_pending = false;
+            let (raw_kept, series_kept) = self.lens_at_begin;
+            if self.raw.len() > raw_kept || self.series.len() > series_kept {
+                self.raw.truncate(raw_kept);
+                self.series.truncate(series_kept);
+                self.raw.shrink_to(raw_kept * 2);
+                self.series.shrink_to(series_kept * 2);
+                self.raw_index = HashMap::default();
+                for (i, r) in self.raw.iter().enumerate() {
+                    let slot = probe(&self.raw_index, r.hash[0], |_| false).unwrap_err();
+                    self.raw_index.insert(slot, i as u32);
+                }
+                self.series_index = HashMap::default();
+                self.reindex_series();
+            }
+            return;
+        }
         if !self.sweep_pending {
             return;
         }
@@ -654,7 +760,6 @@ impl SeriesCache {
             self.raw_index.insert(slot, i as u32);
         }
         self.reindex_series();
-        self.successful_count = self.raw.len();
     }
 
     /// Whether anything is left to sweep after a successful scrape.
@@ -709,6 +814,7 @@ fn run(
             Ok(())
         }
         FetchOutcome::Body { body, content_type } => {
+            let (samples_max, over) = parse_stop(spec);
             match protocol::format_for(content_type.as_deref(), spec.exposition.fallback)
                 .map_err(ScrapeError::ContentType)
                 .and_then(|format| {
@@ -717,6 +823,7 @@ fn run(
                         format,
                         &ParseOptions {
                             keep_exemplars: false,
+                            samples_max,
                         },
                     )
                     .map_err(ScrapeError::Parse)
@@ -724,6 +831,12 @@ fn run(
                 Err(e) => Err(e),
                 Ok(parsed) => {
                     let r = append(spec, cache, scratch, t0, &parsed, &mut counts, &mut outs);
+                    // Samples were left unparsed: the scrape is over a limit, whatever
+                    // the parsed ones gave.
+                    let r = match r {
+                        Ok(()) if parsed.truncated => Err(over),
+                        r => r,
+                    };
                     if r.is_ok() {
                         stale = cache.mark_gone_stale(t0, &mut outs);
                         cache.sweep_pending = cache.needs_sweep();
@@ -737,10 +850,9 @@ fn run(
     if result.is_err() {
         outs.clear();
         stale = cache.mark_all_stale(t0, &mut outs);
-        // Like Prometheus's forced flush: failed scrapes must not grow the cache forever.
-        if cache.raw.len() > cache.successful_count * 2 + 1000 {
-            cache.sweep_pending = true;
-        }
+        // Once the markers are encoded, what this scrape added goes: a failed scrape
+        // keeps no memory of its own.
+        cache.forget_pending = true;
     }
     let report = ScrapeReport {
         up,
@@ -867,9 +979,9 @@ fn append(
         if sample_limit > 0 && !is_stale_nan(s.value) {
             appended += 1;
             if appended > sample_limit {
-                // Keep counting to the end, so the report shows how many there were.
+                // Stop here: the rest would only be counted (module docs).
                 sample_limit_hit = true;
-                continue;
+                break;
             }
         }
         entry.seen_iter = iter;
@@ -906,12 +1018,18 @@ fn resolve(
     for (n, v) in labels {
         scraped.set(n.to_string(), v.to_string());
     }
+    let repeated = (scraped.len() != labels.len())
+        .then(|| repeated_label_name(labels))
+        .flatten();
     scraped.set("__name__".to_string(), s.name.to_string());
     let lset = attach_target_labels(scraped, &spec.target_labels, spec.honor_labels);
     let lset = match crate::relabel::process(&spec.metric_relabel_configs, lset) {
         Some(l) if !l.is_empty() => l,
         _ => return Ok(DROPPED),
     };
+    if let Some(name) = repeated {
+        return Err(ScrapeError::DuplicateLabelName { name });
+    }
     let name = match lset.get("__name__") {
         Some(n) => n,
         None => return Err(ScrapeError::MissingMetricName),
@@ -935,6 +1053,35 @@ fn add_external_labels(lset: &mut Labels, external: &Labels) {
             lset.set(l.name.clone(), l.value.clone());
         }
     }
+}
+
+/// The first label name written twice in one sample (`labels` has a repeat).
+fn repeated_label_name(labels: &[exposition::Label<'_>]) -> Option<String> {
+    labels
+        .iter()
+        .enumerate()
+        .find(|(i, (n, _))| labels[..*i].iter().any(|(m, _)| m == n))
+        .map(|(_, (n, _))| n.to_string())
+}
+
+/// Where the parse of a body may stop, and the error of a body that goes on past it: the
+/// memory budget's sample cap and, when no relabeling can drop samples, `sample_limit + 1`.
+fn parse_stop(spec: &ScrapeSpec) -> (usize, ScrapeError) {
+    let to_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    let budget = match spec.limits.samples_max {
+        0 => usize::MAX,
+        n => to_usize(n),
+    };
+    let limit = spec.limits.sample_limit;
+    if limit > 0 && spec.metric_relabel_configs.is_empty() && to_usize(limit) < budget {
+        return (to_usize(limit).saturating_add(1), ScrapeError::SampleLimit);
+    }
+    (
+        budget,
+        ScrapeError::SampleBudget {
+            samples: spec.limits.samples_max,
+        },
+    )
 }
 
 /// Merges target labels into scraped ones with Prometheus's `honor_labels` rules.

@@ -7,8 +7,9 @@ pub(crate) mod run;
 pub(crate) mod sim;
 pub(crate) mod targets;
 
-/// Largest jobs file the commands read (a pool's jobs are a few kilobytes each).
-pub(crate) const JOBS_FILE_BYTES_MAX: u64 = 16 << 20;
+/// Largest jobs file the commands read: room for 1M static targets (about 30 MB) many times
+/// over, still far from what a member can hold.
+pub(crate) const JOBS_FILE_BYTES_MAX: u64 = 256 << 20;
 
 /// Reads a jobs file as text, at most [`JOBS_FILE_BYTES_MAX`] bytes from its open handle:
 /// a regular file, or a pipe or device (`/dev/stdin`, a FIFO) through the same cap.

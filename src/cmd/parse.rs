@@ -48,6 +48,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
         format,
         &ParseOptions {
             keep_exemplars: false,
+            ..ParseOptions::default()
         },
     ) {
         Ok(parsed) => parsed,

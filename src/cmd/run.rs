@@ -75,6 +75,42 @@ pub(crate) struct Args {
     /// (default: standalone, the `--jobs` file's; in a pool, none).
     #[arg(long)]
     pub global_config: Option<PathBuf>,
+    /// Memory this member may use, as Prometheus writes sizes (`2GiB`, `512MB`: powers of
+    /// 1024); every scrape gets 1/16 of it, half for the body (the body limit of a job
+    /// without `body_size_limit`) and half for its samples. Default: the cgroup's
+    /// memory.max, else the machine's memory. `0`: no budget, no caps.
+    #[arg(long, value_parser = parse_size)]
+    pub memory_budget: Option<u64>,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    scrapepool_core::config::parse_base2_bytes(s)
+}
+
+/// The default memory budget: the cgroup v2 limit (`memory.max`, unless `max`), else
+/// `MemTotal` of `/proc/meminfo`; the smaller when both are known.
+pub(crate) fn default_memory_budget(cgroup_max: Option<&str>, meminfo: Option<&str>) -> u64 {
+    let cgroup = cgroup_max.and_then(|t| t.trim().parse::<u64>().ok());
+    let total = meminfo.and_then(|t| {
+        let line = t.lines().find(|l| l.starts_with("MemTotal:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        kib.checked_mul(1024)
+    });
+    match (cgroup, total) {
+        (Some(c), Some(t)) => c.min(t),
+        (Some(n), None) | (None, Some(n)) => n,
+        (None, None) => 0,
+    }
+}
+
+fn memory_budget(flag: Option<u64>) -> u64 {
+    flag.unwrap_or_else(|| {
+        let read = |p: &str| std::fs::read_to_string(p).ok();
+        default_memory_budget(
+            read("/sys/fs/cgroup/memory.max").as_deref(),
+            read("/proc/meminfo").as_deref(),
+        )
+    })
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -158,7 +194,15 @@ async fn daemon(args: Args) -> anyhow::Result<ExitCode> {
         },
         message_bytes_max: 1 << 20,
         external_labels,
+        memory_budget_bytes: memory_budget(args.memory_budget),
     };
+    let caps = scrapepool_core::scrape::scrape_caps(config.memory_budget_bytes);
+    tracing::info!(
+        memory_budget_bytes = config.memory_budget_bytes,
+        default_body_size_limit_bytes = caps.body_bytes,
+        samples_per_scrape_max = caps.samples,
+        "memory budget"
+    );
     let node = Node::new(config, clock.now());
     let web_config = match &args.web_config_file {
         Some(path) => Some(Arc::new(web::WebConfigSource::open(path)?)),
@@ -348,4 +392,32 @@ where
         }
     });
     driver.run().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_budget_is_the_cgroup_limit_else_the_machine() {
+        let meminfo = "MemTotal:       24683656 kB\nMemFree:  1 kB\n";
+        assert_eq!(default_memory_budget(None, Some(meminfo)), 24683656 * 1024);
+        assert_eq!(
+            default_memory_budget(Some("1073741824\n"), Some(meminfo)),
+            1 << 30
+        );
+        // `max`: no cgroup limit.
+        assert_eq!(
+            default_memory_budget(Some("max\n"), Some(meminfo)),
+            24683656 * 1024
+        );
+        // A cgroup limit above the machine's memory: the machine.
+        assert_eq!(
+            default_memory_budget(Some("999999999999999\n"), Some(meminfo)),
+            24683656 * 1024
+        );
+        assert_eq!(default_memory_budget(None, None), 0);
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("512MB"), Ok(512 << 20));
+    }
 }

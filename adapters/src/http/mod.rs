@@ -569,7 +569,20 @@ async fn read_response(
         buf: Vec::new(),
         limit,
     };
-    let mut gunzip = gzip.then(|| flate2::write::GzDecoder::new(Vec::new()));
+    // An uncompressed body announced within the limit is read into one allocation.
+    if !gzip {
+        if let Some(len) = resp
+            .headers()
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .filter(|&len| limit == 0 || len < limit)
+        {
+            sink.buf
+                .reserve_exact(usize::try_from(len.min(64 << 20)).unwrap_or(0));
+        }
+    }
+    // Every member of a multi-member gzip body is inflated, as Go's `gzip.Reader` does.
+    let mut gunzip = gzip.then(|| flate2::write::MultiGzDecoder::new(Vec::new()));
     let mut body = resp.into_body();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| ScrapeError::ReadBody {
@@ -620,8 +633,16 @@ impl LimitedBuf {
     fn push(&mut self, data: &[u8]) -> Result<(), ScrapeError> {
         // Prometheus reads at most `limit` bytes and fails when it got that many, so a body
         // of exactly `limit` bytes already fails; we do the same.
-        if self.limit > 0 && (self.buf.len() + data.len()) as u64 >= self.limit {
+        let len = self.buf.len() + data.len();
+        if self.limit > 0 && len as u64 >= self.limit {
             return Err(ScrapeError::BodySizeLimit);
+        }
+        if len > self.buf.capacity() && self.limit > 0 {
+            // Grow by doubling, but never past the limit: the buffer of a body just under
+            // the limit takes the limit, not twice it.
+            let cap = usize::try_from(self.limit).unwrap_or(usize::MAX);
+            let target = (self.buf.capacity() * 2).max(len).min(cap);
+            self.buf.reserve_exact(target - self.buf.len());
         }
         self.buf.extend_from_slice(data);
         Ok(())
@@ -654,5 +675,18 @@ mod tests {
             limit: 0,
         };
         unlimited.push(&[0; 10_000]).unwrap();
+    }
+
+    #[test]
+    fn limited_buf_never_allocates_past_its_limit() {
+        let mut b = LimitedBuf {
+            buf: Vec::new(),
+            limit: 100_000,
+        };
+        for _ in 0..99 {
+            b.push(&[7; 1000]).unwrap();
+        }
+        assert_eq!(b.buf.len(), 99_000);
+        assert!(b.buf.capacity() <= 100_000, "{}", b.buf.capacity());
     }
 }

@@ -47,6 +47,7 @@ pub(super) async fn targets_api(
                     "lastError": t.last_error.as_deref().unwrap_or(""),
                     "lastScrape": t.last_scrape.map(rfc3339).unwrap_or_else(|| NEVER.to_string()),
                     "lastScrapeDuration": t.last_duration.map(|d| d.as_secs_f64()).unwrap_or(0.0),
+                    "lastDroppedSamples": t.last_dropped.iter().map(|(r, n)| ((*r).to_string(), *n)).collect::<std::collections::BTreeMap<_, _>>(),
                     "health": t.health().as_str(),
                     "scrapeInterval": format_duration(t.interval),
                     "scrapeTimeout": format_duration(t.timeout),

@@ -70,6 +70,8 @@ static NODE_METRICS: &[(&str, Read, &str)] = &[
     ("scrapes_failed", Read::Counter(|v| v.stats.scrapes_failed), "Scrapes that failed (up 0)"),
     ("scrapes_skipped", Read::Counter(|v| v.stats.scrapes_skipped), "Scrapes not started because the previous scrape of the target was still running"),
     ("scrape_duration", Read::Histogram(|v| &v.stats.scrape_durations), "How long fetching a target took"),
+    ("samples_dropped", Read::Family(MetricType::Counter, samples_dropped), "Samples dropped from scrapes that went on, by reason: duplicate_timestamp, out_of_order, out_of_bounds (more than 10 minutes ahead), too_large_for_bus (fits in no bus message)"),
+    ("scrapes_rejected", Read::Family(MetricType::Counter, scrapes_rejected), "Scrapes failed whole (up 0) by a limit or an invalid series, by reason: sample_limit, body_size_limit, memory_budget, label_limit, invalid_series"),
     ("members", Read::Family(MetricType::Gauge, members_by_state), "Members in the latest snapshot, by state"),
     ("rebalances", Read::Counter(|v| v.stats.rebalances), "Ownership changes that changed what this member scrapes"),
     ("targets_moved", Read::Family(MetricType::Counter, targets_moved), "Targets that came to this member as owner (gained) or moved away from it (lost)"),
@@ -93,6 +95,34 @@ fn members_by_state(v: &View) -> Vec<(LabelPairs, u64)> {
             (vec![("state", word.to_string())], n as u64)
         })
         .collect()
+}
+
+fn reasons(counts: &[(&str, u64)]) -> Vec<(LabelPairs, u64)> {
+    counts
+        .iter()
+        .map(|(reason, n)| (vec![("reason", (*reason).to_string())], *n))
+        .collect()
+}
+
+fn samples_dropped(v: &View) -> Vec<(LabelPairs, u64)> {
+    let d = &v.stats.samples_dropped;
+    reasons(&[
+        ("duplicate_timestamp", d.duplicate_timestamp),
+        ("out_of_order", d.out_of_order),
+        ("out_of_bounds", d.out_of_bounds),
+        ("too_large_for_bus", d.too_large_for_bus),
+    ])
+}
+
+fn scrapes_rejected(v: &View) -> Vec<(LabelPairs, u64)> {
+    let r = &v.stats.scrapes_rejected;
+    reasons(&[
+        ("sample_limit", r.sample_limit),
+        ("body_size_limit", r.body_size_limit),
+        ("memory_budget", r.memory_budget),
+        ("label_limit", r.label_limit),
+        ("invalid_series", r.invalid_series),
+    ])
 }
 
 fn targets_moved(v: &View) -> Vec<(LabelPairs, u64)> {

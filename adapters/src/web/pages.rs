@@ -232,7 +232,7 @@ pub(super) async fn targets_page(State(state): State<WebState>) -> Response {
                     url = e(&t.url),
                     labels = labels_html(&t.labels),
                     duration = e(&duration),
-                    error = e(t.last_error.as_deref().unwrap_or("")),
+                    error = e(&error_and_drops(t)),
                 );
             }
             b.push_str("</table>");
@@ -361,4 +361,21 @@ mod tests {
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
         );
     }
+}
+
+/// A target's error cell: the last error, then the samples its last scrape dropped.
+fn error_and_drops(t: &super::view::TargetSnapshot) -> String {
+    let mut text = t.last_error.clone().unwrap_or_default();
+    if !t.last_dropped.is_empty() {
+        if !text.is_empty() {
+            text.push_str("; ");
+        }
+        let parts: Vec<String> = t
+            .last_dropped
+            .iter()
+            .map(|(reason, n)| format!("{n} {reason}"))
+            .collect();
+        text.push_str(&format!("{} samples dropped", parts.join(", ")));
+    }
+    text
 }

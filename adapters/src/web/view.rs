@@ -149,6 +149,8 @@ pub struct TargetSnapshot {
     pub last_duration: Option<Duration>,
     /// Why it failed.
     pub last_error: Option<String>,
+    /// The samples that scrape dropped, by reason (`ScrapeReport::dropped`).
+    pub last_dropped: Vec<(&'static str, u64)>,
 }
 
 impl TargetSnapshot {
@@ -222,6 +224,7 @@ impl View {
                         last_up: report.map(|r| r.up),
                         last_duration: report.map(|r| r.duration),
                         last_error: report.and_then(|r| r.error.as_ref().map(ToString::to_string)),
+                        last_dropped: report.map(|r| r.dropped()).unwrap_or_default(),
                     }
                 })
                 .collect::<Vec<_>>();

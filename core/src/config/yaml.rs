@@ -139,6 +139,19 @@ impl Node {
     }
 }
 
+/// The parser's budget for a text of `len` bytes: the node, event and scalar caps grow
+/// with the text (a node takes at least two bytes of it, so a real file never meets them:
+/// 100k jobs or 1M static targets load), never below serde-saphyr's defaults; what does not
+/// grow with the text stays at the defaults: nesting depth (64), aliases, anchors and the
+/// events an alias may replay (1M), so a billion laughs or a deep nest is refused early.
+fn budget_for(len: usize) -> serde_saphyr::Budget {
+    let mut b = serde_saphyr::Budget::default();
+    b.max_nodes = b.max_nodes.max(len);
+    b.max_events = b.max_events.max(len.saturating_mul(2));
+    b.max_total_scalar_bytes = b.max_total_scalar_bytes.max(len);
+    b
+}
+
 /// Parses `text` into a tree, or gives where and why it is not YAML.
 pub(super) fn parse(text: &str) -> Result<Node, (Position, String)> {
     if text.trim().is_empty() {
@@ -151,6 +164,7 @@ pub(super) fn parse(text: &str) -> Result<Node, (Position, String)> {
     // Duplicate keys reach the tree so they are reported per job, like everything else.
     options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::PassThrough;
     options.with_snippet = false;
+    options.budget = Some(budget_for(text.len()));
     match serde_saphyr::from_str_with_options::<Spanned<Raw>>(text, options) {
         Ok(root) => Ok(convert(text, root)),
         Err(e) => {
@@ -228,4 +242,41 @@ fn convert(text: &str, spanned: Spanned<Raw>) -> Node {
         ),
     };
     Node { kind, pos }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_grows_with_the_text_so_large_files_load() {
+        // 260k nodes: over serde-saphyr's default of 250k, within this text's budget.
+        let text = format!("[{}1]", "1,".repeat(260_000));
+        match parse(&text) {
+            Ok(Node {
+                kind: Kind::Seq(items),
+                ..
+            }) => assert_eq!(items.len(), 260_001),
+            Ok(_) => panic!("not a sequence"),
+            Err(e) => panic!("refused: {e:?}"),
+        }
+    }
+
+    #[test]
+    fn a_billion_laughs_and_a_deep_nest_are_refused_quickly() {
+        let mut laughs = String::from("a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        let mut prev = 'a';
+        for n in "bcdefghi".chars() {
+            let refs = vec![format!("*{prev}"); 9].join(", ");
+            laughs.push_str(&format!("{n}: &{n} [{refs}]\n"));
+            prev = n;
+        }
+        let started = std::time::Instant::now();
+        let (_, message) = parse(&laughs).map(|_| ()).unwrap_err();
+        assert!(message.contains("budget breached"), "{message}");
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let (_, message) = parse(&deep).map(|_| ()).unwrap_err();
+        assert!(message.contains("recursion limit"), "{message}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    }
 }

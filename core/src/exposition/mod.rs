@@ -80,12 +80,17 @@ pub struct ParseOptions {
     /// Keep exemplars in [`ParsedSample::exemplar`]; when false they are still checked
     /// but dropped, saving their allocation.
     pub keep_exemplars: bool,
+    /// Most samples to build: the parse stops before the next sample line once this many
+    /// are parsed and sets [`Parsed::truncated`] (a scrape that would fail at a limit
+    /// anyway need not hold the rest of the body's samples in memory).
+    pub samples_max: usize,
 }
 
 impl Default for ParseOptions {
     fn default() -> Self {
         ParseOptions {
             keep_exemplars: true,
+            samples_max: usize::MAX,
         }
     }
 }
@@ -126,6 +131,9 @@ pub struct Parsed<'a> {
     pub labels: Vec<Label<'a>>,
     /// Metadata of the families, in the order their first metadata line appears.
     pub metadata: Vec<Metadata<'a>>,
+    /// The parse stopped at [`ParseOptions::samples_max`] with a sample line still to
+    /// read: the rest of the body was neither parsed nor checked.
+    pub truncated: bool,
 }
 
 impl<'a> Parsed<'a> {

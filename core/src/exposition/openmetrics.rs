@@ -43,7 +43,7 @@ pub(super) fn parse<'a>(body: &'a [u8], options: &ParseOptions, out: &mut Parsed
     let mut i = 0;
     loop {
         if i >= n {
-            return Err(Fail::new(n, "missing \"# EOF\" at the end"));
+            return Err(Fail::new(n, "data does not end with # EOF"));
         }
         match body[i] {
             b'#' if body[i..].starts_with(b"# EOF") => {
@@ -62,6 +62,10 @@ pub(super) fn parse<'a>(body: &'a [u8], options: &ParseOptions, out: &mut Parsed
                 }
             }
             b'\n' => return Err(Fail::new(i, "blank line")),
+            _ if out.samples.len() >= options.samples_max => {
+                out.truncated = true;
+                return Ok(());
+            }
             _ => {
                 i = sample(body, i, options, out, &mut validator, &mut scratch)?;
                 // After the checks, which read the values as written.
@@ -411,7 +415,7 @@ fn sample<'a>(
         }
     }
     if i >= n {
-        return Err(Fail::new(i, "missing \"# EOF\" at the end"));
+        return Err(Fail::new(i, "data does not end with # EOF"));
     }
     if body[i] != b'\n' {
         return Err(Fail::new(

@@ -35,10 +35,12 @@ fn skip_blank(body: &[u8], mut i: usize) -> usize {
 }
 
 /// Parses a whole body into `out`.
-pub(super) fn parse<'a>(body: &'a [u8], _options: &ParseOptions, out: &mut Parsed<'a>) -> Scan<()> {
+pub(super) fn parse<'a>(body: &'a [u8], options: &ParseOptions, out: &mut Parsed<'a>) -> Scan<()> {
     // A rough guess that saves most regrowth: a sample line is rarely shorter than 40 bytes.
-    out.samples.reserve(body.len() / 64);
-    out.labels.reserve(body.len() / 48);
+    out.samples
+        .reserve((body.len() / 64).min(options.samples_max));
+    out.labels
+        .reserve((body.len() / 48).min(options.samples_max.saturating_mul(2)));
     // Validating the whole body once lets every name and label value be sliced from it
     // without checking again; a body with invalid UTF-8 (allowed in comments) falls back
     // to checking each slice.
@@ -56,6 +58,10 @@ pub(super) fn parse<'a>(body: &'a [u8], _options: &ParseOptions, out: &mut Parse
         match body[i] {
             b'\n' => i += 1,
             b'#' => i = comment(body, text, i, out, &mut last_type)?,
+            _ if out.samples.len() >= options.samples_max => {
+                out.truncated = true;
+                break;
+            }
             _ => {
                 i = sample(body, text, i, out)?;
                 normalize_last_sample(out, last_type);

@@ -138,6 +138,7 @@ fn openmetrics_exemplars_are_kept_or_dropped() {
         Format::OpenMetrics,
         &ParseOptions {
             keep_exemplars: false,
+            ..ParseOptions::default()
         },
     )
     .unwrap();
@@ -488,4 +489,34 @@ fn openmetrics_histogram_with_sum_and_count_first_parses() {
     // The count must still equal the +Inf bucket.
     let bad = b"# TYPE d histogram\nd_sum 1.5\nd_count 3\nd_bucket{le=\"+Inf\"} 2\n# EOF\n";
     assert!(parse(bad, Format::OpenMetrics).is_err());
+}
+
+#[test]
+fn the_parse_stops_at_samples_max() {
+    let options = ParseOptions {
+        samples_max: 2,
+        ..ParseOptions::default()
+    };
+    let p = parse_with(
+        b"a 1\nb 1\n# HELP c x\nc 1\nd 1\n",
+        Format::Prometheus,
+        &options,
+    )
+    .unwrap();
+    assert_eq!((p.samples.len(), p.truncated), (2, true));
+    let p = parse_with(b"a 1\nb 1\n", Format::Prometheus, &options).unwrap();
+    assert_eq!((p.samples.len(), p.truncated), (2, false));
+    // The rest is not read: a bad line after the stop is not found.
+    let p = parse_with(b"a 1\nb 1\n}}}\n", Format::Prometheus, &options).unwrap();
+    assert!(p.truncated);
+    let p = parse_with(b"a 1\nb 1\nc 1\n# EOF\n", Format::OpenMetrics, &options).unwrap();
+    assert_eq!((p.samples.len(), p.truncated), (2, true));
+    let p = parse_with(b"a 1\nb 1\n# EOF\n", Format::OpenMetrics, &options).unwrap();
+    assert_eq!((p.samples.len(), p.truncated), (2, false));
+}
+
+#[test]
+fn openmetrics_without_eof_fails_with_prometheus_words() {
+    let e = parse(b"a 1\n", Format::OpenMetrics).unwrap_err();
+    assert_eq!(e.message, "data does not end with # EOF");
 }

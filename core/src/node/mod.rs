@@ -20,8 +20,8 @@ mod stats;
 mod targets;
 
 pub use stats::{
-    DurationHistogram, Rebalance, RebalanceCause, Stats, REBALANCE_HISTORY_LEN_MAX,
-    SCRAPE_DURATION_BUCKETS_US,
+    DurationHistogram, Rebalance, RebalanceCause, SamplesDropped, ScrapesRejected, Stats,
+    REBALANCE_HISTORY_LEN_MAX, SCRAPE_DURATION_BUCKETS_US,
 };
 
 use jobs::Job;
@@ -188,6 +188,9 @@ pub struct NodeConfig {
     pub message_bytes_max: usize,
     /// Added to every series that lacks a label of the same name (`external_labels`).
     pub external_labels: Labels,
+    /// The member's memory budget in bytes, from which every scrape's caps follow
+    /// ([`crate::scrape::scrape_caps`]); 0: no budget.
+    pub memory_budget_bytes: u64,
 }
 
 impl NodeConfig {
@@ -204,6 +207,7 @@ impl NodeConfig {
             encoding: Encoding::RemoteWrite,
             message_bytes_max: 1 << 20,
             external_labels: Labels::new(),
+            memory_budget_bytes: 0,
         }
     }
 }

@@ -30,6 +30,66 @@ pub struct Stats {
     pub stale_snapshots: u64,
     /// How long the fetches of finished scrapes took.
     pub scrape_durations: DurationHistogram,
+    /// Samples dropped from scrapes that succeeded, by reason.
+    pub samples_dropped: SamplesDropped,
+    /// Scrapes failed by a limit or an invalid series, by reason.
+    pub scrapes_rejected: ScrapesRejected,
+}
+
+/// Samples dropped from scrapes that went on (Prometheus's
+/// `prometheus_target_scrapes_sample_*_total`), plus those no bus record could hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SamplesDropped {
+    /// A second sample of a series in one scrape with the same timestamp.
+    pub duplicate_timestamp: u64,
+    /// A timestamp before one already seen for the series in the scrape.
+    pub out_of_order: u64,
+    /// A timestamp more than 10 minutes ahead of the scrape.
+    pub out_of_bounds: u64,
+    /// Too large for any message of `message_bytes_max`.
+    pub too_large_for_bus: u64,
+}
+
+/// Scrapes that failed at a limit or at a series no storage would take.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ScrapesRejected {
+    /// Over `sample_limit` (Prometheus's `prometheus_target_scrapes_exceeded_sample_limit_total`).
+    pub sample_limit: u64,
+    /// Over the body limit, the job's or the memory budget's default.
+    pub body_size_limit: u64,
+    /// Over the memory budget's samples per scrape.
+    pub memory_budget: u64,
+    /// Over a label limit.
+    pub label_limit: u64,
+    /// A series invalid after relabeling: no name, invalid names, a label name twice.
+    pub invalid_series: u64,
+}
+
+impl Stats {
+    /// Counts what one finished scrape dropped or why it was rejected.
+    pub fn count_scrape(&mut self, report: &crate::scrape::ScrapeReport) {
+        use crate::scrape::ScrapeError as E;
+        let d = &mut self.samples_dropped;
+        d.duplicate_timestamp += report.duplicate_samples;
+        d.out_of_order += report.out_of_order_samples;
+        d.out_of_bounds += report.out_of_bounds_samples;
+        d.too_large_for_bus += report.samples_unencodable;
+        let r = &mut self.scrapes_rejected;
+        match &report.error {
+            Some(E::SampleLimit) => r.sample_limit += 1,
+            Some(E::BodySizeLimit) => r.body_size_limit += 1,
+            Some(E::SampleBudget { .. }) => r.memory_budget += 1,
+            Some(
+                E::LabelLimit { .. }
+                | E::LabelNameLengthLimit { .. }
+                | E::LabelValueLengthLimit { .. },
+            ) => r.label_limit += 1,
+            Some(E::MissingMetricName | E::InvalidLabels(_) | E::DuplicateLabelName { .. }) => {
+                r.invalid_series += 1
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Upper bounds (inclusive, microseconds) of [`DurationHistogram`]'s buckets: Prometheus's

@@ -52,6 +52,7 @@ pub(super) enum Orphan {
 
 impl Node {
     pub(super) fn scrape_spec(&self, job: &JobConfig, target: &Target) -> ScrapeSpec {
+        let caps = crate::scrape::scrape_caps(self.config.memory_budget_bytes);
         ScrapeSpec {
             url: target.url.clone(),
             target_labels: target.labels.clone(),
@@ -68,7 +69,11 @@ impl Node {
                 label_limit: job.label_limit,
                 label_name_length_limit: job.label_name_length_limit,
                 label_value_length_limit: job.label_value_length_limit,
-                body_size_limit_bytes: job.body_size_limit_bytes,
+                body_size_limit_bytes: match job.body_size_limit_bytes {
+                    0 => caps.body_bytes,
+                    set => set,
+                },
+                samples_max: caps.samples,
             },
             metric_relabel_configs: job.metric_relabel_configs.clone(),
             basic_auth: job.basic_auth.clone(),
@@ -250,6 +255,7 @@ impl Node {
             self.stats.scrapes_failed += 1;
         }
         self.stats.scrape_durations.observe(report.duration);
+        self.stats.count_scrape(&report);
         if let Some((key, spec, how)) = self.orphans.remove(&task.scrape_id) {
             let stale_at = self.orphan_stale_at.remove(&task.scrape_id);
             if how == Orphan::MarkStale {

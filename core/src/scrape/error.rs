@@ -85,6 +85,20 @@ pub enum ScrapeError {
     /// `errSampleLimit`).
     #[error("sample limit exceeded")]
     SampleLimit,
+    /// The body holds more samples than the member's memory budget allows one scrape
+    /// (`scrape::scrape_caps`); the parse stopped there.
+    #[error("more than {samples} samples in one scrape, the most the memory budget allows (--memory-budget)")]
+    SampleBudget {
+        /// The cap.
+        samples: u64,
+    },
+    /// A sample names one label twice (Prometheus's agent storage: `label name "%s" is not
+    /// unique: invalid sample`).
+    #[error("label name \"{name}\" is not unique: invalid sample")]
+    DuplicateLabelName {
+        /// The repeated label name.
+        name: String,
+    },
     /// A series with more labels than `label_limit`.
     #[error("label_limit exceeded (metric: {metric}, number of labels: {labels}, limit: {limit})")]
     LabelLimit {

@@ -372,8 +372,11 @@ fn sample_limit_fails_the_scrape_after_relabeling_counts() {
         scraped(&out),
         vec![r#"{__name__="a", instance="h:9100", job="node"} STALE@2000"#]
     );
-    // Prometheus counts to the end; series_added counts the new series before the limit.
-    assert_eq!(report_values(&out), vec![0.0, 0.25, 4.0, 4.0, 1.0]);
+    // The parse stops at the first sample over the limit (c); series_added counts the new
+    // series before the limit.
+    assert_eq!(report_values(&out), vec![0.0, 0.25, 3.0, 3.0, 1.0]);
+    // The failed scrape's new series texts are not kept.
+    assert_eq!(cache.raw.len(), 1);
     let (r, _) = process(&s, &mut cache, Timestamp(3000), MS, &body("a 1\nb 1\n"));
     assert!(r.up);
 }
@@ -1039,4 +1042,125 @@ fn content_type_decides_the_parser_or_fails_the_scrape() {
         "{:?}",
         r.error
     );
+}
+
+#[test]
+fn sample_limit_stops_a_relabeled_scrape_at_the_limit() {
+    let mut s = spec();
+    s.limits.sample_limit = 2;
+    s.metric_relabel_configs = vec![rule(&["__name__"], "drop_.*", "drop", None, None)];
+    let text: String = (0..1000).map(|i| format!("m{i} 1\n")).collect();
+    let mut cache = SeriesCache::default();
+    let (r, _) = process(&s, &mut cache, Timestamp(0), MS, &body(&text));
+    assert_eq!(r.error, Some(ScrapeError::SampleLimit));
+    // Stopped at the third sample; nothing of the failed scrape stays cached.
+    assert_eq!(
+        (r.samples_scraped, r.samples_post_metric_relabeling),
+        (3, 3)
+    );
+    assert_eq!((cache.raw.len(), cache.series.len()), (0, 0));
+}
+
+#[test]
+fn the_memory_budget_caps_the_samples_of_one_scrape() {
+    let caps = scrape_caps(1 << 30);
+    assert_eq!(caps.body_bytes, (1 << 30) / SCRAPE_SHARE_DIVISOR / 2);
+    assert_eq!(caps.samples, caps.body_bytes / SAMPLE_WORKING_BYTES);
+    assert_eq!(
+        scrape_caps(0),
+        ScrapeCaps {
+            body_bytes: 0,
+            samples: 0
+        }
+    );
+
+    let mut s = spec();
+    s.limits.samples_max = 3;
+    let mut cache = SeriesCache::default();
+    let (r, _) = process(&s, &mut cache, Timestamp(0), MS, &body("a 1\nb 1\nc 1\n"));
+    assert!(r.up, "exactly the cap is fine: {r:?}");
+    let (r, out) = process(
+        &s,
+        &mut cache,
+        Timestamp(1000),
+        MS,
+        &body("a 1\nb 1\nc 1\nd 1\ne 1\n"),
+    );
+    assert_eq!(
+        error_text(&r).as_deref(),
+        Some("more than 3 samples in one scrape, the most the memory budget allows (--memory-budget)")
+    );
+    assert_eq!(r.samples_scraped, 3);
+    // The previous scrape's series get their markers.
+    assert_eq!(r.stale_markers, 3);
+    assert_eq!(report_values(&out)[0], 0.0);
+    // A sample_limit below the cap reports the sample limit instead.
+    s.limits.sample_limit = 2;
+    let (r, _) = process(
+        &s,
+        &mut cache,
+        Timestamp(2000),
+        MS,
+        &body("a 1\nb 1\nc 1\nd 1\n"),
+    );
+    assert_eq!(r.error, Some(ScrapeError::SampleLimit));
+}
+
+#[test]
+fn a_label_name_twice_fails_the_scrape_as_prometheus_storage_does() {
+    let text = "ok 1\nm{a=\"1\",b=\"x\",a=\"2\"} 1\n";
+    let (r, _) = process(
+        &spec(),
+        &mut SeriesCache::default(),
+        Timestamp(0),
+        MS,
+        &body(text),
+    );
+    assert_eq!(
+        error_text(&r).as_deref(),
+        Some("label name \"a\" is not unique: invalid sample")
+    );
+    // Dropped by metric relabeling first: no error.
+    let mut s = spec();
+    s.metric_relabel_configs = vec![rule(&["__name__"], "m", "drop", None, None)];
+    let (r, _) = process(
+        &s,
+        &mut SeriesCache::default(),
+        Timestamp(0),
+        MS,
+        &body(text),
+    );
+    assert!(r.up, "{r:?}");
+}
+
+#[test]
+fn dropped_samples_are_listed_by_reason() {
+    let (r, _) = process(
+        &spec(),
+        &mut SeriesCache::default(),
+        Timestamp(0),
+        MS,
+        &body("a 1\na 2\nb 1 5\nb 1 4\nc 1 999999999\n"),
+    );
+    assert!(r.up);
+    assert_eq!(
+        r.dropped(),
+        vec![
+            ("duplicate_timestamp", 1),
+            ("out_of_order", 1),
+            ("out_of_bounds", 1)
+        ]
+    );
+    let mut stats = crate::node::Stats::default();
+    stats.count_scrape(&r);
+    assert_eq!(stats.samples_dropped.duplicate_timestamp, 1);
+    assert_eq!(stats.samples_dropped.out_of_bounds, 1);
+    let (clean, _) = process(
+        &spec(),
+        &mut SeriesCache::default(),
+        Timestamp(0),
+        MS,
+        &body("a 1\n"),
+    );
+    assert!(clean.dropped().is_empty());
 }
