@@ -240,24 +240,34 @@ impl Ledger {
         &self.config
     }
 
+    /// Whether a submission of `records` records and `bytes` bytes (as [`size_bytes`]
+    /// measures them) would be admitted now.
+    pub fn fits(&self, records: usize, bytes: u64) -> bool {
+        let c = &self.counts;
+        self.pending.is_empty()
+            || (c.in_flight_records.saturating_add(records as u64)
+                <= self.config.queue_len_max as u64
+                && c.in_flight_bytes.saturating_add(bytes) <= self.config.queue_bytes_max as u64)
+    }
+
     /// Admits or rejects `records` (whole) at time `now`.
     pub fn submit(&mut self, now: Timestamp, records: Vec<Record>) -> Admission {
         let samples: u64 = records.iter().map(|r| r.samples as u64).sum();
         let bytes: usize = records.iter().map(size_bytes).sum();
-        let c = &self.counts;
-        let fits = self.pending.is_empty()
-            || (c.in_flight_records.saturating_add(records.len() as u64)
-                <= self.config.queue_len_max as u64
-                && c.in_flight_bytes.saturating_add(bytes as u64)
-                    <= self.config.queue_bytes_max as u64);
-        if !fits {
+        if !self.fits(records.len(), bytes as u64) {
             self.counts.rejected_samples += samples;
             return Admission::Rejected {
                 records: records.len(),
                 samples,
             };
         }
-        let produces = records
+        Admission::Admitted(self.admit(now, records))
+    }
+
+    /// Admits `records` at time `now` without checking the bounds: for a caller that checked
+    /// [`Ledger::fits`] itself (the spool's replay, `crate::spool`).
+    pub fn admit(&mut self, now: Timestamp, records: Vec<Record>) -> Vec<Produce> {
+        records
             .into_iter()
             .map(|record| {
                 let id = RecordId(self.next_id);
@@ -275,8 +285,7 @@ impl Ledger {
                 self.counts.in_flight_bytes += p.size_bytes;
                 Produce { id, record }
             })
-            .collect();
-        Admission::Admitted(produces)
+            .collect()
     }
 
     /// The broker acknowledged record `id`; `false` if it was not in flight (answer ignored).
