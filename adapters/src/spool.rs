@@ -513,6 +513,19 @@ impl<F: Fn() -> SpoolCounts + Send + Sync + 'static> crate::web::ExtraMetrics fo
     }
 }
 
+/// Two sets of series on one `/metrics` (a spooling sink's delivery and spool series).
+pub struct MetricsPair(
+    pub std::sync::Arc<dyn crate::web::ExtraMetrics>,
+    pub std::sync::Arc<dyn crate::web::ExtraMetrics>,
+);
+
+impl crate::web::ExtraMetrics for MetricsPair {
+    fn register(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.0.register(registry);
+        self.1.register(registry);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
