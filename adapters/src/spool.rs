@@ -785,4 +785,34 @@ mod tests {
         let (_, o) = SpoolStore::open(dir.path(), opts(1 << 20)).unwrap();
         assert!(o.restored.is_empty(), "a third life replays nothing");
     }
+
+    #[test]
+    fn the_spool_series_come_from_the_counts() {
+        use crate::web::ExtraMetrics;
+        let counts = SpoolCounts {
+            spilled_samples: 7,
+            restored_samples: 3,
+            replayed_samples: 5,
+            refused_samples: 2,
+            unreadable_entries: 1,
+            entries: 4,
+            bytes: 900,
+            ..SpoolCounts::default()
+        };
+        let mut registry = prometheus_client::registry::Registry::with_prefix("scrapepool");
+        SpoolSeries(move || counts, 2).register(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        for line in [
+            "scrapepool_spool_bytes 900",
+            "scrapepool_spool_entries 4",
+            "scrapepool_spool_spilled_samples_total 7",
+            "scrapepool_spool_restored_samples_total 3",
+            "scrapepool_spool_replayed_samples_total 5",
+            "scrapepool_spool_refused_samples_total 2",
+            "scrapepool_spool_corrupt_skipped_total 3",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
+    }
 }
