@@ -23,7 +23,9 @@
 //! appended to the store (`crate::spool`) instead of being rejected, and a replay thread
 //! hands spooled entries to the producer, oldest first, whenever the ledger has room (woken
 //! by each delivery report, and every 100 ms). Routing, appending and producing happen under
-//! one lock, so the producer sees records in the order they were submitted.
+//! one lock, so the producer sees records in the order they were submitted. A submission
+//! that spills waits for its append and `fdatasync` (milliseconds; ARCHITECTURE.md, "The
+//! spool") — the one case where [`KafkaSink::submit`](Sink::submit) waits on I/O.
 //!
 //! # Why a `ThreadedProducer` with a `ProducerContext`
 //! Delivery reports arrive on librdkafka's polling thread, where the context's `delivery`

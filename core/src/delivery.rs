@@ -22,6 +22,9 @@
 //!   end, so the rdkafka shell never reports attempts; the simulation's broker does.)
 //! - **Counts**: at every moment `admitted = delivered + failed + in flight`, in records and
 //!   in samples; every sample ever submitted is admitted or rejected.
+//! - **Spool**: a sink with a disk spool routes submissions through `crate::spool` instead
+//!   of [`Ledger::submit`]; the spool admits with [`Ledger::fits`] and [`Ledger::admit`], so
+//!   what it holds reaches the ledger (and its counts) only when it is replayed.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
