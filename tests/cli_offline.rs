@@ -279,3 +279,15 @@ fn jobs_files_from_pipes_are_read_and_devices_are_capped() {
     }
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
 }
+
+#[test]
+fn spool_flags_need_the_kafka_sink() {
+    let out = scrapepool(&["run", "--spool-dir", "/nonexistent/spool"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("--kafka"), "{err}");
+    let out = scrapepool(&["run", "--spool-bytes-max", "1000"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("--spool-dir"), "{err}");
+}
