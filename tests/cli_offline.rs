@@ -186,9 +186,13 @@ fn targets_prints_the_prometheus_api_shape() {
         .map(|d| d["discoveredLabels"]["__address__"].as_str().unwrap())
         .collect();
     assert_eq!(dropped_addresses, ["node-c.example", "10.0.0.4:8080"]);
+    // Prometheus 3.16's dropped target: its discovered labels and its scrape pool.
     for d in dropped {
-        assert_eq!(d.as_object().unwrap().len(), 1, "{d}");
+        let mut keys: Vec<&String> = d.as_object().unwrap().keys().collect();
+        keys.sort();
+        assert_eq!(keys, ["discoveredLabels", "scrapePool"], "{d}");
     }
+    assert_eq!(body["data"]["droppedTargetCounts"]["node"], 1);
     assert_eq!(dropped[0]["discoveredLabels"]["env"], "dev");
     assert_eq!(dropped[0]["discoveredLabels"]["job"], "node");
 
@@ -331,4 +335,16 @@ fn scrape_config_files_are_found_beside_the_configuration_wherever_check_runs() 
             ),
         "{stderr}"
     );
+}
+
+#[test]
+fn spool_flags_need_the_kafka_sink() {
+    let out = scrapepool(&["run", "--spool-dir", "/nonexistent/spool"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("--kafka"), "{err}");
+    let out = scrapepool(&["run", "--spool-bytes-max", "1000"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("--spool-dir"), "{err}");
 }

@@ -17,6 +17,16 @@
 //! backstop; if it still refuses a record, that record alone is settled as
 //! `ClientQueueFull`.
 //!
+//! # Spool
+//! With [`KafkaSinkConfig::spool`], the policy of `scrapepool_core::spool` stands in front
+//! of the ledger (ARCHITECTURE.md, "The spool"): a submission the queue cannot admit is
+//! appended to the store (`crate::spool`) instead of being rejected, and a replay thread
+//! hands spooled entries to the producer, oldest first, whenever the ledger has room (woken
+//! by each delivery report, and every 100 ms). Routing, appending and producing happen under
+//! one lock, so the producer sees records in the order they were submitted. A submission
+//! that spills waits for its append and `fdatasync` (milliseconds; ARCHITECTURE.md, "The
+//! spool") — the one case where [`KafkaSink::submit`](Sink::submit) waits on I/O.
+//!
 //! # Why a `ThreadedProducer` with a `ProducerContext`
 //! Delivery reports arrive on librdkafka's polling thread, where the context's `delivery`
 //! callback settles each record in the ledger by the id it was produced with. A
@@ -24,6 +34,9 @@
 //! submission to await them; the callback does the same bookkeeping with no task, no
 //! per-record channel and no tokio runtime.
 
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
@@ -31,11 +44,14 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
+use scrapepool_core::delivery::Produce;
 use scrapepool_core::delivery::{Admission, DeliveryCounts, FailReason, LedgerConfig, RecordId};
 use scrapepool_core::encode::Record;
+use scrapepool_core::spool::{Route, Spool, SpoolConfig, SpoolCounts};
 
 use crate::ports::{Clock, Sink, SystemClock};
 use crate::sink::SharedLedger;
+use crate::spool::{SpoolStore, StoreError, StoreOptions};
 
 /// Default for [`KafkaSinkConfig::message_timeout_ms`]: rides out a broker restart or a
 /// network blip of a few minutes.
@@ -127,6 +143,19 @@ pub struct KafkaSinkConfig {
     /// Pass-through librdkafka options (`--kafka-option key=value`: TLS, SASL, tuning),
     /// applied after the sink's own; [`RESERVED_OPTIONS`] are refused.
     pub options: Vec<(String, String)>,
+    /// A disk spool behind the memory queue (none: a full queue rejects).
+    pub spool: Option<SpoolSinkConfig>,
+}
+
+/// Where and how large the sink's disk spool is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpoolSinkConfig {
+    /// The spool directory of this member (`--spool-dir`/`<id>`).
+    pub dir: PathBuf,
+    /// Most bytes of entries not released (`--spool-bytes-max`).
+    pub bytes_max: u64,
+    /// How the store writes.
+    pub store: StoreOptions,
 }
 
 impl KafkaSinkConfig {
@@ -140,6 +169,7 @@ impl KafkaSinkConfig {
             queue_len_max: QUEUE_LEN_MAX_DEFAULT,
             queue_bytes_max: QUEUE_BYTES_MAX_DEFAULT,
             options: Vec::new(),
+            spool: None,
         }
     }
 
@@ -164,10 +194,15 @@ impl KafkaSinkConfig {
             .set("compression.codec", self.compression.as_str())
             .set("message.timeout.ms", self.message_timeout_ms.to_string())
             // The sink's own admission check is the bound; librdkafka's queue is the same
-            // size (plus 1 MiB of slack for its per-message overhead) as a backstop.
+            // size plus slack as a backstop: 1 MiB for its per-message overhead, and 1024
+            // records because it frees a record's slot only after the delivery report that
+            // lets the ledger admit the next one.
             .set(
                 "queue.buffering.max.messages",
-                self.queue_len_max.min(i32::MAX as usize).to_string(),
+                self.queue_len_max
+                    .saturating_add(1024)
+                    .min(i32::MAX as usize)
+                    .to_string(),
             )
             .set(
                 "queue.buffering.max.kbytes",
@@ -214,11 +249,48 @@ pub enum KafkaSinkError {
     /// librdkafka refused the configuration (an unknown or invalid option).
     #[error("Kafka client: {0}")]
     Client(#[from] KafkaError),
+    /// The spool could not be opened.
+    #[error(transparent)]
+    Spool(#[from] StoreError),
+}
+
+/// The policy and its store, under one lock: routing, appending and producing happen while
+/// it is held, so the producer sees records in submission order.
+struct SpoolState {
+    spool: Spool,
+    store: SpoolStore,
+}
+
+/// The spool side of a sink: its state, and the replay thread's wake-up.
+struct SpoolSide {
+    state: Mutex<SpoolState>,
+    wake: Condvar,
+    stop: AtomicBool,
+    corrupt_at_open: u64,
+}
+
+impl SpoolSide {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SpoolState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Record `id` was settled: the policy may release entries, the store persists the cursor.
+    fn settled(&self, id: RecordId) {
+        let mut st = self.lock();
+        if let Some(cursor) = st.spool.settled(id) {
+            if let Err(e) = st.store.release(cursor) {
+                tracing::error!("{e}");
+            }
+        }
+        drop(st);
+        self.wake.notify_one();
+    }
 }
 
 /// The producer's context: settles records in the ledger from librdkafka's delivery reports.
 struct SinkContext {
     ledger: SharedLedger,
+    spool: Option<Arc<SpoolSide>>,
 }
 
 impl ClientContext for SinkContext {
@@ -265,19 +337,24 @@ impl ProducerContext for SinkContext {
                 self.ledger.with(|l| l.failed(id, reason));
             }
         }
+        if let Some(spool) = &self.spool {
+            spool.settled(id);
+        }
     }
 }
 
 /// Publishes records on a Kafka topic; see the module doc for its guarantees and queue policy.
 pub struct KafkaSink {
-    producer: ThreadedProducer<SinkContext>,
+    producer: Arc<ThreadedProducer<SinkContext>>,
     topic: String,
     ledger: SharedLedger,
+    spool: Option<Arc<SpoolSide>>,
 }
 
 impl KafkaSink {
-    /// Creates the producer. It connects lazily: a broker that is down is not an error here
-    /// (records wait in the queue until it is up, or until `message_timeout_ms`).
+    /// Creates the producer, and opens the spool if one is configured (its entries are
+    /// replayed as the ledger has room). It connects lazily: a broker that is down is not an
+    /// error here (records wait in the queue until it is up, or until `message_timeout_ms`).
     pub fn new(config: &KafkaSinkConfig) -> Result<Self, KafkaSinkError> {
         let client_config = config.client_config()?;
         let ledger = SharedLedger::new(LedgerConfig {
@@ -287,56 +364,201 @@ impl KafkaSink {
             message_timeout: Duration::from_millis(config.message_timeout_ms),
             retry_backoff: Duration::ZERO,
         });
+        let spool = match &config.spool {
+            None => None,
+            Some(c) => {
+                let (store, opened) = SpoolStore::open(&c.dir, c.store)?;
+                let restored: u64 = opened.restored.iter().map(|m| m.samples).sum();
+                tracing::info!(
+                    dir = %c.dir.display(),
+                    entries = opened.restored.len(),
+                    samples = restored,
+                    corrupt_regions = opened.corrupt_regions.len(),
+                    "spool opened"
+                );
+                let spool = Spool::new(
+                    SpoolConfig {
+                        bytes_max: c.bytes_max,
+                    },
+                    opened.restored,
+                    opened.next_entry,
+                );
+                Some(Arc::new(SpoolSide {
+                    state: Mutex::new(SpoolState { spool, store }),
+                    wake: Condvar::new(),
+                    stop: AtomicBool::new(false),
+                    corrupt_at_open: opened.corrupt_regions.len() as u64,
+                }))
+            }
+        };
         let context = SinkContext {
             ledger: ledger.clone(),
+            spool: spool.clone(),
         };
-        let producer = client_config.create_with_context(context)?;
-        Ok(Self {
+        let producer = Arc::new(client_config.create_with_context(context)?);
+        let sink = Self {
             producer,
             topic: config.topic.clone(),
             ledger,
-        })
+            spool,
+        };
+        if let Some(side) = &sink.spool {
+            let (side, producer, topic, ledger) = (
+                side.clone(),
+                sink.producer.clone(),
+                sink.topic.clone(),
+                sink.ledger.clone(),
+            );
+            std::thread::Builder::new()
+                .name("spool-replay".into())
+                .spawn(move || replay_loop(&side, &producer, &topic, &ledger))
+                .map_err(|e| {
+                    KafkaSinkError::Config(format!("cannot start the spool replay thread: {e}"))
+                })?;
+        }
+        Ok(sink)
+    }
+
+    /// The spool's counts, and the corrupt regions skipped when it was opened; `None`
+    /// without a spool.
+    pub fn spool_counts(&self) -> Option<(SpoolCounts, u64)> {
+        let side = self.spool.as_ref()?;
+        let counts = side.lock().spool.counts();
+        Some((counts, side.corrupt_at_open))
+    }
+}
+
+impl Drop for KafkaSink {
+    fn drop(&mut self) {
+        if let Some(side) = &self.spool {
+            side.stop.store(true, Ordering::Relaxed);
+            side.wake.notify_one();
+        }
+    }
+}
+
+/// Hands spooled entries to the producer, oldest first, while the ledger has room.
+fn replay_loop(
+    side: &SpoolSide,
+    producer: &ThreadedProducer<SinkContext>,
+    topic: &str,
+    ledger: &SharedLedger,
+) {
+    let mut st = side.lock();
+    while !side.stop.load(Ordering::Relaxed) {
+        while let Some(meta) = ledger.with(|l| st.spool.next_replay(l)) {
+            match st.store.read(meta.id) {
+                Ok(records) => {
+                    let now = SystemClock.now();
+                    let state = &mut *st;
+                    match ledger.with(|l| state.spool.replay(l, now, meta.id, records)) {
+                        Ok(produces) => send_all(producer, topic, ledger, Some(state), &produces),
+                        Err(e) => {
+                            tracing::error!("{e}");
+                            break;
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!("{e}; the entry is skipped");
+                    let state = &mut *st;
+                    if let Ok(Some(cursor)) = state.spool.unreadable(meta.id) {
+                        if let Err(e) = state.store.release(cursor) {
+                            tracing::error!("{e}");
+                        }
+                    }
+                }
+            }
+        }
+        st = side
+            .wake
+            .wait_timeout(st, Duration::from_millis(100))
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+    }
+}
+
+/// Produces each record; one the client refuses at once is settled here (its callback never
+/// comes), in the ledger and, with a spool, in the policy.
+fn send_all(
+    producer: &ThreadedProducer<SinkContext>,
+    topic: &str,
+    ledger: &SharedLedger,
+    mut spool: Option<&mut SpoolState>,
+    produces: &[Produce],
+) {
+    for p in produces {
+        let record = &p.record;
+        let headers = record.headers.iter().fold(
+            OwnedHeaders::new_with_capacity(record.headers.len()),
+            |h, (key, value)| {
+                h.insert(Header {
+                    key,
+                    value: Some(value.as_str()),
+                })
+            },
+        );
+        let base = BaseRecord::with_opaque_to(topic, p.id.0 as usize)
+            .key(&record.key[..])
+            .payload(&record.payload[..])
+            .headers(headers);
+        if let Err((error, _)) = producer.send(base) {
+            let reason = match error {
+                KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => {
+                    FailReason::ClientQueueFull
+                }
+                _ => FailReason::Refused,
+            };
+            tracing::warn!(record = p.id.0, %error, samples = record.samples, "Kafka record refused by the client");
+            ledger.with(|l| l.failed(p.id, reason));
+            if let Some(st) = spool.as_deref_mut() {
+                if let Some(cursor) = st.spool.settled(p.id) {
+                    if let Err(e) = st.store.release(cursor) {
+                        tracing::error!("{e}");
+                    }
+                }
+            }
+        }
     }
 }
 
 impl Sink for KafkaSink {
     fn submit(&self, records: Vec<Record>) {
-        let produces = match self.ledger.with(|l| l.submit(SystemClock.now(), records)) {
-            Admission::Admitted(produces) => produces,
-            Admission::Rejected { records, samples } => {
-                tracing::warn!(
-                    records,
-                    samples,
-                    "Kafka sink queue full: submission rejected"
-                );
-                return;
-            }
+        let Some(side) = &self.spool else {
+            let produces = match self.ledger.with(|l| l.submit(SystemClock.now(), records)) {
+                Admission::Admitted(produces) => produces,
+                Admission::Rejected { records, samples } => {
+                    tracing::warn!(
+                        records,
+                        samples,
+                        "Kafka sink queue full: submission rejected"
+                    );
+                    return;
+                }
+            };
+            send_all(&self.producer, &self.topic, &self.ledger, None, &produces);
+            return;
         };
-        for p in &produces {
-            let record = &p.record;
-            let headers = record.headers.iter().fold(
-                OwnedHeaders::new_with_capacity(record.headers.len()),
-                |h, (key, value)| {
-                    h.insert(Header {
-                        key,
-                        value: Some(value.as_str()),
-                    })
-                },
-            );
-            let base = BaseRecord::with_opaque_to(&self.topic, p.id.0 as usize)
-                .key(&record.key[..])
-                .payload(&record.payload[..])
-                .headers(headers);
-            if let Err((error, _)) = self.producer.send(base) {
-                // Refused before it was queued: settle it here, as its callback never comes.
-                let reason = match error {
-                    KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => {
-                        FailReason::ClientQueueFull
-                    }
-                    _ => FailReason::Refused,
-                };
-                tracing::warn!(record = p.id.0, %error, samples = record.samples, "Kafka record refused by the client");
-                self.ledger.with(|l| l.failed(p.id, reason));
+        let mut st = side.lock();
+        let now = SystemClock.now();
+        let state = &mut *st;
+        match self.ledger.with(|l| state.spool.submit(l, now, records)) {
+            Route::Admitted(produces) => send_all(
+                &self.producer,
+                &self.topic,
+                &self.ledger,
+                Some(state),
+                &produces,
+            ),
+            Route::Spill { entry, bytes } => {
+                if let Err(e) = state.store.append(entry, &bytes) {
+                    // The policy counted it spilled; reading it back finds it missing, and it
+                    // is counted as an entry that could not be read.
+                    tracing::error!("{e}");
+                }
+            }
+            Route::Refused { records, samples } => {
+                tracing::warn!(records, samples, "spool full: submission refused");
             }
         }
     }
@@ -374,7 +596,7 @@ mod tests {
         assert_eq!(get(&c, "message.timeout.ms").as_deref(), Some("1234"));
         assert_eq!(
             get(&c, "queue.buffering.max.messages").as_deref(),
-            Some("10")
+            Some("1034")
         );
         assert_eq!(get(&c, "security.protocol").as_deref(), Some("ssl"));
     }

@@ -11,5 +11,6 @@ pub mod http;
 pub mod kafka;
 pub mod ports;
 pub mod sink;
+pub mod spool;
 pub mod web;
 pub mod zk;

@@ -22,6 +22,9 @@
 //!   end, so the rdkafka shell never reports attempts; the simulation's broker does.)
 //! - **Counts**: at every moment `admitted = delivered + failed + in flight`, in records and
 //!   in samples; every sample ever submitted is admitted or rejected.
+//! - **Spool**: a sink with a disk spool routes submissions through `crate::spool` instead
+//!   of [`Ledger::submit`]; the spool admits with [`Ledger::fits`] and [`Ledger::admit`], so
+//!   what it holds reaches the ledger (and its counts) only when it is replayed.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -240,24 +243,34 @@ impl Ledger {
         &self.config
     }
 
+    /// Whether a submission of `records` records and `bytes` bytes (as [`size_bytes`]
+    /// measures them) would be admitted now.
+    pub fn fits(&self, records: usize, bytes: u64) -> bool {
+        let c = &self.counts;
+        self.pending.is_empty()
+            || (c.in_flight_records.saturating_add(records as u64)
+                <= self.config.queue_len_max as u64
+                && c.in_flight_bytes.saturating_add(bytes) <= self.config.queue_bytes_max as u64)
+    }
+
     /// Admits or rejects `records` (whole) at time `now`.
     pub fn submit(&mut self, now: Timestamp, records: Vec<Record>) -> Admission {
         let samples: u64 = records.iter().map(|r| r.samples as u64).sum();
         let bytes: usize = records.iter().map(size_bytes).sum();
-        let c = &self.counts;
-        let fits = self.pending.is_empty()
-            || (c.in_flight_records.saturating_add(records.len() as u64)
-                <= self.config.queue_len_max as u64
-                && c.in_flight_bytes.saturating_add(bytes as u64)
-                    <= self.config.queue_bytes_max as u64);
-        if !fits {
+        if !self.fits(records.len(), bytes as u64) {
             self.counts.rejected_samples += samples;
             return Admission::Rejected {
                 records: records.len(),
                 samples,
             };
         }
-        let produces = records
+        Admission::Admitted(self.admit(now, records))
+    }
+
+    /// Admits `records` at time `now` without checking the bounds: for a caller that checked
+    /// [`Ledger::fits`] itself (the spool's replay, `crate::spool`).
+    pub fn admit(&mut self, now: Timestamp, records: Vec<Record>) -> Vec<Produce> {
+        records
             .into_iter()
             .map(|record| {
                 let id = RecordId(self.next_id);
@@ -275,8 +288,7 @@ impl Ledger {
                 self.counts.in_flight_bytes += p.size_bytes;
                 Produce { id, record }
             })
-            .collect();
-        Admission::Admitted(produces)
+            .collect()
     }
 
     /// The broker acknowledged record `id`; `false` if it was not in flight (answer ignored).

@@ -74,6 +74,7 @@ pub mod ring;
 pub mod sample;
 pub mod schedule;
 pub mod scrape;
+pub mod spool;
 pub mod targets;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -10,9 +10,10 @@ use std::time::Duration;
 use scrapepool_adapters::discovery::Discovery;
 use scrapepool_adapters::driver::{Driver, Exit, Ports};
 use scrapepool_adapters::http::HttpFetcher;
-use scrapepool_adapters::kafka::{parse_kafka_option, KafkaSink, KafkaSinkConfig};
+use scrapepool_adapters::kafka::{parse_kafka_option, KafkaSink, KafkaSinkConfig, SpoolSinkConfig};
 use scrapepool_adapters::ports::{Clock, Coordinator, Sink, SystemClock};
 use scrapepool_adapters::sink::{DeliverySeries, StdoutSink};
+use scrapepool_adapters::spool::{MetricsPair, SpoolSeries, StoreOptions};
 use scrapepool_adapters::web::{self, ExtraMetrics, WebState};
 use scrapepool_adapters::zk::{ZkConfig, ZkCoordinator};
 use scrapepool_core::encode::Encoding;
@@ -43,6 +44,13 @@ pub(crate) struct Args {
     /// A librdkafka option passed through, `key=value` (TLS, SASL, ...); repeatable.
     #[arg(long = "kafka-option", value_parser = parse_kafka_option)]
     pub kafka_options: Vec<(String, String)>,
+    /// Spool directory: records the memory queue cannot hold go to disk in `<dir>/<id>`
+    /// and are replayed in order, also after a restart with the same `--id`.
+    #[arg(long, requires = "kafka")]
+    pub spool_dir: Option<PathBuf>,
+    /// Most bytes the spool holds; a submission beyond it is refused (`spool_full`).
+    #[arg(long, default_value_t = 1 << 30, requires = "spool_dir")]
+    pub spool_bytes_max: u64,
     /// Our member id (default: host name and listen port).
     #[arg(long)]
     pub id: Option<String>,
@@ -309,9 +317,29 @@ async fn daemon(args: Args) -> anyhow::Result<ExitCode> {
         );
         let mut kafka = KafkaSinkConfig::new(brokers, topic);
         kafka.options = args.kafka_options.clone();
+        if let Some(dir) = &args.spool_dir {
+            if id.is_empty() || id.contains('/') || id == "." || id == ".." {
+                anyhow::bail!("--spool-dir: member id {id:?} cannot name a directory");
+            }
+            kafka.spool = Some(SpoolSinkConfig {
+                dir: dir.join(&id),
+                bytes_max: args.spool_bytes_max,
+                store: StoreOptions::default(),
+            });
+        }
         let sink = Arc::new(KafkaSink::new(&kafka)?);
         let metrics = sink.clone();
-        let extra: Arc<dyn ExtraMetrics> = Arc::new(DeliverySeries(move || metrics.counts()));
+        let delivery: Arc<dyn ExtraMetrics> = Arc::new(DeliverySeries(move || metrics.counts()));
+        let extra: Arc<dyn ExtraMetrics> = if sink.spool_counts().is_some() {
+            let spooled = sink.clone();
+            let spool: Arc<dyn ExtraMetrics> = Arc::new(SpoolSeries(
+                move || spooled.spool_counts().map(|c| c.0).unwrap_or_default(),
+                sink.spool_counts().map(|c| c.1).unwrap_or(0),
+            ));
+            Arc::new(MetricsPair(delivery, spool))
+        } else {
+            delivery
+        };
         let mut zk = ZkConfig::new(args.zookeeper.clone().unwrap_or_default());
         zk.session_timeout = args.session_timeout;
         let coordinator = ZkCoordinator::new(zk)?;
