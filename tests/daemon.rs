@@ -654,8 +654,17 @@ fn comparable(labels: &BTreeMap<String, String>, value: f64) -> Comparable {
     } else {
         value.to_bits()
     };
+    // `le` and `quantile` compared as numbers: Prometheus 3 (and so scrapepool) writes
+    // `le="1"` of a histogram as `1.0`.
+    let canonical = |k: &str, v: &String| match (k, v.parse::<f64>()) {
+        ("le" | "quantile", Ok(f)) => f.to_string(),
+        _ => v.clone(),
+    };
     (
-        labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        labels
+            .iter()
+            .map(|(k, v)| (k.clone(), canonical(k, v)))
+            .collect(),
         bits,
     )
 }
