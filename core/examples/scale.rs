@@ -1,6 +1,8 @@
-//! The cost of scale, in time and heap: ownership of 100k targets over 100 members, a node's
-//! memory per owned target at 10k targets, the cost of a rebalance on one join (10 → 11
-//! members, 10k targets), and a target's series cache per series.
+//! The cost of scale, in time and heap: ownership of 100k targets over 100 members (a full
+//! computation, and the update after one join and after one leave), a node's memory per target
+//! it owns and per target another member owns (100k targets over 10 members), the cost of a
+//! rebalance on one join or leave (a node with 100k targets, 100 ↔ 101 members), and a
+//! target's series cache per series.
 //!
 //! Run: `cargo run --release -p scrapepool-core --example scale`.
 //!
@@ -15,7 +17,7 @@ use std::time::Duration;
 
 use scrapepool_core::member::{JobsSnapshot, MemberRecord, MemberState, MembersSnapshot};
 use scrapepool_core::node::ScrapeTask;
-use scrapepool_core::ring::{key_hash, Ring};
+use scrapepool_core::ring::{key_hash, Ownership, Ring};
 use scrapepool_core::scrape::FetchOutcome;
 use scrapepool_core::{Command, Event, Node, NodeConfig, Timestamp};
 
@@ -126,7 +128,12 @@ fn static_job(targets: usize) -> String {
 /// Returns the node, how many targets it owns, and the scrapes it asked for (other commands
 /// are dropped).
 fn node_with(targets_yaml: &str, n_members: usize) -> (Node, usize, Vec<ScrapeTask>) {
-    let mut node = Node::new(NodeConfig::for_tests("scraper-0"), Timestamp(0));
+    node_with_id(targets_yaml, n_members, "scraper-0")
+}
+
+/// [`node_with`] for a node with another id (one that is not among the members owns nothing).
+fn node_with_id(targets_yaml: &str, n_members: usize, id: &str) -> (Node, usize, Vec<ScrapeTask>) {
+    let mut node = Node::new(NodeConfig::for_tests(id), Timestamp(0));
     node.handle(Timestamp(0), Event::SessionConnected);
     node.handle(Timestamp(1), members(1, n_members));
     node.handle(
@@ -183,6 +190,64 @@ fn ownership() {
             mib(peak_extra)
         );
     }
+}
+
+/// Heap of a node per target, 100k static targets over 10 members: a node that is not a member
+/// holds only targets others own; a member holds its tenth as owner.
+/// [`Ownership`] at 100k targets x 100 members: the update after one join (100 → 101) and
+/// after one leave (101 → 100), against the full computation of the same owners.
+fn ownership_incremental() {
+    let hashes: Vec<u64> = (0..100_000u64)
+        .map(|i| key_hash(format!("job\0instance-{i}:9100").as_bytes()))
+        .collect();
+    let ids: Vec<String> = (0..101)
+        .map(|i| format!("scraper-{i}.pool.example:8080"))
+        .collect();
+    for r in [1usize, 3] {
+        let ring = Ring::new(ids[..100].iter().map(String::as_str), r);
+        let mut ownership = Ownership::new(&ring, &hashes);
+        let (mut join, mut leave) = (Duration::MAX, Duration::MAX);
+        let (mut joined, mut left) = (0, 0);
+        for _ in 0..RUNS {
+            let t0 = thread_cpu();
+            joined = ownership.join(&ids[100]).len();
+            join = join.min(thread_cpu() - t0);
+            let t0 = thread_cpu();
+            left = ownership.leave(&ids[100]).len();
+            leave = leave.min(thread_cpu() - t0);
+        }
+        let full = ring.assign(&hashes);
+        assert!((0..hashes.len()).all(|i| ownership.owners(i).eq(full.owners(i))));
+        println!(
+            "ownership 100k targets x 100 members R={r}, Ownership update: one join {:.2} ms CPU ({joined} targets change), one leave {:.2} ms CPU ({left} change) (min of {RUNS})",
+            ms(join),
+            ms(leave)
+        );
+    }
+}
+
+fn memory_pool() {
+    const TARGETS: usize = 100_000;
+    let yaml = static_job(TARGETS);
+    let base = reset_peak();
+    let (node, owned, tasks) = node_with_id(&yaml, 10, "observer");
+    assert_eq!(owned, 0, "a non-member owns nothing");
+    drop(tasks);
+    let others = live() - base;
+    drop(node);
+    let base = reset_peak();
+    let (node, owned, tasks) = node_with(&yaml, 10);
+    drop(tasks);
+    let member = live() - base;
+    drop(node);
+    let per_other = others as f64 / TARGETS as f64;
+    // An owned target costs what any target costs plus what owning it adds.
+    let per_owned = (member as f64 - per_other * (TARGETS - owned) as f64) / owned as f64;
+    println!(
+        "node with 100k static targets over 10 members: {per_other:.0} B per target another member owns (non-member node: heap {:.2} MiB); {per_owned:.0} B per owned target before a scrape ({owned} owned, heap {:.2} MiB)",
+        mib(others),
+        mib(member)
+    );
 }
 
 fn memory_per_target() {
@@ -261,6 +326,34 @@ fn rebalance() {
     );
 }
 
+/// A node with 100k targets in a pool of 100 members: `Node::handle(MembersChanged)` and its
+/// commands on one join (100 → 101) and one leave (101 → 100), alternated on one node.
+fn rebalance_100k() {
+    let yaml = static_job(100_000);
+    let (mut node, _, tasks) = node_with(&yaml, 100);
+    drop(tasks);
+    let (mut join, mut leave) = (Duration::MAX, Duration::MAX);
+    let mut counts = Vec::new();
+    let mut version = 2;
+    for _ in 0..3 {
+        for (n, best) in [(101, &mut join), (100, &mut leave)] {
+            let t0 = thread_cpu();
+            node.handle(Timestamp(3), members(version, n));
+            let more = drain(&mut node, Timestamp(3));
+            *best = (*best).min(thread_cpu() - t0);
+            version += 1;
+            drop(more);
+            counts.push(node.scraped_counts());
+        }
+    }
+    println!(
+        "rebalance, node with 100k targets, Node::handle(MembersChanged) + its commands: one join 100 -> 101 members {:.2} ms CPU, one leave 101 -> 100 {:.2} ms CPU (min of 3 each); (owned, handing off) after each: {:?}",
+        ms(join),
+        ms(leave),
+        &counts[..2]
+    );
+}
+
 fn series_cache() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/exposition/");
     for fixture in ["node_exporter-1.5.0.prom", "synthetic-heavy.prom"] {
@@ -327,7 +420,10 @@ fn series_cache() {
 
 fn main() {
     ownership();
+    ownership_incremental();
+    memory_pool();
     memory_per_target();
     rebalance();
+    rebalance_100k();
     series_cache();
 }
