@@ -406,8 +406,8 @@ impl<'a> Assignment<'a> {
 /// member (it enters where it beats the `R`-th best) and a leave rescores only the targets
 /// the leaver was an owner of. After any sequence of [`Ownership::join`] and
 /// [`Ownership::leave`] the owners equal [`Ring::assign`] on a ring of the current members
-/// (`tests/ownership.rs` checks this).
-#[derive(Clone, Debug)]
+/// (`tests/ownership.rs` checks this). The default owns no targets.
+#[derive(Clone, Debug, Default)]
 pub struct Ownership {
     /// The target hashes, premixed (`^ FLIP_LO`) for [`score_mixed`].
     targets: Vec<u64>,

@@ -6,7 +6,12 @@ use std::sync::Arc;
 
 use super::targets::role_until;
 use super::*;
+use crate::ring::Ownership;
 use crate::schedule;
+
+/// More member changes at once than this recompute each job's owners in full rather than one
+/// join or leave at a time.
+const OWNERSHIP_STEPS_MAX: usize = 8;
 
 impl Node {
     pub(super) fn record(&self) -> MemberRecord {
@@ -69,6 +74,26 @@ impl Node {
             .map(|m| m.id.as_str());
         let ring = Ring::new(active, self.config.replication_factor);
         let changed = ring != self.ring;
+        if changed {
+            let old: BTreeSet<&str> = self.ring.members().collect();
+            let new: BTreeSet<&str> = ring.members().collect();
+            let left: Vec<&str> = old.difference(&new).copied().collect();
+            let joined: Vec<&str> = new.difference(&old).copied().collect();
+            for job in self.jobs.values_mut() {
+                if left.len() + joined.len() > OWNERSHIP_STEPS_MAX {
+                    let hashes: Vec<u64> =
+                        job.resolved.active.iter().map(|t| t.key.hash()).collect();
+                    job.ownership = Ownership::new(&ring, &hashes);
+                    continue;
+                }
+                for m in &left {
+                    job.ownership.leave(m);
+                }
+                for m in &joined {
+                    job.ownership.join(m);
+                }
+            }
+        }
         self.ring = ring;
         changed
     }
@@ -87,19 +112,20 @@ impl Node {
         // What we should scrape as owner: key → (job, target, rank).
         let mut wanted: BTreeMap<TargetKey, (String, Arc<JobConfig>, &Target, usize)> =
             BTreeMap::new();
-        // Every target still in discovery (of the jobs looked at), owned by us or not.
-        let mut present: BTreeSet<&TargetKey> = BTreeSet::new();
+        // Every target still in discovery (of the jobs looked at), owned by us or not, with
+        // its job.
+        let mut present: BTreeMap<&TargetKey, (&str, &Target)> = BTreeMap::new();
         for (name, job) in &self.jobs {
             if only_job.is_some_and(|j| j != name) {
                 continue;
             }
             let Some(config) = &job.config else { continue };
-            for t in &job.resolved.active {
-                present.insert(&t.key);
+            for (i, t) in job.resolved.active.iter().enumerate() {
+                present.insert(&t.key, (name, t));
                 if job.resolved.limit_error.is_some() {
                     continue; // Prometheus scrapes none of a job over its target_limit
                 }
-                if let Some(rank) = self.ring.rank_of(t.key.hash(), &me) {
+                if let Some(rank) = job.ownership.rank_of(i, &me) {
                     wanted.insert(t.key.clone(), (name.clone(), config.clone(), t, rank));
                 }
             }
@@ -121,7 +147,7 @@ impl Node {
                 s.rank = *rank;
                 continue;
             }
-            if !present.contains(key) {
+            if !present.contains_key(key) {
                 to_remove.push(key.clone());
                 if matches!(s.role, Role::Owner { .. }) {
                     lost += 1;
@@ -152,7 +178,7 @@ impl Node {
             .filter_map(|(k, s)| {
                 let job = self.jobs.get(&s.job)?;
                 let config = job.config.as_ref()?;
-                let target = job.resolved.active.iter().find(|t| &t.key == k)?;
+                let target = present.get(k).filter(|(j, _)| *j == s.job)?.1;
                 let same = Arc::ptr_eq(config, &s.config)
                     && target.scrape_interval == s.spec.interval
                     && target.scrape_timeout == s.spec.timeout;
@@ -203,14 +229,10 @@ impl Node {
                     spec,
                     role: Role::Owner { rank },
                     rank,
-                    cache: if adopted.is_some() {
-                        None
-                    } else {
-                        Some(SeriesCache::default())
-                    },
+                    cache: None,
                     in_flight: adopted,
                     next_at,
-                    health: Health::default(),
+                    health: None,
                 },
             );
         }
