@@ -9,6 +9,20 @@ use super::*;
 use crate::ring::Ownership;
 use crate::schedule;
 
+/// A target we newly own: key, job, its config, the target, our rank.
+type NewTarget = (TargetKey, String, Arc<JobConfig>, Target, usize);
+
+/// How [`Node::rebuild_ring`] changed the owners.
+pub(super) enum RingChange {
+    /// The ring is the same.
+    Unchanged,
+    /// Every job's owners were computed afresh.
+    Recomputed,
+    /// Per job, the indices of its active targets whose ranked owners changed, ascending
+    /// (jobs without such targets left out).
+    Moved(Vec<(String, Vec<usize>)>),
+}
+
 /// More member changes at once than this recompute each job's owners in full rather than one
 /// join or leave at a time.
 const OWNERSHIP_STEPS_MAX: usize = 8;
@@ -57,13 +71,16 @@ impl Node {
         }
         self.members = snapshot;
         self.members_applied = true;
-        if self.rebuild_ring() {
-            self.reconcile(now, None, RebalanceCause::Members);
+        match self.rebuild_ring() {
+            RingChange::Unchanged => {}
+            RingChange::Recomputed => self.reconcile(now, None, RebalanceCause::Members),
+            RingChange::Moved(moved) => self.reconcile_moved(now, &moved),
         }
     }
 
-    /// Recomputes the ring from the snapshot and our own state; whether it changed.
-    pub(super) fn rebuild_ring(&mut self) -> bool {
+    /// Recomputes the ring from the snapshot and our own state, and the owners of every job's
+    /// targets; says how they changed.
+    pub(super) fn rebuild_ring(&mut self) -> RingChange {
         let me = self.config.id.as_str();
         let excluded_self = self.drain_until.is_some() || self.session == SessionState::Expired;
         let active = self
@@ -73,29 +90,37 @@ impl Node {
             .filter(|m| m.state == MemberState::Active && !(excluded_self && m.id == me))
             .map(|m| m.id.as_str());
         let ring = Ring::new(active, self.config.replication_factor);
-        let changed = ring != self.ring;
-        if changed {
-            let old: BTreeSet<&str> = self.ring.members().collect();
-            let new: BTreeSet<&str> = ring.members().collect();
-            let left: Vec<&str> = old.difference(&new).copied().collect();
-            let joined: Vec<&str> = new.difference(&old).copied().collect();
+        if ring == self.ring {
+            return RingChange::Unchanged;
+        }
+        let old: BTreeSet<&str> = self.ring.members().collect();
+        let new: BTreeSet<&str> = ring.members().collect();
+        let left: Vec<&str> = old.difference(&new).copied().collect();
+        let joined: Vec<&str> = new.difference(&old).copied().collect();
+        let change = if left.len() + joined.len() > OWNERSHIP_STEPS_MAX {
             for job in self.jobs.values_mut() {
-                if left.len() + joined.len() > OWNERSHIP_STEPS_MAX {
-                    let hashes: Vec<u64> =
-                        job.resolved.active.iter().map(|t| t.key.hash()).collect();
-                    job.ownership = Ownership::new(&ring, &hashes);
-                    continue;
-                }
+                let hashes: Vec<u64> = job.resolved.active.iter().map(|t| t.key.hash()).collect();
+                job.ownership = Ownership::new(&ring, &hashes);
+            }
+            RingChange::Recomputed
+        } else {
+            let mut moved = Vec::new();
+            for (name, job) in self.jobs.iter_mut() {
+                let mut changed = BTreeSet::new();
                 for m in &left {
-                    job.ownership.leave(m);
+                    changed.extend(job.ownership.leave(m));
                 }
                 for m in &joined {
-                    job.ownership.join(m);
+                    changed.extend(job.ownership.join(m));
+                }
+                if !changed.is_empty() {
+                    moved.push((name.clone(), changed.into_iter().collect()));
                 }
             }
-        }
+            RingChange::Moved(moved)
+        };
         self.ring = ring;
-        changed
+        change
     }
 
     // ---- ownership -----------------------------------------------------------------
@@ -165,7 +190,7 @@ impl Node {
                 self.timers.insert((until, Wake::HandoffEnd(key.clone())));
             }
         }
-        let new: Vec<(TargetKey, String, Arc<JobConfig>, Target, usize)> = wanted
+        let new: Vec<NewTarget> = wanted
             .into_iter()
             .filter(|(k, _)| !self.scraped.contains_key(k))
             .map(|(k, (job, config, target, rank))| (k, job, config, target.clone(), rank))
@@ -200,8 +225,69 @@ impl Node {
         for key in to_remove {
             self.remove_scraped(now, &key, Orphan::MarkStale);
         }
+        gained += new.len();
+        self.own(now, new);
+        self.record_rebalance(now, cause, gained, lost);
+    }
+
+    /// [`Node::reconcile`] after a change of members alone, on the targets whose owners
+    /// changed (`moved`: per job, indices into its active targets, ascending): the same
+    /// outcome, as every other target keeps its owners and discovery and jobs are as the last
+    /// reconcile left them.
+    pub(super) fn reconcile_moved(&mut self, now: Timestamp, moved: &[(String, Vec<usize>)]) {
+        let me = self.config.id.as_str();
+        let (mut gained, mut lost) = (0, 0);
+        let mut new = Vec::new();
+        for (name, indices) in moved {
+            let Some(job) = self.jobs.get(name) else {
+                continue;
+            };
+            let Some(config) = &job.config else { continue };
+            for &i in indices {
+                let t = &job.resolved.active[i];
+                let rank = match job.resolved.limit_error {
+                    Some(_) => None, // Prometheus scrapes none of a job over its target_limit
+                    None => job.ownership.rank_of(i, me),
+                };
+                match (self.scraped.get_mut(&t.key), rank) {
+                    (Some(s), Some(rank)) => {
+                        if matches!(s.role, Role::HandingOff { .. }) {
+                            gained += 1;
+                            self.timers
+                                .remove(&(role_until(s.role), Wake::HandoffEnd(t.key.clone())));
+                        }
+                        s.role = Role::Owner { rank };
+                        s.rank = rank;
+                    }
+                    (Some(s), None) => {
+                        if let Role::Owner { .. } = s.role {
+                            lost += 1;
+                            let grace = self.config.handoff_grace.unwrap_or(s.spec.interval);
+                            let until = match self.drain_until {
+                                Some(d) => (now + grace).min(d),
+                                None => now + grace,
+                            };
+                            s.role = Role::HandingOff { until };
+                            self.timers.insert((until, Wake::HandoffEnd(t.key.clone())));
+                        }
+                    }
+                    (None, Some(rank)) => {
+                        new.push((t.key.clone(), name.clone(), config.clone(), t.clone(), rank));
+                    }
+                    (None, None) => {}
+                }
+            }
+        }
+        // The full reconcile takes new targets in key order.
+        new.sort_by(|a, b| a.0.cmp(&b.0));
+        gained += new.len();
+        self.own(now, new);
+        self.record_rebalance(now, RebalanceCause::Members, gained, lost);
+    }
+
+    /// Starts scraping targets we newly own: `(key, job, config, target, rank)`.
+    fn own(&mut self, now: Timestamp, new: Vec<NewTarget>) {
         for (key, job, config, target, rank) in new {
-            gained += 1;
             let spec = Arc::new(self.scrape_spec(&config, &target));
             let next_at = schedule::next_at(
                 now,
@@ -236,6 +322,16 @@ impl Node {
                 },
             );
         }
+    }
+
+    /// Counts a rebalance that gained or lost targets, and keeps it in the history.
+    fn record_rebalance(
+        &mut self,
+        now: Timestamp,
+        cause: RebalanceCause,
+        gained: usize,
+        lost: usize,
+    ) {
         if gained + lost > 0 {
             self.stats.rebalances += 1;
             self.stats.targets_gained += gained as u64;
