@@ -349,3 +349,84 @@ impl Node {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(id: &str) -> MemberRecord {
+        MemberRecord {
+            id: id.into(),
+            state: MemberState::Active,
+            version: "test".into(),
+            web: "127.0.0.1:0".into(),
+            started_at: "1970-01-01T00:00:00Z".into(),
+        }
+    }
+
+    type Snapshot = (Vec<(TargetKey, Role, usize)>, BTreeSet<(Timestamp, Wake)>);
+
+    fn snapshot(node: &Node) -> Snapshot {
+        let scraped = node
+            .scraped
+            .iter()
+            .map(|(k, s)| (k.clone(), s.role, s.rank))
+            .collect();
+        (scraped, node.timers.clone())
+    }
+
+    /// After the reconcile of a members change (on the moved targets only), a full reconcile
+    /// finds nothing to do: both reach the same state.
+    #[test]
+    fn reconcile_moved_equals_the_full_reconcile() {
+        let mut yaml = String::from("job_name: j\nstatic_configs:\n  - targets:\n");
+        for i in 0..300 {
+            yaml.push_str(&format!("      - 'host-{i}:9100'\n"));
+        }
+        // Member sets in turn: joins and leaves of one and of several, us leaving and
+        // coming back, and a change larger than `OWNERSHIP_STEPS_MAX` (a full recompute).
+        let pools: [&[usize]; 9] = [
+            &[0, 1, 2],
+            &[0, 1, 2, 3],
+            &[0, 2, 3],
+            &[0, 2, 3, 4, 5, 6],
+            &[2, 3, 4, 5, 6],
+            &[0, 2, 3, 4, 5, 6],
+            &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13],
+            &[0, 13],
+            &[0],
+        ];
+        for r in [1, 2, 3] {
+            let mut config = NodeConfig::for_tests("m-0");
+            config.replication_factor = r;
+            let mut node = Node::new(config, Timestamp(0));
+            node.handle(Timestamp(0), Event::SessionConnected);
+            node.handle(
+                Timestamp(1),
+                Event::JobsChanged(JobsSnapshot {
+                    version: 1,
+                    jobs: vec![("j".into(), yaml.clone())],
+                }),
+            );
+            let mut checked = 0;
+            for (step, pool) in pools.iter().enumerate() {
+                let now = Timestamp(1_000 * (step as i64 + 2));
+                node.handle(
+                    now,
+                    Event::MembersChanged(MembersSnapshot {
+                        version: step as i64 + 1,
+                        members: pool.iter().map(|i| member(&format!("m-{i}"))).collect(),
+                    }),
+                );
+                while node.poll_command().is_some() {}
+                let (rebalances, after_moved) = (node.stats.rebalances, snapshot(&node));
+                node.reconcile(now, None, RebalanceCause::Members);
+                assert_eq!(node.stats.rebalances, rebalances, "r={r} step {step}");
+                assert!(node.poll_command().is_none(), "r={r} step {step}");
+                assert!(snapshot(&node) == after_moved, "r={r} step {step}");
+                checked += after_moved.0.len();
+            }
+            assert!(checked > 0, "r={r}: the node scraped something");
+        }
+    }
+}
