@@ -401,6 +401,198 @@ impl<'a> Assignment<'a> {
     }
 }
 
+/// The owners of a fixed list of targets, kept up to date one member at a time: the top-`R`
+/// `(score, member)` of every target are kept, so a join scores each target once for the new
+/// member (it enters where it beats the `R`-th best) and a leave rescores only the targets
+/// the leaver was an owner of. After any sequence of [`Ownership::join`] and
+/// [`Ownership::leave`] the owners equal [`Ring::assign`] on a ring of the current members
+/// (`tests/ownership.rs` checks this). The default owns no targets.
+#[derive(Clone, Debug, Default)]
+pub struct Ownership {
+    /// The target hashes, premixed (`^ FLIP_LO`) for [`score_mixed`].
+    targets: Vec<u64>,
+    replication_factor: usize,
+    /// Member slots: id and premixed key (`key_hash(id) ^ FLIP_HI`); a left member's slot is
+    /// `None` until a join reuses it. Slot numbers are what `top` holds.
+    slots: Vec<Option<(String, u64)>>,
+    /// Live members, sorted by id, each with its slot.
+    members: Vec<(String, u32)>,
+    /// Per target, `replication_factor` entries `(score, slot)`, best first; the first
+    /// [`Ownership::owner_count`] are valid.
+    top: Vec<(u64, u32)>,
+}
+
+impl Ownership {
+    /// The owners of `target_hashes` (kept in this order) on `ring`, replication factor and
+    /// members included: one full computation.
+    pub fn new(ring: &Ring, target_hashes: &[u64]) -> Ownership {
+        let r = ring.replication_factor;
+        let mut ownership = Ownership {
+            targets: target_hashes.iter().map(|h| h ^ FLIP_LO).collect(),
+            replication_factor: r,
+            slots: Vec::new(),
+            members: Vec::new(),
+            top: vec![(0, 0); target_hashes.len() * r],
+        };
+        for (id, &key) in ring.ids.iter().zip(&ring.keys) {
+            ownership
+                .members
+                .push((id.clone(), ownership.slots.len() as u32));
+            ownership.slots.push(Some((id.clone(), key)));
+        }
+        let count = ownership.owner_count();
+        if count > 0 {
+            let mut top = vec![(0u64, 0u32); count];
+            for (row, &h) in ownership.top.chunks_exact_mut(r).zip(target_hashes) {
+                // Slots are in id order here, as the ring's members are.
+                ring.select(h, &mut top);
+                row[..count].copy_from_slice(&top);
+            }
+        }
+        ownership
+    }
+
+    /// How many owners every target has: `min(R, members)`.
+    pub fn owner_count(&self) -> usize {
+        self.replication_factor.min(self.members.len())
+    }
+
+    /// The number of targets.
+    pub fn len(&self) -> usize {
+        self.targets.len()
+    }
+
+    /// Whether there are no targets.
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+
+    /// The member ids, sorted.
+    pub fn members(&self) -> impl Iterator<Item = &str> {
+        self.members.iter().map(|(id, _)| id.as_str())
+    }
+
+    /// The member ids owning target `i`, rank 0 first.
+    pub fn owners(&self, i: usize) -> impl ExactSizeIterator<Item = &str> + '_ {
+        let r = self.replication_factor;
+        self.top[i * r..i * r + self.owner_count()]
+            .iter()
+            .map(|&(_, slot)| self.id(slot))
+    }
+
+    /// The rank of `member` among the owners of target `i`, if it owns it.
+    pub fn rank_of(&self, i: usize, member: &str) -> Option<usize> {
+        self.owners(i).position(|m| m == member)
+    }
+
+    fn id(&self, slot: u32) -> &str {
+        self.slots[slot as usize]
+            .as_ref()
+            .map(|(id, _)| id.as_str())
+            .expect("a live slot")
+    }
+
+    /// Whether `a` ranks before `b`: a higher score, or an equal score and a lower id.
+    fn before(&self, a: (u64, u32), b: (u64, u32)) -> bool {
+        a.0 > b.0 || (a.0 == b.0 && self.id(a.1) < self.id(b.1))
+    }
+
+    /// Adds `member` (a no-op if it is one) and returns the targets whose ranked owner list
+    /// changed, ascending: those where it scores within the top `R`.
+    pub fn join(&mut self, member: &str) -> Vec<usize> {
+        self.join_keyed(member, key_hash(member.as_bytes()) ^ FLIP_HI)
+    }
+
+    fn join_keyed(&mut self, member: &str, key: u64) -> Vec<usize> {
+        let Err(at) = self
+            .members
+            .binary_search_by(|(id, _)| id.as_str().cmp(member))
+        else {
+            return Vec::new();
+        };
+        let entry = Some((member.to_string(), key));
+        let slot = match self.slots.iter().position(Option::is_none) {
+            Some(free) => {
+                self.slots[free] = entry;
+                free as u32
+            }
+            None => {
+                self.slots.push(entry);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let old_count = self.owner_count();
+        self.members.insert(at, (member.to_string(), slot));
+        let r = self.replication_factor;
+        let grows = old_count < r;
+        let mut changed = Vec::new();
+        for i in 0..self.targets.len() {
+            let new = (score_mixed(self.targets[i], key), slot);
+            let row = i * r;
+            // Where the new member enters, if it does: below every entry that ranks before it.
+            let mut pos = if grows { old_count } else { r };
+            while pos > 0 && self.before(new, self.top[row + pos - 1]) {
+                pos -= 1;
+            }
+            if pos == r {
+                continue;
+            }
+            let end = if grows { old_count } else { r - 1 };
+            self.top.copy_within(row + pos..row + end, row + pos + 1);
+            self.top[row + pos] = new;
+            changed.push(i);
+        }
+        changed
+    }
+
+    /// Removes `member` (a no-op if it is none) and returns the targets whose ranked owner
+    /// list changed, ascending: those it owned, rescored over the remaining members.
+    pub fn leave(&mut self, member: &str) -> Vec<usize> {
+        let Ok(at) = self
+            .members
+            .binary_search_by(|(id, _)| id.as_str().cmp(member))
+        else {
+            return Vec::new();
+        };
+        let old_count = self.owner_count();
+        let (_, slot) = self.members.remove(at);
+        let count = self.owner_count();
+        let r = self.replication_factor;
+        let mut changed = Vec::new();
+        for i in 0..self.targets.len() {
+            let row = i * r;
+            let Some(pos) = self.top[row..row + old_count]
+                .iter()
+                .position(|&(_, s)| s == slot)
+            else {
+                continue;
+            };
+            self.top
+                .copy_within(row + pos + 1..row + old_count, row + pos);
+            changed.push(i);
+            if count < old_count {
+                continue; // fewer members than R: the remaining ones all own it already
+            }
+            // The best member not among the remaining owners takes the last rank.
+            let owners = &self.top[row..row + count - 1];
+            let mut best: Option<(u64, u32)> = None;
+            for &(_, s) in &self.members {
+                if owners.iter().any(|&(_, o)| o == s) {
+                    continue;
+                }
+                let key = self.slots[s as usize].as_ref().expect("a live slot").1;
+                let candidate = (score_mixed(self.targets[i], key), s);
+                if best.is_none_or(|b| self.before(candidate, b)) {
+                    best = Some(candidate);
+                }
+            }
+            self.top[row + count - 1] = best.expect("a member outside the owners");
+        }
+        self.slots[slot as usize] = None;
+        changed
+    }
+}
+
 /// Whether two owner lists (each without duplicates) hold the same ids.
 fn same_set(a: &[&str], b: &[&str]) -> bool {
     a.len() == b.len() && a.iter().all(|x| b.contains(x))
@@ -543,6 +735,20 @@ mod tests {
             ..ring.clone()
         };
         assert_eq!(ring1.owners(7).to_vec(), vec!["a"]);
+    }
+
+    #[test]
+    fn incremental_ties_go_to_the_lower_member_id() {
+        // Three members forced onto one hash: every score ties, so the ids decide.
+        let mut ownership = Ownership::new(&Ring::new([], 2), &[7, 8]);
+        for id in ["c", "a", "b"] {
+            ownership.join_keyed(id, 42);
+        }
+        assert_eq!(ownership.owners(0).collect::<Vec<_>>(), vec!["a", "b"]);
+        assert_eq!(ownership.leave("a"), vec![0, 1]);
+        assert_eq!(ownership.owners(1).collect::<Vec<_>>(), vec!["b", "c"]);
+        assert!(ownership.join_keyed("a", 42) == vec![0, 1]);
+        assert_eq!(ownership.owners(0).collect::<Vec<_>>(), vec!["a", "b"]);
     }
 
     #[test]

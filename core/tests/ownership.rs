@@ -31,7 +31,7 @@
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 use scrapepool_core::member::{MemberRecord, MemberState};
-use scrapepool_core::ring::{key_hash, Ring};
+use scrapepool_core::ring::{key_hash, Ownership, Ring};
 
 const TARGETS: usize = 10_000;
 
@@ -194,5 +194,72 @@ proptest! {
         let mean = (r * TARGETS) as f64 / ids.len() as f64;
         let busiest = *load.iter().max().unwrap() as f64;
         prop_assert!(busiest <= 1.1 * mean, "busiest {busiest} > 1.1 × mean {mean} (R={r}): {load:?}");
+    }
+}
+
+/// One step of membership: a join or a leave of one member of a small pool of ids (so that
+/// joins of members already in, leaves of members not in, and rejoins all happen).
+#[derive(Clone, Debug)]
+enum Step {
+    Join(usize),
+    Leave(usize),
+}
+
+fn steps() -> impl Strategy<Value = Vec<Step>> {
+    prop::collection::vec(
+        prop_oneof![
+            (0usize..12).prop_map(Step::Join),
+            (0usize..12).prop_map(Step::Leave),
+        ],
+        0..40,
+    )
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// Incremental ownership equals the full computation after every join and leave of any
+    /// sequence, for every replication factor (also above the member count), and each update
+    /// reports exactly the targets whose ranked owner list changed.
+    #[test]
+    fn incremental_ownership_equals_the_full_computation(
+        initial in prop::collection::btree_set(0usize..12, 0..6),
+        steps in steps(),
+        r in 1usize..=5,
+        seed: u64,
+    ) {
+        let name = |i: usize| format!("scraper-{i}");
+        let hashes = targets(seed, 300);
+        let mut current: std::collections::BTreeSet<usize> = initial;
+        let ring = Ring::new(current.iter().map(|&i| name(i)).collect::<Vec<_>>().iter().map(String::as_str), r);
+        let mut ownership = Ownership::new(&ring, &hashes);
+        let mut previous = ring;
+        for step in steps {
+            let changed = match step {
+                Step::Join(i) => {
+                    current.insert(i);
+                    ownership.join(&name(i))
+                }
+                Step::Leave(i) => {
+                    current.remove(&i);
+                    ownership.leave(&name(i))
+                }
+            };
+            let ids: Vec<String> = current.iter().map(|&i| name(i)).collect();
+            let ring = Ring::new(ids.iter().map(String::as_str), r);
+            let full = ring.assign(&hashes);
+            prop_assert_eq!(ownership.owner_count(), ring.owner_count());
+            prop_assert!(ownership.members().eq(ring.members()));
+            for i in 0..hashes.len() {
+                let got: Vec<&str> = ownership.owners(i).collect();
+                let want: Vec<&str> = full.owners(i).collect();
+                prop_assert_eq!(&got, &want, "target {} after {:?}", i, step);
+                for m in ring.members() {
+                    prop_assert_eq!(ownership.rank_of(i, m), full.rank_of(i, m));
+                }
+            }
+            prop_assert_eq!(changed, previous.assign(&hashes).reranked(&full), "after {:?}", step);
+            previous = ring;
+        }
     }
 }

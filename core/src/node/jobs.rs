@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::*;
+use crate::ring::Ownership;
 
 /// One discovery provider of a job.
 #[derive(Debug)]
@@ -25,6 +26,8 @@ pub(super) struct Job {
     pub(super) errors: Vec<ConfigError>,
     pub(super) providers: Vec<Provider>,
     pub(super) resolved: ResolvedTargets,
+    /// The owners of `resolved.active`, in its order, on the node's ring.
+    pub(super) ownership: Ownership,
 }
 
 impl Node {
@@ -64,6 +67,7 @@ impl Node {
                         errors: Vec::new(),
                         providers: Vec::new(),
                         resolved: ResolvedTargets::default(),
+                        ownership: Ownership::default(),
                     });
                     // Keep the last valid version running; only remember the rejection.
                     job.text = text;
@@ -97,6 +101,7 @@ impl Node {
             errors: Vec::new(),
             providers: Vec::new(),
             resolved: ResolvedTargets::default(),
+            ownership: Ownership::default(),
         });
         job.text = text;
         job.errors.clear();
@@ -180,6 +185,7 @@ impl Node {
         };
         let Some(config) = job.config.clone() else {
             job.resolved = ResolvedTargets::default();
+            job.ownership = Ownership::new(&self.ring, &[]);
             return;
         };
         let groups: Vec<TargetGroup> = config
@@ -189,5 +195,7 @@ impl Node {
             .chain(job.providers.iter().flat_map(|p| p.groups.iter().cloned()))
             .collect();
         job.resolved = crate::targets::resolve(&config, &groups);
+        let hashes: Vec<u64> = job.resolved.active.iter().map(|t| t.key.hash()).collect();
+        job.ownership = Ownership::new(&self.ring, &hashes);
     }
 }

@@ -6,7 +6,26 @@ use std::sync::Arc;
 
 use super::targets::role_until;
 use super::*;
+use crate::ring::Ownership;
 use crate::schedule;
+
+/// A target we newly own: key, job, its config, the target, our rank.
+type NewTarget = (TargetKey, String, Arc<JobConfig>, Target, usize);
+
+/// How [`Node::rebuild_ring`] changed the owners.
+pub(super) enum RingChange {
+    /// The ring is the same.
+    Unchanged,
+    /// Every job's owners were computed afresh.
+    Recomputed,
+    /// Per job, the indices of its active targets whose ranked owners changed, ascending
+    /// (jobs without such targets left out).
+    Moved(Vec<(String, Vec<usize>)>),
+}
+
+/// More member changes at once than this recompute each job's owners in full rather than one
+/// join or leave at a time.
+const OWNERSHIP_STEPS_MAX: usize = 8;
 
 impl Node {
     pub(super) fn record(&self) -> MemberRecord {
@@ -52,13 +71,16 @@ impl Node {
         }
         self.members = snapshot;
         self.members_applied = true;
-        if self.rebuild_ring() {
-            self.reconcile(now, None, RebalanceCause::Members);
+        match self.rebuild_ring() {
+            RingChange::Unchanged => {}
+            RingChange::Recomputed => self.reconcile(now, None, RebalanceCause::Members),
+            RingChange::Moved(moved) => self.reconcile_moved(now, &moved),
         }
     }
 
-    /// Recomputes the ring from the snapshot and our own state; whether it changed.
-    pub(super) fn rebuild_ring(&mut self) -> bool {
+    /// Recomputes the ring from the snapshot and our own state, and the owners of every job's
+    /// targets; says how they changed.
+    pub(super) fn rebuild_ring(&mut self) -> RingChange {
         let me = self.config.id.as_str();
         let excluded_self = self.drain_until.is_some() || self.session == SessionState::Expired;
         let active = self
@@ -68,9 +90,37 @@ impl Node {
             .filter(|m| m.state == MemberState::Active && !(excluded_self && m.id == me))
             .map(|m| m.id.as_str());
         let ring = Ring::new(active, self.config.replication_factor);
-        let changed = ring != self.ring;
+        if ring == self.ring {
+            return RingChange::Unchanged;
+        }
+        let old: BTreeSet<&str> = self.ring.members().collect();
+        let new: BTreeSet<&str> = ring.members().collect();
+        let left: Vec<&str> = old.difference(&new).copied().collect();
+        let joined: Vec<&str> = new.difference(&old).copied().collect();
+        let change = if left.len() + joined.len() > OWNERSHIP_STEPS_MAX {
+            for job in self.jobs.values_mut() {
+                let hashes: Vec<u64> = job.resolved.active.iter().map(|t| t.key.hash()).collect();
+                job.ownership = Ownership::new(&ring, &hashes);
+            }
+            RingChange::Recomputed
+        } else {
+            let mut moved = Vec::new();
+            for (name, job) in self.jobs.iter_mut() {
+                let mut changed = BTreeSet::new();
+                for m in &left {
+                    changed.extend(job.ownership.leave(m));
+                }
+                for m in &joined {
+                    changed.extend(job.ownership.join(m));
+                }
+                if !changed.is_empty() {
+                    moved.push((name.clone(), changed.into_iter().collect()));
+                }
+            }
+            RingChange::Moved(moved)
+        };
         self.ring = ring;
-        changed
+        change
     }
 
     // ---- ownership -----------------------------------------------------------------
@@ -87,19 +137,20 @@ impl Node {
         // What we should scrape as owner: key → (job, target, rank).
         let mut wanted: BTreeMap<TargetKey, (String, Arc<JobConfig>, &Target, usize)> =
             BTreeMap::new();
-        // Every target still in discovery (of the jobs looked at), owned by us or not.
-        let mut present: BTreeSet<&TargetKey> = BTreeSet::new();
+        // Every target still in discovery (of the jobs looked at), owned by us or not, with
+        // its job.
+        let mut present: BTreeMap<&TargetKey, (&str, &Target)> = BTreeMap::new();
         for (name, job) in &self.jobs {
             if only_job.is_some_and(|j| j != name) {
                 continue;
             }
             let Some(config) = &job.config else { continue };
-            for t in &job.resolved.active {
-                present.insert(&t.key);
+            for (i, t) in job.resolved.active.iter().enumerate() {
+                present.insert(&t.key, (name, t));
                 if job.resolved.limit_error.is_some() {
                     continue; // Prometheus scrapes none of a job over its target_limit
                 }
-                if let Some(rank) = self.ring.rank_of(t.key.hash(), &me) {
+                if let Some(rank) = job.ownership.rank_of(i, &me) {
                     wanted.insert(t.key.clone(), (name.clone(), config.clone(), t, rank));
                 }
             }
@@ -121,7 +172,7 @@ impl Node {
                 s.rank = *rank;
                 continue;
             }
-            if !present.contains(key) {
+            if !present.contains_key(key) {
                 to_remove.push(key.clone());
                 if matches!(s.role, Role::Owner { .. }) {
                     lost += 1;
@@ -143,13 +194,13 @@ impl Node {
         // its series on, so the markers we were waiting to write are dropped.
         let timers = &mut self.timers;
         self.ending.retain(|key, e| {
-            let back_elsewhere = present.contains(key) && !wanted.contains_key(key);
+            let back_elsewhere = present.contains_key(key) && !wanted.contains_key(key);
             if back_elsewhere {
                 timers.remove(&(e.write_at, Wake::EndOfRun(key.clone())));
             }
             !back_elsewhere
         });
-        let new: Vec<(TargetKey, String, Arc<JobConfig>, Target, usize)> = wanted
+        let new: Vec<NewTarget> = wanted
             .into_iter()
             .filter(|(k, _)| !self.scraped.contains_key(k))
             .map(|(k, (job, config, target, rank))| (k, job, config, target.clone(), rank))
@@ -162,7 +213,7 @@ impl Node {
             .filter_map(|(k, s)| {
                 let job = self.jobs.get(&s.job)?;
                 let config = job.config.as_ref()?;
-                let target = job.resolved.active.iter().find(|t| &t.key == k)?;
+                let target = present.get(k).filter(|(j, _)| *j == s.job)?.1;
                 let same = Arc::ptr_eq(config, &s.config)
                     && target.scrape_interval == s.spec.interval
                     && target.scrape_timeout == s.spec.timeout;
@@ -184,8 +235,69 @@ impl Node {
         for key in to_remove {
             self.remove_scraped(now, &key, Orphan::MarkStale);
         }
+        gained += new.len();
+        self.own(now, new);
+        self.record_rebalance(now, cause, gained, lost);
+    }
+
+    /// [`Node::reconcile`] after a change of members alone, on the targets whose owners
+    /// changed (`moved`: per job, indices into its active targets, ascending): the same
+    /// outcome, as every other target keeps its owners and discovery and jobs are as the last
+    /// reconcile left them.
+    pub(super) fn reconcile_moved(&mut self, now: Timestamp, moved: &[(String, Vec<usize>)]) {
+        let me = self.config.id.as_str();
+        let (mut gained, mut lost) = (0, 0);
+        let mut new = Vec::new();
+        for (name, indices) in moved {
+            let Some(job) = self.jobs.get(name) else {
+                continue;
+            };
+            let Some(config) = &job.config else { continue };
+            for &i in indices {
+                let t = &job.resolved.active[i];
+                let rank = match job.resolved.limit_error {
+                    Some(_) => None, // Prometheus scrapes none of a job over its target_limit
+                    None => job.ownership.rank_of(i, me),
+                };
+                match (self.scraped.get_mut(&t.key), rank) {
+                    (Some(s), Some(rank)) => {
+                        if matches!(s.role, Role::HandingOff { .. }) {
+                            gained += 1;
+                            self.timers
+                                .remove(&(role_until(s.role), Wake::HandoffEnd(t.key.clone())));
+                        }
+                        s.role = Role::Owner { rank };
+                        s.rank = rank;
+                    }
+                    (Some(s), None) => {
+                        if let Role::Owner { .. } = s.role {
+                            lost += 1;
+                            let grace = self.config.handoff_grace.unwrap_or(s.spec.interval);
+                            let until = match self.drain_until {
+                                Some(d) => (now + grace).min(d),
+                                None => now + grace,
+                            };
+                            s.role = Role::HandingOff { until };
+                            self.timers.insert((until, Wake::HandoffEnd(t.key.clone())));
+                        }
+                    }
+                    (None, Some(rank)) => {
+                        new.push((t.key.clone(), name.clone(), config.clone(), t.clone(), rank));
+                    }
+                    (None, None) => {}
+                }
+            }
+        }
+        // The full reconcile takes new targets in key order.
+        new.sort_by(|a, b| a.0.cmp(&b.0));
+        gained += new.len();
+        self.own(now, new);
+        self.record_rebalance(now, RebalanceCause::Members, gained, lost);
+    }
+
+    /// Starts scraping targets we newly own: `(key, job, config, target, rank)`.
+    fn own(&mut self, now: Timestamp, new: Vec<NewTarget>) {
         for (key, job, config, target, rank) in new {
-            gained += 1;
             let spec = Arc::new(self.scrape_spec(&config, &target));
             let next_at = schedule::next_at(
                 now,
@@ -216,17 +328,23 @@ impl Node {
                     spec,
                     role: Role::Owner { rank },
                     rank,
-                    cache: if adopted.is_some() {
-                        None
-                    } else {
-                        Some(ending.unwrap_or_default())
-                    },
+                    cache: ending.filter(|_| adopted.is_none()).map(Box::new),
                     in_flight: adopted,
                     next_at,
-                    health: Health::default(),
+                    health: None,
                 },
             );
         }
+    }
+
+    /// Counts a rebalance that gained or lost targets, and keeps it in the history.
+    fn record_rebalance(
+        &mut self,
+        now: Timestamp,
+        cause: RebalanceCause,
+        gained: usize,
+        lost: usize,
+    ) {
         if gained + lost > 0 {
             self.stats.rebalances += 1;
             self.stats.targets_gained += gained as u64;
@@ -241,6 +359,87 @@ impl Node {
                 gained,
                 lost,
             });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(id: &str) -> MemberRecord {
+        MemberRecord {
+            id: id.into(),
+            state: MemberState::Active,
+            version: "test".into(),
+            web: "127.0.0.1:0".into(),
+            started_at: "1970-01-01T00:00:00Z".into(),
+        }
+    }
+
+    type Snapshot = (Vec<(TargetKey, Role, usize)>, BTreeSet<(Timestamp, Wake)>);
+
+    fn snapshot(node: &Node) -> Snapshot {
+        let scraped = node
+            .scraped
+            .iter()
+            .map(|(k, s)| (k.clone(), s.role, s.rank))
+            .collect();
+        (scraped, node.timers.clone())
+    }
+
+    /// After the reconcile of a members change (on the moved targets only), a full reconcile
+    /// finds nothing to do: both reach the same state.
+    #[test]
+    fn reconcile_moved_equals_the_full_reconcile() {
+        let mut yaml = String::from("job_name: j\nstatic_configs:\n  - targets:\n");
+        for i in 0..300 {
+            yaml.push_str(&format!("      - 'host-{i}:9100'\n"));
+        }
+        // Member sets in turn: joins and leaves of one and of several, us leaving and
+        // coming back, and a change larger than `OWNERSHIP_STEPS_MAX` (a full recompute).
+        let pools: [&[usize]; 9] = [
+            &[0, 1, 2],
+            &[0, 1, 2, 3],
+            &[0, 2, 3],
+            &[0, 2, 3, 4, 5, 6],
+            &[2, 3, 4, 5, 6],
+            &[0, 2, 3, 4, 5, 6],
+            &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13],
+            &[0, 13],
+            &[0],
+        ];
+        for r in [1, 2, 3] {
+            let mut config = NodeConfig::for_tests("m-0");
+            config.replication_factor = r;
+            let mut node = Node::new(config, Timestamp(0));
+            node.handle(Timestamp(0), Event::SessionConnected);
+            node.handle(
+                Timestamp(1),
+                Event::JobsChanged(JobsSnapshot {
+                    version: 1,
+                    jobs: vec![("j".into(), yaml.clone())],
+                }),
+            );
+            let mut checked = 0;
+            for (step, pool) in pools.iter().enumerate() {
+                let now = Timestamp(1_000 * (step as i64 + 2));
+                node.handle(
+                    now,
+                    Event::MembersChanged(MembersSnapshot {
+                        version: step as i64 + 1,
+                        members: pool.iter().map(|i| member(&format!("m-{i}"))).collect(),
+                    }),
+                );
+                while node.poll_command().is_some() {}
+                let (rebalances, after_moved) = (node.stats.rebalances, snapshot(&node));
+                node.reconcile(now, None, RebalanceCause::Members);
+                assert_eq!(node.stats.rebalances, rebalances, "r={r} step {step}");
+                assert!(node.poll_command().is_none(), "r={r} step {step}");
+                assert!(snapshot(&node) == after_moved, "r={r} step {step}");
+                checked += after_moved.0.len();
+            }
+            assert!(checked > 0, "r={r}: the node scraped something");
         }
     }
 }

@@ -249,6 +249,12 @@ pub struct Health {
     pub report: Option<ScrapeReport>,
 }
 
+/// The health of a target before its first scrape finishes.
+static NO_HEALTH: Health = Health {
+    last_scrape: None,
+    report: None,
+};
+
 /// Why the node wants a `Tick`: one timer of its table (the next wake-up is the smallest).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Wake {
@@ -486,7 +492,7 @@ impl Node {
                     target: t,
                     owners: self.ring.owners(t.key.hash()).to_vec(),
                     role: scraped.map(|s| s.role),
-                    health: scraped.map(|s| &s.health),
+                    health: scraped.map(|s| s.health.as_deref().unwrap_or(&NO_HEALTH)),
                 }
             })
             .collect()

@@ -21,11 +21,13 @@ pub(super) struct Scraped {
     /// Rank whose phase the schedule follows; the phase changes only after the pending
     /// scrape, so a rank change never stretches the gap beyond one interval.
     pub(super) rank: usize,
-    /// `None` while a scrape is in flight (the task holds it).
-    pub(super) cache: Option<SeriesCache>,
+    /// `None` while a scrape is in flight (the task holds it) and before the first scrape
+    /// (a target that was never scraped has an empty cache, made when the scrape starts).
+    pub(super) cache: Option<Box<SeriesCache>>,
     pub(super) in_flight: Option<u64>,
     pub(super) next_at: Timestamp,
-    pub(super) health: Health,
+    /// `None` before the first scrape finishes.
+    pub(super) health: Option<Box<Health>>,
 }
 
 /// A target that left discovery and waits for its end-of-run staleness markers.
@@ -119,7 +121,7 @@ impl Node {
                 self.orphans.insert(id, (key.clone(), s.spec, how));
             }
             (None, Some(cache)) if how == Orphan::MarkStale => {
-                self.end_of_run(key.clone(), s.spec, cache, s.next_at);
+                self.end_of_run(key.clone(), s.spec, *cache, s.next_at);
             }
             _ => {}
         }
@@ -232,10 +234,11 @@ impl Node {
         let next_at = schedule::next_at(due + Duration::from_millis(1), s.spec.interval, offset);
         s.next_at = next_at;
         self.timers.insert((next_at, Wake::Scrape(key.clone())));
-        let Some(cache) = s.cache.take() else {
+        if s.in_flight.is_some() {
             self.stats.scrapes_skipped += 1;
             return;
-        };
+        }
+        let cache = s.cache.take().map(|c| *c).unwrap_or_default();
         let scrape_id = self.next_scrape_id;
         self.next_scrape_id += 1;
         s.in_flight = Some(scrape_id);
@@ -276,11 +279,11 @@ impl Node {
             return;
         }
         s.in_flight = None;
-        s.cache = Some(task.cache);
-        s.health = Health {
+        s.cache = Some(Box::new(task.cache));
+        s.health = Some(Box::new(Health {
             last_scrape: Some(task.scheduled_at),
             report: Some(report),
-        };
+        }));
     }
 
     pub(super) fn emit(&mut self, records: Vec<Record>) {
