@@ -27,8 +27,10 @@
 //!   every scrape: a job without `body_size_limit` gets the budget's default body limit
 //!   (failing with Prometheus's "body size limit exceeded"), and no scrape builds more
 //!   than the budget's samples per scrape ([`ScrapeError::SampleBudget`]). A failed
-//!   scrape gives the memory of the series texts it added back: the target keeps only
-//!   what it had before that scrape.
+//!   scrape that more than doubled the target's cache (and added over 1024 series texts)
+//!   gives that memory back: the target keeps only what it had before that scrape. A
+//!   smaller one leaves its series texts cached, as Prometheus's scrape cache does, so the
+//!   next scrape does not count them as added.
 //! - A sample whose label names repeat fails the scrape as Prometheus's agent storage
 //!   refuses it (`label name "a" is not unique: invalid sample`), unless metric relabeling
 //!   dropped it.
@@ -243,6 +245,10 @@ pub struct SeriesCache {
     /// `raw` and `series` lengths when the scrape began.
     lens_at_begin: (usize, usize),
 }
+
+/// Series texts a failed scrape may add to a target's cache and leave there (more than
+/// this, and more than the cache held before it, and they are dropped).
+const FAILED_SCRAPE_KEPT_MIN: usize = 1024;
 
 /// The buffers one scrape's processing works in, kept between scrapes for their allocations
 /// only (nothing in them outlives a call). One per worker thread, not per target: a
@@ -712,7 +718,11 @@ impl SeriesCache {
             self.forget_pending = false;
             self.sweep_pending = false;
             let (raw_kept, series_kept) = self.lens_at_begin;
-            if self.raw.len() > raw_kept || self.series.len() > series_kept {
+            // Prometheus keeps in its scrape cache what a failed scrape added (its next
+            // scrape does not count those series as added again); so does this cache, unless
+            // the failed scrape more than doubled it: then that memory goes back.
+            let grown = self.raw.len().saturating_sub(raw_kept);
+            if grown > raw_kept.max(FAILED_SCRAPE_KEPT_MIN) {
                 self.raw.truncate(raw_kept);
                 self.series.truncate(series_kept);
                 self.raw.shrink_to(raw_kept * 2);
@@ -850,8 +860,8 @@ fn run(
     if result.is_err() {
         outs.clear();
         stale = cache.mark_all_stale(t0, &mut outs);
-        // Once the markers are encoded, what this scrape added goes: a failed scrape
-        // keeps no memory of its own.
+        // Once the markers are encoded, what this scrape added goes if it was much (see
+        // `SeriesCache::finish`).
         cache.forget_pending = true;
     }
     let report = ScrapeReport {
@@ -911,6 +921,8 @@ fn append(
     let mut label_error: Option<ScrapeError> = None;
     outs.reserve(parsed.samples.len() + 8);
     let key = &mut scratch.key;
+    // The values the parser normalised, as written: the series key is the text as written.
+    let mut raw_values = parsed.raw_values.iter().peekable();
     for s in &parsed.samples {
         c.total += 1;
         let explicit_ts = if spec.honor_timestamps {
@@ -923,11 +935,14 @@ fn append(
 
         key.clear();
         key.extend_from_slice(s.name.as_bytes());
-        for (n, v) in labels {
+        while raw_values.next_if(|(i, _)| *i < s.labels.start).is_some() {}
+        for (j, (n, v)) in labels.iter().enumerate() {
+            let index = s.labels.start + j as u32;
+            let written = raw_values.next_if(|(i, _)| *i == index).map(|(_, w)| w);
             key.push(0xff);
             key.extend_from_slice(n.as_bytes());
             key.push(0xfe);
-            key.extend_from_slice(v.as_bytes());
+            key.extend_from_slice(written.unwrap_or(v).as_bytes());
         }
         let h128 = xxh3_128(&key);
         let hash = [h128 as u64, (h128 >> 64) as u64];

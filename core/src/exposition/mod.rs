@@ -134,6 +134,10 @@ pub struct Parsed<'a> {
     /// The parse stopped at [`ParseOptions::samples_max`] with a sample line still to
     /// read: the rest of the body was neither parsed nor checked.
     pub truncated: bool,
+    /// The `le` and `quantile` values the parser normalised, as written: (index in
+    /// [`Parsed::labels`], value), in body order. A series is known by its text as written
+    /// (Prometheus's scrape cache keys on it), its labels by the normalised values.
+    pub raw_values: Vec<(u32, Cow<'a, str>)>,
 }
 
 impl<'a> Parsed<'a> {

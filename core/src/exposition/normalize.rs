@@ -13,25 +13,45 @@ use std::borrow::Cow;
 use super::lexer::parse_float;
 use super::MetricType;
 
+/// Rewrites the `le` (histogram) or `quantile` (summary) values of a sample read under a
+/// `# TYPE` line of type `kind`: its labels are `out.labels[range]`. Each value rewritten is
+/// kept as written in `out.raw_values`, since a series is known by its text as written.
+pub(super) fn normalize_sample<'a>(
+    kind: Option<MetricType>,
+    out: &mut super::Parsed<'a>,
+    range: std::ops::Range<usize>,
+) {
+    let start = range.start;
+    for (i, value) in normalize_float_labels(kind, &mut out.labels[range]) {
+        out.raw_values.push(((start + i) as u32, value));
+    }
+}
+
 /// Rewrites the `le` (histogram) or `quantile` (summary) values in `labels` for a sample
-/// read under a `# TYPE` line of type `kind`.
-pub(super) fn normalize_float_labels(kind: Option<MetricType>, labels: &mut [super::Label<'_>]) {
+/// read under a `# TYPE` line of type `kind`; gives back each value rewritten, as written,
+/// with its index in `labels`.
+fn normalize_float_labels<'a>(
+    kind: Option<MetricType>,
+    labels: &mut [super::Label<'a>],
+) -> Vec<(usize, Cow<'a, str>)> {
+    let mut written = Vec::new();
     let name = match kind {
         Some(MetricType::Histogram) => "le",
         Some(MetricType::Summary) => "quantile",
-        _ => return,
+        _ => return written,
     };
-    for (label, value) in labels.iter_mut() {
+    for (i, (label, value)) in labels.iter_mut().enumerate() {
         if label.as_ref() != name {
             continue;
         }
         if let Ok(f) = parse_float(value.as_bytes()) {
             let normal = format_openmetrics_float(f);
             if normal != value.as_ref() {
-                *value = Cow::Owned(normal);
+                written.push((i, std::mem::replace(value, Cow::Owned(normal))));
             }
         }
     }
+    written
 }
 
 /// Prometheus's `labels.FormatOpenMetricsFloat`: `1.0`, `0.0`, `-1.0`, `NaN`, `+Inf`,
@@ -150,7 +170,7 @@ mod tests {
             .iter()
             .map(|(n, v)| (Cow::Borrowed(*n), Cow::Borrowed(*v)))
             .collect();
-        normalize_float_labels(kind, &mut labels);
+        let _ = normalize_float_labels(kind, &mut labels);
         labels
             .into_iter()
             .map(|(n, v)| format!("{n}={v}"))

@@ -73,7 +73,7 @@ pub(super) fn parse<'a>(body: &'a [u8], options: &ParseOptions, out: &mut Parsed
                     (last_type, out.samples.last())
                 {
                     let range = s.labels.start as usize..s.labels.end as usize;
-                    normalize::normalize_float_labels(last_type, &mut out.labels[range]);
+                    normalize::normalize_sample(last_type, out, range);
                 }
             }
         }

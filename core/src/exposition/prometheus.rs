@@ -155,7 +155,7 @@ fn normalize_last_sample(out: &mut Parsed<'_>, last_type: Option<MetricType>) {
         (last_type, out.samples.last())
     {
         let range = s.labels.start as usize..s.labels.end as usize;
-        normalize::normalize_float_labels(Some(kind), &mut out.labels[range]);
+        normalize::normalize_sample(Some(kind), out, range);
     }
 }
 

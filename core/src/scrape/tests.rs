@@ -375,10 +375,11 @@ fn sample_limit_fails_the_scrape_after_relabeling_counts() {
     // The parse stops at the first sample over the limit (c); series_added counts the new
     // series before the limit.
     assert_eq!(report_values(&out), vec![0.0, 0.25, 3.0, 3.0, 1.0]);
-    // The failed scrape's new series texts are not kept.
-    assert_eq!(cache.raw.len(), 1);
+    // The failed scrape's few new series texts stay cached, as in Prometheus: the next
+    // scrape does not count b as added again.
     let (r, _) = process(&s, &mut cache, Timestamp(3000), MS, &body("a 1\nb 1\n"));
     assert!(r.up);
+    assert_eq!(r.series_added, 0);
 }
 
 #[test]
@@ -1053,12 +1054,31 @@ fn sample_limit_stops_a_relabeled_scrape_at_the_limit() {
     let mut cache = SeriesCache::default();
     let (r, _) = process(&s, &mut cache, Timestamp(0), MS, &body(&text));
     assert_eq!(r.error, Some(ScrapeError::SampleLimit));
-    // Stopped at the third sample; nothing of the failed scrape stays cached.
+    // Stopped at the third sample.
     assert_eq!(
         (r.samples_scraped, r.samples_post_metric_relabeling),
         (3, 3)
     );
-    assert_eq!((cache.raw.len(), cache.series.len()), (0, 0));
+}
+
+#[test]
+fn a_failed_scrape_that_floods_the_cache_gives_its_memory_back() {
+    let mut s = spec();
+    let mut cache = SeriesCache::default();
+    let (r, _) = process(&s, &mut cache, Timestamp(0), MS, &body("a 1\nb 1\n"));
+    assert!(r.up);
+    s.limits.sample_limit = 5000;
+    let flood: String = (0..6000).map(|i| format!("m{i} 1\n")).collect();
+    let (r, _) = process(&s, &mut cache, Timestamp(1000), MS, &body(&flood));
+    assert_eq!(r.error, Some(ScrapeError::SampleLimit));
+    // Thousands of new series texts from a failed scrape: dropped, the cache is as before.
+    assert_eq!(cache.raw.len(), 2);
+    // A few are kept.
+    let few: String = (0..6).map(|i| format!("n{i} 1\n")).collect();
+    s.limits.sample_limit = 4;
+    let (r, _) = process(&s, &mut cache, Timestamp(2000), MS, &body(&few));
+    assert_eq!(r.error, Some(ScrapeError::SampleLimit));
+    assert!(cache.raw.len() > 2, "{}", cache.raw.len());
 }
 
 #[test]
@@ -1163,4 +1183,34 @@ fn dropped_samples_are_listed_by_reason() {
         &body("a 1\n"),
     );
     assert!(clean.dropped().is_empty());
+}
+
+#[test]
+fn a_series_is_known_by_its_text_as_written_as_in_prometheus_s_scrape_cache() {
+    let mut cache = SeriesCache::default();
+    let typed = "# TYPE s summary\ns{quantile=\"0\"} 1\n";
+    let (_, out) = process(&spec(), &mut cache, Timestamp(1000), MS, &body(typed));
+    assert_eq!(
+        scraped(&out),
+        vec![r#"{__name__="s", instance="h:9100", job="node", quantile="0.0"} 1@1000"#]
+    );
+    // Without the TYPE line the same text is the same series, with its labels as first read.
+    let untyped = "s{quantile=\"0\"} 2\n";
+    let (_, out) = process(&spec(), &mut cache, Timestamp(2000), MS, &body(untyped));
+    assert_eq!(
+        scraped(&out),
+        vec![r#"{__name__="s", instance="h:9100", job="node", quantile="0.0"} 2@2000"#]
+    );
+    // A target that never saw it typed keeps the value as written.
+    let (_, out) = process(
+        &spec(),
+        &mut SeriesCache::default(),
+        Timestamp(3000),
+        MS,
+        &body(untyped),
+    );
+    assert_eq!(
+        scraped(&out),
+        vec![r#"{__name__="s", instance="h:9100", job="node", quantile="0"} 2@3000"#]
+    );
 }
