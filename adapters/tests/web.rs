@@ -871,9 +871,14 @@ async fn echoing_exporter() -> SocketAddr {
                         } else {
                             format!("denied {decoded}\n")
                         };
-                        Ok::<_, std::convert::Infallible>(hyper::Response::new(
-                            http_body_util::Full::new(Bytes::from(body)),
-                        ))
+                        // A text body, said so: Prometheus 3 refuses a body without a type.
+                        let mut response =
+                            hyper::Response::new(http_body_util::Full::new(Bytes::from(body)));
+                        response.headers_mut().insert(
+                            hyper::header::CONTENT_TYPE,
+                            hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
+                        );
+                        Ok::<_, std::convert::Infallible>(response)
                     },
                 );
                 let _ = hyper::server::conn::http1::Builder::new()
