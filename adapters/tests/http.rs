@@ -252,6 +252,45 @@ async fn every_member_of_a_multi_member_gzip_body_is_read() {
 }
 
 #[tokio::test]
+async fn a_response_head_past_the_read_buffer_is_read_up_to_gos_limit() {
+    // 1 MiB in one header and 2,000 header lines: Go (so Prometheus) reads heads up to
+    // 10 MiB. The first request overflows the 16 KiB read buffer and is asked again on a
+    // connection that reads large heads; that one is kept, so the second scrape is one
+    // request.
+    let mut reply = Reply::ok("up 1\n");
+    reply.headers.push(("x-large", "v".repeat(1 << 20)));
+    reply
+        .headers
+        .extend((0..2000).map(|i| ("x-line", format!("{i}"))));
+    let server = serve(reply, None).await;
+    let fetcher = HttpFetcher::new();
+    let s = spec(server.url("http", "/metrics"));
+    for _ in 0..2 {
+        let (b, ct) = body(fetcher.fetch(&s).await);
+        assert_eq!(b, b"up 1\n");
+        assert_eq!(
+            ct.as_deref(),
+            Some("text/plain; version=0.0.4; charset=utf-8")
+        );
+    }
+    assert_eq!(server.seen.lock().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn a_response_head_past_gos_limit_fails_in_gos_words() {
+    let mut reply = Reply::ok("up 1\n");
+    reply.headers.push(("x-large", "v".repeat(11 << 20)));
+    let server = serve(reply, None).await;
+    let url = server.url("http", "/metrics");
+    assert_eq!(
+        error(HttpFetcher::new().fetch(&spec(url.clone())).await),
+        format!(
+            "Get \"{url}\": net/http: server response headers exceeded 10485760 bytes; aborted"
+        )
+    );
+}
+
+#[tokio::test]
 async fn compression_disabled_asks_for_identity() {
     let server = serve(Reply::ok("x 1\n"), None).await;
     let mut s = spec(server.url("http", "/metrics"));

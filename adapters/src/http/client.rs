@@ -52,7 +52,18 @@ impl Connector for TcpConnector {
 /// A connection's read buffer. hyper's adaptive buffer grows to the size of the bodies it
 /// reads and keeps that while the connection idles between scrapes: about 64 KiB for each
 /// node_exporter target. A fixed 16 KiB costs a few more reads per body and caps it.
+/// A response head (status line and headers) longer than that fails to parse on such a
+/// connection; the request is then sent again on a [`Client::large_heads`] connection.
 const READ_BUF_BYTES: usize = 16 * 1024;
+
+/// The longest response head a [`Client::large_heads`] connection reads: Go's default
+/// `MaxResponseHeaderBytes` (Prometheus does not change it).
+pub(crate) const HEAD_BYTES_MAX: usize = 10 << 20;
+
+/// The most header lines a [`Client::large_heads`] connection reads. Go has no such limit;
+/// hyper needs one (it reserves room for that many per response while parsing, 64 bytes
+/// each: 4 MiB, for the time of the parse).
+pub(crate) const HEAD_LINES_MAX: usize = 64 * 1024;
 
 /// Largest answer of a proxy to `CONNECT` (its status line and headers).
 const CONNECT_RESPONSE_BYTES_MAX: usize = 16 * 1024;
@@ -64,6 +75,9 @@ pub(crate) struct Client<C> {
     connector: C,
     tls: Option<Tls>,
     proxy: Option<Arc<Proxy>>,
+    /// HTTP/1.1 connections read heads up to [`HEAD_BYTES_MAX`] and [`HEAD_LINES_MAX`]
+    /// with a buffer that grows, instead of the fixed [`READ_BUF_BYTES`].
+    large_heads: bool,
 }
 
 /// TLS settings ready to use.
@@ -272,7 +286,17 @@ impl<C: Connector> Client<C> {
             connector,
             tls,
             proxy,
+            large_heads: false,
         })
+    }
+
+    /// The same client, its HTTP/1.1 connections reading response heads up to Go's limit
+    /// ([`HEAD_BYTES_MAX`]) rather than [`READ_BUF_BYTES`]: for a server whose head did not
+    /// fit. Their read buffer grows with what they read and stays grown while kept alive,
+    /// which is why it is not the default.
+    pub(crate) fn large_heads(mut self) -> Self {
+        self.large_heads = true;
+        self
     }
 
     /// Whether connections are TLS.
@@ -345,7 +369,7 @@ impl<C: Connector> Client<C> {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         match &self.tls {
-            None => handshake(io, false, via_proxy).await,
+            None => handshake(io, false, self.large_heads, via_proxy).await,
             Some(tls) => {
                 let name = tls.server_name.clone().unwrap_or_else(|| {
                     host.trim_start_matches('[')
@@ -359,7 +383,7 @@ impl<C: Connector> Client<C> {
                     .await
                     .map_err(|e| ConnectError::Tls(plain_tls_error(e, &tls.trust)))?;
                 let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                handshake(stream, h2, via_proxy).await
+                handshake(stream, h2, self.large_heads, via_proxy).await
             }
         }
     }
@@ -431,10 +455,11 @@ where
 }
 
 /// Runs hyper's HTTP/1.1 (or, with `h2`, HTTP/2) handshake over `io` and spawns the
-/// connection's task.
+/// connection's task; with `large_heads`, HTTP/1.1 reads heads up to Go's limit.
 async fn handshake<IO, B>(
     io: IO,
     h2: bool,
+    large_heads: bool,
     via_proxy: Option<Option<HeaderValue>>,
 ) -> Result<Connection<B>, ConnectError>
 where
@@ -457,8 +482,17 @@ where
             via_proxy,
         });
     }
-    let (sender, conn) = hyper::client::conn::http1::Builder::new()
-        .read_buf_exact_size(Some(READ_BUF_BYTES))
+    let mut builder = hyper::client::conn::http1::Builder::new();
+    if large_heads {
+        // The buffer must hold the whole head, and then some of the body it reads along.
+        builder
+            .max_buf_size(HEAD_BYTES_MAX + READ_BUF_BYTES)
+            .max_header_size(HEAD_BYTES_MAX)
+            .max_headers(HEAD_LINES_MAX);
+    } else {
+        builder.read_buf_exact_size(Some(READ_BUF_BYTES));
+    }
+    let (sender, conn) = builder
         .handshake(TokioIo::new(io))
         .await
         .map_err(ConnectError::Handshake)?;

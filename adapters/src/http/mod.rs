@@ -22,7 +22,7 @@
 //! broken connection never fails the next scrape. The simulation's fetcher
 //! (`with_connector`) does not pool.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -70,6 +70,9 @@ struct Idle {
 #[derive(Default)]
 struct Pool {
     idle: Mutex<HashMap<String, Idle>>,
+    /// Keys whose server sent a response head too long for the small read buffer: their
+    /// fresh connections are [`Client::large_heads`] ones from then on.
+    large_heads: Mutex<HashSet<String>>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -83,6 +86,20 @@ impl Pool {
     fn take(&self, url: &str) -> Option<Idle> {
         let idle = self.idle.lock().ok()?.remove(url)?;
         (idle.since.elapsed() < IDLE_CONNECTION_TIMEOUT).then_some(idle)
+    }
+
+    fn needs_large_heads(&self, key: &str) -> bool {
+        self.large_heads.lock().is_ok_and(|set| set.contains(key))
+    }
+
+    fn remember_large_heads(&self, key: &str) {
+        if let Ok(mut set) = self.large_heads.lock() {
+            // Bounded like the idle connections; forgetting costs one more request.
+            if set.len() >= IDLE_CONNECTIONS_MAX {
+                set.clear();
+            }
+            set.insert(key.to_string());
+        }
     }
 
     fn put(&self, url: &str, idle: Idle) {
@@ -474,7 +491,9 @@ async fn drain_and_keep(
 }
 
 /// One request of a scrape: on the kept connection of `key` if there is one and it works
-/// (else, GET being idempotent, once more on a fresh one), or on a fresh connection.
+/// (else, GET being idempotent, once more on a fresh one), or on a fresh connection. A
+/// response head too long for the small read buffer is asked for once more, on a
+/// connection that reads heads up to Go's limit; the pool remembers that `key` needs one.
 #[allow(clippy::too_many_arguments)]
 async fn exchange<C: Connector>(
     connector: &C,
@@ -488,24 +507,79 @@ async fn exchange<C: Connector>(
     port: u16,
     extra: &Extra<'_>,
 ) -> Result<(hyper::Response<hyper::body::Incoming>, Connection), ScrapeError> {
+    let mut large = pool.is_some_and(|p| p.needs_large_heads(key));
     if let Some(Idle { mut conn, .. }) = pool.and_then(|p| p.take(key)) {
         // A closed connection fails `ready`; then (or when the request fails before any
         // response) the request goes on below on a fresh connection.
         if conn.sender.ready().await.is_ok() {
             let req = build_request(spec, uri, &conn, extra)?;
-            if let Ok(resp) = conn.sender.send_request(req).await {
-                return Ok((resp, conn));
+            match conn.sender.send_request(req).await {
+                Ok(resp) => return Ok((resp, conn)),
+                Err(e) if head_too_large(&e) => large = true,
+                Err(_) => {}
             }
         }
     }
+    let fresh = |large| fresh_exchange(connector, spec, uri, url, https, host, port, extra, large);
+    let sent = match fresh(large).await? {
+        Err((e, _)) if head_too_large(&e) && !large => {
+            if let Some(pool) = pool {
+                pool.remember_large_heads(key);
+            }
+            large = true;
+            fresh(large).await?
+        }
+        sent => sent,
+    };
+    sent.map_err(|(e, large)| ScrapeError::Request {
+        url: url.to_string(),
+        reason: if large && head_too_large(&e) {
+            // Go's words, for the limit Prometheus has.
+            format!(
+                "net/http: server response headers exceeded {} bytes; aborted",
+                client::HEAD_BYTES_MAX
+            )
+        } else {
+            e.to_string()
+        },
+    })
+}
+
+/// Whether hyper gave up on a response head: longer than its read buffer or limit, or more
+/// header lines than it has room for.
+fn head_too_large(e: &hyper::Error) -> bool {
+    e.is_parse_too_large()
+}
+
+/// Sends the request on a new connection (a [`Client::large_heads`] one with `large`).
+/// `Err`: the connection could not be made; `Ok(Err)`: the request failed, with whether the
+/// connection read large heads.
+#[allow(clippy::too_many_arguments)]
+async fn fresh_exchange<C: Connector>(
+    connector: &C,
+    spec: &ScrapeSpec,
+    uri: &Uri,
+    url: &str,
+    https: bool,
+    host: &str,
+    port: u16,
+    extra: &Extra<'_>,
+    large: bool,
+) -> Result<
+    Result<(hyper::Response<hyper::body::Incoming>, Connection), (hyper::Error, bool)>,
+    ScrapeError,
+> {
     // Configuration errors (unreadable CA or key files) are reported before any dialing.
-    let client = Client::with_options(
+    let mut client = Client::with_options(
         connector.clone(),
         https.then_some(&spec.tls_config),
         spec.http_client.enable_http2,
         &spec.http_client.proxy,
     )
     .map_err(invalid)?;
+    if large {
+        client = client.large_heads();
+    }
     let mut conn: Connection = client.connect(host, port).await.map_err(|e| match e {
         ConnectError::Dial(e) => ScrapeError::Connect {
             url: url.to_string(),
@@ -529,15 +603,10 @@ async fn exchange<C: Connector>(
         },
     })?;
     let req = build_request(spec, uri, &conn, extra)?;
-    let resp = conn
-        .sender
-        .send_request(req)
-        .await
-        .map_err(|e| ScrapeError::Request {
-            url: url.to_string(),
-            reason: e.to_string(),
-        })?;
-    Ok((resp, conn))
+    Ok(match conn.sender.send_request(req).await {
+        Ok(resp) => Ok((resp, conn)),
+        Err(e) => Err((e, large)),
+    })
 }
 
 /// Reads a response under the body limit; a connection read to the end goes back to `pool`
