@@ -217,7 +217,9 @@ impl<F: Fetcher, D: Discoverer, S: Sink, K: Clock> Driver<F, D, S, K> {
                     tokio::spawn(async move {
                         let started_at = clock.now();
                         let t0 = tokio::time::Instant::now();
-                        let outcome = fetcher.fetch(&task.spec).await;
+                        // Boxed: the fetch's state (connection, TLS, hyper) is kilobytes, and
+                        // tokio moves a task's future by value as it spawns and finishes it.
+                        let outcome = Box::pin(fetcher.fetch(&task.spec)).await;
                         let duration = t0.elapsed();
                         // The pure, CPU-bound part runs here, on a runtime worker, not on the loop.
                         let completed = SCRATCH.with(|scratch| {

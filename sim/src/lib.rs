@@ -270,7 +270,7 @@ async fn scraper_main(world: Arc<World>, name: String) -> Result<(), Box<dyn std
         },
     };
     let ports = Ports {
-        fetcher: HttpFetcher::with_connector(TurmoilConnector),
+        fetcher: HttpFetcher::with_connector(TurmoilConnector).keep_alive(),
         discoverer: NoDiscovery,
         sink,
         clock: SimClock,
