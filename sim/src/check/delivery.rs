@@ -2,8 +2,9 @@
 //! acknowledged or counted as not delivered — each counted once.
 //!
 //! The trace is read per *life* of a scraper process (from its `Started` to its final
-//! `Counters`, or to its crash: a crashed scraper's queue dies with it, which is what a
-//! crash means, so its counters are never judged).
+//! `Counters`, or to its crash, or to a restart that finds it still draining: a crashed
+//! scraper's queue dies with it, which is what a crash means, so its counters are never
+//! judged).
 //!
 //! Soundness: every record the Kafka model acknowledged was scraped by its sender (an `up 1`
 //! record needs a 200 from the exporter; a scrape cut off by a partition writes `up 0`
@@ -51,7 +52,8 @@ pub fn check(run: &Run<'_>, summary: &mut Summary) -> Vec<Violation> {
         .log
         .iter()
         .filter_map(|(at, f)| match f {
-            Fault::Crash(h) => Some((*at, h.as_str())),
+            // A restart of a member still draining from its leave kills that life too.
+            Fault::Crash(h) | Fault::Restart(h) => Some((*at, h.as_str())),
             _ => None,
         })
         .peekable();
@@ -370,6 +372,52 @@ mod tests {
                 .any(|v| v.detail.contains("1 deliveries unsettled")),
             "{v:?}"
         );
+    }
+
+    #[test]
+    fn a_draining_life_restarted_is_judged_up_to_the_restart() {
+        let cfg = config();
+        let mut faults = State::default();
+        faults.record(at(20.0), &Fault::Leave("s0".into()));
+        faults.record(at(25.0), &Fault::Restart("s0".into()));
+        // The draining life's last request reaches the exporter at the instant of the
+        // restart, before the new life starts: it belongs to no life.
+        let trace = vec![
+            (
+                at(0.0),
+                Seen::Started {
+                    scraper: "s0".into(),
+                },
+            ),
+            scrape(10.0, 1, "s0", true),
+            emitted(10.1, 1, 9),
+            scrape(25.0, 1, "s0", true),
+            (
+                at(25.0),
+                Seen::Started {
+                    scraper: "s0".into(),
+                },
+            ),
+        ];
+        let run = Run {
+            config: &cfg,
+            faults: &faults,
+            trace: &trace,
+            end_ms: at(600.0),
+            owned: &[],
+            live_members: &[],
+        };
+        assert_eq!(check(&run, &mut Summary::default()), vec![]);
+        // The same answer after the new life started is that life's to deliver.
+        let mut late = trace.clone();
+        late.swap(3, 4);
+        let run = Run {
+            trace: &late,
+            ..run
+        };
+        let v = check(&run, &mut Summary::default());
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].detail.contains("no record of it reached the sink"), "{v:?}");
     }
 
     #[test]
