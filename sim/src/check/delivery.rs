@@ -417,7 +417,10 @@ mod tests {
         };
         let v = check(&run, &mut Summary::default());
         assert_eq!(v.len(), 1, "{v:?}");
-        assert!(v[0].detail.contains("no record of it reached the sink"), "{v:?}");
+        assert!(
+            v[0].detail.contains("no record of it reached the sink"),
+            "{v:?}"
+        );
     }
 
     #[test]
