@@ -263,7 +263,7 @@ mod tests {
     }
 
     #[test]
-    fn a_billion_laughs_and_a_deep_nest_are_refused_quickly() {
+    fn a_billion_laughs_and_a_deep_nest_are_refused_by_the_budget_and_the_depth_limit() {
         let mut laughs = String::from("a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
         let mut prev = 'a';
         for n in "bcdefghi".chars() {
@@ -271,12 +271,12 @@ mod tests {
             laughs.push_str(&format!("{n}: &{n} [{refs}]\n"));
             prev = n;
         }
-        let started = std::time::Instant::now();
+        // The budget bounds the work (no clock in the core's tests: how fast is a benchmark's
+        // question); the refusals are what must hold.
         let (_, message) = parse(&laughs).map(|_| ()).unwrap_err();
         assert!(message.contains("budget breached"), "{message}");
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
         let (_, message) = parse(&deep).map(|_| ()).unwrap_err();
         assert!(message.contains("recursion limit"), "{message}");
-        assert!(started.elapsed() < std::time::Duration::from_secs(20));
     }
 }
