@@ -515,14 +515,14 @@ async fn exchange<C: Connector>(
             let req = build_request(spec, uri, &conn, extra)?;
             match conn.sender.send_request(req).await {
                 Ok(resp) => return Ok((resp, conn)),
-                Err(e) if head_too_large(&e) => large = true,
+                Err(e) if e.is_parse_too_large() => large = true,
                 Err(_) => {}
             }
         }
     }
     let fresh = |large| fresh_exchange(connector, spec, uri, url, https, host, port, extra, large);
     let sent = match fresh(large).await? {
-        Err((e, _)) if head_too_large(&e) && !large => {
+        Err(e) if e.is_parse_too_large() && !large => {
             if let Some(pool) = pool {
                 pool.remember_large_heads(key);
             }
@@ -531,9 +531,9 @@ async fn exchange<C: Connector>(
         }
         sent => sent,
     };
-    sent.map_err(|(e, large)| ScrapeError::Request {
+    sent.map_err(|e| ScrapeError::Request {
         url: url.to_string(),
-        reason: if large && head_too_large(&e) {
+        reason: if large && e.is_parse_too_large() {
             // Go's words, for the limit Prometheus has.
             format!(
                 "net/http: server response headers exceeded {} bytes; aborted",
@@ -545,15 +545,9 @@ async fn exchange<C: Connector>(
     })
 }
 
-/// Whether hyper gave up on a response head: longer than its read buffer or limit, or more
-/// header lines than it has room for.
-fn head_too_large(e: &hyper::Error) -> bool {
-    e.is_parse_too_large()
-}
-
 /// Sends the request on a new connection (a [`Client::large_heads`] one with `large`).
-/// `Err`: the connection could not be made; `Ok(Err)`: the request failed, with whether the
-/// connection read large heads.
+/// `Err`: the connection could not be made; `Ok(Err)`: the request failed (hyper's
+/// `is_parse_too_large` when the head did not fit).
 #[allow(clippy::too_many_arguments)]
 async fn fresh_exchange<C: Connector>(
     connector: &C,
@@ -565,10 +559,8 @@ async fn fresh_exchange<C: Connector>(
     port: u16,
     extra: &Extra<'_>,
     large: bool,
-) -> Result<
-    Result<(hyper::Response<hyper::body::Incoming>, Connection), (hyper::Error, bool)>,
-    ScrapeError,
-> {
+) -> Result<Result<(hyper::Response<hyper::body::Incoming>, Connection), hyper::Error>, ScrapeError>
+{
     // Configuration errors (unreadable CA or key files) are reported before any dialing.
     let mut client = Client::with_options(
         connector.clone(),
@@ -603,10 +595,7 @@ async fn fresh_exchange<C: Connector>(
         },
     })?;
     let req = build_request(spec, uri, &conn, extra)?;
-    Ok(match conn.sender.send_request(req).await {
-        Ok(resp) => Ok((resp, conn)),
-        Err(e) => Err((e, large)),
-    })
+    Ok(conn.sender.send_request(req).await.map(|resp| (resp, conn)))
 }
 
 /// Reads a response under the body limit; a connection read to the end goes back to `pool`
