@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use crate::config::{format_duration, parse_duration, ConfigFiles, GlobalConfig};
+use crate::config::{format_duration, parse_duration, ConfigFiles, GlobalConfig, TOP_LEVEL_KEYS};
 
 /// Global settings folded as they are into each job that lacks them (or, for a limit, sets
 /// it to 0, which Prometheus reads as unset too).
@@ -31,21 +31,6 @@ const INHERITED_GLOBALS: &[&str] = &[
     "convert_classic_histograms_to_nhcb",
     "always_scrape_classic_histograms",
     "metric_name_validation_scheme",
-];
-
-/// The top-level keys of a Prometheus configuration (see `config::job`).
-const TOP_LEVEL_KEYS: &[&str] = &[
-    "global",
-    "runtime",
-    "alerting",
-    "rule_files",
-    "scrape_config_files",
-    "scrape_configs",
-    "storage",
-    "tracing",
-    "remote_write",
-    "remote_read",
-    "otlp",
 ];
 
 /// Splits a jobs document into `(job_name, one job's YAML)`: a single `scrape_config` is kept

@@ -30,7 +30,7 @@ pub(super) const UNSUPPORTED_FIELDS: &[&str] = &[];
 
 /// The top-level keys of a Prometheus 3.16 configuration: a document with any of them is a
 /// whole configuration (its jobs under `scrape_configs:`), not one job.
-const TOP_LEVEL_KEYS: &[&str] = &[
+pub(crate) const TOP_LEVEL_KEYS: &[&str] = &[
     "global",
     "runtime",
     "alerting",

@@ -46,6 +46,7 @@ use std::fmt;
 mod discovery;
 mod http_client;
 mod job;
+pub(crate) use job::TOP_LEVEL_KEYS;
 mod types;
 mod units;
 mod walk;
