@@ -93,6 +93,7 @@ fn records() -> (Vec<Vec<Record>>, u64) {
         Event::MembersChanged(MembersSnapshot {
             version: 1,
             members: vec![member("bench-0")],
+            ..Default::default()
         }),
     );
     node.handle(
@@ -100,6 +101,7 @@ fn records() -> (Vec<Vec<Record>>, u64) {
         Event::JobsChanged(JobsSnapshot {
             version: 1,
             jobs: vec![("node".into(), yaml)],
+            ..Default::default()
         }),
     );
     let mut tasks = Vec::new();
@@ -125,8 +127,7 @@ fn records() -> (Vec<Vec<Record>>, u64) {
     let out = tasks
         .into_iter()
         .map(|t| {
-            let started = Timestamp(1_700_000_000_000);
-            let done = t.complete(&mut scratch, started, Duration::from_millis(3), &fetch);
+            let done = t.complete(&mut scratch, Duration::from_millis(3), &fetch);
             samples += done.records.iter().map(|r| r.samples as u64).sum::<u64>();
             done.records
         })

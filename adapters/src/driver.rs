@@ -211,11 +211,11 @@ impl<F: Fetcher, D: Discoverer, S: Sink, K: Clock> Driver<F, D, S, K> {
                 Command::StopDiscovery { provider } => self.stop_discovery(&provider),
                 Command::Scrape(task) => {
                     let fetcher = self.fetcher.clone();
-                    let clock = self.clock.clone();
                     let events = self.events_tx.clone();
                     let sink = self.sink.clone();
                     tokio::spawn(async move {
-                        let started_at = clock.now();
+                        // The samples carry the timestamp the node chose (`task.sample_at`:
+                        // the slot and its handoff shift), not this task's start.
                         let t0 = tokio::time::Instant::now();
                         // Boxed: the fetch's state (connection, TLS, hyper) is kilobytes, and
                         // tokio moves a task's future by value as it spawns and finishes it.
@@ -223,7 +223,7 @@ impl<F: Fetcher, D: Discoverer, S: Sink, K: Clock> Driver<F, D, S, K> {
                         let duration = t0.elapsed();
                         // The pure, CPU-bound part runs here, on a runtime worker, not on the loop.
                         let completed = SCRATCH.with(|scratch| {
-                            task.complete(&mut scratch.borrow_mut(), started_at, duration, &outcome)
+                            task.complete(&mut scratch.borrow_mut(), duration, &outcome)
                         });
                         if let Event::ScrapeFinished(f) = &completed.event {
                             log_dropped(&f.task.spec.url, &f.report);

@@ -239,7 +239,8 @@ async fn open_client(
     Ok(client)
 }
 
-/// Reads every child of `parent` with its data and `mzxid`, and the parent's `pzxid`;
+/// Reads every child of `parent` with its data, `mzxid` and the server's `ctime`/`mtime`
+/// (ms since the epoch), and the parent's `pzxid`;
 /// children deleted between the listing and their read are left out (the deletion raised
 /// `pzxid` and its notification causes another read).
 async fn read_tree(
@@ -272,6 +273,8 @@ async fn read_tree(
                 name,
                 data,
                 mzxid: stat.mzxid,
+                ctime: Timestamp(stat.ctime),
+                mtime: Timestamp(stat.mtime),
             }),
             Err(zk::Error::NoNode) => {}
             Err(source) => {

@@ -265,6 +265,7 @@ async fn pool(jobs: Vec<(String, String)>) -> (Member, Member) {
             .send(Event::MembersChanged(MembersSnapshot {
                 version: 1,
                 members: members.clone(),
+                ..Default::default()
             }))
             .await
             .unwrap();
@@ -272,6 +273,7 @@ async fn pool(jobs: Vec<(String, String)>) -> (Member, Member) {
             .send(Event::JobsChanged(JobsSnapshot {
                 version: 1,
                 jobs: jobs.clone(),
+                ..Default::default()
             }))
             .await
             .unwrap();
@@ -462,6 +464,7 @@ async fn health_answers_while_the_loop_runs_and_ready_waits_for_registration_and
         .send(Event::MembersChanged(MembersSnapshot {
             version: 1,
             members: vec![record("lonely", m.addr)],
+            ..Default::default()
         }))
         .await
         .unwrap();
@@ -471,6 +474,7 @@ async fn health_answers_while_the_loop_runs_and_ready_waits_for_registration_and
         .send(Event::JobsChanged(JobsSnapshot {
             version: 1,
             jobs: vec![],
+            ..Default::default()
         }))
         .await
         .unwrap();
@@ -915,6 +919,7 @@ async fn secrets_read_from_files_are_filtered_like_inline_ones() {
         .send(Event::MembersChanged(MembersSnapshot {
             version: 1,
             members: vec![me],
+            ..Default::default()
         }))
         .await
         .unwrap();
@@ -922,6 +927,7 @@ async fn secrets_read_from_files_are_filtered_like_inline_ones() {
         .send(Event::JobsChanged(JobsSnapshot {
             version: 1,
             jobs: vec![("filed".into(), job)],
+            ..Default::default()
         }))
         .await
         .unwrap();
@@ -1200,6 +1206,7 @@ async fn a_member_joining_shows_as_handoff_and_rebalance() {
             .send(Event::MembersChanged(MembersSnapshot {
                 version: 2,
                 members: members.clone(),
+                ..Default::default()
             }))
             .await
             .unwrap();
@@ -1330,6 +1337,7 @@ async fn dropped_samples_are_counted_by_reason_on_metrics_and_on_the_target_row(
         .send(Event::MembersChanged(MembersSnapshot {
             version: 1,
             members: vec![record("solo", addr)],
+            ..Default::default()
         }))
         .await
         .unwrap();
@@ -1337,6 +1345,7 @@ async fn dropped_samples_are_counted_by_reason_on_metrics_and_on_the_target_row(
         .send(Event::JobsChanged(JobsSnapshot {
             version: 1,
             jobs: vec![("d".into(), static_job("d", &["127.0.0.1:19140"]))],
+            ..Default::default()
         }))
         .await
         .unwrap();

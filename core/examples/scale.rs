@@ -108,6 +108,7 @@ fn members(version: i64, n: usize) -> Event {
     Event::MembersChanged(MembersSnapshot {
         version,
         members: (0..n).map(|i| member(&format!("scraper-{i}"))).collect(),
+        ..Default::default()
     })
 }
 
@@ -141,6 +142,7 @@ fn node_with_id(targets_yaml: &str, n_members: usize, id: &str) -> (Node, usize,
         Event::JobsChanged(JobsSnapshot {
             version: 1,
             jobs: vec![("scale".into(), targets_yaml.to_string())],
+            ..Default::default()
         }),
     );
     let tasks = drain(&mut node, Timestamp(2));
@@ -298,7 +300,7 @@ fn memory_per_target() {
                 body: body.as_bytes().to_vec(),
                 content_type: Some("text/plain; version=0.0.4".into()),
             };
-            let completed = t.complete(&mut scratch, now, Duration::from_millis(1), &fetch);
+            let completed = t.complete(&mut scratch, Duration::from_millis(1), &fetch);
             node.handle(now, completed.event);
             scraped += 1;
             tasks.extend(drain(&mut node, now));

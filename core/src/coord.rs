@@ -22,6 +22,10 @@
 //! are global to the ensemble and only grow, so every change to the tree (join, leave, record
 //! update) raises the version — `cversion` or `pzxid` alone would miss record updates
 //! (draining) — and versions rise across sessions too.
+//!
+//! Snapshots also carry the server's times of the changes they reflect (each child's
+//! `ctime`/`mtime`): the node computes handoff slots from them (ARCHITECTURE.md,
+//! "Membership and handoff").
 
 use std::fmt;
 use std::time::Duration;
@@ -91,7 +95,7 @@ pub enum MemberRequest {
     Deregister,
 }
 
-/// One child of a tree as read: its name, data and `mzxid`.
+/// One child of a tree as read: its name, data, `mzxid` and the server's times.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Child {
     /// The znode's name (not its path).
@@ -100,6 +104,17 @@ pub struct Child {
     pub data: Vec<u8>,
     /// The zxid of its last data change.
     pub mzxid: i64,
+    /// The server's time of its creation (`Stat.ctime`, ms since the epoch).
+    pub ctime: Timestamp,
+    /// The server's time of its last data change (`Stat.mtime`; its creation if none).
+    pub mtime: Timestamp,
+}
+
+impl Child {
+    /// The time of the latest change to the znode: the later of `ctime` and `mtime`.
+    pub fn changed_at(&self) -> Timestamp {
+        self.ctime.max(self.mtime)
+    }
 }
 
 /// A tree as read: the parent's `pzxid` and every child still there when its data was read.
@@ -996,9 +1011,14 @@ impl Coordination {
 /// The members snapshot of a read: valid records whose id is their znode's name.
 fn members_snapshot(version: i64, children: Vec<Child>, out: &mut Vec<Output>) -> MembersSnapshot {
     let mut members = Vec::with_capacity(children.len());
+    let mut changed = std::collections::BTreeMap::new();
+    let changed_at = latest_change(&children);
     for child in children {
         match serde_json::from_slice::<MemberRecord>(&child.data) {
-            Ok(record) if record.id == child.name => members.push(record),
+            Ok(record) if record.id == child.name => {
+                changed.insert(record.id.clone(), child.changed_at());
+                members.push(record)
+            }
             Ok(record) => out.push(Output::Note(Note::MemberSkipped {
                 reason: format!("its id {:?} differs from its znode name", record.id),
                 name: child.name,
@@ -1010,13 +1030,28 @@ fn members_snapshot(version: i64, children: Vec<Child>, out: &mut Vec<Output>) -
         }
     }
     members.sort_by(|a, b| a.id.cmp(&b.id));
-    MembersSnapshot { version, members }
+    MembersSnapshot {
+        version,
+        changed_at,
+        members,
+        changed,
+    }
+}
+
+/// The latest `ctime`/`mtime` among `children` (the epoch when there are none).
+fn latest_change(children: &[Child]) -> Timestamp {
+    children
+        .iter()
+        .map(Child::changed_at)
+        .max()
+        .unwrap_or_default()
 }
 
 /// The jobs snapshot of a read, sorted by name. A job that is not UTF-8 cannot be YAML; its
 /// lossy text keeps it visible to the node, which rejects it alone rather than silently
 /// dropping it.
 fn jobs_snapshot(version: i64, children: Vec<Child>, out: &mut Vec<Output>) -> JobsSnapshot {
+    let changed_at = latest_change(&children);
     let mut jobs: Vec<(String, String)> = children
         .into_iter()
         .map(|child| {
@@ -1033,5 +1068,9 @@ fn jobs_snapshot(version: i64, children: Vec<Child>, out: &mut Vec<Output>) -> J
         })
         .collect();
     jobs.sort();
-    JobsSnapshot { version, jobs }
+    JobsSnapshot {
+        version,
+        changed_at,
+        jobs,
+    }
 }

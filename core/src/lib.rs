@@ -24,8 +24,8 @@
 //! };
 //! let events = vec![
 //!     (Timestamp(0), Event::SessionConnected),
-//!     (Timestamp(1), Event::MembersChanged(MembersSnapshot { version: 1, members: vec![me] })),
-//!     (Timestamp(2), Event::JobsChanged(JobsSnapshot { version: 1, jobs: vec![("demo".into(), job.into())] })),
+//!     (Timestamp(1), Event::MembersChanged(MembersSnapshot { version: 1, members: vec![me], ..Default::default() })),
+//!     (Timestamp(2), Event::JobsChanged(JobsSnapshot { version: 1, jobs: vec![("demo".into(), job.into())], ..Default::default() })),
 //! ];
 //! let mut scrapes = 0;
 //! let mut now = Timestamp(0);

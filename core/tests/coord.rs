@@ -26,11 +26,14 @@ fn json(r: &MemberRecord) -> Vec<u8> {
     serde_json::to_vec(r).unwrap()
 }
 
+/// A member znode created at `mzxid` s and last changed half a second later (server time).
 fn child(r: &MemberRecord, mzxid: i64) -> Child {
     Child {
         name: r.id.clone(),
         data: json(r),
         mzxid,
+        ctime: Timestamp(mzxid * 1000),
+        mtime: Timestamp(mzxid * 1000 + 500),
     }
 }
 
@@ -157,7 +160,9 @@ fn connect_sets_watches_then_reads_and_tells_the_node() {
         [Output::Deliver(CoordEvent::MembersChanged(
             MembersSnapshot {
                 version: 7,
-                members: vec![a]
+                changed_at: t(7_500),
+                changed: [("a".to_string(), t(7_500))].into(),
+                members: vec![a],
             }
         ))]
     );
@@ -167,6 +172,8 @@ fn connect_sets_watches_then_reads_and_tells_the_node() {
             name: "j".into(),
             data: b"job_name: j\n".to_vec(),
             mzxid: 4,
+            ctime: t(4_000),
+            mtime: t(4_250),
         }],
     };
     assert_eq!(
@@ -179,6 +186,7 @@ fn connect_sets_watches_then_reads_and_tells_the_node() {
         ),
         [Output::Deliver(CoordEvent::JobsChanged(JobsSnapshot {
             version: 12,
+            changed_at: t(4_250),
             jobs: vec![("j".into(), "job_name: j\n".into())]
         }))]
     );
@@ -335,7 +343,7 @@ fn expiry_tells_the_node_and_the_new_session_re_registers() {
         [Output::Deliver(CoordEvent::MembersChanged(
             MembersSnapshot {
                 version: 2,
-                members: vec![]
+                ..MembersSnapshot::default()
             }
         ))]
     );
@@ -666,7 +674,7 @@ fn notifications_during_a_read_cause_one_more_read() {
         ),
         [Output::Deliver(CoordEvent::JobsChanged(JobsSnapshot {
             version: 6,
-            jobs: vec![]
+            ..JobsSnapshot::default()
         }))]
     );
     assert_eq!(p.next_wake(), Some(t(60)));
@@ -842,11 +850,15 @@ fn invalid_member_records_are_left_out_of_the_snapshot() {
                 name: "bogus".into(),
                 data: b"{not json".to_vec(),
                 mzxid: 11,
+                ctime: t(11_000),
+                mtime: t(11_000),
             },
             Child {
                 name: "liar".into(),
                 data: json(&record("someone", MemberState::Active)),
                 mzxid: 12,
+                ctime: t(12_000),
+                mtime: t(12_000),
             },
             child(&b, 21),
         ],
@@ -865,7 +877,9 @@ fn invalid_member_records_are_left_out_of_the_snapshot() {
         out[2],
         Output::Deliver(CoordEvent::MembersChanged(MembersSnapshot {
             version: 21,
-            members: vec![b]
+            changed_at: t(21_500),
+            changed: [("b".to_string(), t(21_500))].into(),
+            members: vec![b],
         }))
     );
 }

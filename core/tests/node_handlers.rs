@@ -23,7 +23,33 @@ fn members(version: i64, ids: &[(&str, MemberState)]) -> Event {
     Event::MembersChanged(MembersSnapshot {
         version,
         members: ids.iter().map(|(id, s)| member(id, *s)).collect(),
+        ..Default::default()
     })
+}
+
+/// A members snapshot whose records changed at the given times (ms after T0).
+fn members_at(version: i64, ids: &[(&str, MemberState, i64)]) -> Event {
+    Event::MembersChanged(MembersSnapshot {
+        version,
+        changed_at: Timestamp(T0 + ids.iter().map(|m| m.2).max().unwrap_or(0)),
+        members: ids.iter().map(|(id, s, _)| member(id, *s)).collect(),
+        changed: ids
+            .iter()
+            .map(|(id, _, at)| (id.to_string(), Timestamp(T0 + at)))
+            .collect(),
+    })
+}
+
+/// The handoff slot (ms after T0) of a target with key hash `hash` and a 10 s interval for a
+/// change at `change_ms`: its first slot at or after the change plus the default margin.
+fn handoff_slot(hash: u64, change_ms: i64) -> i64 {
+    let interval = Duration::from_secs(10);
+    scrapepool_core::schedule::next_at(
+        Timestamp(T0 + change_ms) + scrapepool_core::node::HANDOFF_MARGIN,
+        interval,
+        scrapepool_core::schedule::offset(hash, 0, interval),
+    )
+    .0 - T0
 }
 
 fn jobs(version: i64, jobs: &[(&str, &str)]) -> Event {
@@ -33,6 +59,7 @@ fn jobs(version: i64, jobs: &[(&str, &str)]) -> Event {
             .iter()
             .map(|(n, y)| (n.to_string(), y.to_string()))
             .collect(),
+        ..Default::default()
     })
 }
 
@@ -96,7 +123,6 @@ impl Harness {
                     Some(fetch) => {
                         let completed = task.complete(
                             &mut Default::default(),
-                            self.now,
                             Duration::from_millis(5),
                             &fetch,
                         );
@@ -235,24 +261,29 @@ fn targets_are_split_between_members_and_moved_ones_handed_off() {
     h.feed(jobs(1, &[("j", &job)]));
     h.run_until(10_000);
     assert_eq!(h.node.scraped_counts(), (40, 0));
-    // b joins: some targets move to b. We keep scraping those for one interval (the grace).
+    // b joins at 10 s: some targets move to b, each at its handoff slot H (its first slot
+    // at or after the join's ZooKeeper time plus the margin); we scrape every slot before H.
     let joined_at = 10_000;
-    h.feed(members(
+    h.feed(members_at(
         2,
-        &[("a", MemberState::Active), ("b", MemberState::Active)],
+        &[
+            ("a", MemberState::Active, 0),
+            ("b", MemberState::Active, joined_at),
+        ],
     ));
     let (owned, handing_off) = h.node.scraped_counts();
     assert!(
         owned > 5 && handing_off > 5 && owned + handing_off == 40,
         "{owned} {handing_off}"
     );
-    let moved: Vec<String> = h
+    let moved: Vec<(String, u64)> = h
         .node
         .scraped_targets()
         .filter(|(_, _, r)| matches!(r, Role::HandingOff { .. }))
         .map(|(k, _, _)| k.clone())
         .map(|k| {
-            h.node
+            let inst = h
+                .node
                 .job_targets("j")
                 .into_iter()
                 .find(|t| t.target.key == k)
@@ -261,18 +292,19 @@ fn targets_are_split_between_members_and_moved_ones_handed_off() {
                 .labels
                 .get("instance")
                 .unwrap()
-                .to_string()
+                .to_string();
+            (inst, k.hash())
         })
         .collect();
     let log = h.run_until(joined_at + 30_000);
-    for inst in &moved {
-        let at = scrapes_of(&log, inst);
+    for (inst, hash) in &moved {
+        let slot = handoff_slot(*hash, joined_at);
+        let at = scrapes_of(&h.log, inst);
         assert_eq!(
-            at.len(),
-            1,
-            "a moved target is scraped once more during the grace, then never: {inst} {at:?}"
+            at.last(),
+            Some(&(slot - 10_000)),
+            "{inst}: the last scrape is the slot before H = {slot}: {at:?}"
         );
-        assert!(at[0] < joined_at + 10_000);
     }
     assert_eq!(h.node.scraped_counts(), (owned, 0));
     // Moving is not ending: no staleness markers for moved targets, only scrapes' records.
@@ -431,7 +463,7 @@ fn older_snapshots_are_ignored() {
 }
 
 #[test]
-fn expired_session_hands_targets_off_and_registers_again() {
+fn expired_session_stops_at_once_and_registers_again() {
     let mut h = Harness::new("a");
     h.up("a");
     h.feed(members(
@@ -444,14 +476,14 @@ fn expired_session_hands_targets_off_and_registers_again() {
     let (owned, _) = h.node.scraped_counts();
     assert!(owned > 0);
     assert_eq!(h.feed(Event::SessionExpired), Vec::<String>::new());
-    // b now owns everything (we are gone from ZooKeeper); we scrape on for the grace only.
-    assert_eq!(h.node.scraped_counts(), (0, owned));
-    h.run_until(20_000);
+    // b took everything over when our record went (no old owner to agree with): we stop at
+    // once.
     assert_eq!(
         h.node.scraped_counts(),
         (0, 0),
         "no old targets kept after expiry"
     );
+    assert_eq!(scrapes_of(&h.run_until(20_000), "h:1"), Vec::<i64>::new());
     assert_eq!(h.feed(Event::SessionConnected), vec!["register a Active"]);
     h.feed(members(
         3,
@@ -476,14 +508,24 @@ fn shutdown_drains_then_leaves() {
     h.up("a");
     h.feed(jobs(1, &[("j", &static_job("j", "10s", &["h:1"]))]));
     h.run_until(10_000);
+    let hash = key_of(&h, "h:1").hash();
     assert_eq!(h.feed(Event::ShutdownRequested), vec!["update a Draining"]);
     assert_eq!(h.node.scraped_counts(), (0, 1));
-    let log = h.run_until(30_000);
-    let scrapes = scrapes_of(&log, "h:1");
+    // ZooKeeper shows our draining record (changed at 10 s) a moment later: h:1 changes hands
+    // at its handoff slot, the drain ends there.
+    h.now = Timestamp(T0 + 10_050);
+    h.feed(members_at(2, &[("a", MemberState::Draining, 10_000)]));
+    let slot = handoff_slot(hash, 10_000);
     assert_eq!(
-        scrapes.len(),
-        1,
-        "one more interval of scraping while the others take over: {:?}",
+        h.node.poll_timeout().map(|(at, _)| at.0 - T0),
+        Some(slot - 10_000),
+        "the slot before H is still ours"
+    );
+    let log = h.run_until(40_000);
+    assert_eq!(
+        scrapes_of(&h.log, "h:1").last(),
+        Some(&(slot - 10_000)),
+        "the last scrape is the slot before H: {:?}",
         short(&log)
     );
     assert_eq!(&log[log.len() - 2..], ["deregister", "exit"]);
@@ -502,10 +544,13 @@ fn a_drain_waits_for_its_last_scrape_and_delivers_it() {
     h.up("a");
     h.feed(jobs(1, &[("j", &static_job("j", "10s", &["h:1"]))]));
     h.run_until(10_000);
+    let hash = key_of(&h, "h:1").hash();
     assert_eq!(h.pending.len(), 1, "one scrape is out");
     assert_eq!(h.feed(Event::ShutdownRequested), vec!["update a Draining"]);
-    // The drain grace (one interval) ends at 20 s with the scrape still out: no exit yet.
-    let log = h.run_until(21_000);
+    h.feed(members_at(2, &[("a", MemberState::Draining, 10_000)]));
+    // The drain ends at the handoff slot with the scrape still out: no exit yet.
+    let slot = handoff_slot(hash, 10_000);
+    let log = h.run_until(slot + 500);
     assert!(
         !log.iter().any(|c| c == "exit"),
         "exited with a scrape out: {log:?}"
@@ -517,14 +562,13 @@ fn a_drain_waits_for_its_last_scrape_and_delivers_it() {
     assert_eq!(wake, Wake::DrainEnd);
     assert_eq!(
         at,
-        Timestamp(T0 + 20_000 + 1_000 + 1_000),
+        Timestamp(T0 + slot + 1_000 + 1_000),
         "its timeout (1 s), plus a second"
     );
     // It comes back: its records go to the sink (from the worker), then the node leaves.
     let task = h.pending.pop().unwrap();
     let completed = task.complete(
         &mut Default::default(),
-        h.now,
         Duration::from_millis(3),
         &FetchOutcome::Body {
             body: BODY.as_bytes().to_vec(),
@@ -546,16 +590,18 @@ fn a_drain_gives_up_a_scrape_that_never_returns_after_its_timeout() {
     h.up("a");
     h.feed(jobs(1, &[("j", &static_job("j", "10s", &["h:1"]))]));
     h.run_until(10_000);
+    let hash = key_of(&h, "h:1").hash();
     h.feed(Event::ShutdownRequested);
-    assert!(!h.run_until(21_999).iter().any(|c| c == "exit"));
-    assert_eq!(h.run_until(22_000), vec!["deregister", "exit"]);
+    h.feed(members_at(2, &[("a", MemberState::Draining, 10_000)]));
+    let deadline = handoff_slot(hash, 10_000) + 2_000;
+    assert!(!h.run_until(deadline - 1).iter().any(|c| c == "exit"));
+    assert_eq!(h.run_until(deadline), vec!["deregister", "exit"]);
     let task = h.pending.pop().unwrap();
     let error = ScrapeError::Timeout {
         url: task.spec.url.clone(),
     };
     let completed = task.complete(
         &mut Default::default(),
-        h.now,
         Duration::ZERO,
         &FetchOutcome::Failed { error },
     );
@@ -602,12 +648,7 @@ fn a_scrape_in_flight_is_never_doubled() {
             url: task.spec.url.clone(),
         },
     };
-    let completed = task.complete(
-        &mut Default::default(),
-        h.now,
-        Duration::from_millis(3),
-        &fetch,
-    );
+    let completed = task.complete(&mut Default::default(), Duration::from_millis(3), &fetch);
     assert_eq!(
         samples(&completed.records),
         5,
@@ -795,28 +836,37 @@ fn poll_timeout_says_which_scrape_is_next() {
 
 #[test]
 fn poll_timeout_says_when_a_handoff_ends() {
-    let mut config = NodeConfig::for_tests("a");
-    config.handoff_grace = Some(Duration::from_millis(1));
-    let mut h = Harness::with_config(config);
+    let mut h = Harness::new("a");
     h.up("a");
     h.feed(jobs(1, &[("j", &static_job("j", "10s", &["h:1"]))]));
     let key = key_of(&h, "h:1");
-    let (scrape_at, _) = h.node.poll_timeout().unwrap();
-    h.run_until(scrape_at.0 - T0);
-    // Our session expired: the target is handed off for the 1 ms grace, which ends first.
-    assert_eq!(h.feed(Event::SessionExpired), Vec::<String>::new());
+    // b, which beats us for h:1, joins at 1 s: we hand h:1 over at its slot.
+    let b = ["b", "c", "d", "e", "f", "g"]
+        .into_iter()
+        .find(|b| scrapepool_core::ring::Ring::new(["a", *b], 1).owners(key.hash())[0] == *b)
+        .unwrap();
+    h.run_until(1_000);
+    h.feed(members_at(
+        2,
+        &[
+            ("a", MemberState::Active, 0),
+            (b, MemberState::Active, 1_000),
+        ],
+    ));
+    let slot = Timestamp(T0 + handoff_slot(key.hash(), 1_000));
+    let (at, wake) = h.node.poll_timeout().unwrap();
+    if at < slot {
+        assert_eq!(wake, Wake::Scrape(key.clone()), "scrapes before H");
+        h.run_until(at.0 - T0);
+    }
     assert_eq!(
         h.node.poll_timeout(),
-        Some((
-            h.now + Duration::from_millis(1),
-            Wake::HandoffEnd(key.clone())
-        ))
+        Some((slot, Wake::HandoffEnd(key.clone())))
     );
-    h.now = h.now + Duration::from_millis(1);
     assert_eq!(
-        h.feed(Event::Tick),
+        h.run_until(slot.0 - T0),
         Vec::<String>::new(),
-        "a move writes no markers"
+        "no scrape at H, and a move writes no markers"
     );
     assert_eq!(h.node.scraped_counts(), (0, 0));
     assert_eq!(h.node.poll_timeout(), None);

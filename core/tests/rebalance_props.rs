@@ -70,9 +70,9 @@ fn scenario() -> impl Strategy<Value = Scenario> {
         prop::option::of(any::<u16>()),
         prop::collection::vec(operation(), 1..48),
     )
-        .prop_map(|(replication, handoff_grace_ms, operations)| Scenario {
+        .prop_map(|(replication, handoff_margin_ms, operations)| Scenario {
             replication,
-            handoff_grace_ms,
+            handoff_margin_ms,
             operations,
         })
 }
@@ -137,7 +137,7 @@ fn drain_and_death_move_targets_without_markers() {
     use Operation::*;
     let s = Scenario {
         replication: 1, // R = 2
-        handoff_grace_ms: None,
+        handoff_margin_ms: None,
         operations: vec![
             Join(0),
             Join(1),
@@ -172,7 +172,7 @@ fn removed_targets_get_markers() {
     use Operation::*;
     let s = Scenario {
         replication: 0,
-        handoff_grace_ms: Some(1_000),
+        handoff_margin_ms: Some(1_000),
         operations: vec![
             Join(0),
             Join(1),
@@ -198,7 +198,7 @@ fn regression_target_coming_back_adopts_its_scrape_still_in_flight() {
     use Operation::*;
     let s = Scenario {
         replication: 114, // R = 1
-        handoff_grace_ms: None,
+        handoff_margin_ms: None,
         operations: vec![
             Join(2),
             AddJob(

@@ -1,6 +1,6 @@
 //! A model of the ZooKeeper server as scrapepool uses it — sessions timed on simulated time,
 //! ephemeral nodes deleted when their session ends, znode stats (`mzxid`, `pzxid`, data
-//! version, ephemeral owner), persistent recursive watches per session, and per-host
+//! version, ephemeral owner, `ctime`/`mtime` in simulated wall-clock time), persistent recursive watches per session, and per-host
 //! reachability (a partition between a scraper and ZooKeeper) — and [`ModelCoordinator`],
 //! the `Coordinator` port over it.
 //!
@@ -54,6 +54,10 @@ struct Session {
 struct Znode {
     data: Vec<u8>,
     mzxid: i64,
+    /// Creation time, simulated ms since the Unix epoch (the server's `ctime`).
+    ctime: Timestamp,
+    /// Last data change (the server's `mtime`; the creation until the first set).
+    mtime: Timestamp,
     version: i32,
     /// The owning session of an ephemeral node; 0 for a persistent one.
     owner: i64,
@@ -103,7 +107,14 @@ impl Inner {
         self.zxid
     }
 
-    fn create(&mut self, tree: Tree, name: &str, data: Vec<u8>, owner: i64) -> Result<(), ZkError> {
+    fn create(
+        &mut self,
+        tree: Tree,
+        name: &str,
+        data: Vec<u8>,
+        owner: i64,
+        now: Duration,
+    ) -> Result<(), ZkError> {
         if self.dir(tree).children.contains_key(name) {
             return Err(ZkError::NodeExists);
         }
@@ -114,6 +125,8 @@ impl Inner {
             Znode {
                 data,
                 mzxid: zxid,
+                ctime: server_time(now),
+                mtime: server_time(now),
                 version: 0,
                 owner,
             },
@@ -129,6 +142,7 @@ impl Inner {
         name: &str,
         data: Vec<u8>,
         version: Option<i32>,
+        now: Duration,
     ) -> Result<(), ZkError> {
         let zxid = self.zxid + 1;
         let dir = self.dir(tree);
@@ -138,6 +152,7 @@ impl Inner {
         }
         node.data = data;
         node.mzxid = zxid;
+        node.mtime = server_time(now);
         node.version += 1;
         dir.changed = zxid;
         self.zxid = zxid;
@@ -199,6 +214,12 @@ impl Inner {
             }
         }
     }
+}
+
+/// The server's clock: simulated time since the run began, as ms since the Unix epoch (the
+/// scrapers' clock, [`crate::SimClock`], reads the same time).
+fn server_time(since_start: Duration) -> Timestamp {
+    Timestamp(crate::EPOCH_MS + duration_ms(since_start))
 }
 
 /// The ZooKeeper model, shared by every simulated host.
@@ -316,6 +337,8 @@ impl ZkModel {
                         name: name.clone(),
                         data: n.data.clone(),
                         mzxid: n.mzxid,
+                        ctime: n.ctime,
+                        mtime: n.mtime,
                     })
                     .collect(),
             })
@@ -333,7 +356,7 @@ impl ZkModel {
         self.with(Some(host), |inner, now| {
             inner.live(session, now)?;
             let (tree, name) = inner.node(path)?;
-            inner.create(tree, &name, data, session)
+            inner.create(tree, &name, data, session, now)
         })
     }
 
@@ -361,7 +384,7 @@ impl ZkModel {
         self.with(Some(host), |inner, now| {
             inner.live(session, now)?;
             let (tree, name) = inner.node(path)?;
-            inner.set(tree, &name, data, Some(version))
+            inner.set(tree, &name, data, Some(version), now)
         })
     }
 
@@ -382,10 +405,10 @@ impl ZkModel {
 
     /// Writes a job (the operator's `jobs apply`: unchanged text is no write).
     pub fn put_job(&self, name: &str, text: &str) {
-        let _ = self.with(None, |inner, _| match inner.jobs.children.get(name) {
+        let _ = self.with(None, |inner, now| match inner.jobs.children.get(name) {
             Some(n) if n.data == text.as_bytes() => Ok(()),
-            Some(_) => inner.set(Tree::Jobs, name, text.as_bytes().to_vec(), None),
-            None => inner.create(Tree::Jobs, name, text.as_bytes().to_vec(), 0),
+            Some(_) => inner.set(Tree::Jobs, name, text.as_bytes().to_vec(), None, now),
+            None => inner.create(Tree::Jobs, name, text.as_bytes().to_vec(), 0, now),
         });
     }
 

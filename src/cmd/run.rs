@@ -60,9 +60,10 @@ pub(crate) struct Args {
     /// How many members scrape each target.
     #[arg(long, default_value_t = 1)]
     pub replication_factor: usize,
-    /// How long a previous owner keeps scraping a moved target (default: one interval).
+    /// Handoff margin: a moved target changes hands at its first slot at or after the
+    /// change's ZooKeeper time plus this (default 5s).
     #[arg(long, value_parser = parse_duration)]
-    pub handoff_grace: Option<Duration>,
+    pub handoff_margin: Option<Duration>,
     /// Bus encoding: `remote-write` or `json` (standalone always writes JSON lines).
     #[arg(long, default_value = "remote-write", value_parser = parse_encoding)]
     pub encoding: Encoding,
@@ -189,7 +190,10 @@ async fn daemon(args: Args) -> anyhow::Result<ExitCode> {
     let config = NodeConfig {
         id: id.clone(),
         replication_factor: args.replication_factor.max(1),
-        handoff_grace: args.handoff_grace,
+        handoff_margin: args
+            .handoff_margin
+            .unwrap_or(scrapepool_core::node::HANDOFF_MARGIN),
+        handoff_window: scrapepool_core::node::HANDOFF_WINDOW,
         // Alone there is nobody to hand targets to: leave at once.
         drain_grace: standalone.then_some(Duration::ZERO),
         web: args.listen.to_string(),
@@ -304,10 +308,15 @@ async fn daemon(args: Args) -> anyhow::Result<ExitCode> {
             .send(Event::MembersChanged(MembersSnapshot {
                 version: 1,
                 members: vec![me],
+                ..Default::default()
             }))
             .await?;
         events
-            .send(Event::JobsChanged(JobsSnapshot { version: 1, jobs }))
+            .send(Event::JobsChanged(JobsSnapshot {
+                version: 1,
+                jobs,
+                ..Default::default()
+            }))
             .await?;
         serve(driver, listener, web_options, extra, web_shutdown).await
     } else {

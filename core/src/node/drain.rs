@@ -1,5 +1,7 @@
-//! Draining: on shutdown the node marks itself `draining`, hands every target off, scrapes on
-//! for the drain grace, then deregisters and exits.
+//! Draining: on shutdown the node marks itself `draining`; once ZooKeeper shows that record
+//! it hands every target off at the target's handoff slot (from the record's time), then,
+//! past the last slot (or after the drain grace if the record never shows), deregisters and
+//! exits.
 
 use std::time::Duration;
 
@@ -11,12 +13,16 @@ impl Node {
             return;
         }
         let grace = self.config.drain_grace.unwrap_or_else(|| {
-            self.scraped
+            let longest = self
+                .scraped
                 .values()
                 .map(|s| s.spec.interval)
                 .max()
-                .unwrap_or(Duration::ZERO)
+                .unwrap_or(Duration::ZERO);
+            self.config.handoff_margin + longest + super::DRAIN_RECORD_WAIT
         });
+        // Until ZooKeeper shows our `draining` record, nobody takes our targets: we scrape
+        // on, at most for the drain grace.
         let until = now + grace;
         self.drain_until = Some(until);
         if self.registered {
@@ -25,13 +31,10 @@ impl Node {
         }
         self.rebuild_ring();
         self.reconcile(now, None, RebalanceCause::Drain);
-        // Every target we scrape is now handing off; none may outlive the drain.
-        for s in self.scraped.values_mut() {
-            if let Role::HandingOff { until: u } = &mut s.role {
-                *u = (*u).min(until);
-            }
-        }
+        self.prev_ring = None;
         self.timers.insert((until, Wake::DrainEnd));
+        // A snapshot already showing us draining (a record left from before) times the drain.
+        self.time_drain(now);
     }
 
     /// The drain grace is over: forget every target and start no scrape from now on. Scrapes

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use super::targets::role_until;
 use super::*;
 use crate::ring::Ownership;
-use crate::schedule;
 
 /// A target we newly own: key, job, its config, the target, our rank.
 type NewTarget = (TargetKey, String, Arc<JobConfig>, Target, usize);
@@ -59,9 +58,11 @@ impl Node {
         self.members_applied = false;
         self.jobs_applied = false;
         // Our ephemeral record is gone and the others have already taken our targets over:
-        // drop ourselves from the view so that ours are handed off rather than kept forever.
+        // drop ourselves from the view and stop scraping ours at once.
         self.rebuild_ring();
         self.reconcile(now, None, RebalanceCause::Session);
+        self.prev_ring = None;
+        self.first_view = true;
     }
 
     pub(super) fn on_members(&mut self, now: Timestamp, snapshot: MembersSnapshot) {
@@ -75,6 +76,18 @@ impl Node {
             RingChange::Unchanged => {}
             RingChange::Recomputed => self.reconcile(now, None, RebalanceCause::Members),
             RingChange::Moved(moved) => self.reconcile_moved(now, &moved),
+        }
+        self.prev_ring = None;
+        self.end_first_view();
+        if self.drain_until.is_some() {
+            self.time_drain(now);
+        }
+    }
+
+    /// A reconcile with both snapshots applied ends the first view of a session.
+    pub(super) fn end_first_view(&mut self) {
+        if self.members_applied && self.jobs_applied {
+            self.first_view = false;
         }
     }
 
@@ -119,7 +132,7 @@ impl Node {
             }
             RingChange::Moved(moved)
         };
-        self.ring = ring;
+        self.prev_ring = Some(std::mem::replace(&mut self.ring, ring));
         change
     }
 
@@ -158,6 +171,7 @@ impl Node {
         let mut gained = 0;
         let mut lost = 0;
         let mut to_remove = Vec::new();
+        let mut losing = Vec::new();
         for (key, s) in self.scraped.iter_mut() {
             if only_job.is_some_and(|j| j != s.job) {
                 continue;
@@ -180,14 +194,7 @@ impl Node {
                 continue;
             }
             if let Role::Owner { .. } = s.role {
-                lost += 1;
-                let grace = self.config.handoff_grace.unwrap_or(s.spec.interval);
-                let until = match self.drain_until {
-                    Some(d) => (now + grace).min(d),
-                    None => now + grace,
-                };
-                s.role = Role::HandingOff { until };
-                self.timers.insert((until, Wake::HandoffEnd(key.clone())));
+                losing.push(key.clone());
             }
         }
         // A target back in discovery but owned by another member: its new owner carries
@@ -235,9 +242,13 @@ impl Node {
         for key in to_remove {
             self.remove_scraped(now, &key, Orphan::MarkStale);
         }
+        for key in losing {
+            lost += usize::from(self.lose(now, &key));
+        }
         gained += new.len();
         self.own(now, new);
         self.record_rebalance(now, cause, gained, lost);
+        self.end_first_view();
     }
 
     /// [`Node::reconcile`] after a change of members alone, on the targets whose owners
@@ -248,6 +259,7 @@ impl Node {
         let me = self.config.id.as_str();
         let (mut gained, mut lost) = (0, 0);
         let mut new = Vec::new();
+        let mut losing = Vec::new();
         for (name, indices) in moved {
             let Some(job) = self.jobs.get(name) else {
                 continue;
@@ -271,14 +283,7 @@ impl Node {
                     }
                     (Some(s), None) => {
                         if let Role::Owner { .. } = s.role {
-                            lost += 1;
-                            let grace = self.config.handoff_grace.unwrap_or(s.spec.interval);
-                            let until = match self.drain_until {
-                                Some(d) => (now + grace).min(d),
-                                None => now + grace,
-                            };
-                            s.role = Role::HandingOff { until };
-                            self.timers.insert((until, Wake::HandoffEnd(t.key.clone())));
+                            losing.push(t.key.clone());
                         }
                     }
                     (None, Some(rank)) => {
@@ -288,22 +293,24 @@ impl Node {
                 }
             }
         }
-        // The full reconcile takes new targets in key order.
+        // The full reconcile takes new and lost targets in key order.
         new.sort_by(|a, b| a.0.cmp(&b.0));
+        losing.sort();
+        for key in losing {
+            lost += usize::from(self.lose(now, &key));
+        }
         gained += new.len();
         self.own(now, new);
         self.record_rebalance(now, RebalanceCause::Members, gained, lost);
+        self.end_first_view();
     }
 
     /// Starts scraping targets we newly own: `(key, job, config, target, rank)`.
     fn own(&mut self, now: Timestamp, new: Vec<NewTarget>) {
         for (key, job, config, target, rank) in new {
             let spec = Arc::new(self.scrape_spec(&config, &target));
-            let next_at = schedule::next_at(
-                now,
-                spec.interval,
-                schedule::offset(key.hash(), rank, spec.interval),
-            );
+            let gain = self.gain(now, key.hash(), rank, spec.interval);
+            let next_at = gain.first_at;
             self.timers.insert((next_at, Wake::Scrape(key.clone())));
             // A scrape of this target from before it left us may still be out: adopt it
             // rather than start a second one beside it (a target never has two scrapes in
@@ -331,6 +338,7 @@ impl Node {
                     cache: ending.filter(|_| adopted.is_none()).map(Box::new),
                     in_flight: adopted,
                     next_at,
+                    shift_until: gain.shift_until,
                     health: None,
                 },
             );
@@ -419,6 +427,7 @@ mod tests {
                 Event::JobsChanged(JobsSnapshot {
                     version: 1,
                     jobs: vec![("j".into(), yaml.clone())],
+                    ..Default::default()
                 }),
             );
             let mut checked = 0;
@@ -429,6 +438,7 @@ mod tests {
                     Event::MembersChanged(MembersSnapshot {
                         version: step as i64 + 1,
                         members: pool.iter().map(|i| member(&format!("m-{i}"))).collect(),
+                        ..Default::default()
                     }),
                 );
                 while node.poll_command().is_some() {}

@@ -14,11 +14,13 @@ use crate::targets::{ResolvedTargets, Target, TargetKey};
 use crate::time::Timestamp;
 
 mod drain;
+mod handoff;
 mod jobs;
 mod membership;
 mod stats;
 mod targets;
 
+pub use handoff::{catch_up_at, TIMESTAMP_BAND_MS};
 pub use stats::{
     DurationHistogram, Rebalance, RebalanceCause, SamplesDropped, ScrapesRejected, Stats,
     REBALANCE_HISTORY_LEN_MAX, SCRAPE_DURATION_BUCKETS_US,
@@ -97,8 +99,14 @@ pub struct ScrapeTask {
     pub target: TargetKey,
     /// Unique per node, increasing.
     pub scrape_id: u64,
-    /// When the scrape was due.
+    /// When the scrape was due: its slot, or for a new owner that learned of its target after
+    /// the handoff slot, the moment it catches up (ARCHITECTURE.md, "Membership and handoff").
     pub scheduled_at: Timestamp,
+    /// The timestamp of the scrape's samples (those without an exporter timestamp): the slot
+    /// `scheduled_at` plus the handoff shift of 0–3 ms ([`SHIFT_TAKEOVER_MS`],
+    /// [`SHIFT_DISCONNECTED_MS`]), chosen by the node so that two members scraping one slot
+    /// of a target never write the same timestamp.
+    pub sample_at: Timestamp,
     /// How to scrape and process.
     pub spec: Arc<ScrapeSpec>,
     /// The target's memory of its previous scrape, lent to the task and returned with it.
@@ -107,13 +115,12 @@ pub struct ScrapeTask {
 
 impl ScrapeTask {
     /// The pure part of a scrape, after the fetch: processes and encodes, and gives back the
-    /// records for the sink and the event for the node. `started_at` is when the fetch
-    /// began, `duration` how long it took.
+    /// records for the sink and the event for the node. The samples carry
+    /// [`ScrapeTask::sample_at`]; `duration` is how long the fetch took.
     /// `scratch` is the calling thread's working memory (see [`crate::scrape::Scratch`]).
     pub fn complete(
         mut self,
         scratch: &mut crate::scrape::Scratch,
-        started_at: Timestamp,
         duration: Duration,
         fetch: &FetchOutcome,
     ) -> Completed {
@@ -121,7 +128,7 @@ impl ScrapeTask {
             &self.spec,
             &mut self.cache,
             scratch,
-            started_at,
+            self.sample_at,
             duration,
             fetch,
         );
@@ -164,6 +171,24 @@ pub enum Command {
     Exit,
 }
 
+/// Default [`NodeConfig::handoff_margin`]: covers a watch notification and the re-read of a
+/// tree delayed by seconds (a busy ensemble, a pause), and the clock difference between the
+/// ZooKeeper servers and the members; a longer margin only makes the old owner scrape longer.
+pub const HANDOFF_MARGIN: Duration = Duration::from_secs(5);
+/// Default [`NodeConfig::handoff_window`]: longer than a session timeout, the time a member
+/// whose session expired while it was connected takes at most to hear of it, and than any
+/// watch delay a connected member sees in practice.
+pub const HANDOFF_WINDOW: Duration = Duration::from_secs(60);
+/// Part of the default drain grace: how long the coordination tries to write a record
+/// (40 attempts 250 ms apart) with some slack.
+pub const DRAIN_RECORD_WAIT: Duration = Duration::from_secs(15);
+/// Added to the sample timestamps of a new owner's scrapes in its takeover window, so that an
+/// old owner still scraping the slot (it learned of the move late) never writes the same one.
+pub const SHIFT_TAKEOVER_MS: i64 = 1;
+/// Added to the sample timestamps of scrapes while the session is not connected: a member cut
+/// off from ZooKeeper may be scraping targets the others have taken over.
+pub const SHIFT_DISCONNECTED_MS: i64 = 2;
+
 /// A node's fixed settings.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
@@ -171,10 +196,17 @@ pub struct NodeConfig {
     pub id: String,
     /// How many members scrape each target.
     pub replication_factor: usize,
-    /// How long a previous owner keeps scraping a moved target; `None`: one scrape interval
-    /// of that target.
-    pub handoff_grace: Option<Duration>,
-    /// How long a draining node scrapes on before leaving; `None`: the longest interval.
+    /// The handoff margin: a target moved by a graceful change is scraped by its old owner
+    /// up to, and by its new owner from, its first slot at or after the change's ZooKeeper
+    /// time plus this margin (default [`HANDOFF_MARGIN`]).
+    pub handoff_margin: Duration,
+    /// How long after taking a target over the new owner's samples carry the
+    /// [`SHIFT_TAKEOVER_MS`] shift (default [`HANDOFF_WINDOW`]).
+    pub handoff_window: Duration,
+    /// The longest a draining node waits for ZooKeeper to show its `draining` record (from
+    /// which its handoff slots follow) before it leaves anyway; `None`: the margin plus the
+    /// longest interval plus [`DRAIN_RECORD_WAIT`]. `Some(0)`: leave at once (nobody to hand
+    /// targets to).
     pub drain_grace: Option<Duration>,
     /// `host:port` of our web server, for the member record.
     pub web: String,
@@ -194,12 +226,14 @@ pub struct NodeConfig {
 }
 
 impl NodeConfig {
-    /// Settings for tests and examples: replication 1, default graces, remote-write.
+    /// Settings for tests and examples: replication 1, default margin, window and drain
+    /// grace, remote-write.
     pub fn for_tests(id: &str) -> NodeConfig {
         NodeConfig {
             id: id.to_string(),
             replication_factor: 1,
-            handoff_grace: None,
+            handoff_margin: HANDOFF_MARGIN,
+            handoff_window: HANDOFF_WINDOW,
             drain_grace: None,
             web: "127.0.0.1:0".into(),
             version: "test".into(),
@@ -233,9 +267,9 @@ pub enum Role {
         /// 0 for the highest rendezvous score.
         rank: usize,
     },
-    /// It moved away; we scrape on until the handoff grace ends.
+    /// It moved away; we scrape its slots before `until` (its handoff slot), none after.
     HandingOff {
-        /// When we stop.
+        /// The handoff slot: the new owner's first.
         until: Timestamp,
     },
 }
@@ -258,12 +292,14 @@ static NO_HEALTH: Health = Health {
 /// Why the node wants a `Tick`: one timer of its table (the next wake-up is the smallest).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Wake {
+    /// The handoff slot of this target (moved to another member) is reached: we stop
+    /// scraping it (before its scrape due then, which is the new owner's).
+    HandoffEnd(TargetKey),
     /// The next scrape of this target is due.
     Scrape(TargetKey),
-    /// The handoff grace of this target (moved to another member) ends: we stop scraping it.
-    HandoffEnd(TargetKey),
-    /// The drain grace ends: we stop scraping and, once the scrapes still out have finished
-    /// (or their timeout has passed), deregister and exit.
+    /// The drain ends (past the last handoff slot, or the drain grace if ZooKeeper never
+    /// showed our `draining` record): we stop scraping and, once the scrapes still out have
+    /// finished (or their timeout has passed), deregister and exit.
     DrainEnd,
     /// A target that left discovery is still gone one interval and a tenth after its next
     /// scrape would have been: its staleness markers are written (Prometheus's end-of-run
@@ -319,6 +355,13 @@ pub struct Node {
     members: MembersSnapshot,
     members_applied: bool,
     ring: Ring,
+    /// The ring before the members change being reconciled (`None` outside one).
+    prev_ring: Option<Ring>,
+    /// Until a reconcile with both snapshots applied, in each session: the owners we take
+    /// targets from are those of the ring without us (we are the newest member).
+    first_view: bool,
+    /// Whether the handoff slots of a drain were set from our `draining` record's time.
+    drain_timed: bool,
     jobs: BTreeMap<String, Job>,
     jobs_version: i64,
     jobs_applied: bool,
@@ -352,6 +395,9 @@ impl Node {
             members: MembersSnapshot::default(),
             members_applied: false,
             ring,
+            prev_ring: None,
+            first_view: true,
+            drain_timed: false,
             jobs: BTreeMap::new(),
             jobs_version: i64::MIN,
             jobs_applied: false,

@@ -26,6 +26,9 @@ pub(super) struct Scraped {
     pub(super) cache: Option<Box<SeriesCache>>,
     pub(super) in_flight: Option<u64>,
     pub(super) next_at: Timestamp,
+    /// Scrapes due before this carry the takeover shift ([`SHIFT_TAKEOVER_MS`]): the window
+    /// after we took the target over from another member.
+    pub(super) shift_until: Timestamp,
     /// `None` before the first scrape finishes.
     pub(super) health: Option<Box<Health>>,
 }
@@ -225,6 +228,17 @@ impl Node {
     }
 
     pub(super) fn start_scrape(&mut self, due: Timestamp, key: TargetKey) {
+        let Some(s) = self.scraped.get(&key) else {
+            return;
+        };
+        if let Role::HandingOff { until } = s.role {
+            if due >= until {
+                // The handoff slot and every later one are the new owner's.
+                self.remove_scraped(due, &key, Orphan::Forget);
+                return;
+            }
+        }
+        let sample_at = self.sample_time(s, due);
         let Some(s) = self.scraped.get_mut(&key) else {
             return;
         };
@@ -247,6 +261,7 @@ impl Node {
             target: key,
             scrape_id,
             scheduled_at: due,
+            sample_at,
             spec: s.spec.clone(),
             cache,
         }));

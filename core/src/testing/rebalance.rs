@@ -54,8 +54,8 @@ pub const OPERATIONS_MAX: usize = 48;
 pub const TICK_MS_MAX: u64 = 10_000;
 /// Scrape intervals a job may have, in seconds.
 pub const INTERVALS_S: [u64; 4] = [1, 2, 5, 15];
-/// Longest handoff grace a scenario may set, in milliseconds.
-pub const HANDOFF_GRACE_MS_MAX: u64 = 20_000;
+/// Longest handoff margin a scenario may set, in milliseconds.
+pub const HANDOFF_MARGIN_MS_MAX: u64 = 20_000;
 /// Timer firings of one `Tick` beyond which the timers are deemed not to advance.
 const FIRINGS_PER_TICK_MAX: usize = 200_000;
 const T0: i64 = 1_700_000_000_000;
@@ -147,8 +147,8 @@ pub enum Operation {
 pub struct Scenario {
     /// Replication factor, `1 + r % 3`.
     pub replication: u8,
-    /// Handoff grace: `None` (one scrape interval) or milliseconds modulo [`HANDOFF_GRACE_MS_MAX`].
-    pub handoff_grace_ms: Option<u16>,
+    /// Handoff margin: `None` (the default) or milliseconds modulo [`HANDOFF_MARGIN_MS_MAX`].
+    pub handoff_margin_ms: Option<u16>,
     /// The operations, in order (at most [`OPERATIONS_MAX`] are run).
     pub operations: Vec<Operation>,
 }
@@ -186,7 +186,7 @@ pub fn fuzz_rebalance(data: &[u8]) -> Outcome {
 pub fn decode(data: &[u8]) -> Option<Scenario> {
     let mut u = Unstructured::new(data);
     let replication = u8::arbitrary(&mut u).ok()?;
-    let handoff_grace_ms = Option::<u16>::arbitrary(&mut u).ok()?;
+    let handoff_margin_ms = Option::<u16>::arbitrary(&mut u).ok()?;
     let mut operations = Vec::new();
     while !u.is_empty() && operations.len() < OPERATIONS_MAX {
         match Operation::arbitrary(&mut u) {
@@ -196,7 +196,7 @@ pub fn decode(data: &[u8]) -> Option<Scenario> {
     }
     Some(Scenario {
         replication,
-        handoff_grace_ms,
+        handoff_margin_ms,
         operations,
     })
 }
@@ -206,8 +206,9 @@ pub fn run_scenario(scenario: &Scenario) -> Outcome {
     let mut cluster = Cluster::new(
         1 + scenario.replication as usize % 3,
         scenario
-            .handoff_grace_ms
-            .map(|ms| Duration::from_millis(ms as u64 % HANDOFF_GRACE_MS_MAX)),
+            .handoff_margin_ms
+            .map(|ms| Duration::from_millis(ms as u64 % HANDOFF_MARGIN_MS_MAX))
+            .unwrap_or(crate::node::HANDOFF_MARGIN),
     );
     for op in scenario
         .operations
@@ -263,9 +264,11 @@ struct Answering {
 struct Cluster {
     now: Timestamp,
     replication: usize,
-    handoff_grace: Option<Duration>,
+    handoff_margin: Duration,
     slots: Vec<Option<Member>>,
     records: BTreeMap<String, MemberRecord>,
+    /// The coordinator's time of each record's last change (ZooKeeper's `mtime`).
+    record_times: BTreeMap<String, Timestamp>,
     members_version: i64,
     jobs: BTreeMap<String, String>,
     jobs_version: i64,
@@ -307,13 +310,14 @@ fn is_marker(record: &Record) -> bool {
 }
 
 impl Cluster {
-    fn new(replication: usize, handoff_grace: Option<Duration>) -> Cluster {
+    fn new(replication: usize, handoff_margin: Duration) -> Cluster {
         Cluster {
             now: Timestamp(T0),
             replication,
-            handoff_grace,
+            handoff_margin,
             slots: (0..MEMBERS_MAX).map(|_| None).collect(),
             records: BTreeMap::new(),
+            record_times: BTreeMap::new(),
             members_version: 0,
             jobs: BTreeMap::new(),
             jobs_version: 0,
@@ -327,7 +331,7 @@ impl Cluster {
     }
 
     fn fail(&self, what: String) -> ! {
-        panic!("rebalance invariant broken: {what}\n--- operations (replication {}, handoff grace {:?}) ---\n{}", self.replication, self.handoff_grace, self.history.join("\n"));
+        panic!("rebalance invariant broken: {what}\n--- operations (replication {}, handoff margin {:?}) ---\n{}", self.replication, self.handoff_margin, self.history.join("\n"));
     }
 
     fn live(&self, slot: usize) -> bool {
@@ -352,7 +356,7 @@ impl Cluster {
                 let id = format!("m{slot}");
                 let config = NodeConfig {
                     replication_factor: self.replication,
-                    handoff_grace: self.handoff_grace,
+                    handoff_margin: self.handoff_margin,
                     encoding: Encoding::Json,
                     ..NodeConfig::for_tests(&id)
                 };
@@ -375,6 +379,7 @@ impl Cluster {
                 let slot = *m as usize % MEMBERS_MAX;
                 if let Some(member) = self.slots[slot].take() {
                     // Its ephemeral record dies with its session.
+                    self.record_times.remove(&member.id);
                     if self.records.remove(&member.id).is_some() {
                         self.members_version += 1;
                     }
@@ -443,6 +448,7 @@ impl Cluster {
                 if self.live(slot) {
                     self.member_mut(slot).connected = false;
                     let id = self.member(slot).id.clone();
+                    self.record_times.remove(&id);
                     if self.records.remove(&id).is_some() {
                         self.members_version += 1;
                     }
@@ -522,12 +528,9 @@ impl Cluster {
             }
         };
         let target_hash = p.task.target.hash();
-        let completed = p.task.complete(
-            &mut Default::default(),
-            self.now,
-            Duration::from_millis(3),
-            &fetch,
-        );
+        let completed = p
+            .task
+            .complete(&mut Default::default(), Duration::from_millis(3), &fetch);
         self.outcome.scrapes_answered += 1;
         self.feed(
             slot,
@@ -583,10 +586,14 @@ impl Cluster {
         }
         self.answer_all(true);
         let interval_max = Duration::from_secs(INTERVALS_S[INTERVALS_S.len() - 1]);
-        let grace = self.handoff_grace.unwrap_or(interval_max).max(interval_max);
-        // A drain lasts up to one interval, the handoffs it starts one grace; then one more
-        // interval so every owner has scraped.
-        self.advance(grace + 2 * interval_max + Duration::from_millis(1));
+        // A handoff ends within a margin and an interval of its change, a drain waits at most
+        // its grace for its record; then one more interval so every owner has scraped.
+        self.advance(
+            self.handoff_margin
+                + crate::node::DRAIN_RECORD_WAIT
+                + 3 * interval_max
+                + Duration::from_millis(1),
+        );
         self.answer_all(true);
         if let Some(why) = self.disagreement() {
             // Members that first saw a job while its text was invalid run none of it, while
@@ -631,7 +638,14 @@ impl Cluster {
                 self.member_mut(slot).members_seen = self.members_version;
                 let snapshot = MembersSnapshot {
                     version: self.members_version,
+                    changed_at: self
+                        .record_times
+                        .values()
+                        .copied()
+                        .max()
+                        .unwrap_or_default(),
                     members: self.records.values().cloned().collect(),
+                    changed: self.record_times.clone(),
                 };
                 self.feed(slot, Event::MembersChanged(snapshot), Answering::default());
             } else {
@@ -647,6 +661,7 @@ impl Cluster {
                     Event::JobsChanged(JobsSnapshot {
                         version: self.jobs_version,
                         jobs,
+                        ..Default::default()
                     }),
                     Answering::default(),
                 );
@@ -720,11 +735,13 @@ impl Cluster {
         while let Some(command) = self.member_mut(slot).node.poll_command() {
             match command {
                 Command::Register(record) => {
+                    self.record_times.insert(record.id.clone(), now);
                     self.records.insert(record.id.clone(), record);
                     self.members_version += 1;
                 }
                 Command::UpdateMember(record) => {
                     if let Some(r) = self.records.get_mut(&record.id) {
+                        self.record_times.insert(record.id.clone(), now);
                         *r = record;
                         self.members_version += 1;
                     }
@@ -732,6 +749,7 @@ impl Cluster {
                 Command::Deregister => {
                     let id = self.member(slot).id.clone();
                     if self.records.remove(&id).is_some() {
+                        self.record_times.remove(&id);
                         self.members_version += 1;
                     }
                 }
