@@ -1012,11 +1012,13 @@ impl Coordination {
 fn members_snapshot(version: i64, children: Vec<Child>, out: &mut Vec<Output>) -> MembersSnapshot {
     let mut members = Vec::with_capacity(children.len());
     let mut changed = std::collections::BTreeMap::new();
+    let mut joined = std::collections::BTreeMap::new();
     let changed_at = latest_change(&children);
     for child in children {
         match serde_json::from_slice::<MemberRecord>(&child.data) {
             Ok(record) if record.id == child.name => {
                 changed.insert(record.id.clone(), child.changed_at());
+                joined.insert(record.id.clone(), child.ctime);
                 members.push(record)
             }
             Ok(record) => out.push(Output::Note(Note::MemberSkipped {
@@ -1035,6 +1037,7 @@ fn members_snapshot(version: i64, children: Vec<Child>, out: &mut Vec<Output>) -
         changed_at,
         members,
         changed,
+        joined,
     }
 }
 

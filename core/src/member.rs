@@ -49,9 +49,20 @@ pub struct MembersSnapshot {
     /// the new owner agree whatever other changes the snapshots they read also reflect. A
     /// member missing here has an unknown time, taken as long past.
     pub changed: BTreeMap<String, Timestamp>,
+    /// Per member id: the server's time of its record's creation (`ctime`: its join). A
+    /// member missing here joined when its record last changed.
+    pub joined: BTreeMap<String, Timestamp>,
 }
 
 impl MembersSnapshot {
+    /// When `id` joined: its record's creation, else its last change.
+    pub fn joined_at_of(&self, id: &str) -> Option<Timestamp> {
+        self.joined
+            .get(id)
+            .copied()
+            .or_else(|| self.changed_at_of(id))
+    }
+
     /// The time of `id`'s record's last change, if the snapshot has it.
     pub fn changed_at_of(&self, id: &str) -> Option<Timestamp> {
         self.changed.get(id).copied()

@@ -24,6 +24,7 @@ use crate::config::{load_job, load_jobs, ConfigError, GlobalConfig};
 use crate::exposition::{parse, Exemplar, Format, Metadata, MetricType, ParseError, Parsed};
 use crate::labels::{is_valid_label_name, is_valid_metric_name};
 
+pub mod handoff;
 pub mod rebalance;
 pub mod remote_write;
 

@@ -162,6 +162,7 @@ fn connect_sets_watches_then_reads_and_tells_the_node() {
                 version: 7,
                 changed_at: t(7_500),
                 changed: [("a".to_string(), t(7_500))].into(),
+                joined: [("a".to_string(), t(7_000))].into(),
                 members: vec![a],
             }
         ))]
@@ -879,6 +880,7 @@ fn invalid_member_records_are_left_out_of_the_snapshot() {
             version: 21,
             changed_at: t(21_500),
             changed: [("b".to_string(), t(21_500))].into(),
+            joined: [("b".to_string(), t(21_000))].into(),
             members: vec![b],
         }))
     );

@@ -37,6 +37,7 @@ fn members_at(version: i64, ids: &[(&str, MemberState, i64)]) -> Event {
             .iter()
             .map(|(id, _, at)| (id.to_string(), Timestamp(T0 + at)))
             .collect(),
+        ..Default::default()
     })
 }
 

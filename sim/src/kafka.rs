@@ -126,11 +126,12 @@ fn note_acked(trace: &Trace, at_ms: i64, scraper: &str, records: &[&Record]) {
         .unwrap_or("");
     let target = crate::target_of_instance(instance);
     let samples: usize = records.iter().map(|r| r.samples).sum();
-    let mut up = None;
+    let (mut up, mut up_at_ms) = (None, None);
     let mut markers = Vec::new();
     for record in records {
         if let Ok(scan) = scan_record(&record.payload) {
             up = scan.up.or(up);
+            up_at_ms = scan.up_at_ms.or(up_at_ms);
             markers.extend(scan.markers);
         }
     }
@@ -141,6 +142,7 @@ fn note_acked(trace: &Trace, at_ms: i64, scraper: &str, records: &[&Record]) {
             target,
             samples: samples as u32,
             up,
+            up_at_ms,
         },
     );
     for (series, at) in markers {
@@ -161,6 +163,8 @@ fn note_acked(trace: &Trace, at_ms: i64, scraper: &str, records: &[&Record]) {
 pub struct Scan {
     /// The value of the last `up` sample (`== 1`), if the record holds one.
     pub up: Option<bool>,
+    /// The timestamp of that `up` sample.
+    pub up_at_ms: Option<i64>,
     /// Every staleness marker of a series other than `up`: the series as text
     /// (`name{k=...}` or `name`) and the marker's timestamp, in record order.
     pub markers: Vec<(String, i64)>,
@@ -242,6 +246,7 @@ fn scan_write_request(bytes: &[u8]) -> Result<Scan, &'static str> {
         for &(v, ts) in &samples {
             if name == "up" {
                 scan.up = Some(v == 1.0);
+                scan.up_at_ms = Some(ts);
             } else if is_stale_nan(v) {
                 let series = match k {
                     Some(k) => format!("{name}{{k={k}}}"),
@@ -350,6 +355,7 @@ mod tests {
             for sample in &series.samples {
                 if name == "up" {
                     scan.up = Some(sample.value == 1.0);
+                    scan.up_at_ms = Some(sample.timestamp);
                 } else if is_stale_nan(sample.value) {
                     let text = match series.label("k") {
                         Some(k) => format!("{name}{{k={k}}}"),

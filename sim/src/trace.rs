@@ -26,6 +26,8 @@ pub enum Seen {
         samples: u32,
         /// The value of its `up` sample; `None`: the records hold only staleness markers.
         up: Option<bool>,
+        /// The timestamp of its `up` sample: the scrape's sample time.
+        up_at_ms: Option<i64>,
     },
     /// A staleness marker reached the bus.
     Marker {

@@ -159,10 +159,11 @@ fn report_violation(o: &Outcome) {
 
 fn print_summary(outcomes: &[Outcome]) {
     println!(
-        "{:>6} {:>9} {:>7} {:>9} {:>10} {:>9} {:>11} {:>9} {:>9} {:>8}",
+        "{:>6} {:>9} {:>7} {:>8} {:>9} {:>10} {:>9} {:>11} {:>9} {:>9} {:>8}",
         "seed",
         "coverage",
         "dup",
+        "1/slot",
         "max gap",
         "moved/bnd",
         "converge",
@@ -175,10 +176,11 @@ fn print_summary(outcomes: &[Outcome]) {
         let s = &o.summary;
         let speed = o.config.duration.as_secs_f64() / o.wall.as_secs_f64().max(1e-9);
         println!(
-            "{:>6} {:>8.2}% {:>6.2}% {:>8.1}s {:>10} {:>8.1}s {:>11} {:>9} {:>8.0}x {:>8}",
+            "{:>6} {:>8.2}% {:>6.2}% {:>7.2}% {:>8.1}s {:>10} {:>8.1}s {:>11} {:>9} {:>8.0}x {:>8}",
             o.config.seed,
             s.coverage_pct,
             s.duplicate_pct,
+            s.slots_exact_pct,
             s.max_gap_ms as f64 / 1000.0,
             format!("{}/{}", s.moved_max.0, s.moved_max.1),
             s.convergence_ms as f64 / 1000.0,

@@ -11,7 +11,7 @@ use crate::schedule;
 
 /// Sample timestamps of one slot lie in `[slot, slot + TIMESTAMP_BAND_MS)`: a scrape that is
 /// not on a slot (a late new owner catching up) keeps out of every slot's band.
-pub const TIMESTAMP_BAND_MS: i64 = SHIFT_TAKEOVER_MS + SHIFT_DISCONNECTED_MS + 1;
+pub const TIMESTAMP_BAND_MS: i64 = SHIFT_TAKEOVER_SLOTS + SHIFT_DISCONNECTED_MS + 1;
 
 /// When a new owner that learned of its target after the handoff slot scrapes first, at
 /// `now`: at once, except that within a band of a slot it takes that slot (the one just
@@ -39,6 +39,28 @@ pub(super) struct Gain {
     pub(super) first_at: Timestamp,
     /// Slots before this carry the takeover shift.
     pub(super) shift_until: Timestamp,
+    /// The takeover shift.
+    pub(super) shift_ms: i64,
+}
+
+/// The slot at or before `t`.
+fn slot_at_or_before(t: Timestamp, interval: Duration, offset: Duration) -> Timestamp {
+    let next = schedule::next_at(t, interval, offset);
+    if next == t {
+        t
+    } else {
+        next - interval
+    }
+}
+
+/// The takeover window and shift of a takeover whose first slot is `first` (on the grid of
+/// `interval`): the window ends within [`SHIFT_TAKEOVER_SLOTS`] intervals, the shift is
+/// `1 + (slot index mod SHIFT_TAKEOVER_SLOTS)`.
+fn takeover(first: Timestamp, interval: Duration, window: Duration) -> (Timestamp, i64) {
+    let interval_ms = crate::time::duration_ms(interval).max(1);
+    let window = window.min(interval * SHIFT_TAKEOVER_SLOTS as u32);
+    let index = first.0.div_euclid(interval_ms);
+    (first + window, 1 + index.rem_euclid(SHIFT_TAKEOVER_SLOTS))
 }
 
 impl Node {
@@ -63,12 +85,18 @@ impl Node {
     }
 
     /// The owners of `hash` before the change being reconciled: the previous ring's during a
-    /// members change, the ring without us in a first view, else the current ring's.
+    /// members change, in a first view the ring of every other member (active or draining:
+    /// we take ourselves for the newest member), else the current ring's.
     fn previous_owners(&self, hash: u64) -> Vec<String> {
         if self.first_view {
+            // Any member of the snapshot but us may have held it: a draining one too.
             let me = self.config.id.as_str();
             let without = Ring::new(
-                self.ring.members().filter(|m| *m != me),
+                self.members
+                    .members
+                    .iter()
+                    .map(|m| m.id.as_str())
+                    .filter(|m| *m != me),
                 self.config.replication_factor,
             );
             return without.owners(hash).iter().map(|m| m.to_string()).collect();
@@ -93,23 +121,74 @@ impl Node {
         )
     }
 
-    /// The time of the change that moved a target, as both sides compute it: the latest
-    /// record time among the target's owners now and `others` (the old owners for the new
-    /// owner, ourselves for the old one). For R = 1 both sides take the same two members.
-    fn change_time(&self, hash: u64, others: &[&str]) -> Timestamp {
-        self.ring
-            .owners(hash)
+    /// The owners over time as the snapshot tells them: for each record time, in order, the
+    /// ring of the members active then (a member from its record's creation on, a draining
+    /// one until its update to `draining`). Built once per snapshot.
+    pub(super) fn build_timeline(&mut self) {
+        let mut times: Vec<Timestamp> = self
+            .members
+            .members
             .iter()
-            .copied()
-            .chain(others.iter().copied())
-            .map(|m| self.record_time(m))
-            .max()
-            .unwrap_or_default()
+            .flat_map(|m| {
+                let joined = self.members.joined_at_of(&m.id).unwrap_or_default();
+                [joined, self.record_time(&m.id)]
+            })
+            .collect();
+        times.sort();
+        times.dedup();
+        let members = &self.members.members;
+        self.timeline = times
+            .into_iter()
+            .map(|at| {
+                let active = members.iter().filter(|m| {
+                    let joined = self.members.joined_at_of(&m.id).unwrap_or_default();
+                    match m.state {
+                        MemberState::Active => joined <= at,
+                        MemberState::Draining => joined <= at && self.record_time(&m.id) > at,
+                    }
+                });
+                let ring = Ring::new(
+                    active.map(|m| m.id.as_str()),
+                    self.config.replication_factor,
+                );
+                (at, ring)
+            })
+            .collect();
+    }
+
+    /// The time of the change that moved a target, as both sides compute it from the record
+    /// times alone: the start of the last stretch of the timeline over which `member` owns
+    /// the target (`owns`) or does not (`!owns`), so that a snapshot reflecting several
+    /// changes at once still names the one that moved it.
+    fn change_time(&self, hash: u64, member: &str, owns: bool) -> Timestamp {
+        self.stretch(hash, member, owns).0
+    }
+
+    /// The start of that last stretch, and whether a step of the timeline comes before it
+    /// (its owners, then, are the ones the change took the target from).
+    fn stretch(&self, hash: u64, member: &str, owns: bool) -> (Timestamp, bool) {
+        let mut start = None;
+        let mut before = false;
+        for (at, ring) in self.timeline.iter().rev() {
+            if ring.owners(hash).contains(&member) != owns {
+                before = true;
+                break;
+            }
+            start = Some(*at);
+        }
+        (start.unwrap_or_default(), before && start.is_some())
     }
 
     /// How we start on a target we gained at `rank`.
     pub(super) fn gain(&self, now: Timestamp, hash: u64, rank: usize, interval: Duration) -> Gain {
         let offset = schedule::offset(hash, rank, interval);
+        let me = self.config.id.as_str();
+        let (start, taken) = self.stretch(hash, me, true);
+        if taken {
+            // The snapshot itself names the change that gave it to us, and whom it took it
+            // from: a member still in the snapshot, who computes the same slot.
+            return self.graceful_gain(now, start, hash, rank, interval);
+        }
         let owners: Vec<&str> = self.ring.owners(hash).to_vec();
         let previous = self.previous_owners(hash);
         let old: Vec<&str> = previous
@@ -122,27 +201,48 @@ impl Node {
             return Gain {
                 first_at: schedule::next_at(now, interval, offset),
                 shift_until: Timestamp(i64::MIN),
+                shift_ms: 0,
             };
         }
         let present: Vec<&str> = old.iter().copied().filter(|m| self.is_present(m)).collect();
         if present.is_empty() {
-            // Its owners are gone without a drain (crash, expiry): nobody to agree with, we
-            // start at once. One of them may still be scraping, unaware: the shift.
-            let first_at = schedule::next_at(now, interval, offset);
+            // Its owners are gone (a crash or an expiry, or a drain we learned of after the
+            // drainer left): nobody to agree with, we start at once. One of them may still be
+            // scraping, unaware: the shift.
+            let first_at = catch_up_at(now, interval, offset);
+            let slot = slot_at_or_before(first_at, interval, offset);
+            let (shift_until, shift_ms) = takeover(slot, interval, self.config.handoff_window);
             return Gain {
                 first_at,
-                shift_until: first_at + self.config.handoff_window,
+                shift_until,
+                shift_ms,
             };
         }
-        let h = self.handoff_slot(self.change_time(hash, &present), hash, rank, interval);
+        self.graceful_gain(now, start, hash, rank, interval)
+    }
+
+    /// A gain from a member still in the snapshot, by a change at `change`.
+    fn graceful_gain(
+        &self,
+        now: Timestamp,
+        change: Timestamp,
+        hash: u64,
+        rank: usize,
+        interval: Duration,
+    ) -> Gain {
+        let offset = schedule::offset(hash, rank, interval);
+        let h = self.handoff_slot(change, hash, rank, interval);
         let first_at = if h >= now {
             h
         } else {
             catch_up_at(now, interval, offset)
         };
+        // The window and the shift are H's, also for a catch-up after H.
+        let (shift_until, shift_ms) = takeover(h, interval, self.config.handoff_window);
         Gain {
             first_at,
-            shift_until: first_at.max(h) + self.config.handoff_window,
+            shift_until,
+            shift_ms,
         }
     }
 
@@ -163,7 +263,7 @@ impl Node {
         if !self.is_present(me) {
             return now;
         }
-        let change = self.change_time(hash, &[me]);
+        let change = self.change_time(hash, me, false);
         self.handoff_slot(change, hash, s.rank, s.spec.interval)
     }
 
@@ -186,6 +286,25 @@ impl Node {
         true
     }
 
+    /// `key`, which we were handing off until `until`, is ours again: when the change that
+    /// brought it back gives a later slot than `until`, the member we were handing it to
+    /// scrapes the slots in between (it keeps it until then), and we resume at that slot
+    /// with its takeover shift.
+    pub(super) fn regain(&mut self, now: Timestamp, key: &TargetKey, until: Timestamp) {
+        let Some(s) = self.scraped.get(key) else {
+            return;
+        };
+        let g = self.gain(now, key.hash(), s.rank, s.spec.interval);
+        if g.first_at <= until {
+            return;
+        }
+        if let Some(s) = self.scraped.get_mut(key) {
+            s.pause = Some((until, g.first_at));
+            s.shift_until = g.shift_until;
+            s.shift_ms = g.shift_ms;
+        }
+    }
+
     /// Our `draining` record is in the snapshot: every target we still scrape is handed off
     /// at its slot, and the drain ends past the last one.
     pub(super) fn time_drain(&mut self, now: Timestamp) {
@@ -202,7 +321,8 @@ impl Node {
             let Role::HandingOff { until: old } = s.role else {
                 continue;
             };
-            let until = self.lose_at(now, s, key.hash());
+            // A target already handed off for an earlier change keeps that change's slot.
+            let until = self.lose_at(now, s, key.hash()).min(old);
             self.timers.remove(&(old, Wake::HandoffEnd(key.clone())));
             if until <= now {
                 self.remove_scraped(now, &key, targets::Orphan::Forget);
@@ -224,7 +344,7 @@ impl Node {
     pub(super) fn sample_time(&self, s: &Scraped, due: Timestamp) -> Timestamp {
         let mut shift = 0;
         if due < s.shift_until {
-            shift += SHIFT_TAKEOVER_MS;
+            shift += s.shift_ms;
         }
         if self.session != SessionState::Connected {
             shift += SHIFT_DISCONNECTED_MS;
@@ -240,16 +360,45 @@ mod tests {
     const S10: Duration = Duration::from_secs(10);
 
     #[test]
+    fn takeovers_whose_windows_overlap_get_different_shifts() {
+        let w = Duration::from_secs(60);
+        let (until, first) = takeover(Timestamp(20_000), S10, w);
+        assert_eq!(until, Timestamp(80_000), "the window, within 8 intervals");
+        for k in 1..SHIFT_TAKEOVER_SLOTS {
+            let (_, later) = takeover(Timestamp(20_000 + k * 10_000), S10, w);
+            assert_ne!(first, later, "{k} slots apart");
+            assert!((1..=SHIFT_TAKEOVER_SLOTS).contains(&later));
+        }
+        // A long window is cut to 8 intervals: a takeover 8 slots later may reuse the shift.
+        let (until, _) = takeover(Timestamp(20_000), S10, Duration::from_secs(600));
+        assert_eq!(until, Timestamp(100_000));
+    }
+
+    #[test]
     fn a_catch_up_keeps_out_of_every_slots_band() {
         let off = Duration::from_millis(3_000);
         // Well inside an interval: at once.
         assert_eq!(catch_up_at(Timestamp(25_000), S10, off), Timestamp(25_000));
         // On a slot, or within the band after it: that slot.
         assert_eq!(catch_up_at(Timestamp(23_000), S10, off), Timestamp(23_000));
-        assert_eq!(catch_up_at(Timestamp(23_003), S10, off), Timestamp(23_000));
-        assert_eq!(catch_up_at(Timestamp(23_004), S10, off), Timestamp(23_004));
+        let band = TIMESTAMP_BAND_MS;
+        assert_eq!(
+            catch_up_at(Timestamp(23_000 + band - 1), S10, off),
+            Timestamp(23_000)
+        );
+        assert_eq!(
+            catch_up_at(Timestamp(23_000 + band), S10, off),
+            Timestamp(23_000 + band)
+        );
         // Within the band before the next slot: the next slot.
-        assert_eq!(catch_up_at(Timestamp(32_996), S10, off), Timestamp(33_000));
-        assert_eq!(catch_up_at(Timestamp(32_995), S10, off), Timestamp(32_995));
+        let band = TIMESTAMP_BAND_MS;
+        assert_eq!(
+            catch_up_at(Timestamp(33_000 - band), S10, off),
+            Timestamp(33_000)
+        );
+        assert_eq!(
+            catch_up_at(Timestamp(33_000 - band - 1), S10, off),
+            Timestamp(33_000 - band - 1)
+        );
     }
 }

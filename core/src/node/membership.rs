@@ -72,6 +72,7 @@ impl Node {
         }
         self.members = snapshot;
         self.members_applied = true;
+        self.build_timeline();
         match self.rebuild_ring() {
             RingChange::Unchanged => {}
             RingChange::Recomputed => self.reconcile(now, None, RebalanceCause::Members),
@@ -172,6 +173,7 @@ impl Node {
         let mut lost = 0;
         let mut to_remove = Vec::new();
         let mut losing = Vec::new();
+        let mut regained = Vec::new();
         for (key, s) in self.scraped.iter_mut() {
             if only_job.is_some_and(|j| j != s.job) {
                 continue;
@@ -181,6 +183,7 @@ impl Node {
                     gained += 1;
                     self.timers
                         .remove(&(role_until(s.role), Wake::HandoffEnd(key.clone())));
+                    regained.push((key.clone(), role_until(s.role)));
                 }
                 s.role = Role::Owner { rank: *rank };
                 s.rank = *rank;
@@ -245,6 +248,9 @@ impl Node {
         for key in losing {
             lost += usize::from(self.lose(now, &key));
         }
+        for (key, until) in regained {
+            self.regain(now, &key, until);
+        }
         gained += new.len();
         self.own(now, new);
         self.record_rebalance(now, cause, gained, lost);
@@ -260,6 +266,7 @@ impl Node {
         let (mut gained, mut lost) = (0, 0);
         let mut new = Vec::new();
         let mut losing = Vec::new();
+        let mut regained = Vec::new();
         for (name, indices) in moved {
             let Some(job) = self.jobs.get(name) else {
                 continue;
@@ -277,6 +284,7 @@ impl Node {
                             gained += 1;
                             self.timers
                                 .remove(&(role_until(s.role), Wake::HandoffEnd(t.key.clone())));
+                            regained.push((t.key.clone(), role_until(s.role)));
                         }
                         s.role = Role::Owner { rank };
                         s.rank = rank;
@@ -298,6 +306,10 @@ impl Node {
         losing.sort();
         for key in losing {
             lost += usize::from(self.lose(now, &key));
+        }
+        regained.sort();
+        for (key, until) in regained {
+            self.regain(now, &key, until);
         }
         gained += new.len();
         self.own(now, new);
@@ -339,6 +351,8 @@ impl Node {
                     in_flight: adopted,
                     next_at,
                     shift_until: gain.shift_until,
+                    shift_ms: gain.shift_ms,
+                    pause: None,
                     health: None,
                 },
             );

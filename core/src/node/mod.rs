@@ -103,7 +103,7 @@ pub struct ScrapeTask {
     /// the handoff slot, the moment it catches up (ARCHITECTURE.md, "Membership and handoff").
     pub scheduled_at: Timestamp,
     /// The timestamp of the scrape's samples (those without an exporter timestamp): the slot
-    /// `scheduled_at` plus the handoff shift of 0–3 ms ([`SHIFT_TAKEOVER_MS`],
+    /// `scheduled_at` plus the handoff shift of 0–17 ms ([`SHIFT_TAKEOVER_SLOTS`],
     /// [`SHIFT_DISCONNECTED_MS`]), chosen by the node so that two members scraping one slot
     /// of a target never write the same timestamp.
     pub sample_at: Timestamp,
@@ -182,12 +182,16 @@ pub const HANDOFF_WINDOW: Duration = Duration::from_secs(60);
 /// Part of the default drain grace: how long the coordination tries to write a record
 /// (40 attempts 250 ms apart) with some slack.
 pub const DRAIN_RECORD_WAIT: Duration = Duration::from_secs(15);
-/// Added to the sample timestamps of a new owner's scrapes in its takeover window, so that an
-/// old owner still scraping the slot (it learned of the move late) never writes the same one.
-pub const SHIFT_TAKEOVER_MS: i64 = 1;
+/// A new owner's samples in its takeover window are stamped `1 + (k mod SHIFT_TAKEOVER_SLOTS)`
+/// ms after their slot, `k` being the index (slot time div interval) of its first slot, the
+/// handoff slot: an old owner still scraping the slot (it learned of the move late) stamps it
+/// 0 ms or with its own takeover's shift, which differs, since two takeovers of one target
+/// whose windows overlap are fewer than `SHIFT_TAKEOVER_SLOTS` slots apart (the window lasts
+/// at most that many intervals).
+pub const SHIFT_TAKEOVER_SLOTS: i64 = 8;
 /// Added to the sample timestamps of scrapes while the session is not connected: a member cut
 /// off from ZooKeeper may be scraping targets the others have taken over.
-pub const SHIFT_DISCONNECTED_MS: i64 = 2;
+pub const SHIFT_DISCONNECTED_MS: i64 = SHIFT_TAKEOVER_SLOTS + 1;
 
 /// A node's fixed settings.
 #[derive(Clone, Debug)]
@@ -200,8 +204,8 @@ pub struct NodeConfig {
     /// up to, and by its new owner from, its first slot at or after the change's ZooKeeper
     /// time plus this margin (default [`HANDOFF_MARGIN`]).
     pub handoff_margin: Duration,
-    /// How long after taking a target over the new owner's samples carry the
-    /// [`SHIFT_TAKEOVER_MS`] shift (default [`HANDOFF_WINDOW`]).
+    /// How long after taking a target over the new owner's samples carry the takeover shift
+    /// (default [`HANDOFF_WINDOW`]; at most [`SHIFT_TAKEOVER_SLOTS`] intervals).
     pub handoff_window: Duration,
     /// The longest a draining node waits for ZooKeeper to show its `draining` record (from
     /// which its handoff slots follow) before it leaves anyway; `None`: the margin plus the
@@ -362,6 +366,8 @@ pub struct Node {
     first_view: bool,
     /// Whether the handoff slots of a drain were set from our `draining` record's time.
     drain_timed: bool,
+    /// The rings over the record times of the members snapshot (see `handoff`).
+    timeline: Vec<(Timestamp, Ring)>,
     jobs: BTreeMap<String, Job>,
     jobs_version: i64,
     jobs_applied: bool,
@@ -398,6 +404,7 @@ impl Node {
             prev_ring: None,
             first_view: true,
             drain_timed: false,
+            timeline: Vec::new(),
             jobs: BTreeMap::new(),
             jobs_version: i64::MIN,
             jobs_applied: false,

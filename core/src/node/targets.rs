@@ -26,9 +26,15 @@ pub(super) struct Scraped {
     pub(super) cache: Option<Box<SeriesCache>>,
     pub(super) in_flight: Option<u64>,
     pub(super) next_at: Timestamp,
-    /// Scrapes due before this carry the takeover shift ([`SHIFT_TAKEOVER_MS`]): the window
+    /// Scrapes due before this carry `shift_ms` (see [`SHIFT_TAKEOVER_SLOTS`]): the window
     /// after we took the target over from another member.
     pub(super) shift_until: Timestamp,
+    /// The takeover shift, 1 to [`SHIFT_TAKEOVER_SLOTS`] ms.
+    pub(super) shift_ms: i64,
+    /// Slots due in `[from, until)` are another member's: a target that came back to us
+    /// while we were handing it off is scraped by its other owner from our handoff slot to
+    /// the slot the change that brought it back gives.
+    pub(super) pause: Option<(Timestamp, Timestamp)>,
     /// `None` before the first scrape finishes.
     pub(super) health: Option<Box<Health>>,
 }
@@ -242,12 +248,23 @@ impl Node {
         let Some(s) = self.scraped.get_mut(&key) else {
             return;
         };
+        let paused = match s.pause {
+            Some((_, until)) if due >= until => {
+                s.pause = None;
+                false
+            }
+            Some((from, _)) => due >= from,
+            None => false,
+        };
         // The next one keeps the phase of the rank we own now; it is always within one
         // interval of this one, so a rank change never widens a gap.
         let offset = schedule::offset(key.hash(), s.rank, s.spec.interval);
         let next_at = schedule::next_at(due + Duration::from_millis(1), s.spec.interval, offset);
         s.next_at = next_at;
         self.timers.insert((next_at, Wake::Scrape(key.clone())));
+        if paused {
+            return;
+        }
         if s.in_flight.is_some() {
             self.stats.scrapes_skipped += 1;
             return;

@@ -646,6 +646,7 @@ impl Cluster {
                         .unwrap_or_default(),
                     members: self.records.values().cloned().collect(),
                     changed: self.record_times.clone(),
+                    ..Default::default()
                 };
                 self.feed(slot, Event::MembersChanged(snapshot), Answering::default());
             } else {

@@ -114,6 +114,7 @@ pub fn check(run: &Run<'_>, summary: &mut Summary) -> Vec<Violation> {
                 target,
                 samples,
                 up,
+                ..
             } => {
                 summary.samples_delivered += u64::from(*samples);
                 let i = life(&mut lives, &mut current, scraper, *at);
@@ -264,6 +265,7 @@ mod tests {
                 target,
                 samples,
                 up,
+                up_at_ms: None,
             },
         )
     }

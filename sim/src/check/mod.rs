@@ -11,6 +11,7 @@ pub mod delivery;
 pub mod gaps;
 pub mod movement;
 pub mod ownership;
+pub mod slots;
 pub mod staleness;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,7 +28,8 @@ use crate::SimConfig;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Violation {
     /// Which invariant (`a-ownership`, `a-convergence`, `b-gaps`, `c-delivery`,
-    /// `d-staleness`, `e-movement`; `f-determinism` is judged in `sim/tests`).
+    /// `d-staleness`, `e-movement`, `g-timestamps`, `g-slots`; `f-determinism` is judged in
+    /// `sim/tests`).
     pub invariant: &'static str,
     /// Simulated time, ms since the run began (-1: not tied to one moment).
     pub at_ms: i64,
@@ -54,6 +56,8 @@ pub struct Summary {
     pub coverage_pct: f64,
     /// Share of scrapes beyond one per target and interval, in %.
     pub duplicate_pct: f64,
+    /// Share of the slots judged by the slot checker that hold exactly one scrape, in %.
+    pub slots_exact_pct: f64,
     /// Longest gap between two scrapes of one target, ms.
     pub max_gap_ms: i64,
     /// Most targets that changed owner on one membership change, and the bound it was held to.
@@ -130,6 +134,7 @@ pub fn check_all(run: &Run<'_>) -> (Vec<Violation>, Summary) {
     violations.extend(delivery::check(run, &mut summary));
     violations.extend(staleness::check(run, &scrapes));
     violations.extend(movement::check(run, &mut summary));
+    violations.extend(slots::check(run, &mut summary));
     (violations, summary)
 }
 
