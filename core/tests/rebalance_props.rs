@@ -190,7 +190,7 @@ fn removed_targets_get_markers() {
 }
 
 /// A target that comes back adopts its scrape still in flight: m2 scrapes h0 and the scrape
-/// never returns; h0 moves to m1 and m2's handoff grace ends with the scrape still out (an
+/// never returns; h0 moves to m1 and m2's handoff slot comes with the scrape still out (an
 /// orphan); m1 drains and h0 comes back to m2, which must adopt the orphan rather than start
 /// a second scrape of h0 beside it (a target never has two scrapes in flight).
 #[test]

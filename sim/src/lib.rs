@@ -87,7 +87,7 @@ impl Default for SimConfig {
 
 impl SimConfig {
     /// How long after the heal the pool has to converge: a session timeout (for the last
-    /// crashed member's record to go), then a handoff grace and an interval, plus slack for
+    /// crashed member's record to go), then a handoff margin and an interval, plus slack for
     /// restarts and watch delivery.
     pub fn convergence_bound(&self) -> Duration {
         self.session_timeout + 3 * self.interval + Duration::from_secs(5)

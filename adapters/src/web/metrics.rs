@@ -64,7 +64,7 @@ enum Read {
 static NODE_METRICS: &[(&str, Read, &str)] = &[
     ("job_targets", Read::PerJob(|j| j.total as u64), "Active targets of each job after relabeling, whoever owns them"),
     ("job_targets_owned", Read::PerJob(|j| j.owned as u64), "Targets of each job this member owns (any replica rank)"),
-    ("job_targets_handing_off", Read::PerJob(|j| j.handing_off as u64), "Targets of each job that moved away and this member still scrapes for the handoff grace"),
+    ("job_targets_handing_off", Read::PerJob(|j| j.handing_off as u64), "Targets of each job that moved away and this member still scrapes until their handoff slot"),
     ("job_config_valid", Read::PerJob(|j| u64::from(j.config_errors.is_empty())), "1 when the job's latest configuration was accepted, 0 when it was rejected"),
     ("scrapes_started", Read::Counter(|v| v.stats.scrapes_started), "Scrapes handed to the HTTP client"),
     ("scrapes_failed", Read::Counter(|v| v.stats.scrapes_failed), "Scrapes that failed (up 0)"),

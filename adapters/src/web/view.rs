@@ -79,7 +79,7 @@ pub struct JobSnapshot {
     pub total: usize,
     /// Targets we own (any rank).
     pub owned: usize,
-    /// Targets that moved away and we still scrape for the handoff grace.
+    /// Targets that moved away and we still scrape until their handoff slot.
     pub handing_off: usize,
     /// Active targets, sorted by URL (empty in a [`View::capture_counts`] view).
     pub targets: Vec<TargetSnapshot>,

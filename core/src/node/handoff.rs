@@ -184,11 +184,7 @@ impl Node {
         let offset = schedule::offset(hash, rank, interval);
         let me = self.config.id.as_str();
         let (start, taken) = self.stretch(hash, me, true);
-        if taken {
-            // The snapshot itself names the change that gave it to us, and whom it took it
-            // from: a member still in the snapshot, who computes the same slot.
-            return self.graceful_gain(now, start, hash, rank, interval);
-        }
+        let pending = taken && self.handoff_slot(start, hash, rank, interval) >= now;
         let owners: Vec<&str> = self.ring.owners(hash).to_vec();
         let previous = self.previous_owners(hash);
         let old: Vec<&str> = previous
@@ -196,6 +192,11 @@ impl Node {
             .map(String::as_str)
             .filter(|m| !owners.contains(m))
             .collect();
+        if pending {
+            // The snapshot itself names the change that gives it to us and a member still in
+            // it that held it before, who computes the same slot, still to come.
+            return self.graceful_gain(now, start, hash, rank, interval);
+        }
         if old.is_empty() {
             // Nobody lost it (a new target, or the pool had fewer members than owners).
             return Gain {

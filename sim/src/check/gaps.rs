@@ -1,6 +1,6 @@
 //! (b) Every live target is scraped every interval: graceful changes miss no interval; after
-//! a crash-like fault a target's gap is at most the session timeout plus the handoff grace
-//! plus one interval.
+//! a crash-like fault a target's gap is at most the session timeout plus its detection plus
+//! two intervals.
 //!
 //! Soundness: no two consecutive scrapes of a live target are further apart than the bound.
 //! Completeness: the same bound holds from the moment a target is live after the warm-up (or
