@@ -163,9 +163,9 @@ fn start(id: &str, listener: tokio::net::TcpListener) -> Member {
     start_with(id, listener, Arc::new(NoExtraMetrics))
 }
 
-/// How long a previous owner keeps scraping a moved target in these tests: long enough for
-/// a test to see the handoff.
-const HANDOFF_GRACE: Duration = Duration::from_secs(60);
+/// The handoff margin in these tests: a moved target's old owner scrapes it for at least this
+/// long after the change, long enough for a test to see the handoff.
+const HANDOFF_MARGIN: Duration = Duration::from_secs(60);
 
 fn start_with(id: &str, listener: tokio::net::TcpListener, extra: Arc<dyn ExtraMetrics>) -> Member {
     let fetcher = FixtureFetcher {
@@ -182,7 +182,7 @@ fn start_with_fetcher<F: Fetcher>(
 ) -> Member {
     let addr = listener.local_addr().unwrap();
     let mut config = NodeConfig::for_tests(id);
-    config.handoff_grace = Some(HANDOFF_GRACE);
+    config.handoff_margin = HANDOFF_MARGIN;
     config.web = addr.to_string();
     config.version = "0.1.0-test".into();
     config.started_at = "2026-11-25T12:00:00Z".into();
@@ -1206,6 +1206,8 @@ async fn a_member_joining_shows_as_handoff_and_rebalance() {
             .send(Event::MembersChanged(MembersSnapshot {
                 version: 2,
                 members: members.clone(),
+                // scraper-0 joined now: the moved targets change hands a margin from now.
+                changed: [("scraper-0".to_string(), SystemClock.now())].into(),
                 ..Default::default()
             }))
             .await

@@ -20,6 +20,16 @@ fn slot_h(hash: u64, change: i64) -> i64 {
     .0
 }
 
+/// The first slot of `hash` after `t`.
+fn next_slot(hash: u64, t: i64) -> i64 {
+    schedule::next_at(
+        Timestamp(t + 1),
+        INTERVAL,
+        schedule::offset(hash, 0, INTERVAL),
+    )
+    .0
+}
+
 /// The takeover shift of a takeover at slot `h`.
 fn shift(h: i64) -> i64 {
     1 + (h / I).rem_euclid(SHIFT_TAKEOVER_SLOTS)
@@ -148,12 +158,9 @@ fn a_new_owner_that_learns_after_h_scrapes_at_once_and_the_old_one_stopped_at_h(
         )
         .0;
         assert_eq!(first.due, catch_up, "{inst}: at once (a late first scrape)");
-        // a has left by then: no old owner in b's snapshot, the shift of the catch-up's slot.
+        // a has left by then: no old owner in b's snapshot, the shift of the slot after now.
         assert!(!p.nodes.contains_key("a"));
-        assert_eq!(
-            first.sample_at,
-            catch_up + shift(Pool::slot_of(hash, catch_up))
-        );
+        assert_eq!(first.sample_at, catch_up + shift(next_slot(hash, learned)));
     }
     assert!(p.same_timestamps().is_empty());
 }
@@ -218,7 +225,7 @@ fn a_crash_is_taken_over_at_once_with_the_takeover_shift() {
             schedule::offset(hash, 0, INTERVAL),
         )
         .0;
-        let slot = Pool::slot_of(hash, at_once);
+        let slot = next_slot(hash, crashed + 100);
         assert_eq!(
             (first.due, first.sample_at),
             (at_once, at_once + shift(slot)),

@@ -43,16 +43,6 @@ pub(super) struct Gain {
     pub(super) shift_ms: i64,
 }
 
-/// The slot at or before `t`.
-fn slot_at_or_before(t: Timestamp, interval: Duration, offset: Duration) -> Timestamp {
-    let next = schedule::next_at(t, interval, offset);
-    if next == t {
-        t
-    } else {
-        next - interval
-    }
-}
-
 /// The takeover window and shift of a takeover whose first slot is `first` (on the grid of
 /// `interval`): the window ends within [`SHIFT_TAKEOVER_SLOTS`] intervals, the shift is
 /// `1 + (slot index mod SHIFT_TAKEOVER_SLOTS)`.
@@ -210,8 +200,10 @@ impl Node {
             // Its owners are gone (a crash or an expiry, or a drain we learned of after the
             // drainer left): nobody to agree with, we start at once. One of them may still be
             // scraping, unaware: the shift.
+            // The shift is that of the slot after now: a takeover the gone owner made itself
+            // had its slot at or before now, so the two differ.
             let first_at = catch_up_at(now, interval, offset);
-            let slot = slot_at_or_before(first_at, interval, offset);
+            let slot = schedule::next_at(now + Duration::from_millis(1), interval, offset);
             let (shift_until, shift_ms) = takeover(slot, interval, self.config.handoff_window);
             return Gain {
                 first_at,
