@@ -230,8 +230,14 @@ impl Node {
         } else {
             catch_up_at(now, interval, offset)
         };
-        // The window and the shift are H's, also for a catch-up after H.
-        let (shift_until, shift_ms) = takeover(h, interval, self.config.handoff_window);
+        // The window and the shift are H's; for a catch-up after H, those of the first slot
+        // after now, as for a crash takeover.
+        let first = if h >= now {
+            h
+        } else {
+            schedule::next_at(now + Duration::from_millis(1), interval, offset)
+        };
+        let (shift_until, shift_ms) = takeover(first, interval, self.config.handoff_window);
         Gain {
             first_at,
             shift_until,
