@@ -84,10 +84,13 @@ pub fn check(run: &Run<'_>, scrapes: &Scrapes<'_>) -> Vec<Violation> {
         if removed {
             continue;
         }
-        // The scrape the marker belongs to: this scraper's request right after `at`.
+        // The scrape the marker belongs to: this scraper's request around `at`. The node
+        // stamps a scrape with its slot plus a shift, or a catch-up on a slot just passed
+        // with that slot, so the request lies within a timestamp band of the stamp.
+        let band = scrapepool_core::node::TIMESTAMP_BAND_MS;
         let scrape = scrapes.get(target).and_then(|v| {
             v.iter().find(|(t, s, _)| {
-                *s == scraper.as_str() && *t >= at && *t <= at + REQUEST_DELAY_MS_MAX
+                *s == scraper.as_str() && *t >= at - band && *t <= at + band + REQUEST_DELAY_MS_MAX
             })
         });
         // A partition between this scraper and the target's exporter host that was in force
