@@ -240,7 +240,7 @@ async fn open_client(
 }
 
 /// Reads every child of `parent` with its data, `mzxid` and the server's `ctime`/`mtime`
-/// (ms since the epoch), and the parent's `pzxid`;
+/// (ms since the epoch), and the parent's `pzxid` and `cversion`;
 /// children deleted between the listing and their read are left out (the deletion raised
 /// `pzxid` and its notification causes another read).
 async fn read_tree(
@@ -288,6 +288,7 @@ async fn read_tree(
     }
     Ok(TreeRead {
         pzxid: stat.pzxid,
+        cversion: stat.cversion,
         children,
     })
 }

@@ -117,11 +117,14 @@ impl Child {
     }
 }
 
-/// A tree as read: the parent's `pzxid` and every child still there when its data was read.
+/// A tree as read: the parent's `pzxid` and `cversion` and every child still there when its
+/// data was read.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TreeRead {
     /// The zxid of the parent's last child creation or deletion.
     pub pzxid: i64,
+    /// The parent's child version: how many children have been created and deleted in it.
+    pub cversion: i32,
     /// The children, any order (a child deleted between the listing and its read is left out).
     pub children: Vec<Child>,
 }
@@ -804,9 +807,12 @@ impl Coordination {
             _ => t.delivered = Some(version),
         }
         let event = match tree {
-            Tree::Members => {
-                CoordEvent::MembersChanged(members_snapshot(version, read.children, out))
-            }
+            Tree::Members => CoordEvent::MembersChanged(members_snapshot(
+                version,
+                read.cversion,
+                read.children,
+                out,
+            )),
             Tree::Jobs => CoordEvent::JobsChanged(jobs_snapshot(version, read.children, out)),
         };
         out.push(Output::Deliver(event));
@@ -1009,7 +1015,12 @@ impl Coordination {
 }
 
 /// The members snapshot of a read: valid records whose id is their znode's name.
-fn members_snapshot(version: i64, children: Vec<Child>, out: &mut Vec<Output>) -> MembersSnapshot {
+fn members_snapshot(
+    version: i64,
+    cversion: i32,
+    children: Vec<Child>,
+    out: &mut Vec<Output>,
+) -> MembersSnapshot {
     let mut members = Vec::with_capacity(children.len());
     let mut changed = std::collections::BTreeMap::new();
     let mut joined = std::collections::BTreeMap::new();
@@ -1034,6 +1045,7 @@ fn members_snapshot(version: i64, children: Vec<Child>, out: &mut Vec<Output>) -
     members.sort_by(|a, b| a.id.cmp(&b.id));
     MembersSnapshot {
         version,
+        cversion,
         changed_at,
         members,
         changed,

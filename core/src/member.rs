@@ -38,6 +38,10 @@ pub struct MembersSnapshot {
     /// The highest zxid in `/members` when it was read (see [`crate::coord`]): rises with
     /// every join, leave and record update.
     pub version: i64,
+    /// `/members`' child version when it was read: how many member znodes have been created
+    /// and deleted. Every join and every leave raises it by one, so a member that reads a
+    /// snapshot without some member in it reads a higher one than that member last read.
+    pub cversion: i32,
     /// The ZooKeeper server's time of the latest record change the snapshot reflects: the
     /// highest `ctime`/`mtime` of the member znodes (a deletion has no time of its own).
     pub changed_at: Timestamp,

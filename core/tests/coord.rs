@@ -74,6 +74,7 @@ fn ready() -> Coordination {
     let a = record("a", MemberState::Active);
     let members = TreeRead {
         pzxid: 9,
+        cversion: 0,
         children: vec![child(&a, 10)],
     };
     p.handle(
@@ -89,6 +90,7 @@ fn ready() -> Coordination {
             op: OpId(4),
             result: Ok(TreeRead {
                 pzxid: 5,
+                cversion: 0,
                 children: vec![],
             }),
         },
@@ -147,6 +149,7 @@ fn connect_sets_watches_then_reads_and_tells_the_node() {
     let a = record("a", MemberState::Active);
     let read = TreeRead {
         pzxid: 3,
+        cversion: 5,
         children: vec![child(&a, 7)],
     };
     assert_eq!(
@@ -160,6 +163,7 @@ fn connect_sets_watches_then_reads_and_tells_the_node() {
         [Output::Deliver(CoordEvent::MembersChanged(
             MembersSnapshot {
                 version: 7,
+                cversion: 5,
                 changed_at: t(7_500),
                 changed: [("a".to_string(), t(7_500))].into(),
                 joined: [("a".to_string(), t(7_000))].into(),
@@ -169,6 +173,7 @@ fn connect_sets_watches_then_reads_and_tells_the_node() {
     );
     let jobs = TreeRead {
         pzxid: 12,
+        cversion: 0,
         children: vec![Child {
             name: "j".into(),
             data: b"job_name: j\n".to_vec(),
@@ -331,6 +336,7 @@ fn expiry_tells_the_node_and_the_new_session_re_registers() {
     // The new session's first snapshot is delivered whatever its version.
     let read = TreeRead {
         pzxid: 2,
+        cversion: 0,
         children: vec![],
     };
     assert_eq!(
@@ -344,6 +350,7 @@ fn expiry_tells_the_node_and_the_new_session_re_registers() {
         [Output::Deliver(CoordEvent::MembersChanged(
             MembersSnapshot {
                 version: 2,
+                cversion: 0,
                 ..MembersSnapshot::default()
             }
         ))]
@@ -609,6 +616,7 @@ fn a_stale_snapshot_is_dropped_and_an_equal_one_is_nothing_new() {
     // A lagging server answers an older tree than the one delivered (version 10).
     let old = TreeRead {
         pzxid: 8,
+        cversion: 0,
         children: vec![],
     };
     assert_eq!(
@@ -629,6 +637,7 @@ fn a_stale_snapshot_is_dropped_and_an_equal_one_is_nothing_new() {
     p.handle(t(60), Input::Tick);
     let same = TreeRead {
         pzxid: 9,
+        cversion: 0,
         children: vec![child(&record("a", MemberState::Active), 10)],
     };
     assert_eq!(
@@ -663,6 +672,7 @@ fn notifications_during_a_read_cause_one_more_read() {
     );
     let read = TreeRead {
         pzxid: 6,
+        cversion: 0,
         children: vec![],
     };
     assert_eq!(
@@ -823,6 +833,7 @@ fn answers_from_an_older_session_are_ignored() {
     );
     let read = TreeRead {
         pzxid: 99,
+        cversion: 0,
         children: vec![],
     };
     assert_eq!(
@@ -846,6 +857,7 @@ fn invalid_member_records_are_left_out_of_the_snapshot() {
     let b = record("b", MemberState::Active);
     let read = TreeRead {
         pzxid: 20,
+        cversion: 0,
         children: vec![
             Child {
                 name: "bogus".into(),
@@ -878,6 +890,7 @@ fn invalid_member_records_are_left_out_of_the_snapshot() {
         out[2],
         Output::Deliver(CoordEvent::MembersChanged(MembersSnapshot {
             version: 21,
+            cversion: 0,
             changed_at: t(21_500),
             changed: [("b".to_string(), t(21_500))].into(),
             joined: [("b".to_string(), t(21_000))].into(),
@@ -955,7 +968,7 @@ proptest! {
                 },
                 Step::AnswerRead(back, v) => Input::ReadAnswered {
                     op: OpId(last_op.saturating_sub(back.into())),
-                    result: v.map(|v| TreeRead { pzxid: v.into(), children: vec![] }).ok_or_else(|| "x".to_string()),
+                    result: v.map(|v| TreeRead { pzxid: v.into(), cversion: 0, children: vec![] }).ok_or_else(|| "x".to_string()),
                 },
                 Step::AnswerMember(back, a) => Input::MemberAnswered {
                     op: OpId(last_op.saturating_sub(back.into())),

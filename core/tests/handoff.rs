@@ -2,7 +2,9 @@
 //! member changes with ZooKeeper times, each asserting the exact scrapes (slot, timestamp)
 //! on both sides of a move (ARCHITECTURE.md, "Membership and handoff").
 
-use scrapepool_core::node::{HANDOFF_MARGIN, SHIFT_DISCONNECTED_MS, SHIFT_TAKEOVER_SLOTS};
+use scrapepool_core::node::{
+    crash_shift, HANDOFF_MARGIN, SHIFT_DISCONNECTED_MS, SHIFT_TAKEOVER_SLOTS,
+};
 use scrapepool_core::ring::Ring;
 use scrapepool_core::schedule;
 use scrapepool_core::testing::handoff::{Pool, Scrape, INTERVAL, T0};
@@ -158,9 +160,13 @@ fn a_new_owner_that_learns_after_h_scrapes_at_once_and_the_old_one_stopped_at_h(
         )
         .0;
         assert_eq!(first.due, catch_up, "{inst}: at once (a late first scrape)");
-        // a has left by then: no old owner in b's snapshot, the shift of the slot after now.
+        // a has left by then: no old owner in b's snapshot, a crash takeover's shift of the
+        // slot after now (records: a and b created, a deleted: child version 3).
         assert!(!p.nodes.contains_key("a"));
-        assert_eq!(first.sample_at, catch_up + shift(next_slot(hash, learned)));
+        assert_eq!(
+            first.sample_at,
+            catch_up + shift(next_slot(hash, learned)) + crash_shift(3)
+        );
     }
     assert!(p.same_timestamps().is_empty());
 }
@@ -226,12 +232,56 @@ fn a_crash_is_taken_over_at_once_with_the_takeover_shift() {
         )
         .0;
         let slot = next_slot(hash, crashed + 100);
+        // Three records created and one deleted: the child version `a` reads is 3.
         assert_eq!(
             (first.due, first.sample_at),
-            (at_once, at_once + shift(slot)),
+            (at_once, at_once + shift(slot) + crash_shift(3)),
             "{inst}"
         );
     }
+}
+
+#[test]
+fn a_chain_of_crash_takeovers_in_one_interval_stamps_each_scrape_apart() {
+    // y crashes; one of x and z takes some of y's targets over and then, within the same
+    // interval, its session expires while it scrapes on unaware; the last member takes them
+    // over from it. Both scrape the next slot of those targets, each with a crash
+    // takeover's shift of that slot.
+    let mut p = pool(100, 100);
+    for m in ["x", "y", "z"] {
+        p.join(m);
+    }
+    p.run_until(T0 + 20_000);
+    p.crash("y");
+    let crashed = p.now;
+    p.run_until(crashed + 200);
+    let gained = |m: &str| moved(&p, &["x", "y", "z"], &["x", "z"], m);
+    let (middle, last) = if gained("x").len() >= gained("z").len() {
+        ("x", "z")
+    } else {
+        ("z", "x")
+    };
+    let chained: Vec<(String, u64)> = gained(middle)
+        .into_iter()
+        .filter(|(_, h)| next_slot(*h, crashed + 100) > crashed + 400)
+        .collect();
+    assert!(!chained.is_empty(), "the test needs a target moved twice");
+    p.expire(middle);
+    p.run_until(crashed + 20_000);
+    let mut doubled = 0;
+    for (inst, hash) in &chained {
+        let slot = next_slot(*hash, crashed + 400);
+        let on_slot = |m: &str| by(&p, m, inst).into_iter().find(|s| s.due == slot).cloned();
+        if let (Some(a), Some(b)) = (on_slot(middle), on_slot(last)) {
+            doubled += 1;
+            assert_ne!(a.sample_at, b.sample_at, "{inst}: {a:?} {b:?}");
+        }
+    }
+    assert!(
+        doubled > 0,
+        "the unaware member and the last one scraped the same slots"
+    );
+    assert_eq!(p.same_timestamps(), Vec::<(&Scrape, &Scrape)>::new());
 }
 
 #[test]

@@ -67,6 +67,7 @@ struct Znode {
 #[derive(Debug, Default)]
 struct Dir {
     pzxid: i64,
+    cversion: i32,
     children: BTreeMap<String, Znode>,
     changed: i64,
 }
@@ -132,6 +133,7 @@ impl Inner {
             },
         );
         dir.pzxid = zxid;
+        dir.cversion += 1;
         dir.changed = zxid;
         Ok(())
     }
@@ -168,6 +170,7 @@ impl Inner {
         let dir = self.dir(tree);
         dir.children.remove(name);
         dir.pzxid = zxid;
+        dir.cversion += 1;
         dir.changed = zxid;
         Ok(())
     }
@@ -330,6 +333,7 @@ impl ZkModel {
             let dir = inner.dir(tree);
             Ok(TreeRead {
                 pzxid: dir.pzxid,
+                cversion: dir.cversion,
                 children: dir
                     .children
                     .iter()

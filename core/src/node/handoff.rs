@@ -11,7 +11,7 @@ use crate::schedule;
 
 /// Sample timestamps of one slot lie in `[slot, slot + TIMESTAMP_BAND_MS)`: a scrape that is
 /// not on a slot (a late new owner catching up) keeps out of every slot's band.
-pub const TIMESTAMP_BAND_MS: i64 = SHIFT_TAKEOVER_SLOTS + SHIFT_DISCONNECTED_MS + 1;
+pub const TIMESTAMP_BAND_MS: i64 = SHIFT_TAKEOVER_MAX + SHIFT_DISCONNECTED_MS + 1;
 
 /// When a new owner that learned of its target after the handoff slot scrapes first, at
 /// `now`: at once, except that within a band of a slot it takes that slot (the one just
@@ -45,12 +45,28 @@ pub(super) struct Gain {
 
 /// The takeover window and shift of a takeover whose first slot is `first` (on the grid of
 /// `interval`): the window ends within [`SHIFT_TAKEOVER_SLOTS`] intervals, the shift is
-/// `1 + (slot index mod SHIFT_TAKEOVER_SLOTS)`.
-fn takeover(first: Timestamp, interval: Duration, window: Duration) -> (Timestamp, i64) {
+/// `1 + (slot index mod SHIFT_TAKEOVER_SLOTS)`, plus [`crash_shift`] for a crash takeover
+/// (`crash`: the `/members` child version it read).
+fn takeover(
+    first: Timestamp,
+    interval: Duration,
+    window: Duration,
+    crash: Option<i32>,
+) -> (Timestamp, i64) {
     let interval_ms = crate::time::duration_ms(interval).max(1);
     let window = window.min(interval * SHIFT_TAKEOVER_SLOTS as u32);
     let index = first.0.div_euclid(interval_ms);
-    (first + window, 1 + index.rem_euclid(SHIFT_TAKEOVER_SLOTS))
+    let shift = 1 + index.rem_euclid(SHIFT_TAKEOVER_SLOTS) + crash.map_or(0, crash_shift);
+    (first + window, shift)
+}
+
+/// What a crash takeover adds to its shift, from the `/members` child version `cversion` it
+/// read: `SHIFT_TAKEOVER_SLOTS × (1 + (cversion mod SHIFT_CRASH_CHANGES))`, so that its
+/// shifts lie above every graceful one and differ from those of a takeover the gone member
+/// made itself in the same interval (which read a lower version: see
+/// [`SHIFT_CRASH_CHANGES`]).
+pub fn crash_shift(cversion: i32) -> i64 {
+    SHIFT_TAKEOVER_SLOTS * (1 + i64::from(cversion).rem_euclid(SHIFT_CRASH_CHANGES))
 }
 
 impl Node {
@@ -200,11 +216,18 @@ impl Node {
             // Its owners are gone (a crash or an expiry, or a drain we learned of after the
             // drainer left): nobody to agree with, we start at once. One of them may still be
             // scraping, unaware: the shift.
-            // The shift is that of the slot after now: a takeover the gone owner made itself
-            // had its slot at or before now, so the two differ.
+            // The shift is that of the slot after now, in the crash range: a graceful
+            // takeover the gone owner made itself has a lower shift, a crash takeover it made
+            // in an earlier slot a different slot part, one in this interval a different
+            // child version.
             let first_at = catch_up_at(now, interval, offset);
             let slot = schedule::next_at(now + Duration::from_millis(1), interval, offset);
-            let (shift_until, shift_ms) = takeover(slot, interval, self.config.handoff_window);
+            let (shift_until, shift_ms) = takeover(
+                slot,
+                interval,
+                self.config.handoff_window,
+                Some(self.members.cversion),
+            );
             return Gain {
                 first_at,
                 shift_until,
@@ -237,7 +260,7 @@ impl Node {
         } else {
             schedule::next_at(now + Duration::from_millis(1), interval, offset)
         };
-        let (shift_until, shift_ms) = takeover(first, interval, self.config.handoff_window);
+        let (shift_until, shift_ms) = takeover(first, interval, self.config.handoff_window, None);
         Gain {
             first_at,
             shift_until,
@@ -361,16 +384,41 @@ mod tests {
     #[test]
     fn takeovers_whose_windows_overlap_get_different_shifts() {
         let w = Duration::from_secs(60);
-        let (until, first) = takeover(Timestamp(20_000), S10, w);
+        let (until, first) = takeover(Timestamp(20_000), S10, w, None);
         assert_eq!(until, Timestamp(80_000), "the window, within 8 intervals");
         for k in 1..SHIFT_TAKEOVER_SLOTS {
-            let (_, later) = takeover(Timestamp(20_000 + k * 10_000), S10, w);
+            let (_, later) = takeover(Timestamp(20_000 + k * 10_000), S10, w, None);
             assert_ne!(first, later, "{k} slots apart");
             assert!((1..=SHIFT_TAKEOVER_SLOTS).contains(&later));
         }
         // A long window is cut to 8 intervals: a takeover 8 slots later may reuse the shift.
-        let (until, _) = takeover(Timestamp(20_000), S10, Duration::from_secs(600));
+        let (until, _) = takeover(Timestamp(20_000), S10, Duration::from_secs(600), None);
         assert_eq!(until, Timestamp(100_000));
+    }
+
+    #[test]
+    fn crash_takeovers_lie_above_graceful_ones_and_differ_in_a_chain() {
+        let w = Duration::from_secs(60);
+        let slot = Timestamp(20_000);
+        let graceful: Vec<i64> = (0..SHIFT_TAKEOVER_SLOTS)
+            .map(|k| takeover(slot + S10 * k as u32, S10, w, None).1)
+            .collect();
+        // A chain of crash takeovers of one target in one interval: each reads a higher
+        // child version than the one before (at least the gone member's leave between).
+        let mut seen = Vec::new();
+        for cversion in 3..3 + SHIFT_CRASH_CHANGES as i32 {
+            let (_, shift) = takeover(slot, S10, w, Some(cversion));
+            assert!(shift > SHIFT_TAKEOVER_SLOTS && shift <= SHIFT_TAKEOVER_MAX);
+            assert!(!graceful.contains(&shift), "{shift} is a graceful shift");
+            assert!(!seen.contains(&shift), "{shift} twice in one chain");
+            seen.push(shift);
+        }
+        // Crash takeovers in different slots of one window differ in their slot part.
+        let (_, a) = takeover(slot, S10, w, Some(5));
+        let (_, b) = takeover(slot + S10, S10, w, Some(5 + SHIFT_CRASH_CHANGES as i32));
+        assert_ne!(a, b);
+        // Disconnected members stamp above every connected one.
+        assert!(SHIFT_DISCONNECTED_MS > SHIFT_TAKEOVER_MAX);
     }
 
     #[test]

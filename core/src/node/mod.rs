@@ -20,7 +20,7 @@ mod membership;
 mod stats;
 mod targets;
 
-pub use handoff::{catch_up_at, TIMESTAMP_BAND_MS};
+pub use handoff::{catch_up_at, crash_shift, TIMESTAMP_BAND_MS};
 pub use stats::{
     DurationHistogram, Rebalance, RebalanceCause, SamplesDropped, ScrapesRejected, Stats,
     REBALANCE_HISTORY_LEN_MAX, SCRAPE_DURATION_BUCKETS_US,
@@ -103,7 +103,7 @@ pub struct ScrapeTask {
     /// the handoff slot, the moment it catches up (ARCHITECTURE.md, "Membership and handoff").
     pub scheduled_at: Timestamp,
     /// The timestamp of the scrape's samples (those without an exporter timestamp): the slot
-    /// `scheduled_at` plus the handoff shift of 0–17 ms ([`SHIFT_TAKEOVER_SLOTS`],
+    /// `scheduled_at` plus the handoff shift of 0–129 ms ([`SHIFT_TAKEOVER_SLOTS`],
     /// [`SHIFT_DISCONNECTED_MS`]), chosen by the node so that two members scraping one slot
     /// of a target never write the same timestamp.
     pub sample_at: Timestamp,
@@ -187,11 +187,20 @@ pub const DRAIN_RECORD_WAIT: Duration = Duration::from_secs(15);
 /// handoff slot: an old owner still scraping the slot (it learned of the move late) stamps it
 /// 0 ms or with its own takeover's shift, which differs, since two takeovers of one target
 /// whose windows overlap are fewer than `SHIFT_TAKEOVER_SLOTS` slots apart (the window lasts
-/// at most that many intervals).
+/// at most that many intervals). A crash takeover adds `SHIFT_TAKEOVER_SLOTS × (1 + (c mod
+/// SHIFT_CRASH_CHANGES))`, `c` the `/members` child version it read ([`crash_shift`]).
 pub const SHIFT_TAKEOVER_SLOTS: i64 = 8;
+/// How many joins and leaves apart two crash takeovers of one target in one interval must be
+/// to get the same shift: a member that takes a target over from a gone member read a higher
+/// child version of `/members` than the gone member did when it took the target over (the
+/// gone member's leave, at least, lies between), so their shifts differ unless the two
+/// versions lie a multiple of this apart.
+pub const SHIFT_CRASH_CHANGES: i64 = 7;
+/// The largest takeover shift.
+pub const SHIFT_TAKEOVER_MAX: i64 = SHIFT_TAKEOVER_SLOTS * (1 + SHIFT_CRASH_CHANGES);
 /// Added to the sample timestamps of scrapes while the session is not connected: a member cut
 /// off from ZooKeeper may be scraping targets the others have taken over.
-pub const SHIFT_DISCONNECTED_MS: i64 = SHIFT_TAKEOVER_SLOTS + 1;
+pub const SHIFT_DISCONNECTED_MS: i64 = SHIFT_TAKEOVER_MAX + 1;
 
 /// A node's fixed settings.
 #[derive(Clone, Debug)]

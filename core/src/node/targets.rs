@@ -29,7 +29,7 @@ pub(super) struct Scraped {
     /// Scrapes due before this carry `shift_ms` (see [`SHIFT_TAKEOVER_SLOTS`]): the window
     /// after we took the target over from another member.
     pub(super) shift_until: Timestamp,
-    /// The takeover shift, 1 to [`SHIFT_TAKEOVER_SLOTS`] ms.
+    /// The takeover shift, 1 to [`SHIFT_TAKEOVER_MAX`] ms.
     pub(super) shift_ms: i64,
     /// Slots due in `[from, until)` are another member's: a target that came back to us
     /// while we were handing it off is scraped by its other owner from our handoff slot to

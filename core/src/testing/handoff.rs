@@ -48,6 +48,8 @@ pub struct Pool {
     records: BTreeMap<String, (MemberRecord, Timestamp)>,
     joined: BTreeMap<String, Timestamp>,
     version: i64,
+    /// Records created and deleted (ZooKeeper's child version of `/members`).
+    cversion: i32,
     /// Per node: when it is next notified of a members change.
     notify: BTreeMap<String, Vec<i64>>,
     /// Per node: the version it last read.
@@ -81,6 +83,7 @@ impl Pool {
             records: BTreeMap::new(),
             joined: BTreeMap::new(),
             version: 0,
+            cversion: 0,
             notify: BTreeMap::new(),
             seen: BTreeMap::new(),
             scrapes: Vec::new(),
@@ -92,6 +95,7 @@ impl Pool {
     fn snapshot(&self) -> MembersSnapshot {
         MembersSnapshot {
             version: self.version,
+            cversion: self.cversion,
             changed_at: self
                 .records
                 .values()
@@ -142,12 +146,15 @@ impl Pool {
                 Command::Register(r) | Command::UpdateMember(r) => {
                     if !self.records.contains_key(&r.id) {
                         self.joined.insert(r.id.clone(), now);
+                        self.cversion += 1;
                     }
                     self.records.insert(r.id.clone(), (r, now));
                     changed = true;
                 }
                 Command::Deregister => {
-                    self.records.remove(id);
+                    if self.records.remove(id).is_some() {
+                        self.cversion += 1;
+                    }
                     self.joined.remove(id);
                     changed = true;
                 }
@@ -224,9 +231,25 @@ impl Pool {
     pub fn crash(&mut self, id: &str) {
         if self.nodes.remove(id).is_some() {
             self.notify.remove(id);
-            self.records.remove(id);
+            if self.records.remove(id).is_some() {
+                self.cversion += 1;
+            }
             self.joined.remove(id);
             self.changed(None);
+        }
+    }
+
+    /// `id`'s session expires while it goes on unaware (a process that was paused, or whose
+    /// next request to the server has not gone out yet): its record goes and the others are
+    /// notified; `id` itself hears nothing and scrapes on.
+    pub fn expire(&mut self, id: &str) {
+        if self.records.remove(id).is_some() {
+            self.cversion += 1;
+            self.joined.remove(id);
+            self.changed(None);
+            if let Some(pending) = self.notify.get_mut(id) {
+                pending.pop();
+            }
         }
     }
 
