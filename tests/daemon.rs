@@ -1173,6 +1173,160 @@ fn three_daemons_share_thirty_targets_and_survive_kill_and_sigterm() {
     assert!(owners.values().all(|o| o == "p3"));
 }
 
+/// Per target (instance), the `up` sample timestamps of every scrape that reached the bus.
+fn up_times(msgs: &[Msg]) -> BTreeMap<String, Vec<i64>> {
+    let mut out: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for m in msgs {
+        for s in decode(m) {
+            if s.labels.get("__name__").map(String::as_str) == Some("up") {
+                out.entry(m.headers["instance"].clone())
+                    .or_default()
+                    .push(s.timestamp_ms);
+            }
+        }
+    }
+    for v in out.values_mut() {
+        v.sort();
+    }
+    out
+}
+
+/// Counts, over `[from_ms, to_ms]`, the intervals of a target scraped twice (two scrapes
+/// less than half an interval apart) and missed (two consecutive scrapes more than one and a
+/// half intervals apart: one missed per interval beyond the first).
+fn doubled_and_missed(times: &[i64], from_ms: i64, to_ms: i64, interval_ms: i64) -> (u64, u64) {
+    let inside: Vec<i64> = times
+        .iter()
+        .copied()
+        .filter(|t| (from_ms..=to_ms).contains(t))
+        .collect();
+    let (mut doubled, mut missed) = (0, 0);
+    for w in inside.windows(2) {
+        let gap = w[1] - w[0];
+        if gap < interval_ms / 2 {
+            doubled += 1;
+        } else if gap > interval_ms + interval_ms / 2 {
+            missed += ((gap + interval_ms / 2) / interval_ms - 1) as u64;
+        }
+    }
+    (doubled, missed)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// The rolling restart of issue "exactly one scrape per interval": a pool of three with 200
+/// targets @10s; each member in turn is sent SIGTERM, drains, exits 0 and is started again
+/// with the same id. On the bus, no interval of any target is missed and none is scraped
+/// twice, and no two scrapes of a target carry the same timestamp.
+#[test]
+fn a_rolling_restart_of_every_member_scrapes_each_interval_exactly_once() {
+    let test = "a_rolling_restart_of_every_member_scrapes_each_interval_exactly_once";
+    let Some(svc) = Services::or_skip(test) else {
+        return;
+    };
+    let _broker = broker_up();
+    const TARGETS: usize = 200;
+    let interval = Duration::from_secs(10);
+    let interval_ms = interval.as_millis() as i64;
+    let zk = svc.chroot("rolling");
+    let topic = unique_topic("rolling");
+    let exporters: Vec<Exporter> = (0..TARGETS).map(|_| Exporter::counting()).collect();
+    let addrs: Vec<&str> = exporters.iter().map(|e| e.addr.as_str()).collect();
+    apply_jobs(
+        &zk,
+        &format!(
+            "scrape_configs:\n{}",
+            job_yaml("rolling", "10s", "5s", &addrs)
+        ),
+    );
+    let ids = ["r1", "r2", "r3"];
+    let start = |id: &str| Daemon::start(&zk, &svc.kafka, &topic, id, "remote-write");
+    let mut daemons: Vec<Daemon> = ids.iter().map(|id| start(id)).collect();
+    for d in &daemons {
+        d.wait_ready(Duration::from_secs(30));
+    }
+    let agree = |daemons: &[Daemon], what: &str| {
+        let all: Vec<&Daemon> = daemons.iter().collect();
+        eventually(Duration::from_secs(60), what, || {
+            agreed_owners(&all, TARGETS).filter(|o| {
+                let owners: BTreeSet<&str> = o.values().map(String::as_str).collect();
+                owners.len() == all.len()
+            })
+        })
+    };
+    agree(&daemons, "three members agree on every owner");
+    // Past the start-up handoffs.
+    std::thread::sleep(interval * 2);
+    let from_ms = now_ms();
+    let mut drains = Vec::new();
+    for i in 0..daemons.len() {
+        let began = Instant::now();
+        daemons[i].signal("TERM");
+        let status = daemons[i].wait_exit(Duration::from_secs(60));
+        assert!(
+            status.success(),
+            "{} drained and exited 0: {status}",
+            ids[i]
+        );
+        drains.push(began.elapsed());
+        daemons[i] = start(ids[i]);
+        daemons[i].wait_ready(Duration::from_secs(30));
+        agree(&daemons, &format!("{} back and owning its share", ids[i]));
+        // Past its join's handoff slots before the next member goes.
+        std::thread::sleep(interval + Duration::from_secs(6));
+    }
+    let to_ms = now_ms();
+    let mut reader = TopicReader::open(&svc.kafka, &topic);
+    reader.read_until(
+        Duration::from_secs(60),
+        "a scrape of every target after the rolling restart",
+        |msgs| {
+            let up = up_times(msgs);
+            up.len() == TARGETS && up.values().all(|v| v.last().is_some_and(|t| *t > to_ms))
+        },
+    );
+    let up = up_times(&reader.msgs);
+    let (mut doubled, mut missed, mut intervals, mut same) = (0, 0, 0, 0);
+    let mut worst: Vec<String> = Vec::new();
+    for (instance, times) in &up {
+        let (d, m) = doubled_and_missed(
+            times,
+            from_ms - interval_ms,
+            to_ms + interval_ms,
+            interval_ms,
+        );
+        same += times.windows(2).filter(|w| w[0] == w[1]).count();
+        intervals += times
+            .iter()
+            .filter(|t| (from_ms..to_ms).contains(*t))
+            .count();
+        if d + m > 0 && worst.len() < 5 {
+            let around: Vec<i64> = times
+                .iter()
+                .filter(|t| (from_ms - interval_ms..=to_ms + interval_ms).contains(*t))
+                .map(|t| t - from_ms)
+                .collect();
+            worst.push(format!(
+                "{instance}: {d} doubled, {m} missed, scrapes at {around:?} ms"
+            ));
+        }
+        doubled += d;
+        missed += m;
+    }
+    println!(
+        "{test}: rolling restart of 3 members, {TARGETS} targets @10s over {:.0} s ({intervals} target-intervals; drains took {:?}): {missed} missed, {doubled} doubled, {same} same-timestamp pairs",
+        (to_ms - from_ms) as f64 / 1000.0,
+        drains.iter().map(|d| format!("{:.1}s", d.as_secs_f64())).collect::<Vec<_>>()
+    );
+    assert_eq!(same, 0, "no two scrapes of a target carry one timestamp");
+    assert_eq!((missed, doubled), (0, 0), "{}", worst.join("\n"));
+}
+
 // ---- hostile exporters cannot hurt the pool -----------------------------------------------
 
 /// An HTTP server on a free loopback port that answers every request with `head` (status
