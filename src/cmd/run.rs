@@ -44,6 +44,13 @@ pub(crate) struct Args {
     /// A librdkafka option passed through, `key=value` (TLS, SASL, ...); repeatable.
     #[arg(long = "kafka-option", value_parser = parse_kafka_option)]
     pub kafka_options: Vec<(String, String)>,
+    /// Most records the memory queue holds (not yet acknowledged by the broker); beyond it a
+    /// scrape's records go to the spool, or are refused (`queue_full`) without one.
+    #[arg(long, default_value_t = scrapepool_adapters::kafka::QUEUE_LEN_MAX_DEFAULT, requires = "kafka")]
+    pub queue_records_max: usize,
+    /// Most bytes the memory queue holds; beyond it as for `--queue-records-max`.
+    #[arg(long, default_value_t = scrapepool_adapters::kafka::QUEUE_BYTES_MAX_DEFAULT, requires = "kafka")]
+    pub queue_bytes_max: usize,
     /// Spool directory: records the memory queue cannot hold go to disk in `<dir>/<id>`
     /// and are replayed in order, also after a restart with the same `--id`.
     #[arg(long, requires = "kafka")]
@@ -326,6 +333,11 @@ async fn daemon(args: Args) -> anyhow::Result<ExitCode> {
         );
         let mut kafka = KafkaSinkConfig::new(brokers, topic);
         kafka.options = args.kafka_options.clone();
+        if args.queue_records_max == 0 || args.queue_bytes_max == 0 {
+            anyhow::bail!("--queue-records-max and --queue-bytes-max must be positive");
+        }
+        kafka.queue_len_max = args.queue_records_max;
+        kafka.queue_bytes_max = args.queue_bytes_max;
         if let Some(dir) = &args.spool_dir {
             if id.is_empty() || id.contains('/') || id == "." || id == ".." {
                 anyhow::bail!("--spool-dir: member id {id:?} cannot name a directory");
