@@ -6,7 +6,9 @@
 //!   reorders the records of one partition (one target's records share a key, so a partition).
 //! - A sample counts as delivered only when the broker acknowledged its record. librdkafka
 //!   retries on its own for `message_timeout_ms` (default 5 min), so an outage shorter than
-//!   that loses nothing; after it the record is settled as timed out.
+//!   that loses nothing; after it the record is settled as timed out. With a spool a record
+//!   never times out: it waits in the memory queue or on disk, within their bounds, for as
+//!   long as the broker is away ([`KafkaSinkConfig::effective_message_timeout_ms`]).
 //! - Every sample handed to [`KafkaSink::submit`] is counted exactly once by the ledger:
 //!   delivered, failed (by reason), rejected because the queue was full, or in flight.
 //!
@@ -134,7 +136,8 @@ pub struct KafkaSinkConfig {
     pub topic: String,
     /// Compression of record batches.
     pub compression: KafkaCompression,
-    /// How long librdkafka keeps retrying a record before it is settled as failed.
+    /// How long librdkafka keeps retrying a record before it is settled as failed (without a
+    /// spool; see [`KafkaSinkConfig::effective_message_timeout_ms`]).
     pub message_timeout_ms: u64,
     /// Most records waiting for an acknowledgement; a submission beyond it is rejected.
     pub queue_len_max: usize,
@@ -173,6 +176,18 @@ impl KafkaSinkConfig {
         }
     }
 
+    /// The message timeout in force: `message_timeout_ms`, or 0 (never) with a spool. A
+    /// spooling sink bounds what it holds by space, not time: a record that timed out in the
+    /// memory queue could only be dropped (it cannot go to the spool behind newer records of
+    /// its key without breaking their order), so it waits for the broker like those on disk.
+    pub fn effective_message_timeout_ms(&self) -> u64 {
+        if self.spool.is_some() {
+            0
+        } else {
+            self.message_timeout_ms
+        }
+    }
+
     /// The librdkafka client configuration this sink runs with.
     pub fn client_config(&self) -> Result<ClientConfig, KafkaSinkError> {
         if self.brokers.trim().is_empty() {
@@ -192,7 +207,10 @@ impl KafkaSinkConfig {
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("compression.codec", self.compression.as_str())
-            .set("message.timeout.ms", self.message_timeout_ms.to_string())
+            .set(
+                "message.timeout.ms",
+                self.effective_message_timeout_ms().to_string(),
+            )
             // The sink's own admission check is the bound; librdkafka's queue is the same
             // size plus slack as a backstop: 1 MiB for its per-message overhead, and 1024
             // records because it frees a record's slot only after the delivery report that
@@ -354,14 +372,17 @@ pub struct KafkaSink {
 impl KafkaSink {
     /// Creates the producer, and opens the spool if one is configured (its entries are
     /// replayed as the ledger has room). It connects lazily: a broker that is down is not an
-    /// error here (records wait in the queue until it is up, or until `message_timeout_ms`).
+    /// error here (records wait in the queue until it is up, or until the message timeout).
     pub fn new(config: &KafkaSinkConfig) -> Result<Self, KafkaSinkError> {
         let client_config = config.client_config()?;
         let ledger = SharedLedger::new(LedgerConfig {
             queue_len_max: config.queue_len_max,
             queue_bytes_max: config.queue_bytes_max,
             // librdkafka retries inside the client for this long and reports only the end.
-            message_timeout: Duration::from_millis(config.message_timeout_ms),
+            message_timeout: match config.effective_message_timeout_ms() {
+                0 => Duration::MAX,
+                ms => Duration::from_millis(ms),
+            },
             retry_backoff: Duration::ZERO,
         });
         let spool = match &config.spool {
@@ -599,6 +620,22 @@ mod tests {
             Some("1034")
         );
         assert_eq!(get(&c, "security.protocol").as_deref(), Some("ssl"));
+    }
+
+    #[test]
+    fn a_spooling_sink_never_times_records_out() {
+        let mut config = KafkaSinkConfig::new("127.0.0.1:9092", "metrics");
+        config.message_timeout_ms = 1234;
+        config.spool = Some(SpoolSinkConfig {
+            dir: std::path::PathBuf::from("/nonexistent"),
+            bytes_max: 1 << 20,
+            store: StoreOptions::default(),
+        });
+        let c = config.client_config().unwrap();
+        assert_eq!(get(&c, "message.timeout.ms").as_deref(), Some("0"));
+        config.spool = None;
+        let c = config.client_config().unwrap();
+        assert_eq!(get(&c, "message.timeout.ms").as_deref(), Some("1234"));
     }
 
     #[test]
