@@ -3,16 +3,23 @@
 //! ledger (`scrapepool_core::delivery`): the ledger admits or rejects, decides when a record
 //! whose attempt failed is retried and when it times out, and keeps every count; the model
 //! only plays the broker's answers.
+//!
+//! With a spool (`SimConfig::spool`) the production spool policy (`scrapepool_core::spool`)
+//! stands in front of the ledger, as in `adapters::kafka`: what the memory queue cannot hold
+//! is appended to the host's [`Disk`], which outlives a crash of the process, and replayed,
+//! oldest first, whenever the ledger has room (after each submission and each settlement);
+//! a spooling producer's records never time out, as in production.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use scrapepool_adapters::ports::Sink;
 use scrapepool_adapters::sink::SharedLedger;
-use scrapepool_core::delivery::{Admission, DeliveryCounts, LedgerConfig, Retry};
+use scrapepool_core::delivery::{Admission, DeliveryCounts, LedgerConfig, Produce, Retry};
 use scrapepool_core::encode::Record;
 use scrapepool_core::sample::is_stale_nan;
+use scrapepool_core::spool::{decode_entry, EntryId, EntryMeta, Route, Spool, SpoolConfig};
 use scrapepool_core::Timestamp;
 
 use crate::trace::{Seen, Trace};
@@ -26,14 +33,72 @@ pub const RETRY_INTERVAL: Duration = Duration::from_millis(500);
 /// Most records a scraper may have waiting; beyond it a submission is refused at once.
 pub const QUEUE_LEN_MAX: usize = 20_000;
 
-/// The ledger of each scraper's producer in the simulation.
-pub fn ledger_config() -> LedgerConfig {
+/// Most bytes a scraper's spool holds.
+pub const SPOOL_BYTES_MAX: u64 = 256 << 20;
+
+/// The ledger of each scraper's producer in the simulation: `queue_len_max` records; with a
+/// spool, no message timeout.
+pub fn ledger_config(queue_len_max: usize, spool: bool) -> LedgerConfig {
     LedgerConfig {
-        queue_len_max: QUEUE_LEN_MAX,
+        queue_len_max,
         queue_bytes_max: usize::MAX,
-        message_timeout: MESSAGE_TIMEOUT,
+        message_timeout: if spool {
+            Duration::MAX
+        } else {
+            MESSAGE_TIMEOUT
+        },
         retry_backoff: RETRY_INTERVAL,
     }
+}
+
+/// A scraper host's disk: its spool's entries and cursor, kept across the process's crashes
+/// and restarts. Appends are whole (the model has no torn writes; `adapters::spool`'s tests
+/// cover those).
+#[derive(Debug, Default)]
+pub struct Disk {
+    entries: BTreeMap<u64, Vec<u8>>,
+    cursor: Option<u64>,
+}
+
+impl Disk {
+    /// A spool over what the disk holds: every entry after the cursor, waiting.
+    pub fn open(&self) -> Spool {
+        let restored: Vec<EntryMeta> = self
+            .entries
+            .iter()
+            .filter_map(|(id, bytes)| {
+                let records = decode_entry(bytes).ok()?;
+                Some(EntryMeta::of(EntryId(*id), &records, bytes.len()))
+            })
+            .collect();
+        let next = self
+            .entries
+            .keys()
+            .next_back()
+            .copied()
+            .or(self.cursor)
+            .map_or(0, |id| id + 1);
+        Spool::new(
+            SpoolConfig {
+                bytes_max: SPOOL_BYTES_MAX,
+            },
+            restored,
+            EntryId(next),
+        )
+    }
+
+    fn release(&mut self, cursor: EntryId) {
+        self.entries = self.entries.split_off(&(cursor.0 + 1));
+        self.cursor = Some(cursor.0);
+    }
+}
+
+/// A producer's spool: the policy and the host's disk.
+pub struct SpoolSide {
+    /// The policy.
+    pub spool: Mutex<Spool>,
+    /// The host's disk.
+    pub disk: Arc<Mutex<Disk>>,
 }
 
 /// The broker, shared by every scraper.
@@ -57,6 +122,7 @@ impl KafkaModel {
 }
 
 /// One scraper's producer.
+#[derive(Clone)]
 pub struct ModelSink {
     /// The scraper's host name.
     pub scraper: String,
@@ -68,42 +134,144 @@ pub struct ModelSink {
     pub ledger: SharedLedger,
     /// Simulated milliseconds.
     pub now_ms: fn() -> i64,
+    /// The spool in front of the ledger, if any.
+    pub spool: Option<Arc<SpoolSide>>,
 }
 
-impl Sink for ModelSink {
-    fn submit(&self, records: Vec<Record>) {
-        let now_ms = self.now_ms;
-        let produces = match self.ledger.with(|l| l.submit(Timestamp(now_ms()), records)) {
-            Admission::Admitted(produces) if !produces.is_empty() => produces,
-            // Rejected (counted by the ledger) or empty: nothing to produce.
-            _ => return,
-        };
-        let (broker, trace, ledger, scraper) = (
-            self.broker.clone(),
-            self.trace.clone(),
-            self.ledger.clone(),
-            self.scraper.clone(),
-        );
+impl ModelSink {
+    /// Delivers one submission's (or spool entry's) records, in order, as one partition
+    /// delivers them; each settled record is settled in the spool too, and then the spool may
+    /// replay.
+    fn deliver(&self, produces: Vec<Produce>) {
+        let sink = self.clone();
         tokio::spawn(async move {
-            // One submission's records in order, as one partition delivers them.
             let mut acked: Vec<&Record> = Vec::with_capacity(produces.len());
             for p in &produces {
                 loop {
                     tokio::time::sleep(ACK_LATENCY).await;
-                    if broker.accepts(&scraper) {
-                        ledger.with(|l| l.acked(p.id));
+                    if sink.broker.accepts(&sink.scraper) {
+                        sink.ledger.with(|l| l.acked(p.id));
+                        sink.settled(p.id);
                         acked.push(&p.record);
                         break;
                     }
-                    let now = Timestamp(now_ms());
-                    match ledger.with(|l| l.attempt_failed(now, p.id)) {
+                    let now = Timestamp((sink.now_ms)());
+                    match sink.ledger.with(|l| l.attempt_failed(now, p.id)) {
                         Some(Retry::At(at)) => tokio::time::sleep(at.since(now)).await,
-                        Some(Retry::GaveUp) | None => break,
+                        Some(Retry::GaveUp) | None => {
+                            sink.settled(p.id);
+                            break;
+                        }
                     }
                 }
             }
-            note_acked(&trace, now_ms(), &scraper, &acked);
+            note_acked(&sink.trace, (sink.now_ms)(), &sink.scraper, &acked);
+            sink.replay();
         });
+    }
+
+    fn settled(&self, id: scrapepool_core::delivery::RecordId) {
+        if let Some(side) = &self.spool {
+            let cursor = side.spool.lock().expect("spool lock").settled(id);
+            if let Some(cursor) = cursor {
+                side.disk.lock().expect("disk lock").release(cursor);
+            }
+        }
+    }
+
+    /// Hands waiting spool entries to the ledger, oldest first, while it has room.
+    fn replay(&self) {
+        let Some(side) = &self.spool else { return };
+        loop {
+            let now = Timestamp((self.now_ms)());
+            let mut spool = side.spool.lock().expect("spool lock");
+            let Some(meta) = self.ledger.with(|l| spool.next_replay(l)) else {
+                return;
+            };
+            let records = side
+                .disk
+                .lock()
+                .expect("disk lock")
+                .entries
+                .get(&meta.id.0)
+                .and_then(|bytes| decode_entry(bytes).ok());
+            let Some(records) = records else {
+                if let Ok(Some(cursor)) = spool.unreadable(meta.id) {
+                    side.disk.lock().expect("disk lock").release(cursor);
+                }
+                continue;
+            };
+            let Ok(produces) = self.ledger.with(|l| spool.replay(l, now, meta.id, records)) else {
+                return;
+            };
+            drop(spool);
+            self.trace.push(
+                now.0,
+                Seen::Replayed {
+                    scraper: self.scraper.clone(),
+                    samples: produces.iter().map(|p| p.record.samples as u32).sum(),
+                },
+            );
+            self.deliver(produces);
+        }
+    }
+}
+
+impl Sink for ModelSink {
+    fn submit(&self, records: Vec<Record>) {
+        let now = Timestamp((self.now_ms)());
+        let Some(side) = &self.spool else {
+            match self.ledger.with(|l| l.submit(now, records)) {
+                Admission::Admitted(produces) if !produces.is_empty() => self.deliver(produces),
+                // Rejected (counted by the ledger) or empty: nothing to produce.
+                _ => {}
+            }
+            return;
+        };
+        {
+            // Routing and appending under one lock, as in production.
+            let mut spool = side.spool.lock().expect("spool lock");
+            match self.ledger.with(|l| spool.submit(l, now, records)) {
+                Route::Admitted(produces) => {
+                    if !produces.is_empty() {
+                        self.deliver(produces);
+                    }
+                }
+                Route::Spill { entry, bytes } => {
+                    let records = decode_entry(&bytes).unwrap_or_default();
+                    let target = records
+                        .first()
+                        .and_then(|r| r.headers.iter().find(|(k, _)| *k == "instance"))
+                        .map_or(u32::MAX, |(_, v)| crate::target_of_instance(v));
+                    let up_at_ms = records
+                        .iter()
+                        .filter_map(|r| scan_record(&r.payload).ok()?.up_at_ms)
+                        .next_back();
+                    self.trace.push(
+                        now.0,
+                        Seen::Spilled {
+                            scraper: self.scraper.clone(),
+                            target,
+                            samples: records.iter().map(|r| r.samples as u32).sum(),
+                            up_at_ms,
+                        },
+                    );
+                    side.disk
+                        .lock()
+                        .expect("disk lock")
+                        .entries
+                        .insert(entry.0, bytes);
+                }
+                Route::Refused { samples, .. } => self.trace.push(
+                    now.0,
+                    Seen::SpoolRefused {
+                        scraper: self.scraper.clone(),
+                        samples: samples as u32,
+                    },
+                ),
+            }
+        }
+        self.replay();
     }
 
     fn counts(&self) -> DeliveryCounts {

@@ -65,6 +65,11 @@ pub struct SimConfig {
     pub fault_every: Duration,
     /// Which faults may happen.
     pub faults: faults::Kinds,
+    /// Most records each scraper's memory queue holds (the ledger's bound).
+    pub queue_records_max: usize,
+    /// Whether each scraper spools to its host's disk what its memory queue cannot hold
+    /// (`core::spool`); the disk outlives a crash of the process.
+    pub spool: bool,
 }
 
 impl Default for SimConfig {
@@ -81,6 +86,8 @@ impl Default for SimConfig {
             replication_factor: 1,
             fault_every: Duration::from_secs(45),
             faults: faults::Kinds::all(),
+            queue_records_max: kafka::QUEUE_LEN_MAX,
+            spool: false,
         }
     }
 }
@@ -97,7 +104,7 @@ impl SimConfig {
     /// this very configuration.
     pub fn reproduce_command(&self) -> String {
         format!(
-            "cargo run --release -- sim --seed {} --scrapers {} --targets {} --exporters {} --duration {} --chaos {} --interval {} --session-timeout {} --replication-factor {} --fault-every {} --faults {}",
+            "cargo run --release -- sim --seed {} --scrapers {} --targets {} --exporters {} --duration {} --chaos {} --interval {} --session-timeout {} --replication-factor {} --fault-every {} --faults {} --queue-records-max {}{}",
             self.seed,
             self.scrapers,
             self.targets,
@@ -109,6 +116,8 @@ impl SimConfig {
             self.replication_factor,
             duration_arg(self.fault_every),
             self.faults,
+            self.queue_records_max,
+            if self.spool { " --spool" } else { "" },
         )
     }
 }
@@ -140,6 +149,9 @@ pub struct World {
     /// Per scraper (its latest start): its producer's delivery ledger, the one source of its
     /// delivery counts.
     pub ledgers: Mutex<BTreeMap<String, SharedLedger>>,
+    /// Per scraper host: its disk, which its spool writes and a restart reads (only with
+    /// [`SimConfig::spool`]).
+    pub disks: Mutex<BTreeMap<String, Arc<Mutex<kafka::Disk>>>>,
 }
 
 /// Simulated milliseconds since the Unix epoch.
@@ -252,7 +264,24 @@ async fn scraper_main(world: Arc<World>, name: String) -> Result<(), Box<dyn std
     config.replication_factor = world.config.replication_factor;
     config.web = format!("{name}:9091");
     let node = Node::new(config, SimClock.now());
-    let ledger = SharedLedger::new(kafka::ledger_config());
+    let ledger = SharedLedger::new(kafka::ledger_config(
+        world.config.queue_records_max,
+        world.config.spool,
+    ));
+    let spool = world.config.spool.then(|| {
+        let disk = world
+            .disks
+            .lock()
+            .expect("disks lock")
+            .entry(name.clone())
+            .or_default()
+            .clone();
+        let spool = disk.lock().expect("disk lock").open();
+        Arc::new(kafka::SpoolSide {
+            spool: Mutex::new(spool),
+            disk,
+        })
+    });
     world
         .ledgers
         .lock()
@@ -267,6 +296,7 @@ async fn scraper_main(world: Arc<World>, name: String) -> Result<(), Box<dyn std
             trace: world.trace.clone(),
             ledger: ledger.clone(),
             now_ms,
+            spool,
         },
     };
     let ports = Ports {
@@ -351,6 +381,7 @@ pub fn run(config: SimConfig) -> Outcome {
         exporter_faults: Arc::new(ExporterFaults::default()),
         scrapers: Mutex::new(BTreeMap::new()),
         ledgers: Mutex::new(BTreeMap::new()),
+        disks: Mutex::new(BTreeMap::new()),
     });
     world
         .zk

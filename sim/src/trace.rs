@@ -70,6 +70,31 @@ pub enum Seen {
         /// Records handed to the sink and not yet settled.
         in_flight: u64,
     },
+    /// A submission its memory queue could not hold went to a scraper's spool, as one entry.
+    Spilled {
+        /// The scraper's host name.
+        scraper: String,
+        /// The records' target.
+        target: u32,
+        /// Samples in the records.
+        samples: u32,
+        /// The timestamp of their `up` sample, if they hold one.
+        up_at_ms: Option<i64>,
+    },
+    /// A spool entry (of this process or an earlier one on the same host) went to the ledger.
+    Replayed {
+        /// The scraper's host name.
+        scraper: String,
+        /// Samples in the entry.
+        samples: u32,
+    },
+    /// A submission the spool refused (full): counted, gone.
+    SpoolRefused {
+        /// The scraper's host name.
+        scraper: String,
+        /// Samples refused.
+        samples: u32,
+    },
 }
 
 /// The shared, append-only trace.
@@ -106,6 +131,9 @@ impl Trace {
                 Seen::Started { .. } => "starts",
                 Seen::Emitted { .. } => "emitted records",
                 Seen::Counters { .. } => "counters",
+                Seen::Spilled { .. } => "spilled entries",
+                Seen::Replayed { .. } => "replayed entries",
+                Seen::SpoolRefused { .. } => "refused by the spool",
             };
             *m.entry(k).or_default() += 1;
         }

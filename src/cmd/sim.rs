@@ -47,6 +47,13 @@ pub(crate) struct Args {
     /// Mean time between faults in the chaos phase.
     #[arg(long, default_value = "45s", value_parser = parse_duration)]
     pub fault_every: Duration,
+    /// Most records each scraper's memory queue holds.
+    #[arg(long, default_value_t = scrapepool_sim::kafka::QUEUE_LEN_MAX)]
+    pub queue_records_max: usize,
+    /// Each scraper spools to its host's disk what its memory queue cannot hold (the disk
+    /// outlives a crash).
+    #[arg(long)]
+    pub spool: bool,
     /// After the run, print everything the trace holds about target T, and every fault.
     #[arg(long)]
     pub explain: Option<u32>,
@@ -83,6 +90,8 @@ pub(crate) fn configs(args: &Args) -> Result<Vec<SimConfig>, String> {
             replication_factor: args.replication_factor,
             fault_every: args.fault_every,
             faults: args.faults,
+            queue_records_max: args.queue_records_max,
+            spool: args.spool,
         })
         .collect())
 }
@@ -159,7 +168,7 @@ fn report_violation(o: &Outcome) {
 
 fn print_summary(outcomes: &[Outcome]) {
     println!(
-        "{:>6} {:>9} {:>7} {:>8} {:>9} {:>10} {:>9} {:>11} {:>9} {:>9} {:>8}",
+        "{:>6} {:>9} {:>7} {:>8} {:>9} {:>10} {:>9} {:>11} {:>9} {:>9} {:>9} {:>9} {:>8}",
         "seed",
         "coverage",
         "dup",
@@ -169,6 +178,8 @@ fn print_summary(outcomes: &[Outcome]) {
         "converge",
         "delivered",
         "not dlv",
+        "spilled",
+        "restored",
         "sim/wall",
         "result"
     );
@@ -176,7 +187,7 @@ fn print_summary(outcomes: &[Outcome]) {
         let s = &o.summary;
         let speed = o.config.duration.as_secs_f64() / o.wall.as_secs_f64().max(1e-9);
         println!(
-            "{:>6} {:>8.2}% {:>6.2}% {:>7.2}% {:>8.1}s {:>10} {:>8.1}s {:>11} {:>9} {:>8.0}x {:>8}",
+            "{:>6} {:>8.2}% {:>6.2}% {:>7.2}% {:>8.1}s {:>10} {:>8.1}s {:>11} {:>9} {:>9} {:>9} {:>8.0}x {:>8}",
             o.config.seed,
             s.coverage_pct,
             s.duplicate_pct,
@@ -186,6 +197,8 @@ fn print_summary(outcomes: &[Outcome]) {
             s.convergence_ms as f64 / 1000.0,
             s.samples_delivered,
             s.samples_not_delivered,
+            s.samples_spilled,
+            s.samples_restored,
             speed,
             if o.violations.is_empty() {
                 "ok"
@@ -209,9 +222,10 @@ fn explain(o: &Outcome, target: u32) {
             Seen::Scrape { target: t, .. }
             | Seen::Acked { target: t, .. }
             | Seen::Marker { target: t, .. }
-            | Seen::Emitted { target: t, .. } => *t == target,
+            | Seen::Emitted { target: t, .. }
+            | Seen::Spilled { target: t, .. } => *t == target,
             Seen::Counters { .. } | Seen::Started { .. } => true,
-            Seen::Fault(_) => false,
+            Seen::Fault(_) | Seen::Replayed { .. } | Seen::SpoolRefused { .. } => false,
         };
         if about {
             lines.push((*at, format!("{seen:?}")));
@@ -274,6 +288,8 @@ mod tests {
                 job_edit: true,
                 ..Kinds::none()
             },
+            queue_records_max: 300,
+            spool: true,
         };
         assert_same(&parse_back(&odd.reproduce_command()), &odd);
         for faults in [Kinds::graceful(), Kinds::none()] {

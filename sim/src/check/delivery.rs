@@ -37,6 +37,11 @@ struct Life<'a> {
     /// When it crashed.
     crashed: Option<i64>,
     emitted: u64,
+    /// Samples this life spilled, replayed (from any life's spool) and had refused by its
+    /// spool: the ledger saw the replays, not the spills.
+    spilled: u64,
+    replayed: u64,
+    refused: u64,
     acked: u64,
     answers: BTreeMap<u32, Vec<i64>>,
     emissions: BTreeMap<u32, Vec<i64>>,
@@ -138,6 +143,20 @@ pub fn check(run: &Run<'_>, summary: &mut Summary) -> Vec<Violation> {
                 lives[i].counters = Some((*at, *emitted, *delivered, *not_delivered, *in_flight));
                 current.remove(scraper.as_str());
             }
+            Seen::Spilled {
+                scraper, samples, ..
+            } => {
+                let i = life(&mut lives, &mut current, scraper, *at);
+                lives[i].spilled += u64::from(*samples);
+            }
+            Seen::Replayed { scraper, samples } => {
+                let i = life(&mut lives, &mut current, scraper, *at);
+                lives[i].replayed += u64::from(*samples);
+            }
+            Seen::SpoolRefused { scraper, samples } => {
+                let i = life(&mut lives, &mut current, scraper, *at);
+                lives[i].refused += u64::from(*samples);
+            }
             Seen::Marker { .. } | Seen::Fault(_) => {}
         }
     }
@@ -208,10 +227,12 @@ pub fn check(run: &Run<'_>, summary: &mut Summary) -> Vec<Violation> {
         if delivered + not_delivered > emitted {
             bad(format!("{life_of} counted {delivered} delivered + {not_delivered} not delivered of {emitted} emitted"));
         }
-        if emitted != l.emitted {
+        // What the sink was handed went to the ledger, the spool or was refused by the
+        // spool; the ledger also saw the replays.
+        if emitted + l.spilled + l.refused != l.emitted + l.replayed {
             bad(format!(
-                "{life_of} counted {emitted} samples emitted, the sink was handed {}",
-                l.emitted
+                "{life_of} counted {emitted} samples emitted (with {} replayed), the sink was handed {} ({} spilled, {} refused by the spool)",
+                l.replayed, l.emitted, l.spilled, l.refused
             ));
         }
         if in_flight == 0 && delivered + not_delivered != emitted {

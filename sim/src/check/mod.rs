@@ -12,6 +12,7 @@ pub mod gaps;
 pub mod movement;
 pub mod ownership;
 pub mod slots;
+pub mod spool;
 pub mod staleness;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,7 +29,7 @@ use crate::SimConfig;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Violation {
     /// Which invariant (`a-ownership`, `a-convergence`, `b-gaps`, `c-delivery`,
-    /// `d-staleness`, `e-movement`, `g-timestamps`, `g-slots`; `f-determinism` is judged in
+    /// `d-staleness`, `e-movement`, `g-timestamps`, `g-slots`, `h-spool`; `f-determinism` is judged in
     /// `sim/tests`).
     pub invariant: &'static str,
     /// Simulated time, ms since the run began (-1: not tied to one moment).
@@ -68,6 +69,11 @@ pub struct Summary {
     pub samples_delivered: u64,
     /// Samples counted as not delivered.
     pub samples_not_delivered: u64,
+    /// Samples the scrapers' spools took in (0 without a spool).
+    pub samples_spilled: u64,
+    /// Of those, samples that reached the bus from a later process on the same host (spilled,
+    /// then a crash or a leave, then replayed after the restart).
+    pub samples_restored: u64,
     /// Scrapes the exporters answered.
     pub scrapes: usize,
 }
@@ -135,6 +141,7 @@ pub fn check_all(run: &Run<'_>) -> (Vec<Violation>, Summary) {
     violations.extend(staleness::check(run, &scrapes));
     violations.extend(movement::check(run, &mut summary));
     violations.extend(slots::check(run, &mut summary));
+    violations.extend(spool::check(run, &mut summary));
     (violations, summary)
 }
 
