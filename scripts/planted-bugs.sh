@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Planted bugs: `scripts/planted-bugs.sh [PATCH...]` (default: every sim/planted/*.patch).
-# Each patch starts with `# checker: NAME` and `# seeds: A..B`, then a git diff that plants
-# one bug. For each: a scratch git worktree at HEAD, `git apply`, a release build, then
+# Each patch starts with `# checker: NAME` and `# seeds: A..B` (and optionally `# args: ...`,
+# more arguments to `scrapepool sim`), then a git diff that plants one bug. For each: a scratch git worktree at HEAD, `git apply`, a release build, then
 # `scrapepool sim --seeds A..B`; the bug is found when the run fails and NAME is among the
 # failed checkers. Prints one line per patch; exits non-zero if any bug was not found.
 # Builds share one target directory (PLANTED_TARGET_DIR, default target/planted), and the
@@ -29,6 +29,7 @@ for patch in "$@"; do
   name="$(basename "$patch" .patch)"
   checker="$(sed -n 's/^# checker: *//p' "$patch" | head -1)"
   seeds="$(sed -n 's/^# seeds: *//p' "$patch" | head -1)"
+  read -r -a args <<<"$(sed -n 's/^# args: *//p' "$patch" | head -1)"
   log="$scratch/$name.log"
   verdict=""
   if [ -z "$checker" ] || [ -z "$seeds" ]; then
@@ -42,7 +43,7 @@ for patch in "$@"; do
       tail -20 "$log" >&2
     else
       status=0
-      "$target/release/scrapepool" sim --seeds "$seeds" >>"$log" 2>&1 || status=$?
+      "$target/release/scrapepool" sim --seeds "$seeds" "${args[@]}" >>"$log" 2>&1 || status=$?
       failed_checkers="$(sed -n 's/^  failed checkers: //p' "$log" | tr ',' '\n' | tr -d ' ' | sort -u | paste -sd, -)"
       if [ "$status" -eq 0 ]; then
         verdict="NOT FOUND  $name: seeds $seeds all passed"
