@@ -231,6 +231,16 @@ impl Exporter {
         self.log.lock().unwrap().iter().map(|(t, _)| *t).collect()
     }
 
+    /// When value `n` was served.
+    fn served_at(&self, n: u64) -> Option<Instant> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(_, m)| *m == n)
+            .map(|(t, _)| *t)
+    }
+
     fn served(&self) -> u64 {
         self.served.load(Ordering::SeqCst)
     }
@@ -1829,6 +1839,7 @@ fn a_member_killed_during_an_outage_replays_its_spool_after_a_restart() {
         .metric("scrapepool_spool_replayed_samples_total")
         .unwrap_or(0.0);
     daemons[0].signal("KILL");
+    let killed_at = Instant::now();
     daemons[0].wait_exit(Duration::from_secs(5));
     std::thread::sleep(Duration::from_secs(2));
     daemons[0] = start("k1");
@@ -1874,6 +1885,30 @@ fn a_member_killed_during_an_outage_replays_its_spool_after_a_restart() {
     }
     reader.poll_for(Duration::from_secs(2));
     let (lost, dups, _) = lost_and_duplicated(&reader.msgs, &exporters);
+    // Each lost value, by when it was served relative to the kill: a scrape in flight at the
+    // kill was served within its timeout (1 s) before it.
+    let in_topic: BTreeSet<(String, i64)> = reader
+        .msgs
+        .iter()
+        .flat_map(decode)
+        .filter(|s| s.labels["__name__"] == "daemon_it_seq")
+        .map(|s| (s.labels["instance"].clone(), s.value as i64))
+        .collect();
+    let mut lost_at: Vec<String> = Vec::new();
+    for e in &exporters {
+        for n in 1..=e.served() {
+            if !in_topic.contains(&(e.addr.clone(), n as i64)) {
+                let at = e.served_at(n).expect("served");
+                let ms = if at >= killed_at {
+                    (at - killed_at).as_millis() as i64
+                } else {
+                    -((killed_at - at).as_millis() as i64)
+                };
+                lost_at.push(format!("{} #{n} served {ms} ms from the kill", e.addr));
+            }
+        }
+    }
+    println!("{test}: lost: {lost_at:?}");
     // Per scraper and target, the values in the order the topic holds them.
     let mut order: BTreeMap<(String, String), Vec<i64>> = BTreeMap::new();
     for m in &reader.msgs {
