@@ -987,6 +987,32 @@ fn owners_seen_by(daemon: &Daemon) -> BTreeMap<String, Vec<String>> {
 
 /// The owner of every target, once every daemon in `daemons` reports the same single owner
 /// for each of `n` targets, all among `daemons`.
+/// SIGTERM to every member, then each drains and exits 0.
+fn drain_all(daemons: &mut [Daemon]) {
+    for d in daemons.iter() {
+        d.signal("TERM");
+    }
+    for d in daemons.iter_mut() {
+        let status = d.wait_exit(Duration::from_secs(60));
+        assert!(
+            status.success(),
+            "{} exits 0 after draining: {status}",
+            d.id
+        );
+    }
+}
+
+/// The owners of `n` targets once every member agrees on them and each member owns some.
+fn agreed_shares(daemons: &[Daemon], n: usize, what: &str) -> BTreeMap<String, String> {
+    let all: Vec<&Daemon> = daemons.iter().collect();
+    eventually(Duration::from_secs(60), what, || {
+        agreed_owners(&all, n).filter(|o| {
+            let owners: BTreeSet<&str> = o.values().map(String::as_str).collect();
+            owners.len() == all.len()
+        })
+    })
+}
+
 fn agreed_owners(daemons: &[&Daemon], n: usize) -> Option<BTreeMap<String, String>> {
     let ids: BTreeSet<&str> = daemons.iter().map(|d| d.id.as_str()).collect();
     let first = owners_seen_by(daemons[0]);
@@ -1260,16 +1286,7 @@ fn a_rolling_restart_of_every_member_scrapes_each_interval_exactly_once() {
     for d in &daemons {
         d.wait_ready(Duration::from_secs(30));
     }
-    let agree = |daemons: &[Daemon], what: &str| {
-        let all: Vec<&Daemon> = daemons.iter().collect();
-        eventually(Duration::from_secs(60), what, || {
-            agreed_owners(&all, TARGETS).filter(|o| {
-                let owners: BTreeSet<&str> = o.values().map(String::as_str).collect();
-                owners.len() == all.len()
-            })
-        })
-    };
-    agree(&daemons, "three members agree on every owner");
+    agreed_shares(&daemons, TARGETS, "three members agree on every owner");
     // Past the start-up handoffs.
     std::thread::sleep(interval * 2);
     let from_ms = now_ms();
@@ -1286,7 +1303,11 @@ fn a_rolling_restart_of_every_member_scrapes_each_interval_exactly_once() {
         drains.push(began.elapsed());
         daemons[i] = start(ids[i]);
         daemons[i].wait_ready(Duration::from_secs(30));
-        agree(&daemons, &format!("{} back and owning its share", ids[i]));
+        agreed_shares(
+            &daemons,
+            TARGETS,
+            &format!("{} back and owning its share", ids[i]),
+        );
         // Past its join's handoff slots before the next member goes.
         std::thread::sleep(interval + Duration::from_secs(6));
     }
@@ -1604,9 +1625,10 @@ impl Drop for Outage {
 /// How long the broker stays down.
 const OUTAGE: Duration = Duration::from_secs(30);
 
-/// Per counting exporter, the values it served (1..=served) that are not in `msgs` (lost)
-/// and those in it more than once (duplicated); and how many samples `msgs` hold.
-fn lost_and_duplicated(msgs: &[Msg], exporters: &[Exporter]) -> (u64, u64, usize) {
+/// Per counting exporter, the values it served (1..=served) that are not in `msgs` (lost,
+/// as exporter address and value), how many are in it more than once (duplicated); and how
+/// many samples `msgs` hold.
+fn lost_and_duplicated(msgs: &[Msg], exporters: &[Exporter]) -> (Vec<(String, u64)>, u64, usize) {
     let mut seen: BTreeMap<(String, i64), u32> = BTreeMap::new();
     let mut samples = 0;
     for m in msgs {
@@ -1619,11 +1641,13 @@ fn lost_and_duplicated(msgs: &[Msg], exporters: &[Exporter]) -> (u64, u64, usize
             }
         }
     }
-    let mut lost = 0;
+    let mut lost = Vec::new();
     for e in exporters {
-        lost += (1..=e.served() as i64)
-            .filter(|n| !seen.contains_key(&(e.addr.clone(), *n)))
-            .count() as u64;
+        lost.extend(
+            (1..=e.served())
+                .filter(|n| !seen.contains_key(&(e.addr.clone(), *n as i64)))
+                .map(|n| (e.addr.clone(), n)),
+        );
     }
     let dups = seen.values().map(|c| u64::from(c - 1)).sum();
     (lost, dups, samples)
@@ -1704,27 +1728,18 @@ fn samples_scraped_while_kafka_is_down_arrive_once_it_is_back() {
     });
     let caught_up = restarted_at.elapsed();
     let reported: f64 = daemons.iter().map(delivered).sum();
-    for d in &daemons {
-        d.signal("TERM");
-    }
-    for d in &mut daemons {
-        let status = d.wait_exit(Duration::from_secs(60));
-        assert!(
-            status.success(),
-            "{} exits 0 after draining: {status}",
-            d.id
-        );
-    }
+    drain_all(&mut daemons);
 
     // Per target: every value the exporter served (1..=served) read back, exactly once.
     let mut reader = TopicReader::open(&svc.kafka, &topic);
     let complete = |msgs: &[Msg]| lost_and_duplicated(msgs, &exporters);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while complete(&reader.msgs).0 > 0 && Instant::now() < deadline {
+    while !complete(&reader.msgs).0.is_empty() && Instant::now() < deadline {
         reader.poll_for(Duration::from_millis(500));
     }
     reader.poll_for(Duration::from_secs(1)); // any duplicate behind
     let (lost, dups, samples) = complete(&reader.msgs);
+    let lost = lost.len();
     let served: u64 = exporters.iter().map(Exporter::served).sum();
     let failed_scrapes = reader
         .msgs
@@ -1794,16 +1809,10 @@ fn a_member_killed_during_an_outage_replays_its_spool_after_a_restart() {
     for d in &daemons {
         d.wait_ready(Duration::from_secs(30));
     }
-    let pool: Vec<&Daemon> = daemons.iter().collect();
-    let owners = eventually(
-        Duration::from_secs(40),
+    let owners = agreed_shares(
+        &daemons,
+        exporters.len(),
         "two members agree, each owning some",
-        || {
-            agreed_owners(&pool, exporters.len()).filter(|o| {
-                let owners: BTreeSet<&str> = o.values().map(String::as_str).collect();
-                owners.len() == 2
-            })
-        },
     );
     let victim_targets = owners.values().filter(|o| o.as_str() == "k1").count();
     let spooled = |d: &Daemon| {
@@ -1866,48 +1875,36 @@ fn a_member_killed_during_an_outage_replays_its_spool_after_a_restart() {
             .then_some(())
     });
     let replay = back.elapsed();
-    for d in &daemons {
-        d.signal("TERM");
-    }
-    for d in &mut daemons {
-        let status = d.wait_exit(Duration::from_secs(60));
-        assert!(
-            status.success(),
-            "{} exits 0 after draining: {status}",
-            d.id
-        );
-    }
+    drain_all(&mut daemons);
     let mut reader = TopicReader::open(&svc.kafka, &topic);
     let bound = (QUEUE + victim_targets) as u64;
     let deadline = Instant::now() + Duration::from_secs(60);
-    while lost_and_duplicated(&reader.msgs, &exporters).0 > bound && Instant::now() < deadline {
+    while lost_and_duplicated(&reader.msgs, &exporters).0.len() as u64 > bound
+        && Instant::now() < deadline
+    {
         reader.poll_for(Duration::from_millis(500));
     }
     reader.poll_for(Duration::from_secs(2));
-    let (lost, dups, _) = lost_and_duplicated(&reader.msgs, &exporters);
+    let (lost_values, dups, _) = lost_and_duplicated(&reader.msgs, &exporters);
+    let lost = lost_values.len() as u64;
     // Each lost value, by when it was served relative to the kill: a scrape in flight at the
     // kill was served within its timeout (1 s) before it.
-    let in_topic: BTreeSet<(String, i64)> = reader
-        .msgs
+    let lost_at: Vec<String> = lost_values
         .iter()
-        .flat_map(decode)
-        .filter(|s| s.labels["__name__"] == "daemon_it_seq")
-        .map(|s| (s.labels["instance"].clone(), s.value as i64))
+        .map(|(addr, n)| {
+            let e = exporters
+                .iter()
+                .find(|e| e.addr == *addr)
+                .expect("an exporter");
+            let at = e.served_at(*n).expect("served");
+            let ms = if at >= killed_at {
+                (at - killed_at).as_millis() as i64
+            } else {
+                -((killed_at - at).as_millis() as i64)
+            };
+            format!("{addr} #{n} served {ms} ms from the kill")
+        })
         .collect();
-    let mut lost_at: Vec<String> = Vec::new();
-    for e in &exporters {
-        for n in 1..=e.served() {
-            if !in_topic.contains(&(e.addr.clone(), n as i64)) {
-                let at = e.served_at(n).expect("served");
-                let ms = if at >= killed_at {
-                    (at - killed_at).as_millis() as i64
-                } else {
-                    -((killed_at - at).as_millis() as i64)
-                };
-                lost_at.push(format!("{} #{n} served {ms} ms from the kill", e.addr));
-            }
-        }
-    }
     println!("{test}: lost: {lost_at:?}");
     // Per scraper and target, the values in the order the topic holds them.
     let mut order: BTreeMap<(String, String), Vec<i64>> = BTreeMap::new();
