@@ -238,22 +238,16 @@ impl Sink for ModelSink {
                     }
                 }
                 Route::Spill { entry, bytes } => {
+                    // Read back from the entry: the records moved into the policy.
                     let records = decode_entry(&bytes).unwrap_or_default();
-                    let target = records
-                        .first()
-                        .and_then(|r| r.headers.iter().find(|(k, _)| *k == "instance"))
-                        .map_or(u32::MAX, |(_, v)| crate::target_of_instance(v));
-                    let up_at_ms = records
-                        .iter()
-                        .filter_map(|r| scan_record(&r.payload).ok()?.up_at_ms)
-                        .next_back();
+                    let d = Delivery::of(records.iter());
                     self.trace.push(
                         now.0,
                         Seen::Spilled {
                             scraper: self.scraper.clone(),
-                            target,
-                            samples: records.iter().map(|r| r.samples as u32).sum(),
-                            up_at_ms,
+                            target: d.target,
+                            samples: d.samples as u32,
+                            up_at_ms: d.up_at_ms,
                         },
                     );
                     side.disk
@@ -285,24 +279,16 @@ impl Sink for ModelSink {
 /// [`scan_record`]; its exporters never serve NaN, so the staleness NaN is a marker. A record
 /// that does not read back contributes neither an `up` value nor markers.
 fn note_acked(trace: &Trace, at_ms: i64, scraper: &str, records: &[&Record]) {
-    let Some(first) = records.first() else { return };
-    let instance = first
-        .headers
-        .iter()
-        .find(|(k, _)| *k == "instance")
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("");
-    let target = crate::target_of_instance(instance);
-    let samples: usize = records.iter().map(|r| r.samples).sum();
-    let (mut up, mut up_at_ms) = (None, None);
-    let mut markers = Vec::new();
-    for record in records {
-        if let Ok(scan) = scan_record(&record.payload) {
-            up = scan.up.or(up);
-            up_at_ms = scan.up_at_ms.or(up_at_ms);
-            markers.extend(scan.markers);
-        }
+    if records.is_empty() {
+        return;
     }
+    let Delivery {
+        target,
+        samples,
+        up,
+        up_at_ms,
+        markers,
+    } = Delivery::of(records.iter().copied());
     trace.push(
         at_ms,
         Seen::Acked {
@@ -323,6 +309,42 @@ fn note_acked(trace: &Trace, at_ms: i64, scraper: &str, records: &[&Record]) {
                 at_ms: at,
             },
         );
+    }
+}
+
+/// What the checkers read from the records of one delivery (one target's).
+struct Delivery {
+    target: u32,
+    samples: usize,
+    up: Option<bool>,
+    up_at_ms: Option<i64>,
+    markers: Vec<(String, i64)>,
+}
+
+impl Delivery {
+    /// The target (from the first record's `instance` header), the samples, and what
+    /// [`scan_record`] reads of each record (the last `up`, every marker).
+    fn of<'a>(records: impl Iterator<Item = &'a Record>) -> Delivery {
+        let mut d = Delivery {
+            target: u32::MAX,
+            samples: 0,
+            up: None,
+            up_at_ms: None,
+            markers: Vec::new(),
+        };
+        for (i, record) in records.enumerate() {
+            if i == 0 {
+                let instance = record.headers.iter().find(|(k, _)| *k == "instance");
+                d.target = crate::target_of_instance(instance.map_or("", |(_, v)| v.as_str()));
+            }
+            d.samples += record.samples;
+            if let Ok(scan) = scan_record(&record.payload) {
+                d.up = scan.up.or(d.up);
+                d.up_at_ms = scan.up_at_ms.or(d.up_at_ms);
+                d.markers.extend(scan.markers);
+            }
+        }
+        d
     }
 }
 
