@@ -27,27 +27,7 @@ zk_start_timeout_s="${ZK_START_TIMEOUT_S:-60}"
 
 die() { echo "services.sh: $*" >&2; exit 1; }
 
-free_port() {
-  # A free port below the kernel's ephemeral range, so that a client connection cannot take
-  # it while the service is stopped (a restart must find its ports free).
-  python3 - <<'PY'
-import random, socket
-low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-for _ in range(1000):
-    port = random.randrange(10000, max(low, 10001))
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-    except OSError:
-        continue
-    finally:
-        s.close()
-    print(port)
-    break
-else:
-    raise SystemExit("no free port below the ephemeral range")
-PY
-}
+free_port() { python3 "$here/free-port.py"; }
 
 port_open() {
   python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1",int(sys.argv[1])),1).close()' "$1" 2>/dev/null
