@@ -46,10 +46,10 @@ pub(crate) struct Args {
     pub kafka_options: Vec<(String, String)>,
     /// Most records the memory queue holds (not yet acknowledged by the broker); beyond it a
     /// scrape's records go to the spool, or are refused (`queue_full`) without one.
-    #[arg(long, default_value_t = scrapepool_adapters::kafka::QUEUE_LEN_MAX_DEFAULT, requires = "kafka")]
+    #[arg(long, default_value_t = scrapepool_adapters::kafka::QUEUE_LEN_MAX_DEFAULT, requires = "kafka", value_parser = parse_positive)]
     pub queue_records_max: usize,
     /// Most bytes the memory queue holds; beyond it as for `--queue-records-max`.
-    #[arg(long, default_value_t = scrapepool_adapters::kafka::QUEUE_BYTES_MAX_DEFAULT, requires = "kafka")]
+    #[arg(long, default_value_t = scrapepool_adapters::kafka::QUEUE_BYTES_MAX_DEFAULT, requires = "kafka", value_parser = parse_positive)]
     pub queue_bytes_max: usize,
     /// Spool directory: records the memory queue cannot hold go to disk in `<dir>/<id>`
     /// and are replayed in order, also after a restart with the same `--id`.
@@ -101,6 +101,15 @@ pub(crate) struct Args {
 
 fn parse_size(s: &str) -> Result<u64, String> {
     scrapepool_core::config::parse_base2_bytes(s)
+}
+
+/// A count or size of at least 1.
+fn parse_positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// The default memory budget: the cgroup v2 limit (`memory.max`, unless `max`), else
@@ -333,9 +342,6 @@ async fn daemon(args: Args) -> anyhow::Result<ExitCode> {
         );
         let mut kafka = KafkaSinkConfig::new(brokers, topic);
         kafka.options = args.kafka_options.clone();
-        if args.queue_records_max == 0 || args.queue_bytes_max == 0 {
-            anyhow::bail!("--queue-records-max and --queue-bytes-max must be positive");
-        }
         kafka.queue_len_max = args.queue_records_max;
         kafka.queue_bytes_max = args.queue_bytes_max;
         if let Some(dir) = &args.spool_dir {
@@ -446,6 +452,13 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn queue_bounds_are_at_least_one() {
+        assert_eq!(parse_positive("5"), Ok(5));
+        assert!(parse_positive("0").is_err());
+        assert!(parse_positive("-1").is_err());
+    }
 
     #[test]
     fn the_default_budget_is_the_cgroup_limit_else_the_machine() {
