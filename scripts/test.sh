@@ -38,12 +38,16 @@ if [ "$status" -eq 0 ]; then
   cargo test --workspace --doc "$@" || status=$?
 fi
 # The deterministic simulation: 100 seeds of a 5-scraper, 500-target, 30-minute pool, then
-# 20 seeds of crashes and Kafka outages against a 100-record memory queue with a disk spool
-# (release build; only for the whole test run, not for `scripts/test.sh -p ...`).
+# 20 seeds of crashes and Kafka outages against a 100-record memory queue with a disk spool,
+# and 10 more with the spool written through (release build; only for the whole test run,
+# not for `scripts/test.sh -p ...`).
 if [ "$status" -eq 0 ] && [ "$#" -eq 0 ]; then
   scripts/sim-sweep.sh 0 100 || status=$?
 fi
 if [ "$status" -eq 0 ] && [ "$#" -eq 0 ]; then
   scripts/sim-sweep.sh 0 20 --spool --queue-records-max 100 --faults crash,partition --fault-every 20s || status=$?
+fi
+if [ "$status" -eq 0 ] && [ "$#" -eq 0 ]; then
+  scripts/sim-sweep.sh 20 30 --spool --spool-write-through --queue-records-max 100 --faults crash,partition --fault-every 20s || status=$?
 fi
 exit "$status"

@@ -1769,7 +1769,23 @@ fn samples_scraped_while_kafka_is_down_arrive_once_it_is_back() {
 /// `SCRAPEPOOL_OUTAGE_S` sets the outage (default 40 s; the README's figure: 600).
 #[test]
 fn a_member_killed_during_an_outage_replays_its_spool_after_a_restart() {
-    let test = "a_member_killed_during_an_outage_replays_its_spool_after_a_restart";
+    killed_during_an_outage(
+        "a_member_killed_during_an_outage_replays_its_spool_after_a_restart",
+        false,
+    );
+}
+
+/// As above with `--spool-write-through`: the memory queue's records are on disk too, so
+/// the kill loses only the scrapes in flight at it (served, not yet handed to the sink).
+#[test]
+fn a_member_killed_during_an_outage_writing_through_loses_only_its_scrapes_in_flight() {
+    killed_during_an_outage(
+        "a_member_killed_during_an_outage_writing_through_loses_only_its_scrapes_in_flight",
+        true,
+    );
+}
+
+fn killed_during_an_outage(test: &str, write_through: bool) {
     let Some(svc) = Services::or_skip(test) else {
         return;
     };
@@ -1795,16 +1811,11 @@ fn a_member_killed_during_an_outage_replays_its_spool_after_a_restart() {
     let spool_dir = tempfile::tempdir().unwrap();
     let spool = spool_dir.path().to_str().unwrap().to_string();
     let queue = QUEUE.to_string();
-    let start = |id: &str| {
-        Daemon::start_with(
-            &zk,
-            &svc.kafka,
-            &topic,
-            id,
-            "json",
-            &["--spool-dir", &spool, "--queue-records-max", &queue],
-        )
-    };
+    let mut args = vec!["--spool-dir", &spool, "--queue-records-max", &queue];
+    if write_through {
+        args.push("--spool-write-through");
+    }
+    let start = |id: &str| Daemon::start_with(&zk, &svc.kafka, &topic, id, "json", &args);
     let mut daemons: Vec<Daemon> = ["k1", "k2"].iter().map(|id| start(id)).collect();
     for d in &daemons {
         d.wait_ready(Duration::from_secs(30));
@@ -1877,7 +1888,12 @@ fn a_member_killed_during_an_outage_replays_its_spool_after_a_restart() {
     let replay = back.elapsed();
     drain_all(&mut daemons);
     let mut reader = TopicReader::open(&svc.kafka, &topic);
-    let bound = (QUEUE + victim_targets) as u64;
+    // Writing through, only the scrapes in flight at the kill (one per target k1 owned).
+    let bound = if write_through {
+        victim_targets
+    } else {
+        QUEUE + victim_targets
+    } as u64;
     let deadline = Instant::now() + Duration::from_secs(60);
     while lost_and_duplicated(&reader.msgs, &exporters).0.len() as u64 > bound
         && Instant::now() < deadline
@@ -1889,7 +1905,7 @@ fn a_member_killed_during_an_outage_replays_its_spool_after_a_restart() {
     let lost = lost_values.len() as u64;
     // Each lost value, by when it was served relative to the kill: a scrape in flight at the
     // kill was served within its timeout (1 s) before it.
-    let lost_at: Vec<String> = lost_values
+    let lost_ms: Vec<(String, i64)> = lost_values
         .iter()
         .map(|(addr, n)| {
             let e = exporters
@@ -1902,8 +1918,12 @@ fn a_member_killed_during_an_outage_replays_its_spool_after_a_restart() {
             } else {
                 -((killed_at - at).as_millis() as i64)
             };
-            format!("{addr} #{n} served {ms} ms from the kill")
+            (format!("{addr} #{n}"), ms)
         })
+        .collect();
+    let lost_at: Vec<String> = lost_ms
+        .iter()
+        .map(|(v, ms)| format!("{v} served {ms} ms from the kill"))
         .collect();
     println!("{test}: lost: {lost_at:?}");
     // Per scraper and target, the values in the order the topic holds them.
@@ -1925,9 +1945,9 @@ fn a_member_killed_during_an_outage_replays_its_spool_after_a_restart() {
         .collect();
     let served: u64 = exporters.iter().map(Exporter::served).sum();
     println!(
-        "{test}: broker down {:.0} s, k1 kill -9'd after spilling {spilled_before_kill} samples ({replayed_before_kill} of them replayed) and restarted ({restored} restored from its spool); \
+        "{test}: write-through {write_through}; broker down {:.0} s, k1 kill -9'd after spilling {spilled_before_kill} samples ({replayed_before_kill} of them replayed) and restarted ({restored} restored from its spool); \
          spool peak {:.1} KiB over both members; queues and spools empty {:.1} s after the broker came back; \
-         {served} scrapes served, lost {lost} (bound: memory queue {QUEUE} + {victim_targets} in flight), duplicated {dups}",
+         {served} scrapes served, lost {lost} (bound {bound}: {victim_targets} scrapes in flight, plus the memory queue of {QUEUE} unless writing through), duplicated {dups}",
         outage.as_secs_f64(),
         peak_bytes / 1024.0,
         replay.as_secs_f64()
@@ -1942,6 +1962,15 @@ fn a_member_killed_during_an_outage_replays_its_spool_after_a_restart() {
         lost <= bound,
         "{lost} values lost, more than the bound {bound}"
     );
+    if write_through {
+        // A scrape in flight at the kill was served within its timeout (1 s) before it;
+        // anything older had been handed to the sink, so it was on disk.
+        let old: Vec<&(String, i64)> = lost_ms.iter().filter(|(_, ms)| *ms < -1_500).collect();
+        assert!(
+            old.is_empty(),
+            "lost values served before the scrapes in flight at the kill: {old:?}"
+        );
+    }
     assert_eq!(dups, 0, "values in the topic twice");
     assert!(
         out_of_order.is_empty(),

@@ -157,6 +157,9 @@ pub struct SpoolSinkConfig {
     pub dir: PathBuf,
     /// Most bytes of entries not released (`--spool-bytes-max`).
     pub bytes_max: u64,
+    /// Whether every submission is written before it is produced (`--spool-write-through`),
+    /// or only what the memory queue cannot admit.
+    pub write_through: bool,
     /// How the store writes.
     pub store: StoreOptions,
 }
@@ -398,8 +401,10 @@ impl KafkaSink {
                     "spool opened"
                 );
                 let spool = Spool::new(
-                    SpoolConfig {
-                        bytes_max: c.bytes_max,
+                    if c.write_through {
+                        SpoolConfig::write_through(c.bytes_max)
+                    } else {
+                        SpoolConfig::overflow(c.bytes_max)
                     },
                     opened.restored,
                     opened.next_entry,
@@ -571,6 +576,23 @@ impl Sink for KafkaSink {
                 Some(state),
                 &produces,
             ),
+            Route::Journaled {
+                entry,
+                bytes,
+                produces,
+            } => {
+                if let Err(e) = state.store.journal(entry, &bytes) {
+                    // The records still go to the broker; a crash before its answer loses them.
+                    tracing::error!("{e}");
+                }
+                send_all(
+                    &self.producer,
+                    &self.topic,
+                    &self.ledger,
+                    Some(state),
+                    &produces,
+                );
+            }
             Route::Spill { entry, bytes } => {
                 if let Err(e) = state.store.append(entry, &bytes) {
                     // The policy counted it spilled; reading it back finds it missing, and it
@@ -629,6 +651,7 @@ mod tests {
         config.spool = Some(SpoolSinkConfig {
             dir: std::path::PathBuf::from("/nonexistent"),
             bytes_max: 1 << 20,
+            write_through: false,
             store: StoreOptions::default(),
         });
         let c = config.client_config().unwrap();

@@ -13,8 +13,10 @@
 //!
 //! # What survives what
 //! - Appends are written with one `write` before the policy's answer is carried further, so a
-//!   `kill -9` loses no spilled entry. With [`StoreOptions::sync_appends`] (the default) each
-//!   append is also `fdatasync`ed: a power loss loses no entry either.
+//!   `kill -9` loses no entry. With [`StoreOptions::sync_appends`] (the default) each spilled
+//!   entry ([`SpoolStore::append`]) is also `fdatasync`ed: a power loss loses none either. A
+//!   journaled entry ([`SpoolStore::journal`], write-through: its records are produced at
+//!   once) is written but not synced: a power loss may lose what the page cache held of it.
 //! - The cursor is replaced by rename and not fsynced: after a power loss an older cursor may
 //!   come back and entries already acknowledged are replayed again (duplicates, never loss).
 //! - On open, a torn or corrupt frame (short, bad CRC, or bytes that are not an entry) ends
@@ -320,8 +322,20 @@ impl SpoolStore {
     }
 
     /// Appends entry `entry` (its [`encode_entry`](scrapepool_core::spool::encode_entry)
-    /// bytes); it must be the next in sequence. On an error the entry is not in the store.
+    /// bytes), synced if [`StoreOptions::sync_appends`]; it must be the next in sequence. On
+    /// an error the entry is not in the store.
     pub fn append(&mut self, entry: EntryId, body: &[u8]) -> Result<(), StoreError> {
+        self.write_entry(entry, body, self.options.sync_appends)
+    }
+
+    /// Appends a journaled entry ([`Route::Journaled`](scrapepool_core::spool::Route)) as
+    /// [`SpoolStore::append`] does, but never synced: its records are in the broker's hands
+    /// at once, so it only has to outlive the process, not the machine.
+    pub fn journal(&mut self, entry: EntryId, body: &[u8]) -> Result<(), StoreError> {
+        self.write_entry(entry, body, false)
+    }
+
+    fn write_entry(&mut self, entry: EntryId, body: &[u8], sync: bool) -> Result<(), StoreError> {
         if entry.0 != self.next {
             return Err(StoreError::OutOfSequence {
                 expected: self.next,
@@ -343,7 +357,7 @@ impl SpoolStore {
                 .append(true)
                 .open(&path)
                 .map_err(io("creating", &path))?;
-            if self.options.sync_appends {
+            if sync {
                 File::open(&self.dir)
                     .and_then(|d| d.sync_all())
                     .map_err(io("syncing", &self.dir))?;
@@ -369,7 +383,7 @@ impl SpoolStore {
             self.writing = false;
             return Err(io("appending to", &seg.path)(e));
         }
-        if self.options.sync_appends {
+        if sync {
             seg.file.sync_data().map_err(io("syncing", &seg.path))?;
         }
         self.slots.push_back(Slot {
@@ -489,6 +503,11 @@ impl<F: Fn() -> SpoolCounts + Send + Sync + 'static> crate::web::ExtraMetrics fo
             "spool_spilled_samples",
             "Samples written to the spool because the memory queue was full",
             ConstCounter::new(c.spilled_samples),
+        );
+        registry.register(
+            "spool_journaled_samples",
+            "Samples written to the spool and handed to the broker at once (--spool-write-through)",
+            ConstCounter::new(c.journaled_samples),
         );
         registry.register(
             "spool_restored_samples",
@@ -742,7 +761,7 @@ mod tests {
         use scrapepool_core::spool::{Route, Spool, SpoolConfig};
         use scrapepool_core::Timestamp;
         let dir = tempfile::tempdir().unwrap();
-        let config = SpoolConfig { bytes_max: 1 << 20 };
+        let config = SpoolConfig::overflow(1 << 20);
         let ledger_config = LedgerConfig {
             queue_len_max: 2,
             ..LedgerConfig::unbounded()

@@ -1,7 +1,7 @@
 //! The Kafka sink's spool across a `kill -9`: a process whose broker is unreachable spills
-//! what its memory queue cannot hold, is killed, and a new process on the same spool
-//! directory delivers every spilled record to a real broker (SCRAPEPOOL_KAFKA) exactly once,
-//! in order per key.
+//! what its memory queue cannot hold (and, writing through, journals what it admits), is
+//! killed, and a new process on the same spool directory delivers every spooled record to a
+//! real broker (SCRAPEPOOL_KAFKA) exactly once, in order per key.
 //!
 //! Without SCRAPEPOOL_KAFKA the test prints `SKIPPED: ...` and returns, unless
 //! SCRAPEPOOL_REQUIRE_SERVICES=1 (CI), where it fails.
@@ -51,38 +51,60 @@ fn record(seq: u32) -> Record {
     }
 }
 
-fn config(brokers: &str, topic: &str, dir: &std::path::Path) -> KafkaSinkConfig {
+fn config(
+    brokers: &str,
+    topic: &str,
+    dir: &std::path::Path,
+    write_through: bool,
+) -> KafkaSinkConfig {
     let mut c = KafkaSinkConfig::new(brokers, topic);
     c.queue_len_max = QUEUE;
     c.spool = Some(SpoolSinkConfig {
         dir: dir.to_path_buf(),
         bytes_max: 1 << 20,
+        write_through,
         store: StoreOptions::default(),
     });
     c
 }
 
-/// The first life, run as a child process by `spilled_records_survive_kill_9`: submits
-/// every batch to a sink whose broker is a dead port, says so, and waits to be killed.
+/// The first life, run as a child process by `kill_9_then_replay`: submits every batch to a
+/// sink whose broker is a dead port (writing through if SPOOL_WRITE_THROUGH=1), says what
+/// its spool holds, and waits to be killed.
 #[test]
-#[ignore = "run as a child process by spilled_records_survive_kill_9"]
+#[ignore = "run as a child process by the kill -9 tests"]
 fn spool_first_life() {
     let dir = std::env::var("SPOOL_TEST_DIR").expect("SPOOL_TEST_DIR");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
     drop(listener);
-    let sink = KafkaSink::new(&config(&dead, "unreachable", dir.as_ref())).expect("sink");
+    let write_through = std::env::var("SPOOL_WRITE_THROUGH").as_deref() == Ok("1");
+    let sink =
+        KafkaSink::new(&config(&dead, "unreachable", dir.as_ref(), write_through)).expect("sink");
     for seq in 0..BATCHES {
         sink.submit(vec![record(seq)]);
     }
     let (spool, _) = sink.spool_counts().expect("a spool");
-    println!("SPILLED {}", spool.spilled_records);
+    println!(
+        "SPOOLED {} {}",
+        spool.spilled_records, spool.journaled_samples
+    );
     std::thread::sleep(Duration::from_secs(120));
 }
 
 #[test]
 fn spilled_records_survive_kill_9() {
-    let test = "spilled_records_survive_kill_9";
+    kill_9_then_replay("spilled_records_survive_kill_9", false);
+}
+
+#[test]
+fn written_through_every_record_survives_kill_9() {
+    kill_9_then_replay("written_through_every_record_survives_kill_9", true);
+}
+
+/// A first life spools and is `kill -9`'d; a second on the same directory delivers what is
+/// on disk: the spilled records, and with write-through the admitted ones too.
+fn kill_9_then_replay(test: &str, write_through: bool) {
     let Some(brokers) = kafka_or_skip(test) else {
         return;
     };
@@ -96,22 +118,28 @@ fn spilled_records_survive_kill_9() {
             "--test-threads=1",
         ])
         .env("SPOOL_TEST_DIR", dir.path())
+        .env("SPOOL_WRITE_THROUGH", if write_through { "1" } else { "0" })
         .stdout(Stdio::piped())
         .spawn()
         .expect("first life");
-    let mut spilled = None;
+    let mut spooled = None;
     for line in BufReader::new(child.stdout.take().unwrap()).lines() {
         let line = line.unwrap();
         // libtest prints the test's name on the same line first.
-        if let Some((_, n)) = line.split_once("SPILLED ") {
-            spilled = Some(n.trim().parse::<u64>().unwrap());
+        if let Some((_, n)) = line.split_once("SPOOLED ") {
+            let (s, j) = n.trim().split_once(' ').expect("two counts");
+            spooled = Some((s.parse::<u64>().unwrap(), j.parse::<u64>().unwrap()));
             break;
         }
     }
     child.kill().expect("kill -9"); // SIGKILL: no drop, no flush
     child.wait().unwrap();
-    let spilled = spilled.expect("the first life reported what it spilled");
+    let (spilled, journaled) = spooled.expect("the first life reported what it spooled");
     assert_eq!(spilled, u64::from(BATCHES) - QUEUE as u64);
+    assert_eq!(journaled, if write_through { QUEUE as u64 } else { 0 });
+    // Without write-through the first QUEUE records, admitted in memory, die with the life.
+    let first = if write_through { 0 } else { QUEUE as u32 };
+    let spilled = spilled + journaled;
 
     // Second life: same directory, broker up.
     let nanos = std::time::SystemTime::now()
@@ -120,7 +148,8 @@ fn spilled_records_survive_kill_9() {
         .as_nanos();
     let topic = format!("test-spool-{}-{nanos}", std::process::id());
     let started = Instant::now();
-    let sink = KafkaSink::new(&config(&brokers, &topic, dir.path())).expect("second life");
+    let sink =
+        KafkaSink::new(&config(&brokers, &topic, dir.path(), write_through)).expect("second life");
     let deadline = started + Duration::from_secs(60);
     loop {
         let (spool, _) = sink.spool_counts().unwrap();
@@ -140,8 +169,7 @@ fn spilled_records_survive_kill_9() {
     assert_eq!(sink.counts().delivered_records, spilled);
     println!("replayed {spilled} records in {replay_time:?}");
 
-    // On the topic: every spilled record once, in order per key; the records the first life
-    // had admitted in memory (the first QUEUE) died with it.
+    // On the topic: every spooled record once, in order per key.
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
         .set("group.id", format!("{topic}-reader"))
@@ -173,11 +201,11 @@ fn spilled_records_survive_kill_9() {
     }
     let mut sorted = got.clone();
     sorted.sort();
-    let mut expected: Vec<String> = (QUEUE as u32..BATCHES)
+    let mut expected: Vec<String> = (first..BATCHES)
         .map(|s| String::from_utf8(record(s).payload).unwrap())
         .collect();
     expected.sort();
-    assert_eq!(sorted, expected, "every spilled record exactly once");
+    assert_eq!(sorted, expected, "every spooled record exactly once");
     for key in 0..KEYS {
         let seqs: Vec<u32> = got
             .iter()

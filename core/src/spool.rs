@@ -9,6 +9,10 @@
 //!   encoded by [`encode_entry`]) instead of being rejected. Once the spool holds an entry not
 //!   yet replayed, every later submission goes behind it, admitted or not: one queue, so the
 //!   records of one target key keep their order.
+//! - **Journal** ([`SpoolMode::WriteThrough`]): a submission the ledger admits becomes an
+//!   entry too, written before its records are produced and held as if replayed, so that a
+//!   process killed before the broker's answer finds it on disk at the next start. Without
+//!   it ([`SpoolMode::Overflow`]) only what the ledger cannot admit reaches the disk.
 //! - **Refuse**: an entry that would take the spool past [`SpoolConfig::bytes_max`] is
 //!   refused whole and counted in [`SpoolCounts::refused_samples`] (`spool_full`): the older
 //!   records keep their place, the ledger's own rule.
@@ -36,11 +40,40 @@ pub const FRAME_BYTES: u64 = 8;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EntryId(pub u64);
 
-/// The spool's bound.
+/// What goes to disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpoolMode {
+    /// Only submissions the ledger cannot admit (and everything behind them).
+    Overflow,
+    /// Every submission, before its records are produced ([`Route::Journaled`]).
+    WriteThrough,
+}
+
+/// The spool's bound and mode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SpoolConfig {
     /// Most bytes on disk (frames included) of entries not released.
     pub bytes_max: u64,
+    /// What goes to disk.
+    pub mode: SpoolMode,
+}
+
+impl SpoolConfig {
+    /// A spool of at most `bytes_max` bytes for what the ledger cannot admit.
+    pub fn overflow(bytes_max: u64) -> SpoolConfig {
+        SpoolConfig {
+            bytes_max,
+            mode: SpoolMode::Overflow,
+        }
+    }
+
+    /// A spool of at most `bytes_max` bytes that every submission goes through.
+    pub fn write_through(bytes_max: u64) -> SpoolConfig {
+        SpoolConfig {
+            bytes_max,
+            mode: SpoolMode::WriteThrough,
+        }
+    }
 }
 
 /// What the policy knows of one entry (the shell keeps its bytes).
@@ -74,10 +107,13 @@ impl EntryMeta {
 /// What the spool has counted. Counters only grow; `entries` and `bytes` go up and down.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SpoolCounts {
-    /// Samples written to the spool.
+    /// Samples written to the spool to wait there (the ledger could not admit them).
     pub spilled_samples: u64,
-    /// Records written to the spool.
+    /// Records written to the spool to wait there.
     pub spilled_records: u64,
+    /// Samples written to the spool and admitted in the ledger at once
+    /// ([`SpoolMode::WriteThrough`]).
+    pub journaled_samples: u64,
     /// Samples found on disk at start (entries after the cursor).
     pub restored_samples: u64,
     /// Samples read back from the spool and admitted in the ledger.
@@ -100,6 +136,16 @@ pub struct SpoolCounts {
 pub enum Route {
     /// Admitted in the ledger: produce each record, in this order.
     Admitted(Vec<Produce>),
+    /// Admitted in the ledger and journaled ([`SpoolMode::WriteThrough`]): append `bytes` to
+    /// the store as entry `entry`, then produce each record, in this order.
+    Journaled {
+        /// The entry's number.
+        entry: EntryId,
+        /// Its encoding ([`encode_entry`]), without the frame.
+        bytes: Vec<u8>,
+        /// The records to produce once the entry is written.
+        produces: Vec<Produce>,
+    },
     /// Spilled: append `bytes` to the store as entry `entry`.
     Spill {
         /// The entry's number.
@@ -176,13 +222,15 @@ impl Spool {
     }
 
     /// Routes a submission at `now`: to the ledger if nothing waits in the spool and the
-    /// ledger fits it, else to the spool if it fits there, else refused.
+    /// ledger fits it (journaled too in [`SpoolMode::WriteThrough`], if the spool fits it),
+    /// else to the spool if it fits there, else refused.
     pub fn submit(&mut self, ledger: &mut Ledger, now: Timestamp, records: Vec<Record>) -> Route {
         if records.is_empty() {
             return Route::Admitted(Vec::new());
         }
         let queue_bytes: u64 = records.iter().map(|r| size_bytes(r) as u64).sum();
-        if !self.waiting() && ledger.fits(records.len(), queue_bytes) {
+        let admit = !self.waiting() && ledger.fits(records.len(), queue_bytes);
+        if admit && self.config.mode == SpoolMode::Overflow {
             return Route::Admitted(ledger.admit(now, records));
         }
         let bytes = encode_entry(&records);
@@ -195,10 +243,28 @@ impl Spool {
             };
         }
         self.next_entry += 1;
-        self.counts.spilled_samples += meta.samples;
-        self.counts.spilled_records += meta.records as u64;
         self.counts.entries += 1;
         self.counts.bytes += meta.disk_bytes;
+        if admit {
+            // Nothing waits, so every held entry is replayed and this one joins that prefix.
+            let produces = ledger.admit(now, records);
+            for p in &produces {
+                self.owner.insert(p.id, meta.id);
+            }
+            self.counts.journaled_samples += meta.samples;
+            self.held.push_back(Held {
+                meta,
+                outstanding: Some(produces.len()),
+            });
+            self.replayed += 1;
+            return Route::Journaled {
+                entry: meta.id,
+                bytes,
+                produces,
+            };
+        }
+        self.counts.spilled_samples += meta.samples;
+        self.counts.spilled_records += meta.records as u64;
         self.held.push_back(Held {
             meta,
             outstanding: None,

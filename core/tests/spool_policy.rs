@@ -40,7 +40,7 @@ const T: Timestamp = Timestamp(1_000);
 #[test]
 fn with_room_a_submission_goes_to_the_ledger() {
     let mut l = ledger(2);
-    let mut s = Spool::new(SpoolConfig { bytes_max: 1 << 20 }, vec![], EntryId(1));
+    let mut s = Spool::new(SpoolConfig::overflow(1 << 20), vec![], EntryId(1));
     let Route::Admitted(p) = s.submit(&mut l, T, vec![record(1, 1, 3)]) else {
         panic!("not admitted")
     };
@@ -53,7 +53,7 @@ fn with_room_a_submission_goes_to_the_ledger() {
 #[test]
 fn a_full_queue_spills_and_everything_after_goes_behind() {
     let mut l = ledger(1);
-    let mut s = Spool::new(SpoolConfig { bytes_max: 1 << 20 }, vec![], EntryId(7));
+    let mut s = Spool::new(SpoolConfig::overflow(1 << 20), vec![], EntryId(7));
     let Route::Admitted(first) = s.submit(&mut l, T, vec![record(1, 1, 1)]) else {
         panic!()
     };
@@ -84,7 +84,7 @@ fn a_full_queue_spills_and_everything_after_goes_behind() {
 #[test]
 fn replay_is_oldest_first_only_when_the_ledger_fits() {
     let mut l = ledger(2);
-    let mut s = Spool::new(SpoolConfig { bytes_max: 1 << 20 }, vec![], EntryId(1));
+    let mut s = Spool::new(SpoolConfig::overflow(1 << 20), vec![], EntryId(1));
     let Route::Admitted(a) = s.submit(&mut l, T, vec![record(1, 1, 1), record(1, 2, 1)]) else {
         panic!()
     };
@@ -155,7 +155,7 @@ fn replay_is_oldest_first_only_when_the_ledger_fits() {
 #[test]
 fn release_waits_for_every_earlier_entry() {
     let mut l = ledger(1);
-    let mut s = Spool::new(SpoolConfig { bytes_max: 1 << 20 }, vec![], EntryId(1));
+    let mut s = Spool::new(SpoolConfig::overflow(1 << 20), vec![], EntryId(1));
     let Route::Admitted(a) = s.submit(&mut l, T, vec![record(1, 1, 1)]) else {
         panic!()
     };
@@ -181,7 +181,7 @@ fn release_waits_for_every_earlier_entry() {
 fn a_full_spool_refuses_the_newest_submission() {
     let mut l = ledger(1);
     let one = disk(&[record(1, 2, 1)]);
-    let mut s = Spool::new(SpoolConfig { bytes_max: 2 * one }, vec![], EntryId(1));
+    let mut s = Spool::new(SpoolConfig::overflow(2 * one), vec![], EntryId(1));
     let _ = s.submit(&mut l, T, vec![record(1, 1, 1)]);
     assert!(matches!(
         s.submit(&mut l, T, vec![record(1, 2, 1)]),
@@ -212,7 +212,7 @@ fn a_restart_replays_what_was_on_disk_first_and_numbers_past_it() {
         EntryMeta::of(EntryId(6), &e6, encode_entry(&e6).len()),
     ];
     let mut l = ledger(10);
-    let mut s = Spool::new(SpoolConfig { bytes_max: 1 << 20 }, restored, EntryId(1));
+    let mut s = Spool::new(SpoolConfig::overflow(1 << 20), restored, EntryId(1));
     assert_eq!(s.counts().restored_samples, 5);
     assert_eq!(s.counts().bytes, disk(&e5) + disk(&e6));
     // Something waits: a fresh submission goes behind it even with room in the ledger.
@@ -228,11 +228,142 @@ fn a_restart_replays_what_was_on_disk_first_and_numbers_past_it() {
 }
 
 #[test]
+fn write_through_journals_an_admitted_submission_until_it_is_settled() {
+    let mut l = ledger(10);
+    let mut s = Spool::new(SpoolConfig::write_through(1 << 20), vec![], EntryId(4));
+    let batch = vec![record(1, 1, 2), record(2, 1, 3)];
+    let Route::Journaled {
+        entry,
+        bytes,
+        produces,
+    } = s.submit(&mut l, T, batch.clone())
+    else {
+        panic!("not journaled")
+    };
+    assert_eq!(entry, EntryId(4));
+    assert_eq!(decode_entry(&bytes).unwrap(), batch);
+    assert_eq!(
+        produces
+            .iter()
+            .map(|p| p.record.clone())
+            .collect::<Vec<_>>(),
+        batch
+    );
+    let c = s.counts();
+    assert_eq!(
+        (c.journaled_samples, c.spilled_samples, c.entries, c.bytes),
+        (5, 0, 1, disk(&batch))
+    );
+    assert_eq!(l.counts().admitted_samples, 5, "admitted at once");
+    // Nothing waits: the entry is never offered for replay in this life.
+    assert_eq!(s.next_replay(&l), None);
+    assert!(l.acked(produces[1].id));
+    assert_eq!(s.settled(produces[1].id), None, "one record still out");
+    assert!(l.acked(produces[0].id));
+    assert_eq!(s.settled(produces[0].id), Some(EntryId(4)));
+    assert!(s.is_empty());
+}
+
+#[test]
+fn write_through_releases_in_entry_order_and_spills_behind_a_full_queue() {
+    let mut l = ledger(2);
+    let mut s = Spool::new(SpoolConfig::write_through(1 << 20), vec![], EntryId(1));
+    let Route::Journaled { produces: a, .. } = s.submit(&mut l, T, vec![record(1, 1, 1)]) else {
+        panic!()
+    };
+    let Route::Journaled { produces: b, .. } = s.submit(&mut l, T, vec![record(1, 2, 1)]) else {
+        panic!()
+    };
+    // The queue is full: the next one waits on disk, and so does everything after it.
+    let Route::Spill { entry: c, bytes } = s.submit(&mut l, T, vec![record(1, 3, 1)]) else {
+        panic!()
+    };
+    assert_eq!(c, EntryId(3));
+    assert!(l.acked(b[0].id));
+    assert_eq!(s.settled(b[0].id), None, "entry 1 is still out");
+    assert!(matches!(
+        s.submit(&mut l, T, vec![record(1, 4, 1)]),
+        Route::Spill { .. }
+    ));
+    assert!(l.acked(a[0].id));
+    assert_eq!(s.settled(a[0].id), Some(EntryId(2)));
+    assert_eq!(s.next_replay(&l).map(|m| m.id), Some(EntryId(3)));
+    let p = s
+        .replay(&mut l, T, EntryId(3), decode_entry(&bytes).unwrap())
+        .unwrap();
+    assert_eq!(p[0].record, record(1, 3, 1));
+    let counts = s.counts();
+    assert_eq!((counts.journaled_samples, counts.spilled_samples), (2, 2));
+}
+
+#[test]
+fn write_through_a_journaled_entry_unsettled_at_a_crash_is_restored() {
+    let mut l = ledger(10);
+    let mut s = Spool::new(SpoolConfig::write_through(1 << 20), vec![], EntryId(1));
+    let mut disk_entries: Vec<(EntryId, Vec<u8>)> = Vec::new();
+    for seq in 1..=3 {
+        let Route::Journaled { entry, bytes, .. } = s.submit(&mut l, T, vec![record(1, seq, 1)])
+        else {
+            panic!()
+        };
+        disk_entries.push((entry, bytes));
+    }
+    // The process dies before any answer: the next one finds all three, in order.
+    let restored: Vec<EntryMeta> = disk_entries
+        .iter()
+        .map(|(id, b)| EntryMeta::of(*id, &decode_entry(b).unwrap(), b.len()))
+        .collect();
+    let mut l = ledger(10);
+    let mut s = Spool::new(SpoolConfig::write_through(1 << 20), restored, EntryId(4));
+    assert_eq!(s.counts().restored_samples, 3);
+    // A new scrape goes behind them, on disk.
+    assert!(matches!(
+        s.submit(&mut l, T, vec![record(1, 4, 1)]),
+        Route::Spill {
+            entry: EntryId(4),
+            ..
+        }
+    ));
+    for (id, bytes) in &disk_entries {
+        assert_eq!(s.next_replay(&l).map(|m| m.id), Some(*id));
+        let p = s
+            .replay(&mut l, T, *id, decode_entry(bytes).unwrap())
+            .unwrap();
+        assert!(l.acked(p[0].id));
+        assert_eq!(s.settled(p[0].id), Some(*id));
+    }
+    assert_eq!(s.next_replay(&l).map(|m| m.id), Some(EntryId(4)));
+}
+
+#[test]
+fn write_through_refuses_what_the_spool_cannot_hold() {
+    let mut l = ledger(10);
+    let one = disk(&[record(1, 1, 1)]);
+    let mut s = Spool::new(SpoolConfig::write_through(one), vec![], EntryId(1));
+    assert!(matches!(
+        s.submit(&mut l, T, vec![record(1, 1, 1)]),
+        Route::Journaled { .. }
+    ));
+    assert_eq!(
+        s.submit(&mut l, T, vec![record(1, 2, 1)]),
+        Route::Refused {
+            records: 1,
+            samples: 1
+        }
+    );
+    assert_eq!(
+        l.counts().admitted_samples,
+        1,
+        "the ledger saw only the first"
+    );
+}
+
+#[test]
 fn an_unreadable_entry_is_skipped_counted_and_released() {
     let mut l = ledger(10);
     let e = vec![record(1, 1, 2)];
     let restored = vec![EntryMeta::of(EntryId(3), &e, encode_entry(&e).len())];
-    let mut s = Spool::new(SpoolConfig { bytes_max: 1 << 20 }, restored, EntryId(1));
+    let mut s = Spool::new(SpoolConfig::overflow(1 << 20), restored, EntryId(1));
     assert_eq!(
         s.unreadable(EntryId(4)).unwrap_err().expected,
         Some(EntryId(3))
@@ -299,10 +430,13 @@ proptest! {
     /// sample is produced, waiting in the spool, or refused; and the spool's bytes are those
     /// of its unreleased entries.
     #[test]
-    fn order_per_key_and_every_sample_accounted(ops in proptest::collection::vec(op(), 1..120), len in 1usize..5, cap in 1u64..6) {
+    fn order_per_key_and_every_sample_accounted(ops in proptest::collection::vec(op(), 1..120), len in 1usize..5, cap in 1u64..6, write_through: bool) {
         let mut l = ledger(len);
         let one = disk(&[record(0, 0, 1)]);
-        let mut s = Spool::new(SpoolConfig { bytes_max: cap * one * 2 }, vec![], EntryId(1));
+        let config = if write_through { SpoolConfig::write_through(cap * one * 2) } else { SpoolConfig::overflow(cap * one * 2) };
+        let mut s = Spool::new(config, vec![], EntryId(1));
+        // Journaled entries with records not yet settled: what a crash now would restore.
+        let mut journaled: Vec<(EntryId, Vec<RecordId>)> = Vec::new();
         let mut store: Vec<(EntryId, Vec<u8>)> = Vec::new();
         let mut in_flight: Vec<RecordId> = Vec::new();
         let mut produced: Vec<Record> = Vec::new();
@@ -318,6 +452,12 @@ proptest! {
                         Route::Admitted(p) => {
                             accepted.extend(batch);
                             for p in p { in_flight.push(p.id); produced.push(p.record); }
+                        }
+                        Route::Journaled { entry, produces, .. } => {
+                            prop_assert!(write_through);
+                            accepted.extend(batch);
+                            journaled.push((entry, produces.iter().map(|p| p.id).collect()));
+                            for p in produces { in_flight.push(p.id); produced.push(p.record); }
                         }
                         Route::Spill { entry, bytes } => { accepted.extend(batch); store.push((entry, bytes)); }
                         Route::Refused { samples, .. } => prop_assert_eq!(samples, n as u64),
@@ -336,6 +476,7 @@ proptest! {
                         let id = in_flight.remove(i % in_flight.len());
                         if matches!(op, Op::Ack(_)) { l.acked(id); } else { l.failed(id, scrapepool_core::delivery::FailReason::Refused); }
                         let _ = s.settled(id);
+                        for (_, ids) in &mut journaled { ids.retain(|r| *r != id); }
                     }
                 }
             }
@@ -347,5 +488,9 @@ proptest! {
         prop_assert_eq!(produced.len() as u64 + waiting + c.refused_samples, submitted);
         prop_assert!(c.bytes <= s.config().bytes_max);
         prop_assert_eq!(c.entries as usize >= store.len(), true);
+        // Every journaled entry with a record still out is held (on disk, not released).
+        let unsettled = journaled.iter().filter(|(_, ids)| !ids.is_empty()).count();
+        prop_assert!(c.entries as usize >= store.len() + unsettled);
+        if !write_through { prop_assert_eq!(c.journaled_samples, 0); }
     }
 }

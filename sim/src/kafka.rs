@@ -61,8 +61,8 @@ pub struct Disk {
 }
 
 impl Disk {
-    /// A spool over what the disk holds: every entry after the cursor, waiting.
-    pub fn open(&self) -> Spool {
+    /// A spool of `config` over what the disk holds: every entry after the cursor, waiting.
+    pub fn open(&self, config: SpoolConfig) -> Spool {
         let restored: Vec<EntryMeta> = self
             .entries
             .iter()
@@ -78,13 +78,7 @@ impl Disk {
             .copied()
             .or(self.cursor)
             .map_or(0, |id| id + 1);
-        Spool::new(
-            SpoolConfig {
-                bytes_max: SPOOL_BYTES_MAX,
-            },
-            restored,
-            EntryId(next),
-        )
+        Spool::new(config, restored, EntryId(next))
     }
 
     fn release(&mut self, cursor: EntryId) {
@@ -237,6 +231,29 @@ impl Sink for ModelSink {
                         self.deliver(produces);
                     }
                 }
+                Route::Journaled {
+                    entry,
+                    bytes,
+                    produces,
+                } => {
+                    let d = Delivery::of(produces.iter().map(|p| &p.record));
+                    self.trace.push(
+                        now.0,
+                        Seen::Spilled {
+                            scraper: self.scraper.clone(),
+                            target: d.target,
+                            samples: d.samples as u32,
+                            up_at_ms: d.up_at_ms,
+                            journaled: true,
+                        },
+                    );
+                    side.disk
+                        .lock()
+                        .expect("disk lock")
+                        .entries
+                        .insert(entry.0, bytes);
+                    self.deliver(produces);
+                }
                 Route::Spill { entry, bytes } => {
                     // Read back from the entry: the records moved into the policy.
                     let records = decode_entry(&bytes).unwrap_or_default();
@@ -248,6 +265,7 @@ impl Sink for ModelSink {
                             target: d.target,
                             samples: d.samples as u32,
                             up_at_ms: d.up_at_ms,
+                            journaled: false,
                         },
                     );
                     side.disk

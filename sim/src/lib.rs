@@ -26,6 +26,7 @@ use scrapepool_adapters::sink::SharedLedger;
 use scrapepool_core::config::SdConfig;
 use scrapepool_core::encode::Record;
 use scrapepool_core::node::ProviderId;
+use scrapepool_core::spool::SpoolConfig;
 use scrapepool_core::{Node, NodeConfig, Timestamp};
 
 use crate::exporter::ExporterFaults;
@@ -70,6 +71,9 @@ pub struct SimConfig {
     /// Whether each scraper spools to its host's disk what its memory queue cannot hold
     /// (`core::spool`); the disk outlives a crash of the process.
     pub spool: bool,
+    /// With [`SimConfig::spool`]: every submission goes through the spool
+    /// (`SpoolMode::WriteThrough`), so a crash loses nothing handed to the sink.
+    pub spool_write_through: bool,
 }
 
 impl Default for SimConfig {
@@ -88,6 +92,7 @@ impl Default for SimConfig {
             faults: faults::Kinds::all(),
             queue_records_max: kafka::QUEUE_LEN_MAX,
             spool: false,
+            spool_write_through: false,
         }
     }
 }
@@ -104,7 +109,7 @@ impl SimConfig {
     /// this very configuration.
     pub fn reproduce_command(&self) -> String {
         format!(
-            "cargo run --release -- sim --seed {} --scrapers {} --targets {} --exporters {} --duration {} --chaos {} --interval {} --session-timeout {} --replication-factor {} --fault-every {} --faults {} --queue-records-max {}{}",
+            "cargo run --release -- sim --seed {} --scrapers {} --targets {} --exporters {} --duration {} --chaos {} --interval {} --session-timeout {} --replication-factor {} --fault-every {} --faults {} --queue-records-max {}{}{}",
             self.seed,
             self.scrapers,
             self.targets,
@@ -118,6 +123,11 @@ impl SimConfig {
             self.faults,
             self.queue_records_max,
             if self.spool { " --spool" } else { "" },
+            if self.spool_write_through {
+                " --spool-write-through"
+            } else {
+                ""
+            },
         )
     }
 }
@@ -276,7 +286,12 @@ async fn scraper_main(world: Arc<World>, name: String) -> Result<(), Box<dyn std
             .entry(name.clone())
             .or_default()
             .clone();
-        let spool = disk.lock().expect("disk lock").open();
+        let config = if world.config.spool_write_through {
+            SpoolConfig::write_through(kafka::SPOOL_BYTES_MAX)
+        } else {
+            SpoolConfig::overflow(kafka::SPOOL_BYTES_MAX)
+        };
+        let spool = disk.lock().expect("disk lock").open(config);
         Arc::new(kafka::SpoolSide {
             spool: Mutex::new(spool),
             disk,

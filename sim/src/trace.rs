@@ -70,7 +70,8 @@ pub enum Seen {
         /// Records handed to the sink and not yet settled.
         in_flight: u64,
     },
-    /// A submission its memory queue could not hold went to a scraper's spool, as one entry.
+    /// A submission went to a scraper's spool as one entry: one its memory queue could not
+    /// hold, or (`journaled`) one written through on its way to the broker.
     Spilled {
         /// The scraper's host name.
         scraper: String,
@@ -80,6 +81,9 @@ pub enum Seen {
         samples: u32,
         /// The timestamp of their `up` sample, if they hold one.
         up_at_ms: Option<i64>,
+        /// Written through (`SimConfig::spool_write_through`): also handed to the ledger at
+        /// once; else it waits on disk.
+        journaled: bool,
     },
     /// A spool entry (of this process or an earlier one on the same host) went to the ledger.
     Replayed {

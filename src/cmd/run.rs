@@ -58,6 +58,11 @@ pub(crate) struct Args {
     /// Most bytes the spool holds; a submission beyond it is refused (`spool_full`).
     #[arg(long, default_value_t = 1 << 30, requires = "spool_dir")]
     pub spool_bytes_max: u64,
+    /// Write every scrape's records to the spool before producing them, not only what the
+    /// memory queue cannot hold: a `kill -9` then loses nothing handed to the sink (one
+    /// unsynced write per scrape, and one cursor update per acknowledgement).
+    #[arg(long, requires = "spool_dir")]
+    pub spool_write_through: bool,
     /// Our member id (default: host name and listen port).
     #[arg(long)]
     pub id: Option<String>,
@@ -351,6 +356,7 @@ async fn daemon(args: Args) -> anyhow::Result<ExitCode> {
             kafka.spool = Some(SpoolSinkConfig {
                 dir: dir.join(&id),
                 bytes_max: args.spool_bytes_max,
+                write_through: args.spool_write_through,
                 store: StoreOptions::default(),
             });
         }

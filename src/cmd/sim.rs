@@ -54,6 +54,10 @@ pub(crate) struct Args {
     /// outlives a crash).
     #[arg(long)]
     pub spool: bool,
+    /// With `--spool`: every submission is written to the spool on its way to the broker, so
+    /// a crash loses nothing handed to the sink.
+    #[arg(long, requires = "spool")]
+    pub spool_write_through: bool,
     /// After the run, print everything the trace holds about target T, and every fault.
     #[arg(long)]
     pub explain: Option<u32>,
@@ -92,6 +96,7 @@ pub(crate) fn configs(args: &Args) -> Result<Vec<SimConfig>, String> {
             faults: args.faults,
             queue_records_max: args.queue_records_max,
             spool: args.spool,
+            spool_write_through: args.spool_write_through,
         })
         .collect())
 }
@@ -290,6 +295,7 @@ mod tests {
             },
             queue_records_max: 300,
             spool: true,
+            spool_write_through: true,
         };
         assert_same(&parse_back(&odd.reproduce_command()), &odd);
         for faults in [Kinds::graceful(), Kinds::none()] {

@@ -143,6 +143,10 @@ pub fn check(run: &Run<'_>, summary: &mut Summary) -> Vec<Violation> {
                 lives[i].counters = Some((*at, *emitted, *delivered, *not_delivered, *in_flight));
                 current.remove(scraper.as_str());
             }
+            // A journaled submission went to the ledger too: the ledger counts it.
+            Seen::Spilled {
+                journaled: true, ..
+            } => {}
             Seen::Spilled {
                 scraper, samples, ..
             } => {
