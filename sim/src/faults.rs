@@ -305,61 +305,28 @@ impl Schedule {
 pub struct State {
     /// `(ms, fault)` in order.
     pub log: Vec<(i64, Fault)>,
+    /// The disruptions of `log` as `(start, end)` (end `i64::MAX`: never over), built on the
+    /// first [`State::disruptive_between`] after a change.
+    disruptions: std::sync::OnceLock<Vec<(i64, i64)>>,
 }
 
 impl State {
     /// Notes `fault` at `at_ms`.
     pub fn record(&mut self, at_ms: i64, fault: &Fault) {
         self.log.push((at_ms, fault.clone()));
+        self.disruptions = Default::default();
     }
 
     /// Whether anything other than a graceful change (join, leave, job edit, restart of a
-    /// leaver) happened between `from` and `to`, or was still in force then.
+    /// leaver) happened between `from` and `to` (or up to a minute before `from`), or was
+    /// still in force then.
     pub fn disruptive_between(&self, from: i64, to: i64) -> bool {
-        let mut open: std::collections::BTreeMap<String, i64> = Default::default();
-        for (at, f) in &self.log {
-            if let Fault::Restart(h) = f {
-                if let Some(start) = open.remove(&format!("crash {h}")) {
-                    if start <= to && *at >= from - 60_000 {
-                        return true;
-                    }
-                }
-                continue;
-            }
-            let key = match f {
-                Fault::ZkPartition(h, _) => format!("zk {h}"),
-                Fault::KafkaPartition(h, _) => format!("kafka {h}"),
-                Fault::KafkaOutage(_) => "kafka".into(),
-                Fault::ExporterPartition(h, e, _) => format!("exp {h} {e}"),
-                Fault::SlowLink(h, e, _) => format!("slow {h} {e}"),
-                Fault::Flap(t, _) => format!("flap {t}"),
-                Fault::Crash(h) => format!("crash {h}"),
-                Fault::Expire(_) => {
-                    if *at >= from - 60_000 && *at <= to {
-                        return true;
-                    }
-                    continue;
-                }
-                _ => continue,
-            };
-            let opening = matches!(
-                f,
-                Fault::ZkPartition(_, true)
-                    | Fault::KafkaPartition(_, true)
-                    | Fault::KafkaOutage(true)
-                    | Fault::ExporterPartition(_, _, true)
-                    | Fault::Flap(_, true)
-                    | Fault::Crash(_)
-            ) || matches!(f, Fault::SlowLink(_, _, ms) if *ms > 1);
-            if opening {
-                open.insert(key, *at);
-            } else if let Some(start) = open.remove(&key) {
-                if start <= to && *at >= from - 60_000 {
-                    return true;
-                }
-            }
-        }
-        open.values().any(|start| *start <= to)
+        let since = from - 60_000;
+        self.disruptions
+            .get_or_init(|| disruptions(&self.log))
+            .iter()
+            .take_while(|(start, _)| *start <= to)
+            .any(|(_, end)| *end >= since)
     }
 
     /// Whether a fault matching `is` was in force at `at` (opened before, not yet closed).
@@ -442,4 +409,62 @@ impl State {
         }
         removed
     }
+}
+
+/// The disruptions in `log`, sorted by start: each fault that opens (a partition, an outage,
+/// a crash, a flap, a slow link) until what closes it (a crash: the host's restart), or
+/// forever; a session expiry as an instant. A fault opened again before it closed counts
+/// from its last opening.
+fn disruptions(log: &[(i64, Fault)]) -> Vec<(i64, i64)> {
+    #[derive(PartialEq, Eq, PartialOrd, Ord)]
+    enum Key<'a> {
+        Zk(&'a str),
+        Kafka(&'a str),
+        Broker,
+        Exporter(&'a str, u32),
+        Slow(&'a str, u32),
+        Flap(u32),
+        Crash(&'a str),
+    }
+    let mut open: std::collections::BTreeMap<Key<'_>, i64> = Default::default();
+    let mut out = Vec::new();
+    for (at, f) in log {
+        let key = match f {
+            Fault::Restart(h) => {
+                if let Some(start) = open.remove(&Key::Crash(h)) {
+                    out.push((start, *at));
+                }
+                continue;
+            }
+            Fault::Expire(_) => {
+                out.push((*at, *at));
+                continue;
+            }
+            Fault::ZkPartition(h, _) => Key::Zk(h),
+            Fault::KafkaPartition(h, _) => Key::Kafka(h),
+            Fault::KafkaOutage(_) => Key::Broker,
+            Fault::ExporterPartition(h, e, _) => Key::Exporter(h, *e),
+            Fault::SlowLink(h, e, _) => Key::Slow(h, *e),
+            Fault::Flap(t, _) => Key::Flap(*t),
+            Fault::Crash(h) => Key::Crash(h),
+            _ => continue,
+        };
+        let opening = matches!(
+            f,
+            Fault::ZkPartition(_, true)
+                | Fault::KafkaPartition(_, true)
+                | Fault::KafkaOutage(true)
+                | Fault::ExporterPartition(_, _, true)
+                | Fault::Flap(_, true)
+                | Fault::Crash(_)
+        ) || matches!(f, Fault::SlowLink(_, _, ms) if *ms > 1);
+        if opening {
+            open.insert(key, *at);
+        } else if let Some(start) = open.remove(&key) {
+            out.push((start, *at));
+        }
+    }
+    out.extend(open.into_values().map(|start| (start, i64::MAX)));
+    out.sort_unstable();
+    out
 }
