@@ -2,7 +2,10 @@
 //! outages and per-scraper partitions. Each scraper's producer runs the production delivery
 //! ledger (`scrapepool_core::delivery`): the ledger admits or rejects, decides when a record
 //! whose attempt failed is retried and when it times out, and keeps every count; the model
-//! only plays the broker's answers.
+//! only plays the broker's answers. It answers in order, as one partition does for an
+//! idempotent producer: a record is acknowledged only with or after every record handed to
+//! the producer before it, so each scraper's records of one target reach the bus in the
+//! order they were produced.
 //!
 //! With a spool (`SimConfig::spool`) the production spool policy (`scrapepool_core::spool`)
 //! stands in front of the ledger, as in `adapters::kafka`: what the memory queue cannot hold
@@ -10,7 +13,7 @@
 //! oldest first, whenever the ledger has room (after each submission and each settlement);
 //! a spooling producer's records never time out, as in production.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -130,38 +133,74 @@ pub struct ModelSink {
     pub now_ms: fn() -> i64,
     /// The spool in front of the ledger, if any.
     pub spool: Option<Arc<SpoolSide>>,
+    /// Deliveries handed to the producer and not yet taken by its sender task.
+    pub outbox: Arc<Outbox>,
 }
 
+/// A producer's deliveries (each one submission's or spool entry's records) in the order
+/// they were produced, and whether its sender task runs.
+#[derive(Default)]
+pub struct Outbox(Mutex<(VecDeque<Vec<Produce>>, bool)>);
+
 impl ModelSink {
-    /// Delivers one submission's (or spool entry's) records, in order, as one partition
-    /// delivers them; each settled record is settled in the spool too, and then the spool may
-    /// replay.
+    /// Hands one submission's (or spool entry's) records to the producer; the sender task
+    /// answers them after everything handed before.
     fn deliver(&self, produces: Vec<Produce>) {
-        let sink = self.clone();
-        tokio::spawn(async move {
-            let mut acked: Vec<&Record> = Vec::with_capacity(produces.len());
-            for p in &produces {
-                loop {
-                    tokio::time::sleep(ACK_LATENCY).await;
-                    if sink.broker.accepts(&sink.scraper) {
-                        sink.ledger.with(|l| l.acked(p.id));
-                        sink.settled(p.id);
-                        acked.push(&p.record);
-                        break;
-                    }
-                    let now = Timestamp((sink.now_ms)());
-                    match sink.ledger.with(|l| l.attempt_failed(now, p.id)) {
-                        Some(Retry::At(at)) => tokio::time::sleep(at.since(now)).await,
-                        Some(Retry::GaveUp) | None => {
-                            sink.settled(p.id);
-                            break;
-                        }
-                    }
+        let mut outbox = self.outbox.0.lock().expect("outbox lock");
+        outbox.0.push_back(produces);
+        if !outbox.1 {
+            outbox.1 = true;
+            tokio::spawn(self.clone().send());
+        }
+    }
+
+    /// The sender: every round, after the broker's latency, acknowledges every waiting
+    /// record in order, or (broker out of reach) counts a failed attempt for each and waits
+    /// for the retry; a record the ledger gives up on leaves the queue. Each settled record
+    /// is settled in the spool too, and then the spool may replay. Ends when nothing waits.
+    async fn send(self) {
+        let mut waiting: VecDeque<Vec<Produce>> = VecDeque::new();
+        loop {
+            {
+                let mut outbox = self.outbox.0.lock().expect("outbox lock");
+                waiting.extend(outbox.0.drain(..));
+                if waiting.is_empty() {
+                    outbox.1 = false;
+                    return;
                 }
             }
-            note_acked(&sink.trace, (sink.now_ms)(), &sink.scraper, &acked);
-            sink.replay();
-        });
+            tokio::time::sleep(ACK_LATENCY).await;
+            if self.broker.accepts(&self.scraper) {
+                for delivery in waiting.drain(..) {
+                    for p in &delivery {
+                        self.ledger.with(|l| l.acked(p.id));
+                        self.settled(p.id);
+                    }
+                    let acked: Vec<&Record> = delivery.iter().map(|p| &p.record).collect();
+                    note_acked(&self.trace, (self.now_ms)(), &self.scraper, &acked);
+                }
+                self.replay();
+                continue;
+            }
+            let now = Timestamp((self.now_ms)());
+            let mut retry_at = now;
+            for delivery in &mut waiting {
+                delivery.retain(
+                    |p| match self.ledger.with(|l| l.attempt_failed(now, p.id)) {
+                        Some(Retry::At(at)) => {
+                            retry_at = retry_at.max(at);
+                            true
+                        }
+                        Some(Retry::GaveUp) | None => {
+                            self.settled(p.id);
+                            false
+                        }
+                    },
+                );
+            }
+            waiting.retain(|d| !d.is_empty());
+            tokio::time::sleep(retry_at.since(now)).await;
+        }
     }
 
     fn settled(&self, id: scrapepool_core::delivery::RecordId) {

@@ -312,6 +312,7 @@ async fn scraper_main(world: Arc<World>, name: String) -> Result<(), Box<dyn std
             ledger: ledger.clone(),
             now_ms,
             spool,
+            outbox: Default::default(),
         },
     };
     let ports = Ports {

@@ -9,7 +9,10 @@
 //! Soundness: every record the Kafka model acknowledged was scraped by its sender (an `up 1`
 //! record needs a 200 from the exporter; a scrape cut off by a partition writes `up 0`
 //! without reaching one); a node never counts more samples delivered than the broker
-//! acknowledged from it, nor more settled than it emitted.
+//! acknowledged from it, nor more settled than it emitted; each scraper host's scrapes of
+//! one target reach the bus in the order they were taken, across its processes' lives (the
+//! `up` timestamps the broker acknowledged from it only increase: a spool replays before
+//! anything new, and the broker keeps a producer's order).
 //! Completeness: every exporter answer leads to a delivery of that target handed to the sink
 //! within the scrape timeout (unless the life ended first); the node's emitted count is what
 //! the sink was handed; a life that ended with nothing in flight has every emitted sample
@@ -65,6 +68,8 @@ pub fn check(run: &Run<'_>, summary: &mut Summary) -> Vec<Violation> {
     // Which scrapers an exporter answered for which targets, and which of them with a 200.
     let mut scraped: BTreeSet<(&str, u32)> = BTreeSet::new();
     let mut scraped_ok: BTreeSet<(&str, u32)> = BTreeSet::new();
+    // Per scraper host and target: the last acknowledged `up` timestamp.
+    let mut last_up: BTreeMap<(&str, u32), i64> = BTreeMap::new();
     fn life<'a>(
         lives: &mut Vec<Life<'a>>,
         current: &mut BTreeMap<&'a str, usize>,
@@ -119,12 +124,25 @@ pub fn check(run: &Run<'_>, summary: &mut Summary) -> Vec<Violation> {
                 target,
                 samples,
                 up,
-                ..
+                up_at_ms,
             } => {
                 summary.samples_delivered += u64::from(*samples);
                 let i = life(&mut lives, &mut current, scraper, *at);
                 lives[i].acked += u64::from(*samples);
                 let key = (scraper.as_str(), *target);
+                if let Some(up_at) = up_at_ms {
+                    if let Some(last) = last_up.insert(key, *up_at).filter(|l| l >= up_at) {
+                        out.push(Violation {
+                            invariant: "c-delivery",
+                            at_ms: at - EPOCH_MS,
+                            detail: format!(
+                                "{scraper}'s scrape of t{target} at {:.3}s reached the bus after its scrape at {:.3}s",
+                                (up_at - EPOCH_MS) as f64 / 1000.0,
+                                (last - EPOCH_MS) as f64 / 1000.0
+                            ),
+                        });
+                    }
+                }
                 if *up == Some(true) && !scraped_ok.contains(&key) {
                     out.push(Violation { invariant: "c-delivery", at_ms: at - EPOCH_MS, detail: format!("{scraper} had {samples} samples of t{target} acknowledged with up 1 but no exporter ever answered it 200") });
                 } else if up.is_none() && !scraped.contains(&key) {
@@ -354,6 +372,46 @@ mod tests {
         assert!(
             v.iter()
                 .any(|v| v.detail.contains("no exporter ever answered")),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn a_scrape_acknowledged_after_a_later_one_of_its_target_is_unsound() {
+        let up_at = |t: (i64, Seen), up_s: f64| match t {
+            (
+                at,
+                Seen::Acked {
+                    scraper,
+                    target,
+                    samples,
+                    up,
+                    ..
+                },
+            ) => (
+                at,
+                Seen::Acked {
+                    scraper,
+                    target,
+                    samples,
+                    up,
+                    up_at_ms: Some(super::super::testing::at(up_s)),
+                },
+            ),
+            other => other,
+        };
+        let mut trace = good();
+        trace[3] = up_at(trace[3].clone(), 10.0);
+        trace[6] = up_at(trace[6].clone(), 25.0);
+        assert_eq!(judge(&trace), vec![]);
+        // The broker acknowledged the scrape of 25 s first.
+        trace[6] = up_at(trace[6].clone(), 5.0);
+        let v = judge(&trace);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(
+            v[0].detail.contains(
+                "s0's scrape of t1 at 5.000s reached the bus after its scrape at 10.000s"
+            ),
             "{v:?}"
         );
     }
