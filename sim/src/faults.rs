@@ -329,6 +329,14 @@ impl State {
             .any(|(_, end)| *end >= since)
     }
 
+    /// When the last disruption (as [`State::disruptive_between`] counts them) that began
+    /// at or before `at` began.
+    pub fn last_disruption_start(&self, at: i64) -> Option<i64> {
+        let d = self.disruptions.get_or_init(|| disruptions(&self.log));
+        let n = d.partition_point(|(start, _)| *start <= at);
+        n.checked_sub(1).map(|i| d[i].0)
+    }
+
     /// Whether a fault matching `is` was in force at `at` (opened before, not yet closed).
     pub fn in_force(
         &self,

@@ -1,6 +1,8 @@
 //! (b) Every live target is scraped every interval: graceful changes miss no interval; after
 //! a crash-like fault a target's gap is at most the session timeout plus its detection plus
-//! two intervals.
+//! two intervals — counted from the gap's start, or from the last crash-like fault inside
+//! it (the member that was to take the target over may crash before it does, and the wait
+//! starts again).
 //!
 //! Soundness: no two consecutive scrapes of a live target are further apart than the bound.
 //! Completeness: the same bound holds from the moment a target is live after the warm-up (or
@@ -129,6 +131,13 @@ pub fn check(run: &Run<'_>, scrapes: &Scrapes<'_>, summary: &mut Summary) -> Vec
                 if gap <= bound {
                     continue;
                 }
+                let since_last_fault = state
+                    .last_disruption_start(b)
+                    .filter(|start| *start > a)
+                    .map(|start| b - start);
+                if disruptive && since_last_fault.is_some_and(|g| g <= bound) {
+                    continue;
+                }
                 let why = if disruptive {
                     "after a crash-like fault"
                 } else {
@@ -244,6 +253,38 @@ mod tests {
         let v = judge(&cfg, &trace, &State::default());
         assert_eq!(v.len(), 1, "{v:?}");
         assert!(v[0].detail.starts_with("t0 not scraped for 30.0s"), "{v:?}");
+    }
+
+    #[test]
+    fn after_a_chain_of_crashes_the_bound_counts_from_the_last() {
+        // The config's crash bound: 10 + 3.3 s session and detection, watch delay, 2 × 15 s.
+        let (cfg, trace) = good();
+        let gap_from = |trace: &[(i64, Seen)], from: f64, to: f64| -> Vec<(i64, Seen)> {
+            trace
+                .iter()
+                .filter(|(t, s)| {
+                    !(*t > at(from) && *t < at(to) && matches!(s, Seen::Scrape { target: 1, .. }))
+                })
+                .cloned()
+                .collect()
+        };
+        let mut faults = State::default();
+        faults.record(at(303.0), &Fault::Crash("s1".into()));
+        faults.record(at(340.0), &Fault::Crash("s2".into()));
+        // t1 scraped at 302 s, then at 377 s: 75 s, but 37 s after the second crash.
+        let chained = gap_from(&trace, 302.0, 377.0);
+        assert_eq!(judge(&cfg, &chained, &faults), vec![]);
+        // Not again until 407 s: 67 s after the last crash, beyond the bound from it too.
+        let v = judge(&cfg, &gap_from(&trace, 302.0, 407.0), &faults);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(
+            v[0].detail.starts_with("t1 not scraped for 105.0s"),
+            "{v:?}"
+        );
+        // With the first crash alone, the 75 s gap is beyond its bound.
+        let mut one = State::default();
+        one.record(at(303.0), &Fault::Crash("s1".into()));
+        assert_eq!(judge(&cfg, &chained, &one).len(), 1);
     }
 
     #[test]
