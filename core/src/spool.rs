@@ -245,30 +245,21 @@ impl Spool {
         self.next_entry += 1;
         self.counts.entries += 1;
         self.counts.bytes += meta.disk_bytes;
-        if admit {
-            // Nothing waits, so every held entry is replayed and this one joins that prefix.
-            let produces = ledger.admit(now, records);
-            for p in &produces {
-                self.owner.insert(p.id, meta.id);
-            }
-            self.counts.journaled_samples += meta.samples;
-            self.held.push_back(Held {
-                meta,
-                outstanding: Some(produces.len()),
-            });
-            self.replayed += 1;
-            return Route::Journaled {
-                entry: meta.id,
-                bytes,
-                produces,
-            };
-        }
-        self.counts.spilled_samples += meta.samples;
-        self.counts.spilled_records += meta.records as u64;
         self.held.push_back(Held {
             meta,
             outstanding: None,
         });
+        if admit {
+            // Nothing else waits: the new entry is the next to replay, and goes at once.
+            self.counts.journaled_samples += meta.samples;
+            return Route::Journaled {
+                entry: meta.id,
+                bytes,
+                produces: self.start_next(ledger, now, records),
+            };
+        }
+        self.counts.spilled_samples += meta.samples;
+        self.counts.spilled_records += meta.records as u64;
         Route::Spill {
             entry: meta.id,
             bytes,
@@ -300,18 +291,30 @@ impl Spool {
                 got: entry,
             });
         }
-        let produces = ledger.admit(now, records);
-        for p in &produces {
-            self.owner.insert(p.id, entry);
-        }
-        let h = &mut self.held[self.replayed];
-        h.outstanding = Some(produces.len());
-        self.replayed += 1;
+        let produces = self.start_next(ledger, now, records);
         self.counts.replayed_samples += produces
             .iter()
             .map(|p| p.record.samples as u64)
             .sum::<u64>();
         Ok(produces)
+    }
+
+    /// Admits `records`, the next waiting entry's, in the ledger; the entry joins the
+    /// replayed prefix until they settle.
+    fn start_next(
+        &mut self,
+        ledger: &mut Ledger,
+        now: Timestamp,
+        records: Vec<Record>,
+    ) -> Vec<Produce> {
+        let produces = ledger.admit(now, records);
+        let h = &mut self.held[self.replayed];
+        for p in &produces {
+            self.owner.insert(p.id, h.meta.id);
+        }
+        h.outstanding = Some(produces.len());
+        self.replayed += 1;
+        produces
     }
 
     /// Entry `entry` could not be read back (the store found it corrupt): it is skipped,
