@@ -49,6 +49,7 @@ use rdkafka::ClientContext;
 use scrapepool_core::delivery::Produce;
 use scrapepool_core::delivery::{Admission, DeliveryCounts, FailReason, LedgerConfig, RecordId};
 use scrapepool_core::encode::Record;
+pub use scrapepool_core::spool::SpoolMode;
 use scrapepool_core::spool::{Route, Spool, SpoolConfig, SpoolCounts};
 
 use crate::ports::{Clock, Sink, SystemClock};
@@ -157,9 +158,9 @@ pub struct SpoolSinkConfig {
     pub dir: PathBuf,
     /// Most bytes of entries not released (`--spool-bytes-max`).
     pub bytes_max: u64,
-    /// Whether every submission is written before it is produced (`--spool-write-through`),
-    /// or only what the memory queue cannot admit.
-    pub write_through: bool,
+    /// What goes to disk: only what the memory queue cannot admit, or every submission
+    /// before it is produced (`--spool-write-through`).
+    pub mode: SpoolMode,
     /// How the store writes.
     pub store: StoreOptions,
 }
@@ -401,10 +402,9 @@ impl KafkaSink {
                     "spool opened"
                 );
                 let spool = Spool::new(
-                    if c.write_through {
-                        SpoolConfig::write_through(c.bytes_max)
-                    } else {
-                        SpoolConfig::overflow(c.bytes_max)
+                    SpoolConfig {
+                        bytes_max: c.bytes_max,
+                        mode: c.mode,
                     },
                     opened.restored,
                     opened.next_entry,
@@ -651,7 +651,7 @@ mod tests {
         config.spool = Some(SpoolSinkConfig {
             dir: std::path::PathBuf::from("/nonexistent"),
             bytes_max: 1 << 20,
-            write_through: false,
+            mode: SpoolMode::Overflow,
             store: StoreOptions::default(),
         });
         let c = config.client_config().unwrap();

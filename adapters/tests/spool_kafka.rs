@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::ClientConfig;
-use scrapepool_adapters::kafka::{KafkaSink, KafkaSinkConfig, SpoolSinkConfig};
+use scrapepool_adapters::kafka::{KafkaSink, KafkaSinkConfig, SpoolMode, SpoolSinkConfig};
 use scrapepool_adapters::ports::Sink;
 use scrapepool_adapters::spool::StoreOptions;
 use scrapepool_core::encode::Record;
@@ -62,7 +62,11 @@ fn config(
     c.spool = Some(SpoolSinkConfig {
         dir: dir.to_path_buf(),
         bytes_max: 1 << 20,
-        write_through,
+        mode: if write_through {
+            SpoolMode::WriteThrough
+        } else {
+            SpoolMode::Overflow
+        },
         store: StoreOptions::default(),
     });
     c
@@ -122,24 +126,24 @@ fn kill_9_then_replay(test: &str, write_through: bool) {
         .stdout(Stdio::piped())
         .spawn()
         .expect("first life");
-    let mut spooled = None;
+    let mut reported = None;
     for line in BufReader::new(child.stdout.take().unwrap()).lines() {
         let line = line.unwrap();
         // libtest prints the test's name on the same line first.
         if let Some((_, n)) = line.split_once("SPOOLED ") {
             let (s, j) = n.trim().split_once(' ').expect("two counts");
-            spooled = Some((s.parse::<u64>().unwrap(), j.parse::<u64>().unwrap()));
+            reported = Some((s.parse::<u64>().unwrap(), j.parse::<u64>().unwrap()));
             break;
         }
     }
     child.kill().expect("kill -9"); // SIGKILL: no drop, no flush
     child.wait().unwrap();
-    let (spilled, journaled) = spooled.expect("the first life reported what it spooled");
+    let (spilled, journaled) = reported.expect("the first life reported what it spooled");
     assert_eq!(spilled, u64::from(BATCHES) - QUEUE as u64);
     assert_eq!(journaled, if write_through { QUEUE as u64 } else { 0 });
     // Without write-through the first QUEUE records, admitted in memory, die with the life.
     let first = if write_through { 0 } else { QUEUE as u32 };
-    let spilled = spilled + journaled;
+    let spooled = spilled + journaled;
 
     // Second life: same directory, broker up.
     let nanos = std::time::SystemTime::now()
@@ -154,8 +158,8 @@ fn kill_9_then_replay(test: &str, write_through: bool) {
     loop {
         let (spool, _) = sink.spool_counts().unwrap();
         if spool.entries == 0 && sink.counts().in_flight_records == 0 {
-            assert_eq!(spool.restored_samples, spilled);
-            assert_eq!(spool.replayed_samples, spilled);
+            assert_eq!(spool.restored_samples, spooled);
+            assert_eq!(spool.replayed_samples, spooled);
             break;
         }
         assert!(
@@ -166,8 +170,8 @@ fn kill_9_then_replay(test: &str, write_through: bool) {
         std::thread::sleep(Duration::from_millis(20));
     }
     let replay_time = started.elapsed();
-    assert_eq!(sink.counts().delivered_records, spilled);
-    println!("replayed {spilled} records in {replay_time:?}");
+    assert_eq!(sink.counts().delivered_records, spooled);
+    println!("replayed {spooled} records in {replay_time:?}");
 
     // On the topic: every spooled record once, in order per key.
     let consumer: BaseConsumer = ClientConfig::new()
@@ -186,12 +190,12 @@ fn kill_9_then_replay(test: &str, write_through: bool) {
             if Instant::now() >= t {
                 break;
             }
-        } else if got.len() as u64 >= spilled {
+        } else if got.len() as u64 >= spooled {
             quiet_until = Some(Instant::now() + Duration::from_secs(1));
         }
         assert!(
             Instant::now() < read_deadline,
-            "read {} of {spilled}",
+            "read {} of {spooled}",
             got.len()
         );
         if let Some(m) = consumer.poll(Duration::from_millis(200)) {

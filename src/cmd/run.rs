@@ -10,7 +10,9 @@ use std::time::Duration;
 use scrapepool_adapters::discovery::Discovery;
 use scrapepool_adapters::driver::{Driver, Exit, Ports};
 use scrapepool_adapters::http::HttpFetcher;
-use scrapepool_adapters::kafka::{parse_kafka_option, KafkaSink, KafkaSinkConfig, SpoolSinkConfig};
+use scrapepool_adapters::kafka::{
+    parse_kafka_option, KafkaSink, KafkaSinkConfig, SpoolMode, SpoolSinkConfig,
+};
 use scrapepool_adapters::ports::{Clock, Coordinator, Sink, SystemClock};
 use scrapepool_adapters::sink::{DeliverySeries, StdoutSink};
 use scrapepool_adapters::spool::{MetricsPair, SpoolSeries, StoreOptions};
@@ -356,7 +358,11 @@ async fn daemon(args: Args) -> anyhow::Result<ExitCode> {
             kafka.spool = Some(SpoolSinkConfig {
                 dir: dir.join(&id),
                 bytes_max: args.spool_bytes_max,
-                write_through: args.spool_write_through,
+                mode: if args.spool_write_through {
+                    SpoolMode::WriteThrough
+                } else {
+                    SpoolMode::Overflow
+                },
                 store: StoreOptions::default(),
             });
         }
