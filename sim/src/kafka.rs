@@ -203,6 +203,34 @@ impl ModelSink {
         }
     }
 
+    /// Writes entry `entry` (holding the records `d` read) to the host's disk, and says so in
+    /// the trace.
+    fn write_entry(
+        &self,
+        side: &SpoolSide,
+        now: Timestamp,
+        entry: EntryId,
+        bytes: Vec<u8>,
+        d: Delivery,
+        journaled: bool,
+    ) {
+        self.trace.push(
+            now.0,
+            Seen::Spilled {
+                scraper: self.scraper.clone(),
+                target: d.target,
+                samples: d.samples as u32,
+                up_at_ms: d.up_at_ms,
+                journaled,
+            },
+        );
+        side.disk
+            .lock()
+            .expect("disk lock")
+            .entries
+            .insert(entry.0, bytes);
+    }
+
     fn settled(&self, id: scrapepool_core::delivery::RecordId) {
         if let Some(side) = &self.spool {
             let cursor = side.spool.lock().expect("spool lock").settled(id);
@@ -276,42 +304,14 @@ impl Sink for ModelSink {
                     produces,
                 } => {
                     let d = Delivery::of(produces.iter().map(|p| &p.record));
-                    self.trace.push(
-                        now.0,
-                        Seen::Spilled {
-                            scraper: self.scraper.clone(),
-                            target: d.target,
-                            samples: d.samples as u32,
-                            up_at_ms: d.up_at_ms,
-                            journaled: true,
-                        },
-                    );
-                    side.disk
-                        .lock()
-                        .expect("disk lock")
-                        .entries
-                        .insert(entry.0, bytes);
+                    self.write_entry(side, now, entry, bytes, d, true);
                     self.deliver(produces);
                 }
                 Route::Spill { entry, bytes } => {
                     // Read back from the entry: the records moved into the policy.
                     let records = decode_entry(&bytes).unwrap_or_default();
                     let d = Delivery::of(records.iter());
-                    self.trace.push(
-                        now.0,
-                        Seen::Spilled {
-                            scraper: self.scraper.clone(),
-                            target: d.target,
-                            samples: d.samples as u32,
-                            up_at_ms: d.up_at_ms,
-                            journaled: false,
-                        },
-                    );
-                    side.disk
-                        .lock()
-                        .expect("disk lock")
-                        .entries
-                        .insert(entry.0, bytes);
+                    self.write_entry(side, now, entry, bytes, d, false);
                 }
                 Route::Refused { samples, .. } => self.trace.push(
                     now.0,
