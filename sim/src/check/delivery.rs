@@ -301,6 +301,17 @@ mod tests {
     }
 
     fn acked(s: f64, target: u32, samples: u32, up: Option<bool>) -> (i64, Seen) {
+        acked_up_at(s, target, samples, up, None)
+    }
+
+    /// As [`acked`], of the scrape whose `up` sample is stamped at `up_s`.
+    fn acked_up_at(
+        s: f64,
+        target: u32,
+        samples: u32,
+        up: Option<bool>,
+        up_s: Option<f64>,
+    ) -> (i64, Seen) {
         (
             at(s),
             Seen::Acked {
@@ -308,7 +319,7 @@ mod tests {
                 target,
                 samples,
                 up,
-                up_at_ms: None,
+                up_at_ms: up_s.map(at),
             },
         )
     }
@@ -378,34 +389,12 @@ mod tests {
 
     #[test]
     fn a_scrape_acknowledged_after_a_later_one_of_its_target_is_unsound() {
-        let up_at = |t: (i64, Seen), up_s: f64| match t {
-            (
-                at,
-                Seen::Acked {
-                    scraper,
-                    target,
-                    samples,
-                    up,
-                    ..
-                },
-            ) => (
-                at,
-                Seen::Acked {
-                    scraper,
-                    target,
-                    samples,
-                    up,
-                    up_at_ms: Some(super::super::testing::at(up_s)),
-                },
-            ),
-            other => other,
-        };
         let mut trace = good();
-        trace[3] = up_at(trace[3].clone(), 10.0);
-        trace[6] = up_at(trace[6].clone(), 25.0);
+        trace[3] = acked_up_at(10.2, 1, 9, Some(true), Some(10.0));
+        trace[6] = acked_up_at(25.2, 1, 5, Some(false), Some(25.0));
         assert_eq!(judge(&trace), vec![]);
         // The broker acknowledged the scrape of 25 s first.
-        trace[6] = up_at(trace[6].clone(), 5.0);
+        trace[6] = acked_up_at(25.2, 1, 5, Some(false), Some(5.0));
         let v = judge(&trace);
         assert_eq!(v.len(), 1, "{v:?}");
         assert!(

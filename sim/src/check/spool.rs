@@ -46,32 +46,25 @@ pub fn check(run: &Run<'_>, summary: &mut Summary) -> Vec<Violation> {
     let mut handed: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
     for (at, seen) in run.trace {
         match seen {
+            Seen::Started { scraper } => *lives.entry(scraper.as_str()).or_default() += 1,
             Seen::Emitted {
                 scraper, samples, ..
             } => handed.entry(scraper.as_str()).or_default().0 += u64::from(*samples),
             Seen::SpoolRefused { scraper, samples } => {
                 handed.entry(scraper.as_str()).or_default().1 += u64::from(*samples)
             }
-            _ => {}
-        }
-        if let Seen::Spilled {
-            scraper, samples, ..
-        } = seen
-        {
-            handed.entry(scraper.as_str()).or_default().1 += u64::from(*samples);
-        }
-        match seen {
-            Seen::Started { scraper } => *lives.entry(scraper.as_str()).or_default() += 1,
             Seen::Spilled {
                 scraper,
                 target,
-                up_at_ms: Some(up),
+                up_at_ms,
                 samples,
                 journaled,
             } => {
+                handed.entry(scraper.as_str()).or_default().1 += u64::from(*samples);
                 if !journaled {
                     summary.samples_spilled += u64::from(*samples);
                 }
+                let Some(up) = up_at_ms else { continue };
                 let life = lives.get(scraper.as_str()).copied().unwrap_or(0);
                 spilled.insert(
                     (scraper.as_str(), *target, *up),
@@ -151,7 +144,7 @@ mod tests {
     use crate::faults::State;
     use crate::SimConfig;
 
-    fn spilled(s: f64, scraper: &str, target: u32, up: f64) -> (i64, Seen) {
+    fn spooled(s: f64, scraper: &str, target: u32, up: f64, journaled: bool) -> (i64, Seen) {
         (
             at(s),
             Seen::Spilled {
@@ -159,22 +152,17 @@ mod tests {
                 target,
                 samples: 12,
                 up_at_ms: Some(at(up)),
-                journaled: false,
+                journaled,
             },
         )
     }
 
+    fn spilled(s: f64, scraper: &str, target: u32, up: f64) -> (i64, Seen) {
+        spooled(s, scraper, target, up, false)
+    }
+
     fn journaled(s: f64, scraper: &str, target: u32, up: f64) -> (i64, Seen) {
-        (
-            at(s),
-            Seen::Spilled {
-                scraper: scraper.into(),
-                target,
-                samples: 12,
-                up_at_ms: Some(at(up)),
-                journaled: true,
-            },
-        )
+        spooled(s, scraper, target, up, true)
     }
 
     fn acked(s: f64, scraper: &str, target: u32, up: f64) -> (i64, Seen) {
