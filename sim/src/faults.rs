@@ -322,8 +322,7 @@ impl State {
     /// still in force then.
     pub fn disruptive_between(&self, from: i64, to: i64) -> bool {
         let since = from - 60_000;
-        self.disruptions
-            .get_or_init(|| disruptions(&self.log))
+        self.disruptions()
             .iter()
             .take_while(|(start, _)| *start <= to)
             .any(|(_, end)| *end >= since)
@@ -332,9 +331,13 @@ impl State {
     /// When the last disruption (as [`State::disruptive_between`] counts them) that began
     /// at or before `at` began.
     pub fn last_disruption_start(&self, at: i64) -> Option<i64> {
-        let d = self.disruptions.get_or_init(|| disruptions(&self.log));
+        let d = self.disruptions();
         let n = d.partition_point(|(start, _)| *start <= at);
         n.checked_sub(1).map(|i| d[i].0)
+    }
+
+    fn disruptions(&self) -> &[(i64, i64)] {
+        self.disruptions.get_or_init(|| disruptions_of(&self.log))
     }
 
     /// Whether a fault matching `is` was in force at `at` (opened before, not yet closed).
@@ -423,7 +426,7 @@ impl State {
 /// a crash, a flap, a slow link) until what closes it (a crash: the host's restart), or
 /// forever; a session expiry as an instant. A fault opened again before it closed counts
 /// from its last opening.
-fn disruptions(log: &[(i64, Fault)]) -> Vec<(i64, i64)> {
+fn disruptions_of(log: &[(i64, Fault)]) -> Vec<(i64, i64)> {
     #[derive(PartialEq, Eq, PartialOrd, Ord)]
     enum Key<'a> {
         Zk(&'a str),

@@ -128,14 +128,12 @@ pub fn check(run: &Run<'_>, scrapes: &Scrapes<'_>, summary: &mut Summary) -> Vec
                     } else {
                         graceful_bound
                     };
-                if gap <= bound {
-                    continue;
-                }
-                let since_last_fault = state
-                    .last_disruption_start(b)
-                    .filter(|start| *start > a)
-                    .map(|start| b - start);
-                if disruptive && since_last_fault.is_some_and(|g| g <= bound) {
+                // A crash bound counts from the last crash-like fault inside the gap, if any.
+                let judged_from = match state.last_disruption_start(b) {
+                    Some(start) if disruptive => start.max(a),
+                    _ => a,
+                };
+                if b - judged_from <= bound {
                     continue;
                 }
                 let why = if disruptive {
