@@ -76,7 +76,6 @@ const KEPT_DIFFERENCES: &[(&str, &str)] = &[
         "ok-dumped-from-prometheus-3.16.yml",
         "scrape_native_histograms: true",
     ),
-    ("ok-job-scrape-protocols.yml", "PrometheusProto"),
 ];
 
 /// Files whose verdict waits for keys another part of scrapepool adds (the HTTP client's

@@ -3,7 +3,9 @@
 //!
 //! Run: `cargo bench -p scrapepool-core --bench parse`. Each payload gets two groups:
 //! `parse_bytes/<payload>` (MB/s) and `parse_samples/<payload>` (samples/s), each with
-//! `scrapepool` and `prometheus-parse`.
+//! `scrapepool` and `prometheus-parse`; `parse_samples` also has `scrapepool-protobuf`, the
+//! same samples from the payload's protobuf twin (`testdata/exposition/go-exporter/*.pb`,
+//! written by client_golang's encoder), whose MB/s is `parse_bytes/<payload>.pb`.
 //!
 //! Time is the benchmark thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), not wall time: the
 //! machine is shared, and wall time there mostly measures the other processes.
@@ -79,6 +81,21 @@ fn bench(c: &mut Criterion<ThreadCpu>) {
             .samples
             .len();
         let short = name.trim_end_matches(".prom");
+        let pb = load(&format!("go-exporter/{short}.pb"));
+        let pb_samples = parse(&pb, Format::Protobuf).expect("parses").samples.len();
+        assert_eq!(pb_samples, samples, "{short}: the twins differ");
+        let protobuf = |b: &mut criterion::Bencher<'_, ThreadCpu>| {
+            b.iter(|| {
+                parse(black_box(&pb), Format::Protobuf)
+                    .expect("parses")
+                    .samples
+                    .len()
+            })
+        };
+        let mut group = c.benchmark_group(format!("parse_bytes/{short}.pb"));
+        group.throughput(Throughput::Bytes(pb.len() as u64));
+        group.bench_function("scrapepool-protobuf", protobuf);
+        group.finish();
         for (group_name, throughput) in [
             ("parse_bytes", Throughput::Bytes(body.len() as u64)),
             ("parse_samples", Throughput::Elements(samples as u64)),
@@ -94,6 +111,9 @@ fn bench(c: &mut Criterion<ThreadCpu>) {
                 })
             });
             group.bench_function("prometheus-parse", |b| b.iter(|| baseline(black_box(text))));
+            if group_name == "parse_samples" {
+                group.bench_function("scrapepool-protobuf", protobuf);
+            }
             group.finish();
         }
     }

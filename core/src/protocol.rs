@@ -10,7 +10,7 @@ use crate::labels::{EscapingScheme, ValidationScheme};
 /// A `scrape_protocols` / `fallback_scrape_protocol` entry, spelled as Prometheus spells it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ScrapeProtocol {
-    /// `PrometheusProto`: the delimited protobuf format (no parser in scrapepool).
+    /// `PrometheusProto`: the delimited protobuf format.
     PrometheusProto,
     /// `PrometheusText0.0.4`.
     PrometheusText0_0_4,
@@ -214,8 +214,7 @@ pub fn accept_header(protocols: &[ScrapeProtocol], escaping: EscapingScheme) -> 
 }
 
 /// Why a response's `Content-Type` selects no parser; the text is Prometheus 3.16's
-/// (`textparse.extractMediaType`), except for protobuf, which Prometheus parses and
-/// scrapepool does not.
+/// (`textparse.extractMediaType`).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct ContentTypeError(pub String);
@@ -225,11 +224,11 @@ pub struct ContentTypeError(pub String);
 ///
 /// - `application/openmetrics-text` → OpenMetrics (a `version=2.0.0` body is refused, as
 ///   Prometheus does without its `openmetrics2` feature flag), `text/plain` → the text
-///   format (0.0.4 and 1.0.0 are read by one parser);
+///   format (0.0.4 and 1.0.0 are read by one parser), `application/vnd.google.protobuf` →
+///   the protobuf format (whatever its `proto` and `encoding` parameters say, as in
+///   Prometheus);
 /// - a missing or empty header, one Go's `mime.ParseMediaType` refuses, or any other media
-///   type: the fallback protocol's format when one is set, else the scrape fails;
-/// - `application/vnd.google.protobuf` (or a protobuf fallback): refused, scrapepool has no
-///   protobuf parser.
+///   type: the fallback protocol's format when one is set, else the scrape fails.
 pub fn format_for(
     content_type: Option<&str>,
     fallback: Option<ScrapeProtocol>,
@@ -237,7 +236,7 @@ pub fn format_for(
     let content_type = content_type.unwrap_or("");
     let fallback_type = fallback.map(ScrapeProtocol::media_type);
     let with_fallback = |why: String| match fallback_type {
-        Some(t) => media_format(t, None, content_type),
+        Some(t) => Ok(media_format(t)),
         None => Err(ContentTypeError(why)),
     };
     if content_type.is_empty() {
@@ -260,7 +259,7 @@ pub fn format_for(
     }
     match media_type.as_str() {
         "application/openmetrics-text" | "text/plain" | "application/vnd.google.protobuf" => {
-            media_format(&media_type, version.as_deref(), content_type)
+            Ok(media_format(&media_type))
         }
         _ => with_fallback(format!(
             "received unsupported Content-Type {content_type:?} and no fallback_scrape_protocol specified for target"
@@ -268,18 +267,12 @@ pub fn format_for(
     }
 }
 
-/// The parser of a recognised media type.
-fn media_format(
-    media_type: &str,
-    _version: Option<&str>,
-    content_type: &str,
-) -> Result<Format, ContentTypeError> {
+/// The parser of a recognised media type (one of the three [`format_for`] lets through).
+fn media_format(media_type: &str) -> Format {
     match media_type {
-        "application/openmetrics-text" => Ok(Format::OpenMetrics),
-        "text/plain" => Ok(Format::Prometheus),
-        _ => Err(ContentTypeError(format!(
-            "received Content-Type {content_type:?} (the Prometheus protobuf format), which scrapepool cannot parse; list only text protocols in scrape_protocols"
-        ))),
+        "application/openmetrics-text" => Format::OpenMetrics,
+        "application/vnd.google.protobuf" => Format::Protobuf,
+        _ => Format::Prometheus,
     }
 }
 
@@ -537,13 +530,14 @@ mod tests {
             err(Some("application/openmetrics-text; version=2.0.0")),
             "received OpenMetrics 2.0 Content-Type \"application/openmetrics-text; version=2.0.0\", but the openmetrics2 feature flag is not enabled and no fallback_scrape_protocol specified for target"
         );
-        let proto = err(Some(
+        // Protobuf whatever its parameters, as Prometheus's switch on the media type alone.
+        for ct in [
             "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited",
-        ));
-        assert!(
-            proto.contains("protobuf") && proto.contains("cannot parse"),
-            "{proto}"
-        );
+            "application/vnd.google.protobuf",
+            "Application/Vnd.Google.Protobuf; encoding=text",
+        ] {
+            assert_eq!(format_for(Some(ct), None), Ok(Format::Protobuf), "{ct}");
+        }
         // The fallback applies wherever Prometheus applies it, and only there.
         let om = Some(ScrapeProtocol::OpenMetricsText1_0_0);
         for ct in [
@@ -562,6 +556,9 @@ mod tests {
             Ok(Format::Prometheus)
         );
         assert_eq!(format_for(Some("text/plain"), om), Ok(Format::Prometheus));
-        assert!(format_for(None, Some(ScrapeProtocol::PrometheusProto)).is_err());
+        assert_eq!(
+            format_for(None, Some(ScrapeProtocol::PrometheusProto)),
+            Ok(Format::Protobuf)
+        );
     }
 }

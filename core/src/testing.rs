@@ -21,9 +21,12 @@ use std::borrow::Cow;
 use std::fmt::Write;
 
 use crate::config::{load_job, load_jobs, ConfigError, GlobalConfig};
-use crate::exposition::{parse, Exemplar, Format, Metadata, MetricType, ParseError, Parsed};
+use crate::exposition::{
+    parse, Exemplar, Format, Metadata, MetricType, ParseError, Parsed, Position,
+};
 use crate::labels::{is_valid_label_name, is_valid_metric_name};
 
+pub mod client_model;
 pub mod handoff;
 pub mod rebalance;
 pub mod remote_write;
@@ -57,6 +60,77 @@ pub fn fuzz_parse(data: &[u8], format: Format) -> bool {
     true
 }
 
+/// The body of the `parse_protobuf` fuzz target: the parser and an independent reading
+/// ([`client_model`]: prost, and a plain expansion into samples) agree on every input —
+/// both refuse it, or both give the same samples (values by bits), labels, timestamps,
+/// exemplars and metadata; an error's byte offset lies in the body. Returns whether the
+/// input parsed.
+pub fn fuzz_parse_protobuf(data: &[u8]) -> bool {
+    let ours = crate::exposition::parse(data, Format::Protobuf);
+    let theirs = client_model::decode_delimited(data).and_then(|f| client_model::expected(&f));
+    match (ours, theirs) {
+        (Err(e), Err(_)) => {
+            check_parse_error(&e, data);
+            false
+        }
+        (Err(e), Ok(_)) => panic!("the parser refuses what prost reads: {e}\n{data:?}"),
+        (Ok(_), Err(why)) => {
+            // prost limits the nesting of skipped groups; the parser does not.
+            assert!(
+                why.contains("recursion limit"),
+                "the parser reads what the reference refuses ({why})\n{data:?}"
+            );
+            false
+        }
+        (Ok(parsed), Ok((samples, metadata))) => {
+            let got: Vec<client_model::ExpectedSample> = parsed
+                .samples
+                .iter()
+                .map(|s| client_model::ExpectedSample {
+                    name: s.name.to_string(),
+                    labels: owned_labels(parsed.labels_of(s)),
+                    value_bits: s.value.to_bits(),
+                    timestamp_ms: s.timestamp_ms,
+                    exemplar: s
+                        .exemplar
+                        .as_ref()
+                        .map(|e| (owned_labels(&e.labels), e.value.to_bits(), e.timestamp_ms)),
+                })
+                .collect();
+            assert_eq!(got, samples, "samples differ\n{data:?}");
+            let got: Vec<client_model::ExpectedMetadata> = parsed
+                .metadata
+                .iter()
+                .map(|m| {
+                    let code = match m.kind {
+                        Some(MetricType::Counter) => 0,
+                        Some(MetricType::Gauge) => 1,
+                        Some(MetricType::Summary) => 2,
+                        Some(MetricType::Histogram) => 4,
+                        Some(MetricType::GaugeHistogram) => 5,
+                        _ => 3,
+                    };
+                    (
+                        m.name.to_string(),
+                        code,
+                        m.help.as_deref().unwrap_or_default().to_string(),
+                        m.unit.unwrap_or_default().to_string(),
+                    )
+                })
+                .collect();
+            assert_eq!(got, metadata, "metadata differs\n{data:?}");
+            true
+        }
+    }
+}
+
+fn owned_labels(labels: &[crate::exposition::Label<'_>]) -> Vec<(String, String)> {
+    labels
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect()
+}
+
 /// The body of the `config_load` fuzz target: the input as a jobs document (invalid UTF-8
 /// replaced, as a znode's bytes would be read), and as a single-job znode. Returns how
 /// many errors the document load reported.
@@ -75,18 +149,26 @@ pub fn fuzz_config(data: &[u8]) -> usize {
 }
 
 fn check_parse_error(e: &ParseError, data: &[u8]) {
-    assert!(
-        e.line >= 1 && e.column >= 1,
-        "parse error without a position: {e:?}\n--- input ---\n{}",
-        String::from_utf8_lossy(data)
-    );
-    // A line past the end of the body points nowhere a user could look.
-    let lines = data.iter().filter(|&&b| b == b'\n').count() + 1;
-    assert!(
-        e.line <= lines,
-        "parse error on line {} of a {lines}-line body: {e:?}",
-        e.line
-    );
+    match e.at {
+        Position::Text { line, column } => {
+            assert!(
+                line >= 1 && column >= 1,
+                "parse error without a position: {e:?}\n--- input ---\n{}",
+                String::from_utf8_lossy(data)
+            );
+            // A line past the end of the body points nowhere a user could look.
+            let lines = data.iter().filter(|&&b| b == b'\n').count() + 1;
+            assert!(
+                line <= lines,
+                "parse error on line {line} of a {lines}-line body: {e:?}"
+            );
+        }
+        Position::Byte(offset) => assert!(
+            offset < data.len().max(1),
+            "parse error at byte {offset} of a {}-byte body: {e:?}",
+            data.len()
+        ),
+    }
 }
 
 fn check_config_error(e: &ConfigError, text: &str) {
@@ -100,11 +182,12 @@ fn check_config_error(e: &ConfigError, text: &str) {
 
 /// Writes `parsed` back as text in `format`: metadata lines, then samples in their order
 /// (OpenMetrics: each family's metadata just before its first sample, families without
-/// samples at the end, then `# EOF`).
+/// samples at the end, then `# EOF`). There is no protobuf writer: `Format::Protobuf`
+/// writes the text format.
 pub fn render(parsed: &Parsed<'_>, format: Format) -> String {
     let mut out = String::new();
     match format {
-        Format::Prometheus => {
+        Format::Prometheus | Format::Protobuf => {
             for m in &parsed.metadata {
                 write_metadata(&mut out, m, format);
             }

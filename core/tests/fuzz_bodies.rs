@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use scrapepool_core::exposition::{parse, Format};
 use scrapepool_core::testing::{
-    fuzz_config, fuzz_parse, fuzz_rebalance, mutate, render, same_parse, Outcome, Rng,
+    fuzz_config, fuzz_parse, fuzz_parse_protobuf, fuzz_rebalance, mutate, render, same_parse,
+    Outcome, Rng,
 };
 
 /// Mutated inputs per target.
@@ -228,6 +229,42 @@ fn parse_openmetrics_mutations() {
         "{parsed} of {MUTATIONS} parse"
     );
     run_all(&inputs, |d| fuzz_parse(d, Format::OpenMetrics));
+}
+
+#[test]
+fn parse_protobuf_corpus_fixtures_and_mutations() {
+    let mut inputs = corpus("parse_protobuf");
+    let fixtures: Vec<_> = files(&repo().join("testdata/exposition/go-exporter"))
+        .into_iter()
+        .filter(|(name, _)| name.ends_with(".pb"))
+        .collect();
+    assert!(fixtures.len() >= 6, "the protobuf fixtures are missing");
+    for (name, data) in &fixtures {
+        assert_parses(name, data, Format::Protobuf);
+    }
+    inputs.extend(fixtures);
+    count_parsing("parse_protobuf", &inputs, Format::Protobuf);
+    run_all(&inputs, fuzz_parse_protobuf);
+    // Mutations of whole bodies: a binary format has no lines to window.
+    let seeds = corpus("parse_protobuf");
+    let mut rng = Rng(0x7062_7566);
+    let mutated: Vec<(String, Vec<u8>)> = (0..MUTATIONS)
+        .map(|i| {
+            let base = &seeds[rng.below(seeds.len())].1;
+            let other = &seeds[rng.below(seeds.len())].1;
+            (format!("mutation {i}"), mutate(&mut rng, base, other))
+        })
+        .collect();
+    let parsed = mutated
+        .iter()
+        .filter(|(_, d)| parses(d, Format::Protobuf))
+        .count();
+    println!("parse_protobuf: {parsed} of {MUTATIONS} mutations parse");
+    assert!(
+        parsed > MUTATIONS / 100 && parsed < MUTATIONS,
+        "{parsed} of {MUTATIONS} parse"
+    );
+    run_all(&mutated, fuzz_parse_protobuf);
 }
 
 #[test]

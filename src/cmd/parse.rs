@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use scrapepool_core::exposition::{parse_with, Format, ParseOptions, Parsed};
 use scrapepool_core::format::{write_float, write_json_string, write_rfc3339_ms};
 
-/// The text formats the command reads.
+/// The formats the command reads.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default)]
 pub(crate) enum FormatArg {
     /// Prometheus text format 0.0.4.
@@ -16,6 +16,8 @@ pub(crate) enum FormatArg {
     Prometheus,
     /// OpenMetrics 1.0 text.
     Openmetrics,
+    /// The Prometheus protobuf format (delimited `MetricFamily` messages).
+    Protobuf,
 }
 
 /// Arguments of `scrapepool parse`.
@@ -29,7 +31,7 @@ pub(crate) struct Args {
 }
 
 /// Runs the command: one JSON object per sample on stdout, or `FILE:line:column: reason`
-/// on stderr and a failure exit code.
+/// (`FILE:byte N: reason` for protobuf) on stderr and a failure exit code.
 pub(crate) fn run(args: Args) -> ExitCode {
     let shown = args.file.display();
     let body = match std::fs::read(&args.file) {
@@ -42,6 +44,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
     let format = match args.format {
         FormatArg::Prometheus => Format::Prometheus,
         FormatArg::Openmetrics => Format::OpenMetrics,
+        FormatArg::Protobuf => Format::Protobuf,
     };
     let parsed = match parse_with(
         &body,

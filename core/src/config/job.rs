@@ -1103,38 +1103,13 @@ fn inherit(
             }
         }
     }
-    // Native histograms and the protobuf format are not implemented: a job that asks for
-    // them must not look valid (README, "What scrapepool does differently from Prometheus
-    // 3.16").
-    let protocols_pos = own
-        .scrape_protocols
-        .as_ref()
-        .map_or(job_pos, |(_, pos)| *pos);
+    // Native histograms are not implemented: a job that asks for them must not look valid
+    // (README, "What scrapepool does differently from Prometheus 3.16").
     if job.scrape_native_histograms {
         w.err(
             &path.key("scrape_native_histograms"),
             job_pos,
-            format!("scrape_native_histograms: true {whose} is not supported by scrapepool: it scrapes no native histograms (and has no protobuf parser)"),
-        );
-    } else if job
-        .scrape_protocols
-        .contains(&ScrapeProtocol::PrometheusProto)
-    {
-        w.err(
-            &path.key("scrape_protocols"),
-            protocols_pos,
-            format!("scrape_protocols: PrometheusProto {whose} is not supported by scrapepool: it has no protobuf parser"),
-        );
-    }
-    if job.fallback_scrape_protocol == Some(ScrapeProtocol::PrometheusProto) {
-        let pos = own
-            .fallback_scrape_protocol
-            .as_ref()
-            .map_or(job_pos, |(_, pos)| *pos);
-        w.err(
-            &path.key("fallback_scrape_protocol"),
-            pos,
-            format!("fallback_scrape_protocol: PrometheusProto {whose} is not supported by scrapepool: it has no protobuf parser"),
+            format!("scrape_native_histograms: true {whose} is not supported by scrapepool: it scrapes no native histograms"),
         );
     }
     job.metric_name_validation_scheme = own

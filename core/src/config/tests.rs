@@ -900,16 +900,24 @@ fn prometheus_3_defaults_of_the_new_keys() {
     assert!(!j.track_timestamps_staleness && !j.scrape_native_histograms);
     assert!(!j.always_scrape_classic_histograms && !j.convert_classic_histograms_to_nhcb);
     assert!(!j.extra_scrape_metrics && j.scrape_failure_log_file.is_none());
-    // Native histograms (which would put protobuf first) and protobuf are refused.
+    // Native histograms (which would put protobuf first) are refused; protobuf is not.
     let e = errors("job_name: a\nscrape_native_histograms: true\n");
-    assert_eq!(e[0].field, "scrape_native_histograms");
-    let e = errors("job_name: a\nscrape_protocols: [PrometheusProto, PrometheusText0.0.4]\n");
     assert_eq!(
         (e[0].field.as_str(), e[0].message.as_str()),
-        ("scrape_protocols", "scrape_protocols: PrometheusProto for scrape config with job name \"a\" is not supported by scrapepool: it has no protobuf parser")
+        ("scrape_native_histograms", "scrape_native_histograms: true for scrape config with job name \"a\" is not supported by scrapepool: it scrapes no native histograms")
     );
-    let e = errors("job_name: a\nfallback_scrape_protocol: PrometheusProto\n");
-    assert_eq!(e[0].field, "fallback_scrape_protocol");
+    let j = one("job_name: a\nscrape_protocols: [PrometheusProto, PrometheusText0.0.4]\nfallback_scrape_protocol: PrometheusProto\n");
+    assert_eq!(
+        j.scrape_protocols,
+        [
+            ScrapeProtocol::PrometheusProto,
+            ScrapeProtocol::PrometheusText0_0_4
+        ]
+    );
+    assert_eq!(
+        j.fallback_scrape_protocol,
+        Some(ScrapeProtocol::PrometheusProto)
+    );
     // A legacy job asks for underscores unless it says otherwise.
     let j = one("job_name: a\nmetric_name_validation_scheme: legacy\n");
     assert_eq!(

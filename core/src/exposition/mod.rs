@@ -1,11 +1,14 @@
 //! Exposition formats: the Prometheus text format (0.0.4 and 1.0.0) and OpenMetrics 1.0
 //! text, with the quoted UTF-8 metric and label names of both grammars
-//! (`{"my.metric", "my.label"="v"}`). Which one a response is in comes from its
-//! Content-Type ([`crate::protocol::format_for`]).
+//! (`{"my.metric", "my.label"="v"}`), and the Prometheus protobuf format (delimited
+//! `MetricFamily` messages). Which one a response is in comes from its Content-Type
+//! ([`crate::protocol::format_for`]).
 //!
-//! `parse` is the fuzz-friendly entry point: bytes in, samples or an
-//! error with line and column out. Parsing borrows from the body and allocates only for
-//! escaped label values and escaped quoted names.
+//! `parse` is the fuzz-friendly entry point: bytes in, samples or an error with its
+//! position out (line and column in text, the byte offset in protobuf). Parsing borrows
+//! from the body and allocates only for escaped label values and escaped quoted names, and
+//! in protobuf for the suffixed names and magic labels (`_bucket`, `le`) of summaries and
+//! histograms.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -14,8 +17,9 @@ mod lexer;
 mod normalize;
 mod openmetrics;
 mod prometheus;
+mod protobuf;
 
-/// Which text format a body is in.
+/// Which exposition format a body is in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Format {
     /// Prometheus text format 0.0.4 and 1.0.0 (`text/plain`).
@@ -23,6 +27,8 @@ pub enum Format {
     Prometheus,
     /// OpenMetrics 1.0 text.
     OpenMetrics,
+    /// The Prometheus protobuf format, delimited (`application/vnd.google.protobuf`).
+    Protobuf,
 }
 
 /// A label as parsed: its name and its value, each borrowed from the body unless it had
@@ -149,14 +155,45 @@ impl<'a> Parsed<'a> {
 
 /// Why a body could not be parsed, and where.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{line}:{column}: {message}")]
+#[error("{at}: {message}")]
 pub struct ParseError {
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column (in bytes).
-    pub column: usize,
+    /// Where the problem is.
+    pub at: Position,
     /// What is wrong.
     pub message: String,
+}
+
+/// A place in a body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Position {
+    /// In a text body: 1-based line and 1-based column (in bytes); shown `line:column`.
+    Text {
+        /// The line.
+        line: usize,
+        /// The column.
+        column: usize,
+    },
+    /// In a protobuf body, which has no lines: the 0-based byte offset; shown `byte N`.
+    Byte(usize),
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Position::Text { line, column } => write!(f, "{line}:{column}"),
+            Position::Byte(offset) => write!(f, "byte {offset}"),
+        }
+    }
+}
+
+impl ParseError {
+    /// The line of an error in a text body.
+    pub fn line(&self) -> Option<usize> {
+        match self.at {
+            Position::Text { line, .. } => Some(line),
+            Position::Byte(_) => None,
+        }
+    }
 }
 
 /// Parses `body` in `format`, keeping exemplars.
@@ -169,6 +206,8 @@ pub fn parse(body: &[u8], format: Format) -> Result<Parsed<'_>, ParseError> {
 /// The text format is read as Prometheus 3.16's `textparse.PromParser` reads it. OpenMetrics
 /// is read strictly, with the semantic rules of the OpenMetrics 1.0 specification
 /// (grouping, histogram buckets, counter values, metadata placement, exemplar limits).
+/// Protobuf is read into the samples Prometheus 3.16's `textparse.ProtobufParser` gives a
+/// scrape without native histograms (see `protobuf.rs`).
 pub fn parse_with<'a>(
     body: &'a [u8],
     format: Format,
@@ -178,14 +217,20 @@ pub fn parse_with<'a>(
     let result = match format {
         Format::Prometheus => prometheus::parse(body, options, &mut out),
         Format::OpenMetrics => openmetrics::parse(body, options, &mut out),
+        Format::Protobuf => protobuf::parse(body, options, &mut out),
     };
     match result {
         Ok(()) => Ok(out),
         Err(fail) => {
-            let (line, column) = lexer::line_column(body, fail.at);
+            let at = match format {
+                Format::Protobuf => Position::Byte(fail.at),
+                Format::Prometheus | Format::OpenMetrics => {
+                    let (line, column) = lexer::line_column(body, fail.at);
+                    Position::Text { line, column }
+                }
+            };
             Err(ParseError {
-                line,
-                column,
+                at,
                 message: fail.message.into_owned(),
             })
         }

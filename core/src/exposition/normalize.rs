@@ -57,7 +57,7 @@ fn normalize_float_labels<'a>(
 /// Prometheus's `labels.FormatOpenMetricsFloat`: `1.0`, `0.0`, `-1.0`, `NaN`, `+Inf`,
 /// `-Inf`, else Go's `strconv.FormatFloat(f, 'g', -1, 64)` with `.0` appended when that has
 /// neither a `.` nor an `e`.
-fn format_openmetrics_float(f: f64) -> String {
+pub(super) fn format_openmetrics_float(f: f64) -> String {
     if f == 1.0 {
         return "1.0".into();
     }

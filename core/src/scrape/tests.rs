@@ -459,7 +459,7 @@ fn parse_errors_fail_the_scrape_with_a_position() {
     );
     assert!(!r.up);
     assert!(
-        matches!(&r.error, Some(ScrapeError::Parse(e)) if e.line == 2),
+        matches!(&r.error, Some(ScrapeError::Parse(e)) if e.line() == Some(2)),
         "{:?}",
         r.error
     );
@@ -615,7 +615,7 @@ fn relabeling_away_the_name_fails_the_scrape() {
 
 #[test]
 fn scrape_error_display_is_prometheus_wording() {
-    use crate::exposition::ParseError;
+    use crate::exposition::{ParseError, Position};
     let url = || "http://h:9100/metrics".to_string();
     let cases: Vec<(ScrapeError, &str)> = vec![
         (
@@ -679,8 +679,7 @@ fn scrape_error_display_is_prometheus_wording() {
         ),
         (
             ScrapeError::Parse(ParseError {
-                line: 3,
-                column: 7,
+                at: Position::Text { line: 3, column: 7 },
                 message: "expected value after metric".into(),
             }),
             "3:7: expected value after metric",
@@ -1027,9 +1026,35 @@ fn content_type_decides_the_parser_or_fails_the_scrape() {
         error_text(&r).as_deref(),
         Some("received unsupported Content-Type \"application/json\" and no fallback_scrape_protocol specified for target")
     );
-    let r = run(&s, Some("application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"));
+    // A protobuf Content-Type selects the protobuf parser: this text body is no protobuf.
+    let proto = Some("application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited");
+    let r = run(&s, proto);
     assert!(!r.up);
-    assert!(error_text(&r).unwrap().contains("protobuf"));
+    assert_eq!(
+        error_text(&r).as_deref(),
+        Some("byte 0: clientpb: insufficient length of buffer, expected at least 98 bytes, got 4 bytes")
+    );
+    // A delimited `MetricFamily { name: "g", type: GAUGE, metric { gauge { value: 2 } } }`.
+    let family = [
+        0x0a, 0x01, b'g', 0x18, 0x01, 0x22, 0x0b, 0x12, 0x09, 0x09, 0, 0, 0, 0, 0, 0, 0, 0x40,
+    ];
+    let mut pb = vec![family.len() as u8];
+    pb.extend_from_slice(&family);
+    let (r, samples) = process(
+        &s,
+        &mut SeriesCache::default(),
+        Timestamp(0),
+        MS,
+        &FetchOutcome::Body {
+            body: pb,
+            content_type: proto.map(String::from),
+        },
+    );
+    assert!(r.up, "{:?}", r.error);
+    assert_eq!(r.samples_scraped, 1);
+    assert!(samples
+        .iter()
+        .any(|x| x.labels.get("__name__") == Some("g") && x.value == 2.0));
     // With a fallback, the same responses are read in its format.
     let mut with = spec();
     with.exposition.fallback = Some(ScrapeProtocol::PrometheusText0_0_4);
