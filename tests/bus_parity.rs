@@ -20,6 +20,11 @@
 //!   an HTTP 503 after a success;
 //! - `churn`: a series that goes, comes back and goes, a body whose first line does not
 //!   parse, an HTTP 503, recovery (`scrape_series_added` after failures), an empty body;
+//! - `protobuf`: the protobuf format — counter, gauge, summary, classic histograms with and
+//!   without `+Inf`, a gauge histogram, float counts, a native-only histogram (its classic
+//!   part, as Prometheus reads it without native histogram scraping), labels out of order,
+//!   a series that comes and goes — and every third body client_golang's own answer
+//!   (`testdata/exposition/go-exporter/client_golang-1.25.0.pb`);
 //! - `content-type`: no Content-Type, then an unknown one, then the text format;
 //! - `labels`: target labels clashing with scraped ones (`exported_*`), an empty label
 //!   value, a series twice in one body, NaN, ±Inf, -0, escapes in a label value;
@@ -105,6 +110,8 @@ const REPLIES: usize = 90;
 enum Reply {
     /// 200 with this Content-Type (none when empty) and body.
     Body(&'static str, String),
+    /// 200 with this Content-Type and a binary body.
+    Bytes(&'static str, Vec<u8>),
     /// This status, with a short text body.
     Status(u16),
 }
@@ -153,6 +160,138 @@ fn fixture(file: &str) -> String {
     .unwrap_or_else(|e| panic!("fixture {file}: {e}"))
 }
 
+/// The protobuf Content-Type client_golang answers with.
+const PROTOBUF: &str =
+    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+
+/// The k-th body of the `protobuf` script (see there).
+fn protobuf_body(k: usize) -> Vec<u8> {
+    use scrapepool_core::testing::client_model::{
+        encode_delimited, Bucket, BucketSpan, Counter, Histogram, LabelPair, Metric, MetricFamily,
+        Quantile, Summary, Value,
+    };
+    let v = k as f64;
+    let pair = |name: &str, value: &str| LabelPair {
+        name: name.into(),
+        value: value.into(),
+    };
+    let family = |name: &str, kind: i32, metric: Vec<Metric>| MetricFamily {
+        name: name.into(),
+        help: format!("{name} help"),
+        r#type: kind,
+        metric,
+        unit: String::new(),
+    };
+    let bucket = |upper_bound: f64, count: u64| Bucket {
+        cumulative_count: count,
+        upper_bound,
+        ..Bucket::default()
+    };
+    let histogram = |h: Histogram| Metric {
+        histogram: Some(h),
+        ..Metric::default()
+    };
+    let mut temps = vec![Metric {
+        label: vec![pair("room", "a")],
+        gauge: Some(Value { value: v / 2.0 }),
+        ..Metric::default()
+    }];
+    if k % 4 == 1 {
+        temps.push(Metric {
+            label: vec![pair("room", "b")],
+            gauge: Some(Value { value: -v }),
+            ..Metric::default()
+        });
+    }
+    encode_delimited(&[
+        family(
+            "pb_requests_total",
+            0,
+            vec![Metric {
+                label: vec![pair("method", "GET"), pair("code", "200")],
+                counter: Some(Counter {
+                    value: v,
+                    ..Counter::default()
+                }),
+                ..Metric::default()
+            }],
+        ),
+        family("pb_temp", 1, temps),
+        family(
+            "pb_rpc",
+            2,
+            vec![Metric {
+                summary: Some(Summary {
+                    sample_count: k as u64,
+                    sample_sum: v * 1.5,
+                    quantile: vec![
+                        Quantile {
+                            quantile: 0.5,
+                            value: v,
+                        },
+                        Quantile {
+                            quantile: 0.99,
+                            value: 2.0 * v,
+                        },
+                    ],
+                    start_timestamp: None,
+                }),
+                ..Metric::default()
+            }],
+        ),
+        family(
+            "pb_lat",
+            4,
+            vec![histogram(Histogram {
+                sample_count: 3 * k as u64,
+                sample_sum: v,
+                bucket: vec![bucket(0.1, k as u64), bucket(1.0, 2 * k as u64)],
+                ..Histogram::default()
+            })],
+        ),
+        family(
+            "pb_queue",
+            5,
+            vec![histogram(Histogram {
+                sample_count: 9,
+                sample_sum: 4.0,
+                bucket: vec![bucket(1.0, 3), bucket(f64::INFINITY, 9), bucket(5.0, 7)],
+                ..Histogram::default()
+            })],
+        ),
+        family(
+            "pb_float",
+            4,
+            vec![histogram(Histogram {
+                sample_count_float: v + 0.5,
+                sample_sum: 1.0,
+                bucket: vec![Bucket {
+                    cumulative_count_float: v,
+                    ..bucket(2.5, 0)
+                }],
+                ..Histogram::default()
+            })],
+        ),
+        family(
+            "pb_native",
+            4,
+            vec![histogram(Histogram {
+                sample_count: 4 + k as u64,
+                sample_sum: -v,
+                schema: 2,
+                zero_threshold: 1e-128,
+                zero_count: 1,
+                positive_span: vec![BucketSpan {
+                    offset: -1,
+                    length: 2,
+                }],
+                positive_delta: vec![k as i64, 1],
+                ..Histogram::default()
+            })],
+        ),
+    ])
+}
+
 fn replies(f: impl Fn(usize) -> Reply) -> Vec<Reply> {
     (1..=REPLIES).map(f).collect()
 }
@@ -161,6 +300,11 @@ fn scripts(stamps: Stamps) -> Vec<Script> {
     let node = fixture("node_exporter-1.5.0.prom");
     let prom = fixture("prometheus-2.42.0.prom");
     let vm = fixture("victoria-metrics-1.79.5.prom");
+    let go_exporter = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata/exposition/go-exporter/client_golang-1.25.0.pb"),
+    )
+    .expect("the client_golang protobuf fixture");
     vec![
         Script {
             name: "fixtures",
@@ -315,6 +459,23 @@ hs_gauge_with_le{{le="1"}} 7
             }),
             scrapes: 10,
             reference: &["ch_stay", "ch_flaky"],
+        },
+        Script {
+            // The protobuf format: every metric type, labels out of order, a classic
+            // histogram without `+Inf`, a gauge histogram with one in the middle, float
+            // counts, a native-only histogram (read as its classic part), a series that
+            // comes and goes; every third body client_golang's own answer.
+            name: "protobuf",
+            path: "/metrics",
+            replies: replies(|k| {
+                if k % 3 == 0 {
+                    Reply::Bytes(PROTOBUF, go_exporter.clone())
+                } else {
+                    Reply::Bytes(PROTOBUF, protobuf_body(k))
+                }
+            }),
+            scrapes: 7,
+            reference: &["pb_requests_total", "pb_lat_bucket", "demo_requests_total"],
         },
         Script {
             // No Content-Type, then an unknown one, then the text format.
@@ -499,17 +660,18 @@ impl Exporter {
                         attempts.fetch_add(1, Ordering::SeqCst);
                     }
                     let (status, content_type, body, location) = match path.as_str() {
-                        "/moved" => (302, "text/plain", String::new(), Some("/metrics")),
+                        "/moved" => (302, "text/plain", Vec::new(), Some("/metrics")),
                         "/metrics" => {
                             let k = served.fetch_add(1, Ordering::SeqCst) as usize + 1;
                             match &replies[k.min(replies.len()) - 1] {
-                                Reply::Body(ct, text) => (200, *ct, text.clone(), None),
+                                Reply::Body(ct, text) => (200, *ct, text.clone().into(), None),
+                                Reply::Bytes(ct, bytes) => (200, *ct, bytes.clone(), None),
                                 Reply::Status(s) => {
-                                    (*s, "text/plain", "unavailable\n".into(), None)
+                                    (*s, "text/plain", b"unavailable\n".to_vec(), None)
                                 }
                             }
                         }
-                        _ => (404, "text/plain", "not found\n".into(), None),
+                        _ => (404, "text/plain", b"not found\n".to_vec(), None),
                     };
                     let location = location
                         .map(|l| format!("Location: {l}\r\n"))
@@ -521,10 +683,11 @@ impl Exporter {
                     };
                     let _ = write!(
                         conn,
-                        "HTTP/1.1 {status} {}\r\n{content_type}{location}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        "HTTP/1.1 {status} {}\r\n{content_type}{location}Content-Length: {}\r\nConnection: close\r\n\r\n",
                         reason(status),
                         body.len()
-                    );
+                    )
+                    .and_then(|()| conn.write_all(&body));
                 }
             })
         };
