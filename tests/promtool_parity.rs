@@ -65,16 +65,19 @@ const KEPT_DIFFERENCES: &[(&str, &str)] = &[
     ("ok-sd-vultr.yml", "is not supported by scrapepool"),
     (
         "ok-job-native-histograms.yml",
-        "scrape_native_histograms: true",
+        "convert_classic_histograms_to_nhcb: true",
     ),
-    ("ok-global-all.yml", "scrape_native_histograms: true"),
+    (
+        "ok-global-all.yml",
+        "convert_classic_histograms_to_nhcb: true",
+    ),
     (
         "ok-rich-source-of-the-dump.yml",
-        "scrape_native_histograms: true",
+        "convert_classic_histograms_to_nhcb: true",
     ),
     (
         "ok-dumped-from-prometheus-3.16.yml",
-        "scrape_native_histograms: true",
+        "convert_classic_histograms_to_nhcb: true",
     ),
 ];
 

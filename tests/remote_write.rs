@@ -241,6 +241,7 @@ fn spec() -> ScrapeSpec {
             key_hash: 42,
         },
         exposition: Default::default(),
+        histograms: Default::default(),
     }
 }
 

@@ -265,6 +265,7 @@ fn scrapepool_scrapes(jobs_yaml: &str, port: u16) -> BTreeMap<String, Result<Vec
                 job.fallback_scrape_protocol,
                 job.metric_name_validation_scheme,
             ),
+            histograms: Default::default(),
         };
         let fetched = runtime.block_on(HttpFetcher::new().fetch(&spec));
         let mut cache = SeriesCache::default();

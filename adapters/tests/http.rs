@@ -160,6 +160,7 @@ fn spec(url: String) -> ScrapeSpec {
             key_hash: 0,
         },
         exposition: Default::default(),
+        histograms: Default::default(),
     }
 }
 

@@ -155,6 +155,7 @@ fn spec(url: String) -> ScrapeSpec {
         tls_config: TlsConfig::default(),
         http_client: Default::default(),
         exposition: Default::default(),
+        histograms: Default::default(),
         emit: EmitSpec {
             encoding: Encoding::RemoteWrite,
             message_bytes_max: 1 << 20,

@@ -56,6 +56,7 @@ fn spec(encoding: Encoding) -> ScrapeSpec {
             key_hash: 0x1234,
         },
         exposition: Default::default(),
+        histograms: Default::default(),
     }
 }
 

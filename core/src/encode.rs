@@ -16,6 +16,7 @@
 use std::ops::Range;
 
 use crate::format;
+use crate::histogram::{Counts, Histogram, Span};
 use crate::labels::Labels;
 use crate::sample::Sample;
 
@@ -80,31 +81,41 @@ pub fn encode(spec: &EmitSpec, samples: &[Sample]) -> Vec<Record> {
             // Consecutive samples of one series share a TimeSeries.
             let mut labels_pb = Vec::new();
             let mut label_ranges: Vec<Range<usize>> = Vec::new();
-            let mut groups: Vec<(usize, Range<usize>)> = Vec::new();
+            let mut groups: Vec<(usize, Range<usize>, Range<usize>)> = Vec::new();
             let mut points = Vec::with_capacity(samples.len());
+            let mut hists: Vec<(i64, &Histogram)> = Vec::new();
             for (i, s) in samples.iter().enumerate() {
-                if i > 0 && samples[i - 1].labels == s.labels {
-                    groups
-                        .last_mut()
-                        .expect("a group exists after the first sample")
-                        .1
-                        .end += 1;
-                } else {
+                if i == 0 || samples[i - 1].labels != s.labels {
                     let start = labels_pb.len();
                     put_labels_pb(labels_iter(&s.labels), &mut labels_pb);
                     label_ranges.push(start..labels_pb.len());
-                    groups.push((label_ranges.len() - 1, i..i + 1));
+                    groups.push((
+                        label_ranges.len() - 1,
+                        points.len()..points.len(),
+                        hists.len()..hists.len(),
+                    ));
                 }
-                points.push((s.timestamp_ms, s.value));
+                let group = groups.last_mut().expect("a group for every sample");
+                match &s.histogram {
+                    Some(h) => {
+                        hists.push((s.timestamp_ms, h));
+                        group.2.end = hists.len();
+                    }
+                    None => {
+                        points.push((s.timestamp_ms, s.value));
+                        group.1.end = points.len();
+                    }
+                }
             }
             let groups: Vec<Group<'_>> = groups
                 .into_iter()
-                .map(|(l, points)| Group {
+                .map(|(l, points, hists)| Group {
                     labels_pb: &labels_pb[label_ranges[l].clone()],
                     points,
+                    hists,
                 })
                 .collect();
-            remote_write_records(spec, &groups, &points, &mut RwBuffers::default())
+            remote_write_records(spec, &groups, &points, &hists, &mut RwBuffers::default())
         }
         Encoding::Json => {
             let mut prefix = Vec::new();
@@ -115,7 +126,11 @@ pub fn encode(spec: &EmitSpec, samples: &[Sample]) -> Vec<Record> {
                     prefix.clear();
                     put_json_prefix(labels_iter(&s.labels), &mut prefix);
                 }
-                if let Some(r) = json_record(spec, &prefix, s.timestamp_ms, s.value, &mut scratch) {
+                let value = match &s.histogram {
+                    Some(h) => JsonValue::Histogram(h),
+                    None => JsonValue::Float(s.value),
+                };
+                if let Some(r) = json_record(spec, &prefix, s.timestamp_ms, value, &mut scratch) {
                     out.push(r);
                 }
             }
@@ -268,18 +283,39 @@ fn put_sample(out: &mut Vec<u8>, ts: i64, value: f64) {
     }
 }
 
-/// One `TimeSeries` to write: its encoded labels and a range of the points.
+/// One `TimeSeries` to write: its encoded labels and ranges of the points and histograms.
 #[derive(Clone, Debug)]
 pub(crate) struct Group<'a> {
     /// Output of [`put_labels_pb`] for the series.
     pub labels_pb: &'a [u8],
     /// Its samples, as a range of the `points` slice passed alongside.
     pub points: Range<usize>,
+    /// Its native histogram samples, as a range of the `hists` slice passed alongside.
+    pub hists: Range<usize>,
 }
 
-fn put_write_request(groups: &[Group<'_>], points: &[(i64, f64)], out: &mut Vec<u8>) {
+impl Group<'_> {
+    fn samples(&self) -> usize {
+        self.points.len() + self.hists.len()
+    }
+}
+
+/// A native histogram sample: timestamp and value.
+pub(crate) type HistogramPoint<'h> = (i64, &'h Histogram);
+
+fn put_write_request(
+    groups: &[Group<'_>],
+    points: &[(i64, f64)],
+    hists: &[HistogramPoint<'_>],
+    out: &mut Vec<u8>,
+) {
+    let mut hbuf = Vec::new();
     for g in groups {
-        let mut len = g.labels_pb.len();
+        hbuf.clear();
+        for &(ts, h) in &hists[g.hists.clone()] {
+            put_histogram(&mut hbuf, ts, h);
+        }
+        let mut len = g.labels_pb.len() + hbuf.len();
         for &(ts, v) in &points[g.points.clone()] {
             let l = sample_len(ts, v);
             len += 1 + varint_len(l as u64) + l;
@@ -290,7 +326,117 @@ fn put_write_request(groups: &[Group<'_>], points: &[(i64, f64)], out: &mut Vec<
         for &(ts, v) in &points[g.points.clone()] {
             put_sample(out, ts, v);
         }
+        out.extend_from_slice(&hbuf);
     }
+}
+
+/// Appends `TimeSeries.histograms` (field 4): one `prometheus.Histogram` as Prometheus's
+/// remote write sends it (`FromIntHistogram` / `FromFloatHistogram`): count and zero count
+/// always written (they are `oneof`s), integer buckets as deltas, float ones absolute, the
+/// reset hint `GAUGE` for a gauge histogram.
+fn put_histogram(out: &mut Vec<u8>, ts: i64, h: &Histogram) {
+    fn zigzag(v: i64) -> u64 {
+        ((v << 1) ^ (v >> 63)) as u64
+    }
+    fn spans(m: &mut Vec<u8>, tag: u8, spans: &[Span]) {
+        for s in spans {
+            let mut span = Vec::with_capacity(12);
+            if s.offset != 0 {
+                span.push(0x08);
+                put_varint(&mut span, zigzag(i64::from(s.offset)));
+            }
+            if s.length != 0 {
+                span.push(0x10);
+                put_varint(&mut span, u64::from(s.length));
+            }
+            m.push(tag);
+            put_varint(m, span.len() as u64);
+            m.extend_from_slice(&span);
+        }
+    }
+    fn deltas(m: &mut Vec<u8>, tag: u8, values: &[i64]) {
+        if values.is_empty() {
+            return;
+        }
+        let mut packed = Vec::with_capacity(values.len() * 2);
+        for &v in values {
+            put_varint(&mut packed, zigzag(v));
+        }
+        m.push(tag);
+        put_varint(m, packed.len() as u64);
+        m.extend_from_slice(&packed);
+    }
+    fn counts(m: &mut Vec<u8>, tag: u8, values: &[f64]) {
+        if values.is_empty() {
+            return;
+        }
+        m.push(tag);
+        put_varint(m, (values.len() * 8) as u64);
+        for v in values {
+            m.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    let mut m = Vec::with_capacity(64);
+    match &h.counts {
+        Counts::Int { count, .. } => {
+            m.push(0x08);
+            put_varint(&mut m, *count);
+        }
+        Counts::Float { count, .. } => {
+            m.push(0x11);
+            m.extend_from_slice(&count.to_le_bytes());
+        }
+    }
+    if h.sum != 0.0 {
+        m.push(0x19);
+        m.extend_from_slice(&h.sum.to_le_bytes());
+    }
+    if h.schema != 0 {
+        m.push(0x20);
+        put_varint(&mut m, zigzag(i64::from(h.schema)));
+    }
+    if h.zero_threshold != 0.0 {
+        m.push(0x29);
+        m.extend_from_slice(&h.zero_threshold.to_le_bytes());
+    }
+    match &h.counts {
+        Counts::Int { zero_count, .. } => {
+            m.push(0x30);
+            put_varint(&mut m, *zero_count);
+        }
+        Counts::Float { zero_count, .. } => {
+            m.push(0x39);
+            m.extend_from_slice(&zero_count.to_le_bytes());
+        }
+    }
+    spans(&mut m, 0x42, &h.negative_spans);
+    match &h.counts {
+        Counts::Int {
+            positive, negative, ..
+        } => {
+            deltas(&mut m, 0x4a, negative);
+            spans(&mut m, 0x5a, &h.positive_spans);
+            deltas(&mut m, 0x62, positive);
+        }
+        Counts::Float {
+            positive, negative, ..
+        } => {
+            counts(&mut m, 0x52, negative);
+            spans(&mut m, 0x5a, &h.positive_spans);
+            counts(&mut m, 0x6a, positive);
+        }
+    }
+    if h.gauge {
+        m.push(0x70);
+        put_varint(&mut m, 3);
+    }
+    if ts != 0 {
+        m.push(0x78);
+        put_varint(&mut m, ts as u64);
+    }
+    out.push(0x22);
+    put_varint(out, m.len() as u64);
+    out.extend_from_slice(&m);
 }
 
 /// Encodes `groups` as snappy-compressed `WriteRequest`s, split on series boundaries (and
@@ -300,11 +446,13 @@ pub(crate) fn remote_write_records(
     spec: &EmitSpec,
     groups: &[Group<'_>],
     points: &[(i64, f64)],
+    hists: &[HistogramPoint<'_>],
     bufs: &mut RwBuffers,
 ) -> Vec<Record> {
     let mut w = RwWriter {
         spec,
         points,
+        hists,
         body: std::mem::take(&mut bufs.body),
         comp: std::mem::take(&mut bufs.comp),
         encoder: snap::raw::Encoder::new(),
@@ -342,8 +490,8 @@ impl RwWriter<'_, '_> {
         }
         let limit = w.spec.message_bytes_max;
         w.body.clear();
-        put_write_request(groups, w.points, &mut w.body);
-        let total_points: usize = groups.iter().map(|g| g.points.len()).sum();
+        put_write_request(groups, w.points, w.hists, &mut w.body);
+        let total_points: usize = groups.iter().map(Group::samples).sum();
         let compressed = w.compress();
         if limit == 0 || compressed.len() <= limit {
             w.push(compressed, total_points);
@@ -356,7 +504,7 @@ impl RwWriter<'_, '_> {
         let mut start = 0;
         let mut acc = 0;
         for (i, g) in groups.iter().enumerate() {
-            let size = g.labels_pb.len() + g.points.len() * 20;
+            let size = g.labels_pb.len() + g.points.len() * 20 + g.hists.len() * 100;
             if acc > 0 && acc + size > part_bytes {
                 w.emit(groups[start..i].to_vec());
                 start = i;
@@ -372,6 +520,7 @@ impl RwWriter<'_, '_> {
 struct RwWriter<'s, 'p> {
     spec: &'s EmitSpec,
     points: &'p [(i64, f64)],
+    hists: &'p [HistogramPoint<'p>],
     body: Vec<u8>,
     comp: Vec<u8>,
     encoder: snap::raw::Encoder,
@@ -403,12 +552,12 @@ impl RwWriter<'_, '_> {
     /// Writes `groups` as one record if it fits, else halves them (by series, then by sample).
     fn emit(&mut self, groups: Vec<Group<'_>>) {
         let limit = self.spec.message_bytes_max;
-        let samples: usize = groups.iter().map(|g| g.points.len()).sum();
+        let samples: usize = groups.iter().map(Group::samples).sum();
         if samples == 0 {
             return;
         }
         self.body.clear();
-        put_write_request(&groups, self.points, &mut self.body);
+        put_write_request(&groups, self.points, self.hists, &mut self.body);
         let compressed = self.compress();
         if compressed.len() <= limit {
             self.push(compressed, samples);
@@ -416,19 +565,46 @@ impl RwWriter<'_, '_> {
             let mid = groups.len() / 2;
             self.emit(groups[..mid].to_vec());
             self.emit(groups[mid..].to_vec());
-        } else if groups[0].points.len() > 1 {
+        } else if groups[0].samples() > 1 {
+            // Halve the series: its float points, or its histograms when it has one point.
             let g = &groups[0];
-            let mid = g.points.start + g.points.len() / 2;
-            let (a, b) = (
-                Group {
-                    labels_pb: g.labels_pb,
-                    points: g.points.start..mid,
-                },
-                Group {
-                    labels_pb: g.labels_pb,
-                    points: mid..g.points.end,
-                },
-            );
+            let (a, b) = if g.points.len() > 1 || g.hists.is_empty() {
+                let mid = g.points.start + g.points.len() / 2;
+                (
+                    Group {
+                        points: g.points.start..mid,
+                        hists: g.hists.start..g.hists.start,
+                        ..g.clone()
+                    },
+                    Group {
+                        points: mid..g.points.end,
+                        ..g.clone()
+                    },
+                )
+            } else if g.points.is_empty() {
+                let mid = g.hists.start + g.hists.len() / 2;
+                (
+                    Group {
+                        hists: g.hists.start..mid,
+                        ..g.clone()
+                    },
+                    Group {
+                        hists: mid..g.hists.end,
+                        ..g.clone()
+                    },
+                )
+            } else {
+                (
+                    Group {
+                        hists: g.hists.start..g.hists.start,
+                        ..g.clone()
+                    },
+                    Group {
+                        points: g.points.end..g.points.end,
+                        ..g.clone()
+                    },
+                )
+            };
             self.emit(vec![a]);
             self.emit(vec![b]);
         }
@@ -484,12 +660,21 @@ impl Default for JsonScratch {
     }
 }
 
+/// What a JSON record carries.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum JsonValue<'h> {
+    /// `"value":"<float>"`.
+    Float(f64),
+    /// `"histogram":{...}` (README, "Encodings").
+    Histogram(&'h Histogram),
+}
+
 /// One JSON record, or `None` if it would exceed the message size limit.
 pub(crate) fn json_record(
     spec: &EmitSpec,
     prefix: &[u8],
     ts: i64,
-    value: f64,
+    value: JsonValue<'_>,
     scratch: &mut JsonScratch,
 ) -> Option<Record> {
     if scratch.ts != ts || scratch.ts_text.is_empty() {
@@ -500,9 +685,18 @@ pub(crate) fn json_record(
     let text = &mut scratch.text;
     text.clear();
     text.push_str(&scratch.ts_text);
-    text.push_str("\",\"value\":\"");
-    format::write_float(text, value);
-    text.push_str("\"}");
+    match value {
+        JsonValue::Float(v) => {
+            text.push_str("\",\"value\":\"");
+            format::write_float(text, v);
+            text.push_str("\"}");
+        }
+        JsonValue::Histogram(h) => {
+            text.push_str("\",\"histogram\":");
+            write_json_histogram(text, h);
+            text.push('}');
+        }
+    }
     let len = prefix.len() + text.len();
     if spec.message_bytes_max != 0 && len > spec.message_bytes_max {
         return None;
@@ -516,6 +710,81 @@ pub(crate) fn json_record(
         payload,
         samples: 1,
     })
+}
+
+/// A native histogram as JSON: `{"count":"<float>","sum":"<float>","schema":<int>,
+/// "zero_threshold":"<float>","zero_count":"<float>","positive_spans":[{"offset":<int>,
+/// "length":<int>},...],"positive_buckets":["<float>",...],"negative_spans":[...],
+/// "negative_buckets":[...]}`, bucket counts absolute (integer histograms' deltas summed),
+/// floats written as the `value` of a float record is, and `"gauge":true` for a gauge
+/// histogram.
+fn write_json_histogram(out: &mut String, h: &Histogram) {
+    use std::fmt::Write as _;
+    fn floats(out: &mut String, values: impl Iterator<Item = f64>) {
+        out.push('[');
+        for (i, v) in values.enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push('"');
+            format::write_float(out, v);
+            out.push('"');
+        }
+        out.push(']');
+    }
+    fn spans(out: &mut String, spans: &[Span]) {
+        out.push('[');
+        for (i, s) in spans.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{{\"offset\":{},\"length\":{}}}", s.offset, s.length);
+        }
+        out.push(']');
+    }
+    fn absolute(deltas: &[i64]) -> impl Iterator<Item = f64> + '_ {
+        deltas.iter().scan(0i64, |running, d| {
+            *running = running.wrapping_add(*d);
+            Some(*running as f64)
+        })
+    }
+    let (count, zero_count) = match &h.counts {
+        Counts::Int {
+            count, zero_count, ..
+        } => (*count as f64, *zero_count as f64),
+        Counts::Float {
+            count, zero_count, ..
+        } => (*count, *zero_count),
+    };
+    let field = |out: &mut String, name: &str, v: f64| {
+        let _ = write!(out, "\"{name}\":\"");
+        format::write_float(out, v);
+        out.push_str("\",");
+    };
+    out.push('{');
+    field(out, "count", count);
+    field(out, "sum", h.sum);
+    let _ = write!(out, "\"schema\":{},", h.schema);
+    field(out, "zero_threshold", h.zero_threshold);
+    field(out, "zero_count", zero_count);
+    out.push_str("\"positive_spans\":");
+    spans(out, &h.positive_spans);
+    out.push_str(",\"positive_buckets\":");
+    match &h.counts {
+        Counts::Int { positive, .. } => floats(out, absolute(positive)),
+        Counts::Float { positive, .. } => floats(out, positive.iter().copied()),
+    }
+    out.push_str(",\"negative_spans\":");
+    spans(out, &h.negative_spans);
+    out.push_str(",\"negative_buckets\":");
+    match &h.counts {
+        Counts::Int { negative, .. } => floats(out, absolute(negative)),
+        Counts::Float { negative, .. } => floats(out, negative.iter().copied()),
+    }
+    if h.gauge {
+        out.push_str(",\"gauge\":true");
+    }
+    out.push('}');
 }
 
 #[cfg(test)]
@@ -538,6 +807,7 @@ mod tests {
             labels: Labels::from_pairs(pairs.iter().copied()),
             timestamp_ms: ts,
             value,
+            histogram: None,
         }
     }
 

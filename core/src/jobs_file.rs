@@ -436,10 +436,10 @@ global:
   body_size_limit: 1KiB
   keep_dropped_targets: 3
   scrape_protocols: [PrometheusText0.0.4, OpenMetricsText1.0.0]
-  scrape_native_histograms: false
+  scrape_native_histograms: true
   extra_scrape_metrics: true
   always_scrape_classic_histograms: true
-  convert_classic_histograms_to_nhcb: true
+  convert_classic_histograms_to_nhcb: false
   metric_name_validation_scheme: legacy
   metric_name_escaping_scheme: dots
   scrape_failure_log_file: /f

@@ -52,6 +52,7 @@
 //!
 //! One module per concern: [`config`] (job YAML), [`relabel`], [`targets`] (groups to
 //! targets), [`ring`] (ownership), [`schedule`] (scrape phase), [`exposition`] (parsing),
+//! [`histogram`] (native histograms),
 //! [`scrape`] (per-scrape processing and staleness), [`encode`] (bus encodings), [`member`]
 //! (member records), [`coord`] (the ZooKeeper session policy), [`node`] (the state machine),
 //! [`delivery`] (the delivery ledger every sink runs).
@@ -64,6 +65,7 @@ pub mod delivery;
 pub mod encode;
 pub mod exposition;
 pub mod format;
+pub mod histogram;
 pub mod jobs_file;
 pub mod labels;
 pub mod member;

@@ -22,6 +22,8 @@ pub struct Sample {
     pub labels: Labels,
     /// Milliseconds since the Unix epoch.
     pub timestamp_ms: i64,
-    /// The value; [`stale_nan`] marks the end of a series.
+    /// The value; [`stale_nan`] marks the end of a series. 0 for a native histogram.
     pub value: f64,
+    /// A native histogram sample's value.
+    pub histogram: Option<Box<crate::histogram::Histogram>>,
 }

@@ -70,6 +70,7 @@ use xxhash_rust::xxh3::{xxh3_128, xxh3_64};
 use crate::config::{Authorization, BasicAuth, HttpClientOptions, TlsConfig};
 use crate::encode::{self, EmitSpec, Encoding, Group, Record};
 use crate::exposition::{self, Label, ParseOptions, ParsedSample};
+use crate::histogram::Histogram;
 use crate::labels::Labels;
 use crate::protocol::{self, ExpositionSpec};
 use crate::relabel::RelabelConfig;
@@ -170,6 +171,37 @@ pub struct ScrapeSpec {
     pub emit: EmitSpec,
     /// The `Accept` header, the fallback format and the name validation scheme.
     pub exposition: ExpositionSpec,
+    /// What to do with native histograms.
+    pub histograms: HistogramSpec,
+}
+
+/// What a target does with native histograms (its job's settings, or the target's
+/// `__scrape_native_histograms__` and `__always_scrape_classic_histograms__` labels).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HistogramSpec {
+    /// Scrape native histograms (`scrape_native_histograms`); else a native histogram gives
+    /// its classic series.
+    pub native: bool,
+    /// Also keep the classic series of a histogram that has classic buckets besides its
+    /// native ones (`always_scrape_classic_histograms`).
+    pub keep_classic: bool,
+    /// `native_histogram_bucket_limit` (0: none).
+    pub bucket_limit: u64,
+    /// The finest schema kept (`native_histogram_min_bucket_factor`, through
+    /// [`crate::histogram::max_schema_for_factor`]).
+    pub max_schema: i32,
+}
+
+impl Default for HistogramSpec {
+    /// Prometheus's defaults: no native histograms, no limit, no schema cap.
+    fn default() -> Self {
+        HistogramSpec {
+            native: false,
+            keep_classic: false,
+            bucket_limit: 0,
+            max_schema: crate::histogram::SCHEMA_MAX,
+        }
+    }
 }
 
 /// What fetching a target gave.
@@ -262,6 +294,8 @@ pub struct Scratch {
     frag: Vec<u8>,
     /// The output list.
     outs: Vec<Out>,
+    /// The native histograms of the output list (after limits), by [`Out::hist`].
+    hists: Vec<Histogram>,
     /// Points and groups for the remote-write encoder.
     points: Vec<(i64, f64)>,
     groups: Vec<Group<'static>>,
@@ -383,6 +417,10 @@ pub fn process(
             labels: cache.labels_of(o.series),
             timestamp_ms: o.ts,
             value: o.value,
+            histogram: scratch
+                .hists
+                .get(o.hist as usize)
+                .map(|h| Box::new(h.clone())),
         })
         .collect();
     cache.finish();
@@ -396,6 +434,7 @@ pub fn stale_markers(cache: &SeriesCache, at: Timestamp) -> Vec<Sample> {
         labels: cache.labels_of(series),
         timestamp_ms: at.0,
         value: stale_nan(),
+        histogram: None,
     };
     let mut out: Vec<Sample> = cache
         .sorted_by_labels(|s| s.tracked_prev)
@@ -558,9 +597,14 @@ fn encode_frag(labels: &Labels, encoding: Encoding, out: &mut Vec<u8>) {
 #[derive(Clone, Copy, Debug)]
 struct Out {
     series: u32,
+    /// The native histogram's index in [`Scratch::hists`], or [`NO_HISTOGRAM`].
+    hist: u32,
     ts: i64,
     value: f64,
 }
+
+/// [`Out::hist`] of a float sample.
+const NO_HISTOGRAM: u32 = u32::MAX;
 
 /// Finds `hash`'s entry satisfying `eq` by linear probing, or the free slot to insert at.
 fn probe(
@@ -682,6 +726,7 @@ impl SeriesCache {
         for &i in &stale {
             outs.push(Out {
                 series: i,
+                hist: NO_HISTOGRAM,
                 ts: at,
                 value: stale_nan(),
             });
@@ -699,6 +744,7 @@ impl SeriesCache {
         for &i in &stale {
             outs.push(Out {
                 series: i,
+                hist: NO_HISTOGRAM,
                 ts: at,
                 value: stale_nan(),
             });
@@ -834,6 +880,8 @@ fn run(
                         &ParseOptions {
                             keep_exemplars: false,
                             samples_max,
+                            native_histograms: spec.histograms.native,
+                            keep_classic_histograms: spec.histograms.keep_classic,
                         },
                     )
                     .map_err(ScrapeError::Parse)
@@ -897,6 +945,7 @@ fn run(
     for (i, v) in values.into_iter().take(written).enumerate() {
         outs.push(Out {
             series: REPORT_FLAG | i as u32,
+            hist: NO_HISTOGRAM,
             ts: t0,
             value: v,
         });
@@ -921,6 +970,8 @@ fn append(
     let mut label_error: Option<ScrapeError> = None;
     outs.reserve(parsed.samples.len() + 8);
     let key = &mut scratch.key;
+    let hists = &mut scratch.hists;
+    hists.clear();
     // The values the parser normalised, as written: the series key is the text as written.
     let mut raw_values = parsed.raw_values.iter().peekable();
     for s in &parsed.samples {
@@ -999,6 +1050,19 @@ fn append(
                 break;
             }
         }
+        let hist = match &s.histogram {
+            None => NO_HISTOGRAM,
+            Some(h) => match limit_histogram(&spec.histograms, h) {
+                Ok(h) => {
+                    hists.push(h);
+                    (hists.len() - 1) as u32
+                }
+                Err(e) => {
+                    label_error = Some(e);
+                    break;
+                }
+            },
+        };
         entry.seen_iter = iter;
         entry.last_ts = t;
         entry.tracked_now |= explicit_ts.is_none() || spec.track_timestamps_staleness;
@@ -1008,6 +1072,7 @@ fn append(
         }
         outs.push(Out {
             series: series_idx,
+            hist,
             ts: t,
             value: s.value,
         });
@@ -1019,6 +1084,24 @@ fn append(
         return Err(ScrapeError::SampleLimit);
     }
     Ok(())
+}
+
+/// A native histogram after the job's limits, in Prometheus's order: the schema capped by
+/// `native_histogram_min_bucket_factor`, then lowered until `native_histogram_bucket_limit`
+/// fits, then the agent storage's validation.
+fn limit_histogram(spec: &HistogramSpec, h: &Histogram) -> Result<Histogram, ScrapeError> {
+    let mut h = h.clone();
+    if (crate::histogram::SCHEMA_MIN..=crate::histogram::SCHEMA_MAX).contains(&h.schema)
+        && h.schema > spec.max_schema
+    {
+        h.reduce_resolution(spec.max_schema);
+    }
+    if spec.bucket_limit > 0 {
+        h.fit_bucket_limit(spec.bucket_limit as usize)
+            .map_err(|_| ScrapeError::BucketLimit)?;
+    }
+    h.validate().map_err(ScrapeError::InvalidHistogram)?;
+    Ok(h)
 }
 
 /// The slow path for a series text not seen before: target labels, relabeling, checks.
@@ -1183,17 +1266,15 @@ fn encode_outs(
     outs: &[Out],
 ) -> Vec<Record> {
     if emit.encoding == Encoding::Json {
-        let mut scratch = encode::JsonScratch::default();
+        let mut json = encode::JsonScratch::default();
         return outs
             .iter()
             .filter_map(|o| {
-                encode::json_record(
-                    emit,
-                    &cache.entry(o.series).frag,
-                    o.ts,
-                    o.value,
-                    &mut scratch,
-                )
+                let value = match scratch.hists.get(o.hist as usize) {
+                    Some(h) => encode::JsonValue::Histogram(h),
+                    None => encode::JsonValue::Float(o.value),
+                };
+                encode::json_record(emit, &cache.entry(o.series).frag, o.ts, value, &mut json)
             })
             .collect();
     }
@@ -1208,24 +1289,30 @@ fn encode_outs(
         .collect();
     let records = {
         let cache = &*cache;
+        let mut hists: Vec<encode::HistogramPoint<'_>> = Vec::new();
         let mut prev = u32::MAX - 1;
-        for (i, o) in outs.iter().enumerate() {
-            points.push((o.ts, o.value));
-            if o.series == prev {
-                groups
-                    .last_mut()
-                    .expect("a group exists for a repeated series")
-                    .points
-                    .end = i + 1;
-            } else {
+        for o in outs {
+            if o.series != prev {
                 groups.push(Group {
                     labels_pb: &cache.entry(o.series).frag,
-                    points: i..i + 1,
+                    points: points.len()..points.len(),
+                    hists: hists.len()..hists.len(),
                 });
                 prev = o.series;
             }
+            let group = groups.last_mut().expect("a group for every output");
+            match scratch.hists.get(o.hist as usize) {
+                Some(h) => {
+                    hists.push((o.ts, h));
+                    group.hists.end = hists.len();
+                }
+                None => {
+                    points.push((o.ts, o.value));
+                    group.points.end = points.len();
+                }
+            }
         }
-        encode::remote_write_records(emit, &groups, &points, &mut bufs)
+        encode::remote_write_records(emit, &groups, &points, &hists, &mut bufs)
     };
     groups.clear();
     scratch.groups = groups

@@ -60,6 +60,11 @@ pub struct Target {
     pub scrape_interval: Duration,
     /// Scrape timeout (per-target `__scrape_timeout__` or the job's).
     pub scrape_timeout: Duration,
+    /// Scrape native histograms (per-target `__scrape_native_histograms__` or the job's).
+    pub scrape_native_histograms: bool,
+    /// Keep classic series beside native ones (per-target
+    /// `__always_scrape_classic_histograms__` or the job's).
+    pub always_scrape_classic_histograms: bool,
 }
 
 /// A target that relabeling dropped, kept for display.
@@ -152,14 +157,20 @@ fn populate(job: &JobConfig, mut labels: Labels) -> Result<Populated, String> {
         ("__scrape_timeout__", format_duration(job.scrape_timeout)),
         ("__metrics_path__", job.metrics_path.clone()),
         ("__scheme__", job.scheme.as_str().to_string()),
-        // Prometheus 3 sets its histogram switches on every target; scrapepool has no
-        // native histograms, so they are always off.
+        // Prometheus 3 sets its histogram switches on every target, from its job; relabeling
+        // may change them per target.
         (
             "__convert_classic_histograms_to_nhcb__",
-            "false".to_string(),
+            job.convert_classic_histograms_to_nhcb.to_string(),
         ),
-        ("__always_scrape_classic_histograms__", "false".to_string()),
-        ("__scrape_native_histograms__", "false".to_string()),
+        (
+            "__always_scrape_classic_histograms__",
+            job.always_scrape_classic_histograms.to_string(),
+        ),
+        (
+            "__scrape_native_histograms__",
+            job.scrape_native_histograms.to_string(),
+        ),
     ];
     for (name, value) in defaults {
         if labels.get(name).is_none() {
@@ -202,6 +213,14 @@ fn populate(job: &JobConfig, mut labels: Labels) -> Result<Populated, String> {
     if scrape_timeout > scrape_interval {
         return Err(format!("scrape timeout cannot be greater than scrape interval ({timeout_text:?} > {interval_text:?})"));
     }
+    let switch =
+        |name: &str, default: bool| labels.get(name).and_then(go_parse_bool).unwrap_or(default);
+    let scrape_native_histograms =
+        switch("__scrape_native_histograms__", job.scrape_native_histograms);
+    let always_scrape_classic_histograms = switch(
+        "__always_scrape_classic_histograms__",
+        job.always_scrape_classic_histograms,
+    );
     labels.retain(|l| !l.name.starts_with("__meta_"));
     if labels.get("instance").is_none() {
         labels.set("instance".into(), address.clone());
@@ -217,7 +236,19 @@ fn populate(job: &JobConfig, mut labels: Labels) -> Result<Populated, String> {
         url,
         scrape_interval,
         scrape_timeout,
+        scrape_native_histograms,
+        always_scrape_classic_histograms,
     }))
+}
+
+/// Go's `strconv.ParseBool`, as Prometheus reads a target's boolean labels (anything else
+/// means "use the job's setting").
+fn go_parse_bool(text: &str) -> Option<bool> {
+    match text {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
 }
 
 /// Rejects a `host:port` address no scrape could reach, before its URL is built: an empty

@@ -516,3 +516,108 @@ fn protobuf_fixtures_give_the_samples_of_their_text_twins() {
         );
     }
 }
+
+fn native_options() -> scrapepool_core::exposition::ParseOptions {
+    scrapepool_core::exposition::ParseOptions {
+        native_histograms: true,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn with_native_histograms_a_native_one_is_one_sample_float_or_integer() {
+    use scrapepool_core::histogram::{Counts, Span};
+    let span = |offset: i32, length: u32| BucketSpan { offset, length };
+    let float = Metric {
+        label: vec![pair("b", "2"), pair("a", "1")],
+        histogram: Some(Histogram {
+            sample_count_float: 3.5,
+            sample_sum: 1.0,
+            schema: -1,
+            zero_threshold: 0.5,
+            zero_count_float: 0.5,
+            negative_span: vec![span(1, 2)],
+            negative_count: vec![1.0, 2.0],
+            ..Histogram::default()
+        }),
+        timestamp_ms: 5,
+        ..Metric::default()
+    };
+    // Classic-only in a native scrape: still classic.
+    let classic = Metric {
+        histogram: Some(Histogram {
+            sample_count: 1,
+            bucket: vec![bucket(1.0, 1)],
+            ..Histogram::default()
+        }),
+        ..Metric::default()
+    };
+    let body = encode_delimited(&[family("g", 5, vec![float, classic])]);
+    let parsed =
+        scrapepool_core::exposition::parse_with(&body, Format::Protobuf, &native_options())
+            .expect("parses");
+    let h = parsed.samples[0]
+        .histogram
+        .as_deref()
+        .expect("a native histogram");
+    assert_eq!(parsed.samples[0].name, "g");
+    assert_eq!(parsed.samples[0].timestamp_ms, Some(5));
+    let labels: Vec<_> = parsed
+        .labels_of(&parsed.samples[0])
+        .iter()
+        .map(|(n, _)| n.as_ref())
+        .collect();
+    assert_eq!(labels, ["a", "b"]);
+    assert!(h.gauge, "a gauge histogram");
+    assert_eq!((h.schema, h.zero_threshold, h.sum), (-1, 0.5, 1.0));
+    assert_eq!(
+        h.negative_spans,
+        vec![Span {
+            offset: 1,
+            length: 2
+        }]
+    );
+    assert_eq!(
+        h.counts,
+        Counts::Float {
+            count: 3.5,
+            zero_count: 0.5,
+            positive: vec![],
+            negative: vec![1.0, 2.0]
+        }
+    );
+    assert_eq!(
+        lines(&parsed)[1..],
+        [
+            "g_count{} 1",
+            "g_sum{} 0",
+            r#"g_bucket{le="1.0"} 1"#,
+            r#"g_bucket{le="+Inf"} 1"#
+        ]
+    );
+}
+
+#[test]
+fn spans_that_do_not_fit_their_buckets_fail_the_parse() {
+    let m = Metric {
+        histogram: Some(Histogram {
+            sample_count: 1,
+            positive_span: vec![BucketSpan {
+                offset: 0,
+                length: 3,
+            }],
+            positive_delta: vec![1],
+            ..Histogram::default()
+        }),
+        ..Metric::default()
+    };
+    let body = encode_delimited(&[family("h", 4, vec![m])]);
+    let e = scrapepool_core::exposition::parse_with(&body, Format::Protobuf, &native_options())
+        .expect_err("refused");
+    assert_eq!(
+        e.message,
+        "histogram \"h\": positive side: spans require 3 buckets, have 1"
+    );
+    // Without native histograms the native part is not read, so not checked.
+    assert!(parse(&body, Format::Protobuf).is_ok());
+}

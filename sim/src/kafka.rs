@@ -628,6 +628,7 @@ mod tests {
             labels: Labels::from_pairs(pairs),
             timestamp_ms: ts,
             value,
+            histogram: None,
         }
     }
 
@@ -710,6 +711,7 @@ mod tests {
                     value: stale_nan(),
                     timestamp: -5,
                 }],
+                histograms: vec![],
             }],
         };
         let mut raw = request.encode_to_vec();

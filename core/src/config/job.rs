@@ -1103,15 +1103,8 @@ fn inherit(
             }
         }
     }
-    // Native histograms are not implemented: a job that asks for them must not look valid
-    // (README, "What scrapepool does differently from Prometheus 3.16").
-    if job.scrape_native_histograms {
-        w.err(
-            &path.key("scrape_native_histograms"),
-            job_pos,
-            format!("scrape_native_histograms: true {whose} is not supported by scrapepool: it scrapes no native histograms"),
-        );
-    }
+    // Classic-to-custom-bucket conversion is not implemented: a job that asks for it must not
+    // look valid (README, "What scrapepool does differently from Prometheus 3.16").
     job.metric_name_validation_scheme = own
         .metric_name_validation_scheme
         .unwrap_or(global.metric_name_validation_scheme);
@@ -1154,6 +1147,13 @@ fn inherit(
     job.convert_classic_histograms_to_nhcb = own
         .convert_classic_histograms_to_nhcb
         .unwrap_or(global.convert_classic_histograms_to_nhcb);
+    if job.convert_classic_histograms_to_nhcb {
+        w.err(
+            &path.key("convert_classic_histograms_to_nhcb"),
+            job_pos,
+            format!("convert_classic_histograms_to_nhcb: true {whose} is not supported by scrapepool: it converts no classic histograms to custom-bucket ones"),
+        );
+    }
     job.always_scrape_classic_histograms = own
         .always_scrape_classic_histograms
         .unwrap_or(global.always_scrape_classic_histograms);

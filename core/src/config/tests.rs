@@ -900,12 +900,14 @@ fn prometheus_3_defaults_of_the_new_keys() {
     assert!(!j.track_timestamps_staleness && !j.scrape_native_histograms);
     assert!(!j.always_scrape_classic_histograms && !j.convert_classic_histograms_to_nhcb);
     assert!(!j.extra_scrape_metrics && j.scrape_failure_log_file.is_none());
-    // Native histograms (which would put protobuf first) are refused; protobuf is not.
-    let e = errors("job_name: a\nscrape_native_histograms: true\n");
+    // Classic-to-custom-bucket conversion is refused; native histograms and protobuf are not.
+    let e = errors("job_name: a\nconvert_classic_histograms_to_nhcb: true\n");
     assert_eq!(
         (e[0].field.as_str(), e[0].message.as_str()),
-        ("scrape_native_histograms", "scrape_native_histograms: true for scrape config with job name \"a\" is not supported by scrapepool: it scrapes no native histograms")
+        ("convert_classic_histograms_to_nhcb", "convert_classic_histograms_to_nhcb: true for scrape config with job name \"a\" is not supported by scrapepool: it converts no classic histograms to custom-bucket ones")
     );
+    let j = one("job_name: a\nscrape_native_histograms: true\n");
+    assert_eq!(j.scrape_protocols, ScrapeProtocol::PROTO_FIRST.to_vec());
     let j = one("job_name: a\nscrape_protocols: [PrometheusProto, PrometheusText0.0.4]\nfallback_scrape_protocol: PrometheusProto\n");
     assert_eq!(
         j.scrape_protocols,
@@ -967,16 +969,23 @@ scrape_configs:
         vec![ScrapeProtocol::PrometheusText0_0_4]
     );
     assert!(!a.scrape_native_histograms && a.extra_scrape_metrics);
-    // A job inheriting native histograms asks for what scrapepool does not do.
-    let (jobs, errors) =
-        load("global:\n  scrape_native_histograms: true\nscrape_configs:\n  - job_name: n\n");
+    // A job inheriting the conversion to custom buckets asks for what scrapepool does not do.
+    let (jobs, errors) = load(
+        "global:\n  convert_classic_histograms_to_nhcb: true\nscrape_configs:\n  - job_name: n\n",
+    );
     assert!(jobs.is_empty());
     assert!(
         errors[0].message.starts_with(
-            "scrape_native_histograms: true for scrape config with job name \"n\" is not supported by scrapepool"
+            "convert_classic_histograms_to_nhcb: true for scrape config with job name \"n\" is not supported by scrapepool"
         ),
         "{errors:#?}"
     );
+    // Native histograms are inherited, and put protobuf first.
+    let (jobs, errors) =
+        load("global:\n  scrape_native_histograms: true\nscrape_configs:\n  - job_name: n\n");
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert!(jobs[0].scrape_native_histograms);
+    assert_eq!(jobs[0].scrape_protocols[0], ScrapeProtocol::PrometheusProto);
     assert!(a.always_scrape_classic_histograms);
     assert_eq!(
         a.metric_name_validation_scheme,

@@ -90,6 +90,13 @@ pub struct ParseOptions {
     /// are parsed and sets [`Parsed::truncated`] (a scrape that would fail at a limit
     /// anyway need not hold the rest of the body's samples in memory).
     pub samples_max: usize,
+    /// Read native histograms (protobuf) as [`ParsedSample::histogram`]s, as Prometheus does
+    /// with `scrape_native_histograms: true`; when false, a native histogram gives its
+    /// classic series.
+    pub native_histograms: bool,
+    /// With `native_histograms`, also give the classic series of a histogram that has
+    /// classic buckets besides its native ones (`always_scrape_classic_histograms`).
+    pub keep_classic_histograms: bool,
 }
 
 impl Default for ParseOptions {
@@ -97,6 +104,8 @@ impl Default for ParseOptions {
         ParseOptions {
             keep_exemplars: true,
             samples_max: usize::MAX,
+            native_histograms: false,
+            keep_classic_histograms: false,
         }
     }
 }
@@ -126,6 +135,9 @@ pub struct ParsedSample<'a> {
     pub timestamp_ms: Option<i64>,
     /// The exemplar, if any (OpenMetrics).
     pub exemplar: Option<Exemplar<'a>>,
+    /// A native histogram sample (protobuf with [`ParseOptions::native_histograms`]): its
+    /// value, compacted; `value` is then 0 and unused.
+    pub histogram: Option<Box<crate::histogram::Histogram>>,
 }
 
 /// A parsed body: its samples, and all their labels back to back.

@@ -429,6 +429,7 @@ fn sample<'a>(
         value,
         timestamp_ms,
         exemplar,
+        histogram: None,
     });
     v.on_sample(out, start, has_exemplar)?;
     Ok(i + 1)

@@ -264,6 +264,7 @@ fn sample<'a>(
         value,
         timestamp_ms,
         exemplar: None,
+        histogram: None,
     });
     Ok(i + 1)
 }

@@ -42,6 +42,7 @@ use std::ops::Range;
 use super::lexer::{Fail, Scan};
 use super::normalize::format_openmetrics_float;
 use super::{Exemplar, Label, Metadata, MetricType, ParseOptions, Parsed, ParsedSample};
+use crate::histogram::{Counts, Histogram, Span};
 
 /// Longest length prefix Prometheus accepts (`binary.MaxVarintLen32`).
 const PREFIX_MAX: usize = 5;
@@ -233,14 +234,23 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// A repeated varint field, packed or not: checks it.
-    fn packed_varints(&self, value: Value, at: usize, field: &str) -> Scan<()> {
+    /// A repeated varint field, packed or not: each value to `push`.
+    fn packed_varints(
+        &self,
+        value: Value,
+        at: usize,
+        field: &str,
+        mut push: impl FnMut(u64),
+    ) -> Scan<()> {
         match value {
-            Value::Varint(_) => Ok(()),
+            Value::Varint(v) => {
+                push(v);
+                Ok(())
+            }
             Value::Bytes(a, b) => {
                 let mut inner = Fields::new(self.body, (a, b), self.message);
                 while inner.pos < inner.end {
-                    inner.varint()?;
+                    push(inner.varint()?);
                 }
                 Ok(())
             }
@@ -248,15 +258,40 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// A repeated double field, packed or not: checks it.
-    fn packed_doubles(&self, value: Value, at: usize, field: &str) -> Scan<()> {
+    /// A repeated double field, packed or not: each value to `push`.
+    fn packed_doubles(
+        &self,
+        value: Value,
+        at: usize,
+        field: &str,
+        mut push: impl FnMut(f64),
+    ) -> Scan<()> {
         match value {
-            Value::Fixed64(_) => Ok(()),
-            Value::Bytes(a, b) if (b - a) % 8 == 0 => Ok(()),
+            Value::Fixed64(v) => {
+                push(f64::from_bits(v));
+                Ok(())
+            }
+            Value::Bytes(a, b) if (b - a) % 8 == 0 => {
+                for chunk in self.body[a..b].chunks_exact(8) {
+                    push(f64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+                }
+                Ok(())
+            }
             Value::Bytes(..) => Err(Fail::new(at, "proto: unexpected end of packed doubles")),
             _ => Err(self.wrong(at, field)),
         }
     }
+}
+
+/// A `sint32`'s zigzag varint (its low 32 bits, as Go decodes it).
+fn zigzag32(v: u64) -> i32 {
+    let v = v as u32;
+    ((v >> 1) as i32) ^ -((v & 1) as i32)
+}
+
+/// A `sint64`'s zigzag varint.
+fn zigzag64(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
 /// A decoded `Exemplar` (fields merged as protobuf merges a repeated singular message).
@@ -292,6 +327,106 @@ struct Metric<'a> {
     histogram_count_float: f64,
     histogram_sum: f64,
     buckets: Vec<Bucket<'a>>,
+    native: Native,
+}
+
+/// The native fields of a `Histogram`.
+#[derive(Default)]
+struct Native {
+    schema: i32,
+    zero_threshold: f64,
+    zero_count: u64,
+    zero_count_float: f64,
+    positive_spans: Vec<Span>,
+    negative_spans: Vec<Span>,
+    positive_deltas: Vec<i64>,
+    negative_deltas: Vec<i64>,
+    positive_counts: Vec<f64>,
+    negative_counts: Vec<f64>,
+}
+
+impl Native {
+    /// Prometheus's `isNativeHistogram`: any span, a zero threshold or a zero count.
+    fn present(&self) -> bool {
+        !self.positive_spans.is_empty()
+            || !self.negative_spans.is_empty()
+            || self.zero_threshold > 0.0
+            || self.zero_count > 0
+    }
+
+    /// Resets every field, keeping the vectors' memory.
+    fn clear(&mut self) {
+        self.schema = 0;
+        self.zero_threshold = 0.0;
+        self.zero_count = 0;
+        self.zero_count_float = 0.0;
+        self.positive_spans.clear();
+        self.negative_spans.clear();
+        self.positive_deltas.clear();
+        self.negative_deltas.clear();
+        self.positive_counts.clear();
+        self.negative_counts.clear();
+    }
+
+    /// Prometheus's `checkNativeHistogramConsistency`: each side's spans cover as many
+    /// buckets as it has.
+    fn check(&self, is_float: bool) -> Result<(), String> {
+        let (p, n) = if is_float {
+            (self.positive_counts.len(), self.negative_counts.len())
+        } else {
+            (self.positive_deltas.len(), self.negative_deltas.len())
+        };
+        for (side, spans, have) in [
+            ("positive", &self.positive_spans, p),
+            ("negative", &self.negative_spans, n),
+        ] {
+            let need: u64 = spans.iter().map(|s| u64::from(s.length)).sum();
+            if need != have as u64 {
+                return Err(format!(
+                    "{side} side: spans require {need} buckets, have {have}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The histogram, compacted as Prometheus's parser compacts it.
+    fn histogram(&self, count: u64, count_float: f64, sum: f64, gauge: bool) -> Histogram {
+        let counts = if self.is_float(count_float) {
+            Counts::Float {
+                count: count_float,
+                zero_count: self.zero_count_float,
+                positive: self.positive_counts.clone(),
+                negative: self.negative_counts.clone(),
+            }
+        } else {
+            Counts::Int {
+                count,
+                zero_count: self.zero_count,
+                positive: self.positive_deltas.clone(),
+                negative: self.negative_deltas.clone(),
+            }
+        };
+        let mut h = Histogram {
+            schema: self.schema,
+            zero_threshold: self.zero_threshold,
+            sum,
+            positive_spans: self.positive_spans.clone(),
+            negative_spans: self.negative_spans.clone(),
+            counts,
+            gauge,
+        };
+        h.compact();
+        h
+    }
+
+    /// Prometheus's `isFloatHistogram`.
+    fn is_float(&self, count_float: f64) -> bool {
+        count_float > 0.0
+            || self.zero_count_float > 0.0
+            || !self.positive_counts.is_empty()
+            || !self.negative_counts.is_empty()
+    }
 }
 
 impl Metric<'_> {
@@ -300,6 +435,8 @@ impl Metric<'_> {
         let mut labels = std::mem::take(&mut self.labels);
         let mut quantiles = std::mem::take(&mut self.quantiles);
         let mut buckets = std::mem::take(&mut self.buckets);
+        let mut native = std::mem::take(&mut self.native);
+        native.clear();
         labels.clear();
         quantiles.clear();
         buckets.clear();
@@ -307,6 +444,7 @@ impl Metric<'_> {
             labels,
             quantiles,
             buckets,
+            native,
             ..Metric::default()
         };
     }
@@ -442,7 +580,7 @@ fn family<'a>(
         metric.clear();
         decode_metric(body, m, metric)?;
         metric.labels.sort_by(|a, b| a.0.cmp(b.0));
-        emit(name, kind, metric, options, out);
+        emit(name, kind, metric, m.0, options, out)?;
         if out.truncated {
             break;
         }
@@ -559,22 +697,49 @@ fn decode_histogram<'a>(body: &'a [u8], range: (usize, usize), m: &mut Metric<'a
                 m.buckets.push(bucket);
             }
             4 => m.histogram_count_float = f.double(value, at, "sample_count_float")?,
-            5 => drop(f.uint(value, at, "schema")?),
-            6 => drop(f.double(value, at, "zero_threshold")?),
-            7 => drop(f.uint(value, at, "zero_count")?),
-            8 => drop(f.double(value, at, "zero_count_float")?),
+            5 => m.native.schema = zigzag32(f.uint(value, at, "schema")?),
+            6 => m.native.zero_threshold = f.double(value, at, "zero_threshold")?,
+            7 => m.native.zero_count = f.uint(value, at, "zero_count")?,
+            8 => m.native.zero_count_float = f.double(value, at, "zero_count_float")?,
             9 | 12 => {
                 let mut s = Fields::new(body, f.range(value, at, "span")?, "BucketSpan");
+                let mut span = Span {
+                    offset: 0,
+                    length: 0,
+                };
                 while let Some((field, value, at)) = s.next()? {
                     match field {
-                        1 => drop(s.uint(value, at, "offset")?),
-                        2 => drop(s.uint(value, at, "length")?),
+                        1 => span.offset = zigzag32(s.uint(value, at, "offset")?),
+                        2 => span.length = s.uint(value, at, "length")? as u32,
                         _ => {}
                     }
                 }
+                let n = &mut m.native;
+                if field == 9 {
+                    &mut n.negative_spans
+                } else {
+                    &mut n.positive_spans
+                }
+                .push(span);
             }
-            10 | 13 => f.packed_varints(value, at, "delta")?,
-            11 | 14 => f.packed_doubles(value, at, "count")?,
+            10 | 13 => {
+                let n = &mut m.native;
+                let deltas = if field == 10 {
+                    &mut n.negative_deltas
+                } else {
+                    &mut n.positive_deltas
+                };
+                f.packed_varints(value, at, "delta", |v| deltas.push(zigzag64(v)))?;
+            }
+            11 | 14 => {
+                let n = &mut m.native;
+                let counts = if field == 11 {
+                    &mut n.negative_counts
+                } else {
+                    &mut n.positive_counts
+                };
+                f.packed_doubles(value, at, "count", |v| counts.push(v))?;
+            }
             15 => drop(timestamp(body, f.range(value, at, "start_timestamp")?)?),
             16 => {
                 let r = f.range(value, at, "exemplars")?;
@@ -645,20 +810,23 @@ fn timestamp(body: &[u8], range: (usize, usize)) -> Scan<(i64, i32)> {
     Ok((seconds, nanos))
 }
 
-/// Appends the samples of one decoded metric.
+/// Appends the samples of one decoded metric; `at` is its offset, for errors.
 fn emit<'a>(
     name: &'a str,
     kind: Kind,
     m: &Metric<'a>,
+    at: usize,
     options: &ParseOptions,
     out: &mut Parsed<'a>,
-) {
+) -> Scan<()> {
     let timestamp_ms = (m.timestamp_ms != 0).then_some(m.timestamp_ms);
+    // Appends one sample; false once `samples_max` is reached.
     let push = |out: &mut Parsed<'a>,
                 sample_name: Cow<'a, str>,
                 magic: Option<(&'static str, String)>,
                 value: f64,
-                exemplar: Option<&RawExemplar<'a>>| {
+                exemplar: Option<&RawExemplar<'a>>,
+                histogram: Option<Box<Histogram>>| {
         if out.samples.len() >= options.samples_max {
             out.truncated = true;
             return false;
@@ -684,6 +852,7 @@ fn emit<'a>(
             value,
             timestamp_ms,
             exemplar: exemplar.filter(|_| options.keep_exemplars).map(exemplar_of),
+            histogram,
         });
         true
     };
@@ -696,37 +865,61 @@ fn emit<'a>(
                 None,
                 m.counter,
                 m.counter_exemplar.as_ref(),
+                None,
             );
         }
         Kind::Gauge => {
-            push(out, Cow::Borrowed(name), None, m.gauge, None);
+            push(out, Cow::Borrowed(name), None, m.gauge, None, None);
         }
         Kind::Untyped => {
-            push(out, Cow::Borrowed(name), None, m.untyped, None);
+            push(out, Cow::Borrowed(name), None, m.untyped, None, None);
         }
         Kind::Summary => {
-            if !push(out, suffixed("_count"), None, m.summary_count as f64, None)
-                || !push(out, suffixed("_sum"), None, m.summary_sum, None)
+            if !push(
+                out,
+                suffixed("_count"),
+                None,
+                m.summary_count as f64,
+                None,
+                None,
+            ) || !push(out, suffixed("_sum"), None, m.summary_sum, None, None)
             {
-                return;
+                return Ok(());
             }
             for &(q, v) in &m.quantiles {
                 let magic = Some(("quantile", format_openmetrics_float(q)));
-                if !push(out, Cow::Borrowed(name), magic, v, None) {
-                    return;
+                if !push(out, Cow::Borrowed(name), magic, v, None, None) {
+                    return Ok(());
                 }
             }
         }
         Kind::Histogram | Kind::GaugeHistogram => {
+            if options.native_histograms && m.native.present() {
+                let n = &m.native;
+                n.check(n.is_float(m.histogram_count_float))
+                    .map_err(|e| Fail::new(at, format!("histogram {name:?}: {e}")))?;
+                let h = n.histogram(
+                    m.histogram_count,
+                    m.histogram_count_float,
+                    m.histogram_sum,
+                    kind == Kind::GaugeHistogram,
+                );
+                if !push(out, Cow::Borrowed(name), None, 0.0, None, Some(Box::new(h))) {
+                    return Ok(());
+                }
+                if !options.keep_classic_histograms || m.buckets.is_empty() {
+                    return Ok(());
+                }
+            }
             let count = if m.histogram_count_float != 0.0 {
                 m.histogram_count_float
             } else {
                 m.histogram_count as f64
             };
-            if !push(out, suffixed("_count"), None, count, None)
-                || !push(out, suffixed("_sum"), None, m.histogram_sum, None)
+            if !push(out, suffixed("_count"), None, count, None, None)
+                || !push(out, suffixed("_sum"), None, m.histogram_sum, None, None)
             {
-                return;
+                return Ok(());
             }
             let bucket_name = format!("{name}_bucket");
             for b in &m.buckets {
@@ -736,23 +929,19 @@ fn emit<'a>(
                     b.count as f64
                 };
                 let magic = Some(("le", format_openmetrics_float(b.upper_bound)));
-                if !push(
-                    out,
-                    Cow::Owned(bucket_name.clone()),
-                    magic,
-                    v,
-                    b.exemplar.as_ref(),
-                ) {
-                    return;
+                let bucket = Cow::Owned(bucket_name.clone());
+                if !push(out, bucket, magic, v, b.exemplar.as_ref(), None) {
+                    return Ok(());
                 }
                 if b.upper_bound == f64::INFINITY {
-                    return;
+                    return Ok(());
                 }
             }
             let magic = Some(("le", "+Inf".to_string()));
-            push(out, Cow::Owned(bucket_name), magic, count, None);
+            push(out, Cow::Owned(bucket_name), magic, count, None, None);
         }
     }
+    Ok(())
 }
 
 fn exemplar_of<'a>(e: &RawExemplar<'a>) -> Exemplar<'a> {

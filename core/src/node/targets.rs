@@ -8,7 +8,7 @@ use super::*;
 use crate::encode::{EmitSpec, Record};
 use crate::protocol::ExpositionSpec;
 use crate::schedule;
-use crate::scrape::Limits;
+use crate::scrape::{HistogramSpec, Limits};
 
 /// A target this node scrapes.
 #[derive(Debug)]
@@ -109,6 +109,14 @@ impl Node {
                 job.fallback_scrape_protocol,
                 job.metric_name_validation_scheme,
             ),
+            histograms: HistogramSpec {
+                native: target.scrape_native_histograms,
+                keep_classic: target.always_scrape_classic_histograms,
+                bucket_limit: job.native_histogram_bucket_limit,
+                max_schema: crate::histogram::max_schema_for_factor(
+                    job.native_histogram_min_bucket_factor,
+                ),
+            },
         }
     }
 

@@ -85,6 +85,13 @@ pub enum ScrapeError {
     /// `errSampleLimit`).
     #[error("sample limit exceeded")]
     SampleLimit,
+    /// A native histogram has more buckets than `native_histogram_bucket_limit` allows even
+    /// at the coarsest schema.
+    #[error("histogram bucket limit exceeded")]
+    BucketLimit,
+    /// A native histogram the agent storage would refuse (Prometheus's `Validate`).
+    #[error("{0}")]
+    InvalidHistogram(crate::histogram::HistogramError),
     /// The body holds more samples than the member's memory budget allows one scrape
     /// (`scrape::scrape_caps`); the parse stopped there.
     #[error("more than {samples} samples in one scrape, the most the memory budget allows (--memory-budget)")]

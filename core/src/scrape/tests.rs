@@ -30,6 +30,7 @@ pub(crate) fn spec() -> ScrapeSpec {
             key_hash: 7,
         },
         exposition: Default::default(),
+        histograms: Default::default(),
     }
 }
 
@@ -1238,4 +1239,313 @@ fn a_series_is_known_by_its_text_as_written_as_in_prometheus_s_scrape_cache() {
         scraped(&out),
         vec![r#"{__name__="s", instance="h:9100", job="node", quantile="0"} 2@3000"#]
     );
+}
+
+// ---- native histograms ----------------------------------------------------------------
+
+mod native {
+    use super::*;
+    use crate::histogram::{Counts, Span};
+    use crate::testing::client_model::{
+        encode_delimited, Bucket, BucketSpan, Histogram as PbHistogram, Metric, MetricFamily,
+    };
+    use crate::testing::remote_write;
+
+    const PROTOBUF: &str =
+        "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+
+    /// Schema 0, buckets at 0..3 with counts 1, 2, 3 and one empty bucket at 3 (compacted
+    /// away), zero bucket 1, and two classic buckets.
+    fn family(name: &str, count: u64) -> MetricFamily {
+        MetricFamily {
+            name: name.into(),
+            help: String::new(),
+            r#type: 4,
+            metric: vec![Metric {
+                histogram: Some(PbHistogram {
+                    sample_count: count,
+                    sample_sum: 12.5,
+                    schema: 0,
+                    zero_threshold: 1e-3,
+                    zero_count: 1,
+                    positive_span: vec![BucketSpan {
+                        offset: 0,
+                        length: 4,
+                    }],
+                    positive_delta: vec![1, 1, 1, -3],
+                    bucket: vec![
+                        Bucket {
+                            cumulative_count: 2,
+                            upper_bound: 1.0,
+                            ..Bucket::default()
+                        },
+                        Bucket {
+                            cumulative_count: 7,
+                            upper_bound: 8.0,
+                            ..Bucket::default()
+                        },
+                    ],
+                    ..PbHistogram::default()
+                }),
+                ..Metric::default()
+            }],
+            unit: String::new(),
+        }
+    }
+
+    fn fetch(families: &[MetricFamily]) -> FetchOutcome {
+        FetchOutcome::Body {
+            body: encode_delimited(families),
+            content_type: Some(PROTOBUF.into()),
+        }
+    }
+
+    fn native_spec() -> ScrapeSpec {
+        let mut s = spec();
+        s.histograms.native = true;
+        s
+    }
+
+    fn expected() -> Histogram {
+        Histogram {
+            schema: 0,
+            zero_threshold: 1e-3,
+            sum: 12.5,
+            positive_spans: vec![Span {
+                offset: 0,
+                length: 3,
+            }],
+            negative_spans: vec![],
+            counts: Counts::Int {
+                count: 7,
+                zero_count: 1,
+                positive: vec![1, 1, 1],
+                negative: vec![],
+            },
+            gauge: false,
+        }
+    }
+
+    #[test]
+    fn a_native_histogram_is_one_sample_with_its_compacted_value() {
+        let (r, samples) = process(
+            &native_spec(),
+            &mut SeriesCache::default(),
+            Timestamp(1000),
+            MS,
+            &fetch(&[family("lat", 7)]),
+        );
+        assert!(r.up, "{:?}", r.error);
+        // One histogram counts as one sample, as in Prometheus.
+        assert_eq!((r.samples_scraped, r.series_added), (1, 1));
+        let h: Vec<_> = samples.iter().filter(|s| s.histogram.is_some()).collect();
+        assert_eq!(h.len(), 1);
+        assert_eq!(h[0].labels.get("__name__"), Some("lat"));
+        assert_eq!(h[0].histogram.as_deref(), Some(&expected()));
+        // No classic series unless asked for.
+        assert!(!samples
+            .iter()
+            .any(|s| s.labels.get("__name__") == Some("lat_count")));
+    }
+
+    #[test]
+    fn always_scrape_classic_adds_the_classic_series_after_the_native_one() {
+        let mut s = native_spec();
+        s.histograms.keep_classic = true;
+        let (r, samples) = process(
+            &s,
+            &mut SeriesCache::default(),
+            Timestamp(1000),
+            MS,
+            &fetch(&[family("lat", 7)]),
+        );
+        let names: Vec<_> = samples
+            .iter()
+            .take(6)
+            .map(|s| {
+                let le = s
+                    .labels
+                    .get("le")
+                    .map(|le| format!("{{le={le}}}"))
+                    .unwrap_or_default();
+                format!("{}{le}", s.labels.get("__name__").unwrap_or_default())
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "lat",
+                "lat_count",
+                "lat_sum",
+                "lat_bucket{le=1.0}",
+                "lat_bucket{le=8.0}",
+                "lat_bucket{le=+Inf}"
+            ]
+        );
+        assert_eq!(r.samples_scraped, 6);
+    }
+
+    #[test]
+    fn the_schema_is_capped_by_the_bucket_factor_and_the_bucket_limit() {
+        let mut s = native_spec();
+        // Factor 4: schema -1 at most; buckets 0, 1, 2 at schema 0 go to 0, 1, 1.
+        s.histograms.max_schema = crate::histogram::max_schema_for_factor(4.0);
+        let (_, samples) = process(
+            &s,
+            &mut SeriesCache::default(),
+            Timestamp(0),
+            MS,
+            &fetch(&[family("lat", 7)]),
+        );
+        let h = samples[0].histogram.as_deref().expect("a histogram");
+        assert_eq!(h.schema, -1);
+        assert_eq!(
+            h.positive_spans,
+            vec![Span {
+                offset: 0,
+                length: 2
+            }]
+        );
+        assert!(matches!(&h.counts, Counts::Int { positive, .. } if positive == &vec![1, 4]));
+        // A limit of two buckets: one step down, to schema -1, is enough.
+        let mut s = native_spec();
+        s.histograms.bucket_limit = 2;
+        let (r, samples) = process(
+            &s,
+            &mut SeriesCache::default(),
+            Timestamp(0),
+            MS,
+            &fetch(&[family("lat", 7)]),
+        );
+        assert!(r.up);
+        let h = samples[0].histogram.as_deref().expect("a histogram");
+        assert_eq!((h.schema, h.bucket_count()), (-1, 2));
+        // One bucket: indices 0 and 1 (the buckets just below and above 1) never merge, so
+        // even schema -4 has two, and the scrape fails as Prometheus's does.
+        s.histograms.bucket_limit = 1;
+        let (r, _) = process(
+            &s,
+            &mut SeriesCache::default(),
+            Timestamp(0),
+            MS,
+            &fetch(&[family("lat", 7)]),
+        );
+        assert!(!r.up);
+        assert_eq!(
+            error_text(&r).as_deref(),
+            Some("histogram bucket limit exceeded")
+        );
+    }
+
+    #[test]
+    fn an_invalid_histogram_fails_the_scrape_with_prometheus_words() {
+        let (r, _) = process(
+            &native_spec(),
+            &mut SeriesCache::default(),
+            Timestamp(0),
+            MS,
+            &fetch(&[family("lat", 9)]),
+        );
+        assert!(!r.up);
+        assert_eq!(
+            error_text(&r).as_deref(),
+            Some("7 observations found in buckets, but the Count field is 9: histogram's observation count should equal the number of observations found in the buckets (in absence of NaN)")
+        );
+    }
+
+    #[test]
+    fn a_histogram_series_that_goes_gets_a_float_staleness_marker() {
+        let s = native_spec();
+        let mut cache = SeriesCache::default();
+        process(
+            &s,
+            &mut cache,
+            Timestamp(1000),
+            MS,
+            &fetch(&[family("lat", 7), family("gone", 7)]),
+        );
+        let (r, samples) = process(
+            &s,
+            &mut cache,
+            Timestamp(2000),
+            MS,
+            &fetch(&[family("lat", 7)]),
+        );
+        assert_eq!(r.stale_markers, 1);
+        let marker = samples
+            .iter()
+            .find(|x| x.labels.get("__name__") == Some("gone"))
+            .expect("a marker");
+        assert!(marker.histogram.is_none() && is_stale_nan(marker.value));
+    }
+
+    #[test]
+    fn remote_write_carries_the_histogram_as_prometheus_sends_it() {
+        let s = native_spec();
+        let mut cache = SeriesCache::default();
+        let (_, records) = process_and_encode(
+            &s,
+            &mut cache,
+            &mut Scratch::default(),
+            Timestamp(1000),
+            MS,
+            &fetch(&[family("lat", 7)]),
+        );
+        let request = remote_write::decode(&records[0].payload).expect("decodes");
+        let series = request
+            .timeseries
+            .iter()
+            .find(|t| t.label("__name__") == Some("lat"))
+            .expect("the histogram series");
+        assert!(series.samples.is_empty());
+        let h = &series.histograms[0];
+        assert_eq!(
+            (
+                h.count_int,
+                h.zero_count_int,
+                h.sum,
+                h.schema,
+                h.zero_threshold,
+                h.timestamp
+            ),
+            (Some(7), Some(1), 12.5, 0, 1e-3, 1000)
+        );
+        assert_eq!(h.positive_deltas, vec![1, 1, 1]);
+        assert_eq!(
+            (h.positive_spans[0].offset, h.positive_spans[0].length),
+            (0, 3)
+        );
+        assert!(h.negative_spans.is_empty() && h.count_float.is_none());
+        // The same through the owned-sample encoder.
+        let (_, samples) = process(
+            &s,
+            &mut SeriesCache::default(),
+            Timestamp(1000),
+            MS,
+            &fetch(&[family("lat", 7)]),
+        );
+        let again =
+            remote_write::decode(&encode::encode(&s.emit, &samples)[0].payload).expect("decodes");
+        assert_eq!(again, request);
+    }
+
+    #[test]
+    fn json_writes_absolute_buckets() {
+        let mut s = native_spec();
+        s.emit.encoding = Encoding::Json;
+        let (_, records) = process_and_encode(
+            &s,
+            &mut SeriesCache::default(),
+            &mut Scratch::default(),
+            Timestamp(1000),
+            MS,
+            &fetch(&[family("lat", 7)]),
+        );
+        let text = String::from_utf8(records[0].payload.clone()).unwrap();
+        assert_eq!(
+            text,
+            r#"{"labels":{"__name__":"lat","instance":"h:9100","job":"node"},"name":"lat","timestamp":"1970-01-01T00:00:01.000Z","histogram":{"count":"7","sum":"12.5","schema":0,"zero_threshold":"0.001","zero_count":"1","positive_spans":[{"offset":0,"length":3}],"positive_buckets":["1","2","3"],"negative_spans":[],"negative_buckets":[]}}"#
+        );
+        serde_json::from_str::<serde_json::Value>(&text).expect("valid JSON");
+    }
 }

@@ -21,6 +21,100 @@ pub struct TimeSeries {
     #[prost(message, repeated, tag = "2")]
     /// Points in time order.
     pub samples: Vec<Sample>,
+    #[prost(message, repeated, tag = "4")]
+    /// Native histogram points in time order.
+    pub histograms: Vec<Histogram>,
+}
+
+/// `prometheus.Histogram` (`count` and `zero_count` are `oneof`s: prost gives them as
+/// optional fields, one of each pair set).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Histogram {
+    #[prost(uint64, optional, tag = "1")]
+    /// Observations, integer histogram.
+    pub count_int: Option<u64>,
+    #[prost(double, optional, tag = "2")]
+    /// Observations, float histogram.
+    pub count_float: Option<f64>,
+    #[prost(double, tag = "3")]
+    /// Sum of observations.
+    pub sum: f64,
+    #[prost(sint32, tag = "4")]
+    /// Schema.
+    pub schema: i32,
+    #[prost(double, tag = "5")]
+    /// Zero bucket width.
+    pub zero_threshold: f64,
+    #[prost(uint64, optional, tag = "6")]
+    /// Zero bucket count, integer histogram.
+    pub zero_count_int: Option<u64>,
+    #[prost(double, optional, tag = "7")]
+    /// Zero bucket count, float histogram.
+    pub zero_count_float: Option<f64>,
+    #[prost(message, repeated, tag = "8")]
+    /// Negative spans.
+    pub negative_spans: Vec<BucketSpan>,
+    #[prost(sint64, repeated, tag = "9")]
+    /// Negative bucket deltas (integer).
+    pub negative_deltas: Vec<i64>,
+    #[prost(double, repeated, tag = "10")]
+    /// Negative bucket counts (float).
+    pub negative_counts: Vec<f64>,
+    #[prost(message, repeated, tag = "11")]
+    /// Positive spans.
+    pub positive_spans: Vec<BucketSpan>,
+    #[prost(sint64, repeated, tag = "12")]
+    /// Positive bucket deltas (integer).
+    pub positive_deltas: Vec<i64>,
+    #[prost(double, repeated, tag = "13")]
+    /// Positive bucket counts (float).
+    pub positive_counts: Vec<f64>,
+    #[prost(int32, tag = "14")]
+    /// Reset hint: 0 unknown, 1 yes, 2 no, 3 gauge.
+    pub reset_hint: i32,
+    #[prost(int64, tag = "15")]
+    /// Milliseconds since the epoch.
+    pub timestamp: i64,
+}
+
+/// `prometheus.BucketSpan`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct BucketSpan {
+    #[prost(sint32, tag = "1")]
+    /// Gap to the previous span, or the first index.
+    pub offset: i32,
+    #[prost(uint32, tag = "2")]
+    /// Buckets in the span.
+    pub length: u32,
+}
+
+impl Histogram {
+    /// A one-line rendering for comparisons: every field, buckets as written.
+    pub fn show(&self) -> String {
+        let spans = |s: &[BucketSpan]| {
+            s.iter()
+                .map(|s| format!("{}:{}", s.offset, s.length))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        format!(
+            "{{count={:?}/{:?} sum={} schema={} zt={} zc={:?}/{:?} neg=[{}] {:?}{:?} pos=[{}] {:?}{:?} hint={}}}",
+            self.count_int,
+            self.count_float,
+            self.sum,
+            self.schema,
+            self.zero_threshold,
+            self.zero_count_int,
+            self.zero_count_float,
+            spans(&self.negative_spans),
+            self.negative_deltas,
+            self.negative_counts,
+            spans(&self.positive_spans),
+            self.positive_deltas,
+            self.positive_counts,
+            self.reset_hint
+        )
+    }
 }
 
 /// `prometheus.Label`.
