@@ -25,6 +25,10 @@
 //!   part, as Prometheus reads it without native histogram scraping), labels out of order,
 //!   a series that comes and goes — and every third body client_golang's own answer
 //!   (`testdata/exposition/go-exporter/client_golang-1.25.0.pb`);
+//! - `native`: a fourth job with `scrape_native_histograms: true`,
+//!   `always_scrape_classic_histograms: true` and `native_histogram_min_bucket_factor: 1.1`:
+//!   integer, float and gauge native histograms, one above the schema cap, one that comes
+//!   and goes, and client_golang's answer (native, mixed, empty and classic histograms);
 //! - `content-type`: no Content-Type, then an unknown one, then the text format;
 //! - `labels`: target labels clashing with scraped ones (`exported_*`), an empty label
 //!   value, a series twice in one body, NaN, ±Inf, -0, escapes in a label value;
@@ -292,6 +296,92 @@ fn protobuf_body(k: usize) -> Vec<u8> {
     ])
 }
 
+/// The k-th body of the `native` script (see there).
+fn native_body(k: usize) -> Vec<u8> {
+    use scrapepool_core::testing::client_model::{
+        encode_delimited, Bucket, BucketSpan, Histogram, Metric, MetricFamily,
+    };
+    let n = k as u64;
+    let span = |offset: i32, length: u32| BucketSpan { offset, length };
+    let family = |name: &str, kind: i32, h: Histogram| MetricFamily {
+        name: name.into(),
+        help: format!("{name} help"),
+        r#type: kind,
+        metric: vec![Metric {
+            histogram: Some(h),
+            ..Metric::default()
+        }],
+        unit: String::new(),
+    };
+    let mut families = vec![
+        // Integer, both sides, a gap between spans, an empty bucket (compacted away), and
+        // classic buckets beside the native ones.
+        family(
+            "nh_int",
+            4,
+            Histogram {
+                // Buckets n, n, 0, 2 and n + 4, zero bucket 1.
+                sample_count: 3 * n + 7,
+                sample_sum: 1.5 * k as f64,
+                schema: 1,
+                zero_threshold: 1e-4,
+                zero_count: 1,
+                positive_span: vec![span(-1, 3), span(2, 1)],
+                positive_delta: vec![n as i64, 0, -(n as i64), 2],
+                negative_span: vec![span(0, 1)],
+                negative_delta: vec![n as i64 + 4],
+                bucket: vec![Bucket {
+                    cumulative_count: n,
+                    upper_bound: 1.0,
+                    ..Bucket::default()
+                }],
+                ..Histogram::default()
+            },
+        ),
+        // Float counts, schema 4: capped at schema 2.
+        family(
+            "nh_float",
+            4,
+            Histogram {
+                sample_count_float: 6.5 + k as f64,
+                sample_sum: -2.0,
+                schema: 4,
+                zero_threshold: 0.001,
+                zero_count_float: 0.5,
+                positive_span: vec![span(3, 4)],
+                positive_count: vec![1.0, k as f64, 2.0, 3.0],
+                ..Histogram::default()
+            },
+        ),
+        // A gauge histogram.
+        family(
+            "nh_gauge",
+            5,
+            Histogram {
+                sample_count: n,
+                schema: 0,
+                zero_threshold: 0.1,
+                zero_count: n,
+                ..Histogram::default()
+            },
+        ),
+    ];
+    if k % 4 == 1 {
+        families.push(family(
+            "nh_sometimes",
+            4,
+            Histogram {
+                sample_count: 1,
+                schema: 0,
+                positive_span: vec![span(0, 1)],
+                positive_delta: vec![1],
+                ..Histogram::default()
+            },
+        ));
+    }
+    encode_delimited(&families)
+}
+
 fn replies(f: impl Fn(usize) -> Reply) -> Vec<Reply> {
     (1..=REPLIES).map(f).collect()
 }
@@ -478,6 +568,24 @@ hs_gauge_with_le{{le="1"}} 7
             reference: &["pb_requests_total", "pb_lat_bucket", "demo_requests_total"],
         },
         Script {
+            // Its job scrapes native histograms, keeps classic series beside them, and caps
+            // the schema at 2 (bucket factor 1.1): integer and float histograms, one of
+            // schema 4 (reduced), one that comes and goes (a histogram series' marker),
+            // classic-only ones, and every third body client_golang's own answer (native,
+            // mixed, gauge, empty and classic histograms).
+            name: NATIVE,
+            path: "/metrics",
+            replies: replies(|k| {
+                if k % 3 == 0 {
+                    Reply::Bytes(PROTOBUF, go_exporter.clone())
+                } else {
+                    Reply::Bytes(PROTOBUF, native_body(k))
+                }
+            }),
+            scrapes: 7,
+            reference: &["nh_int", "nh_float", "nh_int_bucket", "demo_native_seconds"],
+        },
+        Script {
             // No Content-Type, then an unknown one, then the text format.
             name: "content-type",
             path: "/metrics",
@@ -585,6 +693,9 @@ const LIMITED: &str = "limited";
 /// The target of the job `honor` (a static target with `honor_labels: true` and
 /// `honor_timestamps: false`).
 const HONOR: &str = "honor";
+/// The target of the job `native` (a static target with `scrape_native_histograms: true`,
+/// `always_scrape_classic_histograms: true` and `native_histogram_min_bucket_factor: 1.1`).
+const NATIVE: &str = "native";
 
 /// The jobs both scrapers run (Prometheus's `scrape_configs` entries, scrapepool's jobs):
 /// `parity` over the side's file SD file, `limited` and `honor` with the side's own
@@ -616,10 +727,20 @@ fn job_yaml(side: &Side) -> String {
     static_configs:
       - targets: ['{}']
         labels: {{name: {HONOR}}}
+  - job_name: {NATIVE}
+    scrape_interval: 1s
+    scrape_timeout: 900ms
+    scrape_native_histograms: true
+    always_scrape_classic_histograms: true
+    native_histogram_min_bucket_factor: 1.1
+    static_configs:
+      - targets: ['{}']
+        labels: {{name: {NATIVE}}}
 "#,
         side.sd_file.display(),
         side.address_of(LIMITED).expect("a limited exporter"),
-        side.address_of(HONOR).expect("an honor exporter")
+        side.address_of(HONOR).expect("an honor exporter"),
+        side.address_of(NATIVE).expect("a native exporter")
     )
 }
 
@@ -752,9 +873,12 @@ struct Sample {
     labels: BTreeMap<String, String>,
     ts: i64,
     value: f64,
+    /// A native histogram sample: every field of it, as one line.
+    histogram: Option<String>,
 }
 
 impl Sample {
+    /// A staleness marker: a float one, or a histogram whose sum is the marker.
     fn is_stale(&self) -> bool {
         self.value.to_bits() == STALE_NAN_BITS
     }
@@ -771,6 +895,16 @@ fn decode(payload: &[u8]) -> Result<Vec<Sample>, String> {
                 labels: labels.clone(),
                 ts: s.timestamp,
                 value: s.value,
+                histogram: None,
+            });
+        }
+        for h in ts.histograms {
+            out.push(Sample {
+                labels: labels.clone(),
+                ts: h.timestamp,
+                // A histogram marker is a marker too (its kind still shows in the text).
+                value: h.sum,
+                histogram: Some(h.show()),
             });
         }
     }
@@ -1008,7 +1142,9 @@ impl Side {
         let groups: Vec<serde_json::Value> = self
             .exporters
             .iter()
-            .filter(|(name, _, _)| ![LIMITED, HONOR].contains(name) && (with_gone || *name != GONE))
+            .filter(|(name, _, _)| {
+                ![LIMITED, HONOR, NATIVE].contains(name) && (with_gone || *name != GONE)
+            })
             .map(|(name, path, e)| {
                 let mut labels = serde_json::json!({ "name": name });
                 if *path != "/metrics" {
@@ -1118,6 +1254,12 @@ struct TargetRun {
 }
 
 fn value_text(name: &str, s: &Sample) -> String {
+    if let Some(h) = &s.histogram {
+        if s.is_stale() {
+            return "StaleNaN (a histogram)".into();
+        }
+        return h.clone();
+    }
     if s.is_stale() {
         "StaleNaN".into()
     } else if s.value.is_nan() {
@@ -1455,7 +1597,7 @@ fn bus_equals_prometheus() {
         &config,
         format!(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nscrape_configs:\n{}\
-             remote_write:\n  - url: http://{}/api/v1/write\n    queue_config:\n      \
+             remote_write:\n  - url: http://{}/api/v1/write\n    send_native_histograms: true\n    queue_config:\n      \
              batch_send_deadline: 100ms\n      min_backoff: 50ms\n      max_backoff: 200ms\n    \
              metadata_config:\n      send: false\n",
             job_yaml(&theirs),

@@ -1058,6 +1058,11 @@ fn append(
                     (hists.len() - 1) as u32
                 }
                 Err(e) => {
+                    // Refused by the storage: not counted after relabeling (Prometheus
+                    // counts a sample there once its append returned, or hit a limit).
+                    if matches!(e, ScrapeError::InvalidHistogram(_)) {
+                        c.added -= 1;
+                    }
                     label_error = Some(e);
                     break;
                 }
