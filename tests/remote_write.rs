@@ -4,10 +4,15 @@
 //! records `process_and_encode` makes for a scrape of the node_exporter fixture (plus a few
 //! lines with escaped label values and a histogram with a `+Inf` bucket, which that fixture
 //! lacks), split into several records by a small `message_bytes_max`, then reads series back
-//! through the query API and checks their labels, values and timestamps.
+//! through the query API and checks their labels, values and timestamps. A second test posts
+//! the native histograms of client_golang's protobuf answer to Prometheus 3.16 and reads
+//! their counts, sums and buckets back.
 //!
 //! The binary is `$SCRAPEPOOL_PROMETHEUS_BIN`, else `prometheus` on `PATH`. Without it the
 //! test prints `SKIPPED: ...` and passes, unless `SCRAPEPOOL_REQUIRE_SERVICES=1`.
+
+#[path = "support/prometheus3.rs"]
+mod prometheus3;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -383,6 +388,102 @@ fn prometheus_reads_back_what_remote_write_encoding_wrote() {
     println!(
         "prometheus read back {} series from {} records",
         report.samples_post_metric_relabeling + 5,
+        records.len()
+    );
+}
+
+/// Native histograms of client_golang's own protobuf answer, scraped with
+/// `scrape_native_histograms`, posted to Prometheus 3.16's receiver (found as the
+/// differential tests find it) and read back: count, sum
+/// and the buckets' boundaries and counts of each, as its query API reports them.
+#[test]
+fn prometheus_reads_back_native_histograms() {
+    let Some(bin) =
+        prometheus3::reference_or_skip("prometheus_reads_back_native_histograms", "prometheus")
+    else {
+        return;
+    };
+    let prom = Prometheus::start(&bin);
+    let body = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/testdata/exposition/go-exporter/client_golang-1.25.0.pb"
+    ))
+    .expect("fixture");
+    let fetch = FetchOutcome::Body {
+        body,
+        content_type: Some(
+            "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited".into(),
+        ),
+    };
+    let mut s = spec();
+    s.histograms.native = true;
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let t0 = now_ms - 60_000 - now_ms % 1000;
+    let (report, records) = process_and_encode(
+        &s,
+        &mut SeriesCache::default(),
+        &mut Default::default(),
+        Timestamp(t0),
+        Duration::from_millis(3),
+        &fetch,
+    );
+    assert!(report.up, "{:?}", report.error);
+    for r in &records {
+        let (status, answer) = http(
+            &prom.addr,
+            "POST",
+            "/api/v1/write",
+            &[
+                ("Content-Encoding", "snappy"),
+                ("Content-Type", "application/x-protobuf"),
+                ("X-Prometheus-Remote-Write-Version", "0.1.0"),
+            ],
+            &r.payload,
+        )
+        .expect("post");
+        assert_eq!(status, 204, "{}", String::from_utf8_lossy(&answer));
+    }
+    let histogram = |q: &str| {
+        let path = format!(
+            "/api/v1/query?query={}&time={}",
+            percent_encode(q),
+            t0 / 1000
+        );
+        let (status, body) = http(&prom.addr, "GET", &path, &[], &[]).expect("query");
+        assert_eq!(status, 200, "{q}: {}", String::from_utf8_lossy(&body));
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        let h = v["data"]["result"][0]["histogram"][1].clone();
+        assert!(h.is_object(), "{q}: no histogram in {v}");
+        h
+    };
+    // demo_native_seconds (client_golang's const native histogram, see
+    // testdata/exposition/go-exporter/README.md): schema 3, zero bucket 3, positive spans
+    // {-2,3} {3,2} with deltas 2 3 -4 2 4, negative spans {1,2} {3,1} with deltas 4 -3 1.
+    let h = histogram("demo_native_seconds");
+    assert_eq!(h["count"], "28");
+    assert_eq!(h["sum"], "12.25");
+    let buckets = h["buckets"].as_array().expect("buckets");
+    // 3 positive + 2 + 3 negative buckets + the zero bucket: absolute counts 2, 5, 1, 3, 7
+    // and 4, 1, 2 and 3.
+    let mut counts: Vec<String> = buckets
+        .iter()
+        .map(|b| b[3].as_str().expect("count").to_string())
+        .collect();
+    counts.sort();
+    let mut want: Vec<String> = ["2", "5", "1", "3", "7", "4", "1", "2", "3"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    want.sort();
+    assert_eq!(counts, want, "{buckets:?}");
+    // The gauge histogram and the empty one arrive too.
+    assert_eq!(histogram("demo_queue_wait_seconds")["count"], "6");
+    assert_eq!(histogram("demo_empty_native_seconds")["count"], "0");
+    println!(
+        "prometheus read back native histograms from {} records",
         records.len()
     );
 }
