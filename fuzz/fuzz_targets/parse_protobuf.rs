@@ -1,6 +1,6 @@
 //! Fuzzes the protobuf exposition parser against an independent reading (prost and a plain
 //! expansion into samples): both refuse an input or both give the same samples, labels,
-//! exemplars and metadata; no panic; errors carry a byte offset inside the body.
+//! exemplars and metadata; no panic; errors carry a byte offset within the body (its end included).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
