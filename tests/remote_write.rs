@@ -487,3 +487,106 @@ fn prometheus_reads_back_native_histograms() {
         records.len()
     );
 }
+
+/// The remote-write 2.0 encoding posted to Prometheus 3.16's receiver (as a 2.0 request) and
+/// read back: the node_exporter fixture's floats, and client_golang's native histograms.
+#[test]
+fn prometheus_reads_back_remote_write_v2() {
+    let Some(bin) =
+        prometheus3::reference_or_skip("prometheus_reads_back_remote_write_v2", "prometheus")
+    else {
+        return;
+    };
+    let prom = Prometheus::start(&bin);
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let t0 = now_ms - 60_000 - now_ms % 1000;
+    let mut s = spec();
+    s.emit.encoding = Encoding::RemoteWriteV2;
+    // Small, so that the node_exporter scrape is split (references make 2.0 requests far
+    // smaller than v1 ones).
+    s.emit.message_bytes_max = 1500;
+    s.histograms.native = true;
+    let text = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/testdata/exposition/node_exporter-1.5.0.prom"
+    ))
+    .expect("fixture");
+    let pb = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/testdata/exposition/go-exporter/client_golang-1.25.0.pb"
+    ))
+    .expect("fixture");
+    let mut records = Vec::new();
+    let mut scraped = 0;
+    for (body, content_type, instance) in [
+        (text, "text/plain; version=0.0.4", "10.1.2.3:9100"),
+        (
+            pb,
+            "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited",
+            "10.1.2.4:8080",
+        ),
+    ] {
+        s.target_labels = Labels::from_pairs([("instance", instance), ("job", "node")]);
+        let (report, r) = process_and_encode(
+            &s,
+            &mut SeriesCache::default(),
+            &mut Default::default(),
+            Timestamp(t0),
+            Duration::from_millis(5),
+            &FetchOutcome::Body {
+                body,
+                content_type: Some(content_type.into()),
+            },
+        );
+        assert!(report.up, "{:?}", report.error);
+        scraped += report.samples_post_metric_relabeling + 5;
+        records.extend(r);
+    }
+    assert!(records.len() > 2, "the node_exporter scrape is split");
+    for r in &records {
+        assert_eq!(
+            r.headers
+                .iter()
+                .find(|(k, _)| *k == "content-type")
+                .map(|(_, v)| v.as_str()),
+            Some("application/x-protobuf;proto=io.prometheus.write.v2.Request")
+        );
+        let (status, answer) = http(
+            &prom.addr,
+            "POST",
+            "/api/v1/write",
+            &[
+                ("Content-Encoding", "snappy"),
+                (
+                    "Content-Type",
+                    "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+                ),
+                ("X-Prometheus-Remote-Write-Version", "2.0.0"),
+            ],
+            &r.payload,
+        )
+        .expect("post");
+        assert_eq!(status, 204, "{}", String::from_utf8_lossy(&answer));
+    }
+    let one = |q: &str| {
+        let r = prom.query(q, t0);
+        assert_eq!(r.len(), 1, "{q}: {r:?}");
+        r.into_iter().next().unwrap().2
+    };
+    assert_eq!(one(r#"node_load1{instance="10.1.2.3:9100"}"#), "1.6");
+    assert_eq!(
+        one(r#"demo_requests_total{method="GET",code="200"}"#),
+        "1027"
+    );
+    assert_eq!(one("histogram_count(demo_native_seconds)"), "28");
+    assert_eq!(one("histogram_sum(demo_native_seconds)"), "12.25");
+    // Every series arrived: the scraped ones plus five synthetic ones per target.
+    assert_eq!(one(r#"count({job="node"})"#), scraped.to_string());
+    println!(
+        "prometheus read back {scraped} series from {} remote-write 2.0 records",
+        records.len()
+    );
+}

@@ -1,6 +1,9 @@
 //! Cost per sample of the whole pure part of a scrape: parse → target labels → metric
 //! relabeling → limits/duplicates → staleness → encode, in steady state (the target's cache
-//! is warm from a previous scrape of the same payload), for both bus encodings.
+//! is warm from a previous scrape of the same payload), for each bus encoding, on the text
+//! fixtures and on a histogram-heavy protobuf payload (500 native histograms of 40 buckets
+//! each, scraped with native histograms on). Before measuring it prints each payload's
+//! bytes per sample on the bus, per encoding.
 //!
 //! Run: `cargo bench -p scrapepool-core --bench pipeline`.
 //!
@@ -86,17 +89,89 @@ impl ValueFormatter for PerSample {
     }
 }
 
+/// 500 native histograms (integer, schema 3, 40 buckets in two spans), 10 label sets of 50.
+fn histogram_heavy() -> Vec<u8> {
+    use scrapepool_core::testing::client_model::{
+        encode_delimited, BucketSpan, Histogram, LabelPair, Metric, MetricFamily,
+    };
+    let families: Vec<MetricFamily> = (0..10)
+        .map(|f| MetricFamily {
+            name: format!("rpc_duration_seconds_{f}"),
+            help: "Latency of RPCs.".into(),
+            r#type: 4,
+            metric: (0..50)
+                .map(|m| Metric {
+                    label: vec![
+                        LabelPair {
+                            name: "method".into(),
+                            value: format!("Method{m}"),
+                        },
+                        LabelPair {
+                            name: "code".into(),
+                            value: "OK".into(),
+                        },
+                    ],
+                    histogram: Some(Histogram {
+                        sample_count: 40 * 3 + 5,
+                        sample_sum: 1234.5,
+                        schema: 3,
+                        zero_threshold: 1e-128,
+                        zero_count: 5,
+                        positive_span: vec![
+                            BucketSpan {
+                                offset: -10,
+                                length: 20,
+                            },
+                            BucketSpan {
+                                offset: 4,
+                                length: 20,
+                            },
+                        ],
+                        positive_delta: (0..40).map(|i| if i == 0 { 3 } else { 0 }).collect(),
+                        ..Histogram::default()
+                    }),
+                    ..Metric::default()
+                })
+                .collect(),
+            unit: String::new(),
+        })
+        .collect();
+    encode_delimited(&families)
+}
+
 fn bench(c: &mut Criterion<ThreadCpu>) {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/exposition/");
     let mut group = c.benchmark_group("pipeline");
-    for name in FIXTURES {
-        let body = std::fs::read(format!("{dir}{name}")).expect("fixture");
-        let fetch = FetchOutcome::Body {
-            body,
-            content_type: Some("text/plain; version=0.0.4".into()),
-        };
-        for encoding in [Encoding::RemoteWrite, Encoding::Json] {
-            let spec = spec(encoding);
+    let mut payloads: Vec<(&str, FetchOutcome, bool)> = FIXTURES
+        .iter()
+        .map(|name| {
+            let body = std::fs::read(format!("{dir}{name}")).expect("fixture");
+            let fetch = FetchOutcome::Body {
+                body,
+                content_type: Some("text/plain; version=0.0.4".into()),
+            };
+            (*name, fetch, false)
+        })
+        .collect();
+    payloads.push((
+        "histogram-heavy.pb",
+        FetchOutcome::Body {
+            body: histogram_heavy(),
+            content_type: Some(
+                "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited".into(),
+            ),
+        },
+        true,
+    ));
+    for (name, fetch, native) in &payloads {
+        let (name, native) = (*name, *native);
+        for encoding in [
+            Encoding::RemoteWrite,
+            Encoding::RemoteWriteV2,
+            Encoding::Json,
+        ] {
+            let mut spec = spec(encoding);
+            spec.histograms.native = native;
             let mut cache = SeriesCache::default();
             let mut scratch = scrapepool_core::scrape::Scratch::default();
             let (report, _) = process_and_encode(
@@ -108,11 +183,28 @@ fn bench(c: &mut Criterion<ThreadCpu>) {
                 &fetch,
             );
             assert!(report.up, "{name}: {:?}", report.error);
+            // Bytes per sample of a steady-state scrape (the second one).
+            let (_, records) = process_and_encode(
+                &spec,
+                &mut cache,
+                &mut scratch,
+                Timestamp(1_700_000_015_000),
+                Duration::from_millis(3),
+                fetch,
+            );
+            let bytes: usize = records.iter().map(|r| r.payload.len()).sum();
+            let samples: usize = records.iter().map(|r| r.samples).sum();
+            eprintln!(
+                "bytes/sample {name} {}: {:.2} ({bytes} bytes, {samples} samples, {} records)",
+                encoding.as_str(),
+                bytes as f64 / samples as f64,
+                records.len()
+            );
             group.throughput(Throughput::Elements(report.samples_scraped));
             let mut now = 1_700_000_015_000;
             group.bench_with_input(
-                BenchmarkId::new(encoding_name(encoding), name),
-                &fetch,
+                BenchmarkId::new(encoding.as_str(), name),
+                fetch,
                 |b, fetch| {
                     b.iter(|| {
                         now += 15_000;
@@ -130,13 +222,6 @@ fn bench(c: &mut Criterion<ThreadCpu>) {
         }
     }
     group.finish();
-}
-
-fn encoding_name(e: Encoding) -> &'static str {
-    match e {
-        Encoding::RemoteWrite => "remote-write",
-        Encoding::Json => "json",
-    }
 }
 
 criterion_group! {

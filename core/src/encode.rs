@@ -27,6 +27,9 @@ pub enum Encoding {
     /// One remote-write v1 `WriteRequest` (protobuf, snappy block) per scrape.
     #[default]
     RemoteWrite,
+    /// One remote-write 2.0 `io.prometheus.write.v2.Request` (protobuf, snappy block) per
+    /// scrape: a symbols table, series as label references, metadata per series.
+    RemoteWriteV2,
     /// One JSON object per sample, prometheus-kafka-adapter's layout.
     Json,
 }
@@ -36,8 +39,26 @@ impl Encoding {
     pub fn as_str(self) -> &'static str {
         match self {
             Encoding::RemoteWrite => "remote-write",
+            Encoding::RemoteWriteV2 => "remote-write-v2",
             Encoding::Json => "json",
         }
+    }
+
+    /// The value of the `content-type` header: the payload's media type (remote write's
+    /// own, whose bodies are snappy blocks).
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Encoding::RemoteWrite => "application/x-protobuf;proto=prometheus.WriteRequest",
+            Encoding::RemoteWriteV2 => {
+                "application/x-protobuf;proto=io.prometheus.write.v2.Request"
+            }
+            Encoding::Json => "application/json",
+        }
+    }
+
+    /// Whether the payload is a remote-write request (v1 or 2.0).
+    pub fn is_remote_write(self) -> bool {
+        matches!(self, Encoding::RemoteWrite | Encoding::RemoteWriteV2)
     }
 }
 
@@ -77,7 +98,7 @@ pub struct Record {
 /// as the difference between `samples.len()` and the sum of [`Record::samples`].
 pub fn encode(spec: &EmitSpec, samples: &[Sample]) -> Vec<Record> {
     match spec.encoding {
-        Encoding::RemoteWrite => {
+        Encoding::RemoteWrite | Encoding::RemoteWriteV2 => {
             // Consecutive samples of one series share a TimeSeries.
             let mut labels_pb = Vec::new();
             let mut label_ranges: Vec<Range<usize>> = Vec::new();
@@ -107,15 +128,40 @@ pub fn encode(spec: &EmitSpec, samples: &[Sample]) -> Vec<Record> {
                     }
                 }
             }
+            // Remote-write 2.0: a symbols table for these samples alone, no metadata.
+            let mut symbols = Symbols::default();
+            let refs: Vec<Vec<u8>> = if spec.encoding == Encoding::RemoteWriteV2 {
+                label_ranges
+                    .iter()
+                    .map(|r| {
+                        let mut out = Vec::new();
+                        let labels = labels_from_pb(&labels_pb[r.clone()]);
+                        put_label_refs(labels_iter(&labels), &mut symbols, &mut out);
+                        out
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
             let groups: Vec<Group<'_>> = groups
                 .into_iter()
                 .map(|(l, points, hists)| Group {
                     labels_pb: &labels_pb[label_ranges[l].clone()],
+                    refs: refs.get(l).map_or(&[][..], Vec::as_slice),
+                    meta: [0; 3],
                     points,
                     hists,
                 })
                 .collect();
-            remote_write_records(spec, &groups, &points, &hists, &mut RwBuffers::default())
+            let v2 = (spec.encoding == Encoding::RemoteWriteV2).then_some(&symbols);
+            remote_write_records(
+                spec,
+                v2,
+                &groups,
+                &points,
+                &hists,
+                &mut RwBuffers::default(),
+            )
         }
         Encoding::Json => {
             let mut prefix = Vec::new();
@@ -150,6 +196,7 @@ pub(crate) fn headers(spec: &EmitSpec) -> Vec<(&'static str, String)> {
         ("job", spec.job.clone()),
         ("instance", spec.instance.clone()),
         ("scraper", spec.scraper_id.clone()),
+        ("content-type", spec.encoding.content_type().to_string()),
     ]
 }
 
@@ -175,6 +222,18 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
         v >>= 7;
     }
     out.push(v as u8);
+}
+
+/// Reads one varint off the front of `bytes`: its value and the rest.
+pub(crate) fn read_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let mut v = 0u64;
+    for (i, &b) in bytes.iter().enumerate().take(10) {
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b < 0x80 {
+            return Some((v, &bytes[i + 1..]));
+        }
+    }
+    None
 }
 
 fn varint_len(v: u64) -> usize {
@@ -288,6 +347,10 @@ fn put_sample(out: &mut Vec<u8>, ts: i64, value: f64) {
 pub(crate) struct Group<'a> {
     /// Output of [`put_labels_pb`] for the series.
     pub labels_pb: &'a [u8],
+    /// Remote-write 2.0: its `labels_refs`, packed ([`put_label_refs`]).
+    pub refs: &'a [u8],
+    /// Remote-write 2.0: its metadata, `[type, help_ref, unit_ref]` (all 0: none).
+    pub meta: [u32; 3],
     /// Its samples, as a range of the `points` slice passed alongside.
     pub points: Range<usize>,
     /// Its native histogram samples, as a range of the `hists` slice passed alongside.
@@ -303,17 +366,99 @@ impl Group<'_> {
 /// A native histogram sample: timestamp and value.
 pub(crate) type HistogramPoint<'h> = (i64, &'h Histogram);
 
+/// A remote-write 2.0 symbols table: `""` first, then each string once, its
+/// `Request.symbols` fields (field 4) written as strings are added. Empty (allocating
+/// nothing) until the first string is interned.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Symbols {
+    index: std::collections::HashMap<Box<str>, u32, xxhash_rust::xxh3::Xxh3Builder>,
+    pb: Vec<u8>,
+    /// Where each string's text lies in `pb`, by reference.
+    texts: Vec<(u32, u32)>,
+}
+
+impl Symbols {
+    /// The reference of `text`, added if new.
+    pub(crate) fn intern(&mut self, text: &str) -> u32 {
+        if self.index.is_empty() {
+            self.insert("");
+        }
+        match self.index.get(text) {
+            Some(&i) => i,
+            None => self.insert(text),
+        }
+    }
+
+    fn insert(&mut self, text: &str) -> u32 {
+        let i = self.index.len() as u32;
+        self.index.insert(text.into(), i);
+        self.pb.push(0x22);
+        put_varint(&mut self.pb, text.len() as u64);
+        self.texts.push((self.pb.len() as u32, text.len() as u32));
+        self.pb.extend_from_slice(text.as_bytes());
+        i
+    }
+
+    /// The text of reference `r` (`""` for one out of the table).
+    fn text(&self, r: u32) -> &[u8] {
+        self.texts.get(r as usize).map_or(&[][..], |&(at, len)| {
+            &self.pb[at as usize..(at + len) as usize]
+        })
+    }
+
+    /// Strings in the table.
+    pub(crate) fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// The table as `Request.symbols` fields.
+    pub(crate) fn pb(&self) -> &[u8] {
+        &self.pb
+    }
+}
+
+/// Appends a series' `labels_refs` (name and value references, packed varints) for `labels`.
+pub(crate) fn put_label_refs<'a>(
+    labels: impl Iterator<Item = (&'a str, &'a str)>,
+    symbols: &mut Symbols,
+    out: &mut Vec<u8>,
+) {
+    for (name, value) in labels {
+        put_varint(out, u64::from(symbols.intern(name)));
+        put_varint(out, u64::from(symbols.intern(value)));
+    }
+}
+
+/// The remote-write 2.0 `Metadata.type` of a family's type.
+pub(crate) fn v2_type(kind: Option<crate::exposition::MetricType>) -> u32 {
+    use crate::exposition::MetricType as T;
+    match kind {
+        Some(T::Counter) => 1,
+        Some(T::Gauge) => 2,
+        Some(T::Histogram) => 3,
+        Some(T::GaugeHistogram) => 4,
+        Some(T::Summary) => 5,
+        Some(T::Info) => 6,
+        Some(T::StateSet) => 7,
+        Some(T::Unknown) | None => 0,
+    }
+}
+
 fn put_write_request(
+    v2: bool,
     groups: &[Group<'_>],
     points: &[(i64, f64)],
     hists: &[HistogramPoint<'_>],
     out: &mut Vec<u8>,
 ) {
+    if v2 {
+        return put_v2_series(groups, points, hists, out);
+    }
     let mut hbuf = Vec::new();
     for g in groups {
         hbuf.clear();
         for &(ts, h) in &hists[g.hists.clone()] {
-            put_histogram(&mut hbuf, ts, h);
+            put_histogram(&mut hbuf, 0x22, ts, h);
         }
         let mut len = g.labels_pb.len() + hbuf.len();
         for &(ts, v) in &points[g.points.clone()] {
@@ -330,11 +475,50 @@ fn put_write_request(
     }
 }
 
-/// Appends `TimeSeries.histograms` (field 4): one `prometheus.Histogram` as Prometheus's
-/// remote write sends it (`FromIntHistogram` / `FromFloatHistogram`): count and zero count
-/// always written (they are `oneof`s), integer buckets as deltas, float ones absolute, the
-/// reset hint `GAUGE` for a gauge histogram.
-fn put_histogram(out: &mut Vec<u8>, ts: i64, h: &Histogram) {
+/// Remote-write 2.0 `Request.timeseries` (field 5) for `groups`: label references, samples,
+/// histograms, metadata.
+fn put_v2_series(
+    groups: &[Group<'_>],
+    points: &[(i64, f64)],
+    hists: &[HistogramPoint<'_>],
+    out: &mut Vec<u8>,
+) {
+    let mut series = Vec::new();
+    for g in groups {
+        series.clear();
+        series.push(TAG_1_LEN);
+        put_varint(&mut series, g.refs.len() as u64);
+        series.extend_from_slice(g.refs);
+        for &(ts, v) in &points[g.points.clone()] {
+            put_sample(&mut series, ts, v);
+        }
+        for &(ts, h) in &hists[g.hists.clone()] {
+            put_histogram(&mut series, 0x1a, ts, h);
+        }
+        if g.meta != [0; 3] {
+            let mut meta = Vec::with_capacity(12);
+            for (tag, v) in [(0x08, g.meta[0]), (0x18, g.meta[1]), (0x20, g.meta[2])] {
+                if v != 0 {
+                    meta.push(tag);
+                    put_varint(&mut meta, u64::from(v));
+                }
+            }
+            series.push(0x2a);
+            put_varint(&mut series, meta.len() as u64);
+            series.extend_from_slice(&meta);
+        }
+        out.push(0x2a);
+        put_varint(out, series.len() as u64);
+        out.extend_from_slice(&series);
+    }
+}
+
+/// Appends one histogram field (`tag`: v1's `TimeSeries.histograms`, field 4, or 2.0's,
+/// field 3) as Prometheus's remote write sends it (`FromIntHistogram` /
+/// `FromFloatHistogram`; the two versions share the fields written here): count and zero
+/// count always written (they are `oneof`s), integer buckets as deltas, float ones
+/// absolute, the reset hint `GAUGE` for a gauge histogram.
+fn put_histogram(out: &mut Vec<u8>, tag: u8, ts: i64, h: &Histogram) {
     fn zigzag(v: i64) -> u64 {
         ((v << 1) ^ (v >> 63)) as u64
     }
@@ -434,7 +618,7 @@ fn put_histogram(out: &mut Vec<u8>, ts: i64, h: &Histogram) {
         m.push(0x78);
         put_varint(&mut m, ts as u64);
     }
-    out.push(0x22);
+    out.push(tag);
     put_varint(out, m.len() as u64);
     out.extend_from_slice(&m);
 }
@@ -442,8 +626,13 @@ fn put_histogram(out: &mut Vec<u8>, ts: i64, h: &Histogram) {
 /// Encodes `groups` as snappy-compressed `WriteRequest`s, split on series boundaries (and
 /// inside a series when one alone is too large) so that no payload exceeds
 /// `spec.message_bytes_max`. A single sample too large on its own is left out.
+/// `symbols`: for remote-write 2.0, the table the groups' references point into. A record
+/// holding all the groups starts with the whole table; a part of a split scrape with a table
+/// of the strings its own series use, renumbered, so that each record reads on its own and
+/// none is larger than its series need.
 pub(crate) fn remote_write_records(
     spec: &EmitSpec,
+    symbols: Option<&Symbols>,
     groups: &[Group<'_>],
     points: &[(i64, f64)],
     hists: &[HistogramPoint<'_>],
@@ -451,6 +640,7 @@ pub(crate) fn remote_write_records(
 ) -> Vec<Record> {
     let mut w = RwWriter {
         spec,
+        symbols,
         points,
         hists,
         body: std::mem::take(&mut bufs.body),
@@ -489,8 +679,7 @@ impl RwWriter<'_, '_> {
             return Vec::new();
         }
         let limit = w.spec.message_bytes_max;
-        w.body.clear();
-        put_write_request(groups, w.points, w.hists, &mut w.body);
+        w.put_request(groups, true);
         let total_points: usize = groups.iter().map(Group::samples).sum();
         let compressed = w.compress();
         if limit == 0 || compressed.len() <= limit {
@@ -504,7 +693,7 @@ impl RwWriter<'_, '_> {
         let mut start = 0;
         let mut acc = 0;
         for (i, g) in groups.iter().enumerate() {
-            let size = g.labels_pb.len() + g.points.len() * 20 + g.hists.len() * 100;
+            let size = g.labels_pb.len() + g.refs.len() + g.points.len() * 20 + g.hists.len() * 100;
             if acc > 0 && acc + size > part_bytes {
                 w.emit(groups[start..i].to_vec());
                 start = i;
@@ -519,6 +708,7 @@ impl RwWriter<'_, '_> {
 
 struct RwWriter<'s, 'p> {
     spec: &'s EmitSpec,
+    symbols: Option<&'p Symbols>,
     points: &'p [(i64, f64)],
     hists: &'p [HistogramPoint<'p>],
     body: Vec<u8>,
@@ -528,6 +718,63 @@ struct RwWriter<'s, 'p> {
 }
 
 impl RwWriter<'_, '_> {
+    /// Writes the uncompressed request for `groups` (all of the scrape's, or a part) into
+    /// `body`.
+    fn put_request(&mut self, groups: &[Group<'_>], whole: bool) {
+        self.body.clear();
+        let Some(symbols) = self.symbols else {
+            put_write_request(false, groups, self.points, self.hists, &mut self.body);
+            return;
+        };
+        if whole {
+            self.body.extend_from_slice(symbols.pb());
+            put_write_request(true, groups, self.points, self.hists, &mut self.body);
+            return;
+        }
+        // A part: only its strings, renumbered in order of first use.
+        let mut local = Symbols::default();
+        let mut renumber = |r: u32| {
+            let text = std::str::from_utf8(symbols.text(r)).unwrap_or_default();
+            local.intern(text)
+        };
+        let mut refs: Vec<Vec<u8>> = Vec::with_capacity(groups.len());
+        let mut metas: Vec<[u32; 3]> = Vec::with_capacity(groups.len());
+        for g in groups {
+            let mut out = Vec::with_capacity(g.refs.len());
+            let mut rest = g.refs;
+            while let Some((r, tail)) = read_varint(rest) {
+                put_varint(&mut out, u64::from(renumber(r as u32)));
+                rest = tail;
+            }
+            refs.push(out);
+            let [kind, help, unit] = g.meta;
+            let local_ref = |r: u32, renumber: &mut dyn FnMut(u32) -> u32| {
+                if r == 0 {
+                    0
+                } else {
+                    renumber(r)
+                }
+            };
+            metas.push([
+                kind,
+                local_ref(help, &mut renumber),
+                local_ref(unit, &mut renumber),
+            ]);
+        }
+        let parts: Vec<Group<'_>> = groups
+            .iter()
+            .zip(&refs)
+            .zip(&metas)
+            .map(|((g, refs), meta)| Group {
+                refs,
+                meta: *meta,
+                ..g.clone()
+            })
+            .collect();
+        self.body.extend_from_slice(local.pb());
+        put_write_request(true, &parts, self.points, self.hists, &mut self.body);
+    }
+
     fn compress(&mut self) -> Vec<u8> {
         let need = snap::raw::max_compress_len(self.body.len());
         if self.comp.len() < need {
@@ -556,8 +803,7 @@ impl RwWriter<'_, '_> {
         if samples == 0 {
             return;
         }
-        self.body.clear();
-        put_write_request(&groups, self.points, self.hists, &mut self.body);
+        self.put_request(&groups, false);
         let compressed = self.compress();
         if compressed.len() <= limit {
             self.push(compressed, samples);
@@ -865,10 +1111,50 @@ mod tests {
                 ("encoding", "remote-write".to_string()),
                 ("job", "node".to_string()),
                 ("instance", "h:9100".to_string()),
-                ("scraper", "scraper-1".to_string())
+                ("scraper", "scraper-1".to_string()),
+                (
+                    "content-type",
+                    "application/x-protobuf;proto=prometheus.WriteRequest".to_string()
+                )
             ]
         );
         assert_eq!(records[0].samples, 1);
+    }
+
+    #[test]
+    fn a_v2_request_is_symbols_then_series_of_references() {
+        let s = [
+            sample(&[("__name__", "up"), ("job", "a")], 1000, 1.0),
+            sample(&[("__name__", "up"), ("job", "b")], 1000, 0.0),
+        ];
+        let records = encode(&spec(Encoding::RemoteWriteV2, 0), &s);
+        let raw = snap::raw::Decoder::new()
+            .decompress_vec(&records[0].payload)
+            .unwrap();
+        // Symbols "", "__name__", "up", "job", "a", "b" (field 4), then two series (field 5):
+        // label refs [1, 2, 3, 4] and [1, 2, 3, 5] (field 1, packed), a sample (field 2).
+        let mut want: Vec<u8> = vec![0x22, 0x00];
+        for text in ["__name__", "up", "job", "a", "b"] {
+            want.push(0x22);
+            want.push(text.len() as u8);
+            want.extend_from_slice(text.as_bytes());
+        }
+        want.extend_from_slice(&[
+            0x2a, 0x14, 0x0a, 0x04, 1, 2, 3, 4, 0x12, 0x0c, 0x09, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f,
+            0x10, 0xe8, 0x07,
+        ]);
+        want.extend_from_slice(&[
+            0x2a, 0x0b, 0x0a, 0x04, 1, 2, 3, 5, 0x12, 0x03, 0x10, 0xe8, 0x07,
+        ]);
+        assert_eq!(raw, want);
+        assert_eq!(
+            records[0].headers.last(),
+            Some(&(
+                "content-type",
+                "application/x-protobuf;proto=io.prometheus.write.v2.Request".to_string()
+            ))
+        );
+        assert_eq!(records[0].headers[0].1, "remote-write-v2");
     }
 
     #[test]

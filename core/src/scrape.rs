@@ -276,7 +276,13 @@ pub struct SeriesCache {
     forget_pending: bool,
     /// `raw` and `series` lengths when the scrape began.
     lens_at_begin: (usize, usize),
+    /// Remote-write 2.0: the strings the series' label references and metadata point at.
+    symbols: encode::Symbols,
 }
+
+/// A symbols table is rebuilt from the live series once it holds more than this many
+/// strings and more than twice what they use.
+const SYMBOLS_REBUILT_ABOVE: usize = 1024;
 
 /// Series texts a failed scrape may add to a target's cache and leave there (more than
 /// this, and more than the cache held before it, and they are dropped).
@@ -562,6 +568,12 @@ struct SeriesEntry {
     tracked_prev: bool,
     /// Seen in this scrape without an exporter timestamp.
     tracked_now: bool,
+    /// Remote-write 2.0 only: the series' label references in the cache's symbols table,
+    /// made on its first encoding (and again after the table is rebuilt).
+    refs: Option<Box<[u8]>>,
+    /// Remote-write 2.0 only: its family's metadata in the last scrape that saw it,
+    /// `[type, help_ref, unit_ref]`.
+    meta: [u32; 3],
 }
 
 impl SeriesEntry {
@@ -572,12 +584,14 @@ impl SeriesEntry {
             last_ts: i64::MIN,
             tracked_prev: false,
             tracked_now: false,
+            refs: None,
+            meta: [0; 3],
         }
     }
 
     fn labels(&self, encoding: Encoding) -> Labels {
         match encoding {
-            Encoding::RemoteWrite => encode::labels_from_pb(&self.frag),
+            Encoding::RemoteWrite | Encoding::RemoteWriteV2 => encode::labels_from_pb(&self.frag),
             Encoding::Json => encode::labels_from_json_prefix(&self.frag),
         }
     }
@@ -588,7 +602,7 @@ fn encode_frag(labels: &Labels, encoding: Encoding, out: &mut Vec<u8>) {
     out.clear();
     let pairs = labels.iter().map(|l| (l.name.as_str(), l.value.as_str()));
     match encoding {
-        Encoding::RemoteWrite => encode::put_labels_pb(pairs, out),
+        Encoding::RemoteWrite | Encoding::RemoteWriteV2 => encode::put_labels_pb(pairs, out),
         Encoding::Json => encode::put_json_prefix(pairs, out),
     }
 }
@@ -623,6 +637,51 @@ fn probe(
 }
 
 impl SeriesCache {
+    /// Gives `series` its remote-write 2.0 label references, if it has none yet.
+    fn ensure_refs(&mut self, series: u32) {
+        let entry = if series & REPORT_FLAG != 0 {
+            &mut self.report[(series & !REPORT_FLAG) as usize]
+        } else {
+            &mut self.series[series as usize]
+        };
+        if entry.refs.is_none() {
+            let labels = encode::labels_from_pb(&entry.frag);
+            let mut refs = Vec::new();
+            let pairs = labels.iter().map(|l| (l.name.as_str(), l.value.as_str()));
+            encode::put_label_refs(pairs, &mut self.symbols, &mut refs);
+            entry.refs = Some(refs.into());
+        }
+    }
+
+    /// Rebuilds the symbols table when it holds mostly strings no live series uses: every
+    /// series' references are made again on its next encoding, and its metadata on its
+    /// next scrape.
+    fn trim_symbols(&mut self) {
+        let len = self.symbols.len();
+        if len <= SYMBOLS_REBUILT_ABOVE {
+            return;
+        }
+        let mut used = vec![false; len];
+        for e in self.series.iter().chain(&self.report) {
+            let mut refs = e.refs.as_deref().unwrap_or_default();
+            while let Some((r, rest)) = encode::read_varint(refs) {
+                used[(r as usize).min(len - 1)] = true;
+                refs = rest;
+            }
+            for r in e.meta[1..].iter() {
+                used[(*r as usize).min(len - 1)] = true;
+            }
+        }
+        if used.iter().filter(|u| **u).count() * 2 >= len {
+            return;
+        }
+        self.symbols = encode::Symbols::default();
+        for e in self.series.iter_mut().chain(self.report.iter_mut()) {
+            e.refs = None;
+            e.meta = [0; 3];
+        }
+    }
+
     fn entry(&self, series: u32) -> &SeriesEntry {
         if series & REPORT_FLAG != 0 {
             &self.report[(series & !REPORT_FLAG) as usize]
@@ -816,6 +875,7 @@ impl SeriesCache {
             self.raw_index.insert(slot, i as u32);
         }
         self.reindex_series();
+        self.trim_symbols();
     }
 
     /// Whether anything is left to sweep after a successful scrape.
@@ -972,6 +1032,18 @@ fn append(
     let key = &mut scratch.key;
     let hists = &mut scratch.hists;
     hists.clear();
+    // Remote-write 2.0 carries each series' family metadata: families by name, and their
+    // metadata references once needed.
+    let families: Option<FamilyIndex<'_>> =
+        (spec.emit.encoding == Encoding::RemoteWriteV2).then(|| {
+            let mut f =
+                FamilyIndex::with_capacity_and_hasher(parsed.metadata.len(), Default::default());
+            for (i, m) in parsed.metadata.iter().enumerate() {
+                f.entry(m.name.as_ref()).or_insert(i);
+            }
+            f
+        });
+    let mut family_meta: Vec<Option<[u32; 3]>> = vec![None; parsed.metadata.len()];
     // The values the parser normalised, as written: the series key is the text as written.
     let mut raw_values = parsed.raw_values.iter().peekable();
     for s in &parsed.samples {
@@ -1027,6 +1099,19 @@ fn append(
         }
         let series_idx = raw.series;
         c.added += 1;
+        if let Some(families) = &families {
+            let meta = family_of(&s.name, families).map_or([0; 3], |f| {
+                *family_meta[f].get_or_insert_with(|| {
+                    let m = &parsed.metadata[f];
+                    [
+                        encode::v2_type(m.kind),
+                        m.help.as_deref().map_or(0, |h| cache.symbols.intern(h)),
+                        m.unit.map_or(0, |u| cache.symbols.intern(u)),
+                    ]
+                })
+            });
+            cache.series[series_idx as usize].meta = meta;
+        }
         let entry = &mut cache.series[series_idx as usize];
         if entry.seen_iter == iter {
             if t == entry.last_ts {
@@ -1089,6 +1174,26 @@ fn append(
         return Err(ScrapeError::SampleLimit);
     }
     Ok(())
+}
+
+/// Metadata entries by family name (looked up, never iterated).
+type FamilyIndex<'a> = HashMap<&'a str, usize, xxhash_rust::xxh3::Xxh3Builder>;
+
+/// The family a sample named `name` belongs to: the metadata entry of that name, or of the
+/// name without a suffix its type gives samples (`_total`, `_bucket`, `_count`, `_sum`,
+/// `_created`, `_gcount`, `_gsum`, `_info`), as Prometheus's `isSeriesPartOfFamily`.
+fn family_of(name: &str, families: &FamilyIndex<'_>) -> Option<usize> {
+    if let Some(&f) = families.get(name) {
+        return Some(f);
+    }
+    [
+        "_total", "_bucket", "_count", "_sum", "_created", "_gcount", "_gsum", "_info",
+    ]
+    .iter()
+    .find_map(|suffix| {
+        name.strip_suffix(suffix)
+            .and_then(|family| families.get(family).copied())
+    })
 }
 
 /// A native histogram after the job's limits, in Prometheus's order: the schema capped by
@@ -1266,10 +1371,16 @@ fn check_label_limits(lset: &Labels, limits: &Limits) -> Result<(), ScrapeError>
 /// Encodes the output of [`run`] from the cached label blocks.
 fn encode_outs(
     emit: &EmitSpec,
-    cache: &SeriesCache,
+    cache: &mut SeriesCache,
     scratch: &mut Scratch,
     outs: &[Out],
 ) -> Vec<Record> {
+    let v2 = emit.encoding == Encoding::RemoteWriteV2;
+    if v2 {
+        for o in outs {
+            cache.ensure_refs(o.series);
+        }
+    }
     if emit.encoding == Encoding::Json {
         let mut json = encode::JsonScratch::default();
         return outs
@@ -1298,8 +1409,11 @@ fn encode_outs(
         let mut prev = u32::MAX - 1;
         for o in outs {
             if o.series != prev {
+                let entry = cache.entry(o.series);
                 groups.push(Group {
-                    labels_pb: &cache.entry(o.series).frag,
+                    labels_pb: &entry.frag,
+                    refs: entry.refs.as_deref().unwrap_or_default(),
+                    meta: entry.meta,
                     points: points.len()..points.len(),
                     hists: hists.len()..hists.len(),
                 });
@@ -1317,7 +1431,8 @@ fn encode_outs(
                 }
             }
         }
-        encode::remote_write_records(emit, &groups, &points, &hists, &mut bufs)
+        let symbols = v2.then_some(&cache.symbols);
+        encode::remote_write_records(emit, symbols, &groups, &points, &hists, &mut bufs)
     };
     groups.clear();
     scratch.groups = groups

@@ -385,7 +385,7 @@ impl Spool {
 
 /// Header names a record may carry (those `crate::encode` writes); a spooled record's
 /// header names are read back as these.
-const HEADER_NAMES: [&str; 4] = ["encoding", "job", "instance", "scraper"];
+const HEADER_NAMES: [&str; 5] = ["encoding", "job", "instance", "scraper", "content-type"];
 
 /// The bytes of one entry: records in order, each as key (8 bytes), samples (u32), header
 /// count (u16), headers (name and value, each a u32 length and its bytes), payload (u32

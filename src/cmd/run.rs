@@ -78,7 +78,8 @@ pub(crate) struct Args {
     /// change's ZooKeeper time plus this (default 5s).
     #[arg(long, value_parser = parse_duration)]
     pub handoff_margin: Option<Duration>,
-    /// Bus encoding: `remote-write` or `json` (standalone always writes JSON lines).
+    /// Bus encoding: `remote-write`, `remote-write-v2` or `json` (standalone always writes
+    /// JSON lines).
     #[arg(long, default_value = "remote-write", value_parser = parse_encoding)]
     pub encoding: Encoding,
     /// ZooKeeper session timeout.
@@ -152,8 +153,11 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 fn parse_encoding(s: &str) -> Result<Encoding, String> {
     match s {
         "remote-write" => Ok(Encoding::RemoteWrite),
+        "remote-write-v2" => Ok(Encoding::RemoteWriteV2),
         "json" => Ok(Encoding::Json),
-        other => Err(format!("unknown encoding {other:?}: remote-write or json")),
+        other => Err(format!(
+            "unknown encoding {other:?}: remote-write, remote-write-v2 or json"
+        )),
     }
 }
 

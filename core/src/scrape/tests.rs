@@ -1549,3 +1549,182 @@ mod native {
         serde_json::from_str::<serde_json::Value>(&text).expect("valid JSON");
     }
 }
+
+// ---- remote-write 2.0 -----------------------------------------------------------------
+
+mod v2 {
+    use super::*;
+    use crate::testing::remote_write::v2;
+
+    fn v2_spec() -> ScrapeSpec {
+        let mut s = spec();
+        s.emit.encoding = Encoding::RemoteWriteV2;
+        s
+    }
+
+    const BODY: &str = "# HELP req_total Requests served.\n# TYPE req_total counter\nreq_total{code=\"200\"} 7\n# TYPE lat histogram\n# HELP lat Latency.\nlat_bucket{le=\"1\"} 1\nlat_bucket{le=\"+Inf\"} 2\nlat_sum 3\nlat_count 2\nplain 5\n";
+
+    fn scrape(cache: &mut SeriesCache, scratch: &mut Scratch, at: i64, text: &str) -> v2::Request {
+        let (r, records) =
+            process_and_encode(&v2_spec(), cache, scratch, Timestamp(at), MS, &body(text));
+        assert!(r.up, "{:?}", r.error);
+        assert_eq!(records.len(), 1);
+        v2::decode(&records[0].payload).expect("a v2 request")
+    }
+
+    /// Each series as `name{labels} [samples] type/help`.
+    fn shown(req: &v2::Request) -> Vec<String> {
+        let mut out: Vec<String> = req
+            .timeseries
+            .iter()
+            .map(|t| {
+                let labels = req.labels(t);
+                let name = labels
+                    .iter()
+                    .find(|(n, _)| n == "__name__")
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default();
+                let rest: Vec<String> = labels
+                    .iter()
+                    .filter(|(n, _)| n != "__name__" && n != "instance" && n != "job")
+                    .map(|(n, v)| format!("{n}={v}"))
+                    .collect();
+                let values: Vec<String> = t
+                    .samples
+                    .iter()
+                    .map(|s| format!("{}@{}", s.value, s.timestamp))
+                    .collect();
+                let meta = t.metadata.as_ref().map_or(String::new(), |m| {
+                    format!(" type={} help={:?}", m.r#type, req.symbol(m.help_ref))
+                });
+                format!("{name}{{{}}} {}{meta}", rest.join(","), values.join(","))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn series_carry_label_references_and_their_family_metadata() {
+        let (mut cache, mut scratch) = (SeriesCache::default(), Scratch::default());
+        let req = scrape(&mut cache, &mut scratch, 1000, BODY);
+        assert_eq!(req.symbols[0], "");
+        let shown = shown(&req);
+        let want = [
+            "lat_bucket{le=+Inf} 2@1000 type=3 help=\"Latency.\"",
+            "lat_bucket{le=1.0} 1@1000 type=3 help=\"Latency.\"",
+            "lat_count{} 2@1000 type=3 help=\"Latency.\"",
+            "lat_sum{} 3@1000 type=3 help=\"Latency.\"",
+            "plain{} 5@1000",
+            "req_total{code=200} 7@1000 type=1 help=\"Requests served.\"",
+        ];
+        for w in want {
+            assert!(shown.contains(&w.to_string()), "{w} not in {shown:#?}");
+        }
+        // The synthetic series are there, without metadata.
+        assert!(shown.iter().any(|s| s == "up{} 1@1000"), "{shown:#?}");
+    }
+
+    #[test]
+    fn the_symbols_table_is_kept_across_scrapes_and_markers_resolve() {
+        let (mut cache, mut scratch) = (SeriesCache::default(), Scratch::default());
+        let first = scrape(&mut cache, &mut scratch, 1000, BODY);
+        let second = scrape(&mut cache, &mut scratch, 2000, BODY);
+        assert_eq!(
+            first.symbols, second.symbols,
+            "no new string, no new symbol"
+        );
+        // `plain` goes: its marker resolves through the same table.
+        let third = scrape(
+            &mut cache,
+            &mut scratch,
+            3000,
+            &BODY.replace("plain 5\n", ""),
+        );
+        let marker = third
+            .timeseries
+            .iter()
+            .find(|t| {
+                third
+                    .labels(t)
+                    .iter()
+                    .any(|(n, v)| n == "__name__" && v == "plain")
+            })
+            .expect("a marker for plain");
+        assert!(is_stale_nan(marker.samples[0].value));
+    }
+
+    #[test]
+    fn split_records_each_carry_the_strings_they_use() {
+        let mut s = v2_spec();
+        let fixture = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../testdata/exposition/node_exporter-1.5.0.prom"
+        ))
+        .unwrap();
+        let fetch = FetchOutcome::Body {
+            body: fixture,
+            content_type: Some("text/plain; version=0.0.4".into()),
+        };
+        let series_of = |records: &[Record]| {
+            let mut all: Vec<(Vec<(String, String)>, Vec<u64>, Option<i32>)> = Vec::new();
+            for r in records {
+                let req = v2::decode(&r.payload).expect("decodes");
+                for t in &req.timeseries {
+                    let help = t
+                        .metadata
+                        .as_ref()
+                        .map(|m| req.symbol(m.help_ref).len() as i32);
+                    all.push((
+                        req.labels(t),
+                        t.samples.iter().map(|x| x.value.to_bits()).collect(),
+                        help,
+                    ));
+                }
+            }
+            all.sort();
+            all
+        };
+        let whole = process_and_encode(
+            &s,
+            &mut SeriesCache::default(),
+            &mut Scratch::default(),
+            Timestamp(1000),
+            MS,
+            &fetch,
+        )
+        .1;
+        assert_eq!(whole.len(), 1);
+        s.emit.message_bytes_max = 1024;
+        let parts = process_and_encode(
+            &s,
+            &mut SeriesCache::default(),
+            &mut Scratch::default(),
+            Timestamp(1000),
+            MS,
+            &fetch,
+        )
+        .1;
+        assert!(parts.len() > 4, "{} records", parts.len());
+        assert!(parts.iter().all(|r| r.payload.len() <= 1024));
+        // Every part's table is its own: smaller than the whole one.
+        let whole_symbols = v2::decode(&whole[0].payload).unwrap().symbols.len();
+        assert!(parts
+            .iter()
+            .all(|r| v2::decode(&r.payload).unwrap().symbols.len() < whole_symbols));
+        assert_eq!(series_of(&parts), series_of(&whole));
+    }
+
+    #[test]
+    fn a_table_mostly_of_gone_strings_is_rebuilt() {
+        let (mut cache, mut scratch) = (SeriesCache::default(), Scratch::default());
+        // 2000 distinct label values, then none of them: the table is rebuilt small.
+        let wide: String = (0..2000).map(|i| format!("w{{id=\"{i}\"}} 1\n")).collect();
+        let big = scrape(&mut cache, &mut scratch, 1000, &wide);
+        assert!(big.symbols.len() > 2000);
+        scrape(&mut cache, &mut scratch, 2000, "plain 1\n"); // markers for the 2000
+        let small = scrape(&mut cache, &mut scratch, 3000, "plain 1\n");
+        assert!(small.symbols.len() < 20, "{} symbols", small.symbols.len());
+        assert!(shown(&small).iter().any(|s| s == "plain{} 1@3000"));
+    }
+}

@@ -1,5 +1,6 @@
 //! An independent remote-write decoder for tests and the simulation: prost structs written
-//! from Prometheus's `remote.proto` and `types.proto`. The encoder (`crate::encode`) writes
+//! from Prometheus's `remote.proto` and `types.proto`, and ([`v2`]) from remote-write 2.0's
+//! `io/prometheus/write/v2/types.proto`. The encoder (`crate::encode`) writes
 //! the protobuf by hand; reading it back through prost checks it against the schema.
 
 use prost::Message as _;
@@ -154,5 +155,93 @@ impl TimeSeries {
             .iter()
             .find(|l| l.name == name)
             .map(|l| l.value.as_str())
+    }
+}
+
+/// Remote-write 2.0 (`io.prometheus.write.v2`).
+pub mod v2 {
+    use prost::Message as _;
+
+    /// `Request`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Request {
+        #[prost(string, repeated, tag = "4")]
+        /// The symbols table; `""` first.
+        pub symbols: Vec<String>,
+        #[prost(message, repeated, tag = "5")]
+        /// The series.
+        pub timeseries: Vec<TimeSeries>,
+    }
+
+    /// `TimeSeries`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TimeSeries {
+        #[prost(uint32, repeated, tag = "1")]
+        /// Name and value references, in pairs.
+        pub labels_refs: Vec<u32>,
+        #[prost(message, repeated, tag = "2")]
+        /// Float samples.
+        pub samples: Vec<Sample>,
+        #[prost(message, repeated, tag = "3")]
+        /// Native histogram samples (the fields v1 and 2.0 share).
+        pub histograms: Vec<super::Histogram>,
+        #[prost(message, optional, tag = "5")]
+        /// The family's metadata.
+        pub metadata: Option<Metadata>,
+    }
+
+    /// `Sample`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Sample {
+        #[prost(double, tag = "1")]
+        /// The value.
+        pub value: f64,
+        #[prost(int64, tag = "2")]
+        /// Milliseconds since the epoch.
+        pub timestamp: i64,
+        #[prost(int64, tag = "3")]
+        /// When the counter started (0: unknown).
+        pub start_timestamp: i64,
+    }
+
+    /// `Metadata`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Metadata {
+        #[prost(int32, tag = "1")]
+        /// 1 counter, 2 gauge, 3 histogram, 4 gauge histogram, 5 summary, 6 info, 7 stateset.
+        pub r#type: i32,
+        #[prost(uint32, tag = "3")]
+        /// Reference of the help text.
+        pub help_ref: u32,
+        #[prost(uint32, tag = "4")]
+        /// Reference of the unit.
+        pub unit_ref: u32,
+    }
+
+    /// Decodes one record's payload: a snappy block holding a `Request`.
+    pub fn decode(payload: &[u8]) -> Result<Request, String> {
+        let raw = snap::raw::Decoder::new()
+            .decompress_vec(payload)
+            .map_err(|e| format!("not a snappy block: {e}"))?;
+        Request::decode(raw.as_slice()).map_err(|e| format!("not a v2 Request: {e}"))
+    }
+
+    impl Request {
+        /// The labels of `series`, resolved through the symbols table, sorted as written.
+        pub fn labels(&self, series: &TimeSeries) -> Vec<(String, String)> {
+            series
+                .labels_refs
+                .chunks(2)
+                .map(|p| {
+                    let at = |r: u32| self.symbols.get(r as usize).cloned().unwrap_or_default();
+                    (at(p[0]), at(p[1]))
+                })
+                .collect()
+        }
+
+        /// The string a reference points at.
+        pub fn symbol(&self, r: u32) -> &str {
+            self.symbols.get(r as usize).map_or("", String::as_str)
+        }
     }
 }
