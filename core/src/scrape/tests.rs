@@ -1608,7 +1608,12 @@ mod v2 {
     fn series_carry_label_references_and_their_family_metadata() {
         let (mut cache, mut scratch) = (SeriesCache::default(), Scratch::default());
         let req = scrape(&mut cache, &mut scratch, 1000, BODY);
-        assert_eq!(req.symbols[0], "");
+        // Help texts are interned first (metadata is found while appending), then the
+        // labels as series are encoded (README, "The bus").
+        assert_eq!(
+            req.symbols[..5],
+            ["", "Requests served.", "Latency.", "__name__", "req_total"]
+        );
         let shown = shown(&req);
         let want = [
             "lat_bucket{le=+Inf} 2@1000 type=3 help=\"Latency.\"",
