@@ -30,7 +30,8 @@
 //! type (repeated scalars packed or not); unknown fields are skipped, groups included.
 //! Unlike Prometheus's gogo decoder, every string field must be valid UTF-8 (proto3 requires
 //! it; Go's gogo-generated code checks only the four above), so a unit or an exemplar label
-//! that is not fails the parse.
+//! that is not fails the parse; and a varint whose tenth byte sets bits past the 64th fails
+//! it too (gogo drops those bits; the Go and C++ protobuf libraries and prost refuse it).
 //!
 //! Decoded by hand, borrowing every name and label value from the body: prost would build
 //! owned `String`s and `Vec`s for each label and metric (ARCHITECTURE.md, "Exposition
@@ -93,6 +94,10 @@ impl<'a> Fields<'a> {
                 return Err(Fail::new(start, "proto: unexpected end of message"));
             };
             self.pos += 1;
+            // The tenth byte holds bit 63 only.
+            if shift == 63 && b > 1 {
+                return Err(Fail::new(start, "proto: integer overflow"));
+            }
             v |= u64::from(b & 0x7f) << shift;
             if b < 0x80 {
                 return Ok(v);
