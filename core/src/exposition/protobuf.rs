@@ -31,7 +31,7 @@
 //! Unlike Prometheus's gogo decoder, every string field must be valid UTF-8 (proto3 requires
 //! it; Go's gogo-generated code checks only the four above), so a unit or an exemplar label
 //! that is not fails the parse; and a varint whose tenth byte sets bits past the 64th fails
-//! it too (gogo drops those bits; the Go and C++ protobuf libraries and prost refuse it).
+//! it too (gogo drops those bits; Go's `protowire` and prost refuse it).
 //!
 //! Decoded by hand, borrowing every name and label value from the body: prost would build
 //! owned `String`s and `Vec`s for each label and metric (ARCHITECTURE.md, "Exposition
