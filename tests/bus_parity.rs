@@ -884,8 +884,23 @@ impl Sample {
     }
 }
 
-fn decode(payload: &[u8]) -> Result<Vec<Sample>, String> {
+/// A family's metadata as a v1 request carries it: name, type, help, unit.
+type Family = (String, i32, String, String);
+
+fn decode(payload: &[u8]) -> Result<(Vec<Sample>, Vec<Family>), String> {
     let req = scrapepool_core::testing::remote_write::decode(payload)?;
+    let families = req
+        .metadata
+        .iter()
+        .map(|m| {
+            (
+                m.metric_family_name.clone(),
+                m.r#type,
+                m.help.clone(),
+                m.unit.clone(),
+            )
+        })
+        .collect();
     let mut out = Vec::new();
     for ts in req.timeseries {
         let labels: BTreeMap<String, String> =
@@ -908,13 +923,15 @@ fn decode(payload: &[u8]) -> Result<Vec<Sample>, String> {
             });
         }
     }
-    Ok(out)
+    Ok((out, families))
 }
 
 /// What one side delivered: samples, and any payload that did not decode.
 #[derive(Default)]
 struct Received {
     samples: Vec<Sample>,
+    /// Every family's metadata ever sent.
+    families: BTreeSet<Family>,
     errors: Vec<String>,
 }
 
@@ -979,8 +996,10 @@ fn serve_remote_write(mut conn: TcpStream, received: &Shared) {
         }
         buf = body.split_off(length);
         let status = match decode(&body) {
-            Ok(samples) => {
-                received.lock().unwrap().samples.extend(samples);
+            Ok((samples, families)) => {
+                let mut r = received.lock().unwrap();
+                r.samples.extend(samples);
+                r.families.extend(families);
                 204
             }
             Err(e) => {
@@ -1213,7 +1232,10 @@ impl BusReader {
                         continue;
                     }
                     match decode(m.payload().unwrap_or_default()) {
-                        Ok(samples) => r.samples.extend(samples),
+                        Ok((samples, families)) => {
+                            r.samples.extend(samples);
+                            r.families.extend(families);
+                        }
                         Err(e) => r.errors.push(e),
                     }
                 }
@@ -1599,7 +1621,7 @@ fn bus_equals_prometheus() {
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nscrape_configs:\n{}\
              remote_write:\n  - url: http://{}/api/v1/write\n    send_native_histograms: true\n    queue_config:\n      \
              batch_send_deadline: 100ms\n      min_backoff: 50ms\n      max_backoff: 200ms\n    \
-             metadata_config:\n      send: false\n",
+             metadata_config:\n      send: true\n      send_interval: 1s\n",
             job_yaml(&theirs),
             receiver.addr
         ),
@@ -1743,6 +1765,28 @@ fn bus_equals_prometheus() {
             d.render(&mut report);
         }
     }
+    // Metadata: every family either side ever sent, with its type, help and unit.
+    let (theirs_f, ours_f) = (&theirs_received.families, &ours_received.families);
+    let only: Vec<String> = theirs_f
+        .difference(ours_f)
+        .map(|f| format!("    only prometheus: {f:?}"))
+        .chain(
+            ours_f
+                .difference(theirs_f)
+                .map(|f| format!("    only scrapepool: {f:?}")),
+        )
+        .collect();
+    if !only.is_empty() {
+        differing += 1;
+        let _ = writeln!(report, "  metadata: {} difference line(s)", only.len());
+        for line in only.iter().take(LINES_PER_TARGET) {
+            let _ = writeln!(report, "{line}");
+        }
+    }
+    assert!(
+        theirs_f.iter().any(|f| f.0 == "node_load1"),
+        "prometheus sent no metadata of the fixtures: the metadata comparison tests nothing"
+    );
     let names: BTreeSet<&String> = p_runs.keys().chain(o_runs.keys()).collect();
     for name in names {
         if !scripts.iter().any(|s| s.name == name) {
@@ -1751,10 +1795,12 @@ fn bus_equals_prometheus() {
         }
     }
     println!(
-        "scrapes (prometheus/scrapepool): {}; samples: prometheus {}, scrapepool {}",
+        "scrapes (prometheus/scrapepool): {}; samples: prometheus {}, scrapepool {}; metadata of {} and {} families",
         summary.join(", "),
         theirs_received.samples.len(),
-        ours_received.samples.len()
+        ours_received.samples.len(),
+        theirs_received.families.len(),
+        ours_received.families.len()
     );
     assert!(
         differing == 0,

@@ -157,6 +157,7 @@ pub fn encode(spec: &EmitSpec, samples: &[Sample]) -> Vec<Record> {
             remote_write_records(
                 spec,
                 v2,
+                &[],
                 &groups,
                 &points,
                 &hists,
@@ -203,10 +204,13 @@ pub(crate) fn headers(spec: &EmitSpec) -> Vec<(&'static str, String)> {
 // ---------------------------------------------------------------------------------------
 // Protobuf (remote-write v1)
 //
-// WriteRequest { repeated TimeSeries timeseries = 1; }
-// TimeSeries   { repeated Label labels = 1; repeated Sample samples = 2; }
+// WriteRequest { repeated TimeSeries timeseries = 1; repeated MetricMetadata metadata = 3; }
+// TimeSeries   { repeated Label labels = 1; repeated Sample samples = 2;
+//                repeated Histogram histograms = 4; }
 // Label        { string name = 1; string value = 2; }
 // Sample       { double value = 1; int64 timestamp = 2; }
+// (Histogram and MetricMetadata: see `put_histogram` and `put_v1_metadata`; 2.0's Request is
+// written by `put_v2_series` and `Symbols`.)
 // Scalars equal to their default (0) are left out, as Go's and prost's marshalers do.
 // ---------------------------------------------------------------------------------------
 
@@ -429,7 +433,35 @@ pub(crate) fn put_label_refs<'a>(
     }
 }
 
-/// The remote-write 2.0 `Metadata.type` of a family's type.
+/// Appends a `WriteRequest.metadata` field (remote-write v1 `MetricMetadata`: type, family
+/// name, help, unit), as Prometheus's metadata watcher sends one per family.
+pub(crate) fn put_v1_metadata(
+    out: &mut Vec<u8>,
+    kind: Option<crate::exposition::MetricType>,
+    name: &str,
+    help: &str,
+    unit: &str,
+) {
+    let mut m = Vec::with_capacity(8 + name.len() + help.len() + unit.len());
+    let kind = v2_type(kind);
+    if kind != 0 {
+        m.push(0x08);
+        put_varint(&mut m, u64::from(kind));
+    }
+    for (tag, text) in [(TAG_2_LEN, name), (0x22, help), (0x2a, unit)] {
+        if !text.is_empty() {
+            m.push(tag);
+            put_varint(&mut m, text.len() as u64);
+            m.extend_from_slice(text.as_bytes());
+        }
+    }
+    out.push(0x1a);
+    put_varint(out, m.len() as u64);
+    out.extend_from_slice(&m);
+}
+
+/// The remote-write 2.0 `Metadata.type` of a family's type (v1's `MetricMetadata.type`
+/// numbers them the same way).
 pub(crate) fn v2_type(kind: Option<crate::exposition::MetricType>) -> u32 {
     use crate::exposition::MetricType as T;
     match kind {
@@ -626,6 +658,10 @@ fn put_histogram(out: &mut Vec<u8>, tag: u8, ts: i64, h: &Histogram) {
 /// Encodes `groups` as snappy-compressed `WriteRequest`s, split on series boundaries (and
 /// inside a series when one alone is too large) so that no payload exceeds
 /// `spec.message_bytes_max`. A single sample too large on its own is left out.
+/// `metadata`: remote-write v1 `WriteRequest.metadata` fields ([`put_v1_metadata`]) to
+/// send with the samples: in the record when the scrape fits in one, else in records of
+/// their own after the others (they hold no sample).
+///
 /// `symbols`: for remote-write 2.0, the table the groups' references point into. A record
 /// holding all the groups starts with the whole table; a part of a split scrape with a table
 /// of the strings its own series use, renumbered, so that each record reads on its own and
@@ -633,6 +669,7 @@ fn put_histogram(out: &mut Vec<u8>, tag: u8, ts: i64, h: &Histogram) {
 pub(crate) fn remote_write_records(
     spec: &EmitSpec,
     symbols: Option<&Symbols>,
+    metadata: &[u8],
     groups: &[Group<'_>],
     points: &[(i64, f64)],
     hists: &[HistogramPoint<'_>],
@@ -641,6 +678,7 @@ pub(crate) fn remote_write_records(
     let mut w = RwWriter {
         spec,
         symbols,
+        metadata,
         points,
         hists,
         body: std::mem::take(&mut bufs.body),
@@ -680,6 +718,7 @@ impl RwWriter<'_, '_> {
         }
         let limit = w.spec.message_bytes_max;
         w.put_request(groups, true);
+        w.body.extend_from_slice(w.metadata);
         let total_points: usize = groups.iter().map(Group::samples).sum();
         let compressed = w.compress();
         if limit == 0 || compressed.len() <= limit {
@@ -702,6 +741,31 @@ impl RwWriter<'_, '_> {
             acc += size;
         }
         w.emit(groups[start..].to_vec());
+        // The metadata in records of their own, last: as many families per record as fit
+        // uncompressed in 4/5 of the limit (snappy never grows a block by more than 1/6 and
+        // 32 bytes). A family too large even alone is left out.
+        let mut rest = w.metadata;
+        w.body.clear();
+        while !rest.is_empty() {
+            let Some((len, tail)) = read_varint(&rest[1..]) else {
+                break;
+            };
+            let field_len = rest.len() - tail.len() + len as usize;
+            let (field, after) = rest.split_at(field_len.min(rest.len()));
+            rest = after;
+            if !w.body.is_empty() && (w.body.len() + field.len()) * 5 > limit * 4 {
+                let part = w.compress();
+                w.push(part, 0);
+                w.body.clear();
+            }
+            if field.len() * 5 <= limit * 4 {
+                w.body.extend_from_slice(field);
+            }
+        }
+        if !w.body.is_empty() {
+            let part = w.compress();
+            w.push(part, 0);
+        }
         std::mem::take(&mut w.records)
     }
 }
@@ -709,6 +773,7 @@ impl RwWriter<'_, '_> {
 struct RwWriter<'s, 'p> {
     spec: &'s EmitSpec,
     symbols: Option<&'p Symbols>,
+    metadata: &'p [u8],
     points: &'p [(i64, f64)],
     hists: &'p [HistogramPoint<'p>],
     body: Vec<u8>,

@@ -278,7 +278,13 @@ pub struct SeriesCache {
     lens_at_begin: (usize, usize),
     /// Remote-write 2.0: the strings the series' label references and metadata point at.
     symbols: encode::Symbols,
+    /// Remote-write v1: the hash of the metadata last sent, and when.
+    metadata_sent: Option<(u64, i64)>,
 }
+
+/// Remote-write v1 sends a target's metadata again after this long unchanged (Prometheus's
+/// `metadata_config.send_interval` default), and at once when it changes.
+pub const METADATA_RESEND_MS: i64 = 60_000;
 
 /// A symbols table is rebuilt from the live series once it holds more than this many
 /// strings and more than twice what they use.
@@ -302,6 +308,8 @@ pub struct Scratch {
     outs: Vec<Out>,
     /// The native histograms of the output list (after limits), by [`Out::hist`].
     hists: Vec<Histogram>,
+    /// Remote-write v1 metadata to send with this scrape (empty: none due).
+    metadata: Vec<u8>,
     /// Points and groups for the remote-write encoder.
     points: Vec<(i64, f64)>,
     groups: Vec<Group<'static>>,
@@ -913,6 +921,7 @@ fn run(
     let t0 = started_at.0;
     let mut outs = std::mem::take(&mut scratch.outs);
     outs.clear();
+    scratch.metadata.clear();
     let mut counts = Counts::default(); // stays zero unless the body is parsed
     let mut stale = 0;
     let result: Result<(), ScrapeError> = match fetch {
@@ -949,6 +958,10 @@ fn run(
                 Err(e) => Err(e),
                 Ok(parsed) => {
                     let r = append(spec, cache, scratch, t0, &parsed, &mut counts, &mut outs);
+                    if r.is_ok() && !parsed.truncated && spec.emit.encoding == Encoding::RemoteWrite
+                    {
+                        metadata_due(cache, &mut scratch.metadata, &parsed.metadata, t0);
+                    }
                     // Samples were left unparsed: the scrape is over a limit, whatever
                     // the parsed ones gave.
                     let r = match r {
@@ -1174,6 +1187,39 @@ fn append(
         return Err(ScrapeError::SampleLimit);
     }
     Ok(())
+}
+
+/// Remote-write v1 metadata of a successful scrape: every family's type, help and unit, into
+/// `out`, when they changed since they were last sent or [`METADATA_RESEND_MS`] passed.
+fn metadata_due(
+    cache: &mut SeriesCache,
+    out: &mut Vec<u8>,
+    metadata: &[exposition::Metadata<'_>],
+    t0: i64,
+) {
+    if metadata.is_empty() {
+        return;
+    }
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for m in metadata {
+        h.update(m.name.as_bytes());
+        h.update(&[0xff, encode::v2_type(m.kind) as u8, 0xff]);
+        h.update(m.help.as_deref().unwrap_or_default().as_bytes());
+        h.update(&[0xff]);
+        h.update(m.unit.unwrap_or_default().as_bytes());
+        h.update(&[0xfe]);
+    }
+    let hash = h.digest();
+    if let Some((sent, at)) = cache.metadata_sent {
+        if sent == hash && t0 - at < METADATA_RESEND_MS {
+            return;
+        }
+    }
+    for m in metadata {
+        let help = m.help.as_deref().unwrap_or_default();
+        encode::put_v1_metadata(out, m.kind, &m.name, help, m.unit.unwrap_or_default());
+    }
+    cache.metadata_sent = Some((hash, t0));
 }
 
 /// Metadata entries by family name (looked up, never iterated).
@@ -1432,7 +1478,8 @@ fn encode_outs(
             }
         }
         let symbols = v2.then_some(&cache.symbols);
-        encode::remote_write_records(emit, symbols, &groups, &points, &hists, &mut bufs)
+        let metadata = &scratch.metadata;
+        encode::remote_write_records(emit, symbols, metadata, &groups, &points, &hists, &mut bufs)
     };
     groups.clear();
     scratch.groups = groups

@@ -713,6 +713,7 @@ mod tests {
                 }],
                 histograms: vec![],
             }],
+            metadata: vec![],
         };
         let mut raw = request.encode_to_vec();
         // An unknown varint field (number 9) and an unknown fixed32 field (number 10).

@@ -1526,7 +1526,9 @@ mod native {
         );
         let again =
             remote_write::decode(&encode::encode(&s.emit, &samples)[0].payload).expect("decodes");
-        assert_eq!(again, request);
+        // (The scrape's record also carries the family's metadata; owned samples have none.)
+        assert_eq!(again.timeseries, request.timeseries);
+        assert_eq!(request.metadata.len(), 1);
     }
 
     #[test]
@@ -1731,5 +1733,106 @@ mod v2 {
         let small = scrape(&mut cache, &mut scratch, 3000, "plain 1\n");
         assert!(small.symbols.len() < 20, "{} symbols", small.symbols.len());
         assert!(shown(&small).iter().any(|s| s == "plain{} 1@3000"));
+    }
+}
+
+// ---- remote-write v1 metadata --------------------------------------------------------
+
+mod metadata {
+    use super::*;
+    use crate::testing::remote_write;
+
+    const BODY: &str = "# HELP req_total Requests served.\n# TYPE req_total counter\nreq_total 7\n# TYPE temp_celsius gauge\n# HELP temp_celsius Temperature.\ntemp_celsius 20\nbare 1\n";
+
+    fn metadata_at(cache: &mut SeriesCache, at: i64, text: &str) -> Vec<(i32, String, String)> {
+        let (_, records) = process_and_encode(
+            &spec(),
+            cache,
+            &mut Scratch::default(),
+            Timestamp(at),
+            MS,
+            &body(text),
+        );
+        records
+            .iter()
+            .flat_map(|r| remote_write::decode(&r.payload).expect("decodes").metadata)
+            .map(|m| (m.r#type, m.metric_family_name, m.help))
+            .collect()
+    }
+
+    #[test]
+    fn sent_with_the_first_scrape_on_change_and_every_minute() {
+        let mut cache = SeriesCache::default();
+        let want = vec![
+            (1, "req_total".to_string(), "Requests served.".to_string()),
+            (2, "temp_celsius".to_string(), "Temperature.".to_string()),
+        ];
+        assert_eq!(metadata_at(&mut cache, 0, BODY), want);
+        // Unchanged within the minute: not again.
+        assert_eq!(metadata_at(&mut cache, 15_000, BODY), vec![]);
+        // Changed: at once.
+        let changed = BODY.replace("Temperature.", "Temperature, in Celsius.");
+        assert_eq!(
+            metadata_at(&mut cache, 30_000, &changed)[1].2,
+            "Temperature, in Celsius."
+        );
+        assert_eq!(metadata_at(&mut cache, 45_000, &changed), vec![]);
+        // A minute after it was last sent: again.
+        assert_eq!(metadata_at(&mut cache, 90_000, &changed).len(), 2);
+    }
+
+    #[test]
+    fn a_failed_scrape_sends_none_and_a_split_scrape_sends_it_alone() {
+        let mut cache = SeriesCache::default();
+        let (_, records) = process_and_encode(
+            &spec(),
+            &mut cache,
+            &mut Scratch::default(),
+            Timestamp(0),
+            MS,
+            &failed(),
+        );
+        assert!(records.iter().all(|r| remote_write::decode(&r.payload)
+            .unwrap()
+            .metadata
+            .is_empty()));
+        let mut s = spec();
+        s.emit.message_bytes_max = 4096;
+        let fixture = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../testdata/exposition/node_exporter-1.5.0.prom"
+        ))
+        .unwrap();
+        let fetch = FetchOutcome::Body {
+            body: fixture,
+            content_type: Some("text/plain; version=0.0.4".into()),
+        };
+        let (r, records) = process_and_encode(
+            &s,
+            &mut SeriesCache::default(),
+            &mut Scratch::default(),
+            Timestamp(0),
+            MS,
+            &fetch,
+        );
+        assert_eq!(r.samples_unencodable, 0);
+        // Samples first, then the metadata of all 283 families in records of their own.
+        let split = records
+            .iter()
+            .position(|r| r.samples == 0)
+            .expect("metadata records");
+        assert!(records[..split].iter().all(|r| r.samples > 0
+            && remote_write::decode(&r.payload)
+                .unwrap()
+                .metadata
+                .is_empty()));
+        let mut families = 0;
+        for r in &records[split..] {
+            assert!(r.samples == 0 && r.payload.len() <= 4096);
+            let decoded = remote_write::decode(&r.payload).unwrap();
+            assert!(decoded.timeseries.is_empty());
+            families += decoded.metadata.len();
+        }
+        assert_eq!(families, 283);
     }
 }

@@ -11,6 +11,27 @@ pub struct WriteRequest {
     #[prost(message, repeated, tag = "1")]
     /// One entry per series.
     pub timeseries: Vec<TimeSeries>,
+    #[prost(message, repeated, tag = "3")]
+    /// Metric family metadata.
+    pub metadata: Vec<MetricMetadata>,
+}
+
+/// `prometheus.MetricMetadata`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MetricMetadata {
+    #[prost(int32, tag = "1")]
+    /// 0 unknown, 1 counter, 2 gauge, 3 histogram, 4 gauge histogram, 5 summary, 6 info,
+    /// 7 stateset.
+    pub r#type: i32,
+    #[prost(string, tag = "2")]
+    /// The family's name.
+    pub metric_family_name: String,
+    #[prost(string, tag = "4")]
+    /// Its help text.
+    pub help: String,
+    #[prost(string, tag = "5")]
+    /// Its unit.
+    pub unit: String,
 }
 
 /// `prometheus.TimeSeries`.
