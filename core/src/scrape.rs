@@ -1048,7 +1048,7 @@ fn append(
     // Remote-write 2.0 carries each series' family metadata: families by name, and their
     // metadata references once needed.
     let families: Option<FamilyIndex<'_>> =
-        (spec.emit.encoding == Encoding::RemoteWriteV2).then(|| {
+        (spec.emit.encoding == Encoding::RemoteWriteV2 && !parsed.metadata.is_empty()).then(|| {
             let mut f =
                 FamilyIndex::with_capacity_and_hasher(parsed.metadata.len(), Default::default());
             for (i, m) in parsed.metadata.iter().enumerate() {
@@ -1057,6 +1057,8 @@ fn append(
             f
         });
     let mut family_meta: Vec<Option<[u32; 3]>> = vec![None; parsed.metadata.len()];
+    // A family's samples come together: the last name's family is looked up once.
+    let mut last_family: (&str, Option<usize>) = ("", None);
     // The values the parser normalised, as written: the series key is the text as written.
     let mut raw_values = parsed.raw_values.iter().peekable();
     for s in &parsed.samples {
@@ -1113,7 +1115,10 @@ fn append(
         let series_idx = raw.series;
         c.added += 1;
         if let Some(families) = &families {
-            let meta = family_of(&s.name, families).map_or([0; 3], |f| {
+            if last_family.0 != s.name {
+                last_family = (&s.name, family_of(&s.name, families));
+            }
+            let meta = last_family.1.map_or([0; 3], |f| {
                 *family_meta[f].get_or_insert_with(|| {
                     let m = &parsed.metadata[f];
                     [
