@@ -180,7 +180,7 @@ fn bench(c: &mut Criterion<ThreadCpu>) {
                 &mut scratch,
                 Timestamp(1_700_000_000_000),
                 Duration::from_millis(3),
-                &fetch,
+                fetch,
             );
             assert!(report.up, "{name}: {:?}", report.error);
             // Bytes per sample of a steady-state scrape (the second one).

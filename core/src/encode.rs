@@ -442,22 +442,28 @@ pub(crate) fn put_v1_metadata(
     help: &str,
     unit: &str,
 ) {
-    let mut m = Vec::with_capacity(8 + name.len() + help.len() + unit.len());
     let kind = v2_type(kind);
+    let texts = [(TAG_2_LEN, name), (0x22, help), (0x2a, unit)];
+    let text_len = |t: &str| 1 + varint_len(t.len() as u64) + t.len();
+    let len = if kind != 0 { 2 } else { 0 }
+        + texts
+            .iter()
+            .filter(|(_, t)| !t.is_empty())
+            .map(|(_, t)| text_len(t))
+            .sum::<usize>();
+    out.push(0x1a);
+    put_varint(out, len as u64);
     if kind != 0 {
-        m.push(0x08);
-        put_varint(&mut m, u64::from(kind));
+        out.push(0x08);
+        put_varint(out, u64::from(kind));
     }
-    for (tag, text) in [(TAG_2_LEN, name), (0x22, help), (0x2a, unit)] {
+    for (tag, text) in texts {
         if !text.is_empty() {
-            m.push(tag);
-            put_varint(&mut m, text.len() as u64);
-            m.extend_from_slice(text.as_bytes());
+            out.push(tag);
+            put_varint(out, text.len() as u64);
+            out.extend_from_slice(text.as_bytes());
         }
     }
-    out.push(0x1a);
-    put_varint(out, m.len() as u64);
-    out.extend_from_slice(&m);
 }
 
 /// The remote-write 2.0 `Metadata.type` of a family's type (v1's `MetricMetadata.type`
