@@ -576,11 +576,17 @@ struct SeriesEntry {
     tracked_prev: bool,
     /// Seen in this scrape without an exporter timestamp.
     tracked_now: bool,
-    /// Remote-write 2.0 only: the series' label references in the cache's symbols table,
-    /// made on its first encoding (and again after the table is rebuilt).
-    refs: Option<Box<[u8]>>,
-    /// Remote-write 2.0 only: its family's metadata in the last scrape that saw it,
-    /// `[type, help_ref, unit_ref]`.
+    /// Remote-write 2.0 only (none for the other encodings, so they pay one pointer).
+    v2: Option<Box<V2Series>>,
+}
+
+/// What remote-write 2.0 keeps per series.
+#[derive(Clone, Debug, Default)]
+struct V2Series {
+    /// The series' label references in the cache's symbols table, made on its first
+    /// encoding (and again after the table is rebuilt); empty until then.
+    refs: Box<[u8]>,
+    /// Its family's metadata in the last scrape that saw it, `[type, help_ref, unit_ref]`.
     meta: [u32; 3],
 }
 
@@ -592,8 +598,7 @@ impl SeriesEntry {
             last_ts: i64::MIN,
             tracked_prev: false,
             tracked_now: false,
-            refs: None,
-            meta: [0; 3],
+            v2: None,
         }
     }
 
@@ -652,12 +657,13 @@ impl SeriesCache {
         } else {
             &mut self.series[series as usize]
         };
-        if entry.refs.is_none() {
+        let v2 = entry.v2.get_or_insert_default();
+        if v2.refs.is_empty() {
             let labels = encode::labels_from_pb(&entry.frag);
             let mut refs = Vec::new();
             let pairs = labels.iter().map(|l| (l.name.as_str(), l.value.as_str()));
             encode::put_label_refs(pairs, &mut self.symbols, &mut refs);
-            entry.refs = Some(refs.into());
+            v2.refs = refs.into();
         }
     }
 
@@ -671,12 +677,13 @@ impl SeriesCache {
         }
         let mut used = vec![false; len];
         for e in self.series.iter().chain(&self.report) {
-            let mut refs = e.refs.as_deref().unwrap_or_default();
+            let Some(v2) = &e.v2 else { continue };
+            let mut refs = &*v2.refs;
             while let Some((r, rest)) = encode::read_varint(refs) {
                 used[(r as usize).min(len - 1)] = true;
                 refs = rest;
             }
-            for r in e.meta[1..].iter() {
+            for r in v2.meta[1..].iter() {
                 used[(*r as usize).min(len - 1)] = true;
             }
         }
@@ -685,8 +692,7 @@ impl SeriesCache {
         }
         self.symbols = encode::Symbols::default();
         for e in self.series.iter_mut().chain(self.report.iter_mut()) {
-            e.refs = None;
-            e.meta = [0; 3];
+            e.v2 = None;
         }
     }
 
@@ -1128,7 +1134,10 @@ fn append(
                     ]
                 })
             });
-            cache.series[series_idx as usize].meta = meta;
+            cache.series[series_idx as usize]
+                .v2
+                .get_or_insert_default()
+                .meta = meta;
         }
         let entry = &mut cache.series[series_idx as usize];
         if entry.seen_iter == iter {
@@ -1463,8 +1472,8 @@ fn encode_outs(
                 let entry = cache.entry(o.series);
                 groups.push(Group {
                     labels_pb: &entry.frag,
-                    refs: entry.refs.as_deref().unwrap_or_default(),
-                    meta: entry.meta,
+                    refs: entry.v2.as_ref().map_or(&[][..], |v| &v.refs),
+                    meta: entry.v2.as_ref().map_or([0; 3], |v| v.meta),
                     points: points.len()..points.len(),
                     hists: hists.len()..hists.len(),
                 });
