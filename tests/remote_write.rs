@@ -26,6 +26,13 @@ use scrapepool_core::labels::Labels;
 use scrapepool_core::scrape::{process_and_encode, FetchOutcome, Limits, ScrapeSpec, SeriesCache};
 use scrapepool_core::Timestamp;
 
+/// Remote-write v1 and 2.0 requests: Content-Type and protocol version.
+const V1: (&str, &str) = ("application/x-protobuf", "0.1.0");
+const V2: (&str, &str) = (
+    "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+    "2.0.0",
+);
+
 /// How long Prometheus may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Deadline of each HTTP exchange with it.
@@ -109,6 +116,24 @@ impl Prometheus {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    /// Posts one remote-write body (`version`: its Content-Type and protocol version):
+    /// status and answer.
+    fn write(&self, payload: &[u8], version: (&str, &str)) -> (u16, Vec<u8>) {
+        let (content_type, protocol) = version;
+        http(
+            &self.addr,
+            "POST",
+            "/api/v1/write",
+            &[
+                ("Content-Encoding", "snappy"),
+                ("Content-Type", content_type),
+                ("X-Prometheus-Remote-Write-Version", protocol),
+            ],
+            payload,
+        )
+        .expect("post")
     }
 
     /// Runs an instant query at `time_ms`, returning `(labels, timestamp_ms, value)` sorted.
@@ -294,18 +319,7 @@ fn prometheus_reads_back_what_remote_write_encoding_wrote() {
     );
     for (i, r) in records.iter().enumerate() {
         assert!(r.payload.len() <= 8 * 1024);
-        let (status, answer) = http(
-            &prom.addr,
-            "POST",
-            "/api/v1/write",
-            &[
-                ("Content-Encoding", "snappy"),
-                ("Content-Type", "application/x-protobuf"),
-                ("X-Prometheus-Remote-Write-Version", "0.1.0"),
-            ],
-            &r.payload,
-        )
-        .expect("post");
+        let (status, answer) = prom.write(&r.payload, V1);
         assert_eq!(
             status,
             204,
@@ -432,18 +446,7 @@ fn prometheus_reads_back_native_histograms() {
     );
     assert!(report.up, "{:?}", report.error);
     for r in &records {
-        let (status, answer) = http(
-            &prom.addr,
-            "POST",
-            "/api/v1/write",
-            &[
-                ("Content-Encoding", "snappy"),
-                ("Content-Type", "application/x-protobuf"),
-                ("X-Prometheus-Remote-Write-Version", "0.1.0"),
-            ],
-            &r.payload,
-        )
-        .expect("post");
+        let (status, answer) = prom.write(&r.payload, V1);
         assert_eq!(status, 204, "{}", String::from_utf8_lossy(&answer));
     }
     let histogram = |q: &str| {
@@ -554,21 +557,7 @@ fn prometheus_reads_back_remote_write_v2() {
                 .map(|(_, v)| v.as_str()),
             Some("application/x-protobuf;proto=io.prometheus.write.v2.Request")
         );
-        let (status, answer) = http(
-            &prom.addr,
-            "POST",
-            "/api/v1/write",
-            &[
-                ("Content-Encoding", "snappy"),
-                (
-                    "Content-Type",
-                    "application/x-protobuf;proto=io.prometheus.write.v2.Request",
-                ),
-                ("X-Prometheus-Remote-Write-Version", "2.0.0"),
-            ],
-            &r.payload,
-        )
-        .expect("post");
+        let (status, answer) = prom.write(&r.payload, V2);
         assert_eq!(status, 204, "{}", String::from_utf8_lossy(&answer));
     }
     let one = |q: &str| {

@@ -55,11 +55,6 @@ impl Encoding {
             Encoding::Json => "application/json",
         }
     }
-
-    /// Whether the payload is a remote-write request (v1 or 2.0).
-    pub fn is_remote_write(self) -> bool {
-        matches!(self, Encoding::RemoteWrite | Encoding::RemoteWriteV2)
-    }
 }
 
 /// Who writes, and how: the parts of a message that do not depend on the samples.
